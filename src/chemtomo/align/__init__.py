@@ -1,0 +1,2 @@
+"""chemtomo.align"""
+__all__: list[str] = []

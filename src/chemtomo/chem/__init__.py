@@ -1,0 +1,2 @@
+"""chemtomo.chem"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""chemtomo.io"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""chemtomo.particles"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""chemtomo.pipeline"""
+__all__: list[str] = []

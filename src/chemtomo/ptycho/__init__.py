@@ -1,0 +1,2 @@
+"""chemtomo.ptycho"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""chemtomo.report"""
+__all__: list[str] = []

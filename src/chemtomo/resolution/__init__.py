@@ -1,0 +1,2 @@
+"""chemtomo.resolution"""
+__all__: list[str] = []

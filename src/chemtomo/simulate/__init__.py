@@ -1,0 +1,2 @@
+"""chemtomo.simulate"""
+__all__: list[str] = []
