@@ -1,0 +1,169 @@
+"""Initial illumination (probe) models for far-field ptychography.
+
+Two ways to make a probe on the object pixel grid, before any reconstruction:
+
+- :func:`zone_plate_probe`: the focus of a Fresnel zone plate with a central stop, as used at
+  soft X-ray beamlines (the paper: 100 nm outer zone width), propagated to the sample plane.
+- :func:`probe_from_diffraction`: the data's own estimate, from the mean diffraction pattern.
+
+Fourier convention (the whole package): the far-field (detector) wave of a sample-plane field ψ is
+``fft2c(ψ)``, orthonormal and centred, so ``sum |ψ|² == sum |Ψ|²`` and a probe with
+``sum |P|² = N`` gives frames of N photons through an empty object.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core import energy_to_wavelength, ifft2c
+from ..core.errors import InputError
+
+__all__ = ["zone_plate_probe", "probe_from_diffraction", "frequency_grid"]
+
+
+def frequency_grid(shape: tuple[int, int], pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial frequencies (qy, qx) in cycles per metre of a centred FFT grid, each (ny, nx) float64."""
+    ny, nx = shape
+    qy = np.fft.fftshift(np.fft.fftfreq(ny, d=pixel_m))
+    qx = np.fft.fftshift(np.fft.fftfreq(nx, d=pixel_m))
+    return np.meshgrid(qy, qx, indexing="ij")
+
+
+def _soft_disk(r: np.ndarray, radius: float, step: float) -> np.ndarray:
+    """Anti-aliased disk: 1 inside ``radius``, 0 outside, linear over one sample ``step`` at the edge."""
+    return np.clip((radius - r) / step + 0.5, 0.0, 1.0)
+
+
+def zone_plate_probe(shape: tuple[int, int], pixel_m: float, energy_ev: float, *,
+                     outer_zone_m: float = 100e-9, diameter_m: float = 240e-6,
+                     central_stop: float = 0.4, defocus_m: float | None = None) -> np.ndarray:
+    """Illumination of a Fresnel zone plate with a central stop, at a defocused sample plane.
+
+    The zone plate of diameter D and outer zone width Δr_N has the first-order focal length
+    ``f = D Δr_N / λ``. Its focal-plane field is the Fourier transform of its pupil (an annulus
+    with the central stop), whose spatial-frequency radius is ``D / (2 λ f) = 1 / (2 Δr_N)``. The
+    sample sits ``defocus_m`` downstream of the focus; the focal field is carried there by the
+    angular-spectrum propagator ``exp(i k z (sqrt(1 − λ²q²) − 1))`` (the constant phase ``k z`` is
+    dropped). The geometric diameter of the defocused beam is ``D |z| / f = λ |z| / Δr_N``.
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Probe array shape; the same as the diffraction frames.
+    pixel_m : float
+        Object-plane pixel size in metres (``Scan.pixel_m``); must be finer than ``outer_zone_m``
+        so that the zone plate's numerical aperture fits in the frame.
+    energy_ev : float
+        Photon energy, eV.
+    outer_zone_m : float
+        Outer zone width Δr_N, metres (paper: 100 nm). Sets the focus size, ≈ 1.22 Δr_N.
+    diameter_m : float
+        Zone-plate diameter D, metres.
+    central_stop : float
+        Diameter of the central stop as a fraction of D, in [0, 1).
+    defocus_m : float or None
+        Distance from the focus to the sample plane, metres (sign: positive downstream). None
+        chooses the defocus at which the geometric beam diameter is 0.3 of the frame's field of
+        view, ``0.3 min(ny, nx) pixel_m``, a common ptychographic overlap setting.
+
+    Returns
+    -------
+    probe : (ny, nx) complex64
+        Sample-plane field, centred in the array, with ``sum |probe|² == 1``.
+
+    Raises
+    ------
+    InputError
+        For non-positive sizes, a central stop outside [0, 1), a pixel coarser than the outer
+        zone, or a defocused beam wider than the frame's field of view (it would wrap around).
+
+    Examples
+    --------
+    >>> p = zone_plate_probe((64, 64), 10e-9, 708.2, defocus_m=5e-6)
+    >>> p.dtype, round(float((abs(p) ** 2).sum()), 5)
+    (dtype('complex64'), 1.0)
+    """
+    if len(shape) != 2 or min(shape) < 2:
+        raise InputError(f"zone_plate_probe: shape must be (ny, nx) with both >= 2, got {shape!r}")
+    for name, value in (("pixel_m", pixel_m), ("energy_ev", energy_ev), ("outer_zone_m", outer_zone_m),
+                        ("diameter_m", diameter_m)):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"zone_plate_probe: {name} must be a positive finite number, got {value!r}")
+    if not (0.0 <= central_stop < 1.0):
+        raise InputError(f"zone_plate_probe: central_stop is a fraction of the diameter in [0, 1), "
+                         f"got {central_stop!r}")
+    if pixel_m >= outer_zone_m:
+        raise InputError(f"zone_plate_probe: pixel_m ({pixel_m:.3g} m) must be smaller than outer_zone_m "
+                         f"({outer_zone_m:.3g} m); otherwise the zone plate's aperture exceeds the frame's "
+                         "frequency band")
+    ny, nx = int(shape[0]), int(shape[1])
+    wavelength = energy_to_wavelength(energy_ev)
+    field_of_view = min(ny, nx) * pixel_m
+    if defocus_m is None:
+        defocus_m = 0.3 * field_of_view * outer_zone_m / wavelength
+    if not math.isfinite(defocus_m):
+        raise InputError(f"zone_plate_probe: defocus_m must be finite, got {defocus_m!r}")
+    beam_m = wavelength * abs(defocus_m) / outer_zone_m
+    if beam_m > field_of_view:
+        raise InputError(f"zone_plate_probe: at defocus_m={defocus_m:.3g} m the beam is {beam_m * 1e9:.0f} nm wide "
+                         f"but the frame spans only {field_of_view * 1e9:.0f} nm; reduce the defocus")
+
+    qy, qx = frequency_grid((ny, nx), pixel_m)
+    q = np.hypot(qy, qx)
+    dq = 1.0 / field_of_view
+    q_outer = 1.0 / (2.0 * outer_zone_m)
+    pupil = _soft_disk(q, q_outer, dq) * (1.0 - _soft_disk(q, central_stop * q_outer, dq))
+    kz = 2.0 * np.pi / wavelength * defocus_m
+    # sqrt(1 - λ²q²) - 1, written to keep precision for small λq
+    lq2 = (wavelength * q) ** 2
+    propagator = np.exp(1j * kz * (-lq2 / (1.0 + np.sqrt(1.0 - np.minimum(lq2, 1.0)))))
+    probe = ifft2c(pupil * propagator)
+    probe /= math.sqrt(float(np.sum(np.abs(probe) ** 2)))
+    return probe.astype(np.complex64)
+
+
+def probe_from_diffraction(frames: np.ndarray, *, mask: np.ndarray | None = None,
+                           background: np.ndarray | float = 0.0) -> np.ndarray:
+    """Initial probe from the mean diffraction pattern of a scan.
+
+    The far-field probe modulus is taken as ``sqrt(mean_j I_j − background)`` with a flat (zero)
+    phase, and the sample-plane probe is its inverse centred FFT. For a weakly scattering object
+    the mean pattern is close to the probe's own far-field intensity, so this probe carries the
+    right photon count and the right numerical aperture; its phase (and so its defocus) is left
+    for the reconstruction to find. Masked detector pixels take the value of their point-mirrored
+    partner through the array centre when that one is valid, else zero.
+
+    Parameters
+    ----------
+    frames : (n_frames, ny, nx) float
+        Photon counts, zero frequency at the array centre.
+    mask : (ny, nx) bool or None
+        True where a detector pixel is valid.
+    background : (ny, nx) array or float
+        Static additive background (counts) to subtract before the square root.
+
+    Returns
+    -------
+    probe : (ny, nx) complex64
+        ``sum |probe|²`` equals the mean photon count per frame (after background removal).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[0] == 0:
+        raise InputError(f"probe_from_diffraction: frames must be (n_frames, ny, nx) with n_frames >= 1, "
+                         f"got shape {frames.shape}")
+    if mask is not None and np.shape(mask) != frames.shape[1:]:
+        raise InputError(f"probe_from_diffraction: mask must have the frame shape {frames.shape[1:]}, "
+                         f"got {np.shape(mask)}")
+    mean = np.nanmean(frames, axis=0, dtype=np.float64) - np.asarray(background, dtype=np.float64)
+    mean = np.nan_to_num(np.maximum(mean, 0.0))
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        # Point reflection through the centre pixel (ny//2, nx//2) of a centred FFT grid.
+        mirrored = np.roll(mean[::-1, ::-1], (1 - mean.shape[0] % 2, 1 - mean.shape[1] % 2), axis=(0, 1))
+        mirrored_valid = np.roll(mask[::-1, ::-1], (1 - mask.shape[0] % 2, 1 - mask.shape[1] % 2), axis=(0, 1))
+        mean = np.where(mask, mean, np.where(mirrored_valid, mirrored, 0.0))
+    probe = ifft2c(np.sqrt(mean).astype(np.complex128))
+    return probe.astype(np.complex64)
+

@@ -1,0 +1,77 @@
+"""Tests of chemtomo.ptycho.probe: zone-plate illumination and the mean-pattern probe."""
+
+import numpy as np
+import pytest
+
+from chemtomo.core import InputError, energy_to_wavelength, fft2c
+from chemtomo.ptycho import probe_from_diffraction, zone_plate_probe
+
+
+def test_zone_plate_probe_is_unit_intensity_complex64_and_centred():
+    p = zone_plate_probe((64, 64), 10e-9, 708.2, defocus_m=5e-6)
+    assert p.dtype == np.complex64 and p.shape == (64, 64)
+    # single-precision sum of 4096 values: relative rounding ~1e-6
+    assert abs(float(np.sum(np.abs(p) ** 2)) - 1.0) < 1e-5
+    intensity = np.abs(p) ** 2
+    y, x = np.indices(p.shape)
+    # symmetric pupil: the intensity centroid sits on the FFT centre pixel (32, 32) to rounding
+    assert abs(float((intensity * y).sum()) - 32) < 0.05
+    assert abs(float((intensity * x).sum()) - 32) < 0.05
+
+
+def test_zone_plate_far_field_is_the_annular_pupil():
+    pixel_m, outer = 10e-9, 100e-9
+    p = zone_plate_probe((128, 128), pixel_m, 708.2, outer_zone_m=outer, central_stop=0.4, defocus_m=8e-6)
+    far = np.abs(fft2c(p)) ** 2
+    q = np.hypot(*np.meshgrid(np.fft.fftshift(np.fft.fftfreq(128, pixel_m)),
+                              np.fft.fftshift(np.fft.fftfreq(128, pixel_m)), indexing="ij"))
+    q_outer = 1 / (2 * outer)
+    # the propagator is a pure phase, so |far field| is the pupil: no power outside the annulus
+    # beyond the one-sample anti-aliased edge (dq = 1 / (128 * 10 nm))
+    dq = 1 / (128 * pixel_m)
+    outside = (q > q_outer + dq) | (q < 0.4 * q_outer - dq)
+    assert far[outside].sum() < 1e-6
+    inside = (q < q_outer - dq) & (q > 0.4 * q_outer + dq)
+    assert np.ptp(far[inside]) < 1e-3 * far[inside].max()
+
+
+def test_defocus_widens_the_beam_as_geometric_optics_predicts():
+    pixel_m, outer, energy = 10e-9, 100e-9, 708.2
+    z = 50e-6  # Fresnel number R²/(λz) ≈ 2: geometric optics roughly holds
+    p = zone_plate_probe((128, 128), pixel_m, energy, outer_zone_m=outer, central_stop=0.0, defocus_m=z)
+    intensity = np.abs(p) ** 2
+    y, x = np.indices(p.shape)
+    r = np.hypot(y - 64, x - 64) * pixel_m
+    expected_radius = energy_to_wavelength(energy) * z / outer / 2
+    # a uniform disk of that radius holds all power inside it and 25 % inside half of it; edge
+    # diffraction at Fresnel number ~2 spills ~10 % beyond and brightens the centre a little
+    assert intensity[r < 1.15 * expected_radius].sum() > 0.9
+    assert intensity[r < 0.5 * expected_radius].sum() < 0.4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(central_stop=1.0), "central_stop"),
+    (dict(outer_zone_m=5e-9), "pixel_m"),
+    (dict(defocus_m=1e-3), "reduce the defocus"),
+    (dict(diameter_m=-1.0), "diameter_m"),
+])
+def test_zone_plate_probe_rejects_bad_parameters(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        zone_plate_probe((64, 64), 10e-9, 708.2, **kwargs)
+
+
+def test_probe_from_diffraction_matches_the_probe_far_field_modulus():
+    p = zone_plate_probe((64, 64), 10e-9, 708.2, defocus_m=5e-6) * np.sqrt(1e5)
+    frames = np.repeat((np.abs(fft2c(p)) ** 2)[None], 3, axis=0).astype(np.float32)
+    mask = np.ones((64, 64), bool)
+    mask[30, 40] = False  # its mirror (34, 24) is valid, so its value is recovered exactly
+    est = probe_from_diffraction(frames, mask=mask)
+    assert est.dtype == np.complex64
+    # same far-field modulus, float32 rounding of the counts only
+    np.testing.assert_allclose(np.abs(fft2c(est)), np.abs(fft2c(p)), atol=1e-2 * np.abs(fft2c(p)).max())
+    assert abs(float(np.sum(np.abs(est) ** 2)) / 1e5 - 1) < 1e-4
+
+
+def test_probe_from_diffraction_rejects_wrong_mask_shape():
+    with pytest.raises(InputError, match="mask must have the frame shape"):
+        probe_from_diffraction(np.ones((2, 8, 8)), mask=np.ones((4, 4), bool))
