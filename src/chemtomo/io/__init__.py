@@ -1,2 +1,18 @@
-"""chemtomo.io"""
-__all__: list[str] = []
+"""Files: CXI scans and images, manifests, reference spectra, the run store, exports."""
+
+from .cxi import read_projection, read_scan, write_projection, write_scan
+from .info import describe
+from .manifest import (
+    group_by_energy,
+    read_manifest,
+    read_references,
+    scan_folder,
+    write_manifest,
+    write_references,
+)
+
+__all__ = [
+    "read_scan", "write_scan", "read_projection", "write_projection",
+    "read_manifest", "write_manifest", "scan_folder", "group_by_energy",
+    "read_references", "write_references", "describe",
+]

@@ -1,0 +1,286 @@
+"""CXI (HDF5) ptychography scans and reconstructed images (DESIGN.md, "Input" and "Output").
+
+Layout read (first present path wins):
+
+- frames      ``/entry_1/data_1/data`` or ``/entry_1/instrument_1/detector_1/data``,
+                ``(n_frames, ny, nx)`` photon counts, zero frequency at the array centre
+- positions   ``/entry_1/sample_1/geometry_1/translation`` (or ``geometry``), ``(n, 3)`` x, y, z metres
+- energy      ``/entry_1/instrument_1/source_1/energy``, joules
+- detector    ``/entry_1/instrument_1/detector_1/{distance, x_pixel_size, y_pixel_size}``, metres
+- mask        ``/entry_1/instrument_1/detector_1/mask`` (CXI: 0 = good pixel, non-zero = flagged)
+- probe       ``/entry_1/instrument_1/source_1/probe`` or ``.../detector_1/probe``, ``(ny, nx)`` or
+                ``(modes, ny, nx)`` complex
+- tilt angle  ``/entry_1/sample_1/geometry_1/orientation``: a scalar in degrees, or the CXI
+                six direction cosines of the sample's x and y axes, whose rotation about y gives
+                θ = atan2(o[2], o[0]); or any key given as ``angle_key``
+
+Positions become ``(y, x)`` in metres (``translation[:, 1], translation[:, 0]``); facilities
+differ, so ``swap_xy`` and ``flip_y``/``flip_x`` convert other conventions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..core.containers import Curve, Projection, Scan
+from ..core.errors import InputError
+from ..core.units import ev_to_joule, joule_to_ev
+from ._h5 import atomic_path, first_present, open_h5
+
+__all__ = ["read_scan", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
+           "FRAMES_PATHS", "TRANSLATION_PATHS"]
+
+#: Photon energies accepted by the reader, eV (soft and tender X-rays).
+ENERGY_RANGE_EV = (100.0, 2000.0)
+
+FRAMES_PATHS = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data")
+TRANSLATION_PATHS = ("entry_1/sample_1/geometry_1/translation", "entry_1/sample_1/geometry/translation")
+ORIENTATION_PATHS = ("entry_1/sample_1/geometry_1/orientation", "entry_1/sample_1/geometry/orientation")
+ENERGY_PATH = "entry_1/instrument_1/source_1/energy"
+DETECTOR = "entry_1/instrument_1/detector_1"
+PROBE_PATHS = ("entry_1/instrument_1/source_1/probe", "entry_1/instrument_1/detector_1/probe")
+
+
+def _scalar(f: h5py.File, path: str, name: str, src: Path) -> float:
+    if path not in f:
+        raise InputError(f"{src}: missing dataset /{path} ({name})")
+    try:
+        v = np.asarray(f[path][()], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{src}: /{path} ({name}) is not numeric: {exc}") from exc
+    if v.size != 1:
+        raise InputError(f"{src}: /{path} ({name}) must be a scalar, found shape {v.shape}")
+    return float(v.reshape(()))
+
+
+def _positive(value: float, path: str, name: str, src: Path) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{src}: /{path} ({name}) must be a positive finite number of metres, found {value!r}")
+    return value
+
+
+def _angle(f: h5py.File, src: Path, angle_key: str | None) -> float:
+    if angle_key is not None:
+        key = angle_key.strip("/")
+        if key not in f:
+            raise InputError(f"{src}: missing dataset /{key} (tilt angle, configured as angle_key)")
+        return _scalar(f, key, "tilt angle in degrees", src)
+    path, ds = first_present(f, ORIENTATION_PATHS)
+    if ds is None:
+        return float("nan")
+    o = np.asarray(ds[()], dtype=np.float64).ravel()
+    if o.size == 1:
+        return float(o[0])
+    if o.size >= 6:
+        return math.degrees(math.atan2(o[2], o[0]))
+    raise InputError(f"{src}: /{path} (orientation) must be a scalar angle in degrees or six direction "
+                     f"cosines, found {o.size} values")
+
+
+def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy: bool = False,
+              flip_y: bool = False, flip_x: bool = False, check_counts: bool = True) -> Scan:
+    """Read and validate one CXI ptychography scan.
+
+    Parameters
+    ----------
+    path : path of the CXI (HDF5) file
+    angle_key : HDF5 path of a scalar tilt angle in degrees (default: the CXI orientation)
+    swap_xy : the file's translation columns are (y, x, z) instead of the CXI (x, y, z)
+    flip_y, flip_x : negate that position axis (facility sign conventions)
+    check_counts : refuse NaN, infinite or negative counts (default True)
+
+    Returns
+    -------
+    Scan with float32 frames, (n, 2) positions (y, x) in metres, energy in eV.
+
+    Raises
+    ------
+    InputError naming the file, the dataset, what was expected and what was found.
+    """
+    src = Path(path)
+    with open_h5(src) as f:
+        fpath, fds = first_present(f, FRAMES_PATHS)
+        if fds is None:
+            raise InputError(f"{src}: missing diffraction frames; expected a dataset at "
+                             + " or ".join("/" + p for p in FRAMES_PATHS))
+        if fds.ndim != 3:
+            raise InputError(f"{src}: /{fpath} has rank {fds.ndim} (shape {fds.shape}); expected "
+                             "(n_frames, ny, nx)")
+        if 0 in fds.shape:
+            raise InputError(f"{src}: /{fpath} is empty (shape {fds.shape}); expected at least one frame")
+        try:
+            frames = np.asarray(fds[()], dtype=np.float32)
+        except OSError as exc:
+            raise InputError(f"{src}: /{fpath} cannot be read (truncated file?): {exc}") from exc
+        if check_counts:
+            finite = np.isfinite(frames)
+            if not finite.all():
+                bad = np.flatnonzero(~finite.all(axis=(1, 2)))
+                raise InputError(f"{src}: /{fpath} has NaN or infinite counts in frames {bad[:10].tolist()}"
+                                 f"{' ...' if bad.size > 10 else ''}; expected finite photon counts")
+            if (frames < 0).any():
+                bad = np.flatnonzero((frames < 0).any(axis=(1, 2)))
+                raise InputError(f"{src}: /{fpath} has negative counts in frames {bad[:10].tolist()}"
+                                 f"{' ...' if bad.size > 10 else ''} (min {frames.min():g}); expected photon "
+                                 "counts ≥ 0")
+        tpath, tds = first_present(f, TRANSLATION_PATHS)
+        if tds is None:
+            raise InputError(f"{src}: missing scan positions; expected /{TRANSLATION_PATHS[0]} of shape "
+                             f"({frames.shape[0]}, 3)")
+        t = np.asarray(tds[()], dtype=np.float64)
+        if t.ndim != 2 or t.shape[1] not in (2, 3):
+            raise InputError(f"{src}: /{tpath} has shape {t.shape}; expected ({frames.shape[0]}, 3) "
+                             "positions x, y, z in metres")
+        if t.shape[0] != frames.shape[0]:
+            raise InputError(f"{src}: /{fpath} has shape {fds.shape} but /{tpath} has {t.shape[0]} rows; "
+                             "expected one position per frame")
+        if not np.isfinite(t).all():
+            bad = np.flatnonzero(~np.isfinite(t).all(axis=1))
+            raise InputError(f"{src}: /{tpath} has non-finite positions in rows {bad[:10].tolist()}")
+        x, y = (t[:, 1], t[:, 0]) if swap_xy else (t[:, 0], t[:, 1])
+        positions = np.stack([-y if flip_y else y, -x if flip_x else x], axis=1)
+
+        energy_j = _scalar(f, ENERGY_PATH, "photon energy in joules", src)
+        energy_ev = joule_to_ev(energy_j)
+        lo, hi = ENERGY_RANGE_EV
+        if not (math.isfinite(energy_ev) and lo <= energy_ev <= hi):
+            hint = (f"; the value looks like eV, but CXI stores joules (×1.602e-19)"
+                    if lo <= energy_j <= hi else "")
+            raise InputError(f"{src}: /{ENERGY_PATH} is {energy_j!r} J = {energy_ev:.4g} eV; expected a photon "
+                             f"energy between {lo:g} and {hi:g} eV{hint}")
+        dist = _positive(_scalar(f, f"{DETECTOR}/distance", "sample–detector distance", src),
+                         f"{DETECTOR}/distance", "sample–detector distance", src)
+        px = _positive(_scalar(f, f"{DETECTOR}/x_pixel_size", "detector pixel size", src),
+                       f"{DETECTOR}/x_pixel_size", "detector pixel size", src)
+        py = _positive(_scalar(f, f"{DETECTOR}/y_pixel_size", "detector pixel size", src),
+                       f"{DETECTOR}/y_pixel_size", "detector pixel size", src)
+
+        mask = None
+        if f"{DETECTOR}/mask" in f:
+            m = np.asarray(f[f"{DETECTOR}/mask"][()])
+            if m.shape != frames.shape[1:]:
+                raise InputError(f"{src}: /{DETECTOR}/mask has shape {m.shape}; expected the frame shape "
+                                 f"{frames.shape[1:]}")
+            mask = m == 0
+            if not mask.any():
+                raise InputError(f"{src}: /{DETECTOR}/mask flags every pixel as bad (CXI: 0 = good pixel)")
+
+        probe = None
+        ppath, pds = first_present(f, PROBE_PATHS)
+        if pds is not None:
+            probe = np.asarray(pds[()]).astype(np.complex64)
+            if probe.ndim == 2:
+                probe = probe[None]
+            if probe.ndim != 3 or probe.shape[1:] != frames.shape[1:]:
+                raise InputError(f"{src}: /{ppath} has shape {pds.shape}; expected the frame shape "
+                                 f"{frames.shape[1:]} or (modes, {frames.shape[1]}, {frames.shape[2]})")
+        angle = _angle(f, src, angle_key)
+
+    return Scan(frames=frames, positions_m=positions, energy_ev=energy_ev, distance_m=dist,
+                detector_pixel_m=py, mask=mask, angle_deg=angle, probe=probe, source=str(src),
+                detector_pixel_yx_m=(py, px) if px != py else None)
+
+
+def _orientation(angle_deg: float) -> np.ndarray:
+    t = math.radians(angle_deg)
+    return np.array([math.cos(t), 0.0, math.sin(t), 0.0, 1.0, 0.0])
+
+
+def write_scan(path: str | os.PathLike, scan: Scan, *, compression: str | None = "gzip") -> Path:
+    """Write a Scan as a standard CXI file (atomically: temporary name, then rename).
+
+    Frames go to ``/entry_1/instrument_1/detector_1/data`` with ``/entry_1/data_1/data`` a soft
+    link to it; positions to ``/entry_1/sample_1/geometry_1/translation`` as (x, y, 0) metres.
+    """
+    p = Path(path)
+    with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["cxi_version"] = 160
+        e = f.create_group("entry_1")
+        e.create_dataset("program_name", data="chemtomo")
+        det = e.create_group("instrument_1/detector_1")
+        det.create_dataset("data", data=np.asarray(scan.frames, np.float32), compression=compression,
+                           chunks=(1,) + tuple(scan.frames.shape[1:]))
+        py, px = scan.detector_pixel_yx_m or (scan.detector_pixel_m, scan.detector_pixel_m)
+        det.create_dataset("distance", data=float(scan.distance_m))
+        det.create_dataset("x_pixel_size", data=float(px))
+        det.create_dataset("y_pixel_size", data=float(py))
+        if scan.mask is not None:
+            det.create_dataset("mask", data=(~np.asarray(scan.mask, bool)).astype(np.uint32))
+        src = e.create_group("instrument_1/source_1")
+        src.create_dataset("energy", data=ev_to_joule(scan.energy_ev))
+        if scan.probe is not None:
+            src.create_dataset("probe", data=np.asarray(scan.probe, np.complex64))
+        d1 = e.create_group("data_1")
+        d1["data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
+        geo = e.create_group("sample_1/geometry_1")
+        pos = np.asarray(scan.positions_m, np.float64)
+        geo.create_dataset("translation", data=np.stack([pos[:, 1], pos[:, 0], np.zeros(len(pos))], axis=1))
+        if math.isfinite(scan.angle_deg):
+            geo.create_dataset("orientation", data=_orientation(scan.angle_deg))
+    return p
+
+
+def write_projection(path: str | os.PathLike, projection: Projection) -> Path:
+    """Write a reconstructed projection in the CXI convention for images (atomically).
+
+    ``/entry_1/image_1/data`` complex64 (ny, nx), ``x_pixel_size``/``y_pixel_size`` metres,
+    ``data_space`` = ``real``, probe modes at ``/entry_1/image_1/probe``, energy (J) at
+    ``/entry_1/instrument_1/source_1/energy``, and the FRC under ``/entry_1/image_1/frc``
+    (``frequency_per_m``, ``correlation``, ``threshold``, ``resolution_m``).
+    """
+    p = Path(path)
+    with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["cxi_version"] = 160
+        e = f.create_group("entry_1")
+        img = e.create_group("image_1")
+        img.create_dataset("data", data=np.asarray(projection.transmission, np.complex64))
+        img.create_dataset("x_pixel_size", data=float(projection.pixel_m))
+        img.create_dataset("y_pixel_size", data=float(projection.pixel_m))
+        img.create_dataset("data_space", data="real")
+        img.create_dataset("data_type", data="complex transmission")
+        if projection.probe is not None:
+            img.create_dataset("probe", data=np.asarray(projection.probe, np.complex64))
+        if projection.background is not None:
+            img.create_dataset("background", data=np.asarray(projection.background, np.float32))
+        if projection.errors is not None:
+            img.create_dataset("errors", data=np.asarray(projection.errors, np.float32))
+        if projection.frc is not None:
+            g = img.create_group("frc")
+            g.create_dataset("frequency_per_m", data=projection.frc.frequency_per_m)
+            g.create_dataset("correlation", data=projection.frc.correlation)
+            g.create_dataset("threshold", data=projection.frc.threshold)
+            g.create_dataset("resolution_m", data=float(projection.frc.resolution_m))
+        e.create_dataset("instrument_1/source_1/energy", data=ev_to_joule(projection.energy_ev))
+        if math.isfinite(projection.angle_deg):
+            e.create_dataset("sample_1/geometry_1/orientation", data=_orientation(projection.angle_deg))
+    return p
+
+
+def read_projection(path: str | os.PathLike) -> Projection:
+    """Read a reconstructed-image CXI file written by :func:`write_projection` or another tool."""
+    src = Path(path)
+    with open_h5(src) as f:
+        if "entry_1/image_1/data" not in f:
+            raise InputError(f"{src}: missing dataset /entry_1/image_1/data (reconstructed image)")
+        data = np.asarray(f["entry_1/image_1/data"][()]).astype(np.complex64)
+        if data.ndim != 2:
+            raise InputError(f"{src}: /entry_1/image_1/data has shape {data.shape}; expected (ny, nx)")
+        pix = _positive(_scalar(f, "entry_1/image_1/x_pixel_size", "image pixel size", src),
+                        "entry_1/image_1/x_pixel_size", "image pixel size", src)
+        energy = joule_to_ev(_scalar(f, ENERGY_PATH, "photon energy in joules", src))
+        probe = np.asarray(f["entry_1/image_1/probe"][()]) if "entry_1/image_1/probe" in f else None
+        bg = np.asarray(f["entry_1/image_1/background"][()]) if "entry_1/image_1/background" in f else None
+        errors = np.asarray(f["entry_1/image_1/errors"][()]) if "entry_1/image_1/errors" in f else None
+        frc = None
+        if "entry_1/image_1/frc" in f:
+            g = f["entry_1/image_1/frc"]
+            frc = Curve(np.asarray(g["frequency_per_m"]), np.asarray(g["correlation"]),
+                        np.asarray(g["threshold"]), float(g["resolution_m"][()]))
+        angle = _angle(f, src, None)
+    return Projection(transmission=data, pixel_m=pix, energy_ev=energy, angle_deg=angle, probe=probe,
+                      background=bg, frc=frc, errors=errors)
