@@ -1,0 +1,238 @@
+"""Run configuration: one TOML file parsed into frozen dataclasses, validated on load.
+
+Every default is documented here, once, in the ``doc`` of its field; ``example_config()`` prints
+them as a commented TOML file (``chemtomo config --example``) and the store keeps the resolved
+config so a run can be reproduced from its output. An unknown key or a bad value is a
+``ConfigError`` that names the key and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+
+__all__ = ["RunConfig", "InputConfig", "PtychoConfig", "AlignConfig", "TomoConfig", "ResolutionConfig",
+           "ChemConfig", "ParticlesConfig", "ComputeConfig", "load_config", "config_for_manifest",
+           "example_config", "config_to_dict", "config_from_dict"]
+
+
+def _f(default, doc: str, choices: tuple | None = None, low: float | None = None, high: float | None = None):
+    meta = {"doc": doc, "choices": choices, "low": low, "high": high}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """Where the scans are and how to read them."""
+    manifest: str = _f("", "Manifest CSV (path,angle_deg,energy_eV) or a folder of CXI files; relative to the config file.")
+    references: str = _f("", "Reference spectra CSV (energy_eV,LiFePO4,…,FePO4); default: references.csv beside the manifest.")
+    xas2d: str = _f("", "Optional 2D XAS stack (HDF5: /energies_eV, /od, /pixel_m) for validation; default: xas2d.h5 beside the manifest if present.")
+    angle_key: str = _f("", "HDF5 path of a scalar tilt angle in degrees, when reading a folder (default: CXI orientation).")
+    swap_xy: bool = _f(False, "The files' translation columns are (y, x, z) instead of CXI's (x, y, z).")
+    flip_x: bool = _f(False, "Negate the x positions (facility sign convention).")
+    flip_y: bool = _f(False, "Negate the y positions (facility sign convention).")
+
+
+@dataclass(frozen=True)
+class PtychoConfig:
+    """Ptychographic reconstruction of every scan (chemtomo.ptycho.reconstruct)."""
+    algorithm: str = _f("RAAR:200", "Algorithm chain, e.g. 'RAAR:500' (the paper) or 'DM:100,RAAR:300,ML:100'.")
+    n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
+    background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
+    refine_positions: bool = _f(False, "Refine scan positions.")
+    frc: bool = _f(True, "Split-half FRC per projection (doubles the cost); false: only the first scan of each energy.")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Tilt-series alignment (chemtomo.align.align)."""
+    method: str = _f("reprojection", "'reprojection' (coarse, then iterative reprojection with similarity transforms), 'coarse', or 'none'.",
+                     choices=("reprojection", "coarse", "none"))
+    iterations: int = _f(10, "Maximum reprojection-alignment iterations.", low=1, high=200)
+    algorithm: str = _f("sirt", "Reconstruction used inside the alignment loop.", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
+    tol_px: float = _f(0.02, "Stop when the largest update is below this, pixels.", low=0.0)
+    similarity: bool = _f(True, "Fit rotation and scale as well as translation (the paper's similarity transform).")
+    reference_energy: float = _f(0.0, "Energy (eV) whose grid and projections are the reference; 0: the lowest energy.", low=0.0)
+
+
+@dataclass(frozen=True)
+class TomoConfig:
+    """Tomographic reconstruction of each energy's aligned OD tilt series."""
+    algorithm: str = _f("art", "art (the paper), sart, sirt, cgls, fbp or tv.", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
+    iterations: int = _f(20, "Full sweeps (ART/SART) or updates (SIRT/CGLS/TV); the paper: ART, 20.", low=1, high=10000)
+    nonneg: bool = _f(True, "Clip negative OD after each update (OD cannot be negative).")
+    block_slices: int = _f(16, "Slices (rows along the rotation axis) per Dask task.", low=1)
+
+
+@dataclass(frozen=True)
+class ResolutionConfig:
+    """3D resolution by split-half FSC (odd and even angles reconstructed independently)."""
+    fsc: bool = _f(True, "Compute the split-half FSC at the reference energy.")
+    threshold: str = _f("half-bit", "'half-bit' (van Heel & Schatz 2005, the paper) or '1/7'.", choices=("half-bit", "1/7"))
+
+
+@dataclass(frozen=True)
+class ChemConfig:
+    """Per-voxel chemistry: unmixing, fraction, classes (chemtomo.chem)."""
+    method: str = _f("exact", "exact (2×2 solve of the paper's equation 1), lstsq or nnls.", choices=("exact", "lstsq", "nnls"))
+    thresholds: list = _f([0.3, 0.7], "FePO4-fraction class limits: below the first LFP-rich, above the second FP-rich (paper: 30 %/70 %).")
+    density_threshold: float = _f(0.0, "Sample-mask density threshold (volume fraction); 0: automatic (Otsu).", low=0.0)
+
+
+@dataclass(frozen=True)
+class ParticlesConfig:
+    """Particle segmentation, measurement and activity statistics (chemtomo.particles)."""
+    active_thresholds: list = _f([0.15, 0.25], "Mean FePO4 fraction above which a particle is active (paper: 15 % and 25 %).")
+    min_volume_nm3: float = _f(0.0, "Smallest particle kept, nm³; 0: a sphere of diameter twice the measured resolution.", low=0.0)
+    split: bool = _f(True, "Split touching particles by a watershed on the distance transform.")
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Where the work runs."""
+    device: str = _f("cpu", "cpu, or gpu (CuPy) where installed.", choices=("cpu", "gpu"))
+    scheduler: str = _f("", "Dask scheduler address (tcp://HOST:PORT); empty: a local scheduler on this machine's cores.")
+    workers: int = _f(0, "Local worker threads; 0: all cores.", low=0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run. Sections are TOML tables of the same names."""
+    input: InputConfig = field(default_factory=InputConfig)
+    ptycho: PtychoConfig = field(default_factory=PtychoConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    tomo: TomoConfig = field(default_factory=TomoConfig)
+    resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
+    chem: ChemConfig = field(default_factory=ChemConfig)
+    particles: ParticlesConfig = field(default_factory=ParticlesConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    base_dir: str = field(default="", metadata={"doc": "internal: folder relative paths are resolved against"})
+
+    def path(self, value: str) -> Path | None:
+        """A configured path resolved against the config file's folder, or None if empty."""
+        if not value:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir or ".") / p
+
+
+_SECTION_TYPES = {"input": InputConfig, "ptycho": PtychoConfig, "align": AlignConfig, "tomo": TomoConfig,
+                  "resolution": ResolutionConfig, "chem": ChemConfig, "particles": ParticlesConfig,
+                  "compute": ComputeConfig}
+
+
+def _check_value(section: str, f: dataclasses.Field, value: Any, where: str) -> Any:
+    key = f"{section}.{f.name}"
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    meta = f.metadata
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} must be a finite number, got {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or len(value) != len(default) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of {len(default)} numbers, got {value!r}")
+        if not all(0.0 <= v <= 1.0 for v in value) or sorted(value) != list(value):
+            raise ConfigError(f"{where}: {key} must be increasing fractions in [0, 1], got {value!r}")
+        value = [float(v) for v in value]
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{where}: {key} = {value!r} is not allowed; choose one of {', '.join(map(repr, meta['choices']))}")
+    if meta.get("low") is not None and value < meta["low"]:
+        raise ConfigError(f"{where}: {key} = {value!r} must be ≥ {meta['low']}")
+    if meta.get("high") is not None and value > meta["high"]:
+        raise ConfigError(f"{where}: {key} = {value!r} must be ≤ {meta['high']}")
+    return value
+
+
+def config_from_dict(data: dict, *, where: str = "config", base_dir: str = "") -> RunConfig:
+    """Validate a parsed TOML document and build a RunConfig."""
+    unknown = set(data) - set(_SECTION_TYPES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; valid sections: {sorted(_SECTION_TYPES)}")
+    sections = {}
+    for name, cls in _SECTION_TYPES.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table, got {table!r}")
+        valid = {f.name: f for f in fields(cls)}
+        bad = set(table) - set(valid)
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(f'{name}.{k}' for k in sorted(bad))}; "
+                              f"valid keys in [{name}]: {', '.join(sorted(valid))}")
+        sections[name] = cls(**{k: _check_value(name, valid[k], v, where) for k, v in table.items()})
+    return RunConfig(**sections, base_dir=base_dir)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run configuration."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    cfg = config_from_dict(data, where=str(p), base_dir=str(p.parent.resolve()))
+    if not cfg.input.manifest:
+        raise ConfigError(f"{p}: input.manifest is required (a manifest CSV or a folder of CXI files)")
+    return cfg
+
+
+def config_for_manifest(manifest: str | Path, overrides: dict | None = None) -> RunConfig:
+    """Defaults for a run of one manifest (``chemtomo run MANIFEST.csv``)."""
+    m = Path(manifest).resolve()
+    data = {"input": {"manifest": m.name if m.is_file() else str(m)}}
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return config_from_dict(data, where=str(manifest), base_dir=str(m.parent if m.is_file() else m.parent))
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    """The resolved config as plain data (stored in the run's metadata)."""
+    d = dataclasses.asdict(cfg)
+    d.pop("base_dir", None)
+    return d
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def example_config() -> str:
+    """A commented TOML file with every key and its default."""
+    lines = ["# chemtomo run configuration: every key with its default.",
+             "# Run with: chemtomo run THIS.toml --out RUN.zarr", ""]
+    for name, cls in _SECTION_TYPES.items():
+        lines.append(f"[{name}]")
+        lines.append(f"# {cls.__doc__.strip()}")
+        for f in fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"# {f.metadata['doc']}")
+            value = "manifest.csv" if (name, f.name) == ("input", "manifest") else default
+            lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
