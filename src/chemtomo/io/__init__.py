@@ -1,6 +1,6 @@
 """Files: CXI scans and images, manifests, reference spectra, the run store, exports."""
 
-from .cxi import read_projection, read_scan, write_projection, write_scan
+from .cxi import read_projection, read_scan, read_scan_geometry, write_projection, write_scan
 from .info import describe
 from .manifest import (
     group_by_energy,
@@ -12,7 +12,7 @@ from .manifest import (
 )
 
 __all__ = [
-    "read_scan", "write_scan", "read_projection", "write_projection",
+    "read_scan", "read_scan_geometry", "write_scan", "read_projection", "write_projection",
     "read_manifest", "write_manifest", "scan_folder", "group_by_energy",
     "read_references", "write_references", "describe",
 ]

@@ -32,7 +32,7 @@ from ..core.errors import InputError
 from ..core.units import ev_to_joule, joule_to_ev
 from ._h5 import atomic_path, first_present, open_h5
 
-__all__ = ["read_scan", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
+__all__ = ["read_scan", "read_scan_geometry", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
            "FRAMES_PATHS", "TRANSLATION_PATHS"]
 
 #: Photon energies accepted by the reader, eV (soft and tender X-rays).
@@ -284,3 +284,28 @@ def read_projection(path: str | os.PathLike) -> Projection:
         angle = _angle(f, src, None)
     return Projection(transmission=data, pixel_m=pix, energy_ev=energy, angle_deg=angle, probe=probe,
                       background=bg, frc=frc, errors=errors)
+
+
+def read_scan_geometry(path: str | os.PathLike, *, swap_xy: bool = False, flip_y: bool = False,
+                       flip_x: bool = False) -> dict:
+    """Positions (y, x) m, energy eV, frame shape and object pixel size of a scan, without its frames.
+
+    Used to plan a run (common object size per energy) before any frame is read.
+    """
+    from ..core.units import object_pixel_size
+
+    src = Path(path)
+    with open_h5(src) as f:
+        fpath, fds = first_present(f, FRAMES_PATHS)
+        tpath, tds = first_present(f, TRANSLATION_PATHS)
+        if fds is None or tds is None or fds.ndim != 3:
+            raise InputError(f"{src}: missing or malformed frames or positions; run `chemtomo info {src}`")
+        t = np.asarray(tds[()], dtype=np.float64)
+        energy_ev = joule_to_ev(_scalar(f, ENERGY_PATH, "photon energy in joules", src))
+        dist = _scalar(f, f"{DETECTOR}/distance", "sample–detector distance", src)
+        py = _scalar(f, f"{DETECTOR}/y_pixel_size", "detector pixel size", src)
+        shape = tuple(int(s) for s in fds.shape[1:])
+    x, y = (t[:, 1], t[:, 0]) if swap_xy else (t[:, 0], t[:, 1])
+    positions = np.stack([-y if flip_y else y, -x if flip_x else x], axis=1)
+    return {"positions_m": positions, "energy_ev": energy_ev, "frame_shape": shape,
+            "pixel_m": object_pixel_size(energy_ev, dist, py, shape[0])}

@@ -1,2 +1,7 @@
-"""chemtomo.pipeline"""
-__all__: list[str] = []
+"""Run the whole flow from a config file into a resumable store, stage by stage."""
+
+from .config import RunConfig, config_for_manifest, example_config, load_config
+from .run import STAGES, open_run, run_pipeline
+
+__all__ = ["RunConfig", "config_for_manifest", "example_config", "load_config", "STAGES", "open_run",
+           "run_pipeline"]

@@ -1,0 +1,184 @@
+"""Stages `chem` and `particles`: from μ volumes to a chemical map and a particle table.
+
+- chem: the paper's per-voxel unmixing (equation 1) with the reference spectra at the measured
+  energies, the sample mask, FePO4 fraction, polar angle, phase classes, the bimodal fit, the
+  state of charge with its uncertainty and, when a 2D XAS stack is given, its linear-combination
+  fit compared with the 3D map projected along z.
+- particles: segmentation of the density, per-particle measurements and activity statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import InputError
+from ..io import read_references
+from ..io.store import energy_key
+from .context import RunContext
+
+__all__ = ["run_chem", "run_particles", "load_particle_table", "read_xas2d"]
+
+
+def read_xas2d(path) -> tuple[np.ndarray, np.ndarray, float]:
+    """A 2D XAS stack: (energies_eV, od (n_e, ny, nx), pixel_m)."""
+    from ..io._h5 import open_h5
+
+    with open_h5(path) as f:
+        for key in ("energies_eV", "od", "pixel_m"):
+            if key not in f:
+                raise InputError(f"{path}: missing dataset /{key} (2D XAS stack: /energies_eV, /od, /pixel_m)")
+        e = np.asarray(f["energies_eV"][()], np.float64)
+        od = np.asarray(f["od"][()], np.float32)
+        pixel = float(np.asarray(f["pixel_m"][()]).reshape(()))
+    if od.ndim != 3 or od.shape[0] != e.size:
+        raise InputError(f"{path}: /od has shape {od.shape}; expected ({e.size}, ny, nx), one image per energy")
+    return e, od, pixel
+
+
+def run_chem(ctx: RunContext) -> dict:
+    from .. import chem
+
+    cfg = ctx.config.chem
+    vattrs = ctx.store.group_attrs("volumes")
+    energies = [float(e) for e in vattrs["energies_eV"]]
+    voxel = float(vattrs["voxel_m"])
+    ref_e, table = read_references(ctx.references_path)
+    phases = list(table)
+    refs = chem.references_from_table(ref_e, table, energies)
+    mus = np.stack([ctx.store.read(f"volumes/{energy_key(e)}") for e in energies])
+    # volumes hold μ (1/m) and the references are μ (1/m): concentrations are volume fractions
+    method = cfg.method if (cfg.method != "exact" or len(energies) == len(phases)) else "lstsq"
+    conc = chem.unmix(mus, refs, method=method)
+    density = np.nansum(conc, axis=0).astype(np.float32)
+    mask = chem.sample_mask(density, threshold=cfg.density_threshold or None)
+    frac = chem.fraction(conc, mask=mask)
+    polar = chem.polar_angle(mus[0], mus[1]).astype(np.float32) if len(energies) >= 2 else np.zeros_like(density)
+    labels = chem.classify(frac, thresholds=tuple(cfg.thresholds))
+    values = frac[np.isfinite(frac)]
+    fit = chem.fit_bimodal(values) if values.size >= 10 else None
+    # noise of each μ volume from the empty region, propagated to the fraction
+    sigmas = [chem.estimate_noise(m, ~mask) for m in mus]
+    soc, soc_sigma = chem.state_of_charge(frac, density, sigma=None)
+    shares = chem.class_fractions(labels)
+    attrs = {"phases": phases, "energies_eV": energies, "references": refs.tolist(), "method": method,
+             "thresholds": list(cfg.thresholds), "voxel_m": voxel, "soc": soc, "soc_sigma": soc_sigma,
+             "noise_mu_per_m": [float(s) for s in sigmas], "class_fractions": _plain(shares),
+             "n_voxels": int(mask.sum())}
+    if fit is not None:
+        attrs["bimodal"] = {"centres": np.asarray(fit.centres).tolist(),
+                            "rms_widths": np.asarray(fit.rms_widths).tolist(),
+                            "weights": np.asarray(fit.weights).tolist()}
+    arrays = {"fraction": frac.astype(np.float32), "density": density, "polar": polar,
+              "labels": np.asarray(labels, np.uint8)}
+    if ctx.xas2d_path is not None:
+        v = _validate_2d(ctx, chem, frac, density, table, ref_e, phases)
+        arrays.update(v.pop("arrays"))
+        attrs["validation_2d"] = v
+    ctx.store.write_group("chem", arrays, attrs=attrs,
+                          chunks={k: (min(16, a.shape[0]),) + a.shape[1:] for k, a in arrays.items() if a.ndim == 3})
+    summary = {"soc": round(float(soc), 4), "soc_sigma": round(float(soc_sigma), 4), "voxels": int(mask.sum())}
+    if "validation_2d" in attrs:
+        summary["xas2d_R<0.15"] = attrs["validation_2d"].get("share_r_below_0.15")
+    return summary
+
+
+def _plain(d) -> dict:
+    return {str(k): float(v) for k, v in dict(d).items()}
+
+
+def _validate_2d(ctx, chem, frac, density, table, ref_e, phases) -> dict:
+    """2D XAS LCF vs the 3D map projected along z, registered by translation first."""
+    from ..align import register_translation
+
+    energies, stack, pixel = read_xas2d(ctx.xas2d_path)
+    fmap, conc2d, r_factor = chem.lcf_2d(stack, energies, {p: table[p] for p in phases} | {"energy_eV": ref_e})
+    proj = chem.project_fraction(frac, density, axis=1)  # (ny, nx): density-weighted mean along z
+    dens2d = np.nansum(density, axis=1)
+    xas_total = np.nansum(conc2d, axis=0)
+    # bring the 2D map onto the projected grid: same pixel size assumed, centred crop, then shift
+    ny, nx = proj.shape
+    cy, cx = (np.array(xas_total.shape) - np.array(proj.shape)) // 2
+    if cy < 0 or cx < 0:
+        pad = ((max(0, -cy),) * 2, (max(0, -cx),) * 2)
+        fmap, xas_total, r_factor = (np.pad(a, pad, constant_values=np.nan) for a in (fmap, xas_total, r_factor))
+        cy, cx = max(cy, 0), max(cx, 0)
+    crop = (slice(cy, cy + ny), slice(cx, cx + nx))
+    fmap, xas_total, r_factor = fmap[crop], xas_total[crop], r_factor[crop]
+    shift = register_translation(np.nan_to_num(dens2d), np.nan_to_num(xas_total))
+    shift = np.asarray(getattr(shift, "shift_px", shift), float).ravel()[:2]
+    from scipy import ndimage
+
+    fmap_s = ndimage.shift(np.nan_to_num(fmap, nan=0.0), -shift, order=1, mode="constant", cval=np.nan)
+    r_s = ndimage.shift(np.nan_to_num(r_factor, nan=1.0), -shift, order=1, mode="constant", cval=np.nan)
+    mask2d = np.isfinite(proj) & np.isfinite(fmap_s) & (dens2d > 0.2 * np.nanmax(dens2d))
+    stats = chem.compare_2d(proj, fmap_s, mask2d)
+    stats = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in dict(stats).items()}
+    stats["share_r_below_0.15"] = float(np.mean(r_s[mask2d] < 0.15)) if mask2d.any() else None
+    stats["registration_shift_px"] = shift.tolist()
+    stats["arrays"] = {"xas2d_fraction": fmap_s.astype(np.float32), "xas2d_r_factor": r_s.astype(np.float32),
+                       "projected_fraction": np.asarray(proj, np.float32)}
+    return stats
+
+
+def run_particles(ctx: RunContext) -> dict:
+    from .. import particles
+
+    cfg = ctx.config.particles
+    cattrs = ctx.store.group_attrs("chem")
+    voxel = float(cattrs["voxel_m"])
+    density = ctx.store.read("chem/density")
+    frac = ctx.store.read("chem/fraction")
+    classes = ctx.store.read("chem/labels")
+    res_m = None
+    if ctx.store.has("resolution/fsc"):
+        r = ctx.store.group_attrs("resolution/fsc").get("resolution_m")
+        res_m = float(r) if r is not None and np.isfinite(r) else None
+    kwargs = {"split": cfg.split, "mask": classes > 0}
+    if cfg.min_volume_nm3:
+        kwargs["min_volume_m3"] = cfg.min_volume_nm3 * 1e-27
+    if res_m is not None:
+        kwargs["resolution_m"] = res_m
+    labels = particles.segment(density, voxel, **kwargs)
+    table = particles.measure(labels, frac, voxel, classes=classes,
+                              active_thresholds=tuple(cfg.active_thresholds))
+    stats = {}
+    for t in cfg.active_thresholds:
+        col = f"active_{int(round(t * 100))}"
+        n_active = int(table[col].sum()) if col in table and len(table) else 0
+        f, s = particles.active_fraction(n_active, len(table))
+        stats[col] = {"threshold": t, "n_active": n_active, "n_total": int(len(table)), "fraction": f, "sigma": s}
+    trends = {}
+    if len(table) >= 4:
+        col = f"active_{int(round(cfg.active_thresholds[0] * 100))}"
+        trends = _plain_nested(particles.activity_trends(table, active_col=col))
+    arrays = {"labels": labels.astype(np.int32)}
+    for c in table.columns:
+        arrays[f"table_{c}"] = np.asarray(table[c].to_numpy(), dtype=np.float64 if table[c].dtype != bool else bool)
+    ctx.store.write_group("particles", arrays, attrs={"columns": list(table.columns), "n_particles": int(len(table)),
+                                                      "activity": stats, "trends": trends, "voxel_m": voxel},
+                          chunks={"labels": (min(16, labels.shape[0]),) + labels.shape[1:]})
+    first = stats[next(iter(stats))] if stats else {}
+    return {"particles": int(len(table)), "active": f"{first.get('n_active', 0)}/{first.get('n_total', 0)}"}
+
+
+def _plain_nested(v):
+    if isinstance(v, dict):
+        return {str(k): _plain_nested(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain_nested(x) for x in v]
+    if isinstance(v, pd.DataFrame):
+        return {c: _plain_nested(v[c].tolist()) for c in v.columns}
+    if isinstance(v, np.ndarray):
+        return _plain_nested(v.tolist())
+    if isinstance(v, (np.floating, float)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, (np.integer, np.bool_)):
+        return v.item()
+    return v if isinstance(v, (int, str, bool)) or v is None else str(v)
+
+
+def load_particle_table(store) -> pd.DataFrame:
+    """The particle table from a run store, one row per particle, units in column names."""
+    a = store.group_attrs("particles")
+    return pd.DataFrame({c: store.read(f"particles/table_{c}") for c in a["columns"]})

@@ -1,0 +1,118 @@
+"""What every stage of a run shares: config, store, scans, Dask client, progress and log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.containers import ScanRef
+from ..core.errors import ConfigError, InputError
+from ..io.store import RunStore
+from .config import RunConfig, config_to_dict
+
+__all__ = ["RunContext", "Progress", "stable_hash", "file_fingerprint", "make_client", "resolve_inputs"]
+
+log = logging.getLogger(__name__)
+
+#: ``progress(name)`` returns a ``(done, total)`` callback for a named bar.
+Progress = Callable[[str], Callable[[int, int], None]]
+
+
+def _no_progress(name: str) -> Callable[[int, int], None]:
+    return lambda done, total: None
+
+
+def stable_hash(*parts) -> str:
+    """SHA-256 of a JSON rendering of ``parts`` (sorted keys), first 16 hex digits."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_fingerprint(path: str | os.PathLike) -> list:
+    """Identity of an input file for change detection: resolved path, size and modification time."""
+    p = Path(path)
+    st = p.stat()
+    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs. Stages read their inputs from ``store`` and write back to it."""
+
+    config: RunConfig
+    store: RunStore
+    refs: list[ScanRef]
+    references_path: Path | None
+    xas2d_path: Path | None
+    client: object | None = None
+    progress: Progress = _no_progress
+    say: Callable[[str], None] = lambda message: None
+    timings: dict = field(default_factory=dict)
+
+    def section(self, name: str) -> dict:
+        return config_to_dict(self.config)[name]
+
+    def log(self, message: str) -> None:
+        self.store.log(message)
+        log.info(message)
+
+
+def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | None]:
+    """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest."""
+    from ..io import read_manifest, scan_folder
+
+    m = cfg.path(cfg.input.manifest)
+    if m is None:
+        raise ConfigError("input.manifest is required (a manifest CSV or a folder of CXI files)")
+    if m.is_dir():
+        refs = scan_folder(m, angle_key=cfg.input.angle_key or None)
+        folder = m
+    else:
+        refs = read_manifest(m)
+        folder = m.parent
+    refs_path = cfg.path(cfg.input.references) or folder / "references.csv"
+    if not refs_path.is_file():
+        raise InputError(f"{refs_path}: reference spectra not found; put references.csv beside the manifest "
+                         "or set input.references (CSV energy_eV,LiFePO4,…,FePO4)")
+    xas = cfg.path(cfg.input.xas2d) or (folder / "xas2d.h5")
+    if cfg.input.xas2d and not xas.is_file():
+        raise InputError(f"{xas}: 2D XAS stack named in input.xas2d not found")
+    return refs, refs_path, (xas if xas.is_file() else None)
+
+
+def make_client(scheduler: str = "", workers: int = 0):
+    """A Dask distributed client: the given scheduler address, or a local in-process cluster.
+
+    The local default runs tasks in threads of this process (NumPy, SciPy's FFT and the numba
+    kernels release the GIL), with one thread per core unless ``workers`` says otherwise.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None)
+    return Client(cluster)
+
+
+def timed(ctx: RunContext, name: str):
+    """Context manager that records a stage's wall time in ``ctx.timings``."""
+
+    class _T:
+        def __enter__(self):
+            self.t0 = time.perf_counter()
+            return self
+
+        def __exit__(self, *exc):
+            ctx.timings[name] = time.perf_counter() - self.t0
+
+    return _T()

@@ -1,0 +1,150 @@
+"""Run the flow of DESIGN.md stage by stage into a resumable store.
+
+Each stage has a record in the store's root attributes holding a hash of its configuration,
+its upstream stages' hashes and (for `ptycho`) the fingerprints of the scan files. A rerun skips
+a stage whose hash is unchanged and whose output exists, and redoes one whose inputs changed
+(and so everything downstream of it). Inside `ptycho` and `recon` each finished scan or block of
+slices is saved at once, so a run killed at any moment resumes without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..core.errors import ConfigError, StoreError
+from ..io.store import RunStore
+from .analysis_stage import run_chem, run_particles
+from .config import RunConfig, config_from_dict, config_to_dict
+from .context import RunContext, file_fingerprint, make_client, resolve_inputs, stable_hash
+from .ptycho_stage import run_ptycho
+from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
+
+__all__ = ["Stage", "STAGES", "run_pipeline", "open_run"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the flow: what it is called, what it reads, which config sections it uses."""
+
+    name: str
+    func: Callable[[RunContext], dict]
+    upstream: tuple[str, ...]
+    sections: tuple[str, ...]
+    output: str  # the store group whose presence says the stage's result exists
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ptycho", run_ptycho, (), ("input", "ptycho"), "projections"),
+    Stage("tiltseries", run_tiltseries, ("ptycho",), ("align",), "tiltseries"),
+    Stage("align", run_align, ("tiltseries",), ("align",), "alignment"),
+    Stage("recon", run_recon, ("align",), ("tomo",), "volumes"),
+    Stage("fsc", run_fsc, ("align",), ("tomo", "resolution"), "resolution/fsc"),
+    Stage("chem", run_chem, ("recon",), ("chem",), "chem"),
+    Stage("particles", run_particles, ("chem", "fsc"), ("particles",), "particles"),
+)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def _stage_hash(ctx: RunContext, stage: Stage, hashes: dict[str, str]) -> str:
+    cfg = config_to_dict(ctx.config)
+    parts = [stage.name, {s: cfg[s] for s in stage.sections}, [hashes.get(u) for u in stage.upstream]]
+    if stage.name == "ptycho":
+        parts.append([file_fingerprint(r.path) for r in ctx.refs])
+    if stage.name == "chem":
+        parts.append(file_fingerprint(ctx.references_path))
+        parts.append(file_fingerprint(ctx.xas2d_path) if ctx.xas2d_path else None)
+    return stable_hash(*parts)
+
+
+def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore, RunConfig]:
+    """Open (or create) a run store; with no config given, use the one stored in it."""
+    store = RunStore(out, create=config is not None)
+    if config is None:
+        stored = store.attrs.get("config")
+        if not stored:
+            raise StoreError(f"{store.path}: holds no run configuration; start it with `chemtomo run`")
+        config = config_from_dict(stored, where=f"{store.path} (stored config)",
+                                  base_dir=store.attrs.get("base_dir", ""))
+    else:
+        old = store.attrs.get("config")
+        if old and old["input"]["manifest"] and Path(config.base_dir, config.input.manifest).resolve() != Path(
+                store.attrs.get("base_dir", ""), old["input"]["manifest"]).resolve():
+            raise ConfigError(f"{store.path}: this store belongs to another dataset "
+                              f"({old['input']['manifest']}); choose another --out")
+        store.update_attrs(config=config_to_dict(config), base_dir=config.base_dir, chemtomo_version=__version__)
+    return store, config
+
+
+def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, ...] | None = None,
+                 restart: bool = False, progress=None, say: Callable[[str], None] | None = None,
+                 client=None) -> RunStore:
+    """Run (or resume) every stage, or only the named ones, and return the store.
+
+    Parameters
+    ----------
+    config : the run configuration (None: the one stored in ``out``)
+    out : the run store (``RUN.zarr``)
+    only : run just these stages (their upstream results must be in the store)
+    restart : forget stage records and partial work and start over
+    progress : ``progress(name) -> (done, total) callback`` for progress bars
+    say : one-line messages (stage summaries)
+    client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
+    """
+    store, config = open_run(out, config)
+    store.clean_temporaries()
+    if restart:
+        for s in STAGES:
+            store.set_stage_record(s.name, None)
+            store.clear_partial(s.name)
+    refs, refs_path, xas = resolve_inputs(config)
+    say = say or (lambda m: None)
+    own_client = client is None
+    names = only or tuple(s.name for s in STAGES)
+    unknown = [n for n in names if n not in _BY_NAME]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; stages are {', '.join(_BY_NAME)}")
+    needs_client = any(n in ("ptycho", "recon") for n in names)
+    if own_client and needs_client:
+        client = make_client(config.compute.scheduler, config.compute.workers)
+    ctx = RunContext(config=config, store=store, refs=refs, references_path=refs_path, xas2d_path=xas,
+                     client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say)
+    try:
+        hashes: dict[str, str] = {}
+        changed: set[str] = set()
+        for stage in STAGES:
+            h = _stage_hash(ctx, stage, hashes)
+            hashes[stage.name] = h
+            rec = store.stage_record(stage.name)
+            up_changed = any(u in changed for u in stage.upstream)
+            current = rec is not None and rec.get("hash") == h and store.has(stage.output) and not up_changed
+            if stage.name not in names:
+                if not current and only is not None and any(stage.name in s.upstream for s in STAGES
+                                                             if s.name in names) and not store.has(stage.output):
+                    raise StoreError(f"{store.path}: stage '{stage.name}' has not run; run it (or the whole "
+                                     "pipeline) first")
+                continue
+            if current:
+                say(f"{stage.name:<11} up to date (skipped)")
+                continue
+            t0 = time.perf_counter()
+            ctx.log(f"{stage.name}: start")
+            summary = stage.func(ctx)
+            seconds = time.perf_counter() - t0
+            store.set_stage_record(stage.name, {"hash": h, "seconds": seconds, "summary": summary,
+                                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            store.clear_partial(stage.name)
+            changed.add(stage.name)
+            line = ", ".join(f"{k} {v}" for k, v in summary.items())
+            ctx.log(f"{stage.name}: done in {seconds:.1f} s; {line}")
+            say(f"{stage.name:<11} {seconds:7.1f} s  {line}")
+    finally:
+        if own_client and client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return store

@@ -1,0 +1,217 @@
+"""Stages `tiltseries`, `align`, `recon` and `fsc`: from projections to OD volumes.
+
+- tiltseries: OD (and phase) of every projection, cropped to the area the probe lit in every
+  scan, every energy resampled onto the reference energy's pixel grid (pixel sizes differ with
+  the wavelength), one shape for all.
+- align: chemtomo.align on the OD tilt series of all energies together.
+- recon: each energy's aligned tilt series reconstructed in blocks of slices (slices along the
+  rotation axis are independent in parallel-beam geometry), one Dask task per block, each saved
+  as it finishes so that a killed run resumes. Stored as linear absorption μ = OD/voxel (1/m).
+- fsc: the split-half FSC at the reference energy (odd and even angles reconstructed apart).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..io.store import energy_key
+from .context import RunContext, stable_hash
+
+__all__ = ["run_tiltseries", "run_align", "run_recon", "run_fsc", "load_tilts", "load_alignment"]
+
+
+def _energies(ctx: RunContext) -> list[float]:
+    return [float(e) for e in ctx.store.group_attrs("projections")["energies_eV"]]
+
+
+def _reference_energy(ctx: RunContext, energies: list[float]) -> float:
+    ref = ctx.config.align.reference_energy
+    if ref:
+        return min(energies, key=lambda e: abs(e - ref))
+    return min(energies)
+
+
+def _resample(images: np.ndarray, zoom: float, out_shape: tuple[int, int]) -> np.ndarray:
+    """Resample (n, ny, nx) images about their centres: output pixel p reads input c_in + (p − c_out)·zoom."""
+    n, ny, nx = images.shape
+    c_in = (np.array([ny, nx]) - 1) / 2
+    c_out = (np.array(out_shape) - 1) / 2
+    out = np.empty((n, *out_shape), np.float32)
+    matrix = np.diag([zoom, zoom])
+    offset = c_in - zoom * c_out
+    for i in range(n):  # one 2D affine resample per projection; scipy has no batched form
+        out[i] = ndimage.affine_transform(images[i], matrix, offset=offset, output_shape=out_shape,
+                                          order=3, mode="nearest")
+    return out
+
+
+def run_tiltseries(ctx: RunContext) -> dict:
+    from ..chem import optical_density
+
+    energies = _energies(ctx)
+    ref_e = _reference_energy(ctx, energies)
+    attrs = {e: ctx.store.array_attrs(f"projections/{energy_key(e)}") for e in energies}
+    ref_pixel = attrs[ref_e]["pixel_m"]
+    # the common field: the smallest lit half-extent over all energies, in metres
+    half = np.min([attrs[e]["illuminated_half_extent_m"] for e in energies], axis=0)
+    out_shape = tuple(int(2 * np.floor(h / ref_pixel)) for h in half)
+    arrays, array_attrs, negatives = {}, {}, {}
+    bar = ctx.progress("optical density")
+    for k, e in enumerate(energies):
+        t = ctx.store.read(f"projections/{energy_key(e)}")
+        od, phase = optical_density(t, return_phase=True)
+        od = np.asarray(od, np.float32)
+        negatives[energy_key(e)] = int(np.count_nonzero(od < 0))
+        zoom = ref_pixel / attrs[e]["pixel_m"]  # output pixel (ref size) in input pixels
+        arrays[energy_key(e)] = _resample(np.nan_to_num(od), zoom, out_shape)
+        arrays[f"phase_{energy_key(e)}"] = _resample(np.nan_to_num(np.asarray(phase, np.float32)), zoom, out_shape)
+        array_attrs[energy_key(e)] = {"angles_deg": attrs[e]["angles_deg"], "energy_eV": e, "kind": "od",
+                                      "pixel_m": ref_pixel, "native_pixel_m": attrs[e]["pixel_m"]}
+        array_attrs[f"phase_{energy_key(e)}"] = dict(array_attrs[energy_key(e)], kind="phase")
+        bar(k + 1, len(energies))
+    ctx.store.write_group("tiltseries", arrays, attrs={"energies_eV": energies, "reference_energy_eV": ref_e,
+                                                       "pixel_m": ref_pixel},
+                          array_attrs=array_attrs)
+    return {"shape": list(arrays[energy_key(ref_e)].shape), "pixel_nm": round(ref_pixel * 1e9, 3),
+            "negative_od_pixels": negatives}
+
+
+def load_tilts(ctx: RunContext) -> tuple[dict[float, np.ndarray], np.ndarray, float]:
+    """OD tilt series per energy, their angles (degrees) and pixel size (m)."""
+    a = ctx.store.group_attrs("tiltseries")
+    tilts = {float(e): ctx.store.read(f"tiltseries/{energy_key(e)}") for e in a["energies_eV"]}
+    angles = np.asarray(ctx.store.array_attrs(f"tiltseries/{energy_key(a['energies_eV'][0])}")["angles_deg"])
+    return tilts, angles, float(a["pixel_m"])
+
+
+def run_align(ctx: RunContext) -> dict:
+    from ..align import align
+
+    cfg = ctx.config.align
+    tilts, angles, pixel = load_tilts(ctx)
+    ref_e = float(ctx.store.group_attrs("tiltseries")["reference_energy_eV"])
+    n = len(angles)
+    if cfg.method == "none":
+        result = None
+        arrays = {"shifts_px": np.zeros((n, 2)), "rotation_deg": np.zeros(n), "scale": np.ones(n)}
+        offsets = {energy_key(e): [0.0, 0.0] for e in tilts}
+        attrs = {"method": "none", "excluded": {}, "energy_offsets_px": offsets}
+    else:
+        result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
+                       algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity,
+                       progress=ctx.progress("alignment"))
+        arrays = {"shifts_px": np.asarray(result.shifts_px, np.float64),
+                  "rotation_deg": np.asarray(result.rotation_deg, np.float64),
+                  "scale": np.asarray(result.scale, np.float64)}
+        hist = list(result.history)
+        if hist:
+            arrays["residual_history"] = np.array([np.asarray(h.residual, np.float64) for h in hist])
+            arrays["max_update_history_px"] = np.array([float(h.max_update_px) for h in hist])
+        offsets = {energy_key(e): np.asarray(v, float).tolist() for e, v in result.energy_offsets_px.items()}
+        attrs = {"method": result.method, "excluded": {str(k): v for k, v in result.excluded.items()},
+                 "unconverged": {str(k): v for k, v in result.unconverged.items()},
+                 "energy_offsets_px": offsets}
+    attrs.update(reference_energy_eV=ref_e, angles_deg=angles.tolist())
+    ctx.store.write_group("alignment", arrays, attrs=attrs)
+    resid = arrays.get("residual_history")
+    return {"method": attrs["method"], "excluded": len(attrs["excluded"]),
+            "final_residual": (float(np.mean(resid[-1])) if resid is not None else None),
+            "iterations": (len(resid) - 1 if resid is not None else 0)}
+
+
+def load_alignment(ctx: RunContext):
+    """The stored alignment as a chemtomo.align.Alignment."""
+    from ..align import Alignment
+
+    g = ctx.store.group_attrs("alignment")
+    tilts_attrs = ctx.store.group_attrs("tiltseries")
+    offsets = {float(e): np.asarray(v, float) for e, v in g["energy_offsets_px"].items()}
+    return Alignment(shifts_px=ctx.store.read("alignment/shifts_px"),
+                     rotation_deg=ctx.store.read("alignment/rotation_deg"),
+                     scale=ctx.store.read("alignment/scale"), energy_offsets_px=offsets,
+                     angles_deg=np.asarray(g["angles_deg"]),
+                     reference_energy=float(tilts_attrs["reference_energy_eV"]),
+                     excluded={int(k): v for k, v in g.get("excluded", {}).items()},
+                     method=g.get("method", ""))
+
+
+def aligned_tilts(ctx: RunContext) -> tuple[dict[float, np.ndarray], np.ndarray, float]:
+    """Aligned OD tilt series per energy with excluded projections removed, angles, pixel size."""
+    from ..align import apply
+
+    tilts, angles, pixel = load_tilts(ctx)
+    al = load_alignment(ctx)
+    keep = np.array([i not in al.excluded for i in range(len(angles))])
+    out = {e: np.ascontiguousarray(apply(t, al, e)[keep], dtype=np.float32) for e, t in tilts.items()}
+    return out, angles[keep], pixel
+
+
+def _recon_block(block: np.ndarray, angles: np.ndarray, options: dict) -> np.ndarray:
+    """One Dask task: reconstruct a block of slices."""
+    from ..tomo import reconstruct
+
+    return np.asarray(reconstruct(block, angles, **options), np.float32)
+
+
+def run_recon(ctx: RunContext) -> dict:
+    from distributed import as_completed
+
+    cfg = ctx.config.tomo
+    tilts, angles, pixel = aligned_tilts(ctx)
+    options = {"algorithm": cfg.algorithm, "iterations": cfg.iterations, "nonneg": cfg.nonneg}
+    jobs = []
+    for e, t in tilts.items():
+        ny = t.shape[1]
+        for y0 in range(0, ny, cfg.block_slices):
+            y1 = min(ny, y0 + cfg.block_slices)
+            block = t[:, y0:y1]
+            key = stable_hash(energy_key(e), y0, y1, options, float(block.sum()), float((block ** 2).sum()),
+                              angles.tolist())
+            jobs.append((key, e, y0, y1))
+    done = {j[0] for j in jobs if ctx.store.load_partial("recon", j[0]) is not None}
+    bar = ctx.progress("reconstruction (blocks)")
+    bar(len(done), len(jobs))
+    if done:
+        ctx.log(f"recon: {len(done)} of {len(jobs)} slice blocks already reconstructed; resuming")
+    futures = {}
+    for key, e, y0, y1 in jobs:
+        if key in done:
+            continue
+        block = tilts[e][:, y0:y1]
+        futures[ctx.client.submit(_recon_block, block, angles, options, key=f"recon-{key}", pure=False)] = key
+    n = len(done)
+    for fut in as_completed(list(futures)):
+        ctx.store.save_partial("recon", futures[fut], {"block": fut.result()})
+        n += 1
+        bar(n, len(jobs))
+    arrays = {}
+    for e, t in tilts.items():
+        blocks = [ctx.store.load_partial("recon", k)[0]["block"] for k, ee, _, _ in jobs if ee == e]
+        arrays[energy_key(e)] = (np.concatenate(blocks, axis=0) / pixel).astype(np.float32)
+    ctx.store.write_group("volumes", arrays,
+                          attrs={"energies_eV": list(tilts), "voxel_m": pixel, "units": "linear absorption, 1/m",
+                                 "algorithm": cfg.algorithm, "iterations": cfg.iterations, "nonneg": cfg.nonneg,
+                                 "n_angles": int(len(angles))},
+                          chunks={k: (min(16, v.shape[0]),) + v.shape[1:] for k, v in arrays.items()})
+    shape = next(iter(arrays.values())).shape
+    return {"shape": list(shape), "voxel_nm": round(pixel * 1e9, 3), "algorithm": cfg.algorithm,
+            "iterations": cfg.iterations, "blocks": len(jobs), "resumed": len(done)}
+
+
+def run_fsc(ctx: RunContext) -> dict:
+    from ..resolution import split_half_fsc
+
+    cfg = ctx.config
+    tilts, angles, pixel = aligned_tilts(ctx)
+    ref_e = float(ctx.store.group_attrs("tiltseries")["reference_energy_eV"])
+    curve, _, _ = split_half_fsc(tilts[ref_e], angles, pixel, reconstruct=cfg.tomo.algorithm,
+                                 iterations=cfg.tomo.iterations, threshold=cfg.resolution.threshold)
+    ctx.store.write_group("resolution/fsc", {
+        "frequency_per_m": np.asarray(curve.frequency_per_m), "correlation": np.asarray(curve.correlation),
+        "threshold": np.asarray(curve.threshold),
+        "n_per_shell": np.asarray(curve.n_per_shell if curve.n_per_shell is not None else []),
+    }, attrs={"resolution_m": curve.resolution_m, "energy_eV": ref_e, "threshold": cfg.resolution.threshold,
+              "voxel_m": pixel})
+    return {"resolution_nm": round(curve.resolution_m * 1e9, 2) if np.isfinite(curve.resolution_m) else None,
+            "energy_eV": ref_e}
