@@ -144,5 +144,176 @@ def info(path: Path = typer.Argument(..., help="A CXI/HDF5 file or a run store (
     console.print(describe(path), highlight=False, soft_wrap=True)
 
 
+def _report_path(store: Path) -> Path:
+    return store.parent / f"{store.stem}_report.html"
+
+
+def _write_report(store_path: Path, out: Optional[Path] = None) -> Path:
+    from .io.export import write_text
+    from .io.store import RunStore
+    from .report import build_report
+
+    store = RunStore(store_path, create=False)
+    return write_text(out or _report_path(store_path), build_report(store))
+
+
+def _run(config, out: Path, *, only=None, restart=False):
+    from .pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    with ProgressReporter(_state["quiet"]) as bars:
+        run_pipeline(config, out, only=only, restart=restart, progress=bars, say=bars.log)
+    return time.perf_counter() - t0
+
+
+@app.command()
+@guarded
+def run(
+    source: Path = typer.Argument(..., help="CONFIG.toml, or a MANIFEST.csv / folder of CXI files run with defaults."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run store (default: RUN.zarr beside the input)."),
+    resume: bool = typer.Option(True, "--resume/--restart",
+                                help="Resume a stopped run (default) or forget earlier results and start over."),
+    scheduler: str = typer.Option("", help="Dask scheduler address, tcp://HOST:PORT (default: local)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report at the end."),
+):
+    """Run the whole flow: ptychography → alignment → tomography → chemistry → particles → report.
+
+    Rerunning the same command after a crash or kill resumes: finished scans, blocks and stages
+    are not redone; stages whose inputs or settings changed are.\n\nExample: chemtomo run data/manifest.csv --out run.zarr
+    """
+    from .pipeline import config_for_manifest, load_config
+
+    overrides = {"compute": {"scheduler": scheduler}} if scheduler else None
+    if source.suffix.lower() == ".toml":
+        cfg = load_config(source)
+        if scheduler:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, scheduler=scheduler))
+    else:
+        cfg = config_for_manifest(source, overrides)
+    out = out or (source.parent if source.is_file() else source) / "RUN.zarr"
+    seconds = _run(cfg, out, restart=not resume)
+    say(f"run complete in {seconds:.1f} s: {out}")
+    if report:
+        say(f"report: {_write_report(out)}")
+
+
+def _stage_command(name: str, doc: str):
+    def command(store: Path = typer.Argument(..., help="An existing run store (RUN.zarr).")):
+        seconds = _run(None, store, only=(name,))
+        say(f"{name} done in {seconds:.1f} s: {store}")
+
+    command.__doc__ = f"{doc}\n\nExample: chemtomo {name} RUN.zarr"
+    app.command(name=name)(guarded(command))
+
+
+_stage_command("align", "Rerun the tilt-series alignment on an existing run store.")
+_stage_command("recon", "Rerun the tomographic reconstruction on an existing run store.")
+_stage_command("fsc", "Rerun the split-half FSC on an existing run store.")
+_stage_command("chem", "Rerun the chemical-state mapping on an existing run store.")
+_stage_command("particles", "Rerun particle segmentation and statistics on an existing run store.")
+
+
+@app.command()
+@guarded
+def ptycho(
+    scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CXI file (reconstructed image convention)."),
+    algorithm: str = typer.Option("RAAR", help="Algorithm or chain, e.g. RAAR, DM:100,RAAR:300,ML:100."),
+    iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
+    modes: int = typer.Option(1, help="Incoherent probe modes."),
+    background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
+    refine_positions: bool = typer.Option(False, help="Refine scan positions."),
+    frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
+):
+    """Reconstruct one ptychography scan into a complex projection.
+
+    Example: chemtomo ptycho scan_000.cxi --algorithm RAAR --iterations 500 -o proj.cxi
+    """
+    from .core.errors import InputError
+    from .io import read_scan, write_projection
+    from .ptycho import reconstruct
+
+    if ":" in algorithm and iterations is not None:
+        raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
+    if ":" not in algorithm and "," not in algorithm:
+        algorithm = f"{algorithm}:{iterations or 500}"
+    s = read_scan(scan)
+    with ProgressReporter(_state["quiet"]) as bars:
+        proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
+                           refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"))
+    write_projection(out, proj)
+    err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
+    res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
+    console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm",
+                  highlight=False)
+
+
+@app.command()
+@guarded
+def report(
+    store: Path = typer.Argument(..., help="A run store (RUN.zarr)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: RUN_report.html beside the store)."),
+):
+    """Write the self-contained HTML report of a run.\n\nExample: chemtomo report run.zarr"""
+    say(f"report: {_write_report(store, out)}")
+
+
+@app.command()
+@guarded
+def export(
+    store: Path = typer.Argument(..., help="A run store (RUN.zarr)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="tiff, hdf5 or csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+):
+    """Export volumes (TIFF stacks, HDF5) or the particle table (CSV + Parquet).
+
+    Example: chemtomo export run.zarr --format csv -o out/   (writes out/particles.csv)
+    """
+    from .io.export import export as do_export
+
+    for p in do_export(store, fmt, out):
+        say(str(p))
+
+
+@app.command()
+@guarded
+def config(example: bool = typer.Option(False, "--example", help="Print a commented default config.")):
+    """Print a commented example run configuration (TOML).\n\nExample: chemtomo config --example > run.toml"""
+    from .pipeline import example_config
+
+    if not example:
+        raise typer.BadParameter("use --example")
+    console.print(example_config(), highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@guarded
+def demo(
+    out: Path = typer.Argument(Path("demo-run"), help="Folder for the simulated data, the run store and the report."),
+    seed: int = typer.Option(0, help="Random seed of the simulation."),
+):
+    """Simulate the demo dataset, run the whole pipeline on it and write the report.
+
+    Example: chemtomo demo demo-run
+    """
+    from .io.simulated import write_dataset
+    from .pipeline import config_for_manifest
+    from .simulate import simulate_dataset
+
+    t0 = time.perf_counter()
+    data = out / "data"
+    if not (data / "manifest.csv").exists():
+        with ProgressReporter(_state["quiet"]) as bars:
+            ds = simulate_dataset(preset="demo", seed=seed, progress=bars("simulate demo"))
+            write_dataset(data, ds, progress=bars("write CXI files"))
+    store = out / "run.zarr"
+    _run(config_for_manifest(data / "manifest.csv"), store)
+    path = _write_report(store)
+    say(f"demo complete in {time.perf_counter() - t0:.0f} s")
+    say(f"report: {path.resolve()}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -17,7 +17,7 @@ from ..io import read_references
 from ..io.store import energy_key
 from .context import RunContext
 
-__all__ = ["run_chem", "run_particles", "load_particle_table", "read_xas2d"]
+__all__ = ["run_chem", "run_particles", "read_xas2d"]
 
 
 def read_xas2d(path) -> tuple[np.ndarray, np.ndarray, float]:
@@ -176,9 +176,3 @@ def _plain_nested(v):
     if isinstance(v, (np.integer, np.bool_)):
         return v.item()
     return v if isinstance(v, (int, str, bool)) or v is None else str(v)
-
-
-def load_particle_table(store) -> pd.DataFrame:
-    """The particle table from a run store, one row per particle, units in column names."""
-    a = store.group_attrs("particles")
-    return pd.DataFrame({c: store.read(f"particles/table_{c}") for c in a["columns"]})
