@@ -16,7 +16,7 @@ import numpy as np
 
 from chemtomo.core import InputError
 
-__all__ = ["references_from_table", "check_references", "MAX_CONDITION"]
+__all__ = ["references_from_table", "check_references", "condition_number", "MAX_CONDITION"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,15 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
     return np.stack([np.interp(at, e, col) for col in cols], axis=1)
 
 
+def condition_number(matrix) -> float:
+    """Ratio of the largest to the smallest singular value; ``inf`` for a numerically singular
+    matrix (smallest singular value at round-off level, ``max(shape) · eps`` of the largest)."""
+    s = np.linalg.svd(np.asarray(matrix, dtype=np.float64), compute_uv=False)
+    if s[-1] <= s[0] * max(np.shape(matrix)) * np.finfo(np.float64).eps:
+        return float("inf")
+    return float(s[0] / s[-1])
+
+
 def check_references(references, n_energies: int | None = None, *,
                      max_condition: float = MAX_CONDITION) -> np.ndarray:
     """Validate a reference matrix and return it as float64 ``(n_energies, n_phases)``.
@@ -117,8 +126,7 @@ def check_references(references, n_energies: int | None = None, *,
     if r.shape[0] < r.shape[1]:
         raise InputError(f"references have {r.shape[0]} energies for {r.shape[1]} phases; "
                          "at least as many energies as phases are needed")
-    s = np.linalg.svd(r, compute_uv=False)
-    cond = float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
+    cond = condition_number(r)
     if not cond <= max_condition:
         raise InputError(f"reference matrix is singular or ill-conditioned: condition number {cond:.3g} "
                          f"exceeds {max_condition:.3g}; the phases' spectra are (nearly) proportional "

@@ -24,7 +24,7 @@ import numpy as np
 from chemtomo.core import InputError, Volume
 
 from ._otsu import otsu_thresholds
-from .references import MAX_CONDITION, check_references
+from .references import MAX_CONDITION, check_references, condition_number
 
 __all__ = ["unmix", "fraction", "sample_mask", "UnmixInfo", "METHODS"]
 
@@ -108,11 +108,6 @@ def _design(references, n_energies: int, pre_edge, voxel_m: float | None):
             raise InputError(f"voxel_m must be a positive voxel size in metres, got {voxel_m!r}")
         r = r * voxel_m
     return r, d, pre_index
-
-
-def _condition(r: np.ndarray) -> float:
-    s = np.linalg.svd(r, compute_uv=False)
-    return float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
 
 
 def _nnls(r: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -206,7 +201,7 @@ def unmix(ods, references, *, method: str = "exact", pre_edge=None, mask=None,
     n_e = stack.shape[0]
     spatial = stack.shape[1:]
     r, d, pre_index = _design(references, n_e, pre_edge, voxel_m)
-    cond = _condition(r)
+    cond = condition_number(r)
     if not cond <= MAX_CONDITION:
         raise InputError(f"reference matrix is singular or ill-conditioned: condition number {cond:.3g} "
                          f"exceeds {MAX_CONDITION:.3g}; the phases' spectra are (nearly) proportional "
