@@ -1,0 +1,49 @@
+"""The command line: version, info, config, exit codes (1 for bad input, with one line, no traceback)."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from chemtomo import __version__
+from chemtomo.cli import app
+from chemtomo.core import Scan
+from chemtomo.io import write_scan
+
+runner = CliRunner()
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and __version__ in r.stdout
+
+
+def test_info_on_a_scan(tmp_path):
+    frames = np.full((3, 8, 8), 4, np.float32)
+    scan = Scan(frames=frames, positions_m=np.zeros((3, 2)), energy_ev=708.2, distance_m=0.05,
+                detector_pixel_m=25e-6, angle_deg=12.0)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["info", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "/entry_1/instrument_1/detector_1/data  float32 (3, 8, 8)" in r.stdout
+    assert "3 frames of 8×8 px, 708.20 eV, angle 12.00°" in r.stdout
+
+
+def test_bad_input_exits_1_with_one_line(tmp_path):
+    bad = tmp_path / "bad.cxi"
+    bad.write_text("not hdf5")
+    r = runner.invoke(app, ["info", str(bad)])
+    assert r.exit_code == 1
+    assert "bad.cxi" in r.output and "Traceback" not in r.output
+
+
+def test_config_example_and_bad_config(tmp_path):
+    r = runner.invoke(app, ["config", "--example"])
+    assert r.exit_code == 0 and "[tomo]" in r.stdout and 'algorithm = "art"' in r.stdout
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[input]\nmanifest = "m.csv"\n[tomo]\niterations = -3\n')
+    r = runner.invoke(app, ["run", str(cfg)])
+    assert r.exit_code == 1 and "tomo.iterations = -3 must be ≥ 1" in r.output
+
+
+def test_export_needs_a_store(tmp_path):
+    r = runner.invoke(app, ["export", str(tmp_path / "none.zarr"), "--format", "csv", "-o", str(tmp_path)])
+    assert r.exit_code == 1 and "not a chemtomo run store" in r.output
