@@ -32,7 +32,8 @@ def estimate_noise(volume, mask=None, *, other_half=None) -> float:
         reconstructions.
     mask : bool array, optional
         Voxels to use. Without ``other_half`` these should be empty (air) voxels; when not given,
-        the voxels at or below Otsu's threshold of ``volume`` are taken as air.
+        the voxels at or below Otsu's threshold of ``volume`` are taken as air, and the spread
+        is measured below their median only (thinly filled voxels make the upper side heavier).
     other_half : float array, optional
         The other half-data reconstruction (same shape). The result is then the noise of the
         mean ``(volume + other_half) / 2``, measured as the standard deviation of
@@ -66,7 +67,8 @@ def estimate_noise(volume, mask=None, *, other_half=None) -> float:
         if values.size < 2:
             raise InputError("estimate_noise: fewer than 2 finite voxels to measure the half-difference on")
         return float(np.std(values.astype(np.float64)))
-    if mask is None:
+    auto = mask is None
+    if auto:
         finite = v[np.isfinite(v)]
         if finite.size < 2:
             raise InputError("estimate_noise: volume has fewer than 2 finite voxels")
@@ -75,7 +77,14 @@ def estimate_noise(volume, mask=None, *, other_half=None) -> float:
     values = values[np.isfinite(values)].astype(np.float64)
     if values.size < 2:
         raise InputError("estimate_noise: the air mask holds fewer than 2 finite voxels")
-    return float(_MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+    centre = np.median(values)
+    if auto:
+        # thinly filled voxels below the threshold add a one-sided (positive) tail to the air:
+        # measure the spread on the lower side of the median only
+        below = centre - values[values < centre]
+        if below.size >= 2:
+            return float(_MAD_TO_SIGMA * np.median(below))
+    return float(_MAD_TO_SIGMA * np.median(np.abs(values - centre)))
 
 
 def uncertainty(ods_sigma, references, concentrations, *, pre_edge=None, voxel_m: float | None = None):

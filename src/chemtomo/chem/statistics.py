@@ -269,7 +269,10 @@ def state_of_charge(values, density=None, sigma=None, *, mask=None) -> tuple[flo
 
     Parameters
     ----------
-    values : (n_phases, ...) concentrations, or (...) fractions when ``density`` is given
+    values : (n_phases, ...) concentrations, or (...) fractions when ``density`` is given.
+        Prefer concentrations: fractions from :func:`fraction` are clipped to [0, 1], so noisy
+        voxels of pure phases can only err inwards and the SOC is biased towards 0.5 by about
+        0.4 σ_x × (share of material at a bound).
     density : float array, optional
         Per-voxel density Σ_k C_k; required with fractions.
     sigma : float array, optional
