@@ -68,7 +68,7 @@ def polar_to_fraction(angle_deg, references) -> np.ndarray:
     at that angle. Written out, with ``R⁻¹ = [[a, b], [c, d]]``:
     ``x = (c cos θ + d sin θ) / ((a + c) cos θ + (b + d) sin θ)``.
     """
-    r = check_references(references, 2)
+    r = check_references(references)
     if r.shape != (2, 2):
         raise InputError(f"polar_to_fraction needs a (2, 2) reference matrix (two energies, two phases), got {r.shape}")
     inv = np.linalg.inv(r)
