@@ -1,2 +1,15 @@
-"""chemtomo.align"""
-__all__: list[str] = []
+"""Tilt-series alignment: cross-energy registration, coarse alignment and iterative reprojection
+alignment with similarity transforms (DESIGN.md, ``align.align`` / ``align.apply``)."""
+
+from .alignment import Alignment
+from .api import align
+from .apply import apply
+from .coarse import coarse_align
+from .energies import register_energies
+from .register import register_similarity, register_translation
+from .reprojection import reprojection_align
+
+__all__ = [
+    "align", "apply", "Alignment", "register_translation", "register_similarity",
+    "register_energies", "coarse_align", "reprojection_align",
+]

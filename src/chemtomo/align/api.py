@@ -1,0 +1,144 @@
+"""``align``: the one entry point that aligns a (multi-energy) tilt series (DESIGN.md flow).
+
+register_energies → combine the energies on the reference grid → coarse_align →
+reprojection_align, all on the sum of the energies' optical densities (a valid tilt series of the
+summed volume, with the dose of every energy), so one set of per-angle transforms serves all
+energies and each energy adds only its offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from ..core.errors import InputError
+from .alignment import Alignment
+from .apply import apply
+from .coarse import coarse_align
+from .energies import _pick_reference, check_tilts, pixel_ratios, register_energies
+from .reprojection import ReprojectionOptions, reprojection_align
+
+__all__ = ["align", "screen_projections"]
+
+log = logging.getLogger(__name__)
+
+_METHODS = ("reprojection", "coarse")
+
+
+def screen_projections(tilt) -> dict:
+    """Blank and saturated projections of a tilt series: ``{index: reason}``.
+
+    * non-finite values (an optical density of a pixel that transmitted nothing);
+    * blank: the projection's peak-to-peak range is below 1e-3 of the series' median range
+      (no sample, a shutter that stayed closed, a failed reconstruction);
+    * saturated: more than 5 % of the projection's pixels sit at its maximum value (a clipped
+      detector or a clipped optical density).
+    """
+    t = np.asarray(tilt, np.float32)
+    n = t.shape[0]
+    out = {}
+    finite = np.isfinite(t).reshape(n, -1)
+    flat = np.where(finite, t.reshape(n, -1), np.nan)
+    with np.errstate(invalid="ignore"):
+        ptp = np.nanmax(flat, axis=1) - np.nanmin(flat, axis=1) if finite.any(axis=1).all() else None
+    if ptp is None:
+        ptp = np.array([np.ptp(row[np.isfinite(row)]) if np.isfinite(row).any() else 0.0 for row in flat])
+    med = np.median(ptp)
+    mx = np.nanmax(np.where(np.isfinite(flat), flat, -np.inf), axis=1)
+    at_max = (flat >= mx[:, None]).sum(axis=1) / flat.shape[1]
+    for i in range(n):
+        if not finite[i].all():
+            out[i] = f"saturated: {int((~finite[i]).sum())} non-finite pixels"
+        elif ptp[i] <= 1e-3 * med or ptp[i] == 0:
+            out[i] = f"blank: range {ptp[i]:.3g} against the series' median {med:.3g}"
+        elif at_max[i] > 0.05:
+            out[i] = f"saturated: {100 * at_max[i]:.0f} % of pixels at the maximum {mx[i]:.3g}"
+    return out
+
+
+def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str = "reprojection",
+          iterations: int = 20, algorithm: str = "sirt", tol_px: float = 0.01,
+          similarity: bool = True, options: ReprojectionOptions | None = None,
+          progress: Callable[[int, int], None] | None = None) -> Alignment:
+    """Align a spectro-tomographic tilt series: per-angle similarity transforms + energy offsets.
+
+    Parameters
+    ----------
+    tilts : {energy_eV: (n_angles, ny, nx) float}
+        Raw projections (optical density) per energy, same angles and shape. A dict with one
+        energy is an ordinary tilt series.
+    angles_deg : (n_angles,) float, or {energy_eV: angles}
+        Tilt angles, degrees, in acquisition order; must agree between energies.
+    pixel_m : {energy_eV: float}, optional
+        Pixel size per energy, metres; energies are resampled onto the reference energy's grid.
+    reference_energy : float, optional
+        The energy whose grid and frame the alignment uses (default: the lowest).
+    method : "reprojection" or "coarse"
+        "coarse" stops after the integer-pixel coarse alignment.
+    iterations, algorithm, tol_px, similarity
+        Most outer iterations, reconstruction algorithm for ``chemtomo.tomo.reconstruct``,
+        convergence tolerance (pixels) and whether to fit rotation and scale; they override the
+        same fields of ``options``.
+    options : ReprojectionOptions, optional
+        The remaining settings of the reprojection alignment.
+    progress : callable(iteration, total), optional
+
+    Returns
+    -------
+    Alignment with ``energy_offsets_px`` for every energy (zero for the reference),
+    ``energy_pixel_ratio``, ``excluded`` (blank, saturated and outlier projections, with the
+    reason), ``unconverged`` and the iteration ``history``. Apply it with
+    :func:`chemtomo.align.apply`.
+
+    Raises
+    ------
+    InputError
+        Energies whose tilt series differ in angles or shape, fewer than 3 angles (or fewer than
+        3 usable projections), unknown method or reference energy.
+    """
+    energies, angles = check_tilts(tilts, angles_deg)
+    if method not in _METHODS:
+        raise InputError(f"method must be one of {_METHODS}, got {method!r}")
+    opts = replace(options or ReprojectionOptions(), iterations=int(iterations), algorithm=algorithm,
+                   tol_px=float(tol_px), similarity=bool(similarity))
+    opts.check()
+    ref_e = _pick_reference(energies, reference_energy)
+    ratios = pixel_ratios(energies, ref_e, pixel_m)
+    n, ny, nx = np.shape(tilts[ref_e])
+
+    excluded = {}
+    for e in energies:
+        for i, why in screen_projections(tilts[e]).items():
+            excluded.setdefault(i, f"{why} at {float(e)} eV")
+    usable = n - len(excluded)
+    if usable < 3:
+        raise InputError(f"tilts: only {usable} of {n} projections are usable (excluded: "
+                         f"{dict(sorted(excluded.items()))}); at least 3 are needed to align")
+
+    if len(energies) > 1:
+        offsets = register_energies(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
+                                    exclude=excluded.keys())
+    else:
+        offsets = {ref_e: np.zeros(2)}
+    # the energies' sum on the reference grid and frame: combined(x) = Σ_E raw_E(c + k_E(x − c + o_E))
+    shifted = Alignment.identity(n, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
+                                 shape=(ny, nx))
+    combined = np.zeros((n, ny, nx), np.float32)
+    for e in energies:
+        raw = np.nan_to_num(np.asarray(tilts[e], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        combined += apply(raw, shifted, e)
+    bad = sorted(excluded)
+    combined[bad] = 0.0
+
+    coarse = coarse_align(combined, angles, exclude=bad)
+    coarse = replace(coarse, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
+                     reference_energy=float(ref_e), excluded=dict(excluded))
+    if method == "coarse":
+        return coarse
+    result = reprojection_align(combined, angles, init=coarse, options=opts, exclude=excluded,
+                                progress=progress)
+    return replace(result, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
+                   reference_energy=float(ref_e))

@@ -1,0 +1,175 @@
+"""Cross-energy registration: one offset per energy, so one alignment serves every energy.
+
+At each angle the projections of all energies were recorded without moving the sample, except
+for drift of the optics between energies (the zone plate refocuses with energy, and the
+ptychographic reconstructions of different energies need not share an origin). So each energy E
+is offset from the reference energy by one (dy, dx), the same at every angle: measured at every
+angle and combined by the median, which ignores the angles where a projection is poor.
+
+Chemical contrast differs between energies (that is the point of the measurement: at 710.2 eV
+FePO4 absorbs more, at 708.2 eV LiFePO4), so grey levels do not match across energies but edges
+do. Registration therefore compares the gradient magnitude of lightly smoothed images by phase
+correlation by default; ``filter="none"`` compares the images themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..core.errors import InputError
+from .register import register_translation
+from .transform import centre
+
+__all__ = ["register_energies", "resample_to_reference", "check_tilts"]
+
+_FILTERS = ("gradient", "highpass", "none")
+
+
+def check_tilts(tilts, angles_deg, *, owner: str = "tilts"):
+    """Validate ``{energy_eV: (n_angles, ny, nx)}`` and the angles; return (energies, angles).
+
+    ``angles_deg`` is one array shared by all energies or a dict ``{energy_eV: angles}`` which
+    must agree to 1e-6 degrees. Energies are returned sorted ascending.
+    """
+    if not isinstance(tilts, dict) or not tilts:
+        raise InputError(f"{owner}: expected a non-empty dict {{energy_eV: (n_angles, ny, nx) array}}, "
+                         f"got {type(tilts).__name__}")
+    energies = sorted(tilts, key=float)
+    shapes = {e: np.shape(tilts[e]) for e in energies}
+    for e, sh in shapes.items():
+        if len(sh) != 3:
+            raise InputError(f"{owner}[{e}]: expected a tilt series (n_angles, ny, nx), got shape {sh}")
+    first = energies[0]
+    for e in energies[1:]:
+        if shapes[e] != shapes[first]:
+            raise InputError(f"{owner}: the tilt series of {e} eV has shape {shapes[e]} but that of "
+                             f"{first} eV has {shapes[first]}; every energy needs the same angles "
+                             "and projection shape (resample with pixel_m if the pixel sizes differ)")
+    n = shapes[first][0]
+    if isinstance(angles_deg, dict):
+        missing = [e for e in energies if e not in angles_deg]
+        if missing:
+            raise InputError(f"angles_deg: no angles for energies {missing}")
+        angles = np.asarray(angles_deg[first], np.float64)
+        for e in energies[1:]:
+            other = np.asarray(angles_deg[e], np.float64)
+            if other.shape != angles.shape or not np.allclose(other, angles, atol=1e-6):
+                raise InputError(f"angles_deg: the angles of {e} eV differ from those of {first} eV; "
+                                 "every energy must be measured at the same angles, in the same order")
+    else:
+        angles = np.asarray(angles_deg, np.float64)
+    if angles.shape != (n,):
+        raise InputError(f"angles_deg: {angles.size} angles for tilt series of {n} projections; "
+                         "expected one angle per projection")
+    if not np.all(np.isfinite(angles)):
+        raise InputError("angles_deg: angles must be finite")
+    if n < 3:
+        raise InputError(f"{owner}: {n} projections; at least 3 angles are needed to align a tilt series")
+    return energies, angles
+
+
+def resample_to_reference(tilt, pixel_ratio: float) -> np.ndarray:
+    """Resample projections of pixel size p_E onto the reference grid of pixel size p_ref.
+
+    ``pixel_ratio`` = p_ref / p_E. The reference pixel ``p`` shows the physical point
+    ``(p − c)·p_ref`` from the centre, which is pixel ``c + (p − c)·pixel_ratio`` of the input
+    (a zoom about the centre by p_E / p_ref), sampled bilinearly; outside the field is 0.
+    """
+    t = np.asarray(tilt, np.float32)
+    if pixel_ratio == 1.0:
+        return t
+    n, ny, nx = t.shape
+    c = centre(t.shape)
+    yy = c[0] + (np.arange(ny) - c[0]) * pixel_ratio
+    xx = c[1] + (np.arange(nx) - c[1]) * pixel_ratio
+    k, qy, qx = np.meshgrid(np.arange(n), yy, xx, indexing="ij")
+    return ndimage.map_coordinates(t, [k, qy, qx], order=1, mode="constant", cval=0.0,
+                                   prefilter=False, output=np.float32)
+
+
+def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
+    if kind == "none":
+        return tilt
+    if kind == "highpass":
+        return (ndimage.gaussian_filter(tilt, (0, sigma_px, sigma_px))
+                - ndimage.gaussian_filter(tilt, (0, 4 * sigma_px, 4 * sigma_px))).astype(np.float32)
+    g = ndimage.gaussian_gradient_magnitude(tilt, (0, sigma_px, sigma_px))
+    return g.astype(np.float32)
+
+
+def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
+                      filter: str = "gradient", exclude=None, upsample: int = 50) -> dict:
+    """Offset of every energy's tilt series from the reference energy's, pixels.
+
+    Parameters
+    ----------
+    tilts : {energy_eV: (n_angles, ny, nx) float}
+        Raw projections per energy, same angles and shape.
+    angles_deg : (n_angles,) float, or {energy_eV: angles}
+        Tilt angles, degrees (checked to agree between energies).
+    reference_energy : float, optional
+        The energy the others are registered onto (default: the lowest).
+    pixel_m : {energy_eV: float}, optional
+        Pixel size of each energy's projections, metres. Energies whose pixel size differs from
+        the reference's are first resampled onto the reference grid.
+    filter : "gradient", "highpass" or "none"
+        What is compared: gradient magnitude (default; edges match between energies where grey
+        levels do not), a difference of Gaussians, or the raw images.
+    exclude : iterable of int, optional
+        Angles to ignore (blank or saturated projections).
+    upsample : int
+        Phase-correlation precision is 1/``upsample`` pixel.
+
+    Returns
+    -------
+    offsets : {energy_eV: (2,) float64 (dy, dx)} in reference pixels, zero for the reference; the
+        content at ``x`` in the reference projection sits at ``x + offset`` in that energy's
+        (resampled) projection, the ``energy_offsets_px`` of :class:`~chemtomo.align.Alignment`.
+    """
+    energies, angles = check_tilts(tilts, angles_deg)
+    if filter not in _FILTERS:
+        raise InputError(f"filter must be one of {_FILTERS}, got {filter!r}")
+    ref_e = _pick_reference(energies, reference_energy)
+    ratios = pixel_ratios(energies, ref_e, pixel_m)
+    n = angles.size
+    use = np.ones(n, bool)
+    if exclude is not None:
+        use[np.asarray(list(exclude), dtype=int)] = False
+    if not use.any():
+        raise InputError("register_energies: every projection is excluded; nothing to register")
+    ref = _edges(np.nan_to_num(np.asarray(tilts[ref_e], np.float32)[use]), filter)
+    out = {ref_e: np.zeros(2)}
+    for e in energies:
+        if e == ref_e:
+            continue
+        mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), ratios[e])[use]
+        shifts = register_translation(ref, _edges(mov, filter), upsample=upsample)
+        out[e] = np.median(shifts, axis=0)
+    return out
+
+
+def _pick_reference(energies, reference_energy):
+    if reference_energy is None:
+        return energies[0]
+    for e in energies:
+        if abs(float(e) - float(reference_energy)) < 1e-3:
+            return e
+    raise InputError(f"reference_energy={reference_energy} eV is not among the energies "
+                     f"{[float(e) for e in energies]}")
+
+
+def pixel_ratios(energies, ref_e, pixel_m) -> dict:
+    """{energy: p_ref / p_E}, all 1 when ``pixel_m`` is None."""
+    if pixel_m is None:
+        return {e: 1.0 for e in energies}
+    if not isinstance(pixel_m, dict):
+        return {e: 1.0 for e in energies}
+    missing = [e for e in energies if e not in pixel_m]
+    if missing:
+        raise InputError(f"pixel_m: no pixel size for energies {missing}; expected one per energy")
+    for e in energies:
+        p = float(pixel_m[e])
+        if not (np.isfinite(p) and p > 0):
+            raise InputError(f"pixel_m[{e}]: pixel size must be a positive number of metres, got {pixel_m[e]!r}")
+    return {e: float(pixel_m[ref_e]) / float(pixel_m[e]) for e in energies}
