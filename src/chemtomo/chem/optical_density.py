@@ -33,6 +33,7 @@ _ERODE_PX = 2             # air mask erosion, pixels
 _SEPARATION_SIGMAS = 4.0  # classes closer than this many noise σ: no sample in the image
 _MIN_AIR_PIXELS = 16      # fewer air pixels than this cannot fix offset and ramp
 _MAD_TO_SIGMA = 1.482602218505602
+_MIN_SIGMA_OD = 1e-4      # floor on the air noise σ for the negative-OD test (noise-free data)
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,8 @@ def optical_density(transmission, *, air_mask=None, return_phase: bool = False, 
     fill : float
         Value written into masked pixels (default NaN, so they are never mistaken for data).
     negative_sigmas : float
-        An OD below −negative_sigmas × (air noise σ) is unphysical (more light than in air) and is
-        masked; the count is reported and logged.
+        An OD below −negative_sigmas × (air noise σ, at least 1e-4) is unphysical (more light
+        than in air) and is masked; the count is reported and logged.
 
     Returns
     -------
@@ -189,7 +190,7 @@ def optical_density(transmission, *, air_mask=None, return_phase: bool = False, 
         plane[:, 2] = gx + fine[:, 2]
 
     sigma = _robust_sigma(od, air)
-    negative = valid & (od < -negative_sigmas * sigma[:, None, None])
+    negative = valid & (od < -negative_sigmas * np.maximum(sigma, _MIN_SIGMA_OD)[:, None, None])
     invalid = ~valid | negative
     n_nonfinite = int(np.count_nonzero(~valid))
     n_negative = int(np.count_nonzero(negative))

@@ -1,0 +1,96 @@
+"""Optical density from complex transmissions: air detection, normalisation, phase ramps."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from chemtomo.chem import optical_density
+from chemtomo.core import InputError
+
+
+def _transmissions(n=3, shape=(64, 64), noise=0.004, seed=0):
+    """Stack of T = A e^{iφ} with a disc (OD 0.3, phase −0.2) off centre, a global amplitude
+    scale, a phase offset and a linear ramp that differ per image, plus complex noise."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx].astype(np.float64)
+    yc, xc = yy - (ny - 1) / 2, xx - (nx - 1) / 2
+    disc = ((yy - 30) ** 2 + (xx - 26) ** 2 < 14 ** 2).astype(np.float64)
+    od_true = 0.3 * disc
+    phi_true = -0.2 * disc
+    scale = rng.uniform(0.6, 0.9, n)
+    offset = rng.uniform(-3, 3, n)
+    ramp = rng.uniform(-0.3, 0.3, (n, 2))             # rad/pixel: wraps several times
+    phase = phi_true + offset[:, None, None] + ramp[:, 0, None, None] * yc + ramp[:, 1, None, None] * xc
+    t = scale[:, None, None] * np.exp(-od_true / 2) * np.exp(1j * phase)
+    t = t + noise * scale[:, None, None] * (rng.normal(size=t.shape) + 1j * rng.normal(size=t.shape))
+    return t.astype(np.complex64), od_true, phi_true, disc.astype(bool), ramp
+
+
+def test_od_and_phase_recovered_with_automatic_air():
+    t, od_true, phi_true, disc, ramp = _transmissions()
+    od, phase, info = optical_density(t, return_phase=True, return_info=True)
+    assert od.dtype == np.float32 and phase.dtype == np.float32 and od.shape == t.shape
+    # the automatic air region avoids the disc and covers most of the rest
+    assert not np.any(info.air_mask & disc[None])
+    assert np.all(info.air_mask.reshape(3, -1).sum(1) > 0.5 * (~disc).sum())
+    # per-pixel OD noise: complex noise 0.004 relative -> sigma(OD) = 2 x 0.004 = 0.008;
+    # the mean over the ~600-pixel disc interior has sigma 3e-4: 0.002 is > 5 sigma
+    inner = np.zeros_like(disc)
+    inner[20:40, 16:36] = True
+    inner &= disc
+    assert np.all(np.abs(od[:, inner].mean(axis=1) - 0.3) < 2e-3)
+    assert np.all(np.abs(phase[:, inner].mean(axis=1) + 0.2) < 2e-3)
+    assert np.all(np.abs(np.nanmean(np.where(info.air_mask, od, np.nan), axis=(1, 2))) < 1e-3)
+    # ramp recovered (rad/pixel), from ~3000 air pixels at 0.004 rad noise: error << 1e-4
+    assert np.allclose(info.phase_plane[:, 1:], ramp, atol=1e-4)
+    assert np.allclose(info.noise_sigma, 0.008, rtol=0.1)
+    assert info.n_nonfinite == 0 and info.n_negative == 0
+
+
+def test_single_image_and_given_air_mask():
+    t, od_true, _, disc, _ = _transmissions(n=1, noise=0.0)
+    air = np.ones(disc.shape, bool)
+    air[8:54, 4:50] = False
+    od = optical_density(t[0], air_mask=air)
+    # noise-free: exact to float32 round-off of log and complex products
+    assert od.shape == disc.shape
+    assert np.max(np.abs(od - od_true)) < 1e-4
+
+
+def test_image_without_sample_is_all_air():
+    # pure noise: no class separation, so every pixel is air and the OD has zero mean
+    rng = np.random.default_rng(3)
+    t = (0.7 * np.exp(1j * 0.5) + 0.003 * (rng.normal(size=(48, 48)) + 1j * rng.normal(size=(48, 48))))
+    od, info = optical_density(t.astype(np.complex64), return_info=True)
+    assert info.air_mask.sum() > 0.8 * 48 * 48          # all but the 2-pixel eroded border
+    assert abs(float(np.mean(od))) < 5 * 0.006 / 48     # sigma(OD) ~ 0.006 over 2304 pixels
+
+
+def test_zero_and_bright_pixels_are_masked_and_counted(caplog):
+    t, _, _, _, _ = _transmissions(n=2)
+    t[0, 5, 5] = 0
+    t[1, 6, 7] = np.nan
+    t[1, 60, 60] *= 3.0                                  # |T| 3x the air: OD = -2.2, impossible
+    with caplog.at_level(logging.WARNING, logger="chemtomo.chem.optical_density"):
+        od, info = optical_density(t, return_info=True)
+    assert info.n_nonfinite == 2 and info.n_negative == 1
+    assert np.isnan(od[0, 5, 5]) and np.isnan(od[1, 6, 7]) and np.isnan(od[1, 60, 60])
+    assert info.invalid.sum() == 3
+    assert "masked 2 pixels with zero or non-finite |T| and 1 with OD below" in caplog.text
+    od0 = optical_density(t, fill=0.0)
+    assert od0[1, 60, 60] == 0.0
+
+
+def test_real_amplitude_input_and_errors():
+    t, _, _, _, _ = _transmissions(n=1, noise=0.0)
+    od_amp = optical_density(np.abs(t[0]))
+    od_cplx = optical_density(t[0])
+    assert np.max(np.abs(od_amp - od_cplx)) < 1e-5
+    with pytest.raises(InputError, match=r"transmission must be an image \(ny, nx\) or a stack \(n, ny, nx\), got shape \(4,\)"):
+        optical_density(np.ones(4, np.complex64))
+    with pytest.raises(InputError, match=r"air_mask has shape \(3, 3\); expected \(64, 64\)"):
+        optical_density(t, air_mask=np.ones((3, 3), bool))
+    with pytest.raises(InputError, match=r"images \[0\] have fewer than 16 usable air pixels"):
+        optical_density(t[0], air_mask=np.zeros((64, 64), bool))
