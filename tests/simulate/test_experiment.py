@@ -1,0 +1,121 @@
+"""Tests of the whole virtual experiment (chemtomo.simulate.experiment)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from chemtomo.core import InputError, Scan, object_pixel_size
+from chemtomo.simulate import PRESETS, absorption_coefficient, misalign, simulate_dataset
+
+
+@pytest.fixture(scope="module")
+def ds():
+    # the demo preset at three angles: the same physics, seconds instead of tens of seconds
+    return simulate_dataset("demo", seed=3, soc=0.3, angles_deg=[-60.0, 0.0, 45.0])
+
+
+def test_presets_sizes():
+    demo, paper = PRESETS["demo"], PRESETS["paper"]
+    assert len(demo.angles_deg) == 31 and demo.angles_deg[0] == -80 and demo.angles_deg[-1] == 77
+    assert demo.energies_ev == (708.2, 710.2) and demo.voxel_m == 6.7e-9 and demo.frame_px == 64
+    assert np.prod(demo.shape) < 200_000 and demo.n_particles == 10
+    # the paper: 158 projections from −80° to +77°, 6.7 nm voxels, ~80 particles
+    assert len(paper.angles_deg) == 158 and paper.angles_deg[0] == -80 and paper.angles_deg[-1] == 77
+    assert paper.voxel_m == 6.7e-9 and paper.n_particles == 80 and paper.step_m == 70e-9
+
+
+def test_scans_geometry(ds):
+    assert len(ds.scans) == 6
+    keys = ds.scan_keys
+    for i, scan in enumerate(ds.scans):
+        assert isinstance(scan, Scan)
+        assert (scan.angle_deg, scan.energy_ev) == tuple(keys[i])
+        assert scan.frames.dtype == np.float32 and scan.frames.shape[1:] == (64, 64)
+        assert 40 <= scan.n_frames <= 60
+        assert scan.positions_m.shape == (scan.n_frames, 2)
+    # the object pixel follows λz/(np): the voxel size at 708.2 eV, 0.28 % smaller at 710.2 eV
+    p1, p2 = ds.scans[0].pixel_m, ds.scans[1].pixel_m
+    assert p1 == pytest.approx(6.7e-9, rel=1e-12)
+    assert p2 == pytest.approx(object_pixel_size(710.2, ds.distance_m, ds.detector_pixel_m, 64), rel=1e-12)
+    assert p2 / p1 == pytest.approx(708.2 / 710.2, rel=1e-12)
+
+
+def test_truth_soc(ds):
+    # the phantom places domains on 4^3 sub-samples per voxel: SOC exact to < 1e-3
+    assert abs(ds.sample.soc - 0.3) < 0.01
+
+
+def test_frame_counts_follow_dose(ds):
+    # each frame's total = dose × mean |T|² under the probe + Σ background (valid pixels),
+    # Poisson noise ~ sqrt(dose) ≪ the absorption; OD of a few plates is < 2, so |T|² > e^-2
+    scan = ds.scans[0]
+    totals = scan.frames.sum(axis=(1, 2))
+    dose, bg = ds.preset.dose_photons, ds.background[ds.mask].sum()
+    assert np.all(totals <= dose + bg + 5 * math.sqrt(dose))
+    assert np.all(totals >= dose * math.exp(-2.0) * 0.95)
+    # frames of empty regions (corners of the raster) carry the full dose minus masked photons
+    assert np.max(totals) > 0.97 * dose
+
+
+def test_scan_object_is_the_misaligned_truth(ds):
+    # at the first energy the object pixel is the voxel, so the object's OD cropped around its
+    # centre is the misaligned truth OD on the truth grid (same cubic interpolation; clipping of
+    # negative ringing and float32 differ by < 1e-4 OD)
+    i = 2  # angle 0°, 708.2 eV
+    obj, pixel = ds.scan_object(i)
+    od = -np.log(np.abs(obj) ** 2)
+    ny, nx = ds.sample.shape[0], ds.sample.shape[2]
+    cy, cx = obj.shape[0] // 2, obj.shape[1] // 2
+    crop = od[cy - ny // 2: cy + ny // 2 + 1, cx - nx // 2: cx + nx // 2 + 1]
+    expected = misalign(ds.od_truth(708.2), ds.alignment, 708.2)[1]
+    assert np.max(np.abs(crop - np.clip(expected, 0, None))) < 2e-3 * expected.max() + 1e-4
+    # OD = 2 k ∫β dz: the 0° truth OD is the sum over z of μ per voxel × voxel size
+    mu = ds.mu_volume(708.2)
+    np.testing.assert_allclose(ds.od_truth(708.2)[1], mu.sum(axis=1) * ds.voxel_m, rtol=1e-3,
+                               atol=1e-4 * expected.max())
+
+
+def test_xas_stack_and_references(ds):
+    assert ds.xas_od.shape == (len(ds.xas_energies_ev), 41, 65) and ds.xas_od.dtype == np.float32
+    assert 20 <= len(ds.xas_energies_ev) <= 30
+    assert list(ds.references.columns) == ["energy_eV", "LiFePO4", "FePO4"]
+    assert {708.2, 710.2} <= set(ds.references.energy_eV.round(6))
+    # the noise-free 0° OD at 708.2 eV is the truth; noise σ = 0.005 → residual std within 20 %
+    i = int(np.argmin(np.abs(ds.xas_energies_ev - 708.2)))
+    resid = ds.xas_od[i] - ds.od_truth(708.2)[1]
+    assert np.std(resid) == pytest.approx(0.005, rel=0.2)
+
+
+def test_positions_truth(ds):
+    # the actual positions jitter around the 70 nm raster by 2 nm (±30 % for 6×54 samples per axis)
+    dev = ds.positions_m - ds.nominal_positions_m[None]
+    assert np.std(dev) == pytest.approx(2e-9, rel=0.3)
+    np.testing.assert_array_equal(ds.recorded_positions_m, ds.positions_m)  # position_error_m = 0
+    np.testing.assert_array_equal(ds.scans[3].positions_m, ds.recorded_positions_m[3])
+
+
+def test_scans_are_deterministic(ds):
+    np.testing.assert_array_equal(ds.scans[4].frames, ds.scans[4].frames)
+    other = simulate_dataset("demo", seed=3, soc=0.3, angles_deg=[-60.0, 0.0, 45.0])
+    np.testing.assert_array_equal(other.scans[5].frames, ds.scans[5].frames)
+
+
+def test_mu_volume_matches_references(ds):
+    mu = ds.mu_volume(710.2)
+    full = (ds.sample.occupancy == 1) & (ds.sample.fraction == 1)
+    assert np.allclose(mu[full], absorption_coefficient("FePO4", 710.2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(preset="nope"), "preset must be one of"),
+    (dict(frobnicate=1), "unknown parameter"),
+    (dict(dose_photons=-5), "dose_photons must be a positive"),
+    (dict(soc=2.0), "soc"),
+    (dict(energies_ev=[708.2, 708.2]), "energies_ev must be distinct"),
+    (dict(angles_deg=[0.0, 95.0]), "angles_deg must be distinct finite angles"),
+    (dict(probe_diameter_m=1e-6), "probe_diameter_m"),
+])
+def test_bad_parameters_raise(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        simulate_dataset(**kwargs)
