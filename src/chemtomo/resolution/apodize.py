@@ -16,10 +16,11 @@ untouched, where a tomogram or a ptychographic field of view usually holds the s
 Choosing the taper trades two errors. A window's spectral side lobes leak low-frequency power
 (which both arrays share) into high frequencies, lifting the curve where the signal spectrum
 falls steeply; a longer taper has weaker side lobes but leaves fewer samples at full weight,
-so the curve scatters more. On 64² images of a Gaussian-blurred (σ = 2–3 px) signal whose
-spectrum falls 10⁴–10⁵ below its peak before the crossing, the ½-bit crossing came out
-0.7–2.7 rings too high with a 12.5 % taper, 0.2–0.7 ring with 25 % and 0.2–0.5 ring with
-Hann, the scatter growing from 0.2–0.3 to 0.3–0.4 ring (30 seeds each): 25 % is the default.
+so the curve scatters more. ``benchmarks/resolution.py`` measures the ½-bit crossing on 64²
+pairs of Gaussian-blurred signals with an exactly known FRC (30 seeds, periodic data): where
+the signal spectrum falls 10⁴–10⁵ below its peak before the crossing (σ = 2–3 px), a 12.5 %
+taper puts the crossing +0.7 to +2.7 rings too high, 25 % +0.2 to +0.7 and Hann +0.2 to +0.5,
+with a scatter of ±0.2–0.3, ±0.2–0.4 and ±0.3–0.5 rings. 25 % is the default.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ from .thresholds import threshold_curve
 __all__ = ["frc", "fsc", "shell_frequencies", "crossing_frequency"]
 
 #: Number of Fourier samples handled at once when binning into shells (bounds temporaries).
-_CHUNK_SAMPLES = 1 << 22
+_CHUNK_SAMPLES = 1 << 20
 
 
 def _spacing(spacing_m, ndim: int, name: str) -> tuple[float, ...]:
@@ -161,7 +161,8 @@ def _prepare(a, b, ndim: int, fname: str):
 
 def _fftn(x, xp, real: bool):
     if xp is np:
-        return sfft.rfftn(x, workers=WORKERS) if real else sfft.fftn(x, workers=WORKERS)
+        return (sfft.rfftn(x, workers=WORKERS, overwrite_x=True) if real
+                else sfft.fftn(x, workers=WORKERS, overwrite_x=True))
     return xp.fft.rfftn(x) if real else xp.fft.fftn(x)
 
 
@@ -217,11 +218,11 @@ def _correlate(a, b, spacing_m, ndim: int, fname: str, spacing_name: str, thresh
     if r_max < 2:
         raise InputError(f"{fname}: shape {shape} with {spacing_name} {spacing} gives only {r_max} complete "
                          "shell(s); the axes are too short or their pixel sizes too different")
-    a = apodize_array(a, taper)
-    b = apodize_array(b, taper)
     real = not is_complex
-    cross, pow_a, pow_b, counts = _shell_sums(_fftn(a, xp, real), _fftn(b, xp, real), shape, spacing,
-                                              delta_f, r_max, real, xp)
+    # The apodised copies live only until their transform exists (memory: one copy at a time).
+    fa = _fftn(apodize_array(a, taper), xp, real)
+    fb = _fftn(apodize_array(b, taper), xp, real)
+    cross, pow_a, pow_b, counts = _shell_sums(fa, fb, shape, spacing, delta_f, r_max, real, xp)
     cross, pow_a, pow_b, counts = cross[1:], pow_a[1:], pow_b[1:], counts[1:]  # drop the mean
     with np.errstate(invalid="ignore", divide="ignore"):
         denom = np.sqrt(pow_a * pow_b)
