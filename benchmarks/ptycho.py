@@ -1,0 +1,250 @@
+"""Ptychography benchmark: chemtomo against pty-chi and PtyLab on one simulated scan, one process.
+
+The scan (``_anchors_ptycho.make_scan``): 400 frames of 128 × 128 (20 × 20 raster, 70 nm steps
+with whole-pixel jitter), a zone-plate probe (100 nm outer zone, 708.2 eV, defocused to a beam
+≈ 270 nm wide), LiFePO4 plates on a carbon film, 10⁶ photons per frame with Poisson noise.
+
+Every code starts from a flat object (ones) and the true probe, refines object and probe, and
+runs the same iterations; the driver stops it at checkpoints (1, 2, 3, 5, 7, 10, 15, 20, 30, 40,
+50 iterations) to copy the object out, and only the reconstruction calls are timed. Reported:
+
+- s/iteration: wall time of all iterations / their number (per-call overheads included);
+- × FFT floor: s/iteration over the time of one forward and one inverse FFT of all frames
+  (scipy.fft, complex64, all cores), the least a batched projection iteration can cost;
+- error at 10/20/50 iterations: ``min_c ||c·O − T|| / ||T||`` over the well-illuminated region
+  (summed probe intensity ≥ 25 % of its maximum), c a global complex factor, after the sub-pixel
+  shift that registers the code's final object onto the truth;
+- time to the target error: the error PtyLab ePIE reaches in 10 iterations;
+- peak memory: the process's resident set size above its level when the code started (sampled
+  every 5 ms from /proc/self/statm after garbage collection and malloc_trim), which includes
+  the code's own copies of the data.
+
+Usage::
+
+    .venv/bin/python benchmarks/ptycho.py            # the full benchmark (a few minutes)
+    .venv/bin/python benchmarks/ptycho.py --quick    # 100 frames of 64², 20 iterations
+    .venv/bin/python benchmarks/ptycho.py --only chemtomo --profile "chemtomo RAAR"
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import math
+import os
+import platform
+import pstats
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")      # PtyLab draws a progress bar per iteration
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+import _anchors_ptycho as A  # noqa: E402
+
+FULL_CHECKPOINTS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50]
+QUICK_CHECKPOINTS = [1, 2, 3, 5, 7, 10, 15, 20]
+
+
+def make_runners(scan: A.BenchScan, only: str | None) -> list[A.Runner]:
+    runners: list[A.Runner] = list(A.chemtomo_runners(scan))
+    runners += [A.PtychiRunner(scan, "LSQML"), A.PtychiRunner(scan, "DM"), A.PtychiRunner(scan, "RAAR")]
+    runners += [A.PtylabRunner(scan, "ePIE"), A.PtylabRunner(scan, "mPIE")]
+    if only:
+        keys = [k.strip().lower() for k in only.split(",")]
+        runners = [r for r in runners if any(k in r.name.lower() for k in keys)]
+    return runners
+
+
+def run_one(runner: A.Runner, scan: A.BenchScan, checkpoints: list[int]) -> A.RunResult:
+    """Set the code up, run it through the checkpoints, score its snapshots against the truth."""
+    res = A.RunResult(runner.name)
+    probe = A.PeakRSS()
+    probe.start()
+    snapshots = []
+    try:
+        t0 = time.perf_counter()
+        runner.setup()
+        res.setup_s = time.perf_counter() - t0
+        for it, elapsed, obj in runner.run(checkpoints):
+            res.iterations.append(it)
+            res.seconds.append(elapsed)
+            snapshots.append(obj)
+        res.note = getattr(runner, "note", "")
+    except Exception as exc:  # an anchor that fails is reported in the table, the rest go on
+        res.failure = f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        res.peak_mib = probe.stop()
+        runner.close()
+    if snapshots:
+        shift = A.registration_shift(snapshots[-1], scan)
+        res.errors = [A.relative_error(o, scan, shift) for o in snapshots]
+        res.note = (res.note + f" registration shift ({shift[0]:+.2f}, {shift[1]:+.2f}) px").strip()
+    del snapshots
+    A.release_memory()
+    return res
+
+
+def fmt(x: float, spec: str = ".3g") -> str:
+    return "—" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def table(results: list[A.RunResult], floor_s: float, target: float, target_label: str,
+          reference: A.RunResult | None) -> str:
+    ref_spi = reference.seconds_per_iteration() if reference else float("nan")
+    ref_ttt = reference.time_to_error(target) if reference else float("nan")
+    head = ["code / algorithm", "s/iter", "× FFT floor", "s/iter ÷ chemtomo", "err@10", "err@20", "err@50",
+            f"time to err ≤ {target:.4f} (s)", "÷ chemtomo", "peak RSS (MiB)", "setup (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    lines.append("| FFT floor (1 fwd + 1 inv FFT of all frames) | " + fmt(floor_s, ".4f") + " | 1 | "
+                 + " | ".join(["—"] * (len(head) - 3)) + " |")
+    for r in results:
+        if r.failure:
+            lines.append(f"| {r.name} | failed: {r.failure} |" + " |" * (len(head) - 2))
+            continue
+        spi, ttt = r.seconds_per_iteration(), r.time_to_error(target)
+        lines.append("| " + " | ".join([
+            r.name, fmt(spi, ".4f"), fmt(spi / floor_s, ".1f"), fmt(spi / ref_spi, ".2f"),
+            fmt(r.error_at(10), ".4f"), fmt(r.error_at(20), ".4f"), fmt(r.error_at(50), ".4f"),
+            fmt(ttt, ".3f"), fmt(ttt / ref_ttt, ".2f"), fmt(r.peak_mib, ".0f"), fmt(r.setup_s, ".2f"),
+        ]) + " |")
+    lines.append("")
+    lines.append(f"Target error = {target_label}. Ratios are the row's value over chemtomo's default "
+                 f"({reference.name if reference else 'not run'}); > 1 means chemtomo is faster.")
+    return "\n".join(lines)
+
+
+def versions() -> str:
+    parts = [f"Python {platform.python_version()}", f"NumPy {np.__version__}"]
+    import scipy
+
+    parts.append(f"SciPy {scipy.__version__}")
+    for mod, label in (("torch", "torch"), ("ptychi", "ptychi"), ("PtyLab", "ptylab")):
+        try:
+            m = __import__(mod)
+            v = getattr(m, "__version__", None)
+            if v is None:
+                from importlib.metadata import version
+
+                v = version(label)
+            parts.append(f"{label} {v}")
+        except Exception as exc:  # report what is missing, do not stop
+            parts.append(f"{label} unavailable ({type(exc).__name__})")
+    try:
+        import torch
+
+        parts.append(f"torch threads {torch.get_num_threads()}")
+    except Exception:
+        pass
+    return ", ".join(parts)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return f"{os.cpu_count()} cores, {cpu}, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
+
+
+def profile(runner: A.Runner, iterations: int) -> str:
+    runner.setup()
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in runner.run([iterations]):
+        pass
+    pr.disable()
+    runner.close()
+    out = io.StringIO()
+    stats = pstats.Stats(pr, stream=out).sort_stats("tottime")
+    stats.print_stats(25)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="100 frames of 64², 20 iterations (development)")
+    ap.add_argument("--only", default=None, help="comma-separated substrings of runner names to run")
+    ap.add_argument("--profile", default=None, help="cProfile this runner (exact name) for 10 iterations")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    warnings.filterwarnings("ignore")
+    if args.quick:
+        scan = A.make_scan(n=64, grid=10, seed=args.seed)
+        checkpoints = QUICK_CHECKPOINTS
+    else:
+        scan = A.make_scan(n=128, grid=20, seed=args.seed)
+        checkpoints = FULL_CHECKPOINTS
+    print(f"# scan: {scan.description}")
+    print(f"# machine: {machine()}")
+    print(f"# versions: {versions()}")
+    print(f"# command: {' '.join([Path(sys.executable).name] + sys.argv)}")
+    print(f"# error of the flat start object: {A.relative_error(np.ones_like(scan.truth), scan):.4f}")
+    sys.stdout.flush()
+
+    runners = make_runners(scan, args.only)
+    if args.profile:
+        match = [r for r in runners if r.name == args.profile]
+        if not match:
+            print(f"no runner named {args.profile!r}; have {[r.name for r in runners]}")
+            return 1
+        print(profile(match[0], 10))
+        return 0
+
+    floor_before = A.fft_floor_s(scan)
+    results = []
+    for r in runners:
+        res = run_one(r, scan, checkpoints)
+        status = res.failure or (f"{res.seconds_per_iteration():.4f} s/iter, errors "
+                                 + " ".join(f"{i}:{e:.4f}" for i, e in zip(res.iterations, res.errors)))
+        print(f"# {res.name}: {status} {res.note}")
+        sys.stdout.flush()
+        results.append(res)
+    floor_after = A.fft_floor_s(scan)
+    floor = min(floor_before, floor_after)
+    print(f"# FFT floor {floor_before:.4f} s before the runs, {floor_after:.4f} s after; the table uses the smaller")
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+
+    epie = next((r for r in results if r.name == "PtyLab ePIE" and not r.failure), None)
+    reference = next((r for r in results if r.name.startswith("chemtomo") and "default" in r.name
+                      and not r.failure), None)
+    if epie is not None and 10 in epie.iterations:
+        target = epie.error_at(10)
+        t_epie = epie.seconds[epie.iterations.index(10)]
+        label = f"PtyLab ePIE's error after 10 iterations ({target:.4f}), which took it {t_epie:.3f} s"
+    else:
+        target, t_epie, label = float("nan"), float("nan"), "PtyLab ePIE not run"
+    print()
+    print(table(results, floor, target, label, reference))
+
+    # The issue's targets.
+    if reference is not None:
+        raar_dm = [r for r in results if r.name.startswith("chemtomo") and not r.failure
+                   and any(a in r.name for a in ("RAAR", "DM"))]
+        print()
+        for r in raar_dm:
+            ratio = r.seconds_per_iteration() / floor
+            print(f"Target 1 ({r.name}): {ratio:.2f} × FFT floor -> {'met' if ratio <= 2 else 'missed'} (≤ 2)")
+        ttt = reference.time_to_error(target)
+        if math.isfinite(t_epie):
+            verdict = ("met" if math.isfinite(ttt) and ttt < t_epie else "missed")
+            print(f"Target 2 ({reference.name}): reaches {target:.4f} in {fmt(ttt, '.3f')} s vs PtyLab ePIE "
+                  f"{t_epie:.3f} s -> {verdict}" + (f" ({t_epie / ttt:.2f}× faster; aim 3×)"
+                                                     if math.isfinite(ttt) else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
