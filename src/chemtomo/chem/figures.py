@@ -62,7 +62,7 @@ def plot_correlation(od_e1, od_e2, references, labels=None, *, energies_ev=(708.
     total = hists.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rgb = np.einsum("cij,ck->ijk", hists, colours) / total[..., None]
-    level = np.log1p(total) / np.log1p(total.max())
+    level = np.sqrt(np.log1p(total) / np.log1p(total.max()))   # sqrt: sparse classes stay visible
     rgba = np.concatenate([np.nan_to_num(rgb), level[..., None]], axis=-1)
 
     fig = Figure(figsize=(5.2, 4.8))
@@ -100,9 +100,9 @@ def plot_composition_histogram(fraction, fit: MixtureFit | None = None, *, bins:
         for mu, sd, w, colour in zip(fit.centres, fit.rms_widths, fit.weights, (CLASS_COLOURS[0], CLASS_COLOURS[2])):
             z = (x - mu) / sd
             ax.plot(x * 100, scale * w * np.exp(-0.5 * z * z) / (sd * np.sqrt(2 * np.pi)), "--", color=colour,
-                    label=f"x_FP = {100 * mu:.1f} ± {100 * sd:.1f} %")
+                    label=rf"$x_\mathrm{{FP}}$ = {100 * mu:.1f} ± {100 * sd:.1f} %")
     ax.set_xlim(-5, 105)
-    ax.set_xlabel("FePO4 fraction x_FP (%)")
+    ax.set_xlabel(r"FePO$_4$ fraction $x_\mathrm{FP}$ (%)")
     ax.set_ylabel("voxels per bin")
     ax.set_title("Composition histogram")
     ax.legend(fontsize="small")
@@ -115,8 +115,9 @@ def plot_class_fractions(shares: dict[str, float], thresholds=(0.3, 0.7)) -> Fig
     if missing:
         raise InputError(f"shares lack classes {missing}; expected keys {list(CLASS_NAMES)}")
     lo, hi = thresholds
-    ticks = [f"LFP-rich\n(x_FP < {100 * lo:g} %)", f"mixed\n({100 * lo:g}–{100 * hi:g} %)",
-             f"FP-rich\n(x_FP > {100 * hi:g} %)"]
+    x_fp = r"$x_\mathrm{FP}$"
+    ticks = [f"LFP-rich\n({x_fp} < {100 * lo:g} %)", f"mixed\n({100 * lo:g}–{100 * hi:g} %)",
+             f"FP-rich\n({x_fp} > {100 * hi:g} %)"]
     values = [100 * shares[n] for n in CLASS_NAMES]
     fig = Figure(figsize=(4.8, 3.6))
     ax = fig.add_subplot()
