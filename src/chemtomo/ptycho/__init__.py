@@ -1,5 +1,23 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
+from .algorithms import ALGORITHMS, parse_algorithm
+from .options import (
+    BackgroundOptions,
+    DivergenceOptions,
+    DMOptions,
+    MLOptions,
+    PIEOptions,
+    PositionOptions,
+    ProbeOptions,
+    PtychoOptions,
+    RAAROptions,
+    ZonePlateOptions,
+)
 from .probe import probe_from_diffraction, zone_plate_probe
+from .reconstruct import reconstruct, reconstruct_many
 
-__all__ = ["probe_from_diffraction", "zone_plate_probe"]
+__all__ = [
+    "reconstruct", "reconstruct_many", "zone_plate_probe", "probe_from_diffraction", "parse_algorithm",
+    "ALGORITHMS", "PtychoOptions", "RAAROptions", "DMOptions", "PIEOptions", "MLOptions", "ProbeOptions",
+    "BackgroundOptions", "PositionOptions", "DivergenceOptions", "ZonePlateOptions",
+]

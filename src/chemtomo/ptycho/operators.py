@@ -1,0 +1,243 @@
+"""Far-field ptychography forward model: patches, sub-pixel probe shifts, exit waves, projections.
+
+The model of frame j and incoherent probe mode m::
+
+    ψ_jm(r) = P_m(r − s_j) · O(r + c_j)          exit wave on the frame grid (h, w)
+    I_j(q)  ≈ Σ_m |F ψ_jm(q)|² + b(q)            far-field intensity plus static background
+
+where ``c_j`` is the integer corner of the frame's patch in the object array and ``s_j`` the
+sub-pixel remainder of its position, quantised to ``1 / subpixel`` of a pixel. The probe shifted
+by each of the ``subpixel²`` remainders is made once per probe update with an exact Fourier
+shift, so every frame gets an exactly shifted probe at no per-frame cost.
+
+Positions are (y, x) in object pixels relative to the object array's centre pixel
+``(oy // 2, ox // 2)``; the probe's centre is its pixel ``(h // 2, w // 2)``.
+
+``F`` is the plain (uncentred) orthonormal FFT: intensities are stored in FFT order (zero
+frequency at index 0) so no ``fftshift`` is ever needed in the loop; ``|fft2(ψ)|`` equals
+``|fft2c(ψ)|`` up to that reordering, because centring only multiplies by a phase.
+
+The heavy passes are fused numba kernels (``_kernels.py``); this module owns the arrays,
+the geometry and the FFTs, and is what the solvers (``raar.py``, ``dm.py``, ``pie.py``,
+``ml.py``) call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from ..core.errors import InputError
+from ..core.fft import WORKERS
+from . import _kernels as K
+
+__all__ = ["State", "FarFieldModel", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
+
+
+@dataclass
+class State:
+    """What a reconstruction refines (mutable, internal to the solvers).
+
+    obj          : (oy, ox) complex64 object transmission
+    probe        : (n_modes, h, w) complex64 probe modes, centred
+    background   : (h, w) float32 static background in FFT order (counts per pixel)
+    positions_px : (n_frames, 2) float64 (y, x) probe centres relative to the object centre
+    """
+
+    obj: np.ndarray
+    probe: np.ndarray
+    background: np.ndarray
+    positions_px: np.ndarray
+
+    def copy(self) -> "State":
+        return State(self.obj.copy(), self.probe.copy(), self.background.copy(), self.positions_px.copy())
+
+
+def object_shape_for(positions_px: np.ndarray, frame_shape: tuple[int, int], margin_px: int = 4) -> tuple[int, int]:
+    """Smallest object array centred on position 0 that holds every frame plus ``margin_px``."""
+    h, w = frame_shape
+    extent = np.ceil(np.max(np.abs(positions_px), axis=0)).astype(int) if len(positions_px) else np.zeros(2, int)
+    return (int(2 * extent[0] + h + 2 * margin_px), int(2 * extent[1] + w + 2 * margin_px))
+
+
+def orthogonalize_modes(probe: np.ndarray) -> np.ndarray:
+    """Incoherent probe modes made orthogonal, ordered by decreasing power (total power kept).
+
+    Diagonalises the modes' Gram matrix ``G = P P^H`` (n_modes × n_modes); the eigenvectors
+    mix the modes into orthogonal ones with the same mutual coherence function Σ_m P_m P_m^*.
+    """
+    n_modes = probe.shape[0]
+    if n_modes == 1:
+        return probe
+    flat = probe.reshape(n_modes, -1).astype(np.complex128)
+    gram = flat @ flat.conj().T
+    values, vectors = np.linalg.eigh(gram)
+    order = np.argsort(values)[::-1]
+    ortho = vectors[:, order].conj().T @ flat
+    return ortho.reshape(probe.shape).astype(np.complex64)
+
+
+class FarFieldModel:
+    """Data, geometry and buffers of one far-field ptychography problem.
+
+    Parameters
+    ----------
+    intensity : (n_frames, h, w) float32
+        Measured counts in FFT order (``ifftshift`` of the detector frames).
+    valid : (h, w) bool
+        True where a detector pixel is used, FFT order.
+    object_shape : (oy, ox)
+    n_modes : int
+        Number of incoherent probe modes (buffers are sized for it).
+    subpixel : int
+        Sub-pixel shifts are quantised to ``1 / subpixel`` pixel (4: at most 1/8 px rounding).
+    """
+
+    def __init__(self, intensity: np.ndarray, valid: np.ndarray, object_shape: tuple[int, int], *,
+                 n_modes: int = 1, subpixel: int = 4) -> None:
+        self.intensity = np.ascontiguousarray(intensity, dtype=np.float32)
+        self.valid = np.ascontiguousarray(valid, dtype=np.uint8)
+        self.n_frames, self.h, self.w = self.intensity.shape
+        self.object_shape = (int(object_shape[0]), int(object_shape[1]))
+        self.n_modes = int(n_modes)
+        self.subpixel = int(subpixel)
+        self.all_frames = np.arange(self.n_frames, dtype=np.int64)
+        self.chunks = K.thread_chunks(self.all_frames)
+        q = self.subpixel
+        half = q // 2
+        # Sub-pixel shift of each bin (in pixels) and its Fourier phase ramp exp(−2πi f·s).
+        rem = (np.arange(q) - half) / q
+        self.bin_shifts = np.stack(np.meshgrid(rem, rem, indexing="ij"), axis=-1).reshape(-1, 2)
+        fy = np.fft.fftfreq(self.h)[:, None]
+        fx = np.fft.fftfreq(self.w)[None, :]
+        self.ramps = np.exp(-2j * np.pi * (fy[None] * self.bin_shifts[:, 0, None, None]
+                                           + fx[None] * self.bin_shifts[:, 1, None, None])).astype(np.complex64)
+        self.n_bins = self.ramps.shape[0]
+        self._buf: np.ndarray | None = None
+        self._psi: np.ndarray | None = None
+        self.cy = self.cx = self.kb = None
+
+    # ----------------------------------------------------------------------------------- buffers
+    @property
+    def buf(self) -> np.ndarray:
+        """FFT work buffer (n_frames, n_modes, h, w) complex64, allocated once."""
+        if self._buf is None:
+            self._buf = np.empty((self.n_frames, self.n_modes, self.h, self.w), np.complex64)
+        return self._buf
+
+    @property
+    def psi(self) -> np.ndarray:
+        """Exit-wave state of the projection algorithms (n_frames, n_modes, h, w) complex64."""
+        if self._psi is None:
+            self._psi = np.empty((self.n_frames, self.n_modes, self.h, self.w), np.complex64)
+        return self._psi
+
+    def release(self) -> None:
+        """Drop the large buffers (the next use allocates them again)."""
+        self._buf = None
+        self._psi = None
+
+    def accumulators(self, do_probe: bool):
+        """Zeroed per-thread accumulators for ``update_accumulate``."""
+        t = self.chunks.shape[0] - 1
+        obj_num = np.zeros((t,) + self.object_shape, np.complex64)
+        obj_den = np.zeros((t,) + self.object_shape, np.float32)
+        shape = (t, self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1, 1)
+        probe_num = np.zeros(shape, np.complex64)
+        probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
+        return obj_num, obj_den, probe_num, probe_den
+
+    # ---------------------------------------------------------------------------------- geometry
+    def corners(self, positions_px: np.ndarray):
+        """Integer patch corners (cy, cx) and sub-pixel bin index of each frame."""
+        q = self.subpixel
+        half = q // 2
+        centre = np.array([self.object_shape[0] // 2 - self.h // 2, self.object_shape[1] // 2 - self.w // 2])
+        ticks = np.rint((positions_px + centre) * q).astype(np.int64)
+        corner = (ticks + half) // q
+        rem = ticks - q * corner + half  # 0 .. q-1
+        return corner[:, 0].copy(), corner[:, 1].copy(), (rem[:, 0] * q + rem[:, 1]).astype(np.int64)
+
+    def out_of_bounds(self, positions_px: np.ndarray) -> np.ndarray:
+        """Indices of frames whose patch (plus the 1-pixel gradient margin) leaves the object."""
+        cy, cx, _ = self.corners(positions_px)
+        oy, ox = self.object_shape
+        bad = (cy < 1) | (cx < 1) | (cy + self.h > oy - 1) | (cx + self.w > ox - 1)
+        return np.flatnonzero(bad)
+
+    def set_positions(self, positions_px: np.ndarray) -> None:
+        """Recompute the patch corners and shift bins for new positions."""
+        self.cy, self.cx, self.kb = self.corners(positions_px)
+
+    # ------------------------------------------------------------------------------------ probes
+    def shifted_probes(self, probe: np.ndarray) -> np.ndarray:
+        """The probe shifted by each sub-pixel bin: (n_bins, n_modes, h, w) complex64."""
+        spectrum = sfft.fft2(probe, workers=WORKERS)
+        out = spectrum[None] * self.ramps[:, None]
+        return sfft.ifft2(out, workers=WORKERS, overwrite_x=True).astype(np.complex64, copy=False)
+
+    def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Σ_bins (weights_k ×) of (n_bins, n_modes, h, w) arrays shifted back to the unshifted
+        probe grid (the adjoint of ``shifted_probes``, and its inverse bin by bin)."""
+        spectrum = sfft.fft2(per_bin, workers=WORKERS)
+        spectrum *= self.ramps[:, None].conj()
+        if weights is not None:
+            spectrum *= weights.astype(np.float32)[:, None, None, None]
+        return sfft.ifft2(spectrum.sum(axis=0), workers=WORKERS).astype(np.complex64, copy=False)
+
+    # --------------------------------------------------------------------------------------- FFT
+    @staticmethod
+    def fft_inplace(a: np.ndarray) -> np.ndarray:
+        return sfft.fft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+
+    @staticmethod
+    def ifft_inplace(a: np.ndarray) -> np.ndarray:
+        return sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+
+    # ---------------------------------------------------------------------------------- passes
+    def exit_waves(self, out, obj, probes, frames, a=1.0, b=0.0):
+        """out[i] = a·P·O[patch of frames[i]] + b·psi[frames[i]]."""
+        psi = self.psi if b != 0 else out
+        K.exit_waves(out, psi, obj, probes, self.cy, self.cx, self.kb, frames, a, b)
+
+    def modulus_project(self, buf, frames, background):
+        """Fourier-modulus projection of ``buf`` in place; returns (error², Σ I, background numerator)."""
+        ratio = np.zeros((self.h, self.w), np.float64)
+        rows = np.zeros((self.h, 2), np.float64)
+        K.modulus_project(buf, self.intensity, frames, self.valid, background, ratio, rows)
+        err, tot = rows.sum(axis=0)
+        return float(err), float(tot), ratio
+
+    def update_accumulate(self, buf, obj, probes, frames, chunks, coeffs, store, do_probe):
+        """One fused pass: combine (psi, buf, φ) with ``coeffs``, optionally store, scatter-add.
+
+        Returns the object sums ``Σ P* new`` (oy, ox) and ``Σ |P|²`` (oy, ox), and when
+        ``do_probe`` the probe sums per shift bin, ``Σ O* new`` (n_bins, n_modes, h, w) and
+        ``Σ |O|²`` (n_bins, h, w), in each bin's shifted coordinates (else None, None)."""
+        acc = self.accumulators(do_probe)
+        K.update_accumulate(self.psi if (store or coeffs[0] != 0) else buf, buf, obj, probes,
+                            self.cy, self.cx, self.kb, frames, chunks, float(coeffs[0]), float(coeffs[1]),
+                            float(coeffs[2]), bool(store), *acc, bool(do_probe))
+        obj_num, obj_den, probe_num, probe_den = acc
+        obj_num = obj_num.sum(axis=0)
+        obj_den = obj_den.sum(axis=0)
+        if do_probe:
+            return obj_num, obj_den, probe_num.sum(axis=0), probe_den.sum(axis=0)
+        return obj_num, obj_den, None, None
+
+    def position_steps(self, target, obj, probes, frames) -> np.ndarray:
+        """Least-squares sub-pixel position step (n_frames, 2) of each frame towards ``target``."""
+        steps = np.zeros((self.n_frames, 2), np.float64)
+        K.position_gradient(target, obj, probes, self.cy, self.cx, self.kb, frames, steps)
+        return steps
+
+
+def regularized_ratio(num: np.ndarray, den: np.ndarray, previous: np.ndarray, rel: float) -> np.ndarray:
+    """``(num + λ previous) / (den + λ)`` with ``λ = rel · max(den)``: the least-squares update,
+    pulled towards the previous value where the illumination ``den`` is weak (and kept there
+    where it is zero)."""
+    lam = np.float32(rel * float(den.max()) + 1e-30)
+    return ((num + lam * previous) / (den + lam)).astype(np.complex64, copy=False)
+

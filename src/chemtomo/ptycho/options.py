@@ -1,0 +1,206 @@
+"""Options of the ptychographic solvers: small frozen dataclasses with documented defaults.
+
+``PtychoOptions`` bundles them; ``reconstruct`` takes one (``options=``) and its own keywords
+(``n_modes``, ``background``, ``refine_positions``) override the matching fields. Every option is
+validated by ``validate_options`` before any work begins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+
+from ..core.errors import InputError
+
+__all__ = ["RAAROptions", "DMOptions", "PIEOptions", "MLOptions", "ProbeOptions", "BackgroundOptions",
+           "PositionOptions", "DivergenceOptions", "ZonePlateOptions", "PtychoOptions", "validate_options"]
+
+
+@dataclass(frozen=True)
+class RAAROptions:
+    """Relaxed averaged alternating reflections (Luke, Inverse Problems 21, 37 (2005)).
+
+    beta : relaxation β in (0, 1]. The iteration is
+        ψ ← β [ψ + P_F(2 P_O ψ − ψ) − P_O ψ] + (1 − β) P_O ψ,
+        with P_O the overlap and P_F the Fourier-modulus projection; β = 1 is difference map,
+        smaller β pulls towards the current consistent estimate P_O ψ (more stable with noisy
+        data, less able to leave a local minimum). 0.75 is the middle of the usual 0.7–0.9 range.
+    """
+
+    beta: float = 0.75
+
+
+@dataclass(frozen=True)
+class DMOptions:
+    """Difference map (Thibault et al., Science 321, 379 (2008)); no parameter of its own beyond
+    the overlap regularisation shared by all projection solvers (``PtychoOptions.object_reg``)."""
+
+
+@dataclass(frozen=True)
+class PIEOptions:
+    """ePIE / rPIE (Maiden & Rodenburg 2009; Maiden, Johnson & Li, Optica 4, 736 (2017)).
+
+    alpha_object : rPIE mixing α of the object step ``conj(P) Δψ / ((1 − α)|P|² + α max|P|²)``;
+                   0.1 as recommended for rPIE. ePIE uses α = 1 whatever is set here.
+    alpha_probe  : the same for the probe step.
+    batch_size   : frames updated together (their steps are summed and normalised jointly);
+                   1 is the classic sequential PIE, larger batches make each FFT call efficient
+                   at a small cost in convergence per iteration. None: a tenth of the frames,
+                   between 4 and 64.
+    """
+
+    alpha_object: float = 0.1
+    alpha_probe: float = 0.1
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class MLOptions:
+    """Poisson maximum-likelihood refinement by preconditioned conjugate gradients.
+
+    newton_steps : Newton iterations of the exact line search along each direction.
+    precond_reg  : relative regularisation of the illumination preconditioner
+                   ``1 / (Σ|P|² + reg·max Σ|P|²)``.
+    """
+
+    newton_steps: int = 3
+    precond_reg: float = 0.05
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Probe refinement.
+
+    refine       : update the probe at all.
+    start        : first iteration (counting across a chained run) at which it is updated; the
+                   object gets a few iterations first so that the probe does not absorb it.
+    n_modes      : number of incoherent probe modes (orthogonalised after every update).
+    mode_power   : initial power of each extra mode as a fraction of the first mode's.
+    support      : optional soft real-space support of the refined probe, ``exp(−(r/R)^8)``
+                   with r the distance from the frame centre in half-widths and R = ``support``
+                   (e.g. 0.9); it stops probe growth at the frame edges, where the overlap
+                   constraint is weakest. None (default): no support.
+    """
+
+    refine: bool = True
+    start: int = 2
+    n_modes: int = 1
+    mode_power: float = 0.05
+    support: float | None = None
+
+
+@dataclass(frozen=True)
+class BackgroundOptions:
+    """Static additive background retrieval (incoherent background of SHARP, Marchesini et al.,
+    J. Appl. Cryst. 49, 1245 (2016)): the model intensity is ``Σ_m |Ψ_m|² + b`` and ``b`` is
+    updated each iteration by the expectation–maximisation step
+    ``b ← b · mean_j I_j / (Σ_m|Ψ_jm|² + b)``, which keeps it non-negative.
+
+    retrieve : estimate b at all (False: b = 0).
+    start    : first iteration of the updates.
+    """
+
+    retrieve: bool = True
+    start: int = 5
+
+
+@dataclass(frozen=True)
+class PositionOptions:
+    """Scan-position refinement from the exit-wave residual (least-squares shift per frame,
+    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``), with the mean shift of all frames removed (a common
+    shift of every position is not measurable).
+
+    refine      : refine at all.
+    start       : first iteration of the updates (the object must show structure first).
+    every       : update every this many iterations.
+    max_step_px : largest position change of one frame per update, object pixels.
+    """
+
+    refine: bool = False
+    start: int = 20
+    every: int = 2
+    max_step_px: float = 0.5
+
+
+@dataclass(frozen=True)
+class DivergenceOptions:
+    """When to stop a run that diverges: the error metric has stayed more than ``tolerance``
+    (relative) above its best value for ``patience`` consecutive iterations, or is not finite.
+    The best state is then restored and a warning says so."""
+
+    patience: int = 40
+    tolerance: float = 0.5
+
+
+@dataclass(frozen=True)
+class ZonePlateOptions:
+    """Zone-plate parameters for the initial probe ``probe="zone_plate"`` (see
+    ``zone_plate_probe``; paper: 100 nm outer zone). ``defocus_m=None`` picks a beam of 0.3 of
+    the frame's field of view."""
+
+    outer_zone_m: float = 100e-9
+    diameter_m: float = 240e-6
+    central_stop: float = 0.4
+    defocus_m: float | None = None
+
+
+@dataclass(frozen=True)
+class PtychoOptions:
+    """All solver options.
+
+    object_reg : relative regularisation λ/max(Σ|P|²) of the overlap projection's object update
+                 (``(Σ P* ψ + λ O) / (Σ |P|² + λ)``); the probe update uses the same form.
+    subpixel   : sub-pixel positions are honoured to 1/subpixel pixel (exact Fourier shifts of
+                 the probe, subpixel² of them).
+    """
+
+    raar: RAAROptions = field(default_factory=RAAROptions)
+    dm: DMOptions = field(default_factory=DMOptions)
+    pie: PIEOptions = field(default_factory=PIEOptions)
+    ml: MLOptions = field(default_factory=MLOptions)
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    background: BackgroundOptions = field(default_factory=BackgroundOptions)
+    positions: PositionOptions = field(default_factory=PositionOptions)
+    divergence: DivergenceOptions = field(default_factory=DivergenceOptions)
+    zone_plate: ZonePlateOptions = field(default_factory=ZonePlateOptions)
+    object_reg: float = 1e-3
+    subpixel: int = 4
+
+
+def _check(cond: bool, name: str, expected: str, value) -> None:
+    if not cond:
+        raise InputError(f"ptycho options: {name} must be {expected}, got {value!r}")
+
+
+def validate_options(options: PtychoOptions) -> None:
+    """Raise InputError naming the first option with an impossible value."""
+    if not isinstance(options, PtychoOptions):
+        raise InputError(f"ptycho options: expected a PtychoOptions, got {type(options).__name__}")
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if is_dataclass(value):
+            for g in fields(value):
+                v = getattr(value, g.name)
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise InputError(f"ptycho options: {f.name}.{g.name} must be finite, got {v!r}")
+    o = options
+    _check(0 < o.raar.beta <= 1, "raar.beta", "in (0, 1]", o.raar.beta)
+    _check(0 <= o.pie.alpha_object <= 1, "pie.alpha_object", "in [0, 1]", o.pie.alpha_object)
+    _check(0 <= o.pie.alpha_probe <= 1, "pie.alpha_probe", "in [0, 1]", o.pie.alpha_probe)
+    _check(o.pie.batch_size is None or o.pie.batch_size >= 1, "pie.batch_size", "None or a positive integer",
+           o.pie.batch_size)
+    _check(o.ml.newton_steps >= 1, "ml.newton_steps", "a positive integer", o.ml.newton_steps)
+    _check(o.ml.precond_reg > 0, "ml.precond_reg", "positive", o.ml.precond_reg)
+    _check(o.probe.n_modes >= 1, "probe.n_modes", "a positive integer", o.probe.n_modes)
+    _check(o.probe.start >= 0, "probe.start", "non-negative", o.probe.start)
+    _check(0 < o.probe.mode_power < 1, "probe.mode_power", "in (0, 1)", o.probe.mode_power)
+    _check(o.probe.support is None or 0 < o.probe.support <= 2, "probe.support", "None or in (0, 2]",
+           o.probe.support)
+    _check(o.background.start >= 0, "background.start", "non-negative", o.background.start)
+    _check(o.positions.start >= 0, "positions.start", "non-negative", o.positions.start)
+    _check(o.positions.every >= 1, "positions.every", "a positive integer", o.positions.every)
+    _check(o.positions.max_step_px > 0, "positions.max_step_px", "positive", o.positions.max_step_px)
+    _check(o.divergence.patience >= 1, "divergence.patience", "a positive integer", o.divergence.patience)
+    _check(o.divergence.tolerance > 0, "divergence.tolerance", "positive", o.divergence.tolerance)
+    _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
+    _check(1 <= o.subpixel <= 16, "subpixel", "an integer in 1..16", o.subpixel)

@@ -1,0 +1,338 @@
+"""One entry point for ptychographic reconstruction: ``reconstruct(scan, "RAAR:500") -> Projection``.
+
+Flow (DESIGN.md, "The flow"): io.read_scan → **ptycho.reconstruct** → complex projection T(y, x).
+
+1. Validate everything before any work: the algorithm string, the options, frames (all-zero or
+   non-finite frames are excluded with a warning when few, an error naming the file and frame
+   indices when many), positions (finite, inside the object array), the probe's shape.
+2. Pixel size from the scan geometry (``scan.pixel_yx_m``); positions in object pixels relative
+   to the object array's centre pixel ``(oy // 2, ox // 2)``, the centre of the scanned area.
+3. Initial object: ones (unit transmission, air). Initial probe: given array, the file's guess,
+   the zone plate, or the mean diffraction pattern, scaled to the data's photon count.
+4. Run the solver chain on all frames; with ``frc=True`` also on each of two interleaved halves
+   of the frames (even / odd), register the half reconstructions and correlate them.
+5. Reference to air (linear phase ramp, global phase, amplitude removed) and return a
+   ``Projection`` carrying probe modes, background, errors per iteration and the FRC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..core.containers import Projection, Scan
+from ..core.errors import InputError
+from ..core.fft import fft2
+from .algorithms import parse_algorithm, run_chain
+from .engine import Run
+from .operators import FarFieldModel, State, object_shape_for
+from .options import PtychoOptions, validate_options
+from .postprocess import air_reference, air_region, split_half_frc
+from .probe import probe_from_diffraction, zone_plate_probe
+
+__all__ = ["reconstruct", "reconstruct_many", "usable_frames"]
+
+log = logging.getLogger(__name__)
+
+#: Excluding up to this fraction of a scan's frames is a warning; more is an error.
+MAX_BAD_FRACTION = 0.1
+#: Extra object margin (pixels) when positions are refined, room for them to move.
+POSITION_MARGIN_PX = 8
+
+
+def _owner(scan: Scan) -> str:
+    return scan.source or "scan"
+
+
+def usable_frames(scan: Scan) -> np.ndarray:
+    """Indices of the frames that hold data (not all zero, no NaN/inf).
+
+    Warns and leaves out a few bad frames (at most ``MAX_BAD_FRACTION`` of the scan); raises
+    ``InputError`` naming the file and the frame indices when there are more.
+    """
+    frames = scan.frames
+    finite = np.isfinite(frames).all(axis=(1, 2))
+    nonzero = np.zeros(len(frames), bool)
+    nonzero[finite] = np.any(frames[finite] != 0, axis=(1, 2))
+    bad = np.flatnonzero(~(finite & nonzero))
+    if len(bad) == 0:
+        return np.arange(len(frames))
+    listed = ", ".join(str(i) for i in bad[:20]) + (", ..." if len(bad) > 20 else "")
+    message = (f"{_owner(scan)}: frames {listed} ({len(bad)} of {len(frames)}) are all zero or contain "
+               "NaN/inf values")
+    if len(bad) > MAX_BAD_FRACTION * len(frames) or len(bad) == len(frames):
+        raise InputError(f"{message}; at most {MAX_BAD_FRACTION:.0%} of the frames may be left out")
+    warnings.warn(f"{message}; they are left out of the reconstruction", RuntimeWarning, stacklevel=2)
+    return np.flatnonzero(finite & nonzero)
+
+
+def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
+                   pixel_m: float) -> np.ndarray:
+    """Initial probe (n_modes_given, h, w) complex64, not yet scaled."""
+    shape = scan.frame_shape
+    owner = _owner(scan)
+    if probe is None:
+        probe = "file" if scan.probe is not None else "diffraction"
+    if isinstance(probe, str):
+        if probe == "file":
+            if scan.probe is None:
+                raise InputError(f"{owner}: probe='file' but the scan holds no probe guess")
+            probe = scan.probe
+        elif probe == "diffraction":
+            return probe_from_diffraction(scan.frames[frames_used], mask=scan.mask)[None]
+        elif probe == "zone_plate":
+            zp = options.zone_plate
+            return zone_plate_probe(shape, pixel_m, scan.energy_ev, outer_zone_m=zp.outer_zone_m,
+                                    diameter_m=zp.diameter_m, central_stop=zp.central_stop,
+                                    defocus_m=zp.defocus_m)[None]
+        else:
+            raise InputError(f"{owner}: probe must be an array, 'file', 'zone_plate' or 'diffraction', "
+                             f"got {probe!r}")
+    probe = np.asarray(probe)
+    if probe.ndim == 2:
+        probe = probe[None]
+    if probe.ndim != 3 or probe.shape[1:] != shape:
+        raise InputError(f"{owner}: probe has shape {probe.shape}; expected (ny, nx) or (n_modes, ny, nx) "
+                         f"with (ny, nx) = frame shape {shape}")
+    if not np.isfinite(probe).all() or not np.any(probe != 0):
+        raise InputError(f"{owner}: probe must be finite and not all zero")
+    return probe.astype(np.complex64)
+
+
+def _scaled_modes(probe: np.ndarray, n_modes: int, intensity: np.ndarray, valid: np.ndarray,
+                  mode_power: float) -> np.ndarray:
+    """Probe with ``n_modes`` modes whose total far-field power on valid pixels matches the
+    brighter frames (90th percentile of the frames' valid counts; bright frames see most air).
+
+    Missing modes are the first mode times x, y, xy, x², ... (orthogonal-ish, smooth), each with
+    ``mode_power`` of the first mode's power."""
+    h, w = probe.shape[1:]
+    modes = list(probe[:n_modes])
+    y, x = np.indices((h, w), dtype=np.float32)
+    y = (y - h // 2) / (h / 4)
+    x = (x - w // 2) / (w / 4)
+    shapes = [x, y, x * y, x * x - 1, y * y - 1]
+    base = modes[0]
+    base_power = float(np.sum(np.abs(base) ** 2))
+    for k in range(len(modes), n_modes):
+        extra = base * shapes[(k - 1) % len(shapes)] * (1 + (k - 1) // len(shapes))
+        extra *= np.sqrt(mode_power * base_power / max(float(np.sum(np.abs(extra) ** 2)), 1e-30))
+        modes.append(extra.astype(np.complex64))
+    probe = np.stack(modes).astype(np.complex64)
+    counts = np.sum(intensity * valid[None], axis=(1, 2))
+    target = float(np.percentile(counts, 90))
+    far = np.sum(np.abs(fft2(probe)) ** 2, axis=0)
+    on_valid = float(np.sum(far * valid))
+    if on_valid <= 0:
+        raise InputError("probe: the initial probe has no power on the valid detector pixels")
+    return (probe * np.sqrt(target / on_valid)).astype(np.complex64)
+
+
+def _solve(model: FarFieldModel, state: State, options: PtychoOptions, stages, *, progress, offset, total,
+           seed) -> Run:
+    n_iter = sum(n for _, n in stages)
+    run = Run(model, state, options, total_iterations=n_iter, progress=progress, progress_offset=offset,
+              progress_total=total, rng=np.random.default_rng(seed))
+    run_chain(run, stages)
+    return run
+
+
+def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes: int = 1,
+                background: bool = True, refine_positions: bool = False,
+                object_shape: tuple[int, int] | None = None, frc: bool = True, seed: int = 0,
+                progress: Callable[[int, int], None] | None = None, device: str = "cpu",
+                options: PtychoOptions | None = None) -> Projection:
+    """Reconstruct the complex transmission of one ptychography scan.
+
+    Parameters
+    ----------
+    scan : chemtomo.core.Scan
+        Frames (n_frames, ny, nx) in photon counts (zero frequency at the centre), positions
+        (n_frames, 2) as (y, x) metres relative to the object array's centre, energy, distance,
+        detector pixel size, optional mask and probe guess.
+    algorithm : str
+        Solver chain ``"NAME:ITERATIONS[,...]"`` with NAME in ``ALGORITHMS`` (RAAR, DM, ePIE,
+        rPIE, ML), e.g. the paper's ``"RAAR:500"`` or ``"DM:100,RAAR:300,ML:100"``.
+    probe : array, {"file", "zone_plate", "diffraction"} or None
+        Initial probe: an (ny, nx) or (n_modes, ny, nx) array; the scan's own guess; a zone plate
+        (``options.zone_plate``); the mean diffraction pattern. None: the scan's guess if it has
+        one, else the mean diffraction pattern. Always rescaled to the data's photon count.
+    n_modes : int
+        Incoherent probe modes (overrides ``options.probe.n_modes``).
+    background : bool
+        Retrieve a static additive background (overrides ``options.background.retrieve``).
+    refine_positions : bool
+        Refine the scan positions (overrides ``options.positions.refine``).
+    object_shape : (oy, ox) or None
+        Object array shape in pixels; None makes it just large enough (pipelines pass one
+        common shape for all scans). Every frame, with one pixel to spare, must fit inside.
+    frc : bool
+        Also reconstruct the even and odd frames separately and return their FRC (costs two
+        more reconstructions of half the data each).
+    seed : int
+        Seed of the random frame order of PIE solvers.
+    progress : callable(done, total) or None
+        Called after every iteration (total counts the half reconstructions too).
+    device : {"cpu"}
+        The solvers run on the CPU (fused numba kernels, scipy.fft on all cores).
+    options : PtychoOptions or None
+        Every solver option (defaults documented in ``options.py``).
+
+    Returns
+    -------
+    Projection
+        ``transmission`` (oy, ox) complex64 referenced to air (|T| = 1, zero phase and no phase
+        ramp in the empty region); ``probe`` (n_modes, ny, nx) complex64 (scaled so that probe ×
+        transmission reproduces the data); ``background`` (ny, nx) float32 counts per pixel in
+        detector order, or None; ``errors`` per iteration (see ``engine.py``); ``frc`` the
+        split-half Curve (½-bit) or None; ``info`` with the refined ``positions_m``, the
+        ``excluded_frames``, the split-half shift, the object origin and timings.
+
+    Raises
+    ------
+    InputError
+        Unparseable algorithm string, bad options, too many empty/non-finite frames (naming
+        the file and the frames), positions outside the object array, a probe of the wrong
+        shape, a device other than "cpu".
+
+    Examples
+    --------
+    >>> from chemtomo.ptycho import reconstruct  # doctest: +SKIP
+    >>> proj = reconstruct(scan, "RAAR:500", frc=False)  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    options = options or PtychoOptions()
+    if not isinstance(n_modes, (int, np.integer)) or n_modes < 1:
+        raise InputError(f"n_modes must be a positive integer, got {n_modes!r}")
+    if device != "cpu":
+        raise InputError(f"device must be 'cpu' for ptycho.reconstruct (the solvers are CPU kernels), got {device!r}")
+    options = dataclasses.replace(
+        options,
+        probe=dataclasses.replace(options.probe, n_modes=int(n_modes)),
+        background=dataclasses.replace(options.background, retrieve=bool(background)),
+        positions=dataclasses.replace(options.positions, refine=bool(refine_positions)))
+    validate_options(options)
+    stages = parse_algorithm(algorithm)
+    if not isinstance(scan, Scan):
+        raise InputError(f"scan must be a chemtomo.core.Scan, got {type(scan).__name__}")
+    owner = _owner(scan)
+    if not np.isfinite(scan.positions_m).all():
+        rows = np.flatnonzero(~np.isfinite(scan.positions_m).all(axis=1))
+        raise InputError(f"{owner}: positions of frames {rows[:20].tolist()} are not finite")
+    used = usable_frames(scan)
+    pixel_yx = np.asarray(scan.pixel_yx_m, dtype=np.float64)
+    positions_px = scan.positions_m[used] / pixel_yx
+    h, w = scan.frame_shape
+    if object_shape is None:
+        margin = 4 + (POSITION_MARGIN_PX if options.positions.refine else 0)
+        object_shape = object_shape_for(positions_px, (h, w), margin)
+    else:
+        if len(object_shape) != 2 or min(object_shape) < 1:
+            raise InputError(f"object_shape must be (oy, ox) positive, got {object_shape!r}")
+        object_shape = (int(object_shape[0]), int(object_shape[1]))
+
+    mask = np.ones((h, w), bool) if scan.mask is None else np.asarray(scan.mask, bool)
+    if not mask.any():
+        raise InputError(f"{owner}: the detector mask marks no pixel as valid")
+    intensity = np.fft.ifftshift(np.asarray(scan.frames[used], np.float32), axes=(1, 2))
+    valid = np.fft.ifftshift(mask)
+    model = FarFieldModel(intensity, valid, object_shape, n_modes=options.probe.n_modes,
+                          subpixel=options.subpixel)
+    outside = model.out_of_bounds(positions_px)
+    if len(outside):
+        raise InputError(f"{owner}: the probe at frames {used[outside][:20].tolist()} (positions_m "
+                         f"{scan.positions_m[used[outside[0]]].tolist()} ...) leaves the object array of shape "
+                         f"{object_shape}; enlarge object_shape or check the positions")
+
+    probe0 = _initial_probe(scan, probe, options, used, float(pixel_yx[0]))
+    if probe0.shape[1:] != (h, w):
+        raise InputError(f"{owner}: probe has shape {probe0.shape[1:]}, expected the frame shape {(h, w)}")
+    probe0 = _scaled_modes(probe0, options.probe.n_modes, intensity, valid, options.probe.mode_power)
+    bg0 = np.full((h, w), 0.1 if options.background.retrieve else 0.0, np.float32)
+
+    def fresh_state(rows: np.ndarray) -> State:
+        return State(np.ones(object_shape, np.complex64), probe0.copy(), bg0.copy(), positions_px[rows].copy())
+
+    n_iter = sum(n for _, n in stages)
+    total = n_iter * (3 if frc else 1)
+    run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
+                 total=total, seed=seed)
+    state = run.state
+    _, illumination, _, _ = model.update_accumulate(model.buf, state.obj, run.probes, model.all_frames,
+                                                    model.chunks, (0.0, 0.0, 1.0), False, False)
+    air = air_region(state.obj, illumination)
+    transmission, factor, ramp = air_reference(state.obj, air)
+    probe_out = (state.probe * factor).astype(np.complex64)
+    model.release()
+    info = {
+        "algorithm": algorithm, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
+        "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
+        "initial_positions_m": scan.positions_m[used].astype(np.float64),
+        "excluded_frames": np.setdiff1d(np.arange(scan.n_frames), used).tolist(),
+        "object_shape": object_shape, "pixel_yx_m": tuple(float(p) for p in pixel_yx),
+        "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes,
+        "position_step_rms_px": run.position_history,
+    }
+    curve = None
+    if frc:
+        halves = []
+        for k, rows in enumerate((np.arange(0, len(used), 2), np.arange(1, len(used), 2))):
+            half_model = FarFieldModel(intensity[rows], valid, object_shape, n_modes=options.probe.n_modes,
+                                       subpixel=options.subpixel)
+            half = _solve(half_model, fresh_state(rows), options, stages, progress=progress,
+                          offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
+            _, half_illum, _, _ = half_model.update_accumulate(
+                half_model.buf, half.state.obj, half.probes, half_model.all_frames, half_model.chunks,
+                (0.0, 0.0, 1.0), False, False)
+            half_model.release()
+            halves.append((air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum))
+        common = np.minimum(halves[0][1], halves[1][1])
+        curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
+        info["frc_shift_px"] = shift.tolist()
+        info["frc_resolution_m"] = curve.resolution_m
+    info["seconds"] = time.perf_counter() - t0
+    bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
+    return Projection(transmission=transmission, pixel_m=float(pixel_yx[0]), energy_ev=float(scan.energy_ev),
+                      angle_deg=float(scan.angle_deg), probe=probe_out, background=bg_out, frc=curve,
+                      errors=np.asarray(run.errors, np.float32), info=info)
+
+
+def reconstruct_many(scans: Sequence[Scan], algorithm: str = "RAAR:500", *, client=None,
+                     **kwargs) -> list[Projection]:
+    """Reconstruct several scans as independent Dask tasks, in the order given.
+
+    Parameters
+    ----------
+    scans : sequence of Scan
+        In-memory scans (no file is read here).
+    algorithm : str
+        As for :func:`reconstruct`, validated before any task starts.
+    client : distributed.Client or None
+        Run on this Dask cluster; None uses the local scheduler (one process per task, since
+        each reconstruction already uses every core of the machine through its own threads).
+    **kwargs
+        Passed to :func:`reconstruct` (``object_shape`` fixes one grid for every scan).
+
+    Returns
+    -------
+    list of Projection, one per scan.
+    """
+    import dask
+
+    parse_algorithm(algorithm)
+    scans = list(scans)
+    for i, scan in enumerate(scans):
+        if not isinstance(scan, Scan):
+            raise InputError(f"scans[{i}] must be a chemtomo.core.Scan, got {type(scan).__name__}")
+    if "progress" in kwargs:
+        raise InputError("reconstruct_many: progress callbacks cannot cross Dask task boundaries; "
+                         "use the Dask dashboard or a distributed progress bar instead")
+    tasks = [dask.delayed(reconstruct, pure=True)(scan, algorithm, **kwargs) for scan in scans]
+    if client is not None:
+        return list(client.gather(client.compute(tasks)))
+    return list(dask.compute(*tasks, scheduler="synchronous" if len(tasks) <= 1 else "processes"))
