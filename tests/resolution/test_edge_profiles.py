@@ -104,6 +104,7 @@ def test_edge_width_through_line_profile_of_a_blurred_edge_in_an_image():
     (lambda: line_profile(np.ones((5, 5)), (1, 1), (1, 1)), r"start and end are the same point"),
     (lambda: line_profile(np.ones((5, 5)), (0, 0), (4, 4), n=1), r"n must be an integer >= 2, got 1"),
     (lambda: line_profile(np.full((5, 5), np.nan), (0, 0), (4, 4)), r"contains NaN or infinite"),
+    (lambda: line_profile(np.ones((1, 5, 5)), (0, 0, 0), (0, 4, 4)), r"every axis needs at least 2 samples"),
 ])
 def test_bad_input_raises_input_error(call, match):
     with pytest.raises(InputError, match=match):

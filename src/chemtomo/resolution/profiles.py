@@ -46,7 +46,7 @@ def line_profile(image_or_volume, start, end, *, n: int | None = None):
     Raises
     ------
     InputError
-        Array not 2D/3D or not finite, end points of the wrong length, outside the array or
+        Array not 2D/3D, with an axis shorter than 2 or not finite, end points of the wrong length, outside the array or
         equal, ``n`` not an integer ≥ 2.
 
     Notes
@@ -68,6 +68,9 @@ def line_profile(image_or_volume, start, end, *, n: int | None = None):
                          f"got shape {tuple(a.shape)}")
     if not np.issubdtype(a.dtype, np.number):
         raise InputError(f"line_profile: image_or_volume must hold numbers, got dtype {a.dtype}")
+    if min(a.shape) < 2:
+        raise InputError(f"line_profile: every axis needs at least 2 samples to interpolate, "
+                         f"got shape {tuple(a.shape)}")
     p0 = np.asarray(start, dtype=np.float64).ravel()
     p1 = np.asarray(end, dtype=np.float64).ravel()
     for name, p in (("start", p0), ("end", p1)):
