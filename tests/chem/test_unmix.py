@@ -81,6 +81,12 @@ def test_volumes_are_accepted_and_checked():
     assert np.allclose(conc, unmix(ods, references(), voxel_m=VOXEL_M), atol=1e-6)
     with pytest.raises(InputError, match=r"volumes are at energies \[708.2, 710.2\] eV but the references are for \[708.2, 711.0\]"):
         unmix(vols, references(), energies_ev=[708.2, 711.0])
+    # a dict {energy: OD volume}, as the pipeline holds them, is checked the same way
+    by_energy = {708.2: ods[0], 710.2: ods[1]}
+    assert np.array_equal(unmix(by_energy, references(), voxel_m=VOXEL_M, energies_ev=[708.2, 710.2]),
+                          unmix(ods, references(), voxel_m=VOXEL_M))
+    with pytest.raises(InputError, match=r"volumes are at energies \[708.2, 710.2\] eV but the references are for \[708.2\]"):
+        unmix(by_energy, references(), energies_ev=[708.2])
     vols_bad = [vols[0], Volume(ods[1], 2 * VOXEL_M, 710.2)]
     with pytest.raises(InputError, match="different voxel sizes"):
         unmix(vols_bad, references())

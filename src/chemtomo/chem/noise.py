@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chemtomo.core import InputError
+from chemtomo.core import InputError, to_numpy
 
 from ._otsu import otsu_thresholds
 from .unmix import _design
@@ -118,10 +118,10 @@ def uncertainty(ods_sigma, references, concentrations, *, pre_edge=None, voxel_m
     ``σ²(x) = Σ_e h_e² σ_e²``. It is exact for "exact" and "lstsq"; for "nnls" it is the σ of
     voxels away from the non-negativity bound, and is conservative at it.
     """
-    c = np.asarray(concentrations, dtype=np.float32)
+    c = to_numpy(concentrations).astype(np.float32, copy=False)
     if c.ndim < 2:
         raise InputError(f"concentrations must have shape (n_phases, ...), got {c.shape}")
-    sig = np.asarray(ods_sigma, dtype=np.float64)
+    sig = to_numpy(ods_sigma).astype(np.float64)
     n_e = np.asarray(references).shape[0] if np.ndim(references) == 2 else -1
     r, d, _ = _design(references, n_e, pre_edge, voxel_m)
     if r.shape[1] != c.shape[0]:
@@ -133,11 +133,13 @@ def uncertainty(ods_sigma, references, concentrations, *, pre_edge=None, voxel_m
         raise InputError(f"ods_sigma must be a number, ({n_e},) or ({n_e}, *{spatial}); got shape {sig.shape}")
     if not np.all(np.isfinite(sig)) or np.any(sig < 0):
         raise InputError("ods_sigma must be finite and non-negative")
-    var = (sig ** 2).reshape((n_e,) + (1,) * len(spatial)) if sig.ndim == 1 else sig ** 2
-    a = np.linalg.pinv(r) @ d                              # (K, n_e): concentrations per measured OD
+    var = (sig ** 2).astype(np.float32)
+    if sig.ndim == 1:
+        var = var.reshape((n_e,) + (1,) * len(spatial))
+    a = (np.linalg.pinv(r) @ d).astype(np.float32)        # (K, n_e): concentrations per measured OD
     expand = (slice(None),) + (None,) * len(spatial)
-    var_c = np.einsum("ke,e...->k...", a ** 2, np.broadcast_to(var, (n_e,) + spatial))
-    density = np.sum(c, axis=0, dtype=np.float64)
+    var_c = np.sum(a[(...,) + (None,) * len(spatial)] ** 2 * var[None], axis=1)
+    density = np.sum(c, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         x = c[-1] / density
         h = (a[-1][expand] - x[None] * a.sum(axis=0)[expand]) / density[None]

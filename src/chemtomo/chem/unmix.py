@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from chemtomo.core import InputError, Volume
+from chemtomo.core import InputError, Volume, to_numpy
 
 from ._otsu import otsu_thresholds
 from .references import MAX_CONDITION, check_references, condition_number
@@ -56,30 +56,38 @@ class UnmixInfo:
     method: str
 
 
+def _check_energies(have, energies_ev) -> None:
+    if energies_ev is None:
+        return
+    want = np.atleast_1d(np.asarray(energies_ev, dtype=np.float64))
+    have = np.asarray(have, dtype=np.float64)
+    if want.shape != have.shape or np.any(np.abs(want - have) > _ENERGY_TOL_EV):
+        raise InputError(f"volumes are at energies {have.tolist()} eV but the references are for "
+                         f"{want.tolist()} eV; build the reference matrix at the volumes' energies")
+
+
 def _stack(ods, energies_ev) -> tuple[np.ndarray, float | None]:
     """ODs as one float32 array (n_energies, ...), checking shapes, voxel sizes and energies."""
-    if isinstance(ods, np.ndarray) or hasattr(ods, "__array_interface__"):
-        arr = np.asarray(ods)
+    if isinstance(ods, Mapping):
+        _check_energies(list(ods.keys()), energies_ev)
+        ods = [to_numpy(v) if not isinstance(v, Volume) else v for v in ods.values()]
+    elif not isinstance(ods, Sequence):
+        arr = to_numpy(ods)
         if arr.ndim < 2:
             raise InputError(f"ods must have shape (n_energies, ...) with at least one spatial axis, got {arr.shape}")
         return arr.astype(np.float32, copy=False), None
-    if not isinstance(ods, Sequence) or len(ods) == 0:
-        raise InputError(f"ods must be an array (n_energies, ...) or a non-empty list of volumes, got {type(ods).__name__}")
+    if len(ods) == 0:
+        raise InputError("ods is empty; expected one OD array per energy")
     voxel_m = None
     if all(isinstance(v, Volume) for v in ods):
         sizes = [v.voxel_m for v in ods]
         if max(sizes) - min(sizes) > 1e-6 * max(sizes):
             raise InputError(f"volumes have different voxel sizes {sizes} m; resample them onto one grid first")
         voxel_m = float(sizes[0])
-        if energies_ev is not None:
-            want = np.asarray(energies_ev, dtype=np.float64)
-            have = np.array([v.energy_ev for v in ods])
-            if want.shape != have.shape or np.any(np.abs(want - have) > _ENERGY_TOL_EV):
-                raise InputError(f"volumes are at energies {have.tolist()} eV but the references are for "
-                                 f"{want.tolist()} eV; build the reference matrix at the volumes' energies")
+        _check_energies([v.energy_ev for v in ods], energies_ev)
         arrays = [v.array for v in ods]
     else:
-        arrays = [np.asarray(v) for v in ods]
+        arrays = [to_numpy(v) for v in ods]
     shapes = [a.shape for a in arrays]
     if any(s != shapes[0] for s in shapes):
         raise InputError(f"ods have different shapes {shapes}; every energy's volume must be on the same grid")
@@ -141,9 +149,11 @@ def unmix(ods, references, *, method: str = "exact", pre_edge=None, mask=None,
 
     Parameters
     ----------
-    ods : (n_energies, ...) float, or a list of same-shape arrays or of :class:`~chemtomo.core.Volume`
+    ods : (n_energies, ...) float, a list of same-shape arrays or of :class:`~chemtomo.core.Volume`,
+        or a dict {energy_eV: array or Volume} (in reference-row order)
         Optical density per voxel at each energy (volumes or images). Volumes must share one voxel
-        size; their energies are checked against ``energies_ev`` when given.
+        size; their energies (the ``Volume``'s or the dict's keys) are checked against
+        ``energies_ev`` when given. CuPy arrays are copied to the host.
     references : (n_energies, n_phases) float
         Absorption of each pure phase at each energy, one common scale, LiFePO4 first and FePO4
         last (e.g. from :func:`references_from_table`).
