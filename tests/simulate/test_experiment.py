@@ -148,3 +148,13 @@ def test_second_energy_object_on_its_own_pixel_grid(ds):
     m1 = np.array([obj.shape[0] // 2, obj.shape[1] // 2])[:, None] + g
     wrong = ndimage.map_coordinates(od, m1, order=3).reshape(ny, nx)
     assert np.sqrt(np.mean((wrong - truth) ** 2)) > 1.05 * rms  # measured 1.14 × (0.09 px at the edges)
+
+
+@pytest.mark.slow
+def test_paper_preset_runs():
+    # the paper's geometry end to end for one scan (~40 s: 158 projections of a 151×129×257 volume)
+    ds = simulate_dataset("paper", seed=0, soc=0.162)
+    assert len(ds.scans) == 316 and ds.sample.table.shape[0] == 80
+    assert abs(ds.sample.soc - 0.162) < 0.01
+    scan = ds.scans[157]
+    assert scan.frames.shape[1:] == (64, 64) and scan.n_frames > 300

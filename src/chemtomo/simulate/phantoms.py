@@ -35,6 +35,8 @@ __all__ = ["Sample", "plate_sample", "PATTERNS"]
 #: Lithiation patterns a plate can carry (see the module docstring).
 PATTERNS = ("lithiated", "delithiated", "edges", "facet", "split")
 _TWO_PHASE = ("edges", "facet", "split")
+#: Plates stay within this fraction of the width from the centre along x (room for tilting).
+_X_LIMIT = 0.42
 
 
 @dataclass(frozen=True)
@@ -165,44 +167,71 @@ def _rasterise(p: _Plate, shape: tuple[int, int, int], ss: int) -> None:
     p.local = np.stack([np.broadcast_to(c, inside.shape)[idx] for c in local], axis=1).astype(np.float32)
 
 
+def _lateral_centre(rng, shape, plates, rot, half, ext, touch_p) -> tuple[float, float]:
+    """In-plane centre (y, x) from the array centre, voxels: random, or edge to edge with a plate."""
+    ny, _, nx = shape
+    if plates and rng.uniform() < touch_p:
+        # beside a random earlier plate, along one of its in-plane axes, footprints touching
+        q = plates[rng.integers(len(plates))]
+        k = int(rng.integers(2))
+        direction = q.rotation[:, k] * rng.choice([-1.0, 1.0])
+        direction[1] = 0.0
+        direction /= np.linalg.norm(direction)
+        reach = q.half[k] + float(np.abs(direction @ rot[:, :2]) @ half[:2])
+        return q.centre[0] + direction[0] * reach, q.centre[2] + direction[2] * reach
+    room_y, room_x = ny / 2 - 2 - ext[0], _X_LIMIT * nx - ext[2]
+    if room_y <= 0 or room_x <= 0:
+        return math.inf, math.inf
+    return rng.uniform(-room_y, room_y), rng.uniform(-room_x, room_x)
+
+
+def _fits(shape, centre, ext) -> bool:
+    """Inside the field, and inside the cylinder that every tilt projects onto the detector."""
+    ny, nz, nx = shape
+    cy, cz, cx = centre
+    radius = math.hypot(abs(cx) + ext[2], abs(cz) + ext[1])
+    return (abs(cy) + ext[0] <= ny / 2 - 2 and abs(cx) + ext[2] <= _X_LIMIT * nx
+            and abs(cz) + ext[1] <= nz / 2 - 2 and radius <= nx / 2 - 2)
+
+
+def _rest_height(height, shape, cy, cx, ext) -> float:
+    """Highest surface (support or earlier plate) under a footprint, z voxels from the centre."""
+    ny, _, nx = shape
+    y0, y1 = cy + (ny - 1) / 2 - ext[0], cy + (ny - 1) / 2 + ext[0]
+    x0, x1 = cx + (nx - 1) / 2 - ext[2], cx + (nx - 1) / 2 + ext[2]
+    return float(height[max(int(math.floor(y0)), 0):int(math.ceil(y1)) + 1,
+                        max(int(math.floor(x0)), 0):int(math.ceil(x1)) + 1].max())
+
+
+def _raise_height(height, plate: _Plate, nz: int) -> None:
+    """Put the plate's top surface into the height map (z voxels from the centre)."""
+    occupied = plate.occ > 0
+    foot = occupied.any(axis=1)
+    top_index = np.where(occupied, np.arange(plate.occ.shape[1])[None, :, None], -1).max(axis=1)
+    top = plate.lo[1] + top_index + 0.5 - (nz - 1) / 2.0
+    sl = (slice(plate.lo[0], plate.lo[0] + foot.shape[0]), slice(plate.lo[2], plate.lo[2] + foot.shape[1]))
+    height[sl] = np.where(foot, np.maximum(height[sl], top), height[sl])
+
+
 def _place(rng, shape, voxel_nm, plates, height, ss, touch_p, tilt_sigma_deg, max_tries=400):
     """Draw one plate that fits in the field, resting on the support or on earlier plates."""
-    ny, nz, nx = shape
     for _ in range(max_tries):
         half = _draw_size(rng, voxel_nm)
         psi = rng.uniform(0, math.pi)
         tilt = math.radians(min(abs(rng.normal(0.0, tilt_sigma_deg)), 3 * tilt_sigma_deg))
         rot = _rotation(psi, rng.uniform(0, 2 * math.pi), tilt)
-        ext = np.abs(rot) @ half
-        if plates and rng.uniform() < touch_p:
-            # edge to edge beside a random earlier plate, along one of its in-plane axes
-            q = plates[rng.integers(len(plates))]
-            k = int(rng.integers(2))
-            direction = q.rotation[:, k] * rng.choice([-1.0, 1.0])
-            direction[1] = 0.0
-            direction /= np.linalg.norm(direction)
-            reach = q.half[k] + float(np.abs(direction @ rot[:, :2]) @ half[:2])
-            cy, cx = q.centre[0] + direction[0] * reach, q.centre[2] + direction[2] * reach
-        else:
-            cy = rng.uniform(-(ny / 2 - 2 - ext[0]), ny / 2 - 2 - ext[0]) if ny / 2 - 2 > ext[0] else np.inf
-            cx = rng.uniform(-(0.42 * nx - ext[2]), 0.42 * nx - ext[2]) if 0.42 * nx > ext[2] else np.inf
-        if abs(cy) + ext[0] > ny / 2 - 2 or abs(cx) + ext[2] > 0.42 * nx:
+        ext = np.abs(rot) @ half  # half extent along (y, z, x), voxels
+        cy, cx = _lateral_centre(rng, shape, plates, rot, half, ext, touch_p)
+        if not math.isfinite(cy):
             continue
-        # rest on whatever lies under the footprint (the support or earlier plates)
-        iy0, iy1 = int(math.floor(cy + (ny - 1) / 2 - ext[0])), int(math.ceil(cy + (ny - 1) / 2 + ext[0])) + 1
-        ix0, ix1 = int(math.floor(cx + (nx - 1) / 2 - ext[2])), int(math.ceil(cx + (nx - 1) / 2 + ext[2])) + 1
-        base = float(height[max(iy0, 0):iy1, max(ix0, 0):ix1].max())
-        cz = base + ext[1]
-        if cz + ext[1] > nz / 2 - 2:
+        cz = _rest_height(height, shape, cy, cx, ext) + ext[1] if _fits(shape, (cy, 0.0, cx), ext) else math.inf
+        if not (math.isfinite(cz) and _fits(shape, (cy, cz, cx), ext)):
             continue
         plate = _Plate(np.array([cy, cz, cx]), rot, half, math.degrees(psi) % 180.0, math.degrees(tilt))
         _rasterise(plate, shape, ss)
         if _overlaps(plate, plates):
             continue
-        foot = plate.occ.max(axis=1) > 0
-        top = plate.lo[1] - (nz - 1) / 2.0 + np.where(plate.occ > 0, np.arange(plate.occ.shape[1])[None, :, None] + 1, 0).max(axis=1)
-        sl = (slice(plate.lo[0], plate.lo[0] + foot.shape[0]), slice(plate.lo[2], plate.lo[2] + foot.shape[1]))
-        height[sl] = np.where(foot, np.maximum(height[sl], top - 0.5), height[sl])
+        _raise_height(height, plate, shape[1])
         return plate
     raise InputError(f"plate_sample: could not place particle {len(plates) + 1} in a field of shape {shape} "
                      f"(voxel {voxel_nm:.2f} nm) after {max_tries} tries; use a larger shape or fewer particles")
@@ -344,8 +373,7 @@ def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: in
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     ny, nz, nx = shape
     voxel_nm = voxel_m * 1e9
-    support_z = -min(6.0, nz / 4.0)
-    height = np.full((ny, nx), support_z)
+    height = np.full((ny, nx), -min(6.0, nz / 4.0))  # the support plane, z voxels from the centre
     plates: list[_Plate] = []
     for _ in range(int(n_particles)):
         plates.append(_place(rng, shape, voxel_nm, plates, height, int(supersample), touch_probability,
