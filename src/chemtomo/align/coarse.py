@@ -201,10 +201,9 @@ def coarse_align(tilt, angles_deg, *, integer: bool = True, exclude=None) -> Ali
 
     # neighbour phase correlation along the angle order, for projections that lose mass
     order = np.argsort(theta_deg)
-    neighbour = np.zeros((n, 2))
     if np.any(~trusted & ~skip):
         ok = order[~skip[order]]
-        pairs = register_translation(t[ok[:-1]], t[ok[1:]], upsample=4, normalization=None)
+        pairs = register_translation(t[ok[:-1]], t[ok[1:]], upsample=4)
         nb = np.zeros((ok.size, 2))
         nb[1:] = pairs
         trusted_ok = trusted[ok]

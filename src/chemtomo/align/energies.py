@@ -8,8 +8,10 @@ angle and combined by the median, which ignores the angles where a projection is
 
 Chemical contrast differs between energies (that is the point of the measurement: at 710.2 eV
 FePO4 absorbs more, at 708.2 eV LiFePO4), so grey levels do not match across energies but edges
-do. Registration therefore compares the gradient magnitude of lightly smoothed images by phase
-correlation by default; ``filter="none"`` compares the images themselves.
+do. Registration therefore compares high-pass filtered images (a difference of Gaussians, σ = 1
+and 4 px) by phase correlation by default. Measured on simulated two-material data
+(tests/align/test_coarse_energies.py): high-pass and raw images both err < 0.1 px, the gradient
+magnitude is biased by 0.3–0.4 px.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .transform import centre
 
 __all__ = ["register_energies", "resample_to_reference", "check_tilts"]
 
-_FILTERS = ("gradient", "highpass", "none")
+_FILTERS = ("highpass", "gradient", "none")
 
 
 def check_tilts(tilts, angles_deg, *, owner: str = "tilts"):
@@ -99,7 +101,7 @@ def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
 
 
 def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
-                      filter: str = "gradient", exclude=None, upsample: int = 50) -> dict:
+                      filter: str = "highpass", exclude=None, upsample: int = 50) -> dict:
     """Offset of every energy's tilt series from the reference energy's, pixels.
 
     Parameters
@@ -113,9 +115,10 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
     pixel_m : {energy_eV: float}, optional
         Pixel size of each energy's projections, metres. Energies whose pixel size differs from
         the reference's are first resampled onto the reference grid.
-    filter : "gradient", "highpass" or "none"
-        What is compared: gradient magnitude (default; edges match between energies where grey
-        levels do not), a difference of Gaussians, or the raw images.
+    filter : "highpass", "gradient" or "none"
+        What is compared: a difference of Gaussians (default: edges match between energies where
+        grey levels do not), the gradient magnitude (biased, kept for comparison), or the raw
+        images.
     exclude : iterable of int, optional
         Angles to ignore (blank or saturated projections).
     upsample : int

@@ -72,8 +72,9 @@ def edge_window(shape, *, fraction: float = 0.15) -> np.ndarray:
 
 
 def _upsampled_dft(data, up: int, size: int, offsets):
-    """Inverse DFT of ``data`` (n, ny, nx) on a ``size``² grid at 1/``up`` pixel, starting at
-    ``offsets`` (n, 2) (in upsampled pixels), by matrix products (Guizar-Sicairos et al. 2008)."""
+    """Inverse DFT of ``data`` (n, ny, nx) at the ``size``² positions ``(u − offsets)/up``,
+    u = 0 … size − 1, offsets (n, 2) in upsampled pixels, by two matrix products per image
+    (Guizar-Sicairos et al. 2008)."""
     n, ny, nx = data.shape
     fy = np.fft.ifftshift(np.arange(ny) - ny // 2)  # integer frequencies in FFT order
     fx = np.fft.ifftshift(np.arange(nx) - nx // 2)
@@ -149,7 +150,7 @@ def register_translation(reference, moving, *, upsample: int = 20, window: bool 
     if up > 1:
         region = int(np.ceil(1.5 * up))
         centre_idx = region // 2
-        offsets = peak * up - centre_idx
+        offsets = centre_idx - peak * up  # sample x = peak + (u − centre_idx)/up
         local = np.abs(_upsampled_dft(xpow.astype(np.complex128), up, region, offsets))
         flat = local.reshape(n, -1).argmax(axis=1)
         sub = np.stack(np.unravel_index(flat, (region, region)), axis=1).astype(np.float64)
