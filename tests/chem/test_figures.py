@@ -31,7 +31,7 @@ def chem_map():
 
 
 def test_correlation_plot_draws_classes_and_reference_directions(chem_map):
-    ods, f, labels = chem_map
+    ods, _f, labels = chem_map
     fig = plot_correlation(ods[0], ods[1], references(), labels)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]

@@ -47,7 +47,7 @@ def test_propagated_uncertainty_has_the_right_coverage():
     tol = binomial_tolerance(p, n)            # 4 binomial sigma (n ~ 5000: +-2.6 %)
     assert abs(np.mean(np.abs(z) < 1) - p) < tol, (np.mean(np.abs(z) < 1), tol, n)
     assert abs(np.mean(np.abs(z) < 2) - 0.9545) < binomial_tolerance(0.9545, n)
-    lfp, fp = s.phase_volumes()
+    lfp, _fp = s.phase_volumes()
     zc = (conc[0] - lfp)[full] / sigma_c[0][full]
     assert abs(np.mean(np.abs(zc) < 1) - p) < tol
     assert sigma_x.dtype == np.float32 and sigma_c.shape == conc.shape

@@ -29,7 +29,7 @@ def _transmissions(n=3, shape=(64, 64), noise=0.004, seed=0):
 
 
 def test_od_and_phase_recovered_with_automatic_air():
-    t, od_true, phi_true, disc, ramp = _transmissions()
+    t, _od_true, _phi_true, disc, ramp = _transmissions()
     od, phase, info = optical_density(t, return_phase=True, return_info=True)
     assert od.dtype == np.float32 and phase.dtype == np.float32 and od.shape == t.shape
     # the automatic air region avoids the disc and covers most of the rest

@@ -15,7 +15,7 @@ from .statistics import (
     state_of_charge,
 )
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
-from .validate import compare_2d, lcf_2d, project_fraction
+from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, validate_2d
 
 __all__ = [
     "optical_density", "ODInfo",
@@ -24,6 +24,6 @@ __all__ = [
     "polar_angle", "polar_to_fraction", "reference_angles",
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "composition_histogram",
     "CLASS_NAMES",
-    "lcf_2d", "project_fraction", "compare_2d",
+    "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
 ]

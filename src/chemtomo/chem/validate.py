@@ -9,6 +9,8 @@ Athena/IFEFFIT's linear-combination fitting); the paper finds R < 0.15 in 94.64 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from chemtomo.core import InputError
@@ -18,7 +20,7 @@ from .statistics import _check_thresholds, classify
 from .unmix import fraction as _fraction
 from .unmix import sample_mask, unmix
 
-__all__ = ["lcf_2d", "project_fraction", "compare_2d", "R_FACTOR_GOOD"]
+__all__ = ["lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D", "R_FACTOR_GOOD"]
 
 #: R-factor below which a pixel's fit is counted as good (the paper's criterion).
 R_FACTOR_GOOD = 0.15
@@ -178,3 +180,53 @@ def compare_2d(map_a, map_b, mask=None, *, r_factor=None, thresholds=(0.3, 0.7))
         rv = r[use]
         out[f"share_r_below_{R_FACTOR_GOOD:g}"] = float(np.mean(np.isfinite(rv) & (rv < R_FACTOR_GOOD)))
     return out
+
+
+@dataclass(frozen=True)
+class Validation2D:
+    """Result of :func:`validate_2d`.
+
+    fraction_2d  : (ny, nx) float32, FePO4 fraction from the 2D XAS fit, NaN outside its mask
+    projected_3d : (ny, nx) float32, the 3D fraction projected along z (density-weighted)
+    r_factor     : (ny, nx) float32, LCF R-factor per pixel
+    statistics   : :func:`compare_2d` of projected_3d against fraction_2d, plus ``soc_2d`` and
+                   ``soc_3d`` (thickness- and density-weighted mean fractions over the compared
+                   pixels) and ``share_r_below_0.15_all`` (over all pixels of the 2D mask)
+    """
+
+    fraction_2d: np.ndarray
+    projected_3d: np.ndarray
+    r_factor: np.ndarray
+    statistics: dict[str, float]
+
+
+def validate_2d(stack, energies_ev, reference_table, fraction, density, *,
+                thresholds=(0.3, 0.7)) -> Validation2D:
+    """The paper's validation in one call: LCF of the 2D XAS stack vs the projected 3D map.
+
+    Parameters
+    ----------
+    stack, energies_ev, reference_table
+        As for :func:`lcf_2d`; the stack is taken at 0° tilt on the volume's (y, x) grid.
+    fraction, density : (ny, nz, nx) float
+        The 3D chemical map (NaN outside the sample) and its density Σ_k C_k.
+    thresholds : (lfp_rich_max, fp_rich_min), class limits for the class agreement.
+
+    Returns
+    -------
+    Validation2D
+    """
+    frac_2d, conc, r = lcf_2d(stack, energies_ev, reference_table)
+    proj = project_fraction(fraction, density, axis=1)
+    if proj.shape != frac_2d.shape:
+        raise InputError(f"the 3D map projects to {proj.shape} but the 2D XAS images are {frac_2d.shape}; "
+                         "expected the volume's (ny, nx) grid")
+    stats = compare_2d(proj, frac_2d, r_factor=r, thresholds=thresholds)
+    use = np.isfinite(proj) & np.isfinite(frac_2d)
+    thick = conc.sum(axis=0)
+    rho = np.nansum(np.where(np.isfinite(fraction), density, 0.0), axis=1)
+    stats["soc_2d"] = float(np.sum(thick[use] * frac_2d[use]) / np.sum(thick[use]))
+    stats["soc_3d"] = float(np.sum(rho[use] * proj[use]) / np.sum(rho[use]))
+    in_2d = np.isfinite(frac_2d)
+    stats[f"share_r_below_{R_FACTOR_GOOD:g}_all"] = float(np.mean(r[in_2d] < R_FACTOR_GOOD))
+    return Validation2D(frac_2d, proj, r, stats)
