@@ -6,6 +6,7 @@ from scipy.ndimage import gaussian_filter
 
 from chemtomo.core import Curve, InputError
 from chemtomo.resolution import frc, fsc, half_bit_threshold
+from chemtomo.resolution.apodize import DEFAULT_TAPER, tukey_1d
 from chemtomo.resolution.frc import crossing_frequency, shell_frequencies
 
 
@@ -47,8 +48,8 @@ def test_fsc_of_gaussian_blurred_noisy_copies_matches_theory_within_one_shell(ap
     f_measured = 1.0 / (2.0 * curve.resolution_m)
     shell = curve.frequency_per_m[0]
     assert 10 * shell < f_expected < 25 * shell  # the crossing is well inside the band
-    # Near the crossing (shell 20-22, ~5000 voxels/shell, ~2500 independent) the FSC scatters
-    # by (1 - C²)/sqrt(2500) ≈ 0.02 while the theory falls ~0.1 per shell: ~0.2 shell of noise.
+    # Near the crossing (shell 20-22, ~5000 voxels/shell) the FSC scatters by ~(1 - C²)/sqrt(n)
+    # ≈ 0.015 (×1.2 for the window) while the theory falls ~0.1 per shell: ~0.2 shell of noise.
     # The Tukey window's spectral leakage lifts the steep Gaussian tail by a further ~0.1-0.2
     # shell. Over seeds 0-9 the deviation stayed within -0.26..0.43 shell (default window), so
     # the one-shell tolerance the issue asks for holds with a wide margin.
@@ -120,9 +121,13 @@ def test_apodisation_stops_a_non_periodic_background_from_faking_resolution():
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_independent_noise_crosses_threshold_at_low_frequency(ndim):
-    # Two independent noise arrays share no signal: every shell's correlation is chance, with
-    # standard deviation 1/sqrt(n/2) (Hermitian pairs are not independent), and the ½-bit curve
-    # sits ~1.4-3 of those above zero, so the first crossing comes in the first few shells.
+    # Two independent noise arrays share no signal: every shell's correlation is chance. Over n
+    # samples (n/2 independent complex pairs) its standard deviation is 1/sqrt(n); the window
+    # correlates neighbouring samples, raising it by at most 1/sqrt(keep), keep = Π_axes
+    # (mean w²)² / mean w⁴ (0.73 per axis at the default taper; measured rise ×1.13 in 2D and
+    # ×1.2 in 3D). The ½-bit curve sits 1.4-1.7 (2D) and 1.6-2.5 (3D) measured standard
+    # deviations above zero in shells 1-3, so all three stay above it with probability
+    # < 3e-4: the crossing comes in the first three shells.
     shape = (64,) * ndim
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((2,) + shape).astype(np.float32)
@@ -130,8 +135,12 @@ def test_independent_noise_crosses_threshold_at_low_frequency(ndim):
     shell = curve.frequency_per_m[0]
     assert np.isfinite(curve.resolution_m)
     assert 1.0 / (2.0 * curve.resolution_m) <= 3 * shell
-    # Over all shells the chance correlation stays within 4 standard deviations of zero.
-    assert np.all(np.abs(curve.correlation) < 4.0 / np.sqrt(curve.n_per_shell / 2.0))
+    # Over all 32 shells the chance correlation stays within 4 bounding standard deviations
+    # (≥ 4.8 measured ones: expected number of shells beyond ~32 × 2e-6).
+    w = tukey_1d(64, DEFAULT_TAPER).astype(np.float64)
+    keep = ((w**2).mean() ** 2 / (w**4).mean()) ** ndim
+    sigma_bound = 1.0 / np.sqrt(curve.n_per_shell * keep)
+    assert np.all(np.abs(curve.correlation) < 4.0 * sigma_bound)
 
 
 @pytest.mark.parametrize("shape,voxel_m", [((32, 48, 64), (5e-9, 4e-9, 3e-9)),
