@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from chemtomo.core import InputError, Scan, object_pixel_size
-from chemtomo.simulate import PRESETS, absorption_coefficient, misalign, simulate_dataset
+from chemtomo.simulate import (
+    PRESETS,
+    absorption_coefficient,
+    misalign,
+    simulate_dataset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,7 @@ def test_scan_object_is_the_misaligned_truth(ds):
     # centre is the misaligned truth OD on the truth grid (same cubic interpolation; clipping of
     # negative ringing and float32 differ by < 1e-4 OD)
     i = 2  # angle 0°, 708.2 eV
-    obj, pixel = ds.scan_object(i)
+    obj, _pixel = ds.scan_object(i)
     od = -np.log(np.abs(obj) ** 2)
     ny, nx = ds.sample.shape[0], ds.sample.shape[2]
     cy, cx = obj.shape[0] // 2, obj.shape[1] // 2
@@ -108,13 +113,13 @@ def test_mu_volume_matches_references(ds):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(preset="nope"), "preset must be one of"),
-    (dict(frobnicate=1), "unknown parameter"),
-    (dict(dose_photons=-5), "dose_photons must be a positive"),
-    (dict(soc=2.0), "soc"),
-    (dict(energies_ev=[708.2, 708.2]), "energies_ev must be distinct"),
-    (dict(angles_deg=[0.0, 95.0]), "angles_deg must be distinct finite angles"),
-    (dict(probe_diameter_m=1e-6), "probe_diameter_m"),
+    ({"preset": "nope"}, "preset must be one of"),
+    ({"frobnicate": 1}, "unknown parameter"),
+    ({"dose_photons": -5}, "dose_photons must be a positive"),
+    ({"soc": 2.0}, "soc"),
+    ({"energies_ev": [708.2, 708.2]}, "energies_ev must be distinct"),
+    ({"angles_deg": [0.0, 95.0]}, "angles_deg must be distinct finite angles"),
+    ({"probe_diameter_m": 1e-6}, "probe_diameter_m"),
 ])
 def test_bad_parameters_raise(kwargs, message):
     with pytest.raises(InputError, match=message):

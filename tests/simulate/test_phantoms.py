@@ -72,15 +72,15 @@ def test_seed_reproducible():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(shape=(32, 32)), "shape must be three integers"),
-    (dict(voxel_m=-1.0), "voxel_m must be"),
-    (dict(n_particles=0), "n_particles must be a positive integer"),
-    (dict(soc=1.5), "soc"),
-    (dict(supersample=0), "supersample"),
-    (dict(shape=(10, 10, 10), n_particles=20), "could not place particle"),
+    ({"shape": (32, 32)}, "shape must be three integers"),
+    ({"voxel_m": -1.0}, "voxel_m must be"),
+    ({"n_particles": 0}, "n_particles must be a positive integer"),
+    ({"soc": 1.5}, "soc"),
+    ({"supersample": 0}, "supersample"),
+    ({"shape": (10, 10, 10), "n_particles": 20}, "could not place particle"),
 ])
 def test_bad_parameters_raise(kwargs, message):
-    args = dict(shape=(32, 32, 48), voxel_m=6.7e-9, n_particles=3, soc=0.5, seed=0)
+    args = {"shape": (32, 32, 48), "voxel_m": 6.7e-9, "n_particles": 3, "soc": 0.5, "seed": 0}
     args.update(kwargs)
     with pytest.raises(InputError, match=message):
         plate_sample(args.pop("shape"), args.pop("voxel_m"), **args)

@@ -5,7 +5,12 @@ import pytest
 
 from chemtomo.core import InputError
 from chemtomo.ptycho import zone_plate_probe
-from chemtomo.simulate import detector_background, detector_mask, diffraction_frames, raster_positions
+from chemtomo.simulate import (
+    detector_background,
+    detector_mask,
+    diffraction_frames,
+    raster_positions,
+)
 
 
 def _probe():

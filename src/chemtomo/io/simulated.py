@@ -30,7 +30,7 @@ from ._h5 import atomic_path, open_h5
 from .cxi import write_scan
 from .manifest import write_manifest, write_references
 
-__all__ = ["write_dataset", "read_truth", "SimulatedTruth", "TRUTH_LAYOUT"]
+__all__ = ["TRUTH_LAYOUT", "SimulatedTruth", "read_truth", "write_dataset"]
 
 #: Datasets of ``truth.h5`` (all lengths in metres, energies eV, angles degrees).
 TRUTH_LAYOUT = {

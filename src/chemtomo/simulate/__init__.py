@@ -13,13 +13,35 @@ from .optics import (
     refractive_index,
 )
 from .phantoms import PATTERNS, Sample, plate_sample
-from .ptychography import detector_background, detector_mask, diffraction_frames, raster_positions
+from .ptychography import (
+    detector_background,
+    detector_mask,
+    diffraction_frames,
+    raster_positions,
+)
 
 __all__ = [
-    "plate_sample", "Sample", "PATTERNS",
-    "refractive_index", "absorption_coefficient", "reference_spectra", "od_tilt_series",
-    "phase_volume_projections", "PHASES", "E1_EV", "E2_EV",
-    "simulate_dataset", "Dataset", "Preset", "PRESETS",
-    "AlignmentTruth", "draw_misalignment", "aligned_coordinates", "misalign",
-    "raster_positions", "detector_background", "detector_mask", "diffraction_frames",
+    "E1_EV",
+    "E2_EV",
+    "PATTERNS",
+    "PHASES",
+    "PRESETS",
+    "AlignmentTruth",
+    "Dataset",
+    "Preset",
+    "Sample",
+    "absorption_coefficient",
+    "aligned_coordinates",
+    "detector_background",
+    "detector_mask",
+    "diffraction_frames",
+    "draw_misalignment",
+    "misalign",
+    "od_tilt_series",
+    "phase_volume_projections",
+    "plate_sample",
+    "raster_positions",
+    "reference_spectra",
+    "refractive_index",
+    "simulate_dataset",
 ]

@@ -42,11 +42,22 @@ from ..core.errors import InputError
 from ..core.units import energy_to_wavelength, object_pixel_size
 from ..ptycho import zone_plate_probe
 from .misalign import AlignmentTruth, aligned_coordinates, draw_misalignment
-from .optics import absorption_coefficient, phase_volume_projections, reference_spectra, refractive_index
+from .optics import (
+    absorption_coefficient,
+    phase_volume_projections,
+    reference_spectra,
+    refractive_index,
+)
 from .phantoms import Sample, plate_sample
-from .ptychography import detector_background, detector_mask, diffraction_frames, object_shape, raster_positions
+from .ptychography import (
+    detector_background,
+    detector_mask,
+    diffraction_frames,
+    object_shape,
+    raster_positions,
+)
 
-__all__ = ["Preset", "PRESETS", "Dataset", "simulate_dataset"]
+__all__ = ["PRESETS", "Dataset", "Preset", "simulate_dataset"]
 
 _XAS_ENERGIES = tuple(np.round(np.concatenate([np.arange(700.0, 706.0, 1.0), np.arange(706.2, 711.8, 0.5),
                                                np.arange(712.5, 720.1, 1.5)]), 3).tolist())

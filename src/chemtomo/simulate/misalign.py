@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from ..core.errors import InputError
 
-__all__ = ["AlignmentTruth", "draw_misalignment", "aligned_coordinates", "misalign"]
+__all__ = ["AlignmentTruth", "aligned_coordinates", "draw_misalignment", "misalign"]
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ def draw_misalignment(n_angles: int, energies_ev, *, shift_sigma_px: float = 3.0
     1 ± scale_max; energy offsets uniform in ±energy_offset_max_px per axis, the first energy's
     (the reference) zero. All zero sigmas give the identity.
     """
-    values = dict(shift_sigma_px=shift_sigma_px, shift_max_px=shift_max_px, rotation_sigma_deg=rotation_sigma_deg,
-                  rotation_max_deg=rotation_max_deg, scale_sigma=scale_sigma, scale_max=scale_max,
-                  energy_offset_max_px=energy_offset_max_px)
+    values = {"shift_sigma_px": shift_sigma_px, "shift_max_px": shift_max_px, "rotation_sigma_deg": rotation_sigma_deg,
+                  "rotation_max_deg": rotation_max_deg, "scale_sigma": scale_sigma, "scale_max": scale_max,
+                  "energy_offset_max_px": energy_offset_max_px}
     for name, v in values.items():
         if not (math.isfinite(v) and v >= 0):
             raise InputError(f"misalignment: {name} must be a finite number >= 0, got {v!r}")

@@ -48,9 +48,17 @@ from ..core.errors import InputError
 from ..core.units import energy_to_wavelength
 
 __all__ = [
-    "PHASES", "DENSITY_G_CM3", "WHITE_LINES", "FE3_SHIFT_EV", "E1_EV", "E2_EV",
-    "refractive_index", "absorption_coefficient", "reference_spectra", "od_tilt_series",
+    "DENSITY_G_CM3",
+    "E1_EV",
+    "E2_EV",
+    "FE3_SHIFT_EV",
+    "PHASES",
+    "WHITE_LINES",
+    "absorption_coefficient",
+    "od_tilt_series",
     "phase_volume_projections",
+    "reference_spectra",
+    "refractive_index",
 ]
 
 #: Phases simulated, LiFePO4 first and FePO4 last (DESIGN.md reference order).

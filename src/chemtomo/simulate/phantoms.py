@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..core.errors import InputError
 
-__all__ = ["Sample", "plate_sample", "PATTERNS"]
+__all__ = ["PATTERNS", "Sample", "plate_sample"]
 
 #: Lithiation patterns a plate can carry (see the module docstring).
 PATTERNS = ("lithiated", "delithiated", "edges", "facet", "split")
@@ -199,8 +199,8 @@ def _rest_height(height, shape, cy, cx, ext) -> float:
     ny, _, nx = shape
     y0, y1 = cy + (ny - 1) / 2 - ext[0], cy + (ny - 1) / 2 + ext[0]
     x0, x1 = cx + (nx - 1) / 2 - ext[2], cx + (nx - 1) / 2 + ext[2]
-    return float(height[max(int(math.floor(y0)), 0):int(math.ceil(y1)) + 1,
-                        max(int(math.floor(x0)), 0):int(math.ceil(x1)) + 1].max())
+    return float(height[max(math.floor(y0), 0):math.ceil(y1) + 1,
+                        max(math.floor(x0), 0):math.ceil(x1) + 1].max())
 
 
 def _raise_height(height, plate: _Plate, nz: int) -> None:
@@ -316,7 +316,7 @@ def _fp_amount(rng, p: _Plate, ss: int) -> np.ndarray:
         phi = rng.uniform(0, 2 * math.pi)
         field = math.cos(phi) * a * p.half[0] + math.sin(phi) * b * p.half[1]
     # threshold so that exactly x_fp of the sub-samples are FePO4 (FePO4 where field is largest)
-    k = int(round((1.0 - p.x_fp) * n_sub))
+    k = round((1.0 - p.x_fp) * n_sub)
     order = np.argsort(field, kind="stable")
     fp = np.zeros(n_sub, bool)
     fp[order[k:]] = True
@@ -397,11 +397,11 @@ def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: in
         grid = np.meshgrid(*[p.lo[i] + np.arange(p.occ.shape[i]) for i in range(3)], indexing="ij")
         cy, cz, cx = (float(np.sum(g * p.occ) / w) for g in grid)
         length, width, thick = 2 * p.half * voxel_nm
-        rows.append(dict(label=lab, length_nm=length, width_nm=width, thickness_nm=thick,
-                         facet_area_nm2=length * width, volume_nm3=w * voxel_nm ** 3,
-                         fp_fraction=float(fp.sum(dtype=np.float64) / w), pattern=p.pattern,
-                         orientation_deg=p.orientation_deg, tilt_deg=p.tilt_deg,
-                         centroid_y_px=cy, centroid_z_px=cz, centroid_x_px=cx))
+        rows.append({"label": lab, "length_nm": length, "width_nm": width, "thickness_nm": thick,
+                         "facet_area_nm2": length * width, "volume_nm3": w * voxel_nm ** 3,
+                         "fp_fraction": float(fp.sum(dtype=np.float64) / w), "pattern": p.pattern,
+                         "orientation_deg": p.orientation_deg, "tilt_deg": p.tilt_deg,
+                         "centroid_y_px": cy, "centroid_z_px": cz, "centroid_x_px": cx})
     inside = occ_sum > 0
     fraction = np.full(shape, np.nan, np.float32)
     fraction[inside] = np.clip(fp_sum[inside] / occ_sum[inside], 0.0, 1.0)

@@ -21,7 +21,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.fft import fft2, fft2c, ifft2
 
-__all__ = ["raster_positions", "detector_background", "detector_mask", "diffraction_frames", "object_shape"]
+__all__ = ["detector_background", "detector_mask", "diffraction_frames", "object_shape", "raster_positions"]
 
 
 def raster_positions(field_m: tuple[float, float], step_m: float, *, jitter_m: float = 0.0,
@@ -46,7 +46,7 @@ def raster_positions(field_m: tuple[float, float], step_m: float, *, jitter_m: f
         raise InputError(f"raster: step_m must be a positive number of metres, got {step_m!r}")
     if not (math.isfinite(jitter_m) and jitter_m >= 0):
         raise InputError(f"raster: jitter_m must be a finite number >= 0, got {jitter_m!r}")
-    ny, nx = (int(math.ceil(f / step_m)) + 1 for f in field_m)
+    ny, nx = (math.ceil(f / step_m) + 1 for f in field_m)
     y = (np.arange(ny) - (ny - 1) / 2.0) * step_m
     x = (np.arange(nx) - (nx - 1) / 2.0) * step_m
     gy, gx = np.meshgrid(y, x, indexing="ij")
