@@ -34,7 +34,7 @@ def test_propagated_uncertainty_has_the_right_coverage():
     # C_FP / (C_LFP + C_FP) is used: clipping to [0, 1] would pile errors at the bounds, where
     # most of these (single-phase) voxels sit. Only nearly full voxels (occupancy > 0.9): the
     # first-order propagation needs sigma(density) << density.
-    s = sample(shape=(32, 48, 48), n_particles=10)
+    s = sample(shape=(32, 64, 64), n_particles=10)
     ods = od_volumes(s, sigma=SIGMA_OD, seed=4)
     sig = [estimate_noise(od, s.occupancy == 0) for od in ods]
     conc = unmix(ods, references(), voxel_m=VOXEL_M)
@@ -54,7 +54,7 @@ def test_propagated_uncertainty_has_the_right_coverage():
 
 
 def test_state_of_charge_matches_truth_within_its_sigma():
-    s = sample(shape=(32, 48, 48), n_particles=10, soc=0.3)
+    s = sample(shape=(32, 64, 64), n_particles=10, soc=0.3)
     # noise-free: the density-weighted mean fraction over all material is the sample's SOC
     conc = unmix(od_volumes(s), references(), voxel_m=VOXEL_M)
     soc, _ = state_of_charge(conc, mask=s.occupancy > 0)

@@ -84,7 +84,7 @@ def test_fit_bimodal_on_simulated_plates_finds_the_end_members():
     # on the pure voxels the fit must find centres 0 and 1 and, as widths, the measurement's
     # propagated sigma of each mode (sigma estimated from the data). Boundary voxels are left
     # out: with them, 5 % of intermediate values widen the modes by 30-50 %.
-    s = sample(shape=(32, 48, 48), n_particles=10, soc=0.4)
+    s = sample(shape=(32, 64, 64), n_particles=10, soc=0.4)
     ods = od_volumes(s, sigma=0.003, seed=9)
     r = references()
     conc = unmix(ods, r, voxel_m=VOXEL_M)
