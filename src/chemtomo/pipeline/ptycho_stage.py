@@ -127,8 +127,9 @@ def run_ptycho(ctx: RunContext) -> dict:
             ctx.store.save_partial("ptycho", key, result, meta)
             n += 1
             bar(n, len(jobs))
-            ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV) done; "
-                    f"FRC {meta['resolution_m'] * 1e9:.1f} nm")
+            frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
+                        and np.isfinite(meta["resolution_m"]) else "")
+            ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV) done{frc_text}")
 
     arrays, array_attrs, frc_arrays = {}, {}, {}
     resolutions = {}

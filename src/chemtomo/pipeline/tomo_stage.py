@@ -62,7 +62,7 @@ def run_tiltseries(ctx: RunContext) -> dict:
         t = ctx.store.read(f"projections/{energy_key(e)}")
         od, phase = optical_density(t, return_phase=True)
         od = np.asarray(od, np.float32)
-        negatives[energy_key(e)] = int(np.count_nonzero(od < 0))
+        negatives[energy_key(e)] = round(float(np.mean(od < 0)), 3)
         zoom = ref_pixel / attrs[e]["pixel_m"]  # output pixel (ref size) in input pixels
         arrays[energy_key(e)] = _resample(np.nan_to_num(od), zoom, out_shape)
         arrays[f"phase_{energy_key(e)}"] = _resample(np.nan_to_num(np.asarray(phase, np.float32)), zoom, out_shape)
@@ -74,7 +74,7 @@ def run_tiltseries(ctx: RunContext) -> dict:
                                                        "pixel_m": ref_pixel},
                           array_attrs=array_attrs)
     return {"shape": list(arrays[energy_key(ref_e)].shape), "pixel_nm": round(ref_pixel * 1e9, 3),
-            "negative_od_pixels": negatives}
+            "negative_od_share": negatives}
 
 
 def load_tilts(ctx: RunContext) -> tuple[dict[float, np.ndarray], np.ndarray, float]:
@@ -206,7 +206,8 @@ def run_fsc(ctx: RunContext) -> dict:
     tilts, angles, pixel = aligned_tilts(ctx)
     ref_e = float(ctx.store.group_attrs("tiltseries")["reference_energy_eV"])
     curve, _, _ = split_half_fsc(tilts[ref_e], angles, pixel, reconstruct=cfg.tomo.algorithm,
-                                 iterations=cfg.tomo.iterations, threshold=cfg.resolution.threshold)
+                                 options={"iterations": cfg.tomo.iterations, "nonneg": cfg.tomo.nonneg},
+                                 threshold=cfg.resolution.threshold)
     ctx.store.write_group("resolution/fsc", {
         "frequency_per_m": np.asarray(curve.frequency_per_m), "correlation": np.asarray(curve.correlation),
         "threshold": np.asarray(curve.threshold),
