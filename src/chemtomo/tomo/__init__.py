@@ -1,6 +1,14 @@
 """Tomography: the tilt geometry, projector and adjoint, and reconstruction algorithms."""
 
+from .art import art
+from .cgls import cgls
+from .fbp import fbp
 from .geometry import TiltGeometry, check_angles, system_matrix
 from .project import backproject, project
+from .reconstruct import ALGORITHMS, reconstruct
+from .sart import sart
+from .sirt import sirt
+from .tv import tv
 
-__all__ = ["TiltGeometry", "check_angles", "system_matrix", "project", "backproject"]
+__all__ = ["TiltGeometry", "check_angles", "system_matrix", "project", "backproject",
+           "reconstruct", "art", "sart", "sirt", "cgls", "fbp", "tv", "ALGORITHMS"]

@@ -1,14 +1,27 @@
-"""Forward projection and its exact adjoint for the tilt geometry of :mod:`.geometry`."""
+"""Forward projection and its exact adjoint for the tilt geometry of :mod:`.geometry`.
+
+Both apply the footprint system matrix of :mod:`.geometry` through :class:`.operator.RayOperator`
+(compiled kernels, all slices at once, both cores); the weights of one geometry are kept for the
+next call (two geometries at most), so repeated projections, as in alignment, pay for them once.
+"""
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from ..core.backend import to_numpy
 from ..core.errors import InputError
 from .geometry import TiltGeometry
+from .operator import RayOperator, stack_to_tilt, stack_to_volume, tilt_to_stack, volume_to_stack
 
 __all__ = ["project", "backproject"]
+
+
+@lru_cache(maxsize=2)
+def _operator(geom: TiltGeometry) -> RayOperator:
+    return RayOperator(geom)
 
 
 def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = None) -> np.ndarray:
@@ -42,9 +55,7 @@ def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = 
         raise InputError(f"project: volume must be (ny, nz, nx), got shape {vol.shape}")
     ny, nz, nx = vol.shape
     geom = TiltGeometry.create(angles_deg, nz, nx, nu, cor_offset_px)
-    a = geom.matrix()
-    out = a @ vol.reshape(ny, nz * nx).T  # (n_angles·nu, ny)
-    return np.ascontiguousarray(out.reshape(geom.n_angles, geom.nu, ny).transpose(0, 2, 1), dtype=np.float32)
+    return stack_to_tilt(_operator(geom).forward(volume_to_stack(vol)))
 
 
 def backproject(tilt, angles_deg, nz: int | None = None, *, nx: int | None = None,
@@ -74,6 +85,4 @@ def backproject(tilt, angles_deg, nz: int | None = None, *, nx: int | None = Non
     if geom.n_angles != n_angles:
         raise InputError(f"backproject: {n_angles} projections but {geom.n_angles} angles; "
                          "expected one angle per projection")
-    at = geom.matrix_t()
-    out = at @ t.transpose(0, 2, 1).reshape(n_angles * nu, ny)  # (nz·nx, ny)
-    return np.ascontiguousarray(out.T.reshape(ny, nz, nx), dtype=np.float32)
+    return stack_to_volume(_operator(geom).backward(tilt_to_stack(t)), nz, nx)

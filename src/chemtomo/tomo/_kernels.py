@@ -1,0 +1,308 @@
+"""Compiled (numba) kernels of the footprint projector and the row-action sweep.
+
+Internal layouts, chosen so that the innermost loop runs over slices (contiguous, SIMD):
+
+- slice stack ``x``: ``(npix, ny)`` float32, ``npix = nz·nx``, pixel ``p = iz·nx + ix``;
+- sinogram stack ``s``: ``(n_angles, nu, ny)`` float32.
+
+One angle's block of the system matrix is stored row-wise (one row per detector bin) in
+``rowptr[i, j] : rowptr[i, j + 1]`` of ``pix[i]`` (pixel indices, increasing) and ``wt[i]``
+(weights). The weights are computed exactly as :mod:`.geometry` builds its sparse matrix (same
+float64 formulas, same 1e-7 cut-off), so both give the same projections.
+
+Every kernel that touches slice stacks splits the slices into ``n_chunks`` contiguous ranges and
+gives each range to one thread; slices are independent problems, so no two threads ever write the
+same element and no atomics are needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["build_blocks", "forward", "backward", "art_sweep", "os_sweep", "column_sums",
+           "n_threads"]
+
+_CUT = 1e-7  # weights below this are dropped (as in geometry._angle_block)
+
+
+def n_threads() -> int:
+    """Threads numba's parallel kernels use."""
+    return int(numba.get_num_threads())
+
+
+@njit(cache=True, inline="always")
+def _q(s):
+    return 0.5 * s * s if s > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _cdf(t, a, b):
+    h1 = 0.5 * (a + b)
+    h2 = 0.5 * (a - b)
+    return (_q(t + h1) - _q(t + h2) - _q(t - h2) + _q(t - h1)) / (a * b)
+
+
+@njit(cache=True)
+def _angle_table(c, s, nz, nx, nu, cor, first, w):
+    """Footprint of every pixel at one angle: first bin and the weights of bins first..first+2."""
+    a = max(abs(c), 1e-3)
+    b = max(abs(s), 1e-3)
+    half = 0.5 * (a + b)
+    for iz in range(nz):
+        z = iz - (nz - 1) / 2.0
+        for ix in range(nx):
+            x = ix - (nx - 1) / 2.0
+            u = x * c + z * s + cor + (nu - 1) / 2.0
+            f = math.floor(u - half + 0.5)
+            p = iz * nx + ix
+            first[p] = f
+            lo = _cdf(f - 0.5 - u, a, b)
+            for k in range(3):
+                hi = _cdf(f + k + 0.5 - u, a, b)
+                wk = hi - lo
+                lo = hi
+                if wk > _CUT and 0 <= f + k < nu:
+                    w[p, k] = wk
+                else:
+                    w[p, k] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def build_blocks(cos_t, sin_t, nz, nx, nu, cor, rowptr, pix, wt, rownorm, rowsum):
+    """Fill the row-wise blocks of all angles (parallel over angles).
+
+    rowptr (n, nu+1) int32, pix (n, 3·npix) int32, wt (n, 3·npix) float32,
+    rownorm (n, nu) float32 = Σ w², rowsum (n, nu) float32 = Σ w.
+    """
+    n = cos_t.size
+    npix = nz * nx
+    for i in prange(n):
+        first = np.empty(npix, np.int64)
+        w = np.empty((npix, 3), np.float64)
+        _angle_table(cos_t[i], sin_t[i], nz, nx, nu, cor, first, w)
+        count = np.zeros(nu + 1, np.int64)
+        for p in range(npix):
+            for k in range(3):
+                if w[p, k] != 0.0:
+                    count[first[p] + k + 1] += 1
+        for j in range(nu):
+            count[j + 1] += count[j]
+        for j in range(nu + 1):
+            rowptr[i, j] = count[j]
+        norm = np.zeros(nu, np.float64)
+        tot = np.zeros(nu, np.float64)
+        for p in range(npix):  # pixels in increasing order: rows come out sorted by pixel
+            for k in range(3):
+                wk = w[p, k]
+                if wk != 0.0:
+                    j = first[p] + k
+                    e = count[j]
+                    pix[i, e] = p
+                    w32 = np.float32(wk)
+                    wt[i, e] = w32
+                    norm[j] += float(w32) * float(w32)
+                    tot[j] += float(w32)
+                    count[j] = e + 1
+        for j in range(nu):
+            rownorm[i, j] = norm[j]
+            rowsum[i, j] = tot[j]
+
+
+@njit(parallel=True, cache=True)
+def forward(rowptr, pix, wt, idx, x, out, n_chunks):
+    """out[k, j, y] = Σ_e wt[i, e] · x[pix[i, e], y] over row j of angle i = idx[k] (overwrites)."""
+    n = idx.size
+    nu1 = rowptr.shape[1]
+    ny = x.shape[1]
+    chunk = (ny + n_chunks - 1) // n_chunks
+    for ic in prange(n_chunks):
+        y0 = ic * chunk
+        y1 = min(ny, y0 + chunk)
+        m = y1 - y0
+        if m <= 0:
+            continue
+        acc = np.empty(m, np.float32)
+        for k in range(n):
+            i = idx[k]
+            for j in range(nu1 - 1):
+                acc[:] = 0.0
+                for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                    w = wt[i, e]
+                    xr = x[pix[i, e], y0:y1]
+                    for t in range(m):
+                        acc[t] += w * xr[t]
+                orow = out[k, j, y0:y1]
+                for t in range(m):
+                    orow[t] = acc[t]
+
+
+@njit(parallel=True, cache=True)
+def backward(rowptr, pix, wt, idx, s, out, n_chunks):
+    """out[p, y] += Σ wt[i, e] · s[k, j, y], i = idx[k], over all rows touching p (accumulates)."""
+    n = idx.size
+    nu1 = rowptr.shape[1]
+    ny = out.shape[1]
+    chunk = (ny + n_chunks - 1) // n_chunks
+    for ic in prange(n_chunks):
+        y0 = ic * chunk
+        y1 = min(ny, y0 + chunk)
+        m = y1 - y0
+        if m <= 0:
+            continue
+        val = np.empty(m, np.float32)
+        for k in range(n):
+            i = idx[k]
+            for j in range(nu1 - 1):
+                srow = s[k, j, y0:y1]
+                for t in range(m):
+                    val[t] = srow[t]
+                for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                    w = wt[i, e]
+                    xr = out[pix[i, e], y0:y1]
+                    for t in range(m):
+                        xr[t] += w * val[t]
+
+
+@njit(parallel=True, cache=True)
+def art_sweep(rowptr, pix, wt, rownorm, idx, b, valid, x, relaxation, nonneg, n_chunks):
+    """One Kaczmarz sweep over every row of the angles idx (in that order), bins in order.
+
+    For each row (angle i, bin j) and each slice y:
+        r = relaxation · valid[i, j, y] · (b[i, j, y] − ⟨a_ij, x[:, y]⟩) / ‖a_ij‖²
+        x[:, y] += r · a_ij            (then clipped at 0 when nonneg)
+    b holds 0 where valid is 0 (missing data), so masked rays change nothing.
+    """
+    n = idx.size
+    nu1 = rowptr.shape[1]
+    ny = x.shape[1]
+    chunk = (ny + n_chunks - 1) // n_chunks
+    for ic in prange(n_chunks):
+        y0 = ic * chunk
+        y1 = min(ny, y0 + chunk)
+        m = y1 - y0
+        if m <= 0:
+            continue
+        acc = np.empty(m, np.float32)
+        for k in range(n):
+            i = idx[k]
+            for j in range(nu1 - 1):
+                nrm = rownorm[i, j]
+                if nrm <= 0.0:
+                    continue
+                scale = np.float32(relaxation / nrm)
+                e0 = rowptr[i, j]
+                e1 = rowptr[i, j + 1]
+                acc[:] = 0.0
+                for e in range(e0, e1):
+                    w = wt[i, e]
+                    xr = x[pix[i, e], y0:y1]
+                    for t in range(m):
+                        acc[t] += w * xr[t]
+                brow = b[i, j, y0:y1]
+                vrow = valid[i, j, y0:y1]
+                for t in range(m):
+                    acc[t] = scale * vrow[t] * (brow[t] - acc[t])
+                if nonneg:
+                    for e in range(e0, e1):
+                        w = wt[i, e]
+                        xr = x[pix[i, e], y0:y1]
+                        for t in range(m):
+                            v = xr[t] + w * acc[t]
+                            xr[t] = v if v > 0.0 else np.float32(0.0)
+                else:
+                    for e in range(e0, e1):
+                        w = wt[i, e]
+                        xr = x[pix[i, e], y0:y1]
+                        for t in range(m):
+                            xr[t] += w * acc[t]
+
+
+@njit(parallel=True, cache=True)
+def os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, x, relaxation, nonneg,
+             n_chunks):
+    """One sweep of ordered-subset (SART / OS-SART / SIRT) updates over all slices.
+
+    The angles of subset s are ``order[sub_ptr[s]:sub_ptr[s + 1]]``. For each subset, in turn:
+        r   = rowinv · valid · (b − A_S x)          (per ray)
+        x  += relaxation · colinv[s] · A_Sᵀ r       (per pixel; then clipped at 0 when nonneg)
+    rowinv (n_angles, nu) = 1 / row sums; colinv (n_subsets, npix) = 1 / column sums of A_S.
+    """
+    n_sub = sub_ptr.size - 1
+    nu = rowptr.shape[1] - 1
+    npix = x.shape[0]
+    ny = x.shape[1]
+    chunk = (ny + n_chunks - 1) // n_chunks
+    biggest = 0
+    for s in range(n_sub):
+        biggest = max(biggest, sub_ptr[s + 1] - sub_ptr[s])
+    for ic in prange(n_chunks):
+        y0 = ic * chunk
+        y1 = min(ny, y0 + chunk)
+        m = y1 - y0
+        if m <= 0:
+            continue
+        acc = np.empty(m, np.float32)
+        res = np.empty((biggest, nu, m), np.float32)
+        upd = np.empty((npix, m), np.float32)
+        for s in range(n_sub):
+            k0 = sub_ptr[s]
+            k1 = sub_ptr[s + 1]
+            for kk in range(k0, k1):
+                i = order[kk]
+                for j in range(nu):
+                    acc[:] = 0.0
+                    for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                        w = wt[i, e]
+                        xr = x[pix[i, e], y0:y1]
+                        for t in range(m):
+                            acc[t] += w * xr[t]
+                    sc = rowinv[i, j]
+                    brow = b[i, j, y0:y1]
+                    vrow = valid[i, j, y0:y1]
+                    rrow = res[kk - k0, j]
+                    for t in range(m):
+                        rrow[t] = sc * vrow[t] * (brow[t] - acc[t])
+            upd[:, :] = 0.0
+            for kk in range(k0, k1):
+                i = order[kk]
+                for j in range(nu):
+                    rrow = res[kk - k0, j]
+                    for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                        w = wt[i, e]
+                        ur = upd[pix[i, e]]
+                        for t in range(m):
+                            ur[t] += w * rrow[t]
+            for p in range(npix):
+                c = np.float32(relaxation * colinv[s, p])
+                if c == 0.0:
+                    continue
+                xr = x[p, y0:y1]
+                ur = upd[p]
+                if nonneg:
+                    for t in range(m):
+                        v = xr[t] + c * ur[t]
+                        xr[t] = v if v > 0.0 else np.float32(0.0)
+                else:
+                    for t in range(m):
+                        xr[t] += c * ur[t]
+
+
+@njit(parallel=True, cache=True)
+def column_sums(rowptr, pix, wt, idx, target, out):
+    """out[target[k], p] += Σ_j w over the entries of pixel p in angle idx[k] (column sums of A_i).
+
+    Parallel over output rows: angles with the same target are handled by one thread.
+    """
+    n_out = out.shape[0]
+    nu = rowptr.shape[1] - 1
+    for o in prange(n_out):
+        for k in range(idx.size):
+            if target[k] != o:
+                continue
+            i = idx[k]
+            for e in range(rowptr[i, 0], rowptr[i, nu]):
+                out[o, pix[i, e]] += wt[i, e]

@@ -1,0 +1,220 @@
+"""The footprint projector of :mod:`.geometry` as an operator on stacks of slices.
+
+:class:`RayOperator` holds one geometry's system matrix in row-wise blocks, one per angle (about 3
+weights per pixel per angle, 8 bytes each), and applies it to all slices at once with the compiled
+kernels of :mod:`._kernels`. Solvers work in its internal layouts (see :mod:`._kernels`):
+
+- slice stack ``(nz·nx, ny)`` float32 (:func:`volume_to_stack` / :func:`stack_to_volume`),
+- sinogram stack ``(n_angles, nu, ny)`` float32 (:func:`tilt_to_stack` / :func:`stack_to_tilt`).
+
+When the blocks of all angles would exceed ``max_block_bytes`` they are rebuilt, a chunk of
+angles at a time, on every use, so the memory stays bounded for any number of angles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..core.errors import InputError
+from . import _kernels as K
+from .geometry import TiltGeometry
+
+__all__ = ["RayOperator", "volume_to_stack", "stack_to_volume", "tilt_to_stack", "stack_to_tilt",
+           "block_bytes", "memory_limit_bytes", "check_memory"]
+
+DEFAULT_MAX_BLOCK_BYTES = 2 << 30  # cache all angles' weights up to 2 GiB
+
+
+def block_bytes(n_angles: int, nz: int, nx: int) -> int:
+    """Bytes of the row-wise weights of ``n_angles`` angles: 3 weights per pixel, int32 + float32."""
+    return int(n_angles) * 3 * int(nz) * int(nx) * 8
+
+
+def memory_limit_bytes() -> int:
+    """Default memory limit: 80 % of the machine's physical memory."""
+    try:
+        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # platforms without sysconf: assume 8 GiB
+        return 8 << 30
+
+
+def check_memory(need_bytes: int, what: str, hint: str, limit_bytes: int | None = None) -> None:
+    """Raise InputError when ``need_bytes`` exceeds the limit, saying how much and what to do."""
+    limit = memory_limit_bytes() if limit_bytes is None else int(limit_bytes)
+    if need_bytes > limit:
+        raise InputError(f"{what} needs about {need_bytes / 2**30:.2f} GiB of memory but the limit is "
+                         f"{limit / 2**30:.2f} GiB; {hint}")
+
+
+def volume_to_stack(volume: np.ndarray) -> np.ndarray:
+    """(ny, nz, nx) → (nz·nx, ny) float32, C-contiguous."""
+    ny, nz, nx = volume.shape
+    return np.ascontiguousarray(np.asarray(volume, np.float32).reshape(ny, nz * nx).T)
+
+
+def stack_to_volume(x: np.ndarray, nz: int, nx: int) -> np.ndarray:
+    """(nz·nx, ny) → (ny, nz, nx) float32, C-contiguous."""
+    return np.ascontiguousarray(x.T.reshape(x.shape[1], nz, nx), dtype=np.float32)
+
+
+def tilt_to_stack(tilt: np.ndarray) -> np.ndarray:
+    """(n_angles, ny, nu) → (n_angles, nu, ny) float32, C-contiguous."""
+    return np.ascontiguousarray(np.asarray(tilt, np.float32).transpose(0, 2, 1))
+
+
+def stack_to_tilt(s: np.ndarray) -> np.ndarray:
+    """(n_angles, nu, ny) → (n_angles, ny, nu) float32, C-contiguous."""
+    return np.ascontiguousarray(s.transpose(0, 2, 1), dtype=np.float32)
+
+
+class RayOperator:
+    """System matrix ``A`` of one :class:`TiltGeometry`, applied to slice stacks.
+
+    Parameters
+    ----------
+    geometry : TiltGeometry
+    max_block_bytes : int, optional
+        Largest memory for the cached weights (default 2 GiB). Above it, weights are rebuilt per
+        chunk of angles on every call: slower, bounded memory.
+
+    Notes
+    -----
+    ``forward`` is ``A x`` and ``backward`` its exact transpose ``Aᵀ s`` (same weights). Row norms
+    ``Σ w²`` and row sums ``Σ w`` of every (angle, bin) are kept in ``rownorm`` and ``rowsum``,
+    both ``(n_angles, nu)``; the column sums of one angle's block are 1 (the footprint has unit
+    area) except for pixels whose footprint leaves the detector.
+    """
+
+    def __init__(self, geometry: TiltGeometry, *, max_block_bytes: int | None = None):
+        self.geometry = geometry
+        g = geometry
+        self.npix = g.nz * g.nx
+        rad = [math.radians(a) for a in g.angles_deg]
+        self._cos = np.array([math.cos(r) for r in rad], np.float64)
+        self._sin = np.array([math.sin(r) for r in rad], np.float64)
+        budget = DEFAULT_MAX_BLOCK_BYTES if max_block_bytes is None else int(max_block_bytes)
+        per_angle = block_bytes(1, g.nz, g.nx)
+        self.chunk = max(1, min(g.n_angles, budget // per_angle))
+        self.n_chunks = K.n_threads()
+        self.rownorm = np.empty((g.n_angles, g.nu), np.float32)
+        self.rowsum = np.empty((g.n_angles, g.nu), np.float32)
+        self._cached = None
+        if self.chunk >= g.n_angles:
+            self._cached = self._build(np.arange(g.n_angles))
+            self.rownorm[:], self.rowsum[:] = self._cached[3], self._cached[4]
+        else:
+            for start in range(0, g.n_angles, self.chunk):
+                sel = np.arange(start, min(g.n_angles, start + self.chunk))
+                b = self._build(sel)
+                self.rownorm[sel], self.rowsum[sel] = b[3], b[4]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_angles·nu, nz·nx): rows and columns of the system matrix of one slice."""
+        return (self.geometry.n_angles * self.geometry.nu, self.npix)
+
+    def _build(self, sel: np.ndarray):
+        g = self.geometry
+        n = sel.size
+        rowptr = np.empty((n, g.nu + 1), np.int32)
+        pix = np.empty((n, 3 * self.npix), np.int32)
+        wt = np.empty((n, 3 * self.npix), np.float32)
+        rownorm = np.empty((n, g.nu), np.float32)
+        rowsum = np.empty((n, g.nu), np.float32)
+        K.build_blocks(self._cos[sel], self._sin[sel], g.nz, g.nx, g.nu, g.cor_offset_px,
+                       rowptr, pix, wt, rownorm, rowsum)
+        return rowptr, pix, wt, rownorm, rowsum
+
+    def _pieces(self, idx: np.ndarray):
+        """Yield (blocks, local indices, positions in idx) covering the angles idx in order."""
+        if self._cached is not None:
+            yield self._cached, idx, slice(0, idx.size)
+            return
+        for start in range(0, idx.size, self.chunk):
+            sel = idx[start:start + self.chunk]
+            yield self._build(sel), np.arange(sel.size), slice(start, start + sel.size)
+
+    def _idx(self, angles) -> np.ndarray:
+        if angles is None:
+            return np.arange(self.geometry.n_angles)
+        return np.ascontiguousarray(angles, dtype=np.int64).reshape(-1)
+
+    def forward(self, x: np.ndarray, angles=None, out: np.ndarray | None = None) -> np.ndarray:
+        """``A x`` for the angle indices ``angles`` (default all): (len, nu, ny) float32."""
+        idx = self._idx(angles)
+        if out is None:
+            out = np.empty((idx.size, self.geometry.nu, x.shape[1]), np.float32)
+        for (rowptr, pix, wt, _, _), local, pos in self._pieces(idx):
+            K.forward(rowptr, pix, wt, local, x, out[pos], self.n_chunks)
+        return out
+
+    def backward(self, s: np.ndarray, angles=None, out: np.ndarray | None = None) -> np.ndarray:
+        """``Aᵀ s`` for sinogram rows of the angle indices ``angles``: (nz·nx, ny) float32.
+
+        With ``out`` given, the back-projection is added to it.
+        """
+        idx = self._idx(angles)
+        if out is None:
+            out = np.zeros((self.npix, s.shape[2]), np.float32)
+        for (rowptr, pix, wt, _, _), local, pos in self._pieces(idx):
+            K.backward(rowptr, pix, wt, local, s[pos], out, self.n_chunks)
+        return out
+
+    def art_sweep(self, x: np.ndarray, b: np.ndarray, valid: np.ndarray, order: np.ndarray,
+                  relaxation: float, nonneg: bool) -> None:
+        """One Kaczmarz sweep, in place on ``x``, over the rows of the angles ``order``."""
+        order = self._idx(order)
+        for (rowptr, pix, wt, rownorm, _), local, pos in self._pieces(order):
+            rows = order[pos]
+            if self._cached is None:  # local blocks: bring the data rows along
+                bb, vv = np.ascontiguousarray(b[rows]), np.ascontiguousarray(valid[rows])
+                K.art_sweep(rowptr, pix, wt, rownorm, local, bb, vv, x, float(relaxation),
+                            bool(nonneg), self.n_chunks)
+            else:
+                K.art_sweep(rowptr, pix, wt, rownorm, local, b, valid, x, float(relaxation),
+                            bool(nonneg), self.n_chunks)
+
+    def os_sweep(self, x: np.ndarray, b: np.ndarray, valid: np.ndarray, subsets: list[np.ndarray],
+                 row_inv: np.ndarray, col_inv: np.ndarray, relaxation: float, nonneg: bool) -> None:
+        """One sweep of ordered-subset updates (see :func:`._kernels.os_sweep`), in place on ``x``.
+
+        subsets : angle indices per subset, in visiting order
+        row_inv : (n_angles, nu) float32, 1 / row sums (0 for empty rays)
+        col_inv : (n_subsets, nz·nx) float32, 1 / column sums of each subset (0 where unseen)
+        """
+        ptr = np.zeros(len(subsets) + 1, np.int64)
+        ptr[1:] = np.cumsum([s.size for s in subsets])
+        if self._cached is not None:
+            rowptr, pix, wt, _, _ = self._cached
+            K.os_sweep(rowptr, pix, wt, np.concatenate(subsets).astype(np.int64), ptr, b, valid,
+                       row_inv, col_inv, x, float(relaxation), bool(nonneg), self.n_chunks)
+            return
+        for s, idx in enumerate(subsets):  # weights rebuilt per chunk: plain products
+            r = self.forward(x, idx)
+            np.subtract(b[idx], r, out=r)
+            r *= valid[idx]
+            r *= row_inv[idx][:, :, None]
+            upd = self.backward(r, idx)
+            upd *= np.float32(relaxation) * col_inv[s][:, None]
+            x += upd
+            if nonneg:
+                np.maximum(x, 0.0, out=x)
+
+    def column_sums(self, subsets: list[np.ndarray] | None = None) -> np.ndarray:
+        """Column sums ``A_Sᵀ 1`` of each subset of angles (default: one subset of all angles).
+
+        Returns
+        -------
+        (n_subsets, nz·nx) float32
+        """
+        if subsets is None:
+            subsets = [np.arange(self.geometry.n_angles)]
+        idx = np.concatenate(subsets).astype(np.int64)
+        target = np.concatenate([np.full(s.size, k, np.int64) for k, s in enumerate(subsets)])
+        out = np.zeros((len(subsets), self.npix), np.float32)
+        for (rowptr, pix, wt, _, _), local, pos in self._pieces(idx):
+            K.column_sums(rowptr, pix, wt, local, target[pos], out)
+        return out
