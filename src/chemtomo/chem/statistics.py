@@ -270,54 +270,61 @@ def state_of_charge(values, density=None, sigma=None, *, mask=None) -> tuple[flo
     Parameters
     ----------
     values : (n_phases, ...) concentrations, or (...) fractions when ``density`` is given.
-        Prefer concentrations: fractions from :func:`fraction` are clipped to [0, 1], so noisy
-        voxels of pure phases can only err inwards and the SOC is biased towards 0.5 by about
-        0.4 σ_x × (share of material at a bound).
+        Prefer concentrations: SOC = Σ C_FP / Σ_k Σ C_k is linear in the data, so noise and
+        the blur of the reconstruction average out over a region that holds all the material
+        (use all voxels, or a generously dilated sample mask: a tight mask drops the blurred
+        rims and biases the SOC). Fractions from :func:`fraction` are clipped to [0, 1], so
+        noisy voxels of pure phases can only err inwards and their SOC is biased towards 0.5
+        by about 0.4 σ_x × (share of material at a bound).
     density : float array, optional
         Per-voxel density Σ_k C_k; required with fractions.
     sigma : float array, optional
         Per-voxel σ of the fraction (from :func:`uncertainty`). With it, the returned σ is the
-        measurement error, voxels taken as independent: sqrt(Σ ρ² σ²) / Σ ρ. Without it, the σ
-        is the standard error of the weighted mean over the sampled voxels,
-        sqrt(Σ ρ² (x − SOC)²) / Σ ρ, which also counts the spread of compositions.
+        measurement error, voxels taken as independent: sqrt(Σ ρ² σ²) / Σ ρ over the voxels
+        with a finite σ. Without it, the σ is the standard error of the ratio estimate over
+        the sampled voxels, sqrt(Σ (C_FP − SOC ρ)²) / Σ ρ, which also counts the spread of
+        compositions.
     mask : bool array, optional
-        Voxels to include (default: all with finite fraction and positive density).
+        Voxels to include. Default: with concentrations, every voxel whose concentrations are
+        finite (empty voxels included, their noise averages out); with fractions, every voxel
+        with a finite fraction and positive density.
 
     Returns
     -------
     soc, sigma : float
-        SOC = Σ ρ x / Σ ρ, i.e. Σ C_FP / Σ (C_LFP + C_FP) for concentrations.
+        SOC = Σ C_FP / Σ (C_LFP + C_FP) = Σ ρ x / Σ ρ.
     """
     if density is None:
         c = np.asarray(values, dtype=np.float64)
         if c.ndim < 2 or c.shape[0] < 2:
             raise InputError(f"without density, values must be concentrations (n_phases >= 2, ...), got {c.shape}")
         rho = c.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x = c[-1] / rho
+        amount_fp = c[-1]
+        keep = np.isfinite(rho)
     else:
         x = np.asarray(values, dtype=np.float64)
         rho = np.asarray(density, dtype=np.float64)
         if rho.shape != x.shape:
             raise InputError(f"density has shape {rho.shape} but the fraction has {x.shape}")
-    keep = np.isfinite(x) & np.isfinite(rho) & (rho > 0)
+        keep = np.isfinite(x) & np.isfinite(rho) & (rho > 0)
+        amount_fp = rho * np.where(keep, x, 0.0)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
-        if mask.shape != x.shape:
-            raise InputError(f"mask has shape {mask.shape} but the map has {x.shape}")
+        if mask.shape != rho.shape:
+            raise InputError(f"mask has shape {mask.shape} but the map has {rho.shape}")
         keep &= mask
+    s = None
     if sigma is not None:
         s = np.asarray(sigma, dtype=np.float64)
-        if s.shape != x.shape:
-            raise InputError(f"sigma has shape {s.shape} but the map has {x.shape}")
-        keep &= np.isfinite(s)
-    if not np.any(keep):
+        if s.shape != rho.shape:
+            raise InputError(f"sigma has shape {s.shape} but the map has {rho.shape}")
+    total = float(np.sum(rho[keep])) if np.any(keep) else 0.0
+    if not total > 0:
         raise InputError("state_of_charge: no voxel with a finite fraction and positive density")
-    w, xv = rho[keep], x[keep]
-    total = w.sum()
-    soc = float(np.sum(w * xv) / total)
-    if sigma is not None:
-        err = float(np.sqrt(np.sum((w * s[keep]) ** 2)) / total)
+    soc = float(np.sum(amount_fp[keep]) / total)
+    if s is not None:
+        use = keep & np.isfinite(s)
+        err = float(np.sqrt(np.sum((rho[use] * s[use]) ** 2)) / total)
     else:
-        err = float(np.sqrt(np.sum((w * (xv - soc)) ** 2)) / total)
+        err = float(np.sqrt(np.sum((amount_fp[keep] - soc * rho[keep]) ** 2)) / total)
     return soc, err
