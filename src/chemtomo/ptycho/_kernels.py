@@ -1,20 +1,20 @@
 """Fused CPU kernels (numba) of the far-field ptychography model; see ``operators.py``.
 
-Each kernel makes one pass over the frame stack so that an iteration touches the exit waves as
-few times as possible (the FFTs are the floor; everything else should cost less than they do).
+Each kernel makes one pass over the frame stack so that an iteration touches the waves as few
+times as possible (the FFTs are the floor; everything else should cost less than they do).
 Layouts, shared by all kernels:
 
-- exit waves / FFT buffers ``(n_frames, n_modes, h, w)`` complex64;
-- measured intensities, mask, background in FFT order (zero frequency at index 0) so that no
-  ``fftshift`` is needed in the loop: ``(n_frames, h, w)`` float32, ``(h, w)`` uint8, ``(h, w)``
-  float32;
+- waves / FFT buffers ``(n_frames, n_modes, h, w)`` complex64;
+- measured intensities ``(n_frames, h, w)`` float32, mask ``(h, w)`` uint8 and background
+  ``(h, w)`` float32, all in FFT order (zero frequency at index 0), so no ``fftshift`` is needed;
 - object ``(oy, ox)`` complex64; shifted probes ``(n_bins, n_modes, h, w)`` complex64, one per
   sub-pixel shift bin; per-frame integer patch corners ``cy, cx`` and bin ``kb`` (int64).
 
-Scatter-adds into the object and probe go to per-thread accumulators (one slice per chunk of
-frames), summed afterwards, so no two threads write the same element. Loops over frames run in
-parallel (``prange``); the modulus kernel runs over detector rows so that the background sums
-need no atomics.
+Parallelism: every kernel runs over chunks of frames (``chunks``: bounds into ``frames``, one
+chunk per thread) so that each thread streams whole frames through memory. Sums over frames
+(object, probe, background, error) go to per-chunk slices of the output, added up by the caller,
+so no two threads write the same element and no atomics are needed. Inner loops run along x
+over contiguous memory and are written without branches where possible so they vectorise.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["exit_waves", "modulus_project", "raar_fourier", "update_accumulate", "position_gradient", "poisson_gradient", "bilinear_waves",
-           "poisson_line_terms", "thread_chunks"]
+__all__ = ["thread_chunks", "exit_waves", "bilinear_waves", "raar_fourier", "modulus_project",
+           "accumulate", "position_gradient", "poisson_gradient", "poisson_line_terms"]
 
 
 def thread_chunks(frames: np.ndarray) -> np.ndarray:
@@ -34,8 +34,8 @@ def thread_chunks(frames: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def exit_waves(out, psi, obj, probes, cy, cx, kb, frames, a, b):  # pragma: no cover - compiled
-    """out[i] = a · P_kb · O[patch] + b · psi[frames[i]]   (b == 0 ignores psi)."""
+def exit_waves(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
+    """out[i, m] = P_m (shift bin of frame frames[i]) · O[patch of frames[i]]."""
     n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
     for i in prange(frames.shape[0]):
         j = frames[i]
@@ -43,210 +43,7 @@ def exit_waves(out, psi, obj, probes, cy, cx, kb, frames, a, b):  # pragma: no c
         for m in range(n_modes):
             for y in range(h):
                 for x in range(w):
-                    phi = probes[k, m, y, x] * obj[y0 + y, x0 + x]
-                    if b != 0:
-                        out[i, m, y, x] = a * phi + b * psi[j, m, y, x]
-                    else:
-                        out[i, m, y, x] = a * phi
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def modulus_project(buf, intensity, frames, valid, background, bg_ratio, row_sums):  # pragma: no cover
-    """Fourier-modulus projection in place, with a static additive background.
-
-    Model intensity ``s + b = sum_m |Ψ_m|² + b``; valid pixels are scaled by ``sqrt(I / (s + b))``
-    so that the projected model matches the data; masked pixels keep the model. ``bg_ratio``
-    (h, w) receives ``sum_frames b·I/(s + b)`` (b where masked), the numerator of the background
-    update. ``row_sums[y]`` receives ``(Σ (sqrt I − sqrt(s + b))², Σ I)`` over the valid pixels of
-    detector row y (summed by the caller; scalar reductions across prange are avoided).
-    """
-    n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
-    for y in prange(h):
-        err_row = 0.0
-        tot_row = 0.0
-        for i in range(frames.shape[0]):
-            j = frames[i]
-            for x in range(w):
-                s = 0.0
-                for m in range(n_modes):
-                    v = buf[i, m, y, x]
-                    s += v.real * v.real + v.imag * v.imag
-                bgv = background[y, x]
-                model = s + bgv
-                if valid[y, x]:
-                    meas = max(intensity[j, y, x], 0.0)
-                    d = np.sqrt(meas) - np.sqrt(model)
-                    err_row += d * d
-                    tot_row += meas
-                    if model > 1e-20:
-                        f = np.sqrt(meas / model)
-                        bg_ratio[y, x] += bgv * meas / model
-                    else:
-                        f = 0.0
-                        bg_ratio[y, x] += meas
-                    for m in range(n_modes):
-                        buf[i, m, y, x] *= f
-                else:
-                    bg_ratio[y, x] += bgv
-        row_sums[y, 0] = err_row
-        row_sums[y, 1] = tot_row
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def update_accumulate(psi, buf, obj, probes, cy, cx, kb, frames, chunks, c_psi, c_buf, c_phi, store,
-                      obj_num, obj_den, probe_num, probe_den, do_probe):  # pragma: no cover
-    """new = c_psi·psi + c_buf·buf + c_phi·φ (φ = P·O[patch]); optionally psi ← new; accumulate.
-
-    Accumulates, per thread chunk t: ``obj_num[t] += Σ conj(P) new``, ``obj_den[t] += Σ_m |P|²``
-    on the object grid and, when ``do_probe``, ``probe_num[t, kb] += conj(O) new`` and
-    ``probe_den[t, kb] += |O|²`` on the probe grid of the frame's shift bin.
-
-    RAAR: (β, β, 1 − 2β, store). Gradient back-projection (ML, PIE): (0, 1, 0, no store).
-    """
-    n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
-    for t in prange(chunks.shape[0] - 1):
-        for i in range(chunks[t], chunks[t + 1]):
-            j = frames[i]
-            y0, x0, k = cy[j], cx[j], kb[j]
-            for y in range(h):
-                for x in range(w):
-                    o = obj[y0 + y, x0 + x]
-                    num = 0j
-                    den = 0.0
-                    for m in range(n_modes):
-                        p = probes[k, m, y, x]
-                        new = 0j
-                        if c_buf != 0:
-                            new += c_buf * buf[i, m, y, x]
-                        if c_psi != 0:
-                            new += c_psi * psi[j, m, y, x]
-                        if c_phi != 0:
-                            new += c_phi * (p * o)
-                        if store:
-                            psi[j, m, y, x] = new
-                        num += p.conjugate() * new
-                        den += p.real * p.real + p.imag * p.imag
-                        if do_probe:
-                            probe_num[t, k, m, y, x] += o.conjugate() * new
-                    obj_num[t, y0 + y, x0 + x] += num
-                    obj_den[t, y0 + y, x0 + x] += den
-                    if do_probe:
-                        probe_den[t, k, y, x] += o.real * o.real + o.imag * o.imag
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
-    """Least-squares sub-pixel shift of each frame that moves the model towards ``target``.
-
-    With φ = P·O[patch] and ∂φ/∂r = P·∇O (central differences), the shift that best explains
-    the residual ``target − φ`` is ``δ = Re⟨∂φ/∂r, target − φ⟩ / ‖∂φ/∂r‖²`` per axis.
-    Writes ``shift_yx[frames[i]] = (δy, δx)`` in pixels.
-    """
-    n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
-    for i in prange(frames.shape[0]):
-        j = frames[i]
-        y0, x0, k = cy[j], cx[j], kb[j]
-        ny = 0.0
-        nx = 0.0
-        dy2 = 0.0
-        dx2 = 0.0
-        for y in range(h):
-            for x in range(w):
-                o = obj[y0 + y, x0 + x]
-                gy = 0.5 * (obj[y0 + y + 1, x0 + x] - obj[y0 + y - 1, x0 + x])
-                gx = 0.5 * (obj[y0 + y, x0 + x + 1] - obj[y0 + y, x0 + x - 1])
-                for m in range(n_modes):
-                    p = probes[k, m, y, x]
-                    r = target[i, m, y, x] - p * o
-                    ay = p * gy
-                    ax = p * gx
-                    ny += (ay.conjugate() * r).real
-                    nx += (ax.conjugate() * r).real
-                    dy2 += ay.real * ay.real + ay.imag * ay.imag
-                    dx2 += ax.real * ax.real + ax.imag * ax.imag
-        shift_yx[j, 0] = ny / dy2 if dy2 > 0 else 0.0
-        shift_yx[j, 1] = nx / dx2 if dx2 > 0 else 0.0
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def poisson_gradient(buf, grad, intensity, frames, valid, background, bg_grad, row_sums):  # pragma: no cover
-    """Poisson negative log-likelihood of the model ``buf`` and its gradient.
-
-    L = Σ_valid (s + b) − I log(s + b), s = Σ_m |Ψ_m|². Writes ``grad = (1 − I/(s + b)) Ψ``
-    (the Wirtinger gradient ∂L/∂Ψ*; zero where masked) and ``bg_grad += 1 − I/(s + b)``.
-    ``row_sums[y]`` receives ``(L, Σ (sqrt I − sqrt(s + b))², Σ I)`` of detector row y.
-    """
-    n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
-    for y in prange(h):
-        l_row = 0.0
-        e_row = 0.0
-        t_row = 0.0
-        for i in range(frames.shape[0]):
-            j = frames[i]
-            for x in range(w):
-                s = 0.0
-                for m in range(n_modes):
-                    v = buf[i, m, y, x]
-                    s += v.real * v.real + v.imag * v.imag
-                if valid[y, x]:
-                    model = s + background[y, x] + 1e-9
-                    meas = max(intensity[j, y, x], 0.0)
-                    l_row += model - meas * np.log(model)
-                    d = np.sqrt(meas) - np.sqrt(model)
-                    e_row += d * d
-                    t_row += meas
-                    g = 1.0 - meas / model
-                    bg_grad[y, x] += g
-                    for m in range(n_modes):
-                        grad[i, m, y, x] = g * buf[i, m, y, x]
-                else:
-                    for m in range(n_modes):
-                        grad[i, m, y, x] = 0j
-        row_sums[y, 0] = l_row
-        row_sums[y, 1] = e_row
-        row_sums[y, 2] = t_row
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, alpha, use_a2,
-                       row_sums):  # pragma: no cover
-    """First and second derivative in α of L(α) with Ψ(α) = Ψ0 + α A1 + α² A2, b(α) = b + α Δb,
-    per detector row into ``row_sums[y] = (dL/dα, d²L/dα²)``."""
-    n_modes, h, w = psi0.shape[1], psi0.shape[2], psi0.shape[3]
-    for y in prange(h):
-        r1 = 0.0
-        r2 = 0.0
-        for i in range(frames.shape[0]):
-            j = frames[i]
-            for x in range(w):
-                if not valid[y, x]:
-                    continue
-                s = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                for m in range(n_modes):
-                    v = psi0[i, m, y, x]
-                    dv = a1[i, m, y, x]
-                    ddv = 0j
-                    if use_a2:
-                        ddv = a2[i, m, y, x]
-                        v = v + alpha * dv + alpha * alpha * ddv
-                        dv = dv + 2.0 * alpha * ddv
-                    else:
-                        v = v + alpha * dv
-                    s += v.real * v.real + v.imag * v.imag
-                    s1 += 2.0 * (v.conjugate() * dv).real
-                    s2 += 2.0 * (dv.real * dv.real + dv.imag * dv.imag) + 4.0 * (v.conjugate() * ddv).real
-                model = s + background[y, x] + alpha * dbg[y, x] + 1e-9
-                if model < 1e-9:
-                    model = 1e-9
-                m1 = s1 + dbg[y, x]
-                meas = max(intensity[j, y, x], 0.0)
-                q = meas / model
-                r1 += m1 * (1.0 - q)
-                r2 += s2 * (1.0 - q) + m1 * m1 * q / model
-        row_sums[y, 0] = r1
-        row_sums[y, 1] = r2
+                    out[i, m, y, x] = probes[k, m, y, x] * obj[y0 + y, x0 + x]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -267,51 +64,237 @@ def bilinear_waves(out, obj1, probes1, obj2, probes2, cy, cx, kb, frames, use2):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def raar_fourier(buf, state, intensity, valid, background, bg_ratio, row_sums, beta):  # pragma: no cover
+def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
     """One RAAR step in the detector plane, all frames, in place.
 
     ``buf`` holds the model far fields Φ = F[P·O] and ``state`` the RAAR iterate Ψ = F ψ. Per
     pixel: z = 2Φ − Ψ; P_F z scales z by sqrt(I / (Σ_m|z_m|² + b)) on valid pixels (masked
     pixels keep z); Ψ ← β(Ψ + P_F z − Φ) + (1 − β)Φ, written to both ``state`` and ``buf`` (the
-    latter to be inverse-transformed for the overlap update). The error and background sums
-    are taken on the model Φ: ``row_sums[y] = (Σ (√I − √(Σ|Φ|² + b))², Σ I)`` and
-    ``bg_ratio += b·I / (Σ|Φ|² + b)`` (b where masked).
+    latter to be inverse-transformed for the overlap update). Error and background sums are
+    taken on the model Φ, per chunk t: ``sums[t] = (Σ (√I − √(Σ|Φ|² + b))², Σ I)`` and
+    ``bg_ratio[t] += b·I / (Σ|Φ|² + b)`` (b where masked).
     """
-    n_frames, n_modes, h, w = buf.shape
-    for y in prange(h):
-        err_row = 0.0
-        tot_row = 0.0
-        for j in range(n_frames):
-            for x in range(w):
-                s_phi = 0.0
-                s_z = 0.0
-                for m in range(n_modes):
-                    ph = buf[j, m, y, x]
-                    z = 2 * ph - state[j, m, y, x]
-                    s_phi += ph.real * ph.real + ph.imag * ph.imag
-                    s_z += z.real * z.real + z.imag * z.imag
-                bgv = background[y, x]
-                f = 1.0
-                if valid[y, x]:
-                    meas = max(intensity[j, y, x], 0.0)
-                    model = s_phi + bgv
-                    d = np.sqrt(meas) - np.sqrt(model)
-                    err_row += d * d
-                    tot_row += meas
-                    if model > 1e-20:
-                        bg_ratio[y, x] += bgv * meas / model
+    n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
+    b = np.float32(beta)
+    for t in prange(chunks.shape[0] - 1):
+        err = 0.0
+        tot = 0.0
+        for j in range(chunks[t], chunks[t + 1]):
+            for y in range(h):
+                for x in range(w):
+                    s_phi = np.float32(0.0)
+                    s_z = np.float32(0.0)
+                    for m in range(n_modes):
+                        ph = buf[j, m, y, x]
+                        z = np.float32(2.0) * ph - state[j, m, y, x]
+                        s_phi += ph.real * ph.real + ph.imag * ph.imag
+                        s_z += z.real * z.real + z.imag * z.imag
+                    bgv = background[y, x]
+                    meas = max(intensity[j, y, x], np.float32(0.0))
+                    model = s_phi + bgv + np.float32(1e-20)
+                    zm = s_z + bgv + np.float32(1e-20)
+                    if valid[y, x]:
+                        d = np.sqrt(meas) - np.sqrt(model)
+                        err += d * d
+                        tot += meas
+                        bg_ratio[t, y, x] += bgv * meas / model
+                        f = np.sqrt(meas / zm)
                     else:
-                        bg_ratio[y, x] += meas
-                    zm = s_z + bgv
-                    f = np.sqrt(meas / zm) if zm > 1e-20 else 0.0
-                else:
-                    bg_ratio[y, x] += bgv
-                for m in range(n_modes):
-                    ph = buf[j, m, y, x]
-                    ps = state[j, m, y, x]
-                    z = 2 * ph - ps
-                    new = beta * (ps + f * z - ph) + (1.0 - beta) * ph
-                    state[j, m, y, x] = new
-                    buf[j, m, y, x] = new
-        row_sums[y, 0] = err_row
-        row_sums[y, 1] = tot_row
+                        bg_ratio[t, y, x] += bgv
+                        f = np.float32(1.0)
+                    for m in range(n_modes):
+                        ph = buf[j, m, y, x]
+                        ps = state[j, m, y, x]
+                        new = b * (ps + f * (np.float32(2.0) * ph - ps) - ph) + (np.float32(1.0) - b) * ph
+                        state[j, m, y, x] = new
+                        buf[j, m, y, x] = new
+        sums[t, 0] = err
+        sums[t, 1] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums):  # pragma: no cover
+    """Fourier-modulus projection of the waves ``buf[i]`` of frames ``frames[i]``, in place.
+
+    Model intensity ``s + b = Σ_m |Ψ_m|² + b``; valid pixels are scaled by ``sqrt(I / (s + b))``,
+    masked pixels keep the model. Per chunk t: ``bg_ratio[t] += b·I/(s + b)`` (b where masked),
+    ``sums[t] = (Σ (√I − √(s + b))², Σ I)`` over valid pixels.
+    """
+    n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
+    for t in prange(chunks.shape[0] - 1):
+        err = 0.0
+        tot = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                for x in range(w):
+                    s = np.float32(0.0)
+                    for m in range(n_modes):
+                        v = buf[i, m, y, x]
+                        s += v.real * v.real + v.imag * v.imag
+                    bgv = background[y, x]
+                    model = s + bgv + np.float32(1e-20)
+                    if valid[y, x]:
+                        meas = max(intensity[j, y, x], np.float32(0.0))
+                        d = np.sqrt(meas) - np.sqrt(model)
+                        err += d * d
+                        tot += meas
+                        bg_ratio[t, y, x] += bgv * meas / model
+                        f = np.sqrt(meas / model)
+                        for m in range(n_modes):
+                            buf[i, m, y, x] *= f
+                    else:
+                        bg_ratio[t, y, x] += bgv
+        sums[t, 0] = err
+        sums[t, 1] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def accumulate(buf, obj, probes, cy, cx, kb, frames, chunks, c_phi, obj_num, obj_den, probe_num,
+               probe_den, do_object, do_probe):  # pragma: no cover
+    """Scatter-add the overlap sums of the waves ``v = buf + c_phi·P·O[patch]``, per thread chunk t.
+
+    Object: ``obj_num[t] += Σ_m conj(P_m) v_m``, ``obj_den[t] += Σ_m |P_m|²`` on the object grid.
+    Probe (``do_probe``): ``probe_num[t, kb, m] += conj(O) v_m``, ``probe_den[t, kb] += |O|²`` on
+    the probe grid of the frame's shift bin. ``c_phi`` is 0 (projection and gradient sums of
+    ``buf``) or −1 (PIE: sums of the correction ``buf − P·O``).
+    """
+    n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
+    c = np.float32(c_phi)
+    for t in prange(chunks.shape[0] - 1):
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            y0, x0, k = cy[j], cx[j], kb[j]
+            for m in range(n_modes):
+                for y in range(h):
+                    for x in range(w):
+                        p = probes[k, m, y, x]
+                        o = obj[y0 + y, x0 + x]
+                        v = buf[i, m, y, x] + c * (p * o)
+                        if do_object:
+                            obj_num[t, y0 + y, x0 + x] += p.conjugate() * v
+                            obj_den[t, y0 + y, x0 + x] += p.real * p.real + p.imag * p.imag
+                        if do_probe:
+                            probe_num[t, k, m, y, x] += o.conjugate() * v
+            if do_probe:
+                for y in range(h):
+                    for x in range(w):
+                        o = obj[y0 + y, x0 + x]
+                        probe_den[t, k, y, x] += o.real * o.real + o.imag * o.imag
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
+    """Least-squares sub-pixel shift of each frame that moves the model towards ``target``.
+
+    With φ = P·O[patch] and ∂φ/∂r = P·∇O (central differences), the shift that best explains
+    the residual ``target − φ`` is ``δ = Re⟨∂φ/∂r, target − φ⟩ / ‖∂φ/∂r‖²`` per axis.
+    Writes ``shift_yx[frames[i]] = (δy, δx)`` in pixels.
+    """
+    n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
+    for i in prange(frames.shape[0]):
+        j = frames[i]
+        y0, x0, k = cy[j], cx[j], kb[j]
+        ny = 0.0
+        nx = 0.0
+        dy2 = 0.0
+        dx2 = 0.0
+        for m in range(n_modes):
+            for y in range(h):
+                for x in range(w):
+                    o = obj[y0 + y, x0 + x]
+                    gy = np.float32(0.5) * (obj[y0 + y + 1, x0 + x] - obj[y0 + y - 1, x0 + x])
+                    gx = np.float32(0.5) * (obj[y0 + y, x0 + x + 1] - obj[y0 + y, x0 + x - 1])
+                    p = probes[k, m, y, x]
+                    r = target[i, m, y, x] - p * o
+                    ay = p * gy
+                    ax = p * gx
+                    ny += (ay.conjugate() * r).real
+                    nx += (ax.conjugate() * r).real
+                    dy2 += ay.real * ay.real + ay.imag * ay.imag
+                    dx2 += ax.real * ax.real + ax.imag * ax.imag
+        shift_yx[j, 0] = ny / dy2 if dy2 > 0 else 0.0
+        shift_yx[j, 1] = nx / dx2 if dx2 > 0 else 0.0
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def poisson_gradient(buf, grad, intensity, frames, valid, background, chunks, bg_grad, sums):  # pragma: no cover
+    """Poisson negative log-likelihood of the model ``buf`` and its gradient.
+
+    L = Σ_valid (s + b) − I log(s + b), s = Σ_m |Ψ_m|². Writes ``grad = (1 − I/(s + b)) Ψ``
+    (the Wirtinger gradient ∂L/∂Ψ*; zero where masked); per chunk t ``bg_grad[t] += 1 − I/(s + b)``
+    and ``sums[t] = (L, Σ (√I − √(s + b))², Σ I)``.
+    """
+    n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
+    for t in prange(chunks.shape[0] - 1):
+        loss = 0.0
+        err = 0.0
+        tot = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                for x in range(w):
+                    s = np.float32(0.0)
+                    for m in range(n_modes):
+                        v = buf[i, m, y, x]
+                        s += v.real * v.real + v.imag * v.imag
+                    if valid[y, x]:
+                        model = s + background[y, x] + np.float32(1e-9)
+                        meas = max(intensity[j, y, x], np.float32(0.0))
+                        loss += model - meas * np.log(model)
+                        d = np.sqrt(meas) - np.sqrt(model)
+                        err += d * d
+                        tot += meas
+                        g = np.float32(1.0) - meas / model
+                        bg_grad[t, y, x] += g
+                        for m in range(n_modes):
+                            grad[i, m, y, x] = g * buf[i, m, y, x]
+                    else:
+                        for m in range(n_modes):
+                            grad[i, m, y, x] = 0
+        sums[t, 0] = loss
+        sums[t, 1] = err
+        sums[t, 2] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, alpha, use_a2, chunks,
+                       sums):  # pragma: no cover
+    """Derivative in α of L(α) with Ψ(α) = Ψ0 + α A1 + α² A2 and b(α) = b + α Δb, and its
+    Fisher-scoring curvature ``Σ (d(s + b)/dα)² / (s + b)`` (the expected second derivative of
+    the Poisson likelihood, always positive, so the step never goes uphill where the exact
+    curvature is negative), per chunk t into ``sums[t] = (dL/dα, curvature, L)``."""
+    n_modes, h, w = psi0.shape[1], psi0.shape[2], psi0.shape[3]
+    for t in prange(chunks.shape[0] - 1):
+        r1 = 0.0
+        r2 = 0.0
+        r0 = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                for x in range(w):
+                    if not valid[y, x]:
+                        continue
+                    s = 0.0
+                    s1 = 0.0
+                    for m in range(n_modes):
+                        v = psi0[i, m, y, x]
+                        dv = a1[i, m, y, x]
+                        if use_a2:
+                            ddv = a2[i, m, y, x]
+                            v = v + alpha * dv + alpha * alpha * ddv
+                            dv = dv + 2.0 * alpha * ddv
+                        else:
+                            v = v + alpha * dv
+                        s += v.real * v.real + v.imag * v.imag
+                        s1 += 2.0 * (v.conjugate() * dv).real
+                    model = max(s + background[y, x] + alpha * dbg[y, x], 0.0) + 1e-9
+                    m1 = s1 + dbg[y, x]
+                    meas = max(intensity[j, y, x], 0.0)
+                    q = meas / model
+                    r0 += model - meas * np.log(model)
+                    r1 += m1 * (1.0 - q)
+                    r2 += m1 * m1 / model
+        sums[t, 0] = r1
+        sums[t, 1] = r2
+        sums[t, 2] = r0

@@ -8,7 +8,7 @@ object, the probe (when refined) and the background (when retrieved). Each itera
    (``Σ_j P* F⁻¹[·]``), the probe (``Σ_j O_j* F⁻¹[·]``) and the background (``Σ_j (1 − I/(s + b))``);
 2. each is preconditioned by its illumination (``1 / Σ|P|²``, ``1 / Σ|O|²``, ``1 / n_frames``)
    and combined with the previous direction (Polak–Ribière);
-3. the step length α is found by Newton iterations on the exact L(α): along the direction
+3. the step length α is found by Fisher-scoring iterations on the exact L(α): along the direction
    (ΔO, ΔP) the far field is exactly ``Ψ + α F[P ΔO + ΔP O] + α² F[ΔP ΔO]``, so the line search
    costs two extra FFTs per frame and no further model evaluation.
 
@@ -47,13 +47,16 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
         do_bg = run.refine_background
         model.exit_waves(psi0, st.obj, run.probes, frames)
         psi0 = model.fft_inplace(psi0)
-        bg_grad = np.zeros((model.h, model.w), np.float64)
-        rows = np.zeros((model.h, 3), np.float64)
-        K.poisson_gradient(psi0, work, model.intensity, frames, model.valid, st.background, bg_grad, rows)
-        _, err, tot = rows.sum(axis=0)
+        t = model.chunks.shape[0] - 1
+        bg_grad = np.zeros((t, model.h, model.w), np.float32)
+        sums = np.zeros((t, 3), np.float64)
+        K.poisson_gradient(psi0, work, model.intensity, frames, model.valid, st.background, model.chunks, bg_grad,
+                           sums)
+        bg_grad = bg_grad.sum(axis=0)
+        _, err, tot = sums.sum(axis=0)
         chi = model.ifft_inplace(work)
-        g_obj, den_obj, g_probe_bins, den_probe = model.update_accumulate(
-            chi, st.obj, run.probes, frames, model.chunks, (0.0, 1.0, 0.0), False, do_probe)
+        g_obj, den_obj, g_probe_bins, den_probe = model.accumulate(chi, st.obj, run.probes, frames, model.chunks,
+                                                                   do_probe=do_probe)
         grads = [g_obj]
         pre = [g_obj / (den_obj + precond_reg * float(den_obj.max()) + 1e-30)]
         if do_probe:
@@ -89,15 +92,29 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
         else:
             K.bilinear_waves(a1, d_obj, run.probes, st.obj, run.probes, model.cy, model.cx, model.kb, frames, False)
         a1 = model.fft_inplace(a1)
-        alpha = 0.0
-        for _ in range(newton_steps):
-            rows = np.zeros((model.h, 2), np.float64)
+        def line(alpha: float) -> tuple[float, float, float]:
+            sums = np.zeros((t, 3), np.float64)
             K.poisson_line_terms(psi0, a1, a2 if do_probe else a1, model.intensity, frames, model.valid,
-                                 st.background, d_bg, alpha, do_probe, rows)
-            d1, d2 = rows.sum(axis=0)
+                                 st.background, d_bg, alpha, do_probe, model.chunks, sums)
+            d1, d2, value = sums.sum(axis=0)
+            return float(d1), float(d2), float(value)
+
+        alpha = 0.0
+        d1, d2, loss0 = line(0.0)
+        for _ in range(newton_steps):
             if not d2 > 0:
                 break
             alpha = max(0.0, alpha - d1 / d2)
+            d1, d2, loss = line(alpha)
+        # Safeguard: halve the step until the likelihood decreases (the scoring step can
+        # overshoot far from the solution, where the model is far too dark in places).
+        for _ in range(30):
+            if alpha == 0.0 or loss <= loss0:
+                break
+            alpha *= 0.5
+            _, _, loss = line(alpha)
+        else:
+            alpha = 0.0
         st.obj = (st.obj + np.float32(alpha) * d_obj).astype(np.complex64)
         if do_probe:
             run.set_probe(st.probe + np.float32(alpha) * d_probe)

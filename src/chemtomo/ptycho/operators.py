@@ -139,16 +139,6 @@ class FarFieldModel:
         self._buf = None
         self._psi = None
 
-    def accumulators(self, do_probe: bool):
-        """Zeroed per-thread accumulators for ``update_accumulate``."""
-        t = self.chunks.shape[0] - 1
-        obj_num = np.zeros((t,) + self.object_shape, np.complex64)
-        obj_den = np.zeros((t,) + self.object_shape, np.float32)
-        shape = (t, self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1, 1)
-        probe_num = np.zeros(shape, np.complex64)
-        probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
-        return obj_num, obj_den, probe_num, probe_den
-
     # ---------------------------------------------------------------------------------- geometry
     def corners(self, positions_px: np.ndarray):
         """Integer patch corners (cy, cx) and sub-pixel bin index of each frame."""
@@ -197,41 +187,73 @@ class FarFieldModel:
         return sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
 
     # ---------------------------------------------------------------------------------- passes
-    def exit_waves(self, out, obj, probes, frames, a=1.0, b=0.0):
-        """out[i] = a·P·O[patch of frames[i]] + b·psi[frames[i]]."""
-        psi = self.psi if b != 0 else out
-        K.exit_waves(out, psi, obj, probes, self.cy, self.cx, self.kb, frames, a, b)
+    def exit_waves(self, out, obj, probes, frames):
+        """out[i] = P·O[patch of frames[i]] for every mode (the model exit waves)."""
+        K.exit_waves(out, obj, probes, self.cy, self.cx, self.kb, frames)
 
-    def modulus_project(self, buf, frames, background):
+    def modulus_project(self, buf, frames, background, chunks):
         """Fourier-modulus projection of ``buf`` in place; returns (error², Σ I, background numerator)."""
-        ratio = np.zeros((self.h, self.w), np.float64)
-        rows = np.zeros((self.h, 2), np.float64)
-        K.modulus_project(buf, self.intensity, frames, self.valid, background, ratio, rows)
-        err, tot = rows.sum(axis=0)
-        return float(err), float(tot), ratio
+        t = chunks.shape[0] - 1
+        ratio = np.zeros((t, self.h, self.w), np.float32)
+        sums = np.zeros((t, 2), np.float64)
+        K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums)
+        err, tot = sums.sum(axis=0)
+        return float(err), float(tot), ratio.sum(axis=0)
 
-    def update_accumulate(self, buf, obj, probes, frames, chunks, coeffs, store, do_probe):
-        """One fused pass: combine (psi, buf, φ) with ``coeffs``, optionally store, scatter-add.
+    def raar_step(self, buf, state, background, beta):
+        """Detector-plane RAAR step (``_kernels.raar_fourier``); returns (error², Σ I, background numerator)."""
+        t = self.chunks.shape[0] - 1
+        ratio = np.zeros((t, self.h, self.w), np.float32)
+        sums = np.zeros((t, 2), np.float64)
+        K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
+        err, tot = sums.sum(axis=0)
+        return float(err), float(tot), ratio.sum(axis=0)
 
-        Returns the object sums ``Σ P* new`` (oy, ox) and ``Σ |P|²`` (oy, ox), and when
-        ``do_probe`` the probe sums per shift bin, ``Σ O* new`` (n_bins, n_modes, h, w) and
-        ``Σ |O|²`` (n_bins, h, w), in each bin's shifted coordinates (else None, None)."""
-        acc = self.accumulators(do_probe)
-        K.update_accumulate(self.psi if (store or coeffs[0] != 0) else buf, buf, obj, probes,
-                            self.cy, self.cx, self.kb, frames, chunks, float(coeffs[0]), float(coeffs[1]),
-                            float(coeffs[2]), bool(store), *acc, bool(do_probe))
-        obj_num, obj_den, probe_num, probe_den = acc
-        obj_num = obj_num.sum(axis=0)
-        obj_den = obj_den.sum(axis=0)
+    def accumulate(self, buf, obj, probes, frames, chunks, *, c_phi=0.0, do_object=True, do_probe=False):
+        """Overlap sums of the waves ``buf + c_phi·P·O`` in one pass (``_kernels.accumulate``).
+
+        Returns the object sums ``Σ P* v`` and ``Σ |P|²`` (oy, ox) (None unless ``do_object``) and
+        the probe sums per shift bin ``Σ O* v`` (n_bins, n_modes, h, w) and ``Σ |O|²``
+        (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``)."""
+        t = chunks.shape[0] - 1
+        obj_shape = (t,) + self.object_shape if do_object else (1, 1, 1)
+        obj_num = np.zeros(obj_shape, np.complex64)
+        obj_den = np.zeros(obj_shape, np.float32)
+        probe_num = np.zeros((t, self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1, 1),
+                             np.complex64)
+        probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
+        K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, chunks, float(c_phi), obj_num, obj_den,
+                     probe_num, probe_den, bool(do_object), bool(do_probe))
+        out = [None, None, None, None]
+        if do_object:
+            out[0], out[1] = obj_num.sum(axis=0), obj_den.sum(axis=0)
         if do_probe:
-            return obj_num, obj_den, probe_num.sum(axis=0), probe_den.sum(axis=0)
-        return obj_num, obj_den, None, None
+            out[2], out[3] = probe_num.sum(axis=0), probe_den.sum(axis=0)
+        return tuple(out)
+
+    def illumination(self, probes) -> np.ndarray:
+        """Σ_j Σ_m |P_m|² on the object grid (oy, ox) float32: how strongly each pixel was seen
+        (``np.add.at`` over the frames of each shift bin; used once per reconstruction)."""
+        den = np.zeros(self.object_shape, np.float32)
+        power = np.sum(np.abs(probes) ** 2, axis=1)  # (n_bins, h, w)
+        for k in np.unique(self.kb):
+            rows = self.kb == k
+            _add_patches(den, power[k], self.cy[rows], self.cx[rows])
+        return den
 
     def position_steps(self, target, obj, probes, frames) -> np.ndarray:
         """Least-squares sub-pixel position step (n_frames, 2) of each frame towards ``target``."""
         steps = np.zeros((self.n_frames, 2), np.float64)
         K.position_gradient(target, obj, probes, self.cy, self.cx, self.kb, frames, steps)
         return steps
+
+
+def _add_patches(grid: np.ndarray, patch: np.ndarray, cy: np.ndarray, cx: np.ndarray) -> None:
+    """grid[cy:cy+h, cx:cx+w] += patch for every corner (np.add.at over flat indices)."""
+    h, w = patch.shape
+    yy, xx = np.indices((h, w))
+    flat = ((cy[:, None, None] + yy) * grid.shape[1] + (cx[:, None, None] + xx)).ravel()
+    np.add.at(grid.reshape(-1), flat, np.broadcast_to(patch, (len(cy), h, w)).ravel())
 
 
 def regularized_ratio(num: np.ndarray, den: np.ndarray, previous: np.ndarray, rel: float) -> np.ndarray:

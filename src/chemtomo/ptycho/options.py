@@ -58,7 +58,8 @@ class PIEOptions:
 class MLOptions:
     """Poisson maximum-likelihood refinement by preconditioned conjugate gradients.
 
-    newton_steps : Newton iterations of the exact line search along each direction.
+    newton_steps : Fisher-scoring (Newton with the expected curvature) iterations of the line
+                   search along each direction.
     precond_reg  : relative regularisation of the illumination preconditioner
                    ``1 / (Σ|P|² + reg·max Σ|P|²)``.
     """

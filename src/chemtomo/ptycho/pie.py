@@ -53,14 +53,15 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             buf = model.buf[: len(batch)]
             model.exit_waves(buf, st.obj, run.probes, batch)
             buf = model.fft_inplace(buf)
-            e, t, ratio = model.modulus_project(buf, batch, st.background)
+            chunks = thread_chunks(batch)
+            e, t, ratio = model.modulus_project(buf, batch, st.background, chunks)
             err, tot = err + e, tot + t
             ratio_sum += ratio
             buf = model.ifft_inplace(buf)
             if steps is not None:
                 steps += model.position_steps(buf, st.obj, run.probes, batch)
-            obj_num, obj_den, probe_num, probe_den = model.update_accumulate(
-                buf, st.obj, run.probes, batch, thread_chunks(batch), (0.0, 1.0, -1.0), False, do_probe)
+            obj_num, obj_den, probe_num, probe_den = model.accumulate(buf, st.obj, run.probes, batch, chunks,
+                                                                      c_phi=-1.0, do_probe=do_probe)
             st.obj = st.obj + _step(obj_num, obj_den, alpha_object)
             if do_probe:
                 delta = model.unshift_sum(probe_num)

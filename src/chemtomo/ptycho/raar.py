@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels as K
 from .engine import Run
 
 __all__ = ["run_raar"]
@@ -47,20 +46,16 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
         if first:  # start from the consistent iterate Ψ = Φ
             np.copyto(state, buf)
             first = False
-        ratio = np.zeros((model.h, model.w), np.float64)
-        rows = np.zeros((model.h, 2), np.float64)
-        K.raar_fourier(buf, state, model.intensity, model.valid, st.background, ratio, rows, float(beta))
-        err, tot = rows.sum(axis=0)
+        err, tot, ratio = model.raar_step(buf, state, st.background, beta)
         buf = model.ifft_inplace(buf)
         steps = model.position_steps(buf, st.obj, run.probes, frames) if run.refine_positions else None
-        obj_num, obj_den, _, _ = model.update_accumulate(buf, st.obj, run.probes, frames, model.chunks,
-                                                         (0.0, 1.0, 0.0), False, False)
+        obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames, model.chunks)
         run.overlap_update(obj_num, obj_den, None, None)
         if run.refine_probe:
             # Probe from the new object (not the old one: updating both from the same ψ at once
             # would apply every common scale error twice and oscillate).
-            _, _, probe_num, probe_den = model.update_accumulate(buf, run.state.obj, run.probes, frames,
-                                                                 model.chunks, (0.0, 1.0, 0.0), False, True)
+            _, _, probe_num, probe_den = model.accumulate(buf, run.state.obj, run.probes, frames, model.chunks,
+                                                          do_object=False, do_probe=True)
             run.overlap_update(None, None, probe_num, probe_den)
         if run.refine_background:
             run.background_update(ratio, model.n_frames)

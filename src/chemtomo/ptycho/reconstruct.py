@@ -263,8 +263,7 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
     run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
                  total=total, seed=seed)
     state = run.state
-    _, illumination, _, _ = model.update_accumulate(model.buf, state.obj, run.probes, model.all_frames,
-                                                    model.chunks, (0.0, 0.0, 1.0), False, False)
+    illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
     probe_out = (state.probe * factor).astype(np.complex64)
@@ -286,9 +285,7 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
                                        subpixel=options.subpixel)
             half = _solve(half_model, fresh_state(rows), options, stages, progress=progress,
                           offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
-            _, half_illum, _, _ = half_model.update_accumulate(
-                half_model.buf, half.state.obj, half.probes, half_model.all_frames, half_model.chunks,
-                (0.0, 0.0, 1.0), False, False)
+            half_illum = half_model.illumination(half.probes)
             half_model.release()
             halves.append((air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum))
         common = np.minimum(halves[0][1], halves[1][1])
