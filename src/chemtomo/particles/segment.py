@@ -59,6 +59,7 @@ from skimage.segmentation import watershed
 
 from ..core.backend import to_numpy
 from ..core.errors import InputError
+from .layers import split_stacked
 
 __all__ = ["segment"]
 
@@ -151,6 +152,7 @@ def segment(density, voxel_m: float, *, threshold: float | None = None,
     if min_volume_m3 is None:
         min_volume_m3 = math.pi / 6.0 * (2.0 * resolution_m) ** 3
     min_voxels = min_volume_m3 / voxel_m**3
+    min_area_px = math.pi / 4.0 * (2.0 * resolution_m / voxel_m) ** 2  # a disc of diameter 2 × resolution
     sep_px = None if min_seed_separation_m is None else min_seed_separation_m / voxel_m
 
     if threshold is None:
@@ -167,7 +169,7 @@ def segment(density, voxel_m: float, *, threshold: float | None = None,
         padded = _pad_box(box, labels.shape, 1)
         component = labels[padded] == index
         if split:
-            parts = _split_component(component, sep_px, h_maximum, merge_contact_ratio, min_voxels)
+            parts = _split_component(component, sep_px, h_maximum, merge_contact_ratio, min_voxels, min_area_px)
         else:
             parts = component.astype(np.int32)
         sizes = np.bincount(parts.ravel())
@@ -269,8 +271,8 @@ def _pad_box(box, shape, pad):
     return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, shape))
 
 
-def _split_component(component: np.ndarray, sep_px, h_rel, contact_ratio, min_voxels) -> np.ndarray:
-    """Watershed split of one connected component (bool, bounding box). Returns int32 regions."""
+def _split_component(component: np.ndarray, sep_px, h_rel, contact_ratio, min_voxels, min_area_px) -> np.ndarray:
+    """Split one connected component (bool, bounding box) into particles. Returns int32 regions."""
     edt = ndimage.distance_transform_edt(component)
     thickness = max(2.0 * float(edt.max()) - 1.0, 1.0)
     del edt
@@ -279,10 +281,26 @@ def _split_component(component: np.ndarray, sep_px, h_rel, contact_ratio, min_vo
     seeds = _seeds(smooth, component, h_rel * float(smooth.max()),
                    2.0 * thickness if sep_px is None else sep_px)
     if seeds.max() <= 1:
-        return component.astype(np.int32)
-    regions = watershed(-smooth, markers=seeds, mask=component).astype(np.int32)
-    regions = _merge_small(regions, min_voxels)
-    return _merge_wide_contacts(regions, contact_ratio)
+        regions = component.astype(np.int32)
+    else:
+        regions = watershed(-smooth, markers=seeds, mask=component).astype(np.int32)
+        regions = _merge_small(regions, min_voxels)
+        regions = _merge_wide_contacts(regions, contact_ratio)
+    return _merge_small(_split_stacks(regions, min_area_px), min_voxels)
+
+
+def _split_stacks(regions: np.ndarray, min_area_px: float) -> np.ndarray:
+    """Split each region into the plates stacked face on face in it (see :mod:`.layers`)."""
+    out = np.zeros_like(regions)
+    next_label = 1
+    for r in range(1, int(regions.max()) + 1):  # one iteration per region
+        inside = regions == r
+        if not inside.any():
+            continue
+        parts = split_stacked(inside, min_area_px=min_area_px)
+        out[inside] = parts[inside] + (next_label - 1)
+        next_label += int(parts.max())
+    return out
 
 
 def _seeds(smooth, component, h, sep_px) -> np.ndarray:
