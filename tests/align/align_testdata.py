@@ -19,21 +19,23 @@ from chemtomo.align.transform import inverse_params, raw_coordinates
 
 
 def sirt(tilt, angles_deg, iterations=20, nonneg=True):
-    """A plain SIRT (row/column-sum normalised Landweber) used only when ``tomo.reconstruct`` is
-    not yet available."""
+    """A plain SIRT (row/column-sum normalised Landweber) on the shared system matrix, used only
+    when ``tomo.reconstruct`` is not yet available."""
     t = np.asarray(tilt, np.float32)
     n, ny, nx = t.shape
-    ones_v = np.ones((ny, nx, nx), np.float32)
-    row = tomo.project(ones_v, angles_deg)
-    col = tomo.backproject(np.ones_like(t), angles_deg)
-    row = np.where(row > 0, 1 / np.maximum(row, 1e-6), 0).astype(np.float32)
-    col = np.where(col > 0, 1 / np.maximum(col, 1e-6), 0).astype(np.float32)
-    v = np.zeros((ny, nx, nx), np.float32)
+    a = tomo.system_matrix(angles_deg, nx, nx)            # (n·nx, nx·nx)
+    at = a.T.tocsr()
+    b = t.transpose(0, 2, 1).reshape(n * nx, ny)           # rows: (angle, u), columns: y
+    row = np.asarray(a.sum(axis=1)).ravel()
+    col = np.asarray(a.sum(axis=0)).ravel()
+    row = np.where(row > 0, 1 / np.maximum(row, 1e-6), 0).astype(np.float32)[:, None]
+    col = np.where(col > 0, 1 / np.maximum(col, 1e-6), 0).astype(np.float32)[:, None]
+    v = np.zeros((nx * nx, ny), np.float32)
     for _ in range(iterations):
-        v += col * tomo.backproject(row * (t - tomo.project(v, angles_deg)), angles_deg)
+        v += col * (at @ (row * (b - a @ v)))
         if nonneg:
             np.maximum(v, 0, out=v)
-    return v
+    return np.ascontiguousarray(v.T.reshape(ny, nx, nx))
 
 
 def ensure_reconstruct():

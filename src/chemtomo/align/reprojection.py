@@ -55,6 +55,7 @@ class ReprojectionOptions:
                         early once the update is below 0.1 binned pixel
     outlier_mads      : a projection whose residual is this many median absolute deviations
                         above the median is excluded as bad
+    outlier_ratio     : ... and more than this many times the neighbours' residual
     max_excluded      : largest fraction of projections that may be excluded as outliers
     edge_fraction     : fraction of each axis faded by the registration window on each side
     register_iter     : most Levenberg–Marquardt iterations per registration
@@ -69,6 +70,7 @@ class ReprojectionOptions:
     similarity: bool = True
     binned_iterations: int = 0
     outlier_mads: float = 5.0
+    outlier_ratio: float = 3.0
     max_excluded: float = 0.2
     edge_fraction: float = 0.15
     register_iter: int = 30
@@ -139,6 +141,32 @@ def _reference(aligned, angles_deg, keep, opts, nx):
     return out
 
 
+def _flag_outliers(residual, angles_deg, keep, excluded, opts, step):
+    """Exclude projections whose residual stands out from their neighbours' in angle.
+
+    The residual grows smoothly with tilt (thicker sample, the missing wedge), so each residual is
+    compared with the median of its (up to 6) nearest kept neighbours in angle; it is an outlier
+    when it exceeds that by ``outlier_mads`` median absolute deviations of these differences *and*
+    is more than ``outlier_ratio`` times it. (The extreme angles legitimately reach about twice
+    their neighbours' residual: the reconstruction constrains them least.)
+    """
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(angles_deg[kept])]
+    r = residual[order]
+    m = len(order)
+    local = np.array([np.median(np.delete(r[max(0, k - 3):min(m, k + 4)], min(k, 3))) for k in range(m)])
+    dev = r - local
+    mad = 1.4826 * np.median(np.abs(dev - np.median(dev))) + 1e-12
+    z = dev / mad
+    room = int(opts.max_excluded * len(angles_deg)) - sum(
+        1 for v in excluded.values() if v.startswith("residual"))
+    cand = [k for k in np.argsort(-z) if z[k] > opts.outlier_mads and r[k] > opts.outlier_ratio * local[k]]
+    for k in cand[:max(room, 0)]:
+        i = int(order[k])
+        excluded[i] = (f"residual {r[k]:.3g} is {z[k]:.1f} MADs and {r[k] / local[k]:.1f}x above "
+                       f"its neighbours' {local[k]:.3g} (iteration {step})")
+
+
 def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, binning,
                n_iter, tol_px, progress, step0, total):
     """Outer iterations at one resolution; returns params, fit of the last iteration, steps."""
@@ -155,6 +183,7 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
                                   similarity=opts.similarity, max_iter=opts.register_iter)
         new = (fit.shifts_px, fit.rotation_deg, fit.scale)
         new = remove_gauge((ny, nx), angles_deg, new, reference, similarity=opts.similarity,
+                           common_rotation=opts.similarity,
                            weights=keep.astype(float))
         update = displacement_px((ny, nx), new, params)
         max_update = float(update[keep].max())
@@ -162,15 +191,7 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
         # bad projections: residual outliers (from the second iteration on, once the volume is
         # good enough for the residuals to mean something)
         if it >= 2 or binning == 1 and step0 > 0:
-            res = fit.residual
-            med = np.median(res[keep])
-            mad = 1.4826 * np.median(np.abs(res[keep] - med)) + 1e-12
-            z = (res - med) / mad
-            room = int(opts.max_excluded * n) - sum(1 for v in excluded.values() if v.startswith("residual"))
-            cand = [i for i in np.argsort(-z) if keep[i] and z[i] > opts.outlier_mads]
-            for i in cand[:max(room, 0)]:
-                excluded[int(i)] = (f"residual {res[i]:.3g} is {z[i]:.1f} MADs above the median "
-                                    f"{med:.3g} (iteration {step + 1})")
+            _flag_outliers(fit.residual, angles_deg, keep, excluded, opts, step + 1)
         step += 1
         history.append(IterationRecord(step, params[0] * binning, params[1].copy(), params[2].copy(),
                                        fit.residual.copy(), max_update * binning, binning))
