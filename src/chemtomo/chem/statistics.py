@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 CLASS_NAMES = ("LFP-rich", "mixed", "FP-rich")
 _MIN_WIDTH = 1e-3          # floor on a component's σ, keeps EM off a zero-width spike
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+_BIN_ABOVE = 4096          # more interior values than bins: EM runs on their histogram
+_N_BINS = 4096             # histogram bins over [lo, hi] (width 2.4e-4 on [0, 1])
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ def _tail_moments(mu, sd, bound, upper: bool):
     return log_mass, mean, var
 
 
-def _em(x, n_lo, n_hi, lo, hi, mu, sd, w, max_iter, tol):
-    """EM for a 2-component Gaussian mixture with left/right censored counts."""
-    n = x.size + n_lo + n_hi
+def _em(x, cnt, n_lo, n_hi, lo, hi, mu, sd, w, max_iter, tol):
+    """EM for a 2-component Gaussian mixture on values ``x`` with counts ``cnt`` (interior),
+    and left/right censored counts."""
+    n = cnt.sum() + n_lo + n_hi
     prev = -np.inf
     ll = -np.inf
     it = 0
@@ -100,8 +103,8 @@ def _em(x, n_lo, n_hi, lo, hi, mu, sd, w, max_iter, tol):
         norm_in = np.logaddexp(lp_in[:, 0], lp_in[:, 1])
         norm_lo = np.logaddexp(lp_lo[0], lp_lo[1])
         norm_hi = np.logaddexp(lp_hi[0], lp_hi[1])
-        ll = float(np.sum(norm_in) + n_lo * norm_lo + n_hi * norm_hi)
-        g_in = np.exp(lp_in - norm_in[:, None])
+        ll = float(cnt @ norm_in + n_lo * norm_lo + n_hi * norm_hi)
+        g_in = cnt[:, None] * np.exp(lp_in - norm_in[:, None])
         g_lo = n_lo * np.exp(lp_lo - norm_lo)
         g_hi = n_hi * np.exp(lp_hi - norm_hi)
         nk = g_in.sum(axis=0) + g_lo + g_hi
@@ -145,7 +148,9 @@ def fit_bimodal(fraction_values, *, seed=0, max_iter: int = 500, tol: float = 1e
 
     Notes
     -----
-    Starts: the (25 %, 75 %), (10 %, 90 %) and (5 %, 95 %) quantile pairs and four random pairs
+    Above 4,096 interior values EM runs on their 4,096-bin histogram (bin width 2.4e-4 on
+    [0, 1]; it adds width²/12 ≈ 5e-9 to each variance), so the cost does not grow with the
+    volume. Starts: the (25 %, 75 %), (10 %, 90 %) and (5 %, 95 %) quantile pairs and four random pairs
     of data values, each with the data's spread as width; 25 EM iterations each, then the start
     of highest likelihood runs to convergence. Censored points enter with their tail mass
     Φ(·) and the truncated-normal moments (Dempster, Laird & Rubin, J. R. Stat. Soc. B 39, 1 (1977)).
@@ -166,6 +171,14 @@ def fit_bimodal(fraction_values, *, seed=0, max_iter: int = 500, tol: float = 1e
     if x.size < 2:
         raise InputError("fit_bimodal: fewer than 2 values lie strictly inside the bounds; the "
                          "distribution cannot be fitted")
+    if x.size > _BIN_ABOVE:
+        # many values: EM on a fine histogram (bin variance w²/12 ~ 1e-8, negligible)
+        edges = np.linspace(lo, hi, _N_BINS + 1)
+        cnt, _ = np.histogram(x, bins=edges)
+        keep = cnt > 0
+        x, cnt = 0.5 * (edges[1:] + edges[:-1])[keep], cnt[keep].astype(np.float64)
+    else:
+        cnt = np.ones(x.size)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     spread = max(float(np.std(v)), 0.01)
     starts = [np.quantile(v, [p, 1 - p]) for p in (0.25, 0.10, 0.05)]
@@ -174,11 +187,11 @@ def fit_bimodal(fraction_values, *, seed=0, max_iter: int = 500, tol: float = 1e
     for mu0 in starts:
         if mu0[1] - mu0[0] < 1e-3:
             mu0 = np.array([mu0[0] - spread / 2, mu0[1] + spread / 2])
-        trial = _em(x, n_lo, n_hi, lo, hi, np.asarray(mu0, float), np.full(2, spread / 2),
+        trial = _em(x, cnt, n_lo, n_hi, lo, hi, np.asarray(mu0, float), np.full(2, spread / 2),
                     np.array([0.5, 0.5]), 25, 0.0)
         if best is None or trial[3] > best[3]:
             best = trial
-    mu, sd, w, ll, it, converged = _em(x, n_lo, n_hi, lo, hi, best[0], best[1], best[2], max_iter, tol)
+    mu, sd, w, ll, it, converged = _em(x, cnt, n_lo, n_hi, lo, hi, best[0], best[1], best[2], max_iter, tol)
     if not converged:
         log.warning("fit_bimodal: EM did not converge in %d iterations", max_iter)
     order = np.argsort(mu)
