@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ..core.errors import InputError
 
-__all__ = ["TiltGeometry", "system_matrix", "check_angles"]
+__all__ = ["TiltGeometry", "system_matrix", "check_angles", "matrix_bytes"]
 
 
 def check_angles(angles_deg, n_expected: int | None = None, *, owner: str = "angles_deg") -> np.ndarray:
@@ -122,8 +122,20 @@ def _angle_block(theta_rad: float, nz: int, nx: int, nu: int, cor: float):
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
+def matrix_bytes(n_angles: int, nz: int, nx: int) -> int:
+    """Peak bytes to build the sparse matrix: ≈3 weights per pixel per angle, 24 bytes each while
+    assembling (int64 row and column, float64 value) plus the 8-byte CSR copy."""
+    return 3 * int(n_angles) * int(nz) * int(nx) * 32
+
+
 @lru_cache(maxsize=8)
 def _matrix(geom: TiltGeometry) -> sp.csr_matrix:
+    from .operator import check_memory  # operator imports this module
+
+    check_memory(matrix_bytes(geom.n_angles, geom.nz, geom.nx),
+                 f"system_matrix: the sparse matrix of {geom.n_angles} angles on {geom.nz}×{geom.nx} slices",
+                 "use chemtomo.tomo.project / backproject / reconstruct, which never build it "
+                 "(their weights are computed per chunk of angles), or pass fewer angles at a time")
     rows, cols, vals = [], [], []
     for i, ang in enumerate(geom.angles_deg):
         r, c, v = _angle_block(math.radians(ang), geom.nz, geom.nx, geom.nu, geom.cor_offset_px)
