@@ -1,4 +1,22 @@
-"""chemtomo.chem: optical density, unmixing into phases, statistics and 2D XAS validation."""
+"""chemtomo.chem: optical density, unmixing into phases, statistics and 2D XAS validation.
+
+Where it sits in the flow (DESIGN.md): complex projections -> :func:`optical_density` -> (align,
+tomo) -> OD volumes per energy -> :func:`unmix` -> :func:`fraction`, :func:`classify`,
+:func:`fit_bimodal`, :func:`state_of_charge`; checked against 2D XAS by :func:`validate_2d`.
+All functions take plain NumPy arrays (float32), read and write no files, and draw with
+matplotlib's object API only.
+
+Examples
+--------
+>>> import numpy as np
+>>> from chemtomo import chem
+>>> refs = np.array([[8.8e6, 3.3e6], [5.4e6, 7.8e6]])   # mu (1/m) at 708.2, 710.2 eV
+>>> c_true = np.array([[[0.75]], [[0.25]]])             # one voxel: 25 % FePO4
+>>> ods = np.einsum("ek,k...->e...", refs * 6.7e-9, c_true)
+>>> conc = chem.unmix(ods, refs, voxel_m=6.7e-9)
+>>> float(chem.fraction(conc, density_threshold=0.5)[0, 0]).__round__(4)
+0.25
+"""
 
 from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
 from .noise import estimate_noise, uncertainty
