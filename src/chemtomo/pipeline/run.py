@@ -38,7 +38,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ptycho", run_ptycho, (), ("input", "ptycho"), "projections"),
+    Stage("ptycho", run_ptycho, (), ("ptycho",), "projections"),
     Stage("tiltseries", run_tiltseries, ("ptycho",), ("align",), "tiltseries"),
     Stage("align", run_align, ("tiltseries",), ("align",), "alignment"),
     Stage("recon", run_recon, ("align",), ("tomo",), "volumes"),
@@ -52,8 +52,10 @@ _BY_NAME = {s.name: s for s in STAGES}
 def _stage_hash(ctx: RunContext, stage: Stage, hashes: dict[str, str]) -> str:
     cfg = config_to_dict(ctx.config)
     parts = [stage.name, {s: cfg[s] for s in stage.sections}, [hashes.get(u) for u in stage.upstream]]
-    if stage.name == "ptycho":
-        parts.append([file_fingerprint(r.path) for r in ctx.refs])
+    if stage.name == "ptycho":  # the scans themselves and how they are read, not where the manifest is
+        i = ctx.config.input
+        parts.append([file_fingerprint(r.path) + [r.angle_deg, r.energy_ev] for r in ctx.refs])
+        parts.append([i.angle_key, i.swap_xy, i.flip_x, i.flip_y])
     if stage.name == "chem":
         parts.append(file_fingerprint(ctx.references_path))
         parts.append(file_fingerprint(ctx.xas2d_path) if ctx.xas2d_path else None)

@@ -1,0 +1,34 @@
+"""A tiny simulated dataset shared by the pipeline tests (simulated once per session)."""
+
+import pytest
+
+from chemtomo.io.simulated import write_dataset
+from chemtomo.simulate import simulate_dataset
+
+#: Small enough that a whole run takes seconds: 9 angles, 2 energies, a (21, 33, 33) volume with
+#: 3 plates, frames of 32². Alignment, reconstruction and chemistry all run for real.
+TINY = dict(shape=(21, 33, 33), n_particles=3, frame_px=32, probe_diameter_m=150e-9,
+            angles_deg=[-80.0, -60.0, -40.0, -20.0, 0.0, 20.0, 40.0, 60.0, 77.0])
+
+TINY_CONFIG = """
+[input]
+manifest = "manifest.csv"
+[ptycho]
+algorithm = "RAAR:30"
+frc = false
+[align]
+method = "coarse"
+[tomo]
+algorithm = "sirt"
+iterations = 30
+block_slices = 3
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Folder with manifest.csv, references.csv, xas2d.h5, truth and run.toml of a tiny experiment."""
+    d = tmp_path_factory.mktemp("tiny")
+    write_dataset(d, simulate_dataset("demo", seed=3, **TINY))
+    (d / "run.toml").write_text(TINY_CONFIG)
+    return d
