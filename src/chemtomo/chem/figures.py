@@ -19,7 +19,8 @@ __all__ = ["plot_correlation", "plot_composition_histogram", "plot_class_fractio
            "CLASS_COLOURS"]
 
 #: Colours of labels 1 (LFP-rich), 2 (mixed), 3 (FP-rich).
-CLASS_COLOURS = ("tab:blue", "tab:green", "tab:red")
+#: The paper's Fig. 4 colours: red LFP-rich, green mixed, blue FP-rich.
+CLASS_COLOURS = ("tab:red", "tab:green", "tab:blue")
 
 
 def plot_correlation(od_e1, od_e2, references, labels=None, *, energies_ev=(708.2, 710.2), bins: int = 128,

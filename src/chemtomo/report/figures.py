@@ -10,11 +10,14 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from ..chem.figures import CLASS_COLOURS as CHEM_CLASS_COLOURS
+
 __all__ = ["plot_projection", "plot_alignment", "plot_orthoslices", "plot_class_slices", "plot_class_3d",
            "CLASS_COLOURS"]
 
-#: Voxel-class colours of the paper's Fig. 4: red LFP-rich, green mixed, blue FP-rich.
-CLASS_COLOURS = ["#ffffff", "#d62728", "#2ca02c", "#1f77b4"]
+#: Background white, then the classes in chem's colours (the paper's Fig. 4: red LFP-rich, green
+#: mixed, blue FP-rich).
+CLASS_COLOURS = ["#ffffff", *CHEM_CLASS_COLOURS]
 
 
 def _extent_nm(shape, pixel_m):
