@@ -91,7 +91,7 @@ def check_iterations(iterations, owner: str, minimum: int = 1) -> int:
     return int(iterations)
 
 
-def check_relaxation(relaxation, owner: str, upper: float = 2.0) -> float:
+def check_relaxation(relaxation, owner: str, upper: float = 2) -> float:
     """A relaxation factor in the open interval (0, upper) (convergence needs it)."""
     try:
         r = float(relaxation)
