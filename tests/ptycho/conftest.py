@@ -31,6 +31,7 @@ class Truth:
     probe: np.ndarray        # (N, N) complex64 true probe scaled to the dose (sum |P|² = dose)
     positions_px: np.ndarray  # (n, 2) true positions, pixels
     background: np.ndarray | None
+    floor: float             # the error metric of the true model against the noisy frames
 
 
 def blob_object(shape, seed) -> np.ndarray:
@@ -56,9 +57,13 @@ def make_scan(*, grid=6, step_px=5.0, dose=1e5, jitter_px=0.3, background_counts
         background = (background_counts * (0.5 + np.exp(-(yy ** 2 + xx ** 2) / (2 * 8.0 ** 2)))).astype(np.float32)
     frames = diffraction_frames(obj, probe, pos_px, dose_photons=dose, background=background, mask=mask,
                                 seed=seed + 2)
+    expected = diffraction_frames(obj, probe, pos_px, dose_photons=dose, background=background, mask=mask,
+                                  noise=False)
+    valid = np.ones((N, N), bool) if mask is None else mask
+    floor = float(np.sum(((np.sqrt(frames) - np.sqrt(expected)) ** 2)[:, valid]) / np.sum(frames[:, valid]))
     scan = Scan(frames=frames, positions_m=actual, energy_ev=ENERGY_EV, distance_m=DISTANCE_M,
                 detector_pixel_m=wavelength * DISTANCE_M / (N * PIXEL_M), mask=mask, source="test_scan.cxi")
-    return Truth(scan, obj, (probe * np.sqrt(dose)).astype(np.complex64), pos_px, background)
+    return Truth(scan, obj, (probe * np.sqrt(dose)).astype(np.complex64), pos_px, background, floor)
 
 
 def object_error(rec: np.ndarray, truth: np.ndarray, half_width_px: int) -> float:

@@ -50,6 +50,8 @@ class Run:
         self.progress_total = progress_total or total_iterations
         self.rng = rng or np.random.default_rng(0)
         self.position_history: list[float] = []
+        #: Unitary matrix of the last mode orthogonalisation (solvers with per-mode state apply it).
+        self.mode_mixing = np.ones((1, 1), np.complex64)
         self.probe_window = None
         if options.probe.support is not None:
             # Soft real-space probe support exp(−(r/R)^8), r in half-widths, R = options.probe.support.
@@ -80,7 +82,7 @@ class Run:
         """New probe modes: orthogonalised, then shifted once per sub-pixel bin."""
         if self.probe_window is not None:
             probe = probe * self.probe_window
-        self.state.probe = orthogonalize_modes(probe.astype(np.complex64, copy=False))
+        self.state.probe, self.mode_mixing = orthogonalize_modes(probe.astype(np.complex64, copy=False))
         self.probes = self.model.shifted_probes(self.state.probe)
 
     def overlap_update(self, obj_num, obj_den, probe_num, probe_den) -> None:

@@ -62,21 +62,27 @@ def object_shape_for(positions_px: np.ndarray, frame_shape: tuple[int, int], mar
     return (int(2 * extent[0] + h + 2 * margin_px), int(2 * extent[1] + w + 2 * margin_px))
 
 
-def orthogonalize_modes(probe: np.ndarray) -> np.ndarray:
+def orthogonalize_modes(probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Incoherent probe modes made orthogonal, ordered by decreasing power (total power kept).
 
-    Diagonalises the modes' Gram matrix ``G = P P^H`` (n_modes × n_modes); the eigenvectors
+    Diagonalises the modes' Gram matrix ``G = P P^H`` (n_modes × n_modes); its eigenvectors
     mix the modes into orthogonal ones with the same mutual coherence function Σ_m P_m P_m^*.
+
+    Returns
+    -------
+    modes : (n_modes, h, w) complex64, ``modes = U @ probe`` (over the mode axis)
+    U     : (n_modes, n_modes) complex64 unitary mixing matrix (apply it to per-mode exit waves
+            to keep them consistent with the new modes)
     """
     n_modes = probe.shape[0]
     if n_modes == 1:
-        return probe
+        return probe, np.ones((1, 1), np.complex64)
     flat = probe.reshape(n_modes, -1).astype(np.complex128)
     gram = flat @ flat.conj().T
     values, vectors = np.linalg.eigh(gram)
     order = np.argsort(values)[::-1]
-    ortho = vectors[:, order].conj().T @ flat
-    return ortho.reshape(probe.shape).astype(np.complex64)
+    mix = vectors[:, order].conj().T
+    return (mix @ flat).reshape(probe.shape).astype(np.complex64), mix.astype(np.complex64)
 
 
 class FarFieldModel:

@@ -57,6 +57,8 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
             _, _, probe_num, probe_den = model.accumulate(buf, run.state.obj, run.probes, frames, model.chunks,
                                                           do_object=False, do_probe=True)
             run.overlap_update(None, None, probe_num, probe_den)
+            if model.n_modes > 1:  # the modes were re-orthogonalised: mix the iterate's modes alike
+                state[...] = np.einsum("mn,jnyx->jmyx", run.mode_mixing, state, optimize=True)
         if run.refine_background:
             run.background_update(ratio, model.n_frames)
         if steps is not None:

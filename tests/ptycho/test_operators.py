@@ -1,0 +1,132 @@
+"""Tests of the far-field model (chemtomo.ptycho.operators and its numba kernels)."""
+
+import numpy as np
+
+from chemtomo.core import fft2
+from chemtomo.ptycho.operators import FarFieldModel, object_shape_for, orthogonalize_modes
+
+RNG = np.random.default_rng(0)
+
+
+def _crandn(*shape):
+    return (RNG.standard_normal(shape) + 1j * RNG.standard_normal(shape)).astype(np.complex64)
+
+
+def _model(n_frames=7, h=16, n_modes=2, subpixel=4):
+    positions = RNG.uniform(-6, 6, (n_frames, 2))
+    shape = object_shape_for(positions, (h, h), 3)
+    intensity = RNG.uniform(0, 10, (n_frames, h, h)).astype(np.float32)
+    model = FarFieldModel(intensity, np.ones((h, h), bool), shape, n_modes=n_modes, subpixel=subpixel)
+    model.set_positions(positions)
+    return model, positions
+
+
+def test_exit_waves_are_fourier_shifted_probe_times_object_patch():
+    model, positions = _model(subpixel=4)
+    obj, probe = _crandn(*model.object_shape), _crandn(2, 16, 16)
+    out = np.empty((model.n_frames, 2, 16, 16), np.complex64)
+    model.exit_waves(out, obj, model.shifted_probes(probe), model.all_frames)
+    oy, ox = model.object_shape
+    f = np.fft.fftfreq(16)
+    for j, (py, px) in enumerate(positions):
+        # independent construction: patch corner from the centre convention, probe shifted by the
+        # quantised remainder with its own Fourier phase ramp
+        cy, cx = oy // 2 - 8 + py, ox // 2 - 8 + px
+        qy, qx = np.round(cy * 4) / 4, np.round(cx * 4) / 4
+        iy, ix = int(np.round(qy)), int(np.round(qx))
+        sy, sx = qy - iy, qx - ix
+        ramp = np.exp(-2j * np.pi * (f[:, None] * sy + f[None, :] * sx))
+        shifted = np.fft.ifft2(np.fft.fft2(probe) * ramp)
+        expected = shifted * obj[iy:iy + 16, ix:ix + 16]
+        # complex64 products: relative rounding ~1e-6
+        np.testing.assert_allclose(out[j], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_object_sums_are_the_adjoint_of_the_exit_waves():
+    model, _ = _model()
+    obj, probes = _crandn(*model.object_shape), model.shifted_probes(_crandn(2, 16, 16))
+    v = _crandn(model.n_frames, 2, 16, 16)
+    out = np.empty_like(v)
+    model.exit_waves(out, obj, probes, model.all_frames)
+    num, _, _, _ = model.accumulate(v, obj, probes, model.all_frames, model.chunks)
+    lhs, rhs = np.vdot(v, out), np.vdot(num, obj)
+    # <A O, v> = <O, A^H v>; single-precision sums of ~4000 terms: relative error ~1e-5
+    assert abs(lhs - rhs) < 1e-4 * abs(lhs)
+
+
+def test_probe_sums_are_the_adjoint_of_the_exit_waves_in_the_probe():
+    model, _ = _model()
+    obj, probe = _crandn(*model.object_shape), _crandn(2, 16, 16)
+    v = _crandn(model.n_frames, 2, 16, 16)
+    out = np.empty_like(v)
+    model.exit_waves(out, obj, model.shifted_probes(probe), model.all_frames)
+    _, _, num, den = model.accumulate(v, obj, model.shifted_probes(probe), model.all_frames, model.chunks,
+                                      do_object=False, do_probe=True)
+    adjoint = model.unshift_sum(num)  # shift bins back (adjoint of the per-bin Fourier shifts)
+    lhs, rhs = np.vdot(v, out), np.vdot(adjoint, probe)
+    assert abs(lhs - rhs) < 1e-4 * abs(lhs)
+    assert den.shape == (model.n_bins, 16, 16) and np.all(den >= 0)
+
+
+def test_probe_shift_bins_are_inverted_exactly():
+    model, _ = _model()
+    probe = _crandn(1, 16, 16)
+    weights = np.zeros(model.n_bins)
+    weights[5] = 1.0
+    back = model.unshift_sum(model.shifted_probes(probe), weights)
+    # a Fourier shift is unitary; float32 FFT round trip error ~1e-6
+    np.testing.assert_allclose(back, probe, atol=1e-5)
+
+
+def test_position_zero_sits_at_the_object_centre_with_no_sub_pixel_shift():
+    model, _ = _model(h=16)
+    cy, cx, kb = model.corners(np.zeros((1, 2)))
+    assert (cy[0], cx[0]) == (model.object_shape[0] // 2 - 8, model.object_shape[1] // 2 - 8)
+    assert np.all(model.bin_shifts[kb[0]] == 0)
+
+
+def test_modulus_projection_matches_data_and_leaves_masked_pixels():
+    h = 16
+    intensity = RNG.uniform(1, 10, (3, h, h)).astype(np.float32)
+    valid = np.ones((h, h), bool)
+    valid[2, 3] = False
+    model = FarFieldModel(intensity, valid, (40, 40), n_modes=2)
+    waves = _crandn(3, 2, h, h)
+    before = waves.copy()
+    background = np.full((h, h), 0.5, np.float32)
+    model.modulus_project(waves, model.all_frames, background, model.chunks)
+    # the background is projected with the waves as one more incoherent mode: every mode and b are
+    # scaled by the same f² = I / (Σ|Ψ|² + b), so f² (Σ|Ψ|² + b) = I on valid pixels
+    s_before = np.sum(np.abs(before) ** 2, axis=1)
+    f2 = np.sum(np.abs(waves) ** 2, axis=1) / s_before
+    # float32: relative error ~1e-6
+    np.testing.assert_allclose((f2 * (s_before + background))[:, valid], intensity[:, valid], rtol=1e-4)
+    np.testing.assert_array_equal(waves[:, :, 2, 3], before[:, :, 2, 3])
+    again = waves.copy()
+    model.modulus_project(again, model.all_frames, np.zeros_like(background), model.chunks)
+    model.modulus_project(waves, model.all_frames, np.zeros_like(background), model.chunks)
+    again2 = again.copy()
+    model.modulus_project(again2, model.all_frames, np.zeros_like(background), model.chunks)
+    np.testing.assert_allclose(again2, again, rtol=1e-4, atol=1e-5)  # a projection is idempotent
+
+
+def test_fft_order_model_intensity_equals_the_centred_detector_intensity():
+    # the solvers keep data in FFT order and skip every fftshift: |fft2(ψ)| must equal
+    # ifftshift(|fft2c(ψ)|) exactly, for odd and even sizes
+    from chemtomo.core import fft2c
+    for n in (16, 15):
+        psi = _crandn(n, n)
+        np.testing.assert_allclose(np.abs(fft2(psi)), np.fft.ifftshift(np.abs(fft2c(psi))), atol=1e-5)
+
+
+def test_orthogonalized_modes_are_orthogonal_and_keep_the_coherence_function():
+    probe = _crandn(3, 8, 8)
+    modes, mix = orthogonalize_modes(probe)
+    flat = modes.reshape(3, -1)
+    gram = flat @ flat.conj().T
+    assert np.all(np.abs(gram - np.diag(np.diag(gram))) < 1e-4 * np.abs(gram).max())
+    power = np.real(np.diag(gram))
+    assert np.all(np.diff(power) <= 0)
+    # Σ_m |P_m|² (the incoherent intensity) is invariant under the unitary mixing
+    np.testing.assert_allclose(np.sum(np.abs(modes) ** 2, 0), np.sum(np.abs(probe) ** 2, 0), rtol=1e-4)
+    np.testing.assert_allclose(mix @ mix.conj().T, np.eye(3), atol=1e-5)

@@ -1,0 +1,216 @@
+"""End-to-end tests of chemtomo.ptycho.reconstruct on small simulated scans (conftest.py).
+
+Scale of the errors: the default scan has ~8e4 photons per frame on a ~10-pixel-wide beam with
+5-pixel steps, i.e. ~4e3 photons per object pixel; shot noise alone then limits the complex
+transmission to ~1 % per pixel. Measured errors against the truth over the central 24 × 24 pixels
+are 0.025–0.04 (the box reaches the less-illuminated edge of the scan); a reconstruction that has
+not converged or has failed is above 0.1 (the object's own contrast is ~0.3).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+from chemtomo.core import InputError, Projection
+from chemtomo.ptycho import (
+    DivergenceOptions,
+    PositionOptions,
+    ProbeOptions,
+    PtychoOptions,
+    reconstruct,
+    reconstruct_many,
+    zone_plate_probe,
+)
+
+from .conftest import ENERGY_EV, N, PIXEL_M, make_scan, object_error
+
+HALF_BOX = 12  # central (2·12)² pixels: the well-scanned field (raster ±12.5 px)
+TOL = 0.06     # see the module docstring: measured 0.025–0.04, failure > 0.1
+
+
+def test_raar_default_matches_the_truth_and_is_referenced_to_air(truth):
+    proj = reconstruct(truth.scan, "RAAR:100", frc=False)
+    assert isinstance(proj, Projection)
+    assert proj.transmission.dtype == np.complex64 and proj.probe.dtype == np.complex64
+    assert proj.background.dtype == np.float32 and proj.background.shape == (N, N)
+    assert proj.errors.shape == (100,) and proj.errors[-1] < 1.5 * truth.floor
+    assert proj.pixel_m == pytest.approx(PIXEL_M, rel=1e-9) and proj.energy_ev == ENERGY_EV
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
+    # air (true T = 1) is at |T| = 1 with zero phase after the referencing: compare where the truth
+    # is air inside the scanned field; noise and edge pixels allow a few per cent, 0.05 rad
+    cy, cx = proj.transmission.shape[0] // 2, proj.transmission.shape[1] // 2
+    ty, tx = truth.obj.shape[0] // 2, truth.obj.shape[1] // 2
+    rec = proj.transmission[cy - HALF_BOX:cy + HALF_BOX, cx - HALF_BOX:cx + HALF_BOX]
+    air = np.abs(truth.obj[ty - HALF_BOX:ty + HALF_BOX, tx - HALF_BOX:tx + HALF_BOX] - 1) < 1e-6
+    assert air.sum() > 50
+    assert abs(np.median(np.abs(rec[air])) - 1) < 0.03
+    assert abs(np.median(np.angle(rec[air]))) < 0.05
+
+
+@pytest.mark.parametrize("algorithm", ["RAAR:60", "DM:30", "ePIE:40", "rPIE:20", "ML:60"])
+def test_every_solver_converges_on_the_same_scan(truth, algorithm):
+    proj = reconstruct(truth.scan, algorithm, frc=False, background=False)
+    # the data misfit reaches the misfit of the true model (the noise floor) within 2× (a model
+    # that fits noise can go below it); the initial misfit is ~15× the floor
+    assert proj.errors[-1] < 2 * truth.floor
+    assert proj.errors[-1] < proj.errors[0]
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL + (0.04 if algorithm.startswith("DM") else 0)
+    # DM amplifies noise once converged (Thibault & Guizar-Sicairos 2012), hence its extra 0.04
+
+
+def test_chained_solvers_continue_one_error_curve(truth):
+    proj = reconstruct(truth.scan, "DM:10,RAAR:20,ML:10", frc=False)
+    assert proj.errors.shape == (40,)
+    assert proj.info["stages"] == [("DM", 10), ("RAAR", 20), ("ML", 10)]
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
+
+
+def test_background_retrieval_recovers_the_background_and_improves_the_object():
+    t = make_scan(background_counts=2.0)  # ~1.7 counts/pixel, ~2 % of the mean frame counts
+    without = reconstruct(t.scan, "RAAR:100", frc=False, background=False)
+    with_bg = reconstruct(t.scan, "RAAR:100", frc=False, background=True)
+    e_without = object_error(without.transmission, t.obj, HALF_BOX)
+    e_with = object_error(with_bg.transmission, t.obj, HALF_BOX)
+    # measured 0.068 -> 0.033: the unmodelled background is fitted as spurious dark-field scattering
+    assert e_with < 0.7 * e_without
+    # its mean over the detector is recovered to a few per cent (Poisson noise of 36 frames of
+    # ~1.7 counts: ~4 % per pixel averaged over the detector -> <1 %; crosstalk with the bright field
+    # a few per cent), and its shape correlates with the true halo
+    assert with_bg.background.mean() == pytest.approx(t.background.mean(), rel=0.1)
+    assert np.corrcoef(with_bg.background.ravel(), t.background.ravel())[0, 1] > 0.3
+
+
+def test_probe_refinement_converges_from_a_wrong_probe(truth):
+    # a zone plate focused 2.5x further away than the truth: a wider beam with the wrong curvature
+    wavelength_defocus = 2.5 * 0.3 * N * PIXEL_M * 100e-9 / (1.239841984e-6 / ENERGY_EV)
+    wrong = zone_plate_probe((N, N), PIXEL_M, ENERGY_EV, defocus_m=wavelength_defocus)
+    fixed = reconstruct(truth.scan, "RAAR:80", probe=wrong, frc=False, background=False,
+                        options=PtychoOptions(probe=ProbeOptions(refine=False)))
+    refined = reconstruct(truth.scan, "RAAR:80", probe=wrong, frc=False, background=False)
+    # with the probe fixed the data cannot be fitted (misfit > 5x the noise floor); refined, the
+    # misfit reaches the noise floor and the object the truth
+    assert fixed.errors[-1] > 5 * truth.floor
+    assert refined.errors[-1] < 1.5 * truth.floor
+    assert object_error(refined.transmission, truth.obj, HALF_BOX) < TOL
+    # the probe intensity matches the truth's up to the object/probe scale (|T| is normalised to
+    # air, so the probe absorbs the scale): correlation of |P|² over the frame
+    corr = np.corrcoef(np.abs(refined.probe[0]).ravel() ** 2, np.abs(truth.probe).ravel() ** 2)[0, 1]
+    assert corr > 0.95
+
+
+def test_position_refinement_reduces_injected_errors(truth):
+    rng = np.random.default_rng(5)
+    injected = rng.uniform(-1.5, 1.5, truth.positions_px.shape)
+    injected -= injected.mean(axis=0)  # a common shift of all positions is not measurable
+    scan = dataclasses.replace(truth.scan, positions_m=(truth.positions_px + injected) * PIXEL_M)
+    proj = reconstruct(scan, "rPIE:40", frc=False, background=False, refine_positions=True,
+                       options=PtychoOptions(positions=PositionOptions(start=10, every=1)))
+
+    def rms(p):
+        d = p - truth.positions_px
+        d -= d.mean(axis=0)
+        return float(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))
+
+    before, after = rms(truth.positions_px + injected), rms(proj.info["positions_m"] / PIXEL_M)
+    # measured 1.23 px -> 0.12 px (10x); require 3x
+    assert after < before / 3
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
+
+
+def test_incoherent_modes_are_orthogonal_and_the_coherent_scan_puts_power_in_the_first(truth):
+    proj = reconstruct(truth.scan, "RAAR:60", n_modes=2, frc=False, background=False)
+    assert proj.probe.shape == (2, N, N)
+    flat = proj.probe.reshape(2, -1)
+    power = np.sum(np.abs(flat) ** 2, axis=1)
+    assert abs(np.vdot(flat[0], flat[1])) < 1e-4 * power.sum()
+    # the simulated beam is fully coherent: the second mode keeps little power (measured 1 %)
+    assert power[1] < 0.1 * power.sum()
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
+
+
+def test_split_half_frc_gives_a_resolution_of_a_few_pixels(truth):
+    proj = reconstruct(truth.scan, "RAAR:60", frc=True, background=False)
+    curve = proj.frc
+    assert curve is not None and curve.threshold_name == "half-bit"
+    # the halves share the object grid: registration finds at most a fraction of a pixel
+    assert np.all(np.abs(proj.info["frc_shift_px"]) < 1)
+    # detector NA limits the half-period to one pixel (20 nm); noise in half the data to ~1.5 px
+    # (measured 31 nm); a failed half reconstruction would not correlate beyond a few pixels
+    assert PIXEL_M <= curve.resolution_m < 3 * PIXEL_M
+
+
+def test_progress_reports_every_iteration_of_all_three_runs(truth):
+    calls = []
+    reconstruct(truth.scan, "rPIE:3", frc=True, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 9) for k in range(1, 10)]
+
+
+def test_reconstruct_many_matches_single_runs(truth):
+    other = make_scan(seed=3)
+    kwargs = dict(frc=False, background=False, object_shape=(80, 80))
+    many = reconstruct_many([truth.scan, other.scan], "RAAR:10", **kwargs)
+    singles = [reconstruct(s, "RAAR:10", **kwargs) for s in (truth.scan, other.scan)]
+    for a, b in zip(many, singles):
+        assert a.transmission.shape == (80, 80)
+        # same inputs, same deterministic algorithm; thread timing can change float summation order
+        np.testing.assert_allclose(a.transmission, b.transmission, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------- bad input
+def test_a_few_empty_or_nan_frames_are_left_out_with_a_warning(truth):
+    frames = truth.scan.frames.copy()
+    frames[3] = 0
+    frames[7, 4, 5] = np.nan
+    scan = dataclasses.replace(truth.scan, frames=frames)
+    with pytest.warns(RuntimeWarning, match=r"test_scan.cxi: frames 3, 7 \(2 of 36\) are all zero or contain NaN"):
+        proj = reconstruct(scan, "rPIE:5", frc=False)
+    assert proj.info["excluded_frames"] == [3, 7]
+
+
+def test_many_empty_frames_are_an_error_naming_file_and_frames(truth):
+    frames = truth.scan.frames.copy()
+    frames[:10] = 0
+    scan = dataclasses.replace(truth.scan, frames=frames)
+    with pytest.raises(InputError, match=r"test_scan.cxi: frames 0, 1, 2, .*9 \(10 of 36\) are all zero"):
+        reconstruct(scan, "RAAR:5")
+
+
+def test_positions_leaving_the_object_array_are_an_error(truth):
+    with pytest.raises(InputError, match=r"test_scan.cxi: the probe at frames \[0, .*leaves the object array "
+                                         r"of shape \(40, 40\)"):
+        reconstruct(truth.scan, "RAAR:5", object_shape=(40, 40))
+
+
+def test_probe_of_the_wrong_shape_is_an_error(truth):
+    with pytest.raises(InputError, match=r"probe has shape \(1, 16, 16\); expected \(ny, nx\) or "
+                                         r"\(n_modes, ny, nx\) with \(ny, nx\) = frame shape \(32, 32\)"):
+        reconstruct(truth.scan, "RAAR:5", probe=np.ones((16, 16), np.complex64))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(algorithm="RAAR"), "cannot parse 'RAAR'"),
+    (dict(algorithm="XYZ:3"), "valid names: RAAR, DM, ePIE, rPIE, ML"),
+    (dict(device="gpu"), "device must be 'cpu'"),
+    (dict(n_modes=0), "n_modes must be a positive integer"),
+    (dict(probe="camera"), "probe must be an array, 'file', 'zone_plate' or 'diffraction'"),
+    (dict(probe="file"), "probe='file' but the scan holds no probe guess"),
+    (dict(options=PtychoOptions(positions=PositionOptions(max_step_px=0))), "positions.max_step_px must be positive"),
+])
+def test_bad_arguments_fail_before_any_work(truth, kwargs, message):
+    kwargs = {"algorithm": "RAAR:5", **kwargs}
+    with pytest.raises(InputError, match=message):
+        reconstruct(truth.scan, kwargs.pop("algorithm"), **kwargs)
+
+
+def test_divergence_stops_keeps_the_best_state_and_warns(truth):
+    # DM on noisy data drifts away from its best model after converging; a strict divergence rule
+    # (3 iterations 1 % above the best) must stop it, keep the best state and say so
+    options = PtychoOptions(divergence=DivergenceOptions(patience=3, tolerance=0.01))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proj = reconstruct(truth.scan, "DM:200", frc=False, background=False, options=options)
+    assert any("kept the best state" in str(w.message) for w in caught)
+    assert proj.info["diverged"] and len(proj.errors) < 200
+    assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL + 0.04
