@@ -1,6 +1,11 @@
 """A tiny simulated dataset shared by the pipeline tests (simulated once per session)."""
 
+import subprocess
+import sys
+
 import pytest
+
+from chemtomo.io.store import RunStore
 
 from chemtomo.io.simulated import write_dataset
 from chemtomo.simulate import simulate_dataset
@@ -32,3 +37,20 @@ def tiny_dataset(tmp_path_factory):
     write_dataset(d, simulate_dataset("demo", seed=3, **TINY))
     (d / "run.toml").write_text(TINY_CONFIG)
     return d
+
+
+CLI = [sys.executable, "-c", "from chemtomo.cli import app; app()"]
+
+
+def run_cli(args, **kw):
+    """Run the ``chemtomo`` command in a fresh process (as a user would)."""
+    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture(scope="session")
+def reference_run(tiny_dataset, tmp_path_factory):
+    """An uninterrupted run of the tiny dataset with the default local scheduler."""
+    out = tmp_path_factory.mktemp("ref") / "run.zarr"
+    r = run_cli(["run", str(tiny_dataset / "run.toml"), "--out", str(out), "--no-report"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    return RunStore(out, create=False)

@@ -4,7 +4,6 @@ same result as an uninterrupted run and does not redo finished scans or slice bl
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,12 +12,7 @@ import pytest
 
 from chemtomo.io.store import RunStore
 
-CLI = [sys.executable, "-c", "from chemtomo.cli import app; app()"]
-
-
-def run_cli(args, **kw):
-    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=600, **kw)
-
+from conftest import CLI, run_cli
 
 def kill_when(args, ready, timeout_s=300):
     """Start ``chemtomo args``; SIGKILL it as soon as ``ready()`` is true. Returns True if killed."""
@@ -43,14 +37,6 @@ def partial_count(store: Path, stage: str) -> int:
     d = store / ".chemtomo" / "partial" / stage
     # finished units only: units being written are hidden temporaries (.KEY.tmp-PID.npz)
     return len([p for p in d.glob("*.npz") if not p.name.startswith(".")]) if d.exists() else 0
-
-
-@pytest.fixture(scope="module")
-def reference_run(tiny_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "run.zarr"
-    r = run_cli(["run", str(tiny_dataset / "run.toml"), "--out", str(out), "--no-report"])
-    assert r.returncode == 0, r.stderr[-3000:]
-    return RunStore(out, create=False)
 
 
 def compare(a: RunStore, b: RunStore):

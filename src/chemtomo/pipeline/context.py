@@ -96,7 +96,7 @@ def make_client(scheduler: str = "", workers: int = 0):
 
     if scheduler:
         try:
-            return Client(scheduler, timeout="20s")
+            return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = workers or os.cpu_count() or 1
