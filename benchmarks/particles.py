@@ -50,7 +50,7 @@ def accuracy() -> None:
 
 
 def cost() -> None:
-    density, s = field(0)
+    density, _ = field(0)
     big = np.tile(density, (2, 1, 2))
     for name, vol in (("paper field 5.0 M voxels", density), ("2x2 tiling 20 M voxels", big)):
         tracemalloc.start()

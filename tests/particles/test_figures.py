@@ -1,12 +1,16 @@
 """figures: Figures built without pyplot, axes in nm, empty tables and bad ids handled."""
 
-import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from particle_plates import VOXEL_M, make_plates
 
 from chemtomo.core import InputError
-from chemtomo.particles import activity_vs_size, measure, particle_gallery, volume_histogram
+from chemtomo.particles import (
+    activity_vs_size,
+    measure,
+    particle_gallery,
+    volume_histogram,
+)
 
 
 @pytest.fixture(scope="module")

@@ -127,18 +127,18 @@ def test_table_units_name_every_column_with_its_unit():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(fraction=np.zeros((8, 8, 9), np.float32)), "fraction has shape (8, 8, 9) but labels has shape (8, 8, 8)"),
-    (dict(active_thresholds=(0.15, 1.5)), "active_thresholds must be fractions in [0, 1]"),
-    (dict(active_thresholds=(-0.1,)), "active_thresholds must be fractions in [0, 1]"),
-    (dict(class_thresholds=(0.7, 0.3)), "class_thresholds must be two increasing"),
-    (dict(class_thresholds=(0.3, 1.2)), "class_thresholds must be fractions in [0, 1]"),
-    (dict(labels=np.zeros((8, 8, 8), np.float32)), "labels must hold integers"),
-    (dict(voxel_m=-1.0), "voxel_m must be a positive"),
-    (dict(classes=np.full((8, 8, 8), 5, np.uint8)), "classes must hold 0..3"),
-    (dict(fraction_sigma=np.zeros((2, 2))), "fraction_sigma has shape (2, 2)"),
+    ({"fraction": np.zeros((8, 8, 9), np.float32)}, "fraction has shape (8, 8, 9) but labels has shape (8, 8, 8)"),
+    ({"active_thresholds": (0.15, 1.5)}, "active_thresholds must be fractions in [0, 1]"),
+    ({"active_thresholds": (-0.1,)}, "active_thresholds must be fractions in [0, 1]"),
+    ({"class_thresholds": (0.7, 0.3)}, "class_thresholds must be two increasing"),
+    ({"class_thresholds": (0.3, 1.2)}, "class_thresholds must be fractions in [0, 1]"),
+    ({"labels": np.zeros((8, 8, 8), np.float32)}, "labels must hold integers"),
+    ({"voxel_m": -1.0}, "voxel_m must be a positive"),
+    ({"classes": np.full((8, 8, 8), 5, np.uint8)}, "classes must hold 0..3"),
+    ({"fraction_sigma": np.zeros((2, 2))}, "fraction_sigma has shape (2, 2)"),
 ])
 def test_bad_input_is_named(kwargs, message):
-    args = dict(labels=np.ones((8, 8, 8), np.int32), fraction=np.zeros((8, 8, 8), np.float32), voxel_m=1e-9)
+    args = {"labels": np.ones((8, 8, 8), np.int32), "fraction": np.zeros((8, 8, 8), np.float32), "voxel_m": 1e-9}
     args.update(kwargs)
     with pytest.raises(InputError, match=_escape(message)):
         measure(args.pop("labels"), args.pop("fraction"), args.pop("voxel_m"), **args)

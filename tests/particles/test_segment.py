@@ -78,15 +78,15 @@ def test_nan_outside_the_sample_is_background():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(density=np.zeros((8, 8))), "3D volume"),
-    (dict(voxel_m=0.0), "voxel_m must be a positive"),
-    (dict(mask=np.ones((4, 4, 4), bool)), "mask has shape (4, 4, 4)"),
-    (dict(threshold=float("nan")), "threshold must be a finite"),
-    (dict(h_maximum=1.5), "h_maximum must lie in (0, 1)"),
-    (dict(density=np.full((8, 8, 8), np.nan)), "no finite voxels"),
+    ({"density": np.zeros((8, 8))}, "3D volume"),
+    ({"voxel_m": 0.0}, "voxel_m must be a positive"),
+    ({"mask": np.ones((4, 4, 4), bool)}, "mask has shape (4, 4, 4)"),
+    ({"threshold": float("nan")}, "threshold must be a finite"),
+    ({"h_maximum": 1.5}, "h_maximum must lie in (0, 1)"),
+    ({"density": np.full((8, 8, 8), np.nan)}, "no finite voxels"),
 ])
 def test_bad_input_is_named(kwargs, message):
-    args = dict(density=np.zeros((8, 8, 8), np.float32), voxel_m=VOXEL_M)
+    args = {"density": np.zeros((8, 8, 8), np.float32), "voxel_m": VOXEL_M}
     args.update(kwargs)
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         segment(args.pop("density"), args.pop("voxel_m"), **args)

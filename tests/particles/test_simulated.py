@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from chemtomo.particles import active_fraction, activity_trends, match_labels, measure, segment
+from chemtomo.particles import (
+    active_fraction,
+    activity_trends,
+    match_labels,
+    measure,
+    segment,
+)
 from chemtomo.simulate import plate_sample
 
 VOXEL_M = 6.7e-9

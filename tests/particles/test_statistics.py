@@ -85,7 +85,7 @@ def test_logistic_fit_matches_direct_likelihood_maximisation():
     x = np.log(table.facet_area_nm2.to_numpy())
     z = (x - x.mean()) / x.std()
     y = table.active_15.to_numpy(float)
-    nll = lambda b: np.sum(np.logaddexp(0, b[0] + b[1] * z) - y * (b[0] + b[1] * z))  # noqa: E731
+    nll = lambda b: np.sum(np.logaddexp(0, b[0] + b[1] * z) - y * (b[0] + b[1] * z))
     best = minimize(nll, [0.0, 0.0], method="BFGS").x
     # IRLS and BFGS converge to the same maximum; 1e-4 is BFGS's own tolerance on this problem
     assert r["logistic"]["facet_area_nm2"]["slope"] == pytest.approx(best[1], abs=1e-4)

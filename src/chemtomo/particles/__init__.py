@@ -7,6 +7,15 @@ from .segment import segment
 from .statistics import ActiveFraction, active_fraction, activity_trends
 
 __all__ = [
-    "segment", "measure", "table_units", "active_fraction", "ActiveFraction", "activity_trends",
-    "match_labels", "LabelMatch", "volume_histogram", "activity_vs_size", "particle_gallery",
+    "ActiveFraction",
+    "LabelMatch",
+    "active_fraction",
+    "activity_trends",
+    "activity_vs_size",
+    "match_labels",
+    "measure",
+    "particle_gallery",
+    "segment",
+    "table_units",
+    "volume_histogram",
 ]

@@ -19,7 +19,7 @@ from ..core.backend import to_numpy
 from ..core.errors import InputError
 from .statistics import active_fraction
 
-__all__ = ["volume_histogram", "activity_vs_size", "particle_gallery"]
+__all__ = ["activity_vs_size", "particle_gallery", "volume_histogram"]
 
 CLASS_COLOURS = ("#d62728", "#2ca02c", "#1f77b4")  # LFP-rich, mixed, FP-rich
 CLASS_NAMES = ("LFP-rich", "mixed", "FP-rich")

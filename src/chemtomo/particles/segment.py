@@ -251,7 +251,7 @@ def _smoothed_finite(dens, mask, sigma: float = 1.0):
     Each slab of ``_SLAB_ROWS`` rows is smoothed with a 4σ margin of neighbouring rows, so the
     result equals smoothing the whole volume; NaN voxels count as 0 in the smoothing.
     """
-    margin = int(math.ceil(4 * sigma))
+    margin = math.ceil(4 * sigma)
     for start in range(0, dens.shape[0], _SLAB_ROWS):
         lo, hi = max(start - margin, 0), min(start + _SLAB_ROWS + margin, dens.shape[0])
         block = np.nan_to_num(dens[lo:hi].astype(np.float32), nan=0.0)
