@@ -74,8 +74,12 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     thick = top - bottom
 
     edges = _column_edges(cols, nb)
-    b_patch = _patches(bottom, edges, step_px, min_area_px)
-    u_patch = _patches(top, edges, step_px, min_area_px)
+    raw_bottom = np.full(cols.size, np.inf)
+    raw_top = np.full(cols.size, -np.inf)
+    np.minimum.at(raw_bottom, col_index, h)
+    np.maximum.at(raw_top, col_index, h)
+    b_patch = _patches(bottom, edges, step_px, min_area_px, raw_bottom - 0.5)
+    u_patch = _patches(top, edges, step_px, min_area_px, raw_top + 0.5)
     n_b, n_u = int(b_patch.max()) + 1, int(u_patch.max()) + 1
     if n_b == 1 and n_u == 1:
         return out
@@ -189,13 +193,16 @@ def _column_edges(cols: np.ndarray, nb: int) -> np.ndarray:
     return np.concatenate(pairs)
 
 
-def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px: float) -> np.ndarray:
+def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px: float,
+             voxel_height: np.ndarray) -> np.ndarray:
     """Label surface patches: regions of columns without a height step inside.
 
     A column whose height differs from a neighbour's by more than ``step_px / 2`` lies on a step
     (or on the rounded rim); the other columns are joined across edges with differences within
     that bound. Step columns are then given, growing outwards, to the neighbouring patch of
-    closest height, and patches smaller than ``min_area_px`` are merged the same way. Cutting at
+    closest height (judged by ``voxel_height``, the column's outermost voxel face, which the blur
+    does not pull towards the lower level at a plate's rim), and patches smaller than
+    ``min_area_px`` are merged the same way. Cutting at
     step *columns* rather than at step *edges* keeps the intermediate heights that the blur
     leaves at a step's ends from chaining two levels together.
     """
@@ -221,7 +228,8 @@ def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px:
         best = np.full(n, -1)
         for u, v in ((a, b), (b, a)):
             ok = (patch[u] < 0) & (patch[v] >= 0)
-            uu, vv, dd = u[ok], v[ok], diff[ok]
+            uu, vv = u[ok], v[ok]
+            dd = np.abs(voxel_height[uu] - height[vv])
             order = np.argsort(-dd)  # later (smaller) differences overwrite earlier ones
             uu, vv, dd = uu[order], vv[order], dd[order]
             better = dd < cand[uu]

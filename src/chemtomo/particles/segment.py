@@ -102,7 +102,8 @@ def segment(density, voxel_m: float, *, threshold: float | None = None,
     resolution_m : float, optional
         Measured 3D resolution (FSC). Default ``2 · voxel_m`` (the Nyquist limit of the grid).
     split : bool
-        Split touching particles with the watershed (True) or keep connected components (False).
+        Split touching particles (watershed, then stacked plates) (True) or keep the connected
+        components (False).
     min_seed_separation_m : float, optional
         Seeds closer than this are merged. Default: one plate thickness of each component.
     h_maximum : float
