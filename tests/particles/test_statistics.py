@@ -115,3 +115,14 @@ def test_all_inactive_gives_no_slope():
 def test_missing_column_is_named():
     with pytest.raises(InputError, match="lacks column"):
         activity_trends(pd.DataFrame({"volume_nm3": [1.0]}))
+
+
+def test_empty_sample_flows_through_to_n_zero():
+    # a volume with no sample: segment → measure → statistics give well-formed empty results
+    from chemtomo.particles import measure, segment
+    labels = segment(np.zeros((16, 16, 16), np.float32), 6.7e-9, threshold=0.5)
+    table = measure(labels, np.full(labels.shape, np.nan, np.float32), 6.7e-9)
+    assert len(table) == 0 and "active_15" in table.columns
+    af = active_fraction(int(table.active_15.sum()), len(table))
+    assert af.n_total == 0 and "n = 0" in str(af)
+    assert activity_trends(table)["n"] == 0
