@@ -208,19 +208,20 @@ def relative_error(rec: np.ndarray, scan: BenchScan, shift: np.ndarray | None = 
 # Timing and memory probes
 # --------------------------------------------------------------------------------------------
 
-def fft_floor_s(scan: BenchScan, repeats: int = 5) -> float:
+def fft_floor_s(scan: BenchScan, repeats: int = 10) -> float:
     """Seconds for one forward plus one inverse FFT of all frames (complex64, scipy.fft, all
-    cores), the least any batched iteration must spend; best of ``repeats``."""
+    cores): the least any batched iteration must spend. Mean of ``repeats`` back-to-back pairs
+    after one warm-up pair (a sustained rate, as an iteration loop sees it on a shared machine)."""
     a = np.empty(scan.frames.shape, np.complex64)
     a[...] = np.sqrt(scan.frames)
     workers = os.cpu_count() or 1
-    best = math.inf
-    for _ in range(repeats + 1):                     # first call plans and warms the caches
-        t0 = time.perf_counter()
+    b = sfft.fft2(a, axes=(-2, -1), workers=workers)             # plans and warms the caches
+    sfft.ifft2(b, axes=(-2, -1), workers=workers, overwrite_x=True)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
         b = sfft.fft2(a, axes=(-2, -1), workers=workers)
         sfft.ifft2(b, axes=(-2, -1), workers=workers, overwrite_x=True)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return (time.perf_counter() - t0) / repeats
 
 
 def _rss_bytes() -> int:
@@ -281,6 +282,7 @@ class RunResult:
     seconds: list[float] = field(default_factory=list)      # cumulative, advance() calls only
     errors: list[float] = field(default_factory=list)
     setup_s: float = float("nan")
+    floor_s: float = float("nan")                             # FFT floor measured just before
     peak_mib: float = float("nan")
     failure: str = ""
     note: str = ""
