@@ -1,14 +1,12 @@
 """A tiny simulated dataset shared by the pipeline tests (simulated once per session)."""
 
-import subprocess
-import sys
-
 import pytest
 
-from chemtomo.io.store import RunStore
-
 from chemtomo.io.simulated import write_dataset
+from chemtomo.io.store import RunStore
 from chemtomo.simulate import simulate_dataset
+
+from runcli import run_cli  # tests/pipeline is on sys.path (tests/conftest.py)
 
 #: Small enough that a whole run takes seconds: 9 angles, 2 energies, a (21, 33, 33) volume with
 #: 3 plates, frames of 32². Alignment, reconstruction and chemistry all run for real.
@@ -37,14 +35,6 @@ def tiny_dataset(tmp_path_factory):
     write_dataset(d, simulate_dataset("demo", seed=3, **TINY))
     (d / "run.toml").write_text(TINY_CONFIG)
     return d
-
-
-CLI = [sys.executable, "-c", "from chemtomo.cli import app; app()"]
-
-
-def run_cli(args, **kw):
-    """Run the ``chemtomo`` command in a fresh process (as a user would)."""
-    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=600, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from distributed import LocalCluster
 
 from chemtomo.io.store import RunStore
 
-from conftest import run_cli
+from runcli import run_cli
 
 
 def test_run_on_a_two_process_cluster_matches_the_local_run(tiny_dataset, reference_run, tmp_path):

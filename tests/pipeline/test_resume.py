@@ -12,7 +12,7 @@ import pytest
 
 from chemtomo.io.store import RunStore
 
-from conftest import CLI, run_cli
+from runcli import CLI, run_cli
 
 def kill_when(args, ready, timeout_s=300):
     """Start ``chemtomo args``; SIGKILL it as soon as ``ready()`` is true. Returns True if killed."""

@@ -195,8 +195,10 @@ def optical_density(transmission, *, air_mask=None, return_phase: bool = False, 
     n_nonfinite = int(np.count_nonzero(~valid))
     n_negative = int(np.count_nonzero(negative))
     if n_nonfinite or n_negative:
-        log.warning("optical_density: masked %d pixels with zero or non-finite |T| and %d with OD below "
-                    "-%g sigma (of %d pixels)", n_nonfinite, n_negative, negative_sigmas, od.size)
+        # a few pixels of air noise below −5σ are expected; a large share means a bad air region
+        level = logging.WARNING if (n_nonfinite + n_negative) > 0.05 * od.size else logging.INFO
+        log.log(level, "optical_density: masked %d pixels with zero or non-finite |T| and %d with OD below "
+                "-%g sigma (of %d pixels)", n_nonfinite, n_negative, negative_sigmas, od.size)
     od = np.where(invalid, np.float32(fill), od).astype(np.float32)
     phase = np.where(valid, phase, np.float32(fill)).astype(np.float32)
 

@@ -1,0 +1,119 @@
+"""End to end at demo size: `chemtomo demo` from simulated scans to report, checked against truth.
+
+One run of the whole flow (simulation, ptychography of 62 scans, alignment, two ART volumes,
+split-half FSC, chemistry, particles, report), then:
+
+- the average state of charge within 3 % (absolute) of the truth's: the unmixing is linear and
+  unbiased, so what remains is noise (±0.5 % from the propagated σ) and partial-volume rims;
+- the particle count within 10 % of the truth's (with 10 plates: ±1);
+- the split-half FSC resolution reported and within a factor 1.5 of the truth's limit, which
+  is the FSC of the pipeline's volume against the true volume at the 0.5 threshold (Rosenthal &
+  Henderson 2003: a map against a perfect reference crossing 0.5 matches half maps crossing
+  0.143, the criterion the ½-bit curve approaches for large shells);
+- the exports and the report exist, and the report renders in headless Chromium when present.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from chemtomo.io.export import load_particle_table
+from chemtomo.io.simulated import read_truth
+from chemtomo.io.store import RunStore
+from chemtomo.resolution import fsc
+
+from runcli import run_cli  # tests/pipeline/runcli.py
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    r = run_cli(["demo", str(out)])
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out, r.stdout
+
+
+def crop_to(volume: np.ndarray, shape) -> np.ndarray:
+    c = [(a - b) // 2 for a, b in zip(volume.shape, shape)]
+    return volume[tuple(slice(o, o + n) for o, n in zip(c, shape))]
+
+
+def truth_resolution_m(volume: np.ndarray, truth: np.ndarray, voxel_m: float) -> float:
+    """FSC of the volume (on the truth grid, registered by 3D phase correlation) against the truth, at 0.5."""
+    from skimage.registration import phase_cross_correlation
+
+    v = crop_to(volume, truth.shape)
+    shift, _, _ = phase_cross_correlation(truth, v, upsample_factor=10, normalization=None)
+    big = ndimage.shift(volume, shift, order=1)
+    v = crop_to(big, truth.shape)
+    curve = fsc(v, truth, voxel_m)
+    below = np.flatnonzero(curve.correlation < 0.5)
+    assert below.size, "the pipeline's volume correlates with the truth above 0.5 at every frequency"
+    i = below[0]
+    f0, f1 = curve.frequency_per_m[i - 1], curve.frequency_per_m[i]
+    c0, c1 = curve.correlation[i - 1], curve.correlation[i]
+    f = f0 + (c0 - 0.5) / (c0 - c1) * (f1 - f0)
+    return 1 / (2 * f)
+
+
+def test_demo_recovers_the_truth(demo):
+    out, stdout = demo
+    truth = read_truth(out / "data")
+    store = RunStore(out / "run.zarr", create=False)
+    chem = store.group_attrs("chem")
+    assert abs(chem["soc"] - truth.soc_measured) < 0.03, (chem["soc"], truth.soc_measured)
+
+    n_true = int(truth.sample.labels.max())
+    n_found = store.group_attrs("particles")["n_particles"]
+    assert abs(n_found - n_true) <= max(1, round(0.1 * n_true)), (n_found, n_true)
+
+    res = store.group_attrs("resolution/fsc")["resolution_m"]
+    assert res is not None and np.isfinite(res), "split-half FSC did not cross the ½-bit threshold"
+    voxel = store.group_attrs("volumes")["voxel_m"]
+    limit = truth_resolution_m(store.read("volumes/708.2"), truth.mu[708.2], voxel)
+    assert limit / 1.5 <= res <= 1.5 * limit, (res, limit)
+
+
+def test_demo_writes_report_and_exports(demo, tmp_path):
+    out, stdout = demo
+    report = out / "run_report.html"
+    assert report.exists() and "report:" in stdout
+    html = report.read_text()
+    for section in ("Ptychographic projections", "Tilt-series alignment", "Volumes and 3D resolution",
+                    "Chemical state", "Particles", "2D XAS validation"):
+        assert section in html
+    assert "could not be drawn" not in html
+    r = run_cli(["export", str(out / "run.zarr"), "--format", "csv", "-o", str(tmp_path)])
+    assert r.returncode == 0, r.stderr
+    table = load_particle_table(RunStore(out / "run.zarr", create=False))
+    assert (tmp_path / "particles.csv").read_text().count("\n") == len(table) + 1
+    r = run_cli(["export", str(out / "run.zarr"), "--format", "tiff", "-o", str(tmp_path / "tiff")])
+    assert r.returncode == 0, r.stderr
+    import tifffile
+
+    with tifffile.TiffFile(tmp_path / "tiff" / "chem_fraction.tif") as t:
+        assert t.is_imagej and t.asarray().shape == store_shape(out)
+
+
+def store_shape(out: Path):
+    return RunStore(out / "run.zarr", create=False).read("chem/fraction").shape
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(demo, tmp_path):
+    out, _ = demo
+    png = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4000",
+                    f"--screenshot={png}", (out / "run_report.html").resolve().as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
+    # a rendered page with figures: far from a blank (all-white) screenshot
+    assert img.std() > 20 and (img < 128).mean() > 0.01
