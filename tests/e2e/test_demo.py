@@ -46,6 +46,7 @@ def truth_resolution_m(volume: np.ndarray, truth: np.ndarray, voxel_m: float) ->
     """FSC of the volume (on the truth grid, registered by 3D phase correlation) against the truth, at 0.5."""
     from skimage.registration import phase_cross_correlation
 
+    volume, truth = volume.astype(np.float64), truth.astype(np.float64)  # μ² of 1e12 overflows float32
     v = crop_to(volume, truth.shape)
     shift, _, _ = phase_cross_correlation(truth, v, upsample_factor=10, normalization=None)
     big = ndimage.shift(volume, shift, order=1)
