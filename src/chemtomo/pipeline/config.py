@@ -48,7 +48,7 @@ class PtychoConfig:
     n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
     refine_positions: bool = _f(False, "Refine scan positions.")
-    frc: bool = _f(True, "Split-half FRC per projection (doubles the cost); false: only the first scan of each energy.")
+    frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of the middle-angle scan of each energy only.")
 
 
 @dataclass(frozen=True)
