@@ -65,6 +65,14 @@ def test_labels_are_sequential_and_mask_restricts():
     assert segment(d, VOXEL_M, threshold=0.5, mask=mask).max() == 2
 
 
+def test_a_sample_mask_does_not_shift_the_automatic_threshold(plates):
+    # the pipeline passes the chemical map's sample mask; inside it there is no background, so
+    # the threshold must come from the whole volume: same labels with and without the mask
+    plain = segment(plates.density, VOXEL_M, resolution_m=RESOLUTION_M)
+    masked = segment(plates.density, VOXEL_M, resolution_m=RESOLUTION_M, mask=plates.density > 0.2)
+    assert np.array_equal(plain > 0, masked > 0) and plain.max() == masked.max()
+
+
 def test_empty_volume_gives_no_labels():
     labels = segment(np.zeros((8, 8, 8), np.float32), VOXEL_M, threshold=0.5)
     assert labels.shape == (8, 8, 8) and labels.max() == 0

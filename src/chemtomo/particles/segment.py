@@ -94,8 +94,9 @@ def segment(density, voxel_m: float, *, threshold: float | None = None,
     threshold : float, optional
         Density above which a voxel belongs to the sample. Default: half way between the median
         density of the background and of the particles' interior, the classes being split by
-        Otsu's threshold of the finite voxels (inside ``mask`` when given) of the density
-        smoothed by a Gaussian of σ = 1 voxel.
+        Otsu's threshold of all voxels (NaN counted as 0) of the density smoothed by a Gaussian
+        of σ = 1 voxel (``mask`` does not enter: it may already be the sample mask, inside which there
+        is no background to compare with).
     min_volume_m3 : float, optional
         Objects smaller than this are removed. Default: the volume of a sphere of diameter
         ``2 · resolution_m``.
@@ -164,7 +165,7 @@ def segment(density, voxel_m: float, *, threshold: float | None = None,
     sep_px = None if min_seed_separation_m is None else min_seed_separation_m / voxel_m
 
     if threshold is None:
-        threshold = _otsu_threshold(dens, mask)
+        threshold = _otsu_threshold(dens)  # all finite voxels: the mask may already be the sample
         log.info("segment: Otsu threshold %.4g", threshold)
     foreground = _foreground(dens, threshold, mask)
 
@@ -197,7 +198,7 @@ def _check_positive(name: str, value) -> None:
         raise InputError(f"segment: {name} must be a positive finite number, got {value!r}")
 
 
-def _otsu_threshold(dens: np.ndarray, mask: np.ndarray | None) -> float:
+def _otsu_threshold(dens: np.ndarray) -> float:
     """Automatic sample threshold: half way from the background level to the particles' core.
 
     Particles fill a few percent of a tomogram; with noise, the background's tail then outweighs
@@ -214,26 +215,25 @@ def _otsu_threshold(dens: np.ndarray, mask: np.ndarray | None) -> float:
 
     All histograms have 1024 bins and are accumulated slab by slab (no full-volume copy).
     """
+    if not any(np.isfinite(dens[i:i + _SLAB_ROWS]).any() for i in range(0, dens.shape[0], _SLAB_ROWS)):
+        raise InputError("segment: density has no finite voxels; cannot choose a threshold")
     lo, hi = math.inf, -math.inf
-    for raw, smooth in _smoothed_finite(dens, mask):
-        if smooth.size:
-            lo = min(lo, float(smooth.min()), float(raw.min()))
-            hi = max(hi, float(smooth.max()), float(raw.max()))
-    if not math.isfinite(lo):
-        raise InputError("segment: density has no finite voxels (inside mask); cannot choose a threshold")
+    for raw, smooth in _smoothed(dens):
+        lo = min(lo, float(smooth.min()), float(raw.min()))
+        hi = max(hi, float(smooth.max()), float(raw.max()))
     if hi <= lo:
         return lo  # constant volume: nothing exceeds the threshold
     bins = np.linspace(lo, hi, 1025)
     centres = 0.5 * (bins[1:] + bins[:-1])
     counts = np.zeros(1024, np.int64)
-    for _, smooth in _smoothed_finite(dens, mask):
+    for _, smooth in _smoothed(dens):
         counts += np.histogram(smooth, bins=bins)[0]
     split = float(threshold_otsu(hist=(counts, centres)))
     upper = counts * (centres > split)
     core_from = _median(upper, centres)
     background = np.zeros(1024, np.int64)
     core = np.zeros(1024, np.int64)
-    for raw, smooth in _smoothed_finite(dens, mask):
+    for raw, smooth in _smoothed(dens):
         background += np.histogram(raw[smooth <= split], bins=bins)[0]
         core += np.histogram(raw[smooth >= core_from], bins=bins)[0]
     if background.sum() == 0 or core.sum() == 0:
@@ -246,22 +246,19 @@ def _median(counts: np.ndarray, centres: np.ndarray) -> float:
     return float(centres[np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
-def _smoothed_finite(dens, mask, sigma: float = 1.0):
-    """Finite voxels (inside ``mask``): (raw values, values of the Gaussian-smoothed density), per slab.
+def _smoothed(dens, sigma: float = 1.0):
+    """(values, values of the Gaussian-smoothed density) slab by slab, NaN counted as 0.
 
-    Each slab of ``_SLAB_ROWS`` rows is smoothed with a 4σ margin of neighbouring rows, so the
-    result equals smoothing the whole volume; NaN voxels count as 0 in the smoothing.
+    NaN marks voxels outside the sample or the field of view, i.e. background. Each slab of
+    ``_SLAB_ROWS`` rows is smoothed with a 4σ margin of neighbouring rows, so the result equals
+    smoothing the whole volume.
     """
     margin = math.ceil(4 * sigma)
     for start in range(0, dens.shape[0], _SLAB_ROWS):
         lo, hi = max(start - margin, 0), min(start + _SLAB_ROWS + margin, dens.shape[0])
         block = np.nan_to_num(dens[lo:hi].astype(np.float32), nan=0.0)
         smooth = ndimage.gaussian_filter(block, sigma, mode="nearest")[start - lo:start - lo + _SLAB_ROWS]
-        raw = dens[start:start + _SLAB_ROWS]
-        keep = np.isfinite(raw)
-        if mask is not None:
-            keep &= mask[start:start + _SLAB_ROWS]
-        yield raw[keep], smooth[keep]
+        yield block[start - lo:start - lo + _SLAB_ROWS].ravel(), smooth.ravel()
 
 
 def _foreground(dens, threshold, mask) -> np.ndarray:
