@@ -19,12 +19,21 @@ over contiguous memory and are written without branches where possible so they v
 
 from __future__ import annotations
 
-import numba
+import os
+
+# OpenMP worker threads (numba's "omp" threading layer) spin after every parallel kernel by
+# default, taking CPU from the FFT threads that run next: on the 2-core development machine the
+# CPU cost of a RAAR iteration drops from 2.0x to 1.6x the FFT floor with passive waiting. Only a
+# default: an explicit OMP_WAIT_POLICY is kept, and it acts only if OpenMP is not loaded yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange  # noqa: E402
 
 __all__ = ["thread_chunks", "exit_waves", "bilinear_waves", "raar_fourier", "modulus_project",
-           "accumulate", "position_gradient", "poisson_gradient", "poisson_line_terms"]
+           "accumulate", "position_gradient", "poisson_gradient", "poisson_line_terms", "exit_waves_1",
+           "raar_fourier_1", "modulus_project_1", "accumulate_1"]
 
 
 def thread_chunks(frames: np.ndarray) -> np.ndarray:
@@ -298,3 +307,144 @@ def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, 
         sums[t, 0] = r1
         sums[t, 1] = r2
         sums[t, 2] = r0
+
+
+# ------------------------------------------------------------------------------------------------
+# Single-mode fast paths. Complex arrays are passed as float32 views with interleaved (re, im)
+# along the last axis (``a.view(np.float32)``: (..., w) complex64 -> (..., 2w) float32), and the
+# inner loops are branch-free, which lets LLVM vectorise them: 3-6x faster than the complex
+# kernels above on 400 frames of 128² (measured on the 2-core development machine).
+# ------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
+    """Single-mode ``exit_waves`` on float views: out (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w)."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    for i in prange(frames.shape[0]):
+        j = frames[i]
+        y0, x0, k = cy[j], 2 * cx[j], kb[j]
+        for y in range(h):
+            for x in range(w):
+                pr = probes[k, y, 2 * x]
+                pi = probes[k, y, 2 * x + 1]
+                o_r = obj[y0 + y, x0 + 2 * x]
+                o_i = obj[y0 + y, x0 + 2 * x + 1]
+                out[i, y, 2 * x] = pr * o_r - pi * o_i
+                out[i, y, 2 * x + 1] = pr * o_i + pi * o_r
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
+    """Single-mode ``raar_fourier`` on float views (buf, state: (n, h, 2w)); ``amplitude`` = √I,
+    ``validf`` the mask as 0/1 float32."""
+    h, w = buf.shape[1], buf.shape[2] // 2
+    b = np.float32(beta)
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    tiny = np.float32(1e-20)
+    for t in prange(chunks.shape[0] - 1):
+        err = 0.0
+        tot = 0.0
+        for j in range(chunks[t], chunks[t + 1]):
+            for y in range(h):
+                e_row = np.float32(0.0)
+                t_row = np.float32(0.0)
+                for x in range(w):
+                    pr = buf[j, y, 2 * x]
+                    pi = buf[j, y, 2 * x + 1]
+                    sr = state[j, y, 2 * x]
+                    si = state[j, y, 2 * x + 1]
+                    zr = two * pr - sr
+                    zi = two * pi - si
+                    bgv = background[y, x]
+                    v = validf[y, x]
+                    a = amplitude[j, y, x]
+                    model = pr * pr + pi * pi + bgv + tiny
+                    zm = zr * zr + zi * zi + bgv + tiny
+                    d = a - np.sqrt(model)
+                    e_row += v * d * d
+                    t_row += v * a * a
+                    bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
+                    f = v * (a / np.sqrt(zm)) + (one - v)
+                    nr = b * (sr + f * zr - pr) + (one - b) * pr
+                    ni = b * (si + f * zi - pi) + (one - b) * pi
+                    state[j, y, 2 * x] = nr
+                    state[j, y, 2 * x + 1] = ni
+                    buf[j, y, 2 * x] = nr
+                    buf[j, y, 2 * x + 1] = ni
+                err += e_row
+                tot += t_row
+        sums[t, 0] = err
+        sums[t, 1] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums):  # pragma: no cover
+    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w)."""
+    h, w = buf.shape[1], buf.shape[2] // 2
+    one = np.float32(1.0)
+    tiny = np.float32(1e-20)
+    for t in prange(chunks.shape[0] - 1):
+        err = 0.0
+        tot = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                e_row = np.float32(0.0)
+                t_row = np.float32(0.0)
+                for x in range(w):
+                    re = buf[i, y, 2 * x]
+                    im = buf[i, y, 2 * x + 1]
+                    bgv = background[y, x]
+                    v = validf[y, x]
+                    a = amplitude[j, y, x]
+                    model = re * re + im * im + bgv + tiny
+                    d = a - np.sqrt(model)
+                    e_row += v * d * d
+                    t_row += v * a * a
+                    bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
+                    f = v * (a / np.sqrt(model)) + (one - v)
+                    buf[i, y, 2 * x] = f * re
+                    buf[i, y, 2 * x + 1] = f * im
+                err += e_row
+                tot += t_row
+        sums[t, 0] = err
+        sums[t, 1] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def accumulate_1(buf, obj, probes, cy, cx, kb, frames, chunks, c_phi, obj_num, obj_den, probe_num, probe_den,
+                 do_object, do_probe):  # pragma: no cover
+    """Single-mode ``accumulate`` on float views: buf (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w),
+    obj_num (T, oy, 2ox), probe_num (T, K, h, 2w); the dens are plain float32."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    c = np.float32(c_phi)
+    for t in prange(chunks.shape[0] - 1):
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            y0, x0, k = cy[j], cx[j], kb[j]
+            if do_object:
+                for y in range(h):
+                    for x in range(w):
+                        pr = probes[k, y, 2 * x]
+                        pi = probes[k, y, 2 * x + 1]
+                        o_r = obj[y0 + y, 2 * (x0 + x)]
+                        o_i = obj[y0 + y, 2 * (x0 + x) + 1]
+                        vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
+                        vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
+                        obj_num[t, y0 + y, 2 * (x0 + x)] += pr * vr + pi * vi
+                        obj_num[t, y0 + y, 2 * (x0 + x) + 1] += pr * vi - pi * vr
+                        obj_den[t, y0 + y, x0 + x] += pr * pr + pi * pi
+            if do_probe:
+                for y in range(h):
+                    for x in range(w):
+                        pr = probes[k, y, 2 * x]
+                        pi = probes[k, y, 2 * x + 1]
+                        o_r = obj[y0 + y, 2 * (x0 + x)]
+                        o_i = obj[y0 + y, 2 * (x0 + x) + 1]
+                        vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
+                        vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
+                        probe_num[t, k, y, 2 * x] += o_r * vr + o_i * vi
+                        probe_num[t, k, y, 2 * x + 1] += o_r * vi - o_i * vr
+                        probe_den[t, k, y, x] += o_r * o_r + o_i * o_i

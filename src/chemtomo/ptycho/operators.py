@@ -105,6 +105,8 @@ class FarFieldModel:
                  n_modes: int = 1, subpixel: int = 4) -> None:
         self.intensity = np.ascontiguousarray(intensity, dtype=np.float32)
         self.valid = np.ascontiguousarray(valid, dtype=np.uint8)
+        self.validf = self.valid.astype(np.float32)
+        self.amplitude = np.sqrt(np.maximum(self.intensity, 0))  # √I, for the single-mode kernels
         self.n_frames, self.h, self.w = self.intensity.shape
         self.object_shape = (int(object_shape[0]), int(object_shape[1]))
         self.n_modes = int(n_modes)
@@ -195,14 +197,20 @@ class FarFieldModel:
     # ---------------------------------------------------------------------------------- passes
     def exit_waves(self, out, obj, probes, frames):
         """out[i] = P·O[patch of frames[i]] for every mode (the model exit waves)."""
-        K.exit_waves(out, obj, probes, self.cy, self.cx, self.kb, frames)
+        if self.n_modes == 1:
+            K.exit_waves_1(_f(out[:, 0]), _f(obj), _f(probes[:, 0]), self.cy, self.cx, self.kb, frames)
+        else:
+            K.exit_waves(out, obj, probes, self.cy, self.cx, self.kb, frames)
 
     def modulus_project(self, buf, frames, background, chunks):
         """Fourier-modulus projection of ``buf`` in place; returns (error², Σ I, background numerator)."""
         t = chunks.shape[0] - 1
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
-        K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums)
+        if self.n_modes == 1:
+            K.modulus_project_1(_f(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks, ratio, sums)
+        else:
+            K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums)
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
@@ -211,7 +219,11 @@ class FarFieldModel:
         t = self.chunks.shape[0] - 1
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
-        K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
+        if self.n_modes == 1:
+            K.raar_fourier_1(_f(buf[:, 0]), _f(state[:, 0]), self.amplitude, self.validf, background, self.chunks,
+                             ratio, sums, float(beta))
+        else:
+            K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
@@ -228,8 +240,13 @@ class FarFieldModel:
         probe_num = np.zeros((t, self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1, 1),
                              np.complex64)
         probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
-        K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, chunks, float(c_phi), obj_num, obj_den,
-                     probe_num, probe_den, bool(do_object), bool(do_probe))
+        if self.n_modes == 1:
+            K.accumulate_1(_f(buf[:, 0]), _f(obj), _f(probes[:, 0]), self.cy, self.cx, self.kb, frames, chunks,
+                           float(c_phi), _f(obj_num), obj_den, _f(probe_num[:, :, 0]), probe_den, bool(do_object),
+                           bool(do_probe))
+        else:
+            K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, chunks, float(c_phi), obj_num, obj_den,
+                         probe_num, probe_den, bool(do_object), bool(do_probe))
         out = [None, None, None, None]
         if do_object:
             out[0], out[1] = obj_num.sum(axis=0), obj_den.sum(axis=0)
@@ -252,6 +269,14 @@ class FarFieldModel:
         steps = np.zeros((self.n_frames, 2), np.float64)
         K.position_gradient(target, obj, probes, self.cy, self.cx, self.kb, frames, steps)
         return steps
+
+
+def _f(a: np.ndarray) -> np.ndarray:
+    """Float32 view (..., 2w) with interleaved (re, im) of a C-contiguous complex64 array (..., w)
+    (a view, never a copy: kernels write through it)."""
+    if not a.flags.c_contiguous or a.dtype != np.complex64:
+        raise ValueError(f"internal: expected a C-contiguous complex64 array, got {a.dtype} {a.strides}")
+    return a.view(np.float32)
 
 
 def _add_patches(grid: np.ndarray, patch: np.ndarray, cy: np.ndarray, cx: np.ndarray) -> None:
