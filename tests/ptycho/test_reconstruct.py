@@ -214,3 +214,24 @@ def test_divergence_stops_keeps_the_best_state_and_warns(truth):
     assert any("kept the best state" in str(w.message) for w in caught)
     assert proj.info["diverged"] and len(proj.errors) < 200
     assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL + 0.04
+
+
+def test_initial_probe_comes_from_the_file_or_the_zone_plate(truth):
+    with_guess = dataclasses.replace(truth.scan, probe=truth.probe[None])
+    from_file = reconstruct(with_guess, "RAAR:40", frc=False, background=False)
+    assert from_file.info["initial_probe"] == "file"
+    assert object_error(from_file.transmission, truth.obj, HALF_BOX) < TOL
+    # the simulator's zone plate: 100 nm outer zone, beam of 0.3 of the field of view (the default)
+    from_zp = reconstruct(truth.scan, "RAAR:40", probe="zone_plate", frc=False, background=False)
+    assert from_zp.info["initial_probe"] == "zone_plate"
+    assert from_zp.errors[-1] < 1.5 * truth.floor
+    assert object_error(from_zp.transmission, truth.obj, HALF_BOX) < TOL
+    default = reconstruct(truth.scan, "RAAR:5", frc=False)
+    assert default.info["initial_probe"] == "diffraction"
+
+
+def test_reconstruct_many_runs_on_a_distributed_client(truth):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        out = reconstruct_many([truth.scan], "rPIE:3", client=client, frc=False)
+    assert len(out) == 1 and isinstance(out[0], Projection)

@@ -108,8 +108,9 @@ class BackgroundOptions:
 @dataclass(frozen=True)
 class PositionOptions:
     """Scan-position refinement from the exit-wave residual (least-squares shift per frame,
-    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``), with the mean shift of all frames removed (a common
-    shift of every position is not measurable).
+    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``, ψ the exit wave after the modulus projection), with the
+    mean shift of all frames removed (a common shift of every position is not measurable). Done
+    by RAAR, DM, ePIE and rPIE; ML keeps the positions it is given.
 
     refine      : refine at all.
     start       : first iteration of the updates (the object must show structure first).

@@ -72,24 +72,26 @@ def usable_frames(scan: Scan) -> np.ndarray:
 
 
 def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
-                   pixel_m: float) -> np.ndarray:
-    """Initial probe (n_modes_given, h, w) complex64, not yet scaled."""
+                   pixel_m: float) -> tuple[np.ndarray, str]:
+    """Initial probe (n_modes_given, h, w) complex64, not yet scaled, and where it came from."""
     shape = scan.frame_shape
     owner = _owner(scan)
     if probe is None:
         probe = "file" if scan.probe is not None else "diffraction"
+    source = "array"
     if isinstance(probe, str):
+        source = probe
         if probe == "file":
             if scan.probe is None:
                 raise InputError(f"{owner}: probe='file' but the scan holds no probe guess")
             probe = scan.probe
         elif probe == "diffraction":
-            return probe_from_diffraction(scan.frames[frames_used], mask=scan.mask)[None]
+            return probe_from_diffraction(scan.frames[frames_used], mask=scan.mask)[None], source
         elif probe == "zone_plate":
             zp = options.zone_plate
             return zone_plate_probe(shape, pixel_m, scan.energy_ev, outer_zone_m=zp.outer_zone_m,
                                     diameter_m=zp.diameter_m, central_stop=zp.central_stop,
-                                    defocus_m=zp.defocus_m)[None]
+                                    defocus_m=zp.defocus_m)[None], source
         else:
             raise InputError(f"{owner}: probe must be an array, 'file', 'zone_plate' or 'diffraction', "
                              f"got {probe!r}")
@@ -97,11 +99,12 @@ def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.nd
     if probe.ndim == 2:
         probe = probe[None]
     if probe.ndim != 3 or probe.shape[1:] != shape:
-        raise InputError(f"{owner}: probe has shape {probe.shape}; expected (ny, nx) or (n_modes, ny, nx) "
+        what = "the scan's probe" if source == "file" else "probe"
+        raise InputError(f"{owner}: {what} has shape {probe.shape}; expected (ny, nx) or (n_modes, ny, nx) "
                          f"with (ny, nx) = frame shape {shape}")
     if not np.isfinite(probe).all() or not np.any(probe != 0):
         raise InputError(f"{owner}: probe must be finite and not all zero")
-    return probe.astype(np.complex64)
+    return probe.astype(np.complex64), source
 
 
 def _scaled_modes(probe: np.ndarray, n_modes: int, intensity: np.ndarray, valid: np.ndarray,
@@ -249,9 +252,7 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
                          f"{scan.positions_m[used[outside[0]]].tolist()} ...) leaves the object array of shape "
                          f"{object_shape}; enlarge object_shape or check the positions")
 
-    probe0 = _initial_probe(scan, probe, options, used, float(pixel_yx[0]))
-    if probe0.shape[1:] != (h, w):
-        raise InputError(f"{owner}: probe has shape {probe0.shape[1:]}, expected the frame shape {(h, w)}")
+    probe0, probe_source = _initial_probe(scan, probe, options, used, float(pixel_yx[0]))
     probe0 = _scaled_modes(probe0, options.probe.n_modes, intensity, valid, options.probe.mode_power)
     bg0 = np.full((h, w), 0.1 if options.background.retrieve else 0.0, np.float32)
 
@@ -274,7 +275,7 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": np.setdiff1d(np.arange(scan.n_frames), used).tolist(),
         "object_shape": object_shape, "pixel_yx_m": tuple(float(p) for p in pixel_yx),
-        "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes,
+        "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
         "position_step_rms_px": run.position_history,
     }
     curve = None
@@ -310,8 +311,9 @@ def reconstruct_many(scans: Sequence[Scan], algorithm: str = "RAAR:500", *, clie
     algorithm : str
         As for :func:`reconstruct`, validated before any task starts.
     client : distributed.Client or None
-        Run on this Dask cluster; None uses the local scheduler (one process per task, since
-        each reconstruction already uses every core of the machine through its own threads).
+        Run on this Dask cluster; None uses Dask's local threaded scheduler (the kernels and
+        FFTs release the GIL; numba's OpenMP/TBB thread pools accept calls from several
+        threads), or local processes when numba runs on its workqueue layer, which does not.
     **kwargs
         Passed to :func:`reconstruct` (``object_shape`` fixes one grid for every scan).
 
@@ -332,4 +334,19 @@ def reconstruct_many(scans: Sequence[Scan], algorithm: str = "RAAR:500", *, clie
     tasks = [dask.delayed(reconstruct, pure=True)(scan, algorithm, **kwargs) for scan in scans]
     if client is not None:
         return list(client.gather(client.compute(tasks)))
-    return list(dask.compute(*tasks, scheduler="synchronous" if len(tasks) <= 1 else "processes"))
+    return list(dask.compute(*tasks, scheduler=_local_scheduler()))
+
+
+def _local_scheduler() -> str:
+    """Dask's threaded scheduler when numba's threading layer is thread-safe, else processes."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process: run a tiny one
+        from . import _kernels as K
+        out = np.zeros((1, 1, 1, 1), np.complex64)
+        K.exit_waves(out, np.zeros((3, 3), np.complex64), out, np.zeros(1, np.int64), np.zeros(1, np.int64),
+                     np.zeros(1, np.int64), np.zeros(1, np.int64))
+        layer = numba.threading_layer()
+    return "threads" if layer in ("omp", "tbb") else "processes"
