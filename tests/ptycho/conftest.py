@@ -16,7 +16,11 @@ from scipy.ndimage import gaussian_filter
 
 from chemtomo.core import Scan, energy_to_wavelength
 from chemtomo.ptycho import zone_plate_probe
-from chemtomo.simulate.ptychography import diffraction_frames, object_shape, raster_positions
+from chemtomo.simulate.ptychography import (
+    diffraction_frames,
+    object_shape,
+    raster_positions,
+)
 
 ENERGY_EV = 708.2
 PIXEL_M = 20e-9

@@ -3,7 +3,11 @@
 import numpy as np
 
 from chemtomo.core import fft2
-from chemtomo.ptycho.operators import FarFieldModel, object_shape_for, orthogonalize_modes
+from chemtomo.ptycho.operators import (
+    FarFieldModel,
+    object_shape_for,
+    orthogonalize_modes,
+)
 
 RNG = np.random.default_rng(0)
 

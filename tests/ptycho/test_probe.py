@@ -50,10 +50,10 @@ def test_defocus_widens_the_beam_as_geometric_optics_predicts():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(central_stop=1.0), "central_stop"),
-    (dict(outer_zone_m=5e-9), "pixel_m"),
-    (dict(defocus_m=1e-3), "reduce the defocus"),
-    (dict(diameter_m=-1.0), "diameter_m"),
+    ({"central_stop": 1.0}, "central_stop"),
+    ({"outer_zone_m": 5e-9}, "pixel_m"),
+    ({"defocus_m": 1e-3}, "reduce the defocus"),
+    ({"diameter_m": -1.0}, "diameter_m"),
 ])
 def test_zone_plate_probe_rejects_bad_parameters(kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -24,7 +24,7 @@ from chemtomo.ptycho import (
     zone_plate_probe,
 )
 
-from .conftest import ENERGY_EV, N, PIXEL_M, make_scan, object_error
+from .conftest import ENERGY_EV, PIXEL_M, N, make_scan, object_error
 
 HALF_BOX = 12  # central (2·12)² pixels: the well-scanned field (raster ±12.5 px)
 TOL = 0.06     # see the module docstring: measured 0.025–0.04, failure > 0.1
@@ -149,7 +149,7 @@ def test_progress_reports_every_iteration_of_all_three_runs(truth):
 
 def test_reconstruct_many_matches_single_runs(truth):
     other = make_scan(seed=3)
-    kwargs = dict(frc=False, background=False, object_shape=(80, 80))
+    kwargs = {"frc": False, "background": False, "object_shape": (80, 80)}
     many = reconstruct_many([truth.scan, other.scan], "RAAR:10", **kwargs)
     singles = [reconstruct(s, "RAAR:10", **kwargs) for s in (truth.scan, other.scan)]
     for a, b in zip(many, singles):
@@ -190,13 +190,13 @@ def test_probe_of_the_wrong_shape_is_an_error(truth):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(algorithm="RAAR"), "cannot parse 'RAAR'"),
-    (dict(algorithm="XYZ:3"), "valid names: RAAR, DM, ePIE, rPIE, ML"),
-    (dict(device="gpu"), "device must be 'cpu'"),
-    (dict(n_modes=0), "n_modes must be a positive integer"),
-    (dict(probe="camera"), "probe must be an array, 'file', 'zone_plate' or 'diffraction'"),
-    (dict(probe="file"), "probe='file' but the scan holds no probe guess"),
-    (dict(options=PtychoOptions(positions=PositionOptions(max_step_px=0))), "positions.max_step_px must be positive"),
+    ({"algorithm": "RAAR"}, "cannot parse 'RAAR'"),
+    ({"algorithm": "XYZ:3"}, "valid names: RAAR, DM, ePIE, rPIE, ML"),
+    ({"device": "gpu"}, "device must be 'cpu'"),
+    ({"n_modes": 0}, "n_modes must be a positive integer"),
+    ({"probe": "camera"}, "probe must be an array, 'file', 'zone_plate' or 'diffraction'"),
+    ({"probe": "file"}, "probe='file' but the scan holds no probe guess"),
+    ({"options": PtychoOptions(positions=PositionOptions(max_step_px=0))}, "positions.max_step_px must be positive"),
 ])
 def test_bad_arguments_fail_before_any_work(truth, kwargs, message):
     kwargs = {"algorithm": "RAAR:5", **kwargs}

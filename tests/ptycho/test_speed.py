@@ -15,7 +15,7 @@ import scipy.fft as sfft
 
 from chemtomo.core import Scan, energy_to_wavelength
 from chemtomo.core.fft import WORKERS
-from chemtomo.ptycho import PtychoOptions, ProbeOptions, reconstruct
+from chemtomo.ptycho import ProbeOptions, PtychoOptions, reconstruct
 
 
 def _scan(n=128, grid=20, step_px=12, pixel_m=10e-9) -> Scan:

@@ -17,7 +17,20 @@ from .probe import probe_from_diffraction, zone_plate_probe
 from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
-    "reconstruct", "reconstruct_many", "zone_plate_probe", "probe_from_diffraction", "parse_algorithm",
-    "ALGORITHMS", "PtychoOptions", "RAAROptions", "DMOptions", "PIEOptions", "MLOptions", "ProbeOptions",
-    "BackgroundOptions", "PositionOptions", "DivergenceOptions", "ZonePlateOptions",
+    "ALGORITHMS",
+    "BackgroundOptions",
+    "DMOptions",
+    "DivergenceOptions",
+    "MLOptions",
+    "PIEOptions",
+    "PositionOptions",
+    "ProbeOptions",
+    "PtychoOptions",
+    "RAAROptions",
+    "ZonePlateOptions",
+    "parse_algorithm",
+    "probe_from_diffraction",
+    "reconstruct",
+    "reconstruct_many",
+    "zone_plate_probe",
 ]

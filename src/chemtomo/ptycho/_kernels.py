@@ -27,13 +27,25 @@ import os
 # default: an explicit OMP_WAIT_POLICY is kept, and it acts only if OpenMP is not loaded yet.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numba  # noqa: E402
+import numba
 import numpy as np
-from numba import njit, prange  # noqa: E402
+from numba import njit, prange
 
-__all__ = ["thread_chunks", "exit_waves", "bilinear_waves", "raar_fourier", "modulus_project",
-           "accumulate", "position_gradient", "poisson_gradient", "poisson_line_terms", "exit_waves_1",
-           "raar_fourier_1", "modulus_project_1", "accumulate_1"]
+__all__ = [
+    "accumulate",
+    "accumulate_1",
+    "bilinear_waves",
+    "exit_waves",
+    "exit_waves_1",
+    "modulus_project",
+    "modulus_project_1",
+    "poisson_gradient",
+    "poisson_line_terms",
+    "position_gradient",
+    "raar_fourier",
+    "raar_fourier_1",
+    "thread_chunks",
+]
 
 
 def thread_chunks(frames: np.ndarray) -> np.ndarray:

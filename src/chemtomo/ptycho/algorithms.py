@@ -7,7 +7,7 @@ that many iterations of the solver on a ``Run``; a chain runs its stages in orde
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.errors import InputError
 from .dm import run_dm

@@ -20,12 +20,23 @@ Odstrčil, Menzel & Guizar-Sicairos, Opt. Express 26, 3108 (2018).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _kernels as K
 from .engine import Run
 
 __all__ = ["run_ml"]
+
+
+def _line_terms(model, psi0, a1, a2, background, d_bg, use_a2: bool, alpha: float) -> tuple[float, float, float]:
+    """(dL/dα, Fisher curvature, L) at step α along the search direction (``poisson_line_terms``)."""
+    sums = np.zeros((model.chunks.shape[0] - 1, 3), np.float64)
+    K.poisson_line_terms(psi0, a1, a2, model.intensity, model.all_frames, model.valid, background, d_bg, alpha,
+                         use_a2, model.chunks, sums)
+    d1, d2, value = sums.sum(axis=0)
+    return float(d1), float(d2), float(value)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,13 +103,8 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
         else:
             K.bilinear_waves(a1, d_obj, run.probes, st.obj, run.probes, model.cy, model.cx, model.kb, frames, False)
         a1 = model.fft_inplace(a1)
-        def line(alpha: float) -> tuple[float, float, float]:
-            sums = np.zeros((t, 3), np.float64)
-            K.poisson_line_terms(psi0, a1, a2 if do_probe else a1, model.intensity, frames, model.valid,
-                                 st.background, d_bg, alpha, do_probe, model.chunks, sums)
-            d1, d2, value = sums.sum(axis=0)
-            return float(d1), float(d2), float(value)
-
+        line = functools.partial(_line_terms, model, psi0, a1, a2 if do_probe else a1, st.background, d_bg,
+                                 do_probe)
         alpha = 0.0
         d1, d2, loss0 = line(0.0)
         for _ in range(newton_steps):

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
-from ..core.errors import InputError
 from ..core.fft import WORKERS
 from . import _kernels as K
 
-__all__ = ["State", "FarFieldModel", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
+__all__ = ["FarFieldModel", "State", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
 
 
 @dataclass
@@ -51,7 +50,7 @@ class State:
     background: np.ndarray
     positions_px: np.ndarray
 
-    def copy(self) -> "State":
+    def copy(self) -> State:
         return State(self.obj.copy(), self.probe.copy(), self.background.copy(), self.positions_px.copy())
 
 

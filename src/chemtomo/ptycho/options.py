@@ -12,8 +12,19 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 from ..core.errors import InputError
 
-__all__ = ["RAAROptions", "DMOptions", "PIEOptions", "MLOptions", "ProbeOptions", "BackgroundOptions",
-           "PositionOptions", "DivergenceOptions", "ZonePlateOptions", "PtychoOptions", "validate_options"]
+__all__ = [
+    "BackgroundOptions",
+    "DMOptions",
+    "DivergenceOptions",
+    "MLOptions",
+    "PIEOptions",
+    "PositionOptions",
+    "ProbeOptions",
+    "PtychoOptions",
+    "RAAROptions",
+    "ZonePlateOptions",
+    "validate_options",
+]
 
 
 @dataclass(frozen=True)

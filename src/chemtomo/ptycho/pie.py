@@ -23,7 +23,7 @@ import numpy as np
 from ._kernels import thread_chunks
 from .engine import Run
 
-__all__ = ["run_pie", "default_batch_size"]
+__all__ = ["default_batch_size", "run_pie"]
 
 
 def default_batch_size(n_frames: int) -> int:

@@ -15,7 +15,7 @@ from skimage.registration import phase_cross_correlation
 from ..core.containers import Curve
 from ..resolution import frc as frc_curve
 
-__all__ = ["air_region", "air_reference", "split_half_frc", "illuminated_box"]
+__all__ = ["air_reference", "air_region", "illuminated_box", "split_half_frc"]
 
 
 def air_region(obj: np.ndarray, illumination: np.ndarray, *, quantile: float = 0.7,

@@ -20,7 +20,7 @@ import numpy as np
 from ..core import energy_to_wavelength, ifft2c
 from ..core.errors import InputError
 
-__all__ = ["zone_plate_probe", "probe_from_diffraction", "frequency_grid"]
+__all__ = ["frequency_grid", "probe_from_diffraction", "zone_plate_probe"]
 
 
 def frequency_grid(shape: tuple[int, int], pixel_m: float) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import time
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
