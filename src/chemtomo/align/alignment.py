@@ -30,8 +30,8 @@ class IterationRecord:
     scale          : (n_angles,) float64
     residual       : (n_angles,) float64, relative RMS difference between each projection (after
                      its gain/offset fit) and its reprojection; NaN where not measured
-    max_update_px  : largest RMS displacement of field points any projection moved in this
-                     iteration, pixels
+    max_update_px  : largest RMS displacement of the sample's points (the support of its
+                     reprojection) that any projection moved in this iteration, pixels
     binning        : the binning factor this iteration worked at (1 = full resolution)
     """
 
