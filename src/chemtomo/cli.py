@@ -157,12 +157,12 @@ def _write_report(store_path: Path, out: Optional[Path] = None) -> Path:
     return write_text(out or _report_path(store_path), build_report(store))
 
 
-def _run(config, out: Path, *, only=None, restart=False):
+def _run(config, out: Path, *, only=None, restart=False, force=False):
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
     with ProgressReporter(_state["quiet"]) as bars:
-        run_pipeline(config, out, only=only, restart=restart, progress=bars, say=bars.log)
+        run_pipeline(config, out, only=only, restart=restart, force=force, progress=bars, say=bars.log)
     return time.perf_counter() - t0
 
 
@@ -201,7 +201,7 @@ def run(
 
 def _stage_command(name: str, doc: str):
     def command(store: Path = typer.Argument(..., help="An existing run store (RUN.zarr).")):
-        seconds = _run(None, store, only=(name,))
+        seconds = _run(None, store, only=(name,), force=True)
         say(f"{name} done in {seconds:.1f} s: {store}")
 
     command.__doc__ = f"{doc}\n\nExample: chemtomo {name} RUN.zarr"

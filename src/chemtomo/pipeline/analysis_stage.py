@@ -151,14 +151,14 @@ def run_particles(ctx: RunContext) -> dict:
                               active_thresholds=tuple(cfg.active_thresholds))
     stats = {}
     for t in cfg.active_thresholds:
-        col = f"active_{int(round(t * 100))}"
+        col = _active_col(t)
         n_active = int(table[col].sum()) if col in table and len(table) else 0
         f, s = particles.active_fraction(n_active, len(table))
         stats[col] = {"threshold": t, "n_active": n_active, "n_total": int(len(table)), "fraction": f, "sigma": s}
     trends = {}
     if len(table) >= 4:
-        col = f"active_{int(round(cfg.active_thresholds[0] * 100))}"
-        trends = _plain_nested(particles.activity_trends(table, active_col=col))
+        trends = _plain_nested(particles.activity_trends(table, by=("volume_nm3", "facet_area_nm2", "thickness_nm"),
+                                                         active_col=_active_col(cfg.active_thresholds[0])))
     arrays = {"labels": labels.astype(np.int32)}
     for c in table.columns:
         arrays[f"table_{c}"] = np.asarray(table[c].to_numpy(), dtype=np.float64 if table[c].dtype != bool else bool)
@@ -167,6 +167,11 @@ def run_particles(ctx: RunContext) -> dict:
                           chunks={"labels": (min(16, labels.shape[0]),) + labels.shape[1:]})
     first = stats[next(iter(stats))] if stats else {}
     return {"particles": int(len(table)), "active": f"{first.get('n_active', 0)}/{first.get('n_total', 0)}"}
+
+
+def _active_col(threshold: float) -> str:
+    """The particle table's column of the active flag at ``threshold`` (chemtomo.particles.measure)."""
+    return f"active_{threshold * 100:g}"
 
 
 def _plain_nested(v):

@@ -92,7 +92,7 @@ class ParticlesConfig:
     """Particle segmentation, measurement and activity statistics (chemtomo.particles)."""
     active_thresholds: list = _f([0.15, 0.25], "Mean FePO4 fraction above which a particle is active (paper: 15 % and 25 %).")
     min_volume_nm3: float = _f(0.0, "Smallest particle kept, nm³; 0: a sphere of diameter twice the measured resolution.", low=0.0)
-    split: bool = _f(True, "Split touching particles by a watershed on the distance transform.")
+    split: bool = _f(True, "Split touching particles (watershed on the local filling fraction) and plates stacked face on face.")
 
 
 @dataclass(frozen=True)

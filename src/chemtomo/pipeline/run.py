@@ -82,8 +82,8 @@ def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore
 
 
 def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, ...] | None = None,
-                 restart: bool = False, progress=None, say: Callable[[str], None] | None = None,
-                 client=None) -> RunStore:
+                 restart: bool = False, force: bool = False, progress=None,
+                 say: Callable[[str], None] | None = None, client=None) -> RunStore:
     """Run (or resume) every stage, or only the named ones, and return the store.
 
     Parameters
@@ -92,6 +92,7 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     out : the run store (``RUN.zarr``)
     only : run just these stages (their upstream results must be in the store)
     restart : forget stage records and partial work and start over
+    force : redo the stages named in ``only`` even if they are up to date
     progress : ``progress(name) -> (done, total) callback`` for progress bars
     say : one-line messages (stage summaries)
     client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
@@ -122,7 +123,8 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
             hashes[stage.name] = h
             rec = store.stage_record(stage.name)
             up_changed = any(u in changed for u in stage.upstream)
-            current = rec is not None and rec.get("hash") == h and store.has(stage.output) and not up_changed
+            current = (rec is not None and rec.get("hash") == h and store.has(stage.output) and not up_changed
+                       and not (force and stage.name in names))
             if stage.name not in names:
                 if not current and only is not None and any(stage.name in s.upstream for s in STAGES
                                                              if s.name in names) and not store.has(stage.output):

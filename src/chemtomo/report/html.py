@@ -211,27 +211,48 @@ def _section_particles(store: RunStore) -> str:
         out.append(f"<p>Active (mean FePO4 fraction ≥ {s['threshold'] * 100:.0f} %): <b>{s['n_active']} of "
                    f"{s['n_total']} = {_fmt((s['fraction'] or 0) * 100)} ± {_fmt((s['sigma'] or 0) * 100)} %</b> "
                    f"(binomial, one σ).</p>")
-    trends = a.get("trends") or {}
-    corr = trends.get("spearman") or trends.get("correlations")
-    if corr:
-        out.append("<p>Rank correlation of activity with size:</p><pre>" + html.escape(json.dumps(corr, indent=1))
-                   + "</pre>")
+    out.append(_trend_table(a.get("trends") or {}))
     if len(table):
-        for name in ("plot_volume_histogram", "plot_activity_vs_size", "plot_gallery"):
-            fn = getattr(particles, name, None)
-            if fn is None:
-                continue
+        col = next(iter(a.get("activity", {})), "active_15")
+        classes = store.read("chem/labels")
+        ids = table.sort_values("volume_nm3", ascending=False)["label"].astype(int).tolist()[:3]
+        figures = (
+            lambda: particles.volume_histogram(table, active_col=col),
+            lambda: particles.activity_vs_size(table, active_col=col),
+            lambda: particles.particle_gallery(store.read("particles/labels"), store.read("chem/fraction"),
+                                               a["voxel_m"], ids, classes=classes),
+        )
+        for draw in figures:
             try:
-                fig = (fn(table) if name != "plot_gallery" else
-                       fn(store.read("particles/labels"), store.read("chem/fraction"), table,
-                          a["voxel_m"]))
-                out.append(_png(fig))
+                out.append(_png(draw()))
             except Exception as exc:  # a figure that cannot be drawn must not lose the report
-                out.append(f'<p class="missing">{name}: {html.escape(str(exc))}</p>')
+                out.append(f'<p class="missing">figure not drawn: {html.escape(str(exc))}</p>')
         out.append('<div class="scroll">' + table.to_html(index=False, float_format=lambda x: f"{x:.4g}") + "</div>")
     else:
         out.append("<p>No particles were segmented.</p>")
     return "\n".join(out)
+
+
+def _trend_table(trends: dict) -> str:
+    """Activity against size: Spearman ρ, logistic slopes and their paired differences."""
+    if not trends:
+        return "<p>Too few particles for size trends.</p>"
+    rows = []
+    for col, d in (trends.get("spearman") or {}).items():
+        act = d.get("activity", {})
+        lg = (trends.get("logistic") or {}).get(col, {})
+        rows.append(f"<tr><th>{html.escape(col)}</th><td>{_fmt(act.get('rho'))} [{_fmt(act.get('ci_low'))}, "
+                    f"{_fmt(act.get('ci_high'))}]</td><td>{_fmt(act.get('p_value'))}</td>"
+                    f"<td>{_fmt(lg.get('slope'))} ± {_fmt(lg.get('slope_se'))}</td></tr>")
+    comp = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v.get('difference'))}</td><td>[{_fmt(v.get('ci_low'))}, "
+                   f"{_fmt(v.get('ci_high'))}]</td><td>{_fmt(v.get('p_positive'))}</td></tr>"
+                   for k, v in (trends.get("comparison") or {}).items())
+    return ("<p>Activity against size (Spearman ρ with 95 % bootstrap interval; logistic slope per standard "
+            "deviation of log size):</p><table><tr><th>size</th><th>ρ [95 % CI]</th><th>p</th>"
+            f"<th>logistic slope</th></tr>{''.join(rows)}</table>"
+            "<p>Which size matters more (difference of standardized logistic slopes, paired bootstrap):</p>"
+            "<table><tr><th>pair</th><th>difference</th><th>95 % CI</th><th>P(&gt; 0)</th></tr>"
+            f"{comp}</table>")
 
 
 def _section_run(store: RunStore) -> str:
