@@ -235,3 +235,25 @@ def test_reconstruct_many_runs_on_a_distributed_client(truth):
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
         out = reconstruct_many([truth.scan], "rPIE:3", client=client, frc=False)
     assert len(out) == 1 and isinstance(out[0], Projection)
+
+
+def test_nan_on_masked_pixels_is_ignored_and_masked_pixels_keep_the_model():
+    mask = np.ones((N, N), bool)
+    mask[N // 2 + 3, :] = False  # a dead detector row through the dark field
+    t = make_scan(mask=mask)
+    frames = t.scan.frames.copy()
+    frames[:, ~mask] = np.nan  # as many detectors store dead pixels
+    scan = dataclasses.replace(t.scan, frames=frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no frame may be reported bad
+        proj = reconstruct(scan, "RAAR:60", frc=False, background=False)
+    assert proj.info["excluded_frames"] == []
+    # the row's missing data is filled in by the overlap constraint: same accuracy as a full detector
+    assert object_error(proj.transmission, t.obj, HALF_BOX) < TOL
+
+
+def test_too_few_frames_for_frc_warn_and_skip_it(truth):
+    scan = dataclasses.replace(truth.scan, frames=truth.scan.frames[:6], positions_m=truth.scan.positions_m[:6])
+    with pytest.warns(RuntimeWarning, match="too few for a split-half FRC"):
+        proj = reconstruct(scan, "rPIE:2", frc=True)
+    assert proj.frc is None

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Excluding up to this fraction of a scan's frames is a warning; more is an error.
 MAX_BAD_FRACTION = 0.1
+#: Fewest frames in each half of a split-half FRC.
+MIN_HALF_FRAMES = 4
 #: Extra object margin (pixels) when positions are refined, room for them to move.
 POSITION_MARGIN_PX = 8
 
@@ -50,15 +52,17 @@ def _owner(scan: Scan) -> str:
 
 
 def usable_frames(scan: Scan) -> np.ndarray:
-    """Indices of the frames that hold data (not all zero, no NaN/inf).
+    """Indices of the frames that hold data: not all zero, no NaN/inf on a valid detector pixel
+    (masked pixels may hold anything; detectors often mark them NaN).
 
     Warns and leaves out a few bad frames (at most ``MAX_BAD_FRACTION`` of the scan); raises
     ``InputError`` naming the file and the frame indices when there are more.
     """
-    frames = scan.frames
-    finite = np.isfinite(frames).all(axis=(1, 2))
+    valid = np.ones(scan.frame_shape, bool) if scan.mask is None else np.asarray(scan.mask, bool)
+    frames = scan.frames[:, valid]
+    finite = np.isfinite(frames).all(axis=1)
     nonzero = np.zeros(len(frames), bool)
-    nonzero[finite] = np.any(frames[finite] != 0, axis=(1, 2))
+    nonzero[finite] = np.any(frames[finite] != 0, axis=1)
     bad = np.flatnonzero(~(finite & nonzero))
     if len(bad) == 0:
         return np.arange(len(frames))
@@ -86,7 +90,10 @@ def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.nd
                 raise InputError(f"{owner}: probe='file' but the scan holds no probe guess")
             probe = scan.probe
         elif probe == "diffraction":
-            return probe_from_diffraction(scan.frames[frames_used], mask=scan.mask)[None], source
+            frames = scan.frames[frames_used]
+            if scan.mask is not None:
+                frames = np.where(np.asarray(scan.mask, bool)[None], frames, 0)
+            return probe_from_diffraction(frames, mask=scan.mask)[None], source
         elif probe == "zone_plate":
             zp = options.zone_plate
             return zone_plate_probe(shape, pixel_m, scan.energy_ev, outer_zone_m=zp.outer_zone_m,
@@ -242,7 +249,8 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
     mask = np.ones((h, w), bool) if scan.mask is None else np.asarray(scan.mask, bool)
     if not mask.any():
         raise InputError(f"{owner}: the detector mask marks no pixel as valid")
-    intensity = np.fft.ifftshift(np.asarray(scan.frames[used], np.float32), axes=(1, 2))
+    frames = np.where(mask[None], scan.frames[used], 0).astype(np.float32)  # masked pixels: ignored
+    intensity = np.fft.ifftshift(frames, axes=(1, 2))
     valid = np.fft.ifftshift(mask)
     model = FarFieldModel(intensity, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel)
@@ -279,6 +287,10 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
         "position_step_rms_px": run.position_history,
     }
     curve = None
+    if frc and len(used) < 2 * MIN_HALF_FRAMES:
+        warnings.warn(f"{owner}: {len(used)} frames are too few for a split-half FRC (each half needs "
+                      f"{MIN_HALF_FRAMES}); no FRC computed", RuntimeWarning, stacklevel=2)
+        frc = False
     if frc:
         halves = []
         for k, rows in enumerate((np.arange(0, len(used), 2), np.arange(1, len(used), 2))):
