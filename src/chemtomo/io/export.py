@@ -50,6 +50,17 @@ def _volumes(store: RunStore) -> dict[str, tuple[np.ndarray, float, str]]:
     return out
 
 
+def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
+    """ImageJ stacks hold uint8, uint16 or float32: labels go to uint16 when they fit, else float32."""
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.size == 0 or (arr.min() >= 0 and arr.max() < 2 ** 16):
+        return arr.astype(np.uint16)
+    return arr.astype(np.float32)
+
+
 def export(store_path: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> list[Path]:
     """Export a run: ``tiff`` (one ImageJ stack per volume, z-slices along y), ``hdf5`` (one file with
     every volume and the particle table) or ``csv`` (``particles.csv`` and ``particles.parquet``).
@@ -81,7 +92,7 @@ def export(store_path: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) 
 
         for name, (arr, voxel, desc) in vols.items():
             p = out / f"{name}.tif"
-            data = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+            data = _imagej_dtype(arr)
             with atomic_path(p) as tmp:
                 tifffile.imwrite(tmp, data, imagej=True, resolution=(1 / (voxel * 1e9), 1 / (voxel * 1e9)),
                                  metadata={"spacing": voxel * 1e9, "unit": "nm", "axes": "ZYX", "Info": desc})
