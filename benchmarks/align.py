@@ -77,6 +77,8 @@ def main():
             "joint translation (align_joint approach), from zero": lambda: joint_translation(combined, d.angles_deg),
             "joint translation, from the coarse alignment": lambda: joint_translation(
                 combined, d.angles_deg, init=coarse),
+            "chemtomo reprojection, translation only": lambda: align(
+                d.raw, d.angles_deg, iterations=8, similarity=False),
             "chemtomo reprojection, similarity": lambda: align(
                 d.raw, d.angles_deg, iterations=8),
         }

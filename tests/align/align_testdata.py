@@ -85,10 +85,14 @@ class Misaligned:
 
 def misaligned_series(ny=32, nx=48, n_angles=36, *, seed=1, max_shift_px=(6.0, 10.0),
                       max_rotation_deg=1.0, max_scale=0.01, energies=(708.2, 710.2),
-                      max_offset_px=3.0, noise=0.01, drift=0.05, angle_range=(-70.0, 70.0)):
-    """A tilt series per energy with known misalignment (DESIGN convention)."""
+                      max_offset_px=3.0, noise=0.01, drift=0.05, angle_range=(-70.0, 70.0),
+                      radius_frac=0.22):
+    """A tilt series per energy with known misalignment (DESIGN convention).
+
+    ``radius_frac`` sets how far from the axis (as a fraction of nx) the plates reach; above
+    ≈ 0.4 material leaves the field at high tilt."""
     rng = np.random.default_rng(seed)
-    mats = phantom(ny, nx, seed=seed)
+    mats = phantom(ny, nx, seed=seed, radius_frac=radius_frac)
     angles = np.linspace(angle_range[0], angle_range[1], n_angles)
     shifts = rng.uniform(-1, 1, (n_angles, 2)) * np.asarray(max_shift_px)
     rot = rng.uniform(-1, 1, n_angles) * max_rotation_deg

@@ -94,9 +94,12 @@ def test_unconverged_registration_is_reported(data):
     # one Levenberg–Marquardt iteration cannot converge from the coarse start: every projection
     # whose registration stopped early is named, with what was done
     start = coarse_align(data.raw[E1], data.angles_deg)
+    calls = []
     out = reprojection_align(data.raw[E1], data.angles_deg, init=start,
                              options=ReprojectionOptions(iterations=1, recon_iterations=10,
-                                                         register_iter=1))
+                                                         register_iter=1),
+                             progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 1)]
     assert out.unconverged
     assert all("kept the transform" in v for v in out.unconverged.values())
 

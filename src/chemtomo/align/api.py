@@ -40,15 +40,14 @@ def screen_projections(tilt) -> dict:
     t = np.asarray(tilt, np.float32)
     n = t.shape[0]
     out = {}
-    finite = np.isfinite(t).reshape(n, -1)
-    flat = np.where(finite, t.reshape(n, -1), np.nan)
-    with np.errstate(invalid="ignore"):
-        ptp = np.nanmax(flat, axis=1) - np.nanmin(flat, axis=1) if finite.any(axis=1).all() else None
-    if ptp is None:
-        ptp = np.array([np.ptp(row[np.isfinite(row)]) if np.isfinite(row).any() else 0.0 for row in flat])
+    flat = t.reshape(n, -1)
+    finite = np.isfinite(flat)
+    lo = np.where(finite, flat, np.inf).min(axis=1)
+    hi = np.where(finite, flat, -np.inf).max(axis=1)
+    ptp = np.where(finite.any(axis=1), hi - lo, 0.0)
     med = np.median(ptp)
-    mx = np.nanmax(np.where(np.isfinite(flat), flat, -np.inf), axis=1)
-    at_max = (flat >= mx[:, None]).sum(axis=1) / flat.shape[1]
+    at_max = (np.where(finite, flat, -np.inf) >= hi[:, None]).sum(axis=1) / flat.shape[1]
+    mx = hi
     for i in range(n):
         if not finite[i].all():
             out[i] = f"saturated: {int((~finite[i]).sum())} non-finite pixels"

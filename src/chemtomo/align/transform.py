@@ -23,7 +23,7 @@ from scipy import ndimage
 
 __all__ = [
     "centre", "grid", "raw_coordinates", "warp", "warp_stack", "displacement_px",
-    "inverse_params", "alignment_error_px",
+    "inverse_params", "gauge_basis", "remove_gauge", "alignment_error_px",
 ]
 
 
