@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ def main(
 ):
     """chemtomo: ptychography, alignment, tomography, chemistry and particles in one command."""
     _state.update(verbose=verbose, quiet=quiet)
+    if not verbose:  # Dask's own INFO lines (scheduler start, worker close) are not for users
+        os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
 

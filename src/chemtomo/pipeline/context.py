@@ -100,7 +100,9 @@ def make_client(scheduler: str = "", workers: int = 0):
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None)
+    quiet = logging.WARNING if log.getEffectiveLevel() > logging.DEBUG else False
+    cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
+                           silence_logs=quiet)
     return Client(cluster)
 
 

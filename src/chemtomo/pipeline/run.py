@@ -62,6 +62,17 @@ def _stage_hash(ctx: RunContext, stage: Stage, hashes: dict[str, str]) -> str:
     return stable_hash(*parts)
 
 
+def _short(v):
+    """A summary value for one line: floats to 4 significant digits, containers recursively."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_short(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
 def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore, RunConfig]:
     """Open (or create) a run store; with no config given, use the one stored in it."""
     store = RunStore(out, create=config is not None)
@@ -142,7 +153,7 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
                                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
             store.clear_partial(stage.name)
             changed.add(stage.name)
-            line = ", ".join(f"{k} {v}" for k, v in summary.items())
+            line = ", ".join(f"{k} {_short(v)}" for k, v in summary.items())
             ctx.log(f"{stage.name}: done in {seconds:.1f} s; {line}")
             say(f"{stage.name:<11} {seconds:7.1f} s  {line}")
     finally:

@@ -98,9 +98,16 @@ def run_align(ctx: RunContext) -> dict:
         offsets = {energy_key(e): [0.0, 0.0] for e in tilts}
         attrs = {"method": "none", "excluded": {}, "energy_offsets_px": offsets}
     else:
+        bar = ctx.progress("alignment (iterations)")
+        seen = [0, cfg.iterations]
+
+        def progress(done, total):
+            seen[:] = [done, total]
+            bar(done, total)
+
         result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
-                       algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity,
-                       progress=ctx.progress("alignment"))
+                       algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, progress=progress)
+        bar(seen[0], seen[0])  # converged early: the bar ends where the iterations did
         arrays = {"shifts_px": np.asarray(result.shifts_px, np.float64),
                   "rotation_deg": np.asarray(result.rotation_deg, np.float64),
                   "scale": np.asarray(result.scale, np.float64)}

@@ -71,8 +71,10 @@ def plot_alignment(angles_deg, shifts_px, rotation_deg, scale, residual_history=
     tw.plot(a, (np.asarray(scale) - 1) * 100, ".-", color="C3")
     tw.set_ylabel("scale − 1 (%)", color="C3")
     if residual_history is not None and len(residual_history):
-        r = np.asarray(residual_history)
-        ax[2].semilogy(np.arange(len(r)), np.nanmean(r, axis=1) if r.ndim == 2 else r, "o-", label="mean residual")
+        r = np.asarray(residual_history, np.float64)
+        if r.ndim == 2:  # per-angle residuals; excluded angles are NaN
+            r = np.array([np.mean(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan for row in r])
+        ax[2].semilogy(np.arange(len(r)), r, "o-", label="mean residual")
         if max_update_history_px is not None:
             tw2 = ax[2].twinx()
             tw2.semilogy(np.arange(len(max_update_history_px)), np.maximum(max_update_history_px, 1e-4), "s--",
