@@ -462,3 +462,84 @@ def accumulate_1(buf, obj, probes, cy, cx, kb, frames, chunks, c_phi, obj_num, o
                         probe_num[t, k, y, 2 * x] += o_r * vr + o_i * vi
                         probe_num[t, k, y, 2 * x + 1] += o_r * vi - o_i * vr
                         probe_den[t, k, y, x] += o_r * o_r + o_i * o_i
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks, bg_grad, sums):  # pragma: no cover
+    """Single-mode ``poisson_gradient`` on float views (buf, grad: (b, h, 2w))."""
+    h, w = buf.shape[1], buf.shape[2] // 2
+    one = np.float32(1.0)
+    eps = np.float32(1e-9)
+    for t in prange(chunks.shape[0] - 1):
+        loss = 0.0
+        err = 0.0
+        tot = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                l_row = np.float32(0.0)
+                e_row = np.float32(0.0)
+                t_row = np.float32(0.0)
+                for x in range(w):
+                    re = buf[i, y, 2 * x]
+                    im = buf[i, y, 2 * x + 1]
+                    v = validf[y, x]
+                    meas = max(intensity[j, y, x], np.float32(0.0))
+                    model = re * re + im * im + background[y, x] + eps
+                    l_row += v * (model - meas * np.log(model))
+                    d = np.sqrt(meas) - np.sqrt(model)
+                    e_row += v * d * d
+                    t_row += v * meas
+                    g = v * (one - meas / model)
+                    bg_grad[t, y, x] += g
+                    grad[i, y, 2 * x] = g * re
+                    grad[i, y, 2 * x + 1] = g * im
+                loss += l_row
+                err += e_row
+                tot += t_row
+        sums[t, 0] = loss
+        sums[t, 1] = err
+        sums[t, 2] = tot
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def poisson_line_terms_1(psi0, a1, a2, intensity, frames, validf, background, dbg, alpha, use_a2, chunks,
+                         sums):  # pragma: no cover
+    """Single-mode ``poisson_line_terms`` on float views (psi0, a1, a2: (b, h, 2w))."""
+    h, w = psi0.shape[1], psi0.shape[2] // 2
+    al = np.float32(alpha)
+    al2 = al * al if use_a2 else np.float32(0.0)
+    two_al = np.float32(2.0) * al if use_a2 else np.float32(0.0)
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    eps = np.float32(1e-9)
+    for t in prange(chunks.shape[0] - 1):
+        r0 = 0.0
+        r1 = 0.0
+        r2 = 0.0
+        for i in range(chunks[t], chunks[t + 1]):
+            j = frames[i]
+            for y in range(h):
+                q0 = np.float32(0.0)
+                q1 = np.float32(0.0)
+                q2 = np.float32(0.0)
+                for x in range(w):
+                    br = a2[i, y, 2 * x]
+                    bi = a2[i, y, 2 * x + 1]
+                    vr = psi0[i, y, 2 * x] + al * a1[i, y, 2 * x] + al2 * br
+                    vi = psi0[i, y, 2 * x + 1] + al * a1[i, y, 2 * x + 1] + al2 * bi
+                    dr = a1[i, y, 2 * x] + two_al * br
+                    di = a1[i, y, 2 * x + 1] + two_al * bi
+                    v = validf[y, x]
+                    meas = max(intensity[j, y, x], np.float32(0.0))
+                    model = max(vr * vr + vi * vi + background[y, x] + al * dbg[y, x], np.float32(0.0)) + eps
+                    m1 = two * (vr * dr + vi * di) + dbg[y, x]
+                    q0 += v * (model - meas * np.log(model))
+                    q1 += v * m1 * (one - meas / model)
+                    q2 += v * m1 * m1 / model
+                r0 += q0
+                r1 += q1
+                r2 += q2
+        sums[t, 0] = r1
+        sums[t, 1] = r2
+        sums[t, 2] = r0

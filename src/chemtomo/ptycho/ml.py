@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _kernels as K
 from .engine import Run
+from .operators import float_view
 
 __all__ = ["run_ml"]
 
@@ -33,8 +34,12 @@ __all__ = ["run_ml"]
 def _line_terms(model, psi0, a1, a2, background, d_bg, use_a2: bool, alpha: float) -> tuple[float, float, float]:
     """(dL/dα, Fisher curvature, L) at step α along the search direction (``poisson_line_terms``)."""
     sums = np.zeros((model.chunks.shape[0] - 1, 3), np.float64)
-    K.poisson_line_terms(psi0, a1, a2, model.intensity, model.all_frames, model.valid, background, d_bg, alpha,
-                         use_a2, model.chunks, sums)
+    if model.n_modes == 1:
+        K.poisson_line_terms_1(float_view(psi0[:, 0]), float_view(a1[:, 0]), float_view(a2[:, 0]), model.intensity,
+                               model.all_frames, model.validf, background, d_bg, alpha, use_a2, model.chunks, sums)
+    else:
+        K.poisson_line_terms(psi0, a1, a2, model.intensity, model.all_frames, model.valid, background, d_bg, alpha,
+                             use_a2, model.chunks, sums)
     d1, d2, value = sums.sum(axis=0)
     return float(d1), float(d2), float(value)
 
@@ -61,8 +66,12 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
         t = model.chunks.shape[0] - 1
         bg_grad = np.zeros((t, model.h, model.w), np.float32)
         sums = np.zeros((t, 3), np.float64)
-        K.poisson_gradient(psi0, work, model.intensity, frames, model.valid, st.background, model.chunks, bg_grad,
-                           sums)
+        if model.n_modes == 1:
+            K.poisson_gradient_1(float_view(psi0[:, 0]), float_view(work[:, 0]), model.intensity, frames, model.validf,
+                                 st.background, model.chunks, bg_grad, sums)
+        else:
+            K.poisson_gradient(psi0, work, model.intensity, frames, model.valid, st.background, model.chunks,
+                               bg_grad, sums)
         bg_grad = bg_grad.sum(axis=0)
         _, err, tot = sums.sum(axis=0)
         chi = model.ifft_inplace(work)

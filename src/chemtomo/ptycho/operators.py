@@ -197,7 +197,8 @@ class FarFieldModel:
     def exit_waves(self, out, obj, probes, frames):
         """out[i] = P·O[patch of frames[i]] for every mode (the model exit waves)."""
         if self.n_modes == 1:
-            K.exit_waves_1(_f(out[:, 0]), _f(obj), _f(probes[:, 0]), self.cy, self.cx, self.kb, frames)
+            K.exit_waves_1(float_view(out[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx,
+                           self.kb, frames)
         else:
             K.exit_waves(out, obj, probes, self.cy, self.cx, self.kb, frames)
 
@@ -207,7 +208,8 @@ class FarFieldModel:
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
         if self.n_modes == 1:
-            K.modulus_project_1(_f(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks, ratio, sums)
+            K.modulus_project_1(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
+                                ratio, sums)
         else:
             K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums)
         err, tot = sums.sum(axis=0)
@@ -219,8 +221,8 @@ class FarFieldModel:
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
         if self.n_modes == 1:
-            K.raar_fourier_1(_f(buf[:, 0]), _f(state[:, 0]), self.amplitude, self.validf, background, self.chunks,
-                             ratio, sums, float(beta))
+            K.raar_fourier_1(float_view(buf[:, 0]), float_view(state[:, 0]), self.amplitude, self.validf,
+                             background, self.chunks, ratio, sums, float(beta))
         else:
             K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
         err, tot = sums.sum(axis=0)
@@ -240,9 +242,9 @@ class FarFieldModel:
                              np.complex64)
         probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
         if self.n_modes == 1:
-            K.accumulate_1(_f(buf[:, 0]), _f(obj), _f(probes[:, 0]), self.cy, self.cx, self.kb, frames, chunks,
-                           float(c_phi), _f(obj_num), obj_den, _f(probe_num[:, :, 0]), probe_den, bool(do_object),
-                           bool(do_probe))
+            K.accumulate_1(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx,
+                           self.kb, frames, chunks, float(c_phi), float_view(obj_num), obj_den,
+                           float_view(probe_num[:, :, 0]), probe_den, bool(do_object), bool(do_probe))
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, chunks, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))
@@ -270,7 +272,7 @@ class FarFieldModel:
         return steps
 
 
-def _f(a: np.ndarray) -> np.ndarray:
+def float_view(a: np.ndarray) -> np.ndarray:
     """Float32 view (..., 2w) with interleaved (re, im) of a C-contiguous complex64 array (..., w)
     (a view, never a copy: kernels write through it)."""
     if not a.flags.c_contiguous or a.dtype != np.complex64:
