@@ -6,9 +6,10 @@ state so far continue from one solver to the next. Solvers call ``Run.end_iterat
 iteration; it returns False when the run must stop (diverged).
 
 Error metric (the same for all solvers, so a chained run has one curve): the normalised
-amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels. The projection
-solvers (RAAR, DM) measure it on the waves the modulus projection acts on, ``2 P_O ψ − ψ``; PIE on
-each batch's model before its update; ML on the current model.
+amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels, measured on
+the model ``Ψ = F[P·O]`` of the current object and probe: for RAAR and DM at the start of each
+iteration, for PIE on each batch before its update, for ML before each step. Poisson noise puts
+a floor under it (≈ n_pixels / (4 Σ I) per frame when counts are large).
 """
 
 from __future__ import annotations
