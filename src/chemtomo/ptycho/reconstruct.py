@@ -200,8 +200,16 @@ def reconstruct(scan: Scan, algorithm: str = "RAAR:500", *, probe=None, n_modes:
         ramp in the empty region); ``probe`` (n_modes, ny, nx) complex64 (scaled so that probe ×
         transmission reproduces the data); ``background`` (ny, nx) float32 counts per pixel in
         detector order, or None; ``errors`` per iteration (see ``engine.py``); ``frc`` the
-        split-half Curve (½-bit) or None; ``info`` with the refined ``positions_m``, the
-        ``excluded_frames``, the split-half shift, the object origin and timings.
+        split-half Curve (½-bit) or None; ``info``: ``algorithm``, ``stages``, ``iterations``
+        run, ``diverged``, ``positions_m`` (refined, one row per frame used) and
+        ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
+        ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source),
+        ``position_step_rms_px`` per refinement, ``frc_shift_px`` and ``frc_resolution_m``
+        (with ``frc``), ``seconds``.
+
+        The air reference is the most transmissive 30 % of the well-illuminated pixels
+        (``postprocess.air_region``); a field without empty space is referenced to its most
+        transparent material instead.
 
     Raises
     ------
