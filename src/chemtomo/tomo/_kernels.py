@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["build_blocks", "forward", "backward", "art_sweep", "os_sweep", "column_sums",
-           "n_threads"]
+           "axpy", "xpby", "residual", "zero_active", "column_dot", "n_threads"]
 
 _CUT = 1e-7  # weights below this are dropped (as in geometry._angle_block)
 
@@ -221,6 +221,32 @@ def art_sweep(rowptr, pix, wt, rownorm, idx, b, valid, x, relaxation, nonneg, n_
                             xr[t] += w * acc[t]
 
 
+@njit(cache=True)
+def _scatter_angle(rowptr, pix, wt, i, res, cinv, x, y0, y1, relaxation, nonneg):
+    """x[p, y0:y1] += relaxation · cinv[p] · Σ_j w_jp · res[j] for one angle, bins in order.
+
+    A pixel's footprint spans at most 3 consecutive bins, so once bin j is added the pixels of
+    row j − 2 are complete and are clipped then (when nonneg), before the next bins touch others.
+    """
+    nu = rowptr.shape[1] - 1
+    m = y1 - y0
+    for j in range(nu + 2):
+        if j < nu:
+            rrow = res[j]
+            for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                p = pix[i, e]
+                c = np.float32(relaxation * cinv[p]) * wt[i, e]
+                xr = x[p, y0:y1]
+                for t in range(m):
+                    xr[t] += c * rrow[t]
+        if nonneg and j >= 2:
+            for e in range(rowptr[i, j - 2], rowptr[i, j - 1]):
+                xr = x[pix[i, e], y0:y1]
+                for t in range(m):
+                    if xr[t] < 0.0:
+                        xr[t] = 0.0
+
+
 @njit(parallel=True, cache=True)
 def os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, x, relaxation, nonneg,
              n_chunks):
@@ -247,7 +273,7 @@ def os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, x, relax
             continue
         acc = np.empty(m, np.float32)
         res = np.empty((biggest, nu, m), np.float32)
-        upd = np.empty((npix, m), np.float32)
+        upd = np.empty((npix if biggest > 1 else 1, m), np.float32)
         for s in range(n_sub):
             k0 = sub_ptr[s]
             k1 = sub_ptr[s + 1]
@@ -266,6 +292,10 @@ def os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, x, relax
                     rrow = res[kk - k0, j]
                     for t in range(m):
                         rrow[t] = sc * vrow[t] * (brow[t] - acc[t])
+            if k1 - k0 == 1:  # one angle (SART): scatter straight into x, no update buffer
+                _scatter_angle(rowptr, pix, wt, order[k0], res[0], colinv[s], x, y0, y1,
+                               relaxation, nonneg)
+                continue
             upd[:, :] = 0.0
             for kk in range(k0, k1):
                 i = order[kk]
@@ -306,3 +336,64 @@ def column_sums(rowptr, pix, wt, idx, target, out):
             i = idx[k]
             for e in range(rowptr[i, 0], rowptr[i, nu]):
                 out[o, pix[i, e]] += wt[i, e]
+
+
+# --- element-wise helpers of CGLS on (rows, ny) stacks, parallel over rows ------------------------
+
+@njit(parallel=True, cache=True)
+def axpy(y, alpha, x):
+    """y[r, t] += alpha[t] · x[r, t]."""
+    for r in prange(y.shape[0]):
+        yr = y[r]
+        xr = x[r]
+        for t in range(y.shape[1]):
+            yr[t] += alpha[t] * xr[t]
+
+
+@njit(parallel=True, cache=True)
+def xpby(x, beta, y):
+    """y[r, t] = x[r, t] + beta[t] · y[r, t]."""
+    for r in prange(y.shape[0]):
+        yr = y[r]
+        xr = x[r]
+        for t in range(y.shape[1]):
+            yr[t] = xr[t] + beta[t] * yr[t]
+
+
+@njit(parallel=True, cache=True)
+def residual(b, valid, ax, masked):
+    """ax[r, t] = valid[r, t] · (b[r, t] − ax[r, t]) (valid only when masked)."""
+    for r in prange(ax.shape[0]):
+        ar = ax[r]
+        br = b[r]
+        vr = valid[r]
+        for t in range(ax.shape[1]):
+            v = br[t] - ar[t]
+            ar[t] = v * vr[t] if masked else v
+
+
+@njit(parallel=True, cache=True)
+def zero_active(x, v):
+    """v[r, t] = 0 where x[r, t] ≤ 0 and v[r, t] < 0 (directions that would leave x ≥ 0)."""
+    for r in prange(v.shape[0]):
+        xr = x[r]
+        vr = v[r]
+        for t in range(v.shape[1]):
+            if xr[t] <= 0.0 and vr[t] < 0.0:
+                vr[t] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def column_dot(a, b, n_blocks):
+    """Σ_r a[r, t] · b[r, t] per column t, float64 (ny,)."""
+    n, m = a.shape
+    part = np.zeros((n_blocks, m), np.float64)
+    size = (n + n_blocks - 1) // n_blocks
+    for k in prange(n_blocks):
+        acc = part[k]
+        for r in range(k * size, min(n, (k + 1) * size)):
+            ar = a[r]
+            br = b[r]
+            for t in range(m):
+                acc[t] += float(ar[t]) * float(br[t])
+    return part.sum(axis=0)

@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels as K
 from .problem import check_iterations, prepare
 
 __all__ = ["cgls"]
 
 
-def _per_slice_sq(a: np.ndarray) -> np.ndarray:
-    """Σ a² over everything but the last (slice) axis, as float64 (ny,)."""
-    flat = a.reshape(-1, a.shape[-1])
-    return np.einsum("ij,ij->j", flat, flat, dtype=np.float64)
+def _rows(a: np.ndarray) -> np.ndarray:
+    """A stack as (rows, ny), a view (slice stacks and sinogram stacks are C-contiguous)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-slice inner products Σ a·b over everything but the last axis, float64 (ny,)."""
+    return K.column_dot(_rows(a), _rows(b), K.n_threads())
 
 
 def cgls(tilt, angles_deg, *, iterations: int = 20, **common) -> np.ndarray:
@@ -65,16 +70,14 @@ def cgls(tilt, angles_deg, *, iterations: int = 20, **common) -> np.ndarray:
 
     def residual() -> np.ndarray:
         r = p.op.forward(p.x)
-        np.subtract(p.b, r, out=r)
-        if masked:
-            r *= p.valid
+        K.residual(_rows(p.b), _rows(p.valid), _rows(r), masked)
         return r
 
     def free(v: np.ndarray) -> np.ndarray:
         """Zero ``v`` on the active set (in place): voxels at 0 it would push negative, or outside
         the support."""
         if p.nonneg:
-            v[(p.x <= 0.0) & (v < 0.0)] = 0.0
+            K.zero_active(p.x, v)
         if p.support is not None:
             v *= p.support
         return v
@@ -83,29 +86,28 @@ def cgls(tilt, angles_deg, *, iterations: int = 20, **common) -> np.ndarray:
     s = p.op.backward(r)
     if projected:
         free(s)
-    state = {"r": r, "s": s, "d": s.copy(), "gamma": _per_slice_sq(s)}
+    state = {"r": r, "s": s, "d": s.copy(), "gamma": _dot(s, s)}
 
     def update(k: int) -> None:
         d, s, gamma = state["d"], state["s"], state["gamma"]
         q = p.op.forward(d)
         if masked:
             q *= p.valid
-        qq = _per_slice_sq(q)
-        sd = np.einsum("ij,ij->j", s, d, dtype=np.float64)
+        qq = _dot(q, q)
+        sd = _dot(s, d)
         alpha = np.where(qq > 0, sd / np.where(qq > 0, qq, 1.0), 0.0).astype(np.float32)
-        p.x += alpha * d
+        K.axpy(p.x, alpha, d)
         if projected:
             p.constrain(p.x)
             state["r"] = residual()
         else:
-            state["r"] -= alpha * q
+            K.axpy(_rows(state["r"]), -alpha, _rows(q))
         s = p.op.backward(state["r"])
         if projected:
             free(s)
-        gamma_new = _per_slice_sq(s)
+        gamma_new = _dot(s, s)
         beta = np.where(gamma > 0, gamma_new / np.where(gamma > 0, gamma, 1.0), 0.0).astype(np.float32)
-        d *= beta
-        d += s
+        K.xpby(s, beta, d)
         if projected:
             free(d)
         state["s"], state["gamma"] = s, gamma_new

@@ -13,7 +13,8 @@ nonneg : bool, default True
 x0 : (ny, nz, nx) array, optional
     Initial volume (default zeros).
 support : bool array (nz, nx) or (ny, nz, nx), optional
-    Voxels allowed to be non-zero; the others are set to zero after every update.
+    Voxels allowed to be non-zero; the others are set to zero at the start and after every
+    iteration (every sweep for ART and SART).
 cor_offset_px : float, default 0
     Centre-of-rotation offset on the detector, pixels (see :mod:`.geometry`).
 nz : int, optional
@@ -43,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 from ..core.backend import to_numpy
-from ..core.errors import InputError
+from ..core.errors import ConvergenceError, InputError
 from .geometry import TiltGeometry, check_angles
 from .operator import (
     DEFAULT_MAX_BLOCK_BYTES,
@@ -158,8 +159,8 @@ class Problem:
             update(k)
             self.constrain(self.x)
             if not np.all(np.isfinite(self.x)):
-                raise InputError("reconstruction produced non-finite values; the data hold values "
-                                 "too large for float32 or the relaxation is too large")
+                raise ConvergenceError(f"iteration {k + 1} produced non-finite values; the data hold "
+                                       "values too large for float32 or the relaxation is too large")
             if self.callback is not None:
                 self.callback(k + 1, self.volume())
             if self.progress is not None:
