@@ -58,8 +58,9 @@ class Alignment:
                          None for a single tilt series given without energy
     energy_pixel_ratio : {energy_eV: float} p_ref / p_E (1.0 for every energy on one grid)
     excluded           : {angle index: reason} projections left out of the reconstruction
-                         (blank, saturated, outliers of the reprojection residual); their
-                         parameters are interpolated from their neighbours
+                         (blank, saturated, outliers of the reprojection residual); blank and
+                         saturated ones get parameters interpolated in angle, outliers keep
+                         their own registration
     unconverged        : {angle index: what happened} projections whose registration did not
                          converge, and what was done about it
     history            : list of IterationRecord, the starting point first

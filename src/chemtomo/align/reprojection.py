@@ -32,7 +32,7 @@ import numpy as np
 from .. import tomo
 from ..core.errors import InputError
 from .alignment import Alignment, IterationRecord
-from .register import edge_window, register_similarity
+from .register import edge_window, register_similarity, register_translation
 from .transform import raw_coordinates, remove_gauge, warp
 
 __all__ = ["reprojection_align", "ReprojectionOptions"]
@@ -56,6 +56,9 @@ class ReprojectionOptions:
     outlier_mads      : a projection whose residual is this many median absolute deviations
                         above the median is excluded as bad
     outlier_ratio     : ... and more than this many times the neighbours' residual
+    outlier_min_residual : ... and above this relative residual (a projection that matches its
+                        reprojection to better than this is never called bad; unrelated content
+                        gives ≈ 0.5–1)
     max_excluded      : largest fraction of projections that may be excluded as outliers
     edge_fraction     : fraction of each axis faded by the registration window on each side
     register_iter     : most Levenberg–Marquardt iterations per registration
@@ -76,6 +79,7 @@ class ReprojectionOptions:
     binned_iterations: int = 0
     outlier_mads: float = 5.0
     outlier_ratio: float = 3.0
+    outlier_min_residual: float = 0.25
     max_excluded: float = 0.2
     edge_fraction: float = 0.15
     register_iter: int = 30
@@ -162,30 +166,73 @@ def _support_update(shape, new, old, reproj):
     return np.sqrt((d2 * support).sum(axis=(1, 2)) / count)
 
 
-def _flag_outliers(residual, angles_deg, keep, excluded, opts, step):
-    """Exclude projections whose residual stands out from their neighbours' in angle.
-
-    The residual grows smoothly with tilt (thicker sample, the missing wedge), so each residual is
-    compared with the median of its (up to 6) nearest kept neighbours in angle; it is an outlier
-    when it exceeds that by ``outlier_mads`` median absolute deviations of these differences *and*
-    is more than ``outlier_ratio`` times it. (The extreme angles legitimately reach about twice
-    their neighbours' residual: the reconstruction constrains them least.)
-    """
+def _neighbour_scores(residual, angles_deg, keep):
+    """For every kept projection: its residual's robust z-score against the median of its (up to
+    6) nearest kept neighbours in angle, the ratio to that median, and the median itself.
+    Entries of projections not kept are 0, 1 and their residual."""
+    n = residual.size
+    z, ratio, local_all = np.zeros(n), np.ones(n), residual.astype(np.float64).copy()
     kept = np.flatnonzero(keep)
+    if kept.size < 3:
+        return z, ratio, local_all
     order = kept[np.argsort(angles_deg[kept])]
     r = residual[order]
     m = len(order)
     local = np.array([np.median(np.delete(r[max(0, k - 3):min(m, k + 4)], min(k, 3))) for k in range(m)])
     dev = r - local
     mad = 1.4826 * np.median(np.abs(dev - np.median(dev))) + 1e-12
-    z = dev / mad
+    z[order] = dev / mad
+    ratio[order] = r / np.maximum(local, 1e-12)
+    local_all[order] = local
+    return z, ratio, local_all
+
+
+def _restart_stuck(tilt, reproj, angles_deg, keep, fit, window, opts):
+    """Register again, from a fresh start, the projections whose registration looks stuck.
+
+    A Levenberg–Marquardt fit that starts from a poor transform can settle in a local minimum
+    (typically a wrong rotation of a few degrees); its residual then stands out from its
+    neighbours' (``outlier_mads`` MADs and 1.5 times). Those projections are registered again from
+    the phase-correlation translation with no rotation and unit scale, and the result with the
+    lower residual is kept.
+    """
+    z, ratio, _ = _neighbour_scores(fit.residual, angles_deg, keep)
+    stuck = np.flatnonzero(keep & (z > opts.outlier_mads) & (ratio > 1.5))
+    if stuck.size == 0:
+        return fit
+    k = stuck.size
+    start = (register_translation(reproj[stuck], tilt[stuck], upsample=20).reshape(k, 2),
+             np.zeros(k), np.ones(k))
+    again = register_similarity(reproj[stuck], tilt[stuck], init=start, weight=window,
+                                similarity=opts.similarity, max_iter=opts.register_iter)
+    better = again.residual < fit.residual[stuck]
+    log.info("restarted the registration of projections %s; %d improved", stuck.tolist(), int(better.sum()))
+    fields = {}
+    for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged"):
+        arr = getattr(fit, name).copy()
+        arr[stuck[better]] = getattr(again, name)[better]
+        fields[name] = arr
+    return replace(fit, **fields)
+
+
+def _flag_outliers(residual, angles_deg, keep, excluded, opts, step):
+    """Exclude projections whose residual stands out from their neighbours' in angle.
+
+    The residual grows smoothly with tilt (thicker sample, the missing wedge), so each residual is
+    compared with the median of its (up to 6) nearest kept neighbours in angle; it is an outlier
+    when it exceeds that by ``outlier_mads`` median absolute deviations of these differences, is
+    more than ``outlier_ratio`` times it and is above ``outlier_min_residual``. (The extreme
+    angles legitimately reach about twice their neighbours' residual: the reconstruction
+    constrains them least.)
+    """
+    z, ratio, local = _neighbour_scores(residual, angles_deg, keep)
     room = int(opts.max_excluded * len(angles_deg)) - sum(
         1 for v in excluded.values() if v.startswith("residual"))
-    cand = [k for k in np.argsort(-z) if z[k] > opts.outlier_mads and r[k] > opts.outlier_ratio * local[k]]
-    for k in cand[:max(room, 0)]:
-        i = int(order[k])
-        excluded[i] = (f"residual {r[k]:.3g} is {z[k]:.1f} MADs and {r[k] / local[k]:.1f}x above "
-                       f"its neighbours' {local[k]:.3g} (iteration {step})")
+    cand = [i for i in np.argsort(-z) if keep[i] and z[i] > opts.outlier_mads
+            and ratio[i] > opts.outlier_ratio and residual[i] > opts.outlier_min_residual]
+    for i in cand[:max(room, 0)]:
+        excluded[int(i)] = (f"residual {residual[i]:.3g} is {z[i]:.1f} MADs and {ratio[i]:.1f}x above "
+                            f"its neighbours' {local[i]:.3g} (iteration {step})")
 
 
 def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, binning,
@@ -199,10 +246,13 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
     for it in range(1, n_iter + 1):
         keep = np.ones(n, bool)
         keep[list(excluded)] = False
-        aligned = warp(tilt, *params)
+        # rays from outside the measured field are missing (NaN), not empty: the reconstruction
+        # gives them no weight, so material pushed out of the field does not vanish from the volume
+        aligned = warp(tilt, *params, fill=np.nan)
         reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
         fit = register_similarity(reproj, tilt, init=params, weight=window,
                                   similarity=opts.similarity, max_iter=opts.register_iter)
+        fit = _restart_stuck(tilt, reproj, angles_deg, keep, fit, window, opts)
         new = (fit.shifts_px, fit.rotation_deg, fit.scale)
         new = remove_gauge((ny, nx), angles_deg, new, reference, similarity=opts.similarity,
                            common_rotation=opts.similarity,
@@ -269,6 +319,7 @@ def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
         raise InputError(f"reprojection_align: {angles.size} angles for {n} projections; "
                          "expected one angle per projection")
     excluded = dict(exclude or {})
+    given = dict(excluded)
     if n - len(excluded) < 3:
         raise InputError(f"reprojection_align: {n - len(excluded)} usable projections of {n}; "
                          "at least 3 are needed to reconstruct and align")
@@ -305,7 +356,9 @@ def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
     if history[-1].max_update_px >= opts.tol_px:
         log.warning("reprojection alignment stopped after %d iterations with a largest update of "
                     "%.3g px (tolerance %.3g px)", step, history[-1].max_update_px, opts.tol_px)
-    params = _interpolate_excluded(params, angles, excluded)
+    # blank or saturated projections (given in ``exclude``) cannot be registered: interpolate;
+    # residual outliers keep their own registration, the best estimate there is
+    params = _interpolate_excluded(params, angles, given)
     return replace(init, shifts_px=params[0], rotation_deg=params[1], scale=params[2],
                    angles_deg=angles.copy(), shape=(ny, nx), excluded=excluded,
                    unconverged=unconverged, history=history, method="reprojection")
