@@ -71,24 +71,34 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
 
 
 def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m: float,
-                             level: float = 0.1) -> tuple[float, float]:
-    """Half-sizes (y, x) in metres of the largest centred box lit by the probe at every edge.
+                             object_shape: tuple[int, int], level: float = 0.5) -> tuple[float, float]:
+    """Half-sizes (y, x) in metres of the largest box, centred on the object, that is well lit.
 
-    The probe's reach is the farthest pixel from its centre whose intensity (summed over modes)
-    is at least ``level`` of the maximum; the lit area spans the positions widened by it.
+    The illumination Σ_j |P(r − r_j)|² (probe intensity summed over modes, placed at every scan
+    position) is computed on the object grid; "well lit" is at least ``level`` of its maximum.
+    Outside that, overlap is too thin for a trustworthy reconstruction (the raster's edge
+    artefacts live there), so later stages never see it.
     """
+    ny, nx = object_shape
     if probe.size == 0:
-        reach = 0.0
-    else:
-        inten = (np.abs(probe) ** 2).sum(axis=0)
-        yy, xx = np.nonzero(inten >= level * inten.max())
-        cy, cx = (np.asarray(inten.shape) - 1) / 2
-        # 0.7 of the 10 % reach: keep to where neighbouring probe positions still overlap
-        reach = float(np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2).max()) * pixel_m * 0.7
-    lo = positions_m.min(axis=0) - reach
-    hi = positions_m.max(axis=0) + reach
-    half = np.minimum(-lo, hi)
-    return float(max(half[0], pixel_m)), float(max(half[1], pixel_m))
+        span = np.abs(positions_m).max(axis=0)
+        return float(max(span[0], pixel_m)), float(max(span[1], pixel_m))
+    inten = (np.abs(probe) ** 2).sum(axis=0).astype(np.float64)
+    ph, pw = inten.shape
+    lit = np.zeros((ny + ph, nx + pw))
+    centre = np.array([ny // 2, nx // 2])  # position 0 sits at the object's centre pixel
+    for y0, x0 in np.rint(positions_m / pixel_m).astype(int) + centre - np.array([ph // 2, pw // 2]):
+        if 0 <= y0 and 0 <= x0 and y0 + ph <= lit.shape[0] and x0 + pw <= lit.shape[1]:
+            lit[y0:y0 + ph, x0:x0 + pw] += inten  # one patch per position: n_frames small adds
+    good = lit[:ny, :nx] >= level * lit.max()
+    cy, cx = centre
+    hy, hx = min(cy, ny - 1 - cy), min(cx, nx - 1 - cx)
+    while hy > 0 and hx > 0 and not good[cy - hy:cy + hy + 1, cx - hx:cx + hx + 1].all():
+        row_bad = not (good[cy - hy, cx - hx:cx + hx + 1].all() and good[cy + hy, cx - hx:cx + hx + 1].all())
+        col_bad = not (good[cy - hy:cy + hy + 1, cx - hx].all() and good[cy - hy:cy + hy + 1, cx + hx].all())
+        hy -= row_bad
+        hx -= col_bad
+    return float(max(hy, 1) * pixel_m), float(max(hx, 1) * pixel_m)
 
 
 def run_ptycho(ctx: RunContext) -> dict:
@@ -146,8 +156,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "final_error": [float(p[0]["errors"][-1]) if p[0]["errors"].size else None
                                            for p in parts],
                            "sources": [r.path for r in refs]}
-        halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"])
-                           for p in parts])
+        halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
+                                                    p[0]["transmission"].shape) for p in parts])
         array_attrs[ek]["illuminated_half_extent_m"] = halves.min(axis=0).tolist()
         j = int(np.nanargmin(np.where(np.isfinite(res), 0, 1))) if np.isfinite(res).any() else 0
         frc_arrays[f"{ek}_frequency_per_m"] = parts[j][0]["frc_frequency_per_m"]
