@@ -71,21 +71,23 @@ def test_reconstruction_after_alignment_close_to_perfect(data, aligned):
 
 def test_bad_projection_detected_and_excluded(data):
     # projection 20 replaced by smooth random structure of the same range (a failed ptychographic
-    # reconstruction), 7 blanked, 9 saturated: all three excluded with a reason (the outlier's
-    # residual is ≈ 5x its neighbours', the threshold 3x); started from the truth, 2 cheap
-    # iterations suffice
+    # reconstruction), 7 blanked, 9 saturated, 11 with an infinite pixel: all excluded with a
+    # reason (the outlier's residual is ≈ 5x its neighbours', the threshold 3x); started from the
+    # truth, 2 cheap iterations suffice
     raw = data.raw[E1].copy()
     from scipy import ndimage
     junk = ndimage.gaussian_filter(np.random.default_rng(5).random(raw[20].shape), 2.0)
     raw[20] = (junk - junk.min()) / np.ptp(junk) * raw[20].max()
     raw[7] = 0.0
     raw[9] = np.minimum(raw[9] + 2.0, 2.0)
+    raw[11, 3, 4] = np.inf  # a pixel that transmitted nothing
     al = align({E1: raw}, data.angles_deg, method="coarse")
     assert "blank" in al.excluded[7] and "saturated" in al.excluded[9]
+    assert "non-finite" in al.excluded[11]
     start = Alignment(*data.truth)
     out = reprojection_align(raw, data.angles_deg, init=start, exclude=al.excluded,
                              options=ReprojectionOptions(iterations=2, recon_iterations=30))
-    assert set(out.excluded) == {7, 9, 20}
+    assert set(out.excluded) == {7, 9, 11, 20}
     assert "residual" in out.excluded[20]
     assert out.shifts_px.shape == (36, 2) and np.all(np.isfinite(out.shifts_px))
 
