@@ -92,6 +92,18 @@ def test_bad_projection_detected_and_excluded(data):
     assert out.shifts_px.shape == (36, 2) and np.all(np.isfinite(out.shifts_px))
 
 
+def test_multiresolution_start(data):
+    # two iterations on 2×2-binned data, then two at full size: the history records the binning
+    # and the shifts in full-size pixels, and the result improves on the coarse start (0.42 px)
+    # to below 0.15 px (measured 0.12 px after these few iterations, single energy)
+    start = coarse_align(data.raw[E1], data.angles_deg)
+    out = reprojection_align(data.raw[E1], data.angles_deg, init=start,
+                             options=ReprojectionOptions(iterations=2, binned_iterations=2))
+    assert [h.binning for h in out.history] == [1, 2, 2, 1, 1]
+    err = alignment_error_px((32, 48), data.angles_deg, out.params, data.truth, mask=_mask(data))
+    assert err < 0.15
+
+
 def test_unconverged_registration_is_reported(data):
     # one Levenberg–Marquardt iteration cannot converge from the coarse start: every projection
     # whose registration stopped early is named, with what was done

@@ -52,7 +52,9 @@ class ReprojectionOptions:
                         iteration is below this, pixels
     similarity        : fit rotation and scale as well as translation (False: translation only)
     binned_iterations : most outer iterations on 2×2-binned data first (0: none); they stop
-                        early once the update is below 0.1 binned pixel
+                        early once the update is below 0.1 binned pixel. Meant for large
+                        projections; at 32×48 px it saves nothing (measured 0.03–0.06 px after
+                        3 binned + 5 full iterations, 0.03–0.05 px after 5 full ones)
     outlier_mads      : a projection whose residual is this many median absolute deviations
                         above the median is excluded as bad
     outlier_ratio     : ... and more than this many times the neighbours' residual
