@@ -3,22 +3,29 @@
 Repeat until self-consistent:
 
 1. warp the raw projections with the current transforms (bilinear, :func:`~.transform.warp`);
-2. reconstruct a volume from them with ``chemtomo.tomo.reconstruct`` (SIRT by default, a few
-   iterations, non-negative), leaving out excluded projections;
+   rays that come from outside the measured field are *missing* (NaN), not zero, so material
+   that a shift pushed out of the field does not vanish from the volume;
+2. reconstruct a volume from them with ``chemtomo.tomo.reconstruct`` (SIRT by default, 30
+   iterations, non-negative, warm-started from the previous outer iteration's volume), leaving
+   out excluded projections;
 3. reproject the volume at *every* measured angle (``chemtomo.tomo.project``): the missing wedge
    needs no special care, since projections are only ever compared at angles that were measured;
 4. register each raw projection onto its reprojection under a similarity transform with a fitted
    gain and offset (:func:`~.register.register_similarity`, robust to intensity drift), with a
-   smooth window that fades rows and columns near the field's edges, where material leaves the
-   field at high tilt;
-5. remove the gauge part of the change (a rigid move or magnification of the whole volume, which
-   the data cannot see) so the volume stays where the coarse alignment put it;
-6. flag projections whose residual is an outlier (more than ``outlier_mads`` median absolute
-   deviations above the median) and leave them out of later reconstructions;
-7. stop when no projection moved any field point by more than ``tol_px`` (RMS over the field).
+   smooth window that fades rows and columns near the field's edges and zero weight where the
+   transform reaches outside the raw field; registrations whose residual stands out from their
+   neighbours' are restarted from phase correlation (a Levenberg–Marquardt fit can settle in a
+   local minimum);
+5. remove the gauge part of the change (what a rigid move, magnification or small affine
+   deformation of the whole volume produces, which the data cannot see; see
+   :func:`~.transform.gauge_basis`) so the volume stays where the coarse alignment put it;
+6. flag projections whose residual is an outlier against their neighbours in angle and leave
+   them out of later reconstructions (reported in ``Alignment.excluded``);
+7. stop when no projection moved the sample's points by more than ``tol_px`` (RMS over the
+   support of its reprojection).
 
 Optionally the first iterations run on 2×2-binned projections (4× fewer pixels, 8× fewer
-voxels), which removes the bulk of the misalignment cheaply.
+voxels), which removes the bulk of the misalignment cheaply on large projections.
 """
 
 from __future__ import annotations
