@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "align"))
-from align_testdata import ensure_reconstruct, misaligned_series  # noqa: E402
+from align_testdata import misaligned_series  # noqa: E402
 
 from chemtomo import tomo  # noqa: E402
 from chemtomo.align import Alignment, align, apply, register_translation  # noqa: E402
@@ -85,7 +85,6 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--data", choices=["phantom", "simulate"], default="phantom")
     args = ap.parse_args()
-    ensure_reconstruct()
     rows = {}
     for seed in args.seeds:
         d = misaligned_series(n_angles=36, seed=seed) if args.data == "phantom" else _Simulated(seed)

@@ -18,34 +18,6 @@ from chemtomo import tomo
 from chemtomo.align.transform import inverse_params, raw_coordinates
 
 
-def sirt(tilt, angles_deg, iterations=20, nonneg=True):
-    """A plain SIRT (row/column-sum normalised Landweber) on the shared system matrix, used only
-    when ``tomo.reconstruct`` is not yet available."""
-    t = np.asarray(tilt, np.float32)
-    n, ny, nx = t.shape
-    a = tomo.system_matrix(angles_deg, nx, nx)            # (n·nx, nx·nx)
-    at = a.T.tocsr()
-    b = t.transpose(0, 2, 1).reshape(n * nx, ny)           # rows: (angle, u), columns: y
-    row = np.asarray(a.sum(axis=1)).ravel()
-    col = np.asarray(a.sum(axis=0)).ravel()
-    row = np.where(row > 0, 1 / np.maximum(row, 1e-6), 0).astype(np.float32)[:, None]
-    col = np.where(col > 0, 1 / np.maximum(col, 1e-6), 0).astype(np.float32)[:, None]
-    v = np.zeros((nx * nx, ny), np.float32)
-    for _ in range(iterations):
-        v += col * (at @ (row * (b - a @ v)))
-        if nonneg:
-            np.maximum(v, 0, out=v)
-    return np.ascontiguousarray(v.T.reshape(ny, nx, nx))
-
-
-def ensure_reconstruct():
-    """Install the test SIRT as ``chemtomo.tomo.reconstruct`` until the real one exists."""
-    if not hasattr(tomo, "reconstruct"):
-        def reconstruct(tilt, angles_deg, algorithm="sirt", iterations=20, *, nonneg=True, **_):
-            return sirt(tilt, angles_deg, iterations, nonneg)
-        tomo.reconstruct = reconstruct
-
-
 def phantom(ny=32, nx=48, *, seed=0, n_plates=7, radius_frac=0.22):
     """Two material volumes (ny, nx, nx) float32 of plate-like ellipsoids near the centre."""
     rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from align_testdata import ensure_reconstruct, misaligned_series
+from align_testdata import misaligned_series
 
 from chemtomo import tomo
 from chemtomo.align import Alignment, align, apply, coarse_align, reprojection_align
@@ -12,7 +12,6 @@ from chemtomo.core.errors import InputError
 
 E1, E2 = 708.2, 710.2
 
-ensure_reconstruct()
 
 
 @pytest.fixture(scope="module")
