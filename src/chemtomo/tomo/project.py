@@ -47,7 +47,7 @@ def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = 
     Examples
     --------
     >>> vol = np.zeros((4, 16, 16), np.float32); vol[:, 8, 8] = 1
-    >>> float(project(vol, [0.0, 45.0]).sum())
+    >>> round(float(project(vol, [0.0, 45.0]).sum()), 4)
     8.0
     """
     vol = np.asarray(to_numpy(volume), dtype=np.float32)
