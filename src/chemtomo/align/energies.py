@@ -13,6 +13,15 @@ spatial frequency equally and so registers on edges rather than grey levels; it 
 the optical densities themselves by default. Measured over seven simulated two-energy series
 (the simulator's plates and the test phantom, 1 % noise): raw images 0.015–0.06 px, high-pass
 filtered (difference of Gaussians) 0.01–0.2 px, gradient magnitude 0.3–0.4 px.
+
+Ptychographic projections carry a pattern fixed in the object frame and common to every energy:
+the raster's and the probe's imprint on the empty (air) part of the field. Whitened by phase
+correlation it competes with the sample's edges and pulls the offset towards zero (measured on
+the demo's reconstructions: 1.3 px of a true 1.5 px lost in x). So by default each projection is
+weighted by a soft support of its own sample, OD above the image's median by 0 → 6 robust σ
+ramping from 0 to 1, before registration: the air, and with it the pattern, drops out, while
+the support moves with that energy's content. With it the demo's offset is found to 0.06 px and
+the phantoms' to ≤ 0.05 px (as without it).
 """
 
 from __future__ import annotations
@@ -91,6 +100,15 @@ def resample_to_reference(tilt, pixel_ratio: float) -> np.ndarray:
                                    prefilter=False, output=np.float32)
 
 
+def _sample_weighted(tilt: np.ndarray, n_sigma: float = 6.0) -> np.ndarray:
+    """Each (ny, nx) image times a soft support of its sample: 0 at the median, 1 at n_sigma robust σ above."""
+    smooth = ndimage.gaussian_filter(tilt, (0, 1, 1))
+    med = np.median(smooth, axis=(1, 2), keepdims=True)
+    sigma = 1.4826 * np.median(np.abs(smooth - med), axis=(1, 2), keepdims=True)
+    support = np.clip((smooth - med) / (n_sigma * sigma + 1e-12), 0.0, 1.0)
+    return (tilt * support).astype(np.float32)
+
+
 def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
     if kind == "none":
         return tilt
@@ -102,7 +120,7 @@ def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
 
 
 def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
-                      filter: str = "none", exclude=None, upsample: int = 50) -> dict:
+                      filter: str = "none", exclude=None, upsample: int = 50, air_weight: bool = True) -> dict:
     """Offset of every energy's tilt series from the reference energy's, pixels.
 
     Parameters
@@ -124,6 +142,9 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
         Angles to ignore (blank or saturated projections).
     upsample : int
         Phase-correlation precision is 1/``upsample`` pixel.
+    air_weight : bool
+        Weight each projection by the soft support of its sample (see the module notes), so
+        that patterns in the empty field common to all energies do not register.
 
     Returns
     -------
@@ -142,13 +163,14 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
         use[np.asarray(list(exclude), dtype=int)] = False
     if not use.any():
         raise InputError("register_energies: every projection is excluded; nothing to register")
-    ref = _edges(np.nan_to_num(np.asarray(tilts[ref_e], np.float32)[use]), filter)
+    prep = _sample_weighted if air_weight else (lambda x: x)
+    ref = _edges(prep(np.nan_to_num(np.asarray(tilts[ref_e], np.float32)[use])), filter)
     out = {ref_e: np.zeros(2)}
     for e in energies:
         if e == ref_e:
             continue
         mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), ratios[e])[use]
-        shifts = register_translation(ref, _edges(mov, filter), upsample=upsample)
+        shifts = register_translation(ref, _edges(prep(mov), filter), upsample=upsample)
         out[e] = np.median(shifts, axis=0)
     return out
 
