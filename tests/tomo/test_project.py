@@ -117,3 +117,14 @@ def test_bad_input():
         project(np.zeros((1, 4, 4)), [0.0, np.nan])
     with pytest.raises(InputError, match="3 projections but 2 angles"):
         backproject(np.zeros((3, 1, 4)), [0.0, 1.0])
+
+
+def test_project_refuses_what_will_not_fit(monkeypatch):
+    # a 1 MiB limit cannot hold 8 slices of 64² plus their projections: the message says how
+    # much is needed and how many slices at a time would fit
+    import importlib
+    module = importlib.import_module("chemtomo.tomo.project")
+    monkeypatch.setattr(module, "memory_limit_bytes", lambda: 2**20)
+    with pytest.raises(InputError, match=r"project: 8 slices of 64×64 at 20 angles needs about .* "
+                                         r"GiB.*at most \d+ at a time"):
+        project(np.zeros((8, 64, 64), np.float32), np.arange(20.0))

@@ -3,6 +3,9 @@
 Both apply the footprint system matrix of :mod:`.geometry` through :class:`.operator.RayOperator`
 (compiled kernels, all slices at once, both cores); the weights of one geometry are kept for the
 next call (two geometries at most), so repeated projections, as in alignment, pay for them once.
+Memory is bounded: the weights (3 per pixel per angle, 8 bytes each) are cached up to 2 GiB and
+rebuilt per chunk of angles above that, and a volume that will not fit raises an InputError that
+says how much it needs and how many slices to process at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,17 @@ import numpy as np
 from ..core.backend import to_numpy
 from ..core.errors import InputError
 from .geometry import TiltGeometry
-from .operator import RayOperator, stack_to_tilt, stack_to_volume, tilt_to_stack, volume_to_stack
+from .operator import (
+    DEFAULT_MAX_BLOCK_BYTES,
+    RayOperator,
+    block_bytes,
+    check_memory,
+    memory_limit_bytes,
+    stack_to_tilt,
+    stack_to_volume,
+    tilt_to_stack,
+    volume_to_stack,
+)
 
 __all__ = ["project", "backproject"]
 
@@ -22,6 +35,17 @@ __all__ = ["project", "backproject"]
 @lru_cache(maxsize=2)
 def _operator(geom: TiltGeometry) -> RayOperator:
     return RayOperator(geom)
+
+
+def _check_fits(geom: TiltGeometry, ny: int, owner: str) -> None:
+    """Volume and tilt series are each held twice (caller's layout and the kernels'), plus weights."""
+    weights = min(block_bytes(geom.n_angles, geom.nz, geom.nx), DEFAULT_MAX_BLOCK_BYTES)
+    per_slice = 8 * (geom.nz * geom.nx + geom.n_angles * geom.nu)
+    limit = memory_limit_bytes()
+    fits = max(1, (limit - weights) // per_slice)
+    check_memory(weights + ny * per_slice, f"{owner}: {ny} slices of {geom.nz}×{geom.nx} at "
+                 f"{geom.n_angles} angles", f"slices are independent: process at most {fits} at a "
+                 "time and stack the results along y", limit)
 
 
 def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = None) -> np.ndarray:
@@ -55,6 +79,7 @@ def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = 
         raise InputError(f"project: volume must be (ny, nz, nx), got shape {vol.shape}")
     ny, nz, nx = vol.shape
     geom = TiltGeometry.create(angles_deg, nz, nx, nu, cor_offset_px)
+    _check_fits(geom, ny, "project")
     return stack_to_tilt(_operator(geom).forward(volume_to_stack(vol)))
 
 
@@ -85,4 +110,5 @@ def backproject(tilt, angles_deg, nz: int | None = None, *, nx: int | None = Non
     if geom.n_angles != n_angles:
         raise InputError(f"backproject: {n_angles} projections but {geom.n_angles} angles; "
                          "expected one angle per projection")
+    _check_fits(geom, ny, "backproject")
     return stack_to_volume(_operator(geom).backward(tilt_to_stack(t)), nz, nx)
