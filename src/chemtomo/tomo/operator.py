@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ..core.errors import InputError
 from . import _kernels as K
 from .geometry import TiltGeometry
 
-__all__ = ["RayOperator", "volume_to_stack", "stack_to_volume", "tilt_to_stack", "stack_to_tilt",
+__all__ = ["RayOperator", "operator_for", "volume_to_stack", "stack_to_volume", "tilt_to_stack", "stack_to_tilt",
            "block_bytes", "memory_limit_bytes", "check_memory"]
 
 DEFAULT_MAX_BLOCK_BYTES = 2 << 30  # cache all angles' weights up to 2 GiB
@@ -218,3 +219,10 @@ class RayOperator:
         for (rowptr, pix, wt, _, _), local, pos in self._pieces(idx):
             K.column_sums(rowptr, pix, wt, local, target[pos], out)
         return out
+
+
+@lru_cache(maxsize=2)
+def operator_for(geometry: TiltGeometry) -> RayOperator:
+    """The :class:`RayOperator` of a geometry, kept for the next call (two geometries at most), so
+    projections, back-projections and reconstructions on one geometry share one set of weights."""
+    return RayOperator(geometry)

@@ -49,6 +49,7 @@ from .geometry import TiltGeometry, check_angles
 from .operator import (
     DEFAULT_MAX_BLOCK_BYTES,
     RayOperator,
+    operator_for,
     block_bytes,
     check_memory,
     memory_limit_bytes as memory_limit,
@@ -241,7 +242,7 @@ def prepare(tilt, angles_deg, owner: str, *, n_volumes: int = 3, n_sinograms: in
         if not np.all(np.isfinite(v)):
             raise InputError(f"{owner}: x0 holds non-finite values")
         x = volume_to_stack(v)
-    op = RayOperator(geom)
+    op = operator_for(geom)
     p = Problem(op, b, valid, n_missing, x, sup, bool(nonneg), callback, progress,
                 None if tol is None else float(tol))
     p.constrain(p.x)

@@ -10,8 +10,6 @@ says how much it needs and how many slices to process at a time.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ..core.backend import to_numpy
@@ -19,10 +17,10 @@ from ..core.errors import InputError
 from .geometry import TiltGeometry
 from .operator import (
     DEFAULT_MAX_BLOCK_BYTES,
-    RayOperator,
     block_bytes,
     check_memory,
     memory_limit_bytes,
+    operator_for,
     stack_to_tilt,
     stack_to_volume,
     tilt_to_stack,
@@ -30,11 +28,6 @@ from .operator import (
 )
 
 __all__ = ["project", "backproject"]
-
-
-@lru_cache(maxsize=2)
-def _operator(geom: TiltGeometry) -> RayOperator:
-    return RayOperator(geom)
 
 
 def _check_fits(geom: TiltGeometry, ny: int, owner: str) -> None:
@@ -80,7 +73,7 @@ def project(volume, angles_deg, *, cor_offset_px: float = 0.0, nu: int | None = 
     ny, nz, nx = vol.shape
     geom = TiltGeometry.create(angles_deg, nz, nx, nu, cor_offset_px)
     _check_fits(geom, ny, "project")
-    return stack_to_tilt(_operator(geom).forward(volume_to_stack(vol)))
+    return stack_to_tilt(operator_for(geom).forward(volume_to_stack(vol)))
 
 
 def backproject(tilt, angles_deg, nz: int | None = None, *, nx: int | None = None,
@@ -111,4 +104,4 @@ def backproject(tilt, angles_deg, nz: int | None = None, *, nx: int | None = Non
         raise InputError(f"backproject: {n_angles} projections but {geom.n_angles} angles; "
                          "expected one angle per projection")
     _check_fits(geom, ny, "backproject")
-    return stack_to_volume(_operator(geom).backward(tilt_to_stack(t)), nz, nx)
+    return stack_to_volume(operator_for(geom).backward(tilt_to_stack(t)), nz, nx)
