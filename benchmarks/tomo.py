@@ -22,6 +22,7 @@ Run: ``.venv/bin/python benchmarks/tomo.py [--quick] [--astra-slices 4]``; print
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import threading
@@ -155,9 +156,9 @@ def main(argv=None):
             dt = time.perf_counter() - t
         scale = n_slices / len(slices)
         err_sub = rel_err(rec[np.searchsorted(slices, sub)], truth[sub]) if set(sub) <= set(slices) else float("nan")
-        rows.append(dict(name=name, kind=kind, seconds=dt * scale, scaled=scale != 1,
-                         err=rel_err(rec, truth[slices]), err_sub=err_sub, peak_mb=mem.rise / 2**20))
-        print(f"  {name:34s} {dt * scale:9.2f} s{' (scaled ×%.0f)' % scale if scale != 1 else ''}"
+        rows.append({"name": name, "kind": kind, "seconds": dt * scale, "scaled": scale != 1,
+                         "err": rel_err(rec, truth[slices]), "err_sub": err_sub, "peak_mb": mem.rise / 2**20})
+        print(f"  {name:34s} {dt * scale:9.2f} s{f' (scaled ×{scale:.0f})' if scale != 1 else ''}"
               f"  err {rows[-1]['err']:.4f}  err(sub) {err_sub:.4f}  peak +{mem.rise / 2**20:.0f} MB", flush=True)
 
     ours = {
@@ -190,7 +191,8 @@ def main(argv=None):
         ]
         for kind, alg, iters, opts, slices in plan:
             label = f"ASTRA {alg} (strip{', MinConstraint=0' if 'MinConstraint' in opts else ''})"
-            record(label, lambda: astra_run(astra, tilt, slices, alg, iters, opts), slices, kind)
+            run = functools.partial(astra_run, astra, tilt, slices, alg, iters, opts)
+            record(label, run, slices, kind)
 
     record("scikit-image iradon (ramp)", lambda: skimage_fbp(tilt, all_slices), all_slices, "FBP")
     record("scikit-image iradon_sart", lambda: skimage_sart(tilt, sub, ITER), sub, "SART")

@@ -1,9 +1,9 @@
 """ART (tomo/art.py): exact Kaczmarz row actions, and the paper's set-up on simulated data."""
 
 import numpy as np
+from tomo_data import plate_data, rel_err
 
 from chemtomo.tomo import art, project, system_matrix
-from tomo_data import plate_data, rel_err
 
 
 def _kaczmarz_reference(a, b, x, sweeps, lam, nonneg):
@@ -50,7 +50,7 @@ def test_paper_setup_20_iterations():
 
 
 def test_random_order_is_seeded():
-    truth, tilt, angles = plate_data()
+    _truth, tilt, angles = plate_data()
     a = art(tilt[:, :4], angles, iterations=2, order="random", seed=5)
     b = art(tilt[:, :4], angles, iterations=2, order="random", seed=5)
     np.testing.assert_array_equal(a, b)

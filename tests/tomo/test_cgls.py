@@ -1,9 +1,11 @@
 """CGLS (tomo/cgls.py): textbook CG without constraints, active-set projected CG with them."""
 
+import itertools
+
 import numpy as np
+from tomo_data import plate_data, rel_err
 
 from chemtomo.tomo import cgls, project, system_matrix
-from tomo_data import plate_data, rel_err
 
 
 def test_unconstrained_cgls_minimises_residual():
@@ -22,7 +24,7 @@ def test_unconstrained_cgls_minimises_residual():
         res.append(np.linalg.norm(project(v, angles) - tilt))
 
     cgls(tilt, angles, iterations=60, nonneg=False, callback=residual)
-    assert all(r2 <= r1 * (1 + 1e-4) for r1, r2 in zip(res, res[1:]))
+    assert all(r2 <= r1 * (1 + 1e-4) for r1, r2 in itertools.pairwise(res))
     b = tilt.transpose(1, 0, 2).reshape(2, -1).astype(np.float64)
     ls_res = np.sqrt(sum(np.linalg.lstsq(a, b[y], rcond=None)[1][0] for y in range(2)))
     assert res[0] > 5 * ls_res

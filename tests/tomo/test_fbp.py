@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from tomo_data import plate_data, rel_err
 
 from chemtomo.core.errors import InputError
 from chemtomo.tomo import fbp, project
 from chemtomo.tomo.fbp import FILTERS, angle_weights, ramp_filter
-from tomo_data import plate_data, rel_err
 
 
 def _disk(n, radius, value=1.0):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from tomo_data import plate_data, rel_err
 
 from chemtomo.core.errors import InputError
 from chemtomo.tomo import ALGORITHMS, reconstruct
-from tomo_data import plate_data, rel_err
 
 ITERATIVE = ["art", "sart", "sirt", "cgls", "tv"]
 
@@ -54,7 +54,7 @@ def test_x0_and_support(data):
 def test_missing_rays_are_masked(data):
     # NaN rays get weight zero: 10 % of the rays missing at random barely changes ART-20
     # (measured ~1 % relative change) and nothing non-finite leaks into the volume
-    truth, tilt, angles = data
+    _truth, tilt, angles = data
     rng = np.random.default_rng(0)
     holes = tilt.copy()
     holes[rng.random(tilt.shape) < 0.1] = np.nan
@@ -69,24 +69,24 @@ def test_missing_rays_are_masked(data):
 def test_bad_input_messages(data):
     truth, tilt, angles = data
     cases = [
-        (dict(tilt=tilt[:-1]), "tilt has 157 projections but angles_deg has 158 angles"),
-        (dict(angles_deg=np.r_[angles[:-1], angles[0]]), r"duplicate angles \[-80.0\]"),
-        (dict(angles_deg=np.r_[angles[:-1], np.inf]), "angles must be finite; non-finite at positions \\[157\\]"),
-        (dict(tilt=tilt[0]), r"tilt must be a \(n_angles, ny, nx\) array, got shape \(4, 48\)"),
-        (dict(algorithm="mlem"), "unknown algorithm 'mlem'; valid: art, sart, sirt, cgls, fbp, tv"),
-        (dict(iterations=0), "iterations must be ≥ 1, got 0"),
-        (dict(iterations=2.5), "iterations must be an integer ≥ 1, got 2.5"),
-        (dict(relaxation=2.5), r"relaxation must be in \(0, 2\) for convergence, got 2.5"),
-        (dict(relaxation=0.0), r"relaxation must be in \(0, 2\) for convergence, got 0.0"),
-        (dict(algorithm="cgls", relaxation=0.5), "algorithm 'cgls' has no relaxation"),
-        (dict(filter="hann"), "unknown option\\(s\\) filter for algorithm 'art'; valid: "),
-        (dict(x0=truth[0]), r"x0 must have shape \(4, 48, 48\)"),
-        (dict(support=np.ones((3, 3), bool)), r"support: expected shape \(48, 48\) or \(4, 48, 48\)"),
-        (dict(tol=-1.0), "tol must be a positive number"),
-        (dict(nz=0), "nz must be a positive integer"),
-        (dict(algorithm="art", order="backwards"), "unknown order 'backwards'; valid: sequential, random"),
+        ({"tilt": tilt[:-1]}, "tilt has 157 projections but angles_deg has 158 angles"),
+        ({"angles_deg": np.r_[angles[:-1], angles[0]]}, r"duplicate angles \[-80.0\]"),
+        ({"angles_deg": np.r_[angles[:-1], np.inf]}, "angles must be finite; non-finite at positions \\[157\\]"),
+        ({"tilt": tilt[0]}, r"tilt must be a \(n_angles, ny, nx\) array, got shape \(4, 48\)"),
+        ({"algorithm": "mlem"}, "unknown algorithm 'mlem'; valid: art, sart, sirt, cgls, fbp, tv"),
+        ({"iterations": 0}, "iterations must be ≥ 1, got 0"),
+        ({"iterations": 2.5}, "iterations must be an integer ≥ 1, got 2.5"),
+        ({"relaxation": 2.5}, r"relaxation must be in \(0, 2\) for convergence, got 2.5"),
+        ({"relaxation": 0.0}, r"relaxation must be in \(0, 2\) for convergence, got 0.0"),
+        ({"algorithm": "cgls", "relaxation": 0.5}, "algorithm 'cgls' has no relaxation"),
+        ({"filter": "hann"}, "unknown option\\(s\\) filter for algorithm 'art'; valid: "),
+        ({"x0": truth[0]}, r"x0 must have shape \(4, 48, 48\)"),
+        ({"support": np.ones((3, 3), bool)}, r"support: expected shape \(48, 48\) or \(4, 48, 48\)"),
+        ({"tol": -1.0}, "tol must be a positive number"),
+        ({"nz": 0}, "nz must be a positive integer"),
+        ({"algorithm": "art", "order": "backwards"}, "unknown order 'backwards'; valid: sequential, random"),
     ]
     for change, message in cases:
-        args = dict(tilt=tilt, angles_deg=angles, algorithm="art", iterations=1) | change
+        args = {"tilt": tilt, "angles_deg": angles, "algorithm": "art", "iterations": 1} | change
         with pytest.raises(InputError, match=message):
             reconstruct(**args)

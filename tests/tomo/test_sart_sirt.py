@@ -1,11 +1,13 @@
 """SART / OS-SART (tomo/sart.py) and SIRT (tomo/sirt.py)."""
 
+import itertools
+
 import numpy as np
 import pytest
+from tomo_data import plate_data, rel_err
 
 from chemtomo.core.errors import InputError
 from chemtomo.tomo import project, sart, sirt, system_matrix
-from tomo_data import plate_data, rel_err
 
 
 def test_sirt_equals_formula():
@@ -29,7 +31,7 @@ def test_sirt_equals_formula():
 
 def test_sart_with_one_subset_is_sirt():
     # one subset of all angles makes OS-SART the SIRT update, exactly the same arithmetic
-    truth, tilt, angles = plate_data()
+    _truth, tilt, angles = plate_data()
     a = sart(tilt[:, :3], angles, iterations=3, subsets=1)
     b = sirt(tilt[:, :3], angles, iterations=3)
     np.testing.assert_array_equal(a, b)
@@ -50,10 +52,10 @@ def test_sirt_converges_slowly_but_surely():
     sirt(tilt, angles, iterations=60, callback=lambda k, v: errs.append(rel_err(v, truth)))
     assert len(errs) == 60
     assert errs[-1] < 0.35
-    assert all(e2 <= e1 + 1e-4 for e1, e2 in zip(errs, errs[1:]))
+    assert all(e2 <= e1 + 1e-4 for e1, e2 in itertools.pairwise(errs))
 
 
 def test_subsets_out_of_range():
-    truth, tilt, angles = plate_data()
+    _truth, tilt, angles = plate_data()
     with pytest.raises(InputError, match=r"subsets must be an integer in \[1, 158\]"):
         sart(tilt, angles, subsets=0)

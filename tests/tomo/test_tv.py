@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from tomo_data import plate_data, rel_err
 
 from chemtomo.core.errors import InputError
 from chemtomo.tomo import sirt, tv
 from chemtomo.tomo.tv import _div, _grad
-from tomo_data import plate_data, rel_err
 
 
 def test_divergence_is_negative_adjoint_of_gradient():
@@ -29,6 +29,6 @@ def test_tv_beats_unregularised_on_missing_wedge():
 
 
 def test_bad_weight():
-    truth, tilt, angles = plate_data()
+    _truth, tilt, angles = plate_data()
     with pytest.raises(InputError, match="weight must be a finite number ≥ 0, got -1.0"):
         tv(tilt, angles, weight=-1.0)

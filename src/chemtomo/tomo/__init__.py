@@ -10,5 +10,18 @@ from .sart import sart
 from .sirt import sirt
 from .tv import tv
 
-__all__ = ["TiltGeometry", "check_angles", "system_matrix", "project", "backproject",
-           "reconstruct", "art", "sart", "sirt", "cgls", "fbp", "tv", "ALGORITHMS"]
+__all__ = [
+           "ALGORITHMS",
+           "TiltGeometry",
+           "art",
+           "backproject",
+           "cgls",
+           "check_angles",
+           "fbp",
+           "project",
+           "reconstruct",
+           "sart",
+           "sirt",
+           "system_matrix",
+           "tv",
+]

@@ -23,8 +23,20 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["build_blocks", "forward", "backward", "art_sweep", "os_sweep", "column_sums",
-           "axpy", "xpby", "residual", "zero_active", "column_dot", "n_threads"]
+__all__ = [
+    "art_sweep",
+    "axpy",
+    "backward",
+    "build_blocks",
+    "column_dot",
+    "column_sums",
+    "forward",
+    "n_threads",
+    "os_sweep",
+    "residual",
+    "xpby",
+    "zero_active",
+]
 
 _CUT = 1e-7  # weights below this are dropped (as in geometry._angle_block)
 
@@ -243,8 +255,7 @@ def _scatter_angle(rowptr, pix, wt, i, res, cinv, x, y0, y1, relaxation, nonneg)
             for e in range(rowptr[i, j - 2], rowptr[i, j - 1]):
                 xr = x[pix[i, e], y0:y1]
                 for t in range(m):
-                    if xr[t] < 0.0:
-                        xr[t] = 0.0
+                    xr[t] = max(xr[t], 0.0)
 
 
 @njit(parallel=True, cache=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .problem import check_choice, check_iterations, check_relaxation, prepare
 
-__all__ = ["art", "ART_RELAXATION"]
+__all__ = ["ART_RELAXATION", "art"]
 
 ART_RELAXATION = 0.25
 """Default relaxation λ. On the paper's −80..77° set with Gaussian noise of 2 % of the largest

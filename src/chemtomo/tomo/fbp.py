@@ -23,7 +23,7 @@ import scipy.fft
 from ..core.errors import InputError
 from .problem import check_choice, prepare
 
-__all__ = ["fbp", "FILTERS", "ramp_filter", "angle_weights"]
+__all__ = ["FILTERS", "angle_weights", "fbp", "ramp_filter"]
 
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hann")
 

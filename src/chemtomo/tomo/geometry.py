@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from ..core.errors import InputError
 
-__all__ = ["TiltGeometry", "system_matrix", "check_angles", "matrix_bytes"]
+__all__ = ["TiltGeometry", "check_angles", "matrix_bytes", "system_matrix"]
 
 
 def check_angles(angles_deg, n_expected: int | None = None, *, owner: str = "angles_deg") -> np.ndarray:

@@ -23,8 +23,17 @@ from ..core.errors import InputError
 from . import _kernels as K
 from .geometry import TiltGeometry
 
-__all__ = ["RayOperator", "operator_for", "volume_to_stack", "stack_to_volume", "tilt_to_stack", "stack_to_tilt",
-           "block_bytes", "memory_limit_bytes", "check_memory"]
+__all__ = [
+    "RayOperator",
+    "block_bytes",
+    "check_memory",
+    "memory_limit_bytes",
+    "operator_for",
+    "stack_to_tilt",
+    "stack_to_volume",
+    "tilt_to_stack",
+    "volume_to_stack",
+]
 
 DEFAULT_MAX_BLOCK_BYTES = 2 << 30  # cache all angles' weights up to 2 GiB
 

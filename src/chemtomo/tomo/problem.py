@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -49,17 +49,26 @@ from .geometry import TiltGeometry, check_angles
 from .operator import (
     DEFAULT_MAX_BLOCK_BYTES,
     RayOperator,
-    operator_for,
     block_bytes,
     check_memory,
-    memory_limit_bytes as memory_limit,
+    operator_for,
     stack_to_volume,
     tilt_to_stack,
     volume_to_stack,
 )
+from .operator import (
+    memory_limit_bytes as memory_limit,
+)
 
-__all__ = ["Problem", "prepare", "COMMON", "check_tilt", "check_iterations", "check_relaxation",
-           "check_choice"]
+__all__ = [
+    "COMMON",
+    "Problem",
+    "check_choice",
+    "check_iterations",
+    "check_relaxation",
+    "check_tilt",
+    "prepare",
+]
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from .operator import (
     volume_to_stack,
 )
 
-__all__ = ["project", "backproject"]
+__all__ = ["backproject", "project"]
 
 
 def _check_fits(geom: TiltGeometry, ny: int, owner: str) -> None:

@@ -13,7 +13,7 @@ from .sart import sart
 from .sirt import sirt
 from .tv import tv
 
-__all__ = ["reconstruct", "ALGORITHMS"]
+__all__ = ["ALGORITHMS", "reconstruct"]
 
 ALGORITHMS = {"art": art, "sart": sart, "sirt": sirt, "cgls": cgls, "fbp": fbp, "tv": tv}
 """Algorithm name → function. Each takes (tilt, angles_deg, iterations=…, **options)."""

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.errors import InputError
 from .problem import Problem, check_choice, check_iterations, check_relaxation, prepare
 
-__all__ = ["sart", "os_iterate", "safe_inverse", "SART_RELAXATION"]
+__all__ = ["SART_RELAXATION", "os_iterate", "safe_inverse", "sart"]
 
 SART_RELAXATION = 1.0
 """Default relaxation λ of SART (each angle's update is an average over the rays, so a full step

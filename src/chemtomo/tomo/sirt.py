@@ -15,7 +15,7 @@ import numpy as np
 from .problem import check_iterations, check_relaxation, prepare
 from .sart import os_iterate
 
-__all__ = ["sirt", "SIRT_RELAXATION"]
+__all__ = ["SIRT_RELAXATION", "sirt"]
 
 SIRT_RELAXATION = 1.0
 """Default relaxation λ (the classical SIRT step)."""

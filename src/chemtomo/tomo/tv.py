@@ -26,7 +26,7 @@ import numpy as np
 from ..core.errors import InputError
 from .problem import check_iterations, prepare
 
-__all__ = ["tv", "TV_WEIGHT"]
+__all__ = ["TV_WEIGHT", "tv"]
 
 TV_WEIGHT = 0.05
 """Default TV weight, in the units of the data per voxel (optical density per voxel): edges of
