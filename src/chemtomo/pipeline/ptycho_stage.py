@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from ..io import group_by_energy, read_scan, read_scan_geometry
 from ..io.store import energy_key
@@ -90,12 +91,19 @@ def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m
     for y0, x0 in np.rint(positions_m / pixel_m).astype(int) + centre - np.array([ph // 2, pw // 2]):
         if 0 <= y0 and 0 <= x0 and y0 + ph <= lit.shape[0] and x0 + pw <= lit.shape[1]:
             lit[y0:y0 + ph, x0:x0 + pw] += inten  # one patch per position: n_frames small adds
-    good = lit[:ny, :nx] >= level * lit.max()
+    # smoothed over ~the raster's coarse structure: the rings of a zone-plate probe (central stop)
+    # leave narrow dips between positions that the overlap of neighbours fills in
+    lit = ndimage.gaussian_filter(lit[:ny, :nx], 2.0)
+    good = lit >= level * lit.max()
     cy, cx = centre
     hy, hx = min(cy, ny - 1 - cy), min(cx, nx - 1 - cx)
-    while hy > 0 and hx > 0 and not good[cy - hy:cy + hy + 1, cx - hx:cx + hx + 1].all():
-        row_bad = not (good[cy - hy, cx - hx:cx + hx + 1].all() and good[cy + hy, cx - hx:cx + hx + 1].all())
-        col_bad = not (good[cy - hy:cy + hy + 1, cx - hx].all() and good[cy - hy:cy + hy + 1, cx + hx].all())
+    # shrink the box until at least 90 % of each of its edges is lit (holes inside cannot be
+    # cropped away and are left to the OD stage's mask)
+    while hy > 0 and hx > 0:
+        row_bad = min(good[cy - hy, cx - hx:cx + hx + 1].mean(), good[cy + hy, cx - hx:cx + hx + 1].mean()) < 0.9
+        col_bad = min(good[cy - hy:cy + hy + 1, cx - hx].mean(), good[cy - hy:cy + hy + 1, cx + hx].mean()) < 0.9
+        if not (row_bad or col_bad):
+            break
         hy -= row_bad
         hx -= col_bad
     return float(max(hy, 1) * pixel_m), float(max(hx, 1) * pixel_m)
