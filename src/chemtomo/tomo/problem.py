@@ -236,8 +236,10 @@ def prepare(tilt, angles_deg, owner: str, *, n_volumes: int = 3, n_sinograms: in
                          "algorithm cannot leave rays out: fill them, or use an iterative algorithm, "
                          "which gives missing rays weight zero")
     if n_missing:
-        log.warning("%s: %d non-finite values in the tilt series are treated as missing rays "
-                    "(weight zero)", owner, n_missing)
+        # logged, not warned: marking rays missing with NaN is the documented way to leave them out
+        # (the alignment does so for every ray a shift brought in from outside the field)
+        log.info("%s: %d non-finite values in the tilt series are treated as missing rays "
+                 "(weight zero)", owner, n_missing)
         t = np.where(finite, t, np.float32(0.0))
     b = tilt_to_stack(t)
     valid = tilt_to_stack(finite.astype(np.float32))
