@@ -14,8 +14,9 @@ runs the same iterations; the driver stops it at checkpoints (1, 2, 3, 5, 7, 10,
   code so that both see the same machine load), the least a batched iteration can cost;
 - error at 10/20/50 iterations: ``min_c ||c·O − T|| / ||T||`` over the well-illuminated region
   (summed probe intensity ≥ 25 % of its maximum), c a global complex factor, after the sub-pixel
-  shift that registers the code's final object onto the truth;
-- time to the target error: the error PtyLab ePIE reaches in 10 iterations;
+  shift that registers the code's best object onto the truth;
+- time to a target error: the error PtyLab ePIE, and PtyLab mPIE, reach in 10 iterations (the
+  issue's target compares chemtomo's default against PtyLab's best CPU engine);
 - peak memory: the process's resident set size above its level when the code started (sampled
   every 5 ms from /proc/self/statm after garbage collection and malloc_trim), which includes
   the code's own copies of the data.
@@ -87,7 +88,10 @@ def run_one(runner: A.Runner, scan: A.BenchScan, checkpoints: list[int]) -> A.Ru
         res.peak_mib = probe.stop()
         runner.close()
     if snapshots:
-        shift = A.registration_shift(snapshots[-1], scan)
+        # Register the best snapshot (a diverged final object would give a meaningless shift)
+        # and move every snapshot by that one shift.
+        best = int(np.argmin([A.relative_error(o, scan) for o in snapshots]))
+        shift = A.registration_shift(snapshots[best], scan)
         res.errors = [A.relative_error(o, scan, shift) for o in snapshots]
         res.note = (res.note + f" registration shift ({shift[0]:+.2f}, {shift[1]:+.2f}) px").strip()
     del snapshots
@@ -99,12 +103,14 @@ def fmt(x: float, spec: str = ".3g") -> str:
     return "—" if x is None or not math.isfinite(x) else format(x, spec)
 
 
-def table(results: list[A.RunResult], target: float, target_label: str,
+def table(results: list[A.RunResult], targets: list[tuple[str, float, float]],
           reference: A.RunResult | None) -> str:
+    """Markdown table; ``targets`` holds (engine, its error after 10 iterations, its time for them)."""
     ref_spi = reference.seconds_per_iteration() if reference else float("nan")
-    ref_ttt = reference.time_to_error(target) if reference else float("nan")
-    head = ["code / algorithm", "s/iter", "× FFT floor", "s/iter ÷ chemtomo", "err@10", "err@20", "err@50",
-            f"time to err ≤ {target:.4f} (s)", "÷ chemtomo", "peak RSS (MiB)", "setup (s)"]
+    head = ["code / algorithm", "s/iter", "× FFT floor", "s/iter ÷ chemtomo", "err@10", "err@20", "err@50"]
+    for name, err, _ in targets:
+        head += [f"time to {name}@10 err {err:.4f} (s)", "÷ chemtomo"]
+    head += ["peak RSS (MiB)", "setup (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     floors = [r.floor_s for r in results]
     lines.append("| FFT floor (1 fwd + 1 inv FFT of all frames), measured before each row | "
@@ -114,15 +120,19 @@ def table(results: list[A.RunResult], target: float, target_label: str,
         if r.failure:
             lines.append(f"| {r.name} | failed: {r.failure} |" + " |" * (len(head) - 2))
             continue
-        spi, ttt = r.seconds_per_iteration(), r.time_to_error(target)
-        lines.append("| " + " | ".join([
-            r.name, fmt(spi, ".4f"), fmt(spi / r.floor_s, ".1f"), fmt(spi / ref_spi, ".2f"),
-            fmt(r.error_at(10), ".4f"), fmt(r.error_at(20), ".4f"), fmt(r.error_at(50), ".4f"),
-            fmt(ttt, ".3f"), fmt(ttt / ref_ttt, ".2f"), fmt(r.peak_mib, ".0f"), fmt(r.setup_s, ".2f"),
-        ]) + " |")
+        spi = r.seconds_per_iteration()
+        cells = [r.name, fmt(spi, ".4f"), fmt(spi / r.floor_s, ".1f"), fmt(spi / ref_spi, ".2f"),
+                 fmt(r.error_at(10), ".4f"), fmt(r.error_at(20), ".4f"), fmt(r.error_at(50), ".4f")]
+        for _, err, _ in targets:
+            ttt = r.time_to_error(err)
+            ref_ttt = reference.time_to_error(err) if reference else float("nan")
+            cells += [fmt(ttt, ".3f"), fmt(ttt / ref_ttt, ".2f")]
+        cells += [fmt(r.peak_mib, ".0f"), fmt(r.setup_s, ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Target error = {target_label}. Ratios are the row's value over chemtomo's default "
-                 f"({reference.name if reference else 'not run'}); > 1 means chemtomo is faster.")
+    lines.append("Target errors: each PtyLab engine's error after 10 iterations. Ratios are the row's value "
+                 f"over chemtomo's default ({reference.name if reference else 'not run'}); > 1 means chemtomo "
+                 "is faster; — means never reached within the run.")
     return "\n".join(lines)
 
 
@@ -236,33 +246,26 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
-    epie = next((r for r in results if r.name == "PtyLab ePIE" and not r.failure), None)
     reference = next((r for r in results if r.name.startswith("chemtomo") and "default" in r.name
                       and not r.failure), None)
-    if epie is not None and 10 in epie.iterations:
-        target = epie.error_at(10)
-        t_epie = epie.seconds[epie.iterations.index(10)]
-        label = f"PtyLab ePIE's error after 10 iterations ({target:.4f}), which took it {t_epie:.3f} s"
-    else:
-        target, t_epie, label = float("nan"), float("nan"), "PtyLab ePIE not run"
+    targets = [(r.name.split()[-1], r.error_at(10), r.seconds[r.iterations.index(10)])
+               for r in results if r.name.startswith("PtyLab") and not r.failure and 10 in r.iterations]
     print()
-    print(table(results, target, label, reference))
+    print(table(results, targets, reference))
 
     # The issue's targets.
-    if reference is not None:
-        raar_dm = [r for r in results if r.name.startswith("chemtomo") and not r.failure
-                   and any(a in r.name for a in ("RAAR", "DM"))]
-        print()
-        for r in raar_dm:
-            ratio = r.seconds_per_iteration() / r.floor_s
-            print(f"Target 1 ({r.name}): {ratio:.2f} × FFT floor -> {'met' if ratio <= 2 else 'missed'} (≤ 2)")
-        for r in [r for r in results if r.name.startswith("chemtomo") and "default" in r.name and not r.failure]:
-            ttt = r.time_to_error(target)
-            if math.isfinite(t_epie):
-                verdict = ("met" if math.isfinite(ttt) and ttt < t_epie else "missed")
-                print(f"Target 2 ({r.name}): reaches {target:.4f} in {fmt(ttt, '.3f')} s vs PtyLab ePIE "
-                      f"{t_epie:.3f} s -> {verdict}" + (f" ({t_epie / ttt:.2f}× faster; aim 3×)"
-                                                         if math.isfinite(ttt) else " (not within the run)"))
+    print()
+    for r in [r for r in results if r.name.startswith("chemtomo") and not r.failure
+              and any(a in r.name for a in ("RAAR", "DM"))]:
+        ratio = r.seconds_per_iteration() / r.floor_s
+        print(f"Target 1 ({r.name}): {ratio:.2f} × FFT floor -> {'met' if ratio <= 2 else 'missed'} (≤ 2)")
+    for r in [r for r in results if r.name.startswith("chemtomo") and "default" in r.name and not r.failure]:
+        for engine, err, t_ref in targets:
+            ttt = r.time_to_error(err)
+            verdict = "met" if math.isfinite(ttt) and ttt < t_ref else "missed"
+            print(f"Target 2 ({r.name} vs PtyLab {engine}): reaches {err:.4f} in {fmt(ttt, '.3f')} s vs PtyLab "
+                  f"{engine}'s {t_ref:.3f} s for 10 iterations -> {verdict}"
+                  + (f" ({t_ref / ttt:.2f}× faster; aim 3×)" if math.isfinite(ttt) else " (not within the run)"))
     return 0
 
 
