@@ -10,8 +10,9 @@ runs the same iterations; the driver stops it at checkpoints (1, 2, 3, 5, 7, 10,
 
 - s/iteration: wall time of all iterations / their number (per-call overheads included);
 - × FFT floor: s/iteration over the time of one forward and one inverse FFT of all frames
-  (scipy.fft, complex64, all cores; mean of 10 back-to-back pairs, measured just before each
-  code so that both see the same machine load), the least a batched iteration can cost;
+  (scipy.fft, complex64, all cores; mean of 10 back-to-back pairs, measured before each code;
+  the table divides by the median of those measurements, a load-robust value, and the target
+  lines also give the ratio to the floor measured just before the code and to the lowest);
 - error at 10/20/50 iterations: ``min_c ||c·O − T|| / ||T||`` over the well-illuminated region
   (summed probe intensity ≥ 25 % of its maximum), c a global complex factor, after the sub-pixel
   shift that registers the code's best object onto the truth;
@@ -113,15 +114,16 @@ def table(results: list[A.RunResult], targets: list[tuple[str, float, float]],
     head += ["peak RSS (MiB)", "setup (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     floors = [r.floor_s for r in results]
-    lines.append("| FFT floor (1 fwd + 1 inv FFT of all frames), measured before each row | "
-                 + f"{fmt(min(floors), '.4f')}–{fmt(max(floors), '.4f')} | 1 | "
+    floor = float(np.median(floors))
+    lines.append(f"| FFT floor (1 fwd + 1 inv FFT of all frames): median of {len(floors)} measurements "
+                 f"({fmt(min(floors), '.4f')}–{fmt(max(floors), '.4f')}) | {fmt(floor, '.4f')} | 1 | "
                  + " | ".join(["—"] * (len(head) - 3)) + " |")
     for r in results:
         if r.failure:
             lines.append(f"| {r.name} | failed: {r.failure} |" + " |" * (len(head) - 2))
             continue
         spi = r.seconds_per_iteration()
-        cells = [r.name, fmt(spi, ".4f"), fmt(spi / r.floor_s, ".1f"), fmt(spi / ref_spi, ".2f"),
+        cells = [r.name, fmt(spi, ".4f"), fmt(spi / floor, ".2f"), fmt(spi / ref_spi, ".2f"),
                  fmt(r.error_at(10), ".4f"), fmt(r.error_at(20), ".4f"), fmt(r.error_at(50), ".4f")]
         for _, err, _ in targets:
             ttt = r.time_to_error(err)
@@ -255,10 +257,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # The issue's targets.
     print()
+    floors = [r.floor_s for r in results]
+    floor = float(np.median(floors))
     for r in [r for r in results if r.name.startswith("chemtomo") and not r.failure
               and any(a in r.name for a in ("RAAR", "DM"))]:
-        ratio = r.seconds_per_iteration() / r.floor_s
-        print(f"Target 1 ({r.name}): {ratio:.2f} × FFT floor -> {'met' if ratio <= 2 else 'missed'} (≤ 2)")
+        spi = r.seconds_per_iteration()
+        ratio = spi / floor
+        print(f"Target 1 ({r.name}): {ratio:.2f} × the median FFT floor {floor:.4f} s -> "
+              f"{'met' if ratio <= 2 else 'missed'} (≤ 2); {spi / r.floor_s:.2f} × the floor measured just "
+              f"before it, {spi / min(floors):.2f} × the lowest")
     for r in [r for r in results if r.name.startswith("chemtomo") and "default" in r.name and not r.failure]:
         for engine, err, t_ref in targets:
             ttt = r.time_to_error(err)
