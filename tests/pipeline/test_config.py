@@ -59,3 +59,13 @@ def test_config_for_manifest_uses_defaults_and_overrides(tmp_path):
     cfg = config_for_manifest(m, {"compute": {"scheduler": "tcp://127.0.0.1:8786"}})
     assert cfg.path(cfg.input.manifest) == m.resolve()
     assert cfg.compute.scheduler == "tcp://127.0.0.1:8786"
+
+
+def test_gpu_device_is_refused_not_ignored(tmp_path):
+    from chemtomo.pipeline import run_pipeline
+
+    m = tmp_path / "manifest.csv"
+    m.write_text("path,angle_deg,energy_eV\n")
+    cfg = config_for_manifest(m, {"compute": {"device": "gpu"}})
+    with pytest.raises(ConfigError, match="CPU only in this version"):
+        run_pipeline(cfg, tmp_path / "run.zarr")

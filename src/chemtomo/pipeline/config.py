@@ -98,7 +98,8 @@ class ParticlesConfig:
 @dataclass(frozen=True)
 class ComputeConfig:
     """Where the work runs."""
-    device: str = _f("cpu", "cpu, or gpu (CuPy) where installed.", choices=("cpu", "gpu"))
+    device: str = _f("cpu", "cpu. (gpu is reserved: the ptychography and tomography kernels are CPU-only in this version.)",
+                     choices=("cpu", "gpu"))
     scheduler: str = _f("", "Dask scheduler address (tcp://HOST:PORT); empty: a local scheduler on this machine's cores.")
     workers: int = _f(0, "Local worker threads; 0: all cores.", low=0)
 

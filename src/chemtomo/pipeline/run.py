@@ -108,6 +108,9 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     say : one-line messages (stage summaries)
     client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
     """
+    if config is not None and config.compute.device != "cpu":
+        raise ConfigError(f"compute.device = {config.compute.device!r}: the ptychography and tomography kernels run "
+                          "on the CPU only in this version (compiled with numba); set compute.device = 'cpu'")
     store, config = open_run(out, config)
     store.clean_temporaries()
     if restart:
