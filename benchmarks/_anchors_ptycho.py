@@ -211,12 +211,13 @@ def relative_error(rec: np.ndarray, scan: BenchScan, shift: np.ndarray | None = 
 def fft_floor_s(scan: BenchScan, repeats: int = 10) -> float:
     """Seconds for one forward plus one inverse FFT of all frames (complex64, scipy.fft, all
     cores): the least any batched iteration must spend. Mean of ``repeats`` back-to-back pairs
-    after one warm-up pair (a sustained rate, as an iteration loop sees it on a shared machine)."""
+    after three warm-up pairs (a sustained rate, as an iteration loop sees it on a shared machine)."""
     a = np.empty(scan.frames.shape, np.complex64)
     a[...] = np.sqrt(scan.frames)
     workers = os.cpu_count() or 1
-    b = sfft.fft2(a, axes=(-2, -1), workers=workers)             # plans and warms the caches
-    sfft.ifft2(b, axes=(-2, -1), workers=workers, overwrite_x=True)
+    for _ in range(3):        # plans, thread pool, first-touch pages: the first pair is ~3x slower
+        b = sfft.fft2(a, axes=(-2, -1), workers=workers)
+        sfft.ifft2(b, axes=(-2, -1), workers=workers, overwrite_x=True)
     t0 = time.perf_counter()
     for _ in range(repeats):
         b = sfft.fft2(a, axes=(-2, -1), workers=workers)
