@@ -90,8 +90,10 @@ def _section_projections(store: RunStore) -> str:
     curve = _curve(store, "resolution/frc", f"{energy_key(e)}_")
     if curve is not None:
         med = frc_attrs.get("median_resolution_m", {}).get(energy_key(e))
-        out.append(f"<p>FRC (½-bit) of two half reconstructions: median over projections "
-                   f"<b>{_fmt(med * 1e9 if med else None)} nm</b> at {e:g} eV (paper: 10 nm).</p>")
+        n_frc = int(np.isfinite(np.asarray(a.get("frc_resolution_m", []), float)).sum())
+        out.append(f"<p>FRC (½-bit) of two half reconstructions (interleaved halves of the frames), "
+                   f"median over the {n_frc} projection(s) with an FRC: <b>{_fmt(med * 1e9 if med else None)} nm</b> "
+                   f"at {e:g} eV (paper: 10 nm).</p>")
         out.append(_png(plot_curve(curve, title=f"FRC, {e:g} eV")))
     return "\n".join(out)
 
