@@ -95,7 +95,7 @@ def _plates_thickness_m(n_obj: int, pixel_m: float, region_px: float, rng: np.ra
     yy, xx = np.mgrid[0:n_obj, 0:n_obj].astype(np.float64)
     c = n_obj // 2
     area = (region_px * pixel_m) ** 2
-    n_plates = int(round(0.35 * area / (100e-9 * 80e-9)))      # ~35 % of the area covered
+    n_plates = round(0.35 * area / (100e-9 * 80e-9))           # ~35 % of the area covered
     thickness = np.zeros((n_obj, n_obj))
     for _ in range(n_plates):                                    # a few dozen plates: set-up only
         cy, cx = c + (rng.random(2) - 0.5) * region_px
@@ -124,7 +124,7 @@ def make_scan(*, n: int = 128, grid: int = 20, photons: float = 1e6, energy_ev: 
     probe = zone_plate_probe((n, n), pixel_m, energy_ev, outer_zone_m=100e-9)
     probe = (probe * np.float32(math.sqrt(photons))).astype(np.complex64)
     beam_px = 0.3 * n                                            # zone_plate_probe's default
-    step_px = max(1, int(round(0.27 * beam_px)))                 # ~70 nm at n = 128, 7 nm pixels
+    step_px = max(1, round(0.27 * beam_px))                      # ~70 nm at n = 128, 7 nm pixels
 
     ij = (np.arange(grid) - (grid - 1) / 2.0) * step_px
     py, px = np.meshgrid(np.round(ij), np.round(ij), indexing="ij")
@@ -362,7 +362,7 @@ class PtychiRunner(Runner):
 
     def setup(self) -> None:
         import torch
-        import ptychi.api as api
+        from ptychi import api
         from ptychi.api.task import PtychographyTask
 
         logging.getLogger("ptychi").setLevel(logging.WARNING)
@@ -543,8 +543,9 @@ class ChemtomoRunner(Runner):
 
 def chemtomo_runners(scan: BenchScan) -> list[Runner]:
     """chemtomo's default algorithm (RAAR), then DM and the sequential/ML solvers."""
-    from chemtomo.ptycho import reconstruct
     import inspect
+
+    from chemtomo.ptycho import reconstruct
 
     default = inspect.signature(reconstruct).parameters["algorithm"].default.split(":")[0]
     runners: list[Runner] = [ChemtomoRunner(scan, default, default=True)]

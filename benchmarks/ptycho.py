@@ -46,9 +46,8 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")      # PtyLab draws a progress bar per iteration
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-import _anchors_ptycho as A  # noqa: E402
+import _anchors_ptycho as A
+import numpy as np
 
 FULL_CHECKPOINTS = [1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50]
 QUICK_CHECKPOINTS = [1, 2, 3, 5, 7, 10, 15, 20]
@@ -83,7 +82,7 @@ def run_one(runner: A.Runner, scan: A.BenchScan, checkpoints: list[int]) -> A.Ru
             res.seconds.append(elapsed)
             snapshots.append(obj)
         res.note = getattr(runner, "note", "")
-    except Exception as exc:  # an anchor that fails is reported in the table, the rest go on
+    except Exception as exc:  # noqa: BLE001 - an anchor that fails is reported in the table, the rest go on
         res.failure = f"{type(exc).__name__}: {exc}"[:300]
     finally:
         res.peak_mib = probe.stop()
@@ -152,14 +151,10 @@ def versions() -> str:
 
                 v = version(label)
             parts.append(f"{label} {v}")
-        except Exception as exc:  # report what is missing, do not stop
+        except Exception as exc:  # noqa: BLE001 - report what is missing, do not stop
             parts.append(f"{label} unavailable ({type(exc).__name__})")
-    try:
-        import torch
-
-        parts.append(f"torch threads {torch.get_num_threads()}")
-    except Exception:
-        pass
+    if "torch" in sys.modules:
+        parts.append(f"torch threads {sys.modules['torch'].get_num_threads()}")
     return ", ".join(parts)
 
 
@@ -216,7 +211,7 @@ def interleaved_floor_check(scan: A.BenchScan, algorithms=("RAAR", "DM"), rounds
 
     cscan = Scan(frames=scan.frames, positions_m=scan.positions_m, energy_ev=scan.energy_ev,
                  distance_m=scan.distance_m, detector_pixel_m=scan.detector_pixel_m)
-    kwargs = dict(probe=scan.probe, object_shape=(scan.n_obj, scan.n_obj), frc=False)
+    kwargs = {"probe": scan.probe, "object_shape": (scan.n_obj, scan.n_obj), "frc": False}
     reconstruct(cscan, "RAAR:1", **kwargs)                     # numba compilation, untimed
     ratios: dict[str, list[float]] = {a: [] for a in algorithms}
     lines = ["| round | FFT floor (s) | " + " | ".join(f"{a} s/iter | {a} ÷ floor" for a in algorithms) + " |",
@@ -226,7 +221,7 @@ def interleaved_floor_check(scan: A.BenchScan, algorithms=("RAAR", "DM"), rounds
         cells = [str(k + 1), f"{floor:.4f}"]
         for a in algorithms:
             stamps: list[float] = []
-            reconstruct(cscan, f"{a}:{iterations + 1}", progress=lambda d, t: stamps.append(time.perf_counter()),
+            reconstruct(cscan, f"{a}:{iterations + 1}", progress=lambda d, t, s=stamps: s.append(time.perf_counter()),
                         **kwargs)
             spi = (stamps[-1] - stamps[0]) / iterations
             ratios[a].append(spi / floor)
