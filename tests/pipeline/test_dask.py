@@ -1,7 +1,6 @@
 """The same run sent to an existing Dask cluster (two worker processes) gives the same result."""
 
 import numpy as np
-import pytest
 from distributed import LocalCluster
 
 from chemtomo.io.store import RunStore

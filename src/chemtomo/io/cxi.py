@@ -149,7 +149,7 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
         energy_ev = joule_to_ev(energy_j)
         lo, hi = ENERGY_RANGE_EV
         if not (math.isfinite(energy_ev) and lo <= energy_ev <= hi):
-            hint = (f"; the value looks like eV, but CXI stores joules (×1.602e-19)"
+            hint = ("; the value looks like eV, but CXI stores joules (×1.602e-19)"
                     if lo <= energy_j <= hi else "")
             raise InputError(f"{src}: /{ENERGY_PATH} is {energy_j!r} J = {energy_ev:.4g} eV; expected a photon "
                              f"energy between {lo:g} and {hi:g} eV{hint}")

@@ -33,7 +33,7 @@ import zarr
 
 from ..core.errors import StoreError
 
-__all__ = ["RunStore", "describe_store", "energy_key"]
+__all__ = ["RunStore", "describe_store", "energy_key", "jsonable"]
 
 _META = ".chemtomo"
 
@@ -43,13 +43,16 @@ def energy_key(energy_ev: float) -> str:
     return f"{float(energy_ev):.6g}"
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """Plain JSON data from nested dicts, lists, NumPy values and DataFrames (NaN becomes null)."""
+    if hasattr(v, "to_dict") and hasattr(v, "columns"):  # a pandas DataFrame: one list per column
+        return {str(c): jsonable(v[c].tolist()) for c in v.columns}
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
+        return jsonable(v.tolist())
     if isinstance(v, (np.floating, float)):
         f = float(v)
         return f if np.isfinite(f) else None
@@ -57,7 +60,9 @@ def _jsonable(v: Any) -> Any:
         return int(v)
     if isinstance(v, (np.bool_,)):
         return bool(v)
-    return v
+    if v is None or isinstance(v, (int, str, bool)):
+        return v
+    return str(v)
 
 
 class RunStore:
@@ -96,7 +101,7 @@ class RunStore:
     def update_attrs(self, **values: Any) -> None:
         """Set root attributes with an atomic replace of zarr.json (safe against kill -9)."""
         doc = self._root_json()
-        doc.setdefault("attributes", {}).update(_jsonable(values))
+        doc.setdefault("attributes", {}).update(jsonable(values))
         tmp = self.path / f".zarr.json.tmp-{os.getpid()}"
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, self.path / "zarr.json")
@@ -126,14 +131,14 @@ class RunStore:
         tmp.parent.mkdir(parents=True, exist_ok=True)
         g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         if attrs:
-            g.attrs.update(_jsonable(attrs))
+            g.attrs.update(jsonable(attrs))
         for name, arr in arrays.items():
             arr = np.asarray(arr)
             ch = (chunks or {}).get(name) or (arr.shape if arr.ndim < 3 else (1,) + arr.shape[1:])
             a = g.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=ch, fill_value=None)
             a[...] = arr
             if array_attrs and name in array_attrs:
-                a.attrs.update(_jsonable(array_attrs[name]))
+                a.attrs.update(jsonable(array_attrs[name]))
         old = self.path / f"{key}.old-{os.getpid()}"
         if final.exists():
             os.replace(final, old)
@@ -188,7 +193,7 @@ class RunStore:
         d = self.partial_dir(stage)
         tmp = d / f".{key}.tmp-{os.getpid()}.npz"
         payload = {k: np.asarray(v) for k, v in arrays.items()}
-        payload["__meta__"] = np.array(json.dumps(_jsonable(meta or {})))
+        payload["__meta__"] = np.array(json.dumps(jsonable(meta or {})))
         with open(tmp, "wb") as fh:
             np.savez(fh, **payload)
             fh.flush()

@@ -10,11 +10,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..core.errors import InputError
 from ..io import read_references
-from ..io.store import energy_key
+from ..io.store import energy_key, jsonable
 from .context import RunContext
 
 __all__ = ["run_chem", "run_particles", "read_xas2d"]
@@ -65,7 +64,7 @@ def run_chem(ctx: RunContext) -> dict:
     shares = chem.class_fractions(labels)
     attrs = {"phases": phases, "energies_eV": energies, "references": refs.tolist(), "method": method,
              "thresholds": list(cfg.thresholds), "voxel_m": voxel, "soc": soc, "soc_sigma": soc_sigma,
-             "noise_mu_per_m": [float(s) for s in sigmas], "class_fractions": _plain(shares),
+             "noise_mu_per_m": [float(s) for s in sigmas], "class_fractions": jsonable(shares),
              "n_voxels": int(mask.sum())}
     if fit is not None:
         attrs["bimodal"] = {"centres": np.asarray(fit.centres).tolist(),
@@ -83,10 +82,6 @@ def run_chem(ctx: RunContext) -> dict:
     if "validation_2d" in attrs:
         summary["xas2d_R<0.15"] = attrs["validation_2d"].get("share_r_below_0.15")
     return summary
-
-
-def _plain(d) -> dict:
-    return {str(k): float(v) for k, v in dict(d).items()}
 
 
 def _on_grid(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -157,7 +152,7 @@ def run_particles(ctx: RunContext) -> dict:
         stats[col] = {"threshold": t, "n_active": n_active, "n_total": int(len(table)), "fraction": f, "sigma": s}
     trends = {}
     if len(table) >= 4:
-        trends = _plain_nested(particles.activity_trends(table, by=("volume_nm3", "facet_area_nm2", "thickness_nm"),
+        trends = jsonable(particles.activity_trends(table, by=("volume_nm3", "facet_area_nm2", "thickness_nm"),
                                                          active_col=_active_col(cfg.active_thresholds[0])))
     arrays = {"labels": labels.astype(np.int32)}
     for c in table.columns:
@@ -172,19 +167,3 @@ def run_particles(ctx: RunContext) -> dict:
 def _active_col(threshold: float) -> str:
     """The particle table's column of the active flag at ``threshold`` (chemtomo.particles.measure)."""
     return f"active_{threshold * 100:g}"
-
-
-def _plain_nested(v):
-    if isinstance(v, dict):
-        return {str(k): _plain_nested(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain_nested(x) for x in v]
-    if isinstance(v, pd.DataFrame):
-        return {c: _plain_nested(v[c].tolist()) for c in v.columns}
-    if isinstance(v, np.ndarray):
-        return _plain_nested(v.tolist())
-    if isinstance(v, (np.floating, float)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, (np.integer, np.bool_)):
-        return v.item()
-    return v if isinstance(v, (int, str, bool)) or v is None else str(v)

@@ -134,7 +134,7 @@ def run_ptycho(ctx: RunContext) -> dict:
         ctx.log(f"ptycho: {len(done)} of {len(jobs)} scans already reconstructed; resuming")
     if todo:
         futures = {}
-        for key, r, energy, opts in todo:
+        for key, r, _, opts in todo:
             fut = ctx.client.submit(reconstruct_scan_file, r.path, read_opts, opts, key=f"ptycho-{key}", pure=False)
             futures[fut] = (key, r)
         n = len(done)

@@ -193,7 +193,7 @@ def run_recon(ctx: RunContext) -> dict:
         n += 1
         bar(n, len(jobs))
     arrays = {}
-    for e, t in tilts.items():
+    for e in tilts:
         blocks = [ctx.store.load_partial("recon", k)[0]["block"] for k, ee, _, _ in jobs if ee == e]
         arrays[energy_key(e)] = (np.concatenate(blocks, axis=0) / pixel).astype(np.float32)
     ctx.store.write_group("volumes", arrays,

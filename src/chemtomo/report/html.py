@@ -209,7 +209,7 @@ def _section_particles(store: RunStore) -> str:
     a = store.group_attrs("particles")
     table = load_particle_table(store)
     out = []
-    for col, s in a.get("activity", {}).items():
+    for s in a.get("activity", {}).values():
         out.append(f"<p>Active (mean FePO4 fraction ≥ {s['threshold'] * 100:.0f} %): <b>{s['n_active']} of "
                    f"{s['n_total']} = {_fmt((s['fraction'] or 0) * 100)} ± {_fmt((s['sigma'] or 0) * 100)} %</b> "
                    f"(binomial, one σ).</p>")
