@@ -83,7 +83,7 @@ def test_changed_setting_redoes_the_stage_and_downstream(tiny_dataset, reference
     out = tmp_path / "run.zarr"
     shutil.copytree(reference_run.path, out)
     cfg = tmp_path / "run.toml"
-    cfg.write_text((tiny_dataset / "run.toml").read_text().replace("iterations = 30", "iterations = 10")
+    cfg.write_text((tiny_dataset / "run.toml").read_text().replace("iterations = 200", "iterations = 10")
                    .replace('manifest = "manifest.csv"', f'manifest = "{tiny_dataset / "manifest.csv"}"'))
     r = run_cli(["run", str(cfg), "--out", str(out), "--no-report"])
     assert r.returncode == 0, r.stderr[-3000:]
