@@ -14,7 +14,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..io import read_references
 from ..io.store import energy_key, jsonable
-from .context import RunContext
+from .context import RunContext, StageSkipped
 
 __all__ = ["run_chem", "run_particles", "read_xas2d"]
 
@@ -44,6 +44,9 @@ def run_chem(ctx: RunContext) -> dict:
     voxel = float(vattrs["voxel_m"])
     ref_e, table = read_references(ctx.references_path)
     phases = list(table)
+    if len(energies) < len(phases):
+        raise StageSkipped(f"{len(energies)} energy for {len(phases)} reference phases: unmixing needs at least "
+                           "as many energies as phases (a single-energy series is ordinary tomography)")
     refs = chem.references_from_table(ref_e, table, energies)
     mus = np.stack([ctx.store.read(f"volumes/{energy_key(e)}") for e in energies])
     # volumes hold μ (1/m) and the references are μ (1/m): concentrations are volume fractions

@@ -16,7 +16,8 @@ from ..core.errors import ConfigError, InputError
 from ..io.store import RunStore
 from .config import RunConfig, config_to_dict
 
-__all__ = ["RunContext", "Progress", "stable_hash", "file_fingerprint", "make_client", "resolve_inputs"]
+__all__ = ["RunContext", "Progress", "StageSkipped", "stable_hash", "file_fingerprint", "make_client",
+           "resolve_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ Progress = Callable[[str], Callable[[int, int], None]]
 
 def _no_progress(name: str) -> Callable[[int, int], None]:
     return lambda done, total: None
+
+
+class StageSkipped(Exception):
+    """A stage that does not apply to this dataset (e.g. chemistry with one energy); says why."""
 
 
 def stable_hash(*parts) -> str:

@@ -19,7 +19,7 @@ from ..core.errors import ConfigError, StoreError
 from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
 from .config import RunConfig, config_from_dict, config_to_dict
-from .context import RunContext, file_fingerprint, make_client, resolve_inputs, stable_hash
+from .context import RunContext, StageSkipped, file_fingerprint, make_client, resolve_inputs, stable_hash
 from .ptycho_stage import run_ptycho
 from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
 
@@ -132,6 +132,7 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     try:
         hashes: dict[str, str] = {}
         changed: set[str] = set()
+        skipped: set[str] = set()
         for stage in STAGES:
             h = _stage_hash(ctx, stage, hashes)
             hashes[stage.name] = h
@@ -148,9 +149,20 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
             if current:
                 say(f"{stage.name:<11} up to date (skipped)")
                 continue
+            if any(u in skipped for u in stage.upstream):
+                skipped.add(stage.name)
+                say(f"{stage.name:<11} skipped (needs {', '.join(u for u in stage.upstream if u in skipped)})")
+                continue
             t0 = time.perf_counter()
             ctx.log(f"{stage.name}: start")
-            summary = stage.func(ctx)
+            try:
+                summary = stage.func(ctx)
+            except StageSkipped as why:
+                skipped.add(stage.name)
+                store.set_stage_record(stage.name, {"hash": h, "skipped": str(why)})
+                ctx.log(f"{stage.name}: skipped: {why}")
+                say(f"{stage.name:<11} skipped: {why}")
+                continue
             seconds = time.perf_counter() - t0
             store.set_stage_record(stage.name, {"hash": h, "seconds": seconds, "summary": summary,
                                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})

@@ -41,7 +41,10 @@ def _png(fig) -> str:
     return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
 
 
-def _missing(what: str) -> str:
+def _missing(what: str, store: RunStore | None = None, stage: str = "") -> str:
+    rec = store.stage_record(stage) if store is not None and stage else None
+    if rec and rec.get("skipped"):
+        return f'<p class="missing">{html.escape(what)} — skipped: {html.escape(rec["skipped"])}</p>'
     return f'<p class="missing">{html.escape(what)} — stage not run yet.</p>'
 
 
@@ -140,7 +143,7 @@ def _section_volumes(store: RunStore) -> str:
 
 def _section_chem(store: RunStore) -> str:
     if not store.has("chem"):
-        return _missing("Chemistry")
+        return _missing("Chemistry", store, "chem")
     from .. import chem
 
     a = store.group_attrs("chem")
@@ -202,7 +205,7 @@ def _section_validation(store: RunStore) -> str:
 
 def _section_particles(store: RunStore) -> str:
     if not store.has("particles"):
-        return _missing("Particles")
+        return _missing("Particles", store, "particles")
     from .. import particles
     from ..io.export import load_particle_table
 
@@ -261,8 +264,9 @@ def _section_run(store: RunStore) -> str:
     attrs = store.attrs
     stages = attrs.get("stages", {})
     rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{r.get('seconds', 0):.1f} s</td><td style='text-align:left'>"
-                   f"{html.escape(', '.join(f'{k}={v}' for k, v in (r.get('summary') or {}).items()))}</td></tr>"
-                   for n, r in stages.items())
+                   + html.escape(("skipped: " + r["skipped"]) if r.get("skipped") else
+                                 ", ".join(f"{k}={v}" for k, v in (r.get("summary") or {}).items()))
+                   + "</td></tr>" for n, r in stages.items())
     import matplotlib
     import scipy
     import zarr
