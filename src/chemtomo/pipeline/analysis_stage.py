@@ -55,7 +55,8 @@ def run_chem(ctx: RunContext) -> dict:
     density = np.nansum(conc, axis=0).astype(np.float32)
     mask = chem.sample_mask(density, threshold=cfg.density_threshold or None)
     frac = chem.fraction(conc, mask=mask)
-    polar = chem.polar_angle(mus[0], mus[1]).astype(np.float32) if len(energies) >= 2 else np.zeros_like(density)
+    i1, i2 = _polar_pair(refs)
+    polar = chem.polar_angle(mus[i1], mus[i2]).astype(np.float32)
     labels = chem.classify(frac, thresholds=tuple(cfg.thresholds))
     values = frac[np.isfinite(frac)]
     fit = chem.fit_bimodal(values) if values.size >= 10 else None
@@ -68,7 +69,7 @@ def run_chem(ctx: RunContext) -> dict:
     attrs = {"phases": phases, "energies_eV": energies, "references": refs.tolist(), "method": method,
              "thresholds": list(cfg.thresholds), "voxel_m": voxel, "soc": soc, "soc_sigma": soc_sigma,
              "noise_mu_per_m": [float(s) for s in sigmas], "class_fractions": jsonable(shares),
-             "n_voxels": int(mask.sum())}
+             "n_voxels": int(mask.sum()), "polar_energies_eV": [energies[i1], energies[i2]]}
     if fit is not None:
         attrs["bimodal"] = {"centres": np.asarray(fit.centres).tolist(),
                             "rms_widths": np.asarray(fit.rms_widths).tolist(),
@@ -85,6 +86,14 @@ def run_chem(ctx: RunContext) -> dict:
     if "validation_2d" in attrs:
         summary["xas2d_R<0.15"] = attrs["validation_2d"].get("share_r_below_0.15")
     return summary
+
+
+def _polar_pair(refs: np.ndarray) -> tuple[int, int]:
+    """The two energies of the correlation plot: where LiFePO4, then FePO4, absorbs most relative to
+    the other (708.2 and 710.2 eV at the Fe L3 edge), whatever other energies (pre-edge…) were measured."""
+    ratio = refs[:, 0] / np.maximum(refs[:, -1], 1e-30)
+    i1, i2 = int(np.argmax(ratio)), int(np.argmin(ratio))
+    return (i1, i2) if i1 != i2 else (0, min(1, len(refs) - 1))
 
 
 def _on_grid(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -60,7 +60,7 @@ class AlignConfig:
     algorithm: str = _f("sirt", "Reconstruction used inside the alignment loop.", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
     tol_px: float = _f(0.02, "Stop when the largest update is below this, pixels.", low=0.0)
     similarity: bool = _f(True, "Fit rotation and scale as well as translation (the paper's similarity transform).")
-    reference_energy: float = _f(0.0, "Energy (eV) whose grid and projections are the reference; 0: the lowest energy.", low=0.0)
+    reference_energy: float = _f(0.0, "Energy (eV) whose grid, frame and FSC are the reference; 0: the lowest energy with at least half the strongest mean OD (skips pre-edge energies).", low=0.0)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,18 @@ def _energies(ctx: RunContext) -> list[float]:
     return [float(e) for e in ctx.store.group_attrs("projections")["energies_eV"]]
 
 
-def _reference_energy(ctx: RunContext, energies: list[float]) -> float:
+def _reference_energy(ctx: RunContext, mean_od: dict[float, float]) -> float:
+    """The configured energy, else the lowest one with at least half the strongest mean OD.
+
+    The reference sets the common pixel grid, anchors the alignment and is where the FSC is
+    measured, so it must carry signal: a pre-edge energy (weak absorption) is passed over.
+    """
     ref = ctx.config.align.reference_energy
+    energies = sorted(mean_od)
     if ref:
         return min(energies, key=lambda e: abs(e - ref))
-    return min(energies)
+    strongest = max(mean_od.values())
+    return next(e for e in energies if mean_od[e] >= 0.5 * strongest)
 
 
 def _resample(images: np.ndarray, zoom: float, out_shape: tuple[int, int]) -> np.ndarray:
@@ -50,26 +57,28 @@ def run_tiltseries(ctx: RunContext) -> dict:
     from ..chem import optical_density
 
     energies = _energies(ctx)
-    ref_e = _reference_energy(ctx, energies)
     attrs = {e: ctx.store.array_attrs(f"projections/{energy_key(e)}") for e in energies}
+    bar = ctx.progress("optical density")
+    ods, phases = {}, {}
+    for k, e in enumerate(energies):
+        od, phase = optical_density(ctx.store.read(f"projections/{energy_key(e)}"), return_phase=True)
+        ods[e], phases[e] = np.asarray(od, np.float32), np.asarray(phase, np.float32)
+        bar(k + 1, len(energies))
+    ref_e = _reference_energy(ctx, {e: float(np.nanmean(od)) for e, od in ods.items()})
     ref_pixel = attrs[ref_e]["pixel_m"]
     # the common field: the smallest lit half-extent over all energies, in metres
     half = np.min([attrs[e]["illuminated_half_extent_m"] for e in energies], axis=0)
     out_shape = tuple(int(2 * np.floor(h / ref_pixel)) for h in half)
     arrays, array_attrs, negatives = {}, {}, {}
-    bar = ctx.progress("optical density")
-    for k, e in enumerate(energies):
-        t = ctx.store.read(f"projections/{energy_key(e)}")
-        od, phase = optical_density(t, return_phase=True)
-        od = np.asarray(od, np.float32)
+    for e in energies:
+        od, phase = ods.pop(e), phases.pop(e)
         negatives[energy_key(e)] = round(float(np.mean(od < 0)), 3)
         zoom = ref_pixel / attrs[e]["pixel_m"]  # output pixel (ref size) in input pixels
         arrays[energy_key(e)] = _resample(np.nan_to_num(od), zoom, out_shape)
-        arrays[f"phase_{energy_key(e)}"] = _resample(np.nan_to_num(np.asarray(phase, np.float32)), zoom, out_shape)
+        arrays[f"phase_{energy_key(e)}"] = _resample(np.nan_to_num(phase), zoom, out_shape)
         array_attrs[energy_key(e)] = {"angles_deg": attrs[e]["angles_deg"], "energy_eV": e, "kind": "od",
                                       "pixel_m": ref_pixel, "native_pixel_m": attrs[e]["pixel_m"]}
         array_attrs[f"phase_{energy_key(e)}"] = dict(array_attrs[energy_key(e)], kind="phase")
-        bar(k + 1, len(energies))
     ctx.store.write_group("tiltseries", arrays, attrs={"energies_eV": energies, "reference_energy_eV": ref_e,
                                                        "pixel_m": ref_pixel},
                           array_attrs=array_attrs)

@@ -155,12 +155,13 @@ def _section_chem(store: RunStore) -> str:
            f"{', '.join(f'{e:g}' for e in energies)} eV over {a['n_voxels']} sample voxels. "
            f"Average state of charge <b>{a['soc'] * 100:.1f} ± {a['soc_sigma'] * 100:.1f} %</b> "
            f"(paper: 16.2 % in 3D).</p>"]
-    if len(energies) >= 2:
-        v1 = store.read(f"volumes/{energy_key(energies[0])}")
-        v2 = store.read(f"volumes/{energy_key(energies[1])}")
+    pair = a.get("polar_energies_eV", energies[:2])
+    if len(pair) == 2 and pair[0] != pair[1]:
+        rows = [energies.index(e) for e in pair]
+        v1, v2 = (store.read(f"volumes/{energy_key(e)}") for e in pair)
         m = labels > 0
-        out.append(_png(chem.plot_correlation(v1[m], v2[m], refs[:2, :2] if refs.shape[0] >= 2 else refs,
-                                              labels[m], energies_ev=tuple(energies[:2]))))
+        out.append(_png(chem.plot_correlation(v1[m], v2[m], refs[np.ix_(rows, [0, refs.shape[1] - 1])],
+                                              labels[m], energies_ev=tuple(pair))))
     fit = a.get("bimodal")
     mf = None
     if fit:
