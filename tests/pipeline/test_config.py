@@ -69,3 +69,10 @@ def test_gpu_device_is_refused_not_ignored(tmp_path):
     cfg = config_for_manifest(m, {"compute": {"device": "gpu"}})
     with pytest.raises(ConfigError, match="CPU only in this version"):
         run_pipeline(cfg, tmp_path / "run.zarr")
+
+
+def test_alignment_cost_knobs_are_validated():
+    cfg = config_from_dict({"align": {"binned_iterations": 3, "recon_iterations": 10}})
+    assert cfg.align.binned_iterations == 3 and cfg.align.recon_iterations == 10
+    with pytest.raises(ConfigError, match="align.binned_iterations = -1 must be ≥ 0"):
+        config_from_dict({"align": {"binned_iterations": -1}})

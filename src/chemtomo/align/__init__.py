@@ -7,9 +7,9 @@ from .apply import apply
 from .coarse import coarse_align
 from .energies import register_energies
 from .register import register_similarity, register_translation
-from .reprojection import reprojection_align
+from .reprojection import ReprojectionOptions, reprojection_align
 
 __all__ = [
     "align", "apply", "Alignment", "register_translation", "register_similarity",
-    "register_energies", "coarse_align", "reprojection_align",
+    "register_energies", "coarse_align", "reprojection_align", "ReprojectionOptions",
 ]

@@ -60,6 +60,9 @@ class AlignConfig:
     algorithm: str = _f("sirt", "Reconstruction used inside the alignment loop.", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
     tol_px: float = _f(0.02, "Stop when the largest update is below this, pixels.", low=0.0)
     similarity: bool = _f(True, "Fit rotation and scale as well as translation (the paper's similarity transform).")
+    recon_iterations: int = _f(30, "Reconstruction iterations inside each outer iteration (warm-started).", low=1, high=1000)
+    binned_iterations: int = _f(0, "Outer iterations on 2×2-binned data first (0: none); for paper-size fields try 3, "
+                                   "which makes each early iteration about 8× cheaper.", low=0, high=100)
     reference_energy: float = _f(0.0, "Energy (eV) whose grid, frame and FSC are the reference; 0: the lowest energy with at least half the strongest mean OD (skips pre-edge energies).", low=0.0)
 
 

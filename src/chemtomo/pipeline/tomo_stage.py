@@ -95,7 +95,7 @@ def load_tilts(ctx: RunContext) -> tuple[dict[float, np.ndarray], np.ndarray, fl
 
 
 def run_align(ctx: RunContext) -> dict:
-    from ..align import align
+    from ..align import ReprojectionOptions, align
 
     cfg = ctx.config.align
     tilts, angles, pixel = load_tilts(ctx)
@@ -114,8 +114,10 @@ def run_align(ctx: RunContext) -> dict:
             seen[:] = [done, total]
             bar(done, total)
 
+        options = ReprojectionOptions(recon_iterations=cfg.recon_iterations, binned_iterations=cfg.binned_iterations)
         result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
-                       algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, progress=progress)
+                       algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, options=options,
+                       progress=progress)
         bar(seen[0], seen[0])  # converged early: the bar ends where the iterations did
         arrays = {"shifts_px": np.asarray(result.shifts_px, np.float64),
                   "rotation_deg": np.asarray(result.rotation_deg, np.float64),
