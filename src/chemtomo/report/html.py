@@ -133,8 +133,11 @@ def _section_volumes(store: RunStore) -> str:
         f = store.group_attrs("resolution/fsc")
         curve = _curve(store, "resolution/fsc")
         r = f.get("resolution_m")
+        value = (f"{_fmt(r * 1e9)} nm" if r else
+                 f"no crossing up to Nyquist (at most the {a['voxel_m'] * 1e9:.1f} nm voxel; the halves share the "
+                 "alignment, so this bounds the noise, not every systematic error)")
         out.append(f"<p>Split-half FSC at {f['energy_eV']:g} eV ({html.escape(f['threshold'])} threshold): "
-                   f"<b>{_fmt(r * 1e9 if r else None)} nm</b> (paper: ≈ 11 nm).</p>")
+                   f"<b>{value}</b> (paper: ≈ 11 nm).</p>")
         if curve is not None:
             out.append(_png(plot_curve(Curve(curve.frequency_per_m, curve.correlation, curve.threshold,
                                              r if r is not None else float("nan")), title="FSC")))
@@ -289,7 +292,7 @@ def _cards(store: RunStore) -> str:
         cards.append(("scans", st["ptycho"]["summary"].get("scans")))
     if store.has("resolution/fsc"):
         r = store.group_attrs("resolution/fsc").get("resolution_m")
-        cards.append(("3D resolution (FSC)", f"{r * 1e9:.1f} nm" if r else "–"))
+        cards.append(("3D resolution (FSC)", f"{r * 1e9:.1f} nm" if r else "≤ voxel (no crossing)"))
     if store.has("chem"):
         a = store.group_attrs("chem")
         cards.append(("state of charge", f"{a['soc'] * 100:.1f} ± {a['soc_sigma'] * 100:.1f} %"))
