@@ -81,23 +81,27 @@ def check_tilts(tilts, angles_deg, *, owner: str = "tilts"):
     return energies, angles
 
 
-def resample_to_reference(tilt, pixel_ratio: float) -> np.ndarray:
+def resample_to_reference(tilt, pixel_ratio: float, *, out_shape: tuple[int, int] | None = None,
+                          order: int = 1) -> np.ndarray:
     """Resample projections of pixel size p_E onto the reference grid of pixel size p_ref.
 
     ``pixel_ratio`` = p_ref / p_E. The reference pixel ``p`` shows the physical point
-    ``(p − c)·p_ref`` from the centre, which is pixel ``c + (p − c)·pixel_ratio`` of the input
-    (a zoom about the centre by p_E / p_ref), sampled bilinearly; outside the field is 0.
+    ``(p − c_out)·p_ref`` from the centre, which is pixel ``c + (p − c_out)·pixel_ratio`` of the
+    input (a zoom about the centre by p_E / p_ref); outside the field is 0. ``out_shape`` (default:
+    the input's) crops or extends the field about the centre; ``order`` is the spline order
+    (1: bilinear, all in one batched call).
     """
     t = np.asarray(tilt, np.float32)
-    if pixel_ratio == 1.0:
-        return t
     n, ny, nx = t.shape
+    oy, ox = out_shape or (ny, nx)
+    if pixel_ratio == 1.0 and (oy, ox) == (ny, nx):
+        return t
     c = centre(t.shape)
-    yy = c[0] + (np.arange(ny) - c[0]) * pixel_ratio
-    xx = c[1] + (np.arange(nx) - c[1]) * pixel_ratio
+    yy = c[0] + (np.arange(oy) - (oy - 1) / 2) * pixel_ratio
+    xx = c[1] + (np.arange(ox) - (ox - 1) / 2) * pixel_ratio
     k, qy, qx = np.meshgrid(np.arange(n), yy, xx, indexing="ij")
-    return ndimage.map_coordinates(t, [k, qy, qx], order=1, mode="constant", cval=0.0,
-                                   prefilter=False, output=np.float32)
+    return ndimage.map_coordinates(t, [k, qy, qx], order=order, mode="constant", cval=0.0,
+                                   prefilter=order > 1, output=np.float32)
 
 
 def _sample_weighted(tilt: np.ndarray, n_sigma: float = 6.0) -> np.ndarray:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..io.store import energy_key
 from .context import RunContext, stable_hash
@@ -39,21 +38,8 @@ def _reference_energy(ctx: RunContext, mean_od: dict[float, float]) -> float:
     return next(e for e in energies if mean_od[e] >= 0.5 * strongest)
 
 
-def _resample(images: np.ndarray, zoom: float, out_shape: tuple[int, int]) -> np.ndarray:
-    """Resample (n, ny, nx) images about their centres: output pixel p reads input c_in + (p − c_out)·zoom."""
-    n, ny, nx = images.shape
-    c_in = (np.array([ny, nx]) - 1) / 2
-    c_out = (np.array(out_shape) - 1) / 2
-    out = np.empty((n, *out_shape), np.float32)
-    matrix = np.diag([zoom, zoom])
-    offset = c_in - zoom * c_out
-    for i in range(n):  # one 2D affine resample per projection; scipy has no batched form
-        out[i] = ndimage.affine_transform(images[i], matrix, offset=offset, output_shape=out_shape,
-                                          order=3, mode="nearest")
-    return out
-
-
 def run_tiltseries(ctx: RunContext) -> dict:
+    from ..align.energies import resample_to_reference
     from ..chem import optical_density
 
     energies = _energies(ctx)
@@ -74,8 +60,10 @@ def run_tiltseries(ctx: RunContext) -> dict:
         od, phase = ods.pop(e), phases.pop(e)
         negatives[energy_key(e)] = round(float(np.mean(od < 0)), 3)
         zoom = ref_pixel / attrs[e]["pixel_m"]  # output pixel (ref size) in input pixels
-        arrays[energy_key(e)] = _resample(np.nan_to_num(od), zoom, out_shape)
-        arrays[f"phase_{energy_key(e)}"] = _resample(np.nan_to_num(phase), zoom, out_shape)
+        # cubic: the chemistry is a voxel-by-voxel ratio of energies, bilinear would blur one more
+        arrays[energy_key(e)] = resample_to_reference(np.nan_to_num(od), zoom, out_shape=out_shape, order=3)
+        arrays[f"phase_{energy_key(e)}"] = resample_to_reference(np.nan_to_num(phase), zoom, out_shape=out_shape,
+                                                                 order=3)
         array_attrs[energy_key(e)] = {"angles_deg": attrs[e]["angles_deg"], "energy_eV": e, "kind": "od",
                                       "pixel_m": ref_pixel, "native_pixel_m": attrs[e]["pixel_m"]}
         array_attrs[f"phase_{energy_key(e)}"] = dict(array_attrs[energy_key(e)], kind="phase")

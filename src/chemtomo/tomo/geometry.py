@@ -10,10 +10,11 @@ also in pixels from the detector centre. At θ = 0 the projection is the sum ove
 
 The projector is a *footprint* model: a square pixel of unit side projects onto the detector as a
 trapezoid (the convolution of two boxes of widths |cos θ| and |sin θ|) of unit area, and each
-detector bin receives the exact integral of that trapezoid over its width. Weights for one angle
-and one slice form a sparse matrix shared by every slice, so projection of a whole volume is a
-sparse-times-dense product; the back-projection is its exact transpose. The simulator, the
-projectors, the reconstructors and the alignment all use this module.
+detector bin receives the exact integral of that trapezoid over its width. The weights of one
+slice are shared by every slice: :func:`system_matrix` gives them as a SciPy sparse matrix (the
+reference the tests check the solvers against), and the compiled kernels of :mod:`.operator`
+apply the same weights to all slices at once, forward and as the exact transpose. The simulator,
+the projectors, the reconstructors and the alignment all use this geometry.
 """
 
 from __future__ import annotations
@@ -83,10 +84,6 @@ class TiltGeometry:
         """Sparse (n_angles·nu, nz·nx) float32 system matrix (cached)."""
         return _matrix(self)
 
-    def matrix_t(self) -> sp.csr_matrix:
-        """Its transpose, (nz·nx, n_angles·nu), as CSR (cached)."""
-        return _matrix_t(self)
-
 
 def _box_conv_cdf(t: np.ndarray, a: float, b: float) -> np.ndarray:
     """CDF of the sum of uniform variables on (−a/2, a/2) and (−b/2, b/2), at t."""
@@ -146,11 +143,6 @@ def _matrix(geom: TiltGeometry) -> sp.csr_matrix:
     m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
     m.sum_duplicates()
     return m
-
-
-@lru_cache(maxsize=8)
-def _matrix_t(geom: TiltGeometry) -> sp.csr_matrix:
-    return _matrix(geom).T.tocsr()
 
 
 def system_matrix(angles_deg, nz: int, nx: int, nu: int | None = None, cor_offset_px: float = 0.0) -> sp.csr_matrix:
