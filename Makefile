@@ -1,20 +1,27 @@
 # chemtomo: two commands from a fresh clone.
-#   make demo   creates .venv, installs, simulates the demo dataset, runs the pipeline, writes a report
+#   make demo   creates .venv, installs the locked versions, simulates the demo dataset, runs the pipeline, writes a report
 #   make test   creates .venv if needed, runs the test suite
+# The virtual environment is built from requirements/lock.txt (exact versions with hashes, the
+# ones the suite passed with); pyproject.toml keeps the ranges for people installing chemtomo as
+# a library. `make test-latest` tries the newest versions those ranges allow, in .venv-latest;
+# `make lock` refreshes the lock (see the README, "Dependencies").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
 DEMO   ?= demo-run
+LATEST := .venv-latest
 
-.PHONY: demo test test-all venv anchors clean
+.PHONY: demo test test-all test-latest venv anchors lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,8 +33,25 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+# The newest versions pyproject.toml allows, in a separate environment: drift found on purpose.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/python -m pip list --format=freeze
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider
+
+# Re-resolve the lock to the newest versions allowed (needs the registries); then run
+# `make test` and commit requirements/lock.txt if it passes.
+lock:
+	test -d .venv-lock || $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade uv
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra dev \
+	    --python-version 3.11 --universal --generate-hashes --upgrade -o $(LOCK)
+
 anchors: $(STAMP)
 	$(BIN)/python -m pip install -e '.[anchors]'
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(LATEST) .venv-lock $(DEMO) .pytest_cache
