@@ -41,7 +41,7 @@ def lone_plates():
     cases = []
     for ratio in np.arange(0.1, 0.95, 0.1):
         for width in (8, 9) if ratio >= 0.25 else (20, 21):  # thickness >= 2 voxels
-            thickness = max(2, int(round(ratio * width)))
+            thickness = max(2, round(ratio * width))
             length = width + int(rng.integers(0, 4))
             size = (length, width, thickness)
             perm = np.eye(3)[:, rng.permutation(3)]  # axis-aligned, thin axis on a random grid axis
