@@ -322,17 +322,17 @@ def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px:
     small[area < min_area_px] = area.max() >= min_area_px  # keep at least the largest patch
     patch[core & small[np.maximum(patch, 0)]] = -1
     while (patch < 0).any():  # grow the patches into the unassigned columns, closest height first
-        cand = np.full(n, np.inf)
         best = np.full(n, -1)
-        for u, v in ((a, b), (b, a)):
-            ok = (patch[u] < 0) & (patch[v] >= 0)
-            uu, vv = u[ok], v[ok]
-            dd = np.abs(voxel_height[uu] - height[vv])
-            order = np.argsort(-dd)  # later (smaller) differences overwrite earlier ones
-            uu, vv, dd = uu[order], vv[order], dd[order]
-            better = dd < cand[uu]
-            cand[uu[better]] = dd[better]
-            best[uu[better]] = patch[vv[better]]
+        uu = np.concatenate([a, b])
+        vv = np.concatenate([b, a])
+        ok = (patch[uu] < 0) & (patch[vv] >= 0)
+        uu, vv = uu[ok], vv[ok]
+        dd = np.abs(voxel_height[uu] - height[vv])
+        # per column the closest height; equal heights go to the lower patch number (an explicit
+        # order: a sort's or a fancy assignment's handling of ties differs between builds)
+        order = np.lexsort((patch[vv], dd, uu))
+        first = order[np.unique(uu[order], return_index=True)[1]]
+        best[uu[first]] = patch[vv[first]]
         grow = best >= 0
         if not grow.any():
             patch[patch < 0] = patch.max() + 1  # columns cut off from every patch
