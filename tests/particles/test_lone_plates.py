@@ -51,8 +51,9 @@ def lone_plates():
             cases.append((f"turned 30 {size}", size, about(2, 30.0), rng.uniform(-0.5, 0.5, 3)))
             rot = Rotation.random(random_state=int(rng.integers(2**31))).as_matrix()
             cases.append((f"random {size}", size, rot, rng.uniform(-0.5, 0.5, 3)))
-    # the issue's two boxes, each thin axis on each grid axis
-    for size in ((8, 8, 5), (8, 8, 3)):
+    # the issue's two boxes and one exactly on the plate-likeness bound (7 = 0.7 x 10), each
+    # thin axis on each grid axis
+    for size in ((8, 8, 5), (8, 8, 3), (10, 10, 7)):
         for k in range(3):
             cases.append((f"issue box {size} thin axis {k}", size, np.roll(np.eye(3), k, axis=0), np.zeros(3)))
     return cases

@@ -51,6 +51,7 @@ __all__ = ["split_stacked"]
 _TIE = 1e-6  # voxels: in-plane coordinates within this of a half-integer round up, on every machine
 _AXIS_DECIMALS = 9  # normal components equal to this many decimals count as equal
 _LEVEL_DECIMALS = 9  # smoothed-mask samples equal to ½ to this many decimals count as ½
+_REL_TOL = 1e-9  # relative margin of the plate-likeness bound
 
 
 def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: float = 8.0) -> np.ndarray:
@@ -71,10 +72,15 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     n = coords.shape[0]
     if n < 2 * min_area_px:
         return out
-    d = coords - coords.mean(axis=0)
-    evals = np.linalg.eigvalsh(d.T @ d / n)  # ascending: thickness, width, length
-    thickness, width = np.sqrt(12.0 * evals[:2] + 1.0)
-    if thickness > 0.7 * width:
+    # second moments from exact integer sums (a BLAS product would round differently with its
+    # thread count), compared with the 0.7 bound with a relative margin: a 7-thick, 10-wide box
+    # lies exactly on it and must be examined on every machine
+    ci = np.argwhere(region)
+    first = ci.sum(axis=0)
+    cov = (ci.T @ ci - np.outer(first, first) / n) / n
+    evals = np.linalg.eigvalsh(cov)  # ascending: thickness, width, length
+    thickness, width = np.sqrt(12.0 * np.maximum(evals[:2], 0.0) + 1.0)
+    if thickness > 0.7 * width * (1.0 + _REL_TOL):
         return out  # not plate-like: no face-on stacking to find
     normal, in_plane = _face_normal(region)
     # columns on an integer origin, so that the in-plane coordinates of an axis-aligned plate are
@@ -140,7 +146,7 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     np.minimum.at(fallback_u, pair_u, pair_thick)
     min_b = np.where(np.isfinite(min_b), min_b, fallback_b)
     min_u = np.where(np.isfinite(min_u), min_u, fallback_u)
-    linked = pair_thick <= np.minimum(min_b[pair_b], min_u[pair_u]) + step_px
+    linked = pair_thick <= np.minimum(min_b[pair_b], min_u[pair_u]) + step_px + _TIE  # ties link
 
     graph = coo_matrix((np.ones(int(linked.sum())), (pair_b[linked], n_b + pair_u[linked])),
                        shape=(n_b + n_u, n_b + n_u))
@@ -310,7 +316,7 @@ def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px:
     worst = np.zeros(n)
     np.maximum.at(worst, a, diff)
     np.maximum.at(worst, b, diff)
-    core = worst <= 0.5 * step_px
+    core = worst <= 0.5 * step_px + _TIE  # a difference of exactly half a step is no step
     keep = core[a] & core[b]
     graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
     _, patch = connected_components(graph, directed=False)
