@@ -160,12 +160,20 @@ def _write_report(store_path: Path, out: Optional[Path] = None) -> Path:
     return write_text(out or _report_path(store_path), build_report(store))
 
 
+def _command_line() -> str:
+    """This command as typed (for the store lock's message to a second writer)."""
+    import shlex
+
+    return shlex.join(["chemtomo"] + sys.argv[1:])
+
+
 def _run(config, out: Path, *, only=None, restart=False, force=False):
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
     with ProgressReporter(_state["quiet"]) as bars:
-        run_pipeline(config, out, only=only, restart=restart, force=force, progress=bars, say=bars.log)
+        run_pipeline(config, out, only=only, restart=restart, force=force, progress=bars, say=bars.log,
+                     command=_command_line())
     return time.perf_counter() - t0
 
 

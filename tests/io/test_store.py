@@ -67,3 +67,54 @@ def test_refuses_foreign_folders_and_missing_stores(tmp_path):
     s = RunStore(tmp_path / "r.zarr")
     with pytest.raises(StoreError, match="run the stage that makes it first"):
         s.group("volumes")
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    s = RunStore(tmp_path / "r.zarr")
+    with s.lock("chemtomo run a.toml"):
+        # flock is per open file: a second open in this very process conflicts like another process
+        with pytest.raises(StoreError, match=r"in use by another chemtomo process \(pid \d+ on .+, started .+, "
+                                             r"command: chemtomo run a.toml\)") as err:
+            RunStore(tmp_path / "r.zarr").lock("chemtomo recon r.zarr").acquire()
+        assert str(tmp_path / "r.zarr") in str(err.value)
+    # released on exit: the next writer gets it, and a clean release leaves no holder behind
+    with s.lock("again") as second:
+        assert second.stale is None
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    s = RunStore(tmp_path / "r.zarr")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a pid that has just exited
+    s.lock_path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "2026-01-01T00:00:00",
+                                       "command": "chemtomo run old.toml"}))
+    with s.lock("new") as lock:
+        assert lock.stale is not None and f"pid {pid}" in lock.stale and "process gone" in lock.stale
+        assert json.loads(s.lock_path.read_text())["pid"] == os.getpid()
+
+
+def test_deleted_truncated_and_overwritten_chunks_are_found(tmp_path):
+    s = RunStore(tmp_path / "r.zarr")
+    vol = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    s.write_group("volumes", {"708.2": vol})
+    s.write_group("chem", {"fraction": vol})
+    assert s.damaged_groups() == {} and s.written_groups == ["volumes", "chem"]
+    chunk = tmp_path / "r.zarr/volumes/708.2/c/1/0/0"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) // 2])
+    assert s.damaged_groups() == {"volumes": f"file 708.2/c/1/0/0 has {len(data) // 2} bytes, {len(data)} when written"}
+    with pytest.raises(StoreError, match=r"array 'volumes/708.2' of group 'volumes' is damaged"):
+        s.read("volumes/708.2")
+    chunk.write_bytes(bytes(len(data)))  # same size, garbage: only the checksum tells
+    assert "checksum differs" in s.damaged_groups()["volumes"]
+    assert s.damaged_groups(checksums=False) == {}
+    chunk.unlink()  # Zarr reads a missing chunk as the fill value, silently: only the record tells
+    assert s.damaged_groups() == {"volumes": "file 708.2/c/1/0/0 is missing"}
+    text = describe_store(tmp_path / "r.zarr")
+    assert "DAMAGED" in text and "volumes: file 708.2/c/1/0/0 is missing" in text and "chem:" not in text
+    s.write_group("volumes", {"708.2": vol})  # a rewrite commits a new record
+    assert s.damaged_groups() == {}

@@ -200,7 +200,7 @@ def coarse_align(tilt, angles_deg, *, integer: bool = True, exclude=None) -> Ali
     shift = np.stack([dy, dx], axis=1)
 
     # neighbour phase correlation along the angle order, for projections that lose mass
-    order = np.argsort(theta_deg)
+    order = np.argsort(theta_deg, kind="stable")  # equal angles keep their index order
     if np.any(~trusted & ~skip):
         ok = order[~skip[order]]
         pairs = register_translation(t[ok[:-1]], t[ok[1:]], upsample=4)
@@ -213,8 +213,8 @@ def coarse_align(tilt, angles_deg, *, integer: bool = True, exclude=None) -> Ali
     if skip.any():
         keep = np.flatnonzero(~skip)
         for axis in range(2):
-            shift[skip, axis] = np.interp(theta_deg[skip], theta_deg[keep][np.argsort(theta_deg[keep])],
-                                          shift[keep, axis][np.argsort(theta_deg[keep])])
+            shift[skip, axis] = np.interp(theta_deg[skip], theta_deg[keep][np.argsort(theta_deg[keep], kind="stable")],
+                                          shift[keep, axis][np.argsort(theta_deg[keep], kind="stable")])
     if integer:
         shift = np.round(shift)
     rec = IterationRecord(0, shift.copy(), np.zeros(n), np.ones(n), np.full(n, np.nan), 0.0)

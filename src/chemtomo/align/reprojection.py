@@ -126,7 +126,7 @@ def _interpolate_excluded(params, angles_deg, excluded):
     if not bad.any() or bad.all():
         return t, r, s
     good = np.flatnonzero(~bad)
-    order = good[np.argsort(angles_deg[good])]
+    order = good[np.argsort(angles_deg[good], kind="stable")]
     xa = angles_deg[order]
     for k in range(2):
         t[bad, k] = np.interp(angles_deg[bad], xa, t[order, k])
@@ -146,7 +146,7 @@ def _reference(aligned, angles_deg, keep, opts, nx, volumes):
     """
     n = aligned.shape[0]
     if opts.split:
-        order = np.argsort(angles_deg)
+        order = np.argsort(angles_deg, kind="stable")  # ties by index, on every CPU
         half = np.zeros(n, bool)
         half[order[::2]] = True
         parts = [(half, ~half & keep), (~half, half & keep)]
@@ -184,7 +184,7 @@ def _neighbour_scores(residual, angles_deg, keep):
     kept = np.flatnonzero(keep)
     if kept.size < 3:
         return z, ratio, local_all
-    order = kept[np.argsort(angles_deg[kept])]
+    order = kept[np.argsort(angles_deg[kept], kind="stable")]
     r = residual[order]
     m = len(order)
     local = np.array([np.median(np.delete(r[max(0, k - 3):min(m, k + 4)], min(k, 3))) for k in range(m)])
@@ -237,7 +237,7 @@ def _flag_outliers(residual, angles_deg, keep, excluded, opts, step):
     z, ratio, local = _neighbour_scores(residual, angles_deg, keep)
     room = int(opts.max_excluded * len(angles_deg)) - sum(
         1 for v in excluded.values() if v.startswith("residual"))
-    cand = [i for i in np.argsort(-z) if keep[i] and z[i] > opts.outlier_mads
+    cand = [i for i in np.argsort(-z, kind="stable") if keep[i] and z[i] > opts.outlier_mads
             and ratio[i] > opts.outlier_ratio and residual[i] > opts.outlier_min_residual]
     for i in cand[:max(room, 0)]:
         excluded[int(i)] = (f"residual {residual[i]:.3g} is {z[i]:.1f} MADs and {ratio[i]:.1f}x above "

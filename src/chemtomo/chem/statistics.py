@@ -194,7 +194,7 @@ def fit_bimodal(fraction_values, *, seed=0, max_iter: int = 500, tol: float = 1e
     mu, sd, w, ll, it, converged = _em(x, cnt, n_lo, n_hi, lo, hi, best[0], best[1], best[2], max_iter, tol)
     if not converged:
         log.warning("fit_bimodal: EM did not converge in %d iterations", max_iter)
-    order = np.argsort(mu)
+    order = np.argsort(mu, kind="stable")
     mu, sd, w = mu[order], sd[order], w[order]
     return MixtureFit(centres=mu, rms_widths=sd, weights=w, centre_sigmas=sd / np.sqrt(np.maximum(w * v.size, 1)),
                       log_likelihood=ll, n_iterations=it, converged=converged, n_samples=int(v.size),

@@ -23,10 +23,20 @@ the upper plate's edge sits on the lower plate. So:
    known, t being the median column thickness of a plate's own columns); voxels below go to the
    plate of the bottom patch, voxels above to the plate of the top patch.
 
+**Same answer on every machine.** The column grid is built from the face normal alone (the
+in-plane axes are the grid axis most perpendicular to it, not the solver's eigenvectors, which
+are arbitrary for a square plate), on an integer origin with an explicit tie rule, and holes that
+an oblique voxel lattice leaves in the footprint are filled; the surface samples are compared
+with ½ after rounding. Before, a square 8 × 8 × 5 plate came back in two halves on some machines:
+a half-integer coordinate rounded down by 1e-18 of eigenvector noise left an empty row of columns
+that cut the surfaces into two patches.
+
 Only plate-like regions are examined (thickness extent below 0.7 × the width extent: a pair of
 stacked plates of the simulator reaches 0.51, a cube is 1; with 0.5 instead, 14 fewer of 240
 plates were matched); a single flat or gently tilted plate has one bottom and one top patch
-and is returned whole.
+and is returned whole. A patch's own thickness, against which a thicker (stacked) pair is
+judged, comes from pairs of at least ``min_area_px`` columns, so a sliver of rim columns never
+makes a single plate look stacked.
 """
 
 from __future__ import annotations
@@ -37,6 +47,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = ["split_stacked"]
+
+_TIE = 1e-6  # voxels: in-plane coordinates within this of a half-integer round up, on every machine
+_AXIS_DECIMALS = 9  # normal components equal to this many decimals count as equal
+_LEVEL_DECIMALS = 9  # smoothed-mask samples equal to ½ to this many decimals count as ½
+_REL_TOL = 1e-9  # relative margin of the plate-likeness bound
 
 
 def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: float = 8.0) -> np.ndarray:
@@ -57,31 +72,58 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     n = coords.shape[0]
     if n < 2 * min_area_px:
         return out
-    d = coords - coords.mean(axis=0)
-    evals = np.linalg.eigvalsh(d.T @ d / n)  # ascending: thickness, width, length
-    thickness, width = np.sqrt(12.0 * evals[:2] + 1.0)
-    if thickness > 0.7 * width:
+    # second moments from exact integer sums (a BLAS product would round differently with its
+    # thread count), compared with the 0.7 bound with a relative margin: a 7-thick, 10-wide box
+    # lies exactly on it and must be examined on every machine
+    ci = np.argwhere(region)
+    first = ci.sum(axis=0)
+    cov = (ci.T @ ci - np.outer(first, first) / n) / n
+    evals = np.linalg.eigvalsh(cov)  # ascending: thickness, width, length
+    thickness, width = np.sqrt(12.0 * np.maximum(evals[:2], 0.0) + 1.0)
+    if thickness > 0.7 * width * (1.0 + _REL_TOL):
         return out  # not plate-like: no face-on stacking to find
     normal, in_plane = _face_normal(region)
+    # columns on an integer origin, so that the in-plane coordinates of an axis-aligned plate are
+    # exact integers and half-integers never arise; _TIE breaks any remaining rounding tie upwards
+    origin = np.floor(coords.mean(axis=0) + 0.5)
+    d = coords - origin
     h = d @ normal
-    ia = np.floor(d @ in_plane[:, 0] + 0.5).astype(np.int64)
-    ib = np.floor(d @ in_plane[:, 1] + 0.5).astype(np.int64)
-    a0, b0 = ia.min(), ib.min()
+    ia = np.floor(d @ in_plane[:, 0] + 0.5 + _TIE).astype(np.int64)
+    ib = np.floor(d @ in_plane[:, 1] + 0.5 + _TIE).astype(np.int64)
+    a0, b0 = ia.min() - 1, ib.min() - 1
     ia -= a0
     ib -= b0
-    nb = int(ib.max()) + 1
-    cols, col_index = np.unique(ia * nb + ib, return_inverse=True)
-    bottom, top = _surfaces(region, coords.mean(axis=0), normal, in_plane,
-                            np.divmod(cols, nb), (a0, b0), (h.min(), h.max()))
-    thick = top - bottom
+    nb = int(ib.max()) + 2
+    occupied = np.unique(ia * nb + ib)
+    candidates = _footprint_gaps(occupied, int(ia.max()) + 2, nb)
+    all_cols = np.concatenate([occupied, candidates])
+    bottom, top, crossed = _surfaces(region, origin, normal, in_plane,
+                                     np.divmod(all_cols, nb), (a0, b0), (h.min(), h.max()))
+    # a gap cell of the footprint (no voxel centre projects into it: the voxel lattice seen
+    # obliquely) is a column when the surface profile through its centre reaches ½
+    keep = np.concatenate([np.ones(occupied.size, bool), crossed[occupied.size:]])
+    order = np.argsort(all_cols[keep], kind="stable")
+    cols = all_cols[keep][order]
+    bottom, top, crossed = bottom[keep][order], top[keep][order], crossed[keep][order]
+    col_index = np.searchsorted(cols, ia * nb + ib)
+    has_voxels = np.zeros(cols.size, bool)
+    has_voxels[col_index] = True
 
     edges = _column_edges(cols, nb)
     raw_bottom = np.full(cols.size, np.inf)
     raw_top = np.full(cols.size, -np.inf)
     np.minimum.at(raw_bottom, col_index, h)
     np.maximum.at(raw_top, col_index, h)
-    b_patch = _patches(bottom, edges, step_px, min_area_px, raw_bottom - 0.5)
-    u_patch = _patches(top, edges, step_px, min_area_px, raw_top + 0.5)
+    # outermost voxel faces; a column whose profile never reaches ½ (a one-voxel rim) is read
+    # from them, a gap column (no voxels) from its profile
+    raw_bottom = np.where(has_voxels, raw_bottom - 0.5, bottom)
+    raw_top = np.where(has_voxels, raw_top + 0.5, top)
+    bottom = np.where(crossed, bottom, raw_bottom)
+    top = np.where(crossed, top, raw_top)
+    thick = top - bottom
+
+    b_patch = _patches(bottom, edges, step_px, min_area_px, raw_bottom)
+    u_patch = _patches(top, edges, step_px, min_area_px, raw_top)
     n_b, n_u = int(b_patch.max()) + 1, int(u_patch.max()) + 1
     if n_b == 1 and n_u == 1:
         return out
@@ -90,11 +132,21 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     pairs, pair_index = np.unique(pair, return_inverse=True)
     pair_thick = np.array([np.median(thick[pair_index == k]) for k in range(pairs.size)])
     pair_b, pair_u = pairs // n_u, pairs % n_u
+    # a patch's own plate thickness is its thinnest pair *of plate size* (at least min_area_px
+    # columns): a sliver of rim columns is no plate and must not make the body look stacked
+    pair_area = np.bincount(pair_index, minlength=pairs.size)
+    ref_thick = np.where(pair_area >= min_area_px, pair_thick, np.inf)
     min_b = np.full(n_b, np.inf)
     min_u = np.full(n_u, np.inf)
-    np.minimum.at(min_b, pair_b, pair_thick)
-    np.minimum.at(min_u, pair_u, pair_thick)
-    linked = pair_thick <= np.minimum(min_b[pair_b], min_u[pair_u]) + step_px
+    np.minimum.at(min_b, pair_b, ref_thick)
+    np.minimum.at(min_u, pair_u, ref_thick)
+    fallback_b = np.full(n_b, np.inf)
+    fallback_u = np.full(n_u, np.inf)
+    np.minimum.at(fallback_b, pair_b, pair_thick)
+    np.minimum.at(fallback_u, pair_u, pair_thick)
+    min_b = np.where(np.isfinite(min_b), min_b, fallback_b)
+    min_u = np.where(np.isfinite(min_u), min_u, fallback_u)
+    linked = pair_thick <= np.minimum(min_b[pair_b], min_u[pair_u]) + step_px + _TIE  # ties link
 
     graph = coo_matrix((np.ones(int(linked.sum())), (pair_b[linked], n_b + pair_u[linked])),
                        shape=(n_b + n_u, n_b + n_u))
@@ -115,7 +167,7 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
                          np.where(np.isnan(from_top), from_bottom, 0.5 * (from_bottom + from_top)))
     interface = np.where(np.isnan(interface), 0.5 * (bottom + top), interface)
 
-    v_col = col_index
+    v_col = col_index  # voxels lie in the occupied columns only
     below = h < interface[v_col]
     voxel_group = np.where(col_linked[v_col] | below, lower[v_col], upper[v_col])
     used, voxel_group = np.unique(voxel_group, return_inverse=True)
@@ -131,9 +183,17 @@ def _face_normal(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The sum of ∇m ∇mᵀ over the smoothed mask m is dominated by the large faces, so its leading
     eigenvector is their normal, also for a staircase of stacked plates (whose principal axes
     of inertia tilt with the offset between the plates).
+
+    Only the normal is taken from the eigen-solver. The in-plane axes are not: for a square
+    plate the two smaller eigenvalues are equal, and which pair of eigenvectors LAPACK returns
+    then depends on the library build and its thread count. They are instead the grid axis most
+    perpendicular to the normal, projected into the plane, and the normal × that axis; the
+    normal's sign is fixed by its largest component. The column grid of an axis-aligned plate
+    is then the voxel grid, on every machine.
     """
-    m = ndimage.gaussian_filter(np.pad(region, 2).astype(np.float32), 1.0)
-    grads = np.stack([g.ravel() for g in np.gradient(m)])
+    # zeros around the region (mode "constant"): the result must not depend on the margin
+    m = ndimage.gaussian_filter(np.pad(region, 3).astype(np.float32), 1.0, mode="constant")
+    grads = np.stack([g.ravel() for g in np.gradient(m)]).astype(np.float64)
     grads = grads[:, np.abs(grads).sum(axis=0) > 1e-3]
     weights = np.ones(grads.shape[1])
     for _ in range(3):  # reweight towards the dominant direction: side walls count less
@@ -142,19 +202,61 @@ def _face_normal(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         normal = vectors[:, 2]
         cosine = (normal @ grads) / np.maximum(np.linalg.norm(grads, axis=0), 1e-12)
         weights = cosine**4
-    return vectors[:, 2], vectors[:, :2]
+    return _canonical_axes(vectors[:, 2])
+
+
+def _canonical_axes(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normal, (3, 2) in-plane axes) as a function of the normal's direction alone.
+
+    Components are compared after rounding to ``_AXIS_DECIMALS`` decimals, so that float noise
+    in the eigen-solver (1e-16) cannot flip a choice between two equal candidates; ties go to
+    the lower axis index.
+    """
+    normal = normal / np.linalg.norm(normal)
+    rounded = np.round(normal, _AXIS_DECIMALS)
+    lead = int(np.argmax(np.abs(rounded)))  # first of the largest
+    if rounded[lead] < 0:
+        normal = -normal
+    first = np.zeros(3)
+    first[int(np.argmin(np.abs(rounded)))] = 1.0  # the grid axis most in the plane
+    first -= (first @ normal) * normal
+    first /= np.linalg.norm(first)
+    second = np.cross(normal, first)
+    return normal, np.stack([first, second], axis=1)
+
+
+def _footprint_gaps(occupied: np.ndarray, na: int, nb: int) -> np.ndarray:
+    """Column ids (a·nb + b) of holes in the footprint ``occupied``: enclosed cells and cells
+    between two occupied cells along a grid line.
+
+    When the normal is oblique to the voxel grid, the voxel centres projected into the plane do
+    not fill every cell of the column grid; the empty cells would cut one plate's surface into
+    patches that do not touch.
+    """
+    image = np.zeros((na + 1, nb + 1), bool)
+    image[np.divmod(occupied, nb)] = True
+    between = np.zeros_like(image)
+    between[1:-1, :] |= image[:-2, :] & image[2:, :]
+    between[:, 1:-1] |= image[:, :-2] & image[:, 2:]
+    gaps = (ndimage.binary_fill_holes(image) | between) & ~image
+    a, b = np.nonzero(gaps[:na, :nb])
+    return a * nb + b
 
 
 def _surfaces(region, centre, normal, in_plane, rows_cols, origin, h_range, step=0.25):
-    """Bottom and top heights of each column, sub-voxel, from the smoothed mask.
+    """Bottom and top heights of each column, sub-voxel, from the smoothed mask, and whether
+    the column's profile reaches ½ at all.
 
     The mask is smoothed by a Gaussian of σ = 0.7 voxel and sampled (trilinear) along the
     normal through each column centre every ``step`` voxel; the surfaces are the first and last
     crossings of 0.5. Unlike the extreme voxel centres of the column, this does not jitter by a
-    voxel when the normal is oblique to the grid.
+    voxel when the normal is oblique to the grid. The comparison with ½ is made in float64 on
+    values rounded to ``_LEVEL_DECIMALS`` decimals, so that a sample lying on the surface (a
+    face of an axis-aligned box is exactly ½ in exact arithmetic) is read the same way whatever
+    the summation order of the filter.
     """
     pad = 3
-    m = ndimage.gaussian_filter(np.pad(region, pad).astype(np.float32), 0.7)
+    m = ndimage.gaussian_filter(np.pad(region, pad).astype(np.float64), 0.7, mode="constant")
     a = rows_cols[0] + origin[0]
     b = rows_cols[1] + origin[1]
     hs = np.arange(h_range[0] - 2.0, h_range[1] + 2.0 + step, step)
@@ -162,6 +264,7 @@ def _surfaces(region, centre, normal, in_plane, rows_cols, origin, h_range, step
     points = (base[:, None, None] + in_plane[:, 0, None, None] * a[None, :, None]
               + in_plane[:, 1, None, None] * b[None, :, None] + normal[:, None, None] * hs[None, None, :])
     values = ndimage.map_coordinates(m, points.reshape(3, -1), order=1, mode="constant").reshape(a.size, hs.size)
+    values = np.round(values, _LEVEL_DECIMALS)
     inside = values >= 0.5
     any_inside = inside.any(axis=1)
     first = np.argmax(inside, axis=1)
@@ -174,11 +277,10 @@ def _surfaces(region, centre, normal, in_plane, rows_cols, origin, h_range, step
         frac_u = (values[rows, last] - 0.5) / (values[rows, last] - values[rows, above_last])
     bottom = hs[below_first] + np.nan_to_num(np.clip(frac_b, 0, 1), nan=1.0) * step
     top = hs[last] + np.nan_to_num(np.clip(frac_u, 0, 1), nan=0.0) * step
-    # a column whose profile never reaches 0.5 (a one-voxel rim) keeps its voxel centre ± ½
     centre_h = 0.5 * (h_range[0] + h_range[1])
     bottom = np.where(any_inside, bottom, centre_h - 0.5)
     top = np.where(any_inside, top, centre_h + 0.5)
-    return bottom, top
+    return bottom, top, any_inside
 
 
 def _column_edges(cols: np.ndarray, nb: int) -> np.ndarray:
@@ -214,7 +316,7 @@ def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px:
     worst = np.zeros(n)
     np.maximum.at(worst, a, diff)
     np.maximum.at(worst, b, diff)
-    core = worst <= 0.5 * step_px
+    core = worst <= 0.5 * step_px + _TIE  # a difference of exactly half a step is no step
     keep = core[a] & core[b]
     graph = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(n, n))
     _, patch = connected_components(graph, directed=False)
@@ -226,17 +328,17 @@ def _patches(height: np.ndarray, edges: np.ndarray, step_px: float, min_area_px:
     small[area < min_area_px] = area.max() >= min_area_px  # keep at least the largest patch
     patch[core & small[np.maximum(patch, 0)]] = -1
     while (patch < 0).any():  # grow the patches into the unassigned columns, closest height first
-        cand = np.full(n, np.inf)
         best = np.full(n, -1)
-        for u, v in ((a, b), (b, a)):
-            ok = (patch[u] < 0) & (patch[v] >= 0)
-            uu, vv = u[ok], v[ok]
-            dd = np.abs(voxel_height[uu] - height[vv])
-            order = np.argsort(-dd)  # later (smaller) differences overwrite earlier ones
-            uu, vv, dd = uu[order], vv[order], dd[order]
-            better = dd < cand[uu]
-            cand[uu[better]] = dd[better]
-            best[uu[better]] = patch[vv[better]]
+        uu = np.concatenate([a, b])
+        vv = np.concatenate([b, a])
+        ok = (patch[uu] < 0) & (patch[vv] >= 0)
+        uu, vv = uu[ok], vv[ok]
+        dd = np.abs(voxel_height[uu] - height[vv])
+        # per column the closest height; equal heights go to the lower patch number (an explicit
+        # order: a sort's or a fancy assignment's handling of ties differs between builds)
+        order = np.lexsort((patch[vv], dd, uu))
+        first = order[np.unique(uu[order], return_index=True)[1]]
+        best[uu[first]] = patch[vv[first]]
         grow = best >= 0
         if not grow.any():
             patch[patch < 0] = patch.max() + 1  # columns cut off from every patch

@@ -94,7 +94,7 @@ def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore
 
 def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, ...] | None = None,
                  restart: bool = False, force: bool = False, progress=None,
-                 say: Callable[[str], None] | None = None, client=None) -> RunStore:
+                 say: Callable[[str], None] | None = None, client=None, command: str = "") -> RunStore:
     """Run (or resume) every stage, or only the named ones, and return the store.
 
     Parameters
@@ -107,18 +107,55 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     progress : ``progress(name) -> (done, total) callback`` for progress bars
     say : one-line messages (stage summaries)
     client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
+    command : how this run was started, written into the store's lock for other processes' messages
+
+    Raises
+    ------
+    StoreError
+        Another process writes the store (its pid, host, start time and command are named), or
+        a stage run alone needs an upstream group that is missing or damaged.
+
+    Only one process writes a store at a time (``RunStore.lock``). Groups changed on disk since
+    they were committed (a deleted or overwritten chunk) are found at the start and their stage
+    and everything downstream of it are redone.
     """
     if config is not None and config.compute.device != "cpu":
         raise ConfigError(f"compute.device = {config.compute.device!r}: the ptychography and tomography kernels run "
                           "on the CPU only in this version (compiled with numba); set compute.device = 'cpu'")
+    writer = RunStore(out, create=config is not None).lock(command or "chemtomo.pipeline.run_pipeline()")
+    writer.acquire()  # before anything is written: a second writer stops here
+    try:
+        return _run_locked(config, out, writer, only=only, restart=restart, force=force, progress=progress,
+                           say=say, client=client)
+    finally:
+        writer.release()
+
+
+def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
+    """``{stage: (group, what is wrong)}`` for stages whose committed groups changed on disk."""
+    damaged = store.damaged_groups()
+    out: dict[str, tuple[str, str]] = {}
+    for stage in STAGES:
+        rec = store.stage_record(stage.name) or {}
+        for key in rec.get("groups") or (stage.output,):
+            if key in damaged and stage.name not in out:
+                out[stage.name] = (key, damaged[key])
+    return out
+
+
+def _run_locked(config, out, writer, *, only, restart, force, progress, say, client) -> RunStore:
     store, config = open_run(out, config)
+    say = say or (lambda m: None)
+    if writer.stale:
+        store.log(f"took over a stale lock: {writer.stale}")
+        say(f"took over the store's stale lock ({writer.stale})")
     store.clean_temporaries()
+    damaged = _damaged_stages(store)
     if restart:
         for s in STAGES:
             store.set_stage_record(s.name, None)
             store.clear_partial(s.name)
     refs, refs_path, xas = resolve_inputs(config)
-    say = say or (lambda m: None)
     own_client = client is None
     names = only or tuple(s.name for s in STAGES)
     unknown = [n for n in names if n not in _BY_NAME]
@@ -139,7 +176,12 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
             rec = store.stage_record(stage.name)
             up_changed = any(u in changed for u in stage.upstream)
             current = (rec is not None and rec.get("hash") == h and store.has(stage.output) and not up_changed
-                       and not (force and stage.name in names))
+                       and not (force and stage.name in names) and stage.name not in damaged)
+            if stage.name in damaged and stage.name not in names and only is not None and any(
+                    stage.name in s.upstream for s in STAGES if s.name in names):
+                key, problem = damaged[stage.name]
+                raise StoreError(f"{store.path}: group '{key}', written by stage '{stage.name}', is damaged "
+                                 f"({problem}); run `chemtomo run` on the store to redo it first")
             if stage.name not in names:
                 if not current and only is not None and any(stage.name in s.upstream for s in STAGES
                                                              if s.name in names) and not store.has(stage.output):
@@ -153,7 +195,12 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
                 skipped.add(stage.name)
                 say(f"{stage.name:<11} skipped (needs {', '.join(u for u in stage.upstream if u in skipped)})")
                 continue
+            if stage.name in damaged and rec is not None and rec.get("hash") == h:
+                key, problem = damaged[stage.name]
+                ctx.log(f"{stage.name}: group '{key}' is damaged ({problem}); redoing the stage")
+                say(f"{stage.name:<11} store group '{key}' is damaged ({problem}): redoing it")
             t0 = time.perf_counter()
+            first_group = len(store.written_groups)
             ctx.log(f"{stage.name}: start")
             try:
                 summary = stage.func(ctx)
@@ -165,7 +212,8 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
                 continue
             seconds = time.perf_counter() - t0
             store.set_stage_record(stage.name, {"hash": h, "seconds": seconds, "summary": summary,
-                                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                                "groups": store.written_groups[first_group:]})
             store.clear_partial(stage.name)
             changed.add(stage.name)
             line = ", ".join(f"{k} {_short(v)}" for k, v in summary.items())

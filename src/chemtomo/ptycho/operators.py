@@ -79,7 +79,7 @@ def orthogonalize_modes(probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     flat = probe.reshape(n_modes, -1).astype(np.complex128)
     gram = flat @ flat.conj().T
     values, vectors = np.linalg.eigh(gram)
-    order = np.argsort(values)[::-1]
+    order = np.argsort(-values, kind="stable")  # equal powers keep their order
     mix = vectors[:, order].conj().T
     return (mix @ flat).reshape(probe.shape).astype(np.complex64), mix.astype(np.complex64)
 

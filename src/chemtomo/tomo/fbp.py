@@ -56,7 +56,7 @@ def angle_weights(angles_deg) -> np.ndarray:
     n = a.size
     if n == 1:
         return np.array([np.pi])
-    order = np.argsort(a)
+    order = np.argsort(a, kind="stable")
     s = a[order]
     span = s[-1] - s[0]
     step = span / (n - 1)
