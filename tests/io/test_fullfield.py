@@ -149,7 +149,7 @@ def test_input_kind_detection(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", np.ones((2, 8, 8), np.uint16), photometric="minisblack")
     assert input_kind([ref(scan, angle_deg=0.0)])[0] == "scans"
     kind, note = input_kind([ref(image, angle_deg=0.0)])
-    assert kind == "projections" and "1 CXI reconstructed image" in note
+    assert kind == "projections" and "1 × CXI reconstructed image" in note
     assert input_kind([ref(dx)])[0] == "intensity"
     assert input_kind([ref(tmp_path / "t.tif", flat=str(tmp_path / "t.tif"))])[0] == "intensity"
     assert input_kind([ref(dx_noflat)], "od")[0] == "od"
