@@ -187,6 +187,8 @@ def run(
                                 help="Resume a stopped run (default) or forget earlier results and start over."),
     scheduler: str = typer.Option("", help="Dask scheduler address, tcp://HOST:PORT (default: local)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report at the end."),
+    kind: str = typer.Option("", "--kind", help="Input kind: scans, projections, intensity or od "
+                                                "(default: [input] kind of the config, else detected from the files)."),
 ):
     """Run the whole flow: ptychography → alignment → tomography → chemistry → particles → report.
 
@@ -196,12 +198,17 @@ def run(
     from .pipeline import config_for_manifest, load_config
 
     overrides = {"compute": {"scheduler": scheduler}} if scheduler else None
+    if kind:
+        overrides = {**(overrides or {}), "input": {"kind": kind}}
     if source.suffix.lower() == ".toml":
-        cfg = load_config(source)
-        if scheduler:
-            import dataclasses
+        from .pipeline.config import config_from_dict, config_to_dict
 
-            cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, scheduler=scheduler))
+        cfg = load_config(source)
+        if overrides:
+            data = config_to_dict(cfg)
+            for section, values in overrides.items():
+                data[section].update(values)
+            cfg = config_from_dict(data, where=f"{source} (with command-line options)", base_dir=cfg.base_dir)
     else:
         cfg = config_for_manifest(source, overrides)
     out = out or (source.parent if source.is_file() else source) / "RUN.zarr"

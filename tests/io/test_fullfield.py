@@ -167,3 +167,13 @@ def test_make_scan_is_still_a_scan(tmp_path):
     from chemtomo.io import write_scan
 
     assert file_format(write_scan(tmp_path / "s.cxi", make_scan())) == "scan"
+
+
+def test_info_describes_data_exchange_and_images(tmp_path):
+    from chemtomo.core import Projection
+    from chemtomo.io import describe
+
+    text = describe(write_dx(tmp_path / "e.h5"))
+    assert "full-field: 5 images of 16×12 px, angles -60.00° to 60.00°, 3 flats, 2 darks, 8333.00 eV" in text
+    image = write_projection(tmp_path / "i.cxi", Projection(np.ones((8, 6), np.complex64), 1e-8, 8800.0, 5.0))
+    assert "reconstructed image: 8×6 px of 10.000 nm, 8800.00 eV, angle 5.00°" in describe(image)

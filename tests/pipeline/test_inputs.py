@@ -213,3 +213,18 @@ def test_other_refusals_name_file_and_field(tmp_path):
     with pytest.raises(InputError, match=r"a.h5: /measurement/instrument/monochromator/energy is 8333 eV but the "
                                          "manifest gives 8400 eV"):
         run_only_first_stage(tmp_path, "path,energy_eV\na.h5,8400\n")
+
+
+def test_kind_on_the_command_line_and_folder_input(tmp_path):
+    write_refs(tmp_path)
+    dx(tmp_path / "a.h5")
+    dx(tmp_path / "b.h5", energy_ev=8350.0)
+    (tmp_path / "manifest.csv").write_text("path,energy_eV\na.h5,8333\nb.h5,8350\n")
+    r = run_cli(["run", str(tmp_path / "manifest.csv"), "--kind", "bogus"])
+    assert r.returncode == 1 and "input.kind = 'bogus' is not allowed" in r.stderr, r.stderr
+    r = run_cli(["run", str(tmp_path / "manifest.csv"), "--kind", "od", "--out", str(tmp_path / "od.zarr")])
+    assert r.returncode == 1 and "a.h5: /exchange/data_white: flat fields given but input.kind is 'od'" in r.stderr
+    # a folder of Data Exchange files stands in for the manifest: energies from the monochromator
+    store = run_pipeline(config_for_manifest(tmp_path), tmp_path / "folder.zarr", only=("ptycho",))
+    assert store.group_attrs("projections")["energies_eV"] == [8333.0, 8350.0]
+    assert store.stage_record("ptycho")["summary"]["input"] == "intensity"
