@@ -60,7 +60,7 @@ def test_projections_input_runs_skips_ptychography_and_resumes(tiny_sim, tmp_pat
     # resume: nothing changed, nothing redone; a changed image redoes the first stage and downstream
     r = run_cli(args)
     assert r.returncode == 0 and "ptycho      up to date (skipped)" in r.stdout, r.stdout
-    first = sorted(tmp_path.glob("image_*.cxi"))[0]
+    first = min(tmp_path.glob("image_*.cxi"))
     with h5py.File(first, "a") as f:
         f["entry_1/image_1/data"][0, 0] = 1.0
     r = run_cli(args)

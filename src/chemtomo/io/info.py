@@ -43,9 +43,9 @@ def _describe_h5(path: Path) -> str:
                 from .cxi import read_projection
 
                 p = read_projection(path)
-                lines += ["", f"  reconstructed image: {p.transmission.shape[0]}×{p.transmission.shape[1]} px of "
-                              f"{p.pixel_m * 1e9:.3f} nm, {p.energy_ev:.2f} eV, angle {p.angle_deg:.2f}° "
-                              "(pipeline input kind 'projections')"]
+                lines += ["", (f"  reconstructed image: {p.transmission.shape[0]}×{p.transmission.shape[1]} px of "
+                               f"{p.pixel_m * 1e9:.3f} nm, {p.energy_ev:.2f} eV, angle {p.angle_deg:.2f}° "
+                               "(pipeline input kind 'projections')")]
             except InputError as exc:
                 lines.append(f"  not a valid reconstructed image: {exc}")
         elif "exchange/data" in f:
