@@ -228,3 +228,31 @@ def test_kind_on_the_command_line_and_folder_input(tmp_path):
     store = run_pipeline(config_for_manifest(tmp_path), tmp_path / "folder.zarr", only=("ptycho",))
     assert store.group_attrs("projections")["energies_eV"] == [8333.0, 8350.0]
     assert store.stage_record("ptycho")["summary"]["input"] == "intensity"
+
+
+def test_one_file_per_projection_tiff_and_data_exchange(tmp_path):
+    # 708.2-like energy as single-page TIFFs with flat/dark TIFFs, the other as one Data Exchange file
+    # per projection; noise-free counts I = D + (F − D)·exp(−OD), so the stored OD is the written
+    # one to float32 rounding of the counts' ratio (1e-4)
+    write_refs(tmp_path)
+    angles = [-40.0, 0.0, 40.0]
+    od = {a: gaussian_blob((24, 20), 30e-9, od=0.2 + 0.01 * k) for k, a in enumerate(angles)}
+    flat, dark = 3000.0, 100.0
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((2, 24, 20), flat, np.float32), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "dark.tif", np.full((24, 20), dark, np.float32))
+    rows = ["path,angle_deg,energy_eV,pixel_m,flat,dark"]
+    for k, a in enumerate(angles):
+        img = dark + (flat - dark) * np.exp(-od[a])
+        tifffile.imwrite(tmp_path / f"t{k}.tif", img.astype(np.float32))
+        rows.append(f"t{k}.tif,{a},8333,3e-8,flat.tif,dark.tif")
+        with h5py.File(tmp_path / f"d{k}.h5", "w") as f:
+            f["exchange/data"] = img[None].astype(np.float32)
+            f["exchange/data_white"] = np.full((1, 24, 20), flat, np.float32)
+            f["exchange/data_dark"] = np.full((1, 24, 20), dark, np.float32)
+        rows.append(f"d{k}.h5,{a},8350,3e-8,,")
+    store = run_only_first_stage(tmp_path, "\n".join(rows) + "\n")
+    assert store.stage_record("ptycho")["summary"]["input"] == "intensity"
+    for e in (8333, 8350):
+        stack = store.read(f"projections/{e}")
+        assert store.array_attrs(f"projections/{e}")["angles_deg"] == angles
+        np.testing.assert_allclose(stack, np.stack([od[a] for a in angles]), atol=1e-4)
