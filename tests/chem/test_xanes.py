@@ -171,3 +171,16 @@ def test_bad_input():
         chem.white_line_energy(y, TXM_E, refine="spline")
     with pytest.raises(InputError, match="n_energies >= 3"):
         chem.normalise_xanes(np.ones((2, 4)), [7100.0, 7200.0])
+
+
+def test_xanes_figure():
+    # a slice and a histogram of each map, the references' edges marked; a shape mismatch is an error
+    rng = np.random.default_rng(5)
+    edge = rng.normal(7124.0, 1.5, (9, 11, 13)).astype(np.float32)
+    edge[:, :5] = np.nan
+    fig = chem.plot_xanes_maps(edge, edge + 5.0, voxel_m=60e-9, reference_edges_ev={"LiFePO4": 7122.6, "FePO4": 7126.6})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("edge position (y–x at z = ") for t in titles)
+    assert len(fig.axes[2].get_legend().get_texts()) == 2
+    with pytest.raises(InputError, match="one shape"):
+        chem.plot_xanes_maps(edge, edge[:, :, :5])

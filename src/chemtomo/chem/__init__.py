@@ -20,7 +20,13 @@ Examples
 0.25
 """
 
-from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
+from .figures import (
+    plot_class_fractions,
+    plot_composition_histogram,
+    plot_correlation,
+    plot_validation_maps,
+    plot_xanes_maps,
+)
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
@@ -48,4 +54,5 @@ __all__ = [
     "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
     "normalise_xanes", "XanesNormalisation", "edge_position", "white_line_energy",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
+    "plot_xanes_maps",
 ]
