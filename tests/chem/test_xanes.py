@@ -39,7 +39,9 @@ def test_edge_position_noise_free_within_the_sampling_bound():
     # h² max|n''| / (8 |n'(E*)|) (h = E_i+1 − E_i): the bound is computed per spectrum on a fine grid
     rng = np.random.default_rng(0)
     params = _params(40, rng)
-    got = chem.edge_position(spectra(TXM_E, params), TXM_E, noise_sigma=1e-6)
+    # lines before and after the edge: the background is a line and the edge's tails are < 1e-4
+    # in both ranges, so the normalisation is exact and only the sampling error remains
+    got = chem.edge_position(spectra(TXM_E, params), TXM_E, noise_sigma=1e-6, pre_edge_order=1, post_edge_order=1)
     for g, p in zip(got, params):
         n = normalised(FINE, *p)
         j = int(np.argmax(n >= 0.5))
@@ -60,7 +62,8 @@ def test_white_line_noise_free_within_the_sampling_bound(refine):
     rng = np.random.default_rng(1)
     params = _params(40, rng)
     e = np.arange(7090.0, 7181.0, 2.0)
-    got = chem.white_line_energy(spectra(e, params), e, refine=refine, noise_sigma=1e-6)
+    got = chem.white_line_energy(spectra(e, params), e, refine=refine, noise_sigma=1e-6, pre_edge_order=1,
+                                 post_edge_order=1)
     for g, p in zip(got, params):
         n = normalised(FINE, *p)
         j = int(np.argmax(n))
@@ -111,13 +114,13 @@ def test_noise_propagates_as_predicted(which):
 
 
 def test_noise_estimate_and_threshold():
-    # σ is estimated from the pre/post-edge fit residuals (dof = 1 + 2 on the TXM grid) as the
-    # median over pixels, corrected for the χ² median: within 5 % for 3,000 pixels. Pixels
+    # σ is estimated from the pre/post-edge fit residuals (constants, dof = 2 + 2 on the TXM grid)
+    # as the median over pixels, corrected for the χ² median: within 5 % for 3,000 pixels. Pixels
     # without an edge (step 0) fail the 5σ_step threshold (Gaussian tail 3e-7); pixels with a
-    # step of 27σ pass it (σ_step = σ·sqrt(v_pre + v_post) ≈ 2.5σ on this grid: the step is
-    # 10.5σ_step, 5.5σ_step above the threshold: all pass but 2e-8)
+    # step of 10σ pass it (σ_step = σ·sqrt(1/3 + 1/3) = 0.82σ: the step is 12σ_step, 7σ_step
+    # above the threshold). The background's slope (−1e-5 per eV) adds < 2 % to the residuals
     rng = np.random.default_rng(3)
-    sigma = 0.0015
+    sigma = 0.004
     edge = spectra(TXM_E, [(7124.0, 1.5, 0.3, 7128.0, 2.5)] * 1500)
     flat = spectra(TXM_E, [(7124.0, 1.5, 0.3, 7128.0, 2.5)] * 1500, step=0.0)
     y = np.concatenate([edge, flat], axis=1) + rng.normal(0.0, sigma, (TXM_E.size, 3000))
@@ -164,7 +167,9 @@ def test_bad_input():
     with pytest.raises(InputError, match="at least one of the energies"):
         chem.edge_position(y, TXM_E, pre_edge_ev=(7000.0, 7050.0))
     with pytest.raises(InputError, match="no degree of freedom"):
-        chem.edge_position(y, TXM_E, pre_edge_ev=(7090.0, 7100.0), post_edge_ev=(7170.0, 7180.0))
+        chem.edge_position(y, TXM_E, pre_edge_ev=(7090.0, 7090.0), post_edge_ev=(7180.0, 7180.0))
+    with pytest.raises(InputError, match="noise_mask has shape"):
+        chem.edge_position(y, TXM_E, noise_mask=np.ones(3, bool))
     with pytest.raises(InputError, match="level"):
         chem.edge_position(y, TXM_E, level=1.5)
     with pytest.raises(InputError, match="refine"):
@@ -184,3 +189,17 @@ def test_xanes_figure():
     assert len(fig.axes[2].get_legend().get_texts()) == 2
     with pytest.raises(InputError, match="one shape"):
         chem.plot_xanes_maps(edge, edge[:, :, :5])
+
+
+def test_noise_estimate_leaves_out_clipped_voxels():
+    # a non-negative reconstruction sets empty voxels to 0 at some energies: their residuals are
+    # ~0 and would pull the median σ down; they are left out by default, or noise_mask names the
+    # voxels to use. 500 pixels with an edge, σ = 0.002, and 1,500 empty pixels clipped at 0
+    rng = np.random.default_rng(6)
+    edge = spectra(TXM_E, [(7124.0, 1.5, 0.3, 7128.0, 2.5)] * 500, slope=0.0) + rng.normal(0, 0.002, (TXM_E.size, 500))
+    empty = np.clip(rng.normal(0.0, 0.002, (TXM_E.size, 1500)), 0.0, None)
+    y = np.concatenate([edge, empty], axis=1)
+    assert chem.normalise_xanes(y, TXM_E).noise == pytest.approx(0.002, rel=0.1)
+    mask = np.zeros(2000, bool)
+    mask[:500] = True
+    assert chem.normalise_xanes(y, TXM_E, noise_mask=mask).noise == pytest.approx(0.002, rel=0.1)

@@ -10,14 +10,15 @@ Normalisation (as in Athena; Ravel & Newville, J. Synchrotron Rad. 12, 537 (2005
 
     n(E) = (μ(E) − pre(E)) / (post(e0) − pre(e0)),
 
-with ``pre`` a straight line fitted by least squares to the energies of the pre-edge range,
-``post`` a constant (or a line) fitted to the post-edge range and ``e0`` the energy where the
-step is measured. The fits are one matrix product for all
-voxels. The step's standard error follows from the fits' design and the noise σ:
-``σ_step² = σ² (g_preᵀ (A_preᵀA_pre)⁻¹ g_pre + g_postᵀ (A_postᵀA_post)⁻¹ g_post)``, ``g = (1, e0 − ē)`` (``g = 1`` for a constant).
-σ is given, or estimated from the residuals of both fits pooled over all voxels (median of the
-per-voxel estimates, divided by the median of sqrt(χ²_ν/ν) so that it is unbiased for Gaussian
-noise). Voxels whose step is below ``min_step_snr · σ_step`` get NaN: there the "edge" is noise.
+with ``pre`` and ``post`` constants (or straight lines) fitted by least squares to the energies
+of the pre- and post-edge ranges and ``e0`` the energy where the step is measured. The fits are
+one matrix product for all voxels. The step's standard error follows from the fits' design and
+the noise σ: ``σ_step² = σ² (g_preᵀ (A_preᵀA_pre)⁻¹ g_pre + g_postᵀ (A_postᵀA_post)⁻¹ g_post)``,
+``g = (1, e0 − ē)`` for a line, ``g = 1`` for a constant. σ is given, or estimated from the
+residuals of both fits pooled over voxels (median of the per-voxel estimates, divided by the
+median of sqrt(χ²_ν/ν) so that it is unbiased for Gaussian noise; voxels clipped to 0 by a
+non-negative reconstruction are left out, or only ``noise_mask`` is used). Voxels whose step is
+below ``min_step_snr · σ_step`` get NaN: there the "edge" is noise.
 
 Edge position: the first upward crossing of ``level`` (0.5) by n(E) above the pre-edge range,
 linearly interpolated between the two energies around it. White line: the largest n(E) above the
@@ -103,9 +104,9 @@ def _line_fit(e: np.ndarray, y: np.ndarray, at_ev: float, order: int):
     return coef, centre, ssr, n - a.shape[1], var_factor
 
 
-def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None, pre_edge_order: int = 1,
+def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None, pre_edge_order: int = 0,
                     post_edge_order: int = 0, e0_ev: float | None = None, noise_sigma: float | None = None,
-                    min_step_snr: float = 5.0) -> XanesNormalisation:
+                    noise_mask=None, min_step_snr: float = 5.0) -> XanesNormalisation:
     """Pre-/post-edge normalisation of XANES spectra, every voxel or pixel at once.
 
     Parameters
@@ -122,16 +123,21 @@ def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None
         one energy, and together more than the fits' parameters (so that σ can be estimated)
         unless ``noise_sigma`` is given.
     pre_edge_order, post_edge_order : {0, 1}
-        Polynomial order of each fit: 1 a straight line, 0 a constant (used anyway where a range
-        holds one energy). Defaults: a line before the edge (the absorption there still falls
-        ∝ E^−3 and carries the edge's tail) and a constant after it: the short post-edge range of
-        a TXM scan (a few energies within ~30 eV) determines a slope poorly, and its
-        extrapolation to e0 would multiply the step's noise (×2.4 on the TXM preset's grid).
+        Polynomial order of each fit: 1 a straight line (Athena's choice for long scans), 0 a
+        constant (used anyway where a range holds one energy). Default: constants. A TXM XANES
+        scan has a few energies within ~20–30 eV on each side; a slope fitted there and
+        extrapolated to e0 multiplies the step's noise (σ_step 2.5σ instead of 0.8σ on the TXM
+        preset's grid), while the background's true slope (μ ∝ E^−3 below the edge) changes the
+        step by < 1 % over such a range.
     e0_ev : float, optional
         Energy where the step is measured; default midway between the two ranges.
     noise_sigma : float, optional
         Noise standard deviation of one spectrum value (units of ``spectra``). Default:
         estimated from the fits' residuals (module docstring).
+    noise_mask : bool array (spatial shape), optional
+        Voxels whose residuals estimate σ (e.g. the sample). Default: every voxel with finite
+        values and no value exactly 0 at any energy: a reconstruction clipped to OD ≥ 0 has
+        empty voxels at 0 whose residuals would understate the noise.
     min_step_snr : float
         A voxel is valid where its edge step exceeds this many standard errors (default 5).
 
@@ -181,9 +187,19 @@ def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None
             raise InputError(f"cannot estimate the noise: the pre-edge ({int(in_pre.sum())}) and post-edge "
                              f"({int(in_post.sum())}) ranges leave no degree of freedom after their line fits; "
                              "widen them or give noise_sigma")
-        per_voxel = np.sqrt((ssr_pre + ssr_post)[finite] / dof)
+        use = finite
+        if noise_mask is not None:
+            nm = np.asarray(noise_mask, dtype=bool)
+            if nm.shape != spatial:
+                raise InputError(f"noise_mask has shape {nm.shape} but each spectrum image has shape {spatial}")
+            use = finite & nm.reshape(-1)
+        else:
+            unclipped = finite & np.all(flat != 0, axis=0)
+            use = unclipped if unclipped.any() else finite
+        per_voxel = np.sqrt((ssr_pre + ssr_post)[use] / dof)
         if per_voxel.size == 0:
-            raise InputError("spectra have no voxel with finite values at every energy")
+            raise InputError("no voxel to estimate the noise from: none has finite values at every energy "
+                             "(inside noise_mask, when given)")
         sigma = float(np.median(per_voxel) / np.sqrt(stats.chi2.ppf(0.5, dof) / dof))
     else:
         sigma = float(noise_sigma)

@@ -102,15 +102,16 @@ def run_chem(ctx: RunContext) -> dict:
 def _xanes_maps(chem, mus, energies, mask, refs, phases) -> tuple[dict, dict]:
     """Edge position and white-line energy of every sample voxel's μ(E), and of the references.
 
-    The noise σ is estimated from the pre/post-edge fits over all voxels; voxels whose edge step
-    is below 5 standard errors are NaN, as are voxels outside the sample mask. A stack whose
+    The noise σ is estimated from the pre/post-edge fits in the sample voxels (the empty ones of
+    a reconstruction clipped to μ ≥ 0 would understate it); voxels whose edge step is below 5
+    standard errors are NaN, as are voxels outside the sample mask. A stack whose
     energies do not allow the normalisation (e.g. no energy below the edge) is recorded in the
     attributes as ``skipped`` with the reason, and the maps are left out.
     """
     order = np.argsort(energies)
     e = np.asarray(energies, np.float64)[order]
     try:
-        nrm = chem.normalise_xanes(mus[order], e)
+        nrm = chem.normalise_xanes(mus[order], e, noise_mask=mask)
         edge = chem.edge_position(mus[order], e, normalisation=nrm)
         white = chem.white_line_energy(mus[order], e, normalisation=nrm)
         ref_edge = chem.edge_position(refs[order], e, noise_sigma=0.0)
