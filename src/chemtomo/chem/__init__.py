@@ -20,13 +20,7 @@ Examples
 0.25
 """
 
-from .figures import (
-    plot_class_fractions,
-    plot_composition_histogram,
-    plot_correlation,
-    plot_validation_maps,
-    plot_xanes_maps,
-)
+from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
@@ -43,6 +37,7 @@ from .statistics import (
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
 from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, validate_2d
 from .xanes import XanesNormalisation, edge_position, normalise_xanes, white_line_energy
+from .figures import plot_xanes_maps
 
 __all__ = [
     "optical_density", "ODInfo",
