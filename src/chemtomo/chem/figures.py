@@ -203,7 +203,7 @@ def plot_xanes_maps(edge_ev, white_line_ev, *, voxel_m: float | None = None,
     for ax, img, vals, title in ((axes[0], edge_img, edge, "edge position"),
                                  (axes[1], wl_img, wl, "white-line energy")):
         finite = vals[np.isfinite(vals)]
-        lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+        lo, hi = (np.percentile(finite, [5, 95]) if finite.size else (0.0, 1.0))
         im = ax.imshow(img, extent=extent, cmap="viridis", vmin=lo, vmax=max(hi, lo + 1e-3))
         ax.set_title(title + where, fontsize=9)
         ax.set_xlabel(f"x ({unit})")

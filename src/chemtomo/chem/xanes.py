@@ -21,10 +21,11 @@ non-negative reconstruction are left out, or only ``noise_mask`` is used). Voxel
 below ``min_step_snr · σ_step`` get NaN: there the "edge" is noise.
 
 Edge position: the first upward crossing of ``level`` (0.5) by n(E) above the pre-edge range,
-linearly interpolated between the two energies around it. White line: the largest n(E) above the
-pre-edge range, refined by the vertex of the parabola through it and its two neighbours (or of
-the parabola through their logarithms, ``refine="gaussian"``, exact for a Gaussian peak); NaN
-where the maximum is the first or last energy searched (the peak is not resolved).
+linearly interpolated between the two energies around it. White line: the largest n(E) between
+the pre-edge and the post-edge ranges, refined by the vertex of the parabola through it and its
+two neighbours (or of the parabola through their logarithms, ``refine="gaussian"``, exact for a
+Gaussian peak); NaN where the maximum is the first or last energy searched (the peak is not
+resolved).
 """
 
 from __future__ import annotations
@@ -286,7 +287,9 @@ def white_line_energy(spectra, energies_ev, *, refine: str = "parabola", search_
         two neighbours ("parabola"), of the parabola through their logarithms ("gaussian": exact
         for a Gaussian line; falls back to "parabola" where a value is not positive), or none.
     search_ev : (lo, hi) eV, optional
-        Energies searched; default: above the pre-edge range to the last energy.
+        Energies searched; default: between the pre-edge and the post-edge ranges (the white
+        line lies above the edge and below the range that defines the edge step; searching the
+        post-edge range too would let noise there win in thin or rim voxels).
     normalisation, **normalise_options
         As for :func:`edge_position`.
 
@@ -313,7 +316,8 @@ def white_line_energy(spectra, energies_ev, *, refine: str = "parabola", search_
     nrm = normalisation if normalisation is not None else normalise_xanes(spectra, energies_ev, **normalise_options)
     n = nrm.normalised.reshape(nrm.normalised.shape[0], -1)
     e = _energies(energies_ev, n.shape[0])
-    lo, hi = _range(search_ev, (np.nextafter(nrm.pre_edge_ev[1], np.inf), e[-1]), "search_ev")
+    default = (np.nextafter(nrm.pre_edge_ev[1], np.inf), np.nextafter(nrm.post_edge_ev[0], -np.inf))
+    lo, hi = _range(search_ev, default, "search_ev")
     window = np.flatnonzero((e >= lo) & (e <= hi))
     if window.size < 3:
         raise InputError(f"search_ev ({lo:g}, {hi:g}) eV holds {window.size} energies; at least 3 are needed")
