@@ -85,10 +85,14 @@ def _section_projections(store: RunStore) -> str:
     a = store.array_attrs(f"projections/{energy_key(e)}")
     stack = store.group("projections")[energy_key(e)]
     i = stack.shape[0] // 2
-    out = [f"<p>{len(energies)} energies × {stack.shape[0]} angles reconstructed; object pixel "
+    image = np.asarray(stack[i])
+    kind = store.group_attrs("projections").get("input_kind")
+    if a.get("quantity") == "od":  # full-field input: OD given, no phase (shown as zero)
+        image = np.exp(-0.5 * np.nan_to_num(image)).astype(np.complex64)
+    done = f"read from the input ({kind}; no ptychography)" if kind else "reconstructed"
+    out = [f"<p>{len(energies)} energies × {stack.shape[0]} angles {done}; object pixel "
            f"{a['pixel_m'] * 1e9:.2f} nm at {e:g} eV. Shown: angle {a['angles_deg'][i]:g}°.</p>",
-           _png(F.plot_projection(np.asarray(stack[i]), a["pixel_m"],
-                                  title=f"{e:g} eV, {a['angles_deg'][i]:g}°"))]
+           _png(F.plot_projection(image, a["pixel_m"], title=f"{e:g} eV, {a['angles_deg'][i]:g}°"))]
     frc_attrs = store.group_attrs("resolution/frc") if store.has("resolution/frc") else {}
     curve = _curve(store, "resolution/frc", f"{energy_key(e)}_")
     if curve is not None:
@@ -177,7 +181,31 @@ def _section_chem(store: RunStore) -> str:
     out.append(_png(chem.plot_class_fractions(a["class_fractions"], tuple(a["thresholds"]))))
     out.append(_png(F.plot_class_slices(labels, a["voxel_m"])))
     out.append(_png(F.plot_class_3d(labels, a["voxel_m"])))
+    out.append(_xanes_block(store, a))
     return "\n".join(out)
+
+
+def _xanes_block(store: RunStore, a: dict) -> str:
+    """Edge-position and white-line maps of a XANES stack (chem stage with many energies)."""
+    x = a.get("xanes")
+    if not x:
+        return ""
+    if "skipped" in x:
+        return f"<p>No XANES maps: {html.escape(x['skipped'])}</p>"
+    from .. import chem
+
+    refs = {p: e for p, e in x["reference_edge_eV"].items() if e is not None}
+    ref_txt = ", ".join(f"{html.escape(p)} {e:.2f} eV" for p, e in refs.items())
+    med = x["median_edge_eV"]
+    wl = x["median_white_line_eV"]
+    text = (f"<p>XANES maps over {len(a['energies_eV'])} energies (pre-edge {x['pre_edge_eV'][0]:g}–"
+            f"{x['pre_edge_eV'][1]:g} eV, post-edge {x['post_edge_eV'][0]:g}–{x['post_edge_eV'][1]:g} eV): edge "
+            f"position (half the edge step) in {x['n_edge']} of {x['n_sample_voxels']} sample voxels, median "
+            f"<b>{_fmt(med, 5)} eV</b>; white-line energy median <b>{_fmt(wl, 5)} eV</b>. Reference edges: {ref_txt}. "
+            "Voxels whose edge step is below 5 standard errors are left blank.</p>")
+    fig = chem.plot_xanes_maps(store.read("chem/edge_energy"), store.read("chem/white_line_energy"),
+                               voxel_m=a["voxel_m"], reference_edges_ev=refs)
+    return text + _png(fig)
 
 
 def _accepts(cls, d: dict) -> bool:
@@ -289,7 +317,11 @@ def _cards(store: RunStore) -> str:
     cards = []
     st = store.attrs.get("stages", {})
     if "ptycho" in st:
-        cards.append(("scans", st["ptycho"]["summary"].get("scans")))
+        summary = st["ptycho"].get("summary") or {}
+        if "scans" in summary:
+            cards.append(("scans", summary["scans"]))
+        elif "input" in summary:  # read, not reconstructed (pipeline/ingest_stage.py)
+            cards.append((f"input: {summary['input']}", f"{summary.get('files')} files"))
     if store.has("resolution/fsc"):
         r = store.group_attrs("resolution/fsc").get("resolution_m")
         cards.append(("3D resolution (FSC)", f"{r * 1e9:.1f} nm" if r else "≤ voxel (no crossing)"))
