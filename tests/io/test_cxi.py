@@ -96,7 +96,8 @@ def test_flip_and_swap_options(tmp_path):
     (dict(frames=np.full((4, 8, 8), np.nan, np.float32)), "NaN or infinite counts"),
     (dict(frames=-np.ones((4, 8, 8), np.float32)), "negative counts"),
     (dict(energy_j=708.2), "looks like eV"),
-    (dict(energy_j=ev_to_joule(5000.0)), "between 100 and 2000 eV"),
+    (dict(energy_j=ev_to_joule(2.0e6)), "below 1e+06 eV"),
+    (dict(energy_j=-ev_to_joule(700.0)), "expected a photon energy"),
     (dict(distance=0.0), "must be a positive finite number"),
     (dict(pixel=-1e-6), "x_pixel_size"),
 ])
@@ -166,3 +167,48 @@ def test_projection_round_trip_follows_cxi_image_convention(tmp_path):
     back = read_projection(path)
     np.testing.assert_array_equal(back.transmission, t)
     assert back.frc.resolution_m == 1.5e-8 and back.angle_deg == pytest.approx(10.0)
+
+
+def test_hard_xray_scan_is_accepted(tmp_path):
+    # any X-ray energy: a scan at 8.8 keV (refused before as outside 100–2000 eV) reads back exactly
+    s = read_scan(write_plain(tmp_path / "hard.cxi", energy_j=ev_to_joule(8800.0)))
+    assert s.energy_ev == pytest.approx(8800.0)
+
+
+def write_image(path, data, *, x_pixel=10e-9, y_pixel=None, energy_path="entry_1/instrument_1/source_1/energy",
+                energy_ev=856.0, angle=None):
+    """A reconstructed image as other codes write it (ALS COSMIC, PyNX): plain h5py, optional fields."""
+    with h5py.File(path, "w") as f:
+        f["entry_1/image_1/data"] = data
+        f["entry_1/image_1/x_pixel_size"] = x_pixel
+        if y_pixel is not None:
+            f["entry_1/image_1/y_pixel_size"] = y_pixel
+        f[energy_path] = ev_to_joule(energy_ev)
+        if angle is not None:
+            f["entry_1/sample_1/geometry_1/orientation"] = angle
+    return path
+
+
+def test_read_projection_tolerates_other_writers(tmp_path):
+    rng = np.random.default_rng(0)
+    img = (rng.random((1, 12, 10)) * np.exp(1j * rng.random((1, 12, 10)))).astype(np.complex128)
+    # a leading mode axis of 1, x pixel only, energy linked under the image, complex128
+    p = read_projection(write_image(tmp_path / "cosmic.cxi", img,
+                                    energy_path="entry_1/image_1/instrument_1/source_1/energy", angle=12.5))
+    assert p.transmission.shape == (12, 10) and p.transmission.dtype == np.complex64
+    np.testing.assert_allclose(p.transmission, img[0].astype(np.complex64))
+    assert p.pixel_m == 10e-9 and p.energy_ev == pytest.approx(856.0) and p.angle_deg == 12.5
+    assert np.isnan(read_projection(write_image(tmp_path / "noangle.cxi", img[0])).angle_deg)
+
+
+@pytest.mark.parametrize("data, kwargs, message", [
+    (np.ones((2, 8, 8), np.complex64), {}, "expected one complex image (ny, nx)"),
+    (np.ones((8, 8), np.float32), {}, "expected a complex transmission"),
+    (np.ones((8, 8), np.complex64), dict(y_pixel=20e-9), "expected square pixels"),
+    (np.ones((8, 8), np.complex64), dict(energy_ev=-5.0), "expected a photon energy"),
+])
+def test_read_projection_errors_name_file_and_field(tmp_path, data, kwargs, message):
+    path = write_image(tmp_path / "bad.cxi", data, **kwargs)
+    with pytest.raises(InputError, match="bad.cxi") as err:
+        read_projection(path)
+    assert message in str(err.value)

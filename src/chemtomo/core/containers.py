@@ -115,11 +115,23 @@ class Scan:
 
 @dataclass(frozen=True)
 class ScanRef:
-    """One row of a dataset manifest: a scan file with its tilt angle and energy."""
+    """One row of a dataset manifest: an input file with its tilt angle and energy.
+
+    path      : the file (a CXI scan or image, a Data Exchange HDF5 file, a TIFF)
+    angle_deg : tilt angle, degrees; NaN for a file holding every angle of its energy
+    energy_ev : photon energy, eV
+    pixel_m   : sample-plane pixel size, metres, overriding the file's (NaN: from the file)
+    flat, dark: flat-field and dark-field files of full-field intensity data ("" if none)
+    angles    : file listing the angles of a multi-projection file without them ("" if none)
+    """
 
     path: str
     angle_deg: float
     energy_ev: float
+    pixel_m: float = float("nan")
+    flat: str = ""
+    dark: str = ""
+    angles: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,21 @@ from ._h5 import atomic_path, first_present, open_h5
 from .cxi_geometry import read_detector_geometry, to_lab_orientation
 
 __all__ = ["read_scan", "read_scan_geometry", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
+           "check_energy_ev",
            "FRAMES_PATHS", "TRANSLATION_PATHS"]
 
-#: Photon energies accepted by the reader, eV (soft and tender X-rays).
-ENERGY_RANGE_EV = (100.0, 2000.0)
+#: Sanity bounds on a photon energy, eV: positive and below 1 MeV (any X-ray energy, from the soft
+#: to the hard range). Whether the reference spectra cover the energies is checked per run.
+ENERGY_RANGE_EV = (0.0, 1.0e6)
+
+
+def check_energy_ev(energy_ev: float, where: str) -> float:
+    """``energy_ev`` if it is a finite photon energy in (0, 1 MeV]; else an InputError naming ``where``."""
+    lo, hi = ENERGY_RANGE_EV
+    if not (math.isfinite(energy_ev) and lo < energy_ev <= hi):
+        raise InputError(f"{where}: {energy_ev!r} eV is not a photon energy; expected a positive finite number "
+                         f"of eV below {hi:g} eV")
+    return float(energy_ev)
 
 FRAMES_PATHS = ("entry_1/data_1/data", "entry_1/instrument_1/detector_1/data")
 TRANSLATION_PATHS = ("entry_1/sample_1/geometry_1/translation", "entry_1/sample_1/geometry/translation")
@@ -62,6 +73,18 @@ def _scalar(f: h5py.File, path: str, name: str, src: Path) -> float:
     if v.size != 1:
         raise InputError(f"{src}: /{path} ({name}) must be a scalar, found shape {v.shape}")
     return float(v.reshape(()))
+
+
+def _check_joules(energy_j: float, src: Path) -> float:
+    """The energy in eV of a CXI energy in joules, refusing values that are no photon energy."""
+    lo, hi = ENERGY_RANGE_EV
+    energy_ev = joule_to_ev(energy_j)
+    if not (math.isfinite(energy_ev) and lo < energy_ev <= hi):
+        hint = ("; the value looks like eV, but CXI stores joules (×1.602e-19)"
+                if lo < energy_j <= hi else "")
+        raise InputError(f"{src}: /{ENERGY_PATH} is {energy_j!r} J = {energy_ev:.4g} eV; expected a photon "
+                         f"energy, positive and below {hi:g} eV{hint}")
+    return energy_ev
 
 
 def _positive(value: float, path: str, name: str, src: Path) -> float:
@@ -151,13 +174,7 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
         positions = _positions(t, swap_xy=swap_xy, flip_y=flip_y, flip_x=flip_x)
 
         energy_j = _scalar(f, ENERGY_PATH, "photon energy in joules", src)
-        energy_ev = joule_to_ev(energy_j)
-        lo, hi = ENERGY_RANGE_EV
-        if not (math.isfinite(energy_ev) and lo <= energy_ev <= hi):
-            hint = ("; the value looks like eV, but CXI stores joules (×1.602e-19)"
-                    if lo <= energy_j <= hi else "")
-            raise InputError(f"{src}: /{ENERGY_PATH} is {energy_j!r} J = {energy_ev:.4g} eV; expected a photon "
-                             f"energy between {lo:g} and {hi:g} eV{hint}")
+        energy_ev = _check_joules(energy_j, src)
         geometry = read_detector_geometry(f, src, frames.shape[1:])
         dist = geometry.distance_m
         py, px = geometry.pixel_yx_m
@@ -272,24 +289,52 @@ def write_projection(path: str | os.PathLike, projection: Projection) -> Path:
     return p
 
 
+IMAGE = "entry_1/image_1"
+#: Where readers of other codes put the energy of a reconstructed image (first present wins).
+IMAGE_ENERGY_PATHS = (ENERGY_PATH, "entry_1/image_1/instrument_1/source_1/energy",
+                      "entry_1/instrument/source/energy")
+
+
 def read_projection(path: str | os.PathLike) -> Projection:
-    """Read a reconstructed-image CXI file written by :func:`write_projection` or another tool."""
+    """Read a reconstructed-image CXI file written by :func:`write_projection` or another tool.
+
+    Tolerant of what other codes write (ALS COSMIC, PyNX, ...): the complex image at
+    ``/entry_1/image_1/data`` may carry leading axes of length 1 (a single mode or slice,
+    ``(1, ny, nx)``); the pixel size may be given as ``x_pixel_size`` only (square pixels); the
+    energy (J) may sit under ``/entry_1/image_1/instrument_1/source_1``. A real-valued image, several
+    modes or slices, or different x and y pixel sizes are refused with the reason.
+    """
     src = Path(path)
     with open_h5(src) as f:
-        if "entry_1/image_1/data" not in f:
-            raise InputError(f"{src}: missing dataset /entry_1/image_1/data (reconstructed image)")
-        data = np.asarray(f["entry_1/image_1/data"][()]).astype(np.complex64)
-        if data.ndim != 2:
-            raise InputError(f"{src}: /entry_1/image_1/data has shape {data.shape}; expected (ny, nx)")
-        pix = _positive(_scalar(f, "entry_1/image_1/x_pixel_size", "image pixel size", src),
-                        "entry_1/image_1/x_pixel_size", "image pixel size", src)
-        energy = joule_to_ev(_scalar(f, ENERGY_PATH, "photon energy in joules", src))
-        probe = np.asarray(f["entry_1/image_1/probe"][()]) if "entry_1/image_1/probe" in f else None
-        bg = np.asarray(f["entry_1/image_1/background"][()]) if "entry_1/image_1/background" in f else None
-        errors = np.asarray(f["entry_1/image_1/errors"][()]) if "entry_1/image_1/errors" in f else None
+        dpath = f"{IMAGE}/data"
+        if dpath not in f:
+            raise InputError(f"{src}: missing dataset /{dpath} (reconstructed image)")
+        ds = f[dpath]
+        shape = tuple(ds.shape)
+        if len(shape) < 2 or any(n != 1 for n in shape[:-2]):
+            raise InputError(f"{src}: /{dpath} has shape {shape}; expected one complex image (ny, nx) "
+                             "(leading axes of length 1 are accepted; save one mode or slice per file)")
+        if not np.issubdtype(ds.dtype, np.complexfloating):
+            raise InputError(f"{src}: /{dpath} holds {ds.dtype} values; expected a complex transmission "
+                             "(for optical-density images use [input] kind = \"od\")")
+        data = np.asarray(ds[()]).reshape(shape[-2:]).astype(np.complex64)
+        xpath, ypath = f"{IMAGE}/x_pixel_size", f"{IMAGE}/y_pixel_size"
+        pix = _positive(_scalar(f, xpath, "image pixel size in metres", src), xpath, "image pixel size", src)
+        if ypath in f:
+            piy = _positive(_scalar(f, ypath, "image pixel size in metres", src), ypath, "image pixel size", src)
+            if abs(piy / pix - 1) > 1e-3:
+                raise InputError(f"{src}: /{xpath} = {pix:g} m but /{ypath} = {piy:g} m; expected square "
+                                 "pixels (resample the image first)")
+        epath, _ = first_present(f, IMAGE_ENERGY_PATHS)
+        if epath is None:
+            raise InputError(f"{src}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
+        energy = _check_joules(_scalar(f, epath, "photon energy in joules", src), src)
+        probe = np.asarray(f[f"{IMAGE}/probe"][()]) if f"{IMAGE}/probe" in f else None
+        bg = np.asarray(f[f"{IMAGE}/background"][()]) if f"{IMAGE}/background" in f else None
+        errors = np.asarray(f[f"{IMAGE}/errors"][()]) if f"{IMAGE}/errors" in f else None
         frc = None
-        if "entry_1/image_1/frc" in f:
-            g = f["entry_1/image_1/frc"]
+        if f"{IMAGE}/frc" in f:
+            g = f[f"{IMAGE}/frc"]
             frc = Curve(np.asarray(g["frequency_per_m"]), np.asarray(g["correlation"]),
                         np.asarray(g["threshold"]), float(g["resolution_m"][()]))
         angle = _angle(f, src, None)

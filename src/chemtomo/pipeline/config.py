@@ -39,6 +39,15 @@ class InputConfig:
     swap_xy: bool = _f(False, "The files' translation columns are (y, x, z) instead of CXI's (x, y, z).")
     flip_x: bool = _f(False, "Negate the x positions (facility sign convention).")
     flip_y: bool = _f(False, "Negate the y positions (facility sign convention).")
+    kind: str = _f("auto", "What the manifest lists: 'scans' (CXI ptychography scans), 'projections' (reconstructed complex "
+                           "CXI images: no ptychography), 'intensity' (full-field images with flat and dark fields: Data "
+                           "Exchange HDF5 or TIFF), 'od' (ready optical-density images); 'auto': detected from the files.",
+                   choices=("auto", "scans", "projections", "intensity", "od"))
+    theta_unit: str = _f("", "Unit of a Data Exchange /exchange/theta without a units attribute: 'deg' or 'rad'; empty: "
+                             "values beyond 2π are degrees, others an error.", choices=("", "deg", "rad"))
+    transmission_floor: float = _f(1e-3, "Lowest transmission (I − dark)/(flat − dark) of intensity data; lower or "
+                                         "non-positive values are set to it (OD at most −ln of it, 6.9) and counted.",
+                                   low=1e-12, high=0.5)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class RunContext:
     progress: Progress = _no_progress
     say: Callable[[str], None] = lambda message: None
     timings: dict = field(default_factory=dict)
+    kind: str = "scans"  # the input kind (chemtomo.io.inputs): scans, projections, intensity or od
 
     def section(self, name: str) -> dict:
         return config_to_dict(self.config)[name]
@@ -70,11 +71,11 @@ class RunContext:
 
 def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | None]:
     """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest."""
-    from ..io import read_manifest, scan_folder
+    from ..io import check_references_cover, read_manifest, scan_folder
 
     m = cfg.path(cfg.input.manifest)
     if m is None:
-        raise ConfigError("input.manifest is required (a manifest CSV or a folder of CXI files)")
+        raise ConfigError("input.manifest is required (a manifest CSV or a folder of CXI or Data Exchange files)")
     if m.is_dir():
         refs = scan_folder(m, angle_key=cfg.input.angle_key or None)
         folder = m
@@ -85,6 +86,9 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
     if not refs_path.is_file():
         raise InputError(f"{refs_path}: reference spectra not found; put references.csv beside the manifest "
                          "or set input.references (CSV energy_eV,LiFePO4,…,FePO4)")
+    energies = {round(r.energy_ev, 4) for r in refs}
+    if len(energies) > 1:  # chemistry will run: fail now, not after the ptychography
+        check_references_cover(refs_path, energies)
     xas = cfg.path(cfg.input.xas2d) or (folder / "xas2d.h5")
     if cfg.input.xas2d and not xas.is_file():
         raise InputError(f"{xas}: 2D XAS stack named in input.xas2d not found")

@@ -1,7 +1,9 @@
 """Run the flow of DESIGN.md stage by stage into a resumable store.
 
 Each stage has a record in the store's root attributes holding a hash of its configuration,
-its upstream stages' hashes and (for `ptycho`) the fingerprints of the scan files. A rerun skips
+its upstream stages' hashes and (for `ptycho`) the fingerprints of the scan files (for inputs that
+need no ptychography, `ptycho` reads projections or images instead: the fingerprints of every file
+it reads, see ingest_stage.py). A rerun skips
 a stage whose hash is unchanged and whose output exists, and redoes one whose inputs changed
 (and so everything downstream of it). Inside `ptycho` and `recon` each finished scan or block of
 slices is saved at once, so a run killed at any moment resumes without redoing finished work.
@@ -9,18 +11,20 @@ slices is saved at once, so a run killed at any moment resumes without redoing f
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..core.errors import ConfigError, StoreError
+from ..core.errors import ConfigError, InputError, StoreError
+from ..io.inputs import input_kind
 from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
 from .config import RunConfig, config_from_dict, config_to_dict
 from .context import RunContext, StageSkipped, file_fingerprint, make_client, resolve_inputs, stable_hash
-from .ptycho_stage import run_ptycho
+from .ingest_stage import input_files, run_input
 from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
 
 __all__ = ["Stage", "STAGES", "run_pipeline", "open_run"]
@@ -38,7 +42,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ptycho", run_ptycho, (), ("ptycho",), "projections"),
+    Stage("ptycho", run_input, (), ("ptycho",), "projections"),  # or reading projections/images (ingest_stage)
     Stage("tiltseries", run_tiltseries, ("ptycho",), ("align",), "tiltseries"),
     Stage("align", run_align, ("tiltseries",), ("align",), "alignment"),
     Stage("recon", run_recon, ("align",), ("tomo",), "volumes"),
@@ -52,6 +56,11 @@ _BY_NAME = {s.name: s for s in STAGES}
 def _stage_hash(ctx: RunContext, stage: Stage, hashes: dict[str, str]) -> str:
     cfg = config_to_dict(ctx.config)
     parts = [stage.name, {s: cfg[s] for s in stage.sections}, [hashes.get(u) for u in stage.upstream]]
+    if stage.name == "ptycho" and ctx.kind != "scans":  # read, not reconstructed: the files and how they are read
+        i = ctx.config.input
+        return stable_hash(stage.name, ctx.kind, [file_fingerprint(p) for p in input_files(ctx)],
+                           [[r.angle_deg, r.energy_ev, r.pixel_m] for r in ctx.refs],
+                           [i.theta_unit, i.transmission_floor])
     if stage.name == "ptycho":  # the scans themselves and how they are read, not where the manifest is
         i = ctx.config.input
         parts.append([file_fingerprint(r.path) + [r.angle_deg, r.energy_ev] for r in ctx.refs])
@@ -119,6 +128,11 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
             store.clear_partial(s.name)
     refs, refs_path, xas = resolve_inputs(config)
     say = say or (lambda m: None)
+    kind, found = input_kind(refs, config.input.kind, where=str(config.path(config.input.manifest)))
+    if kind == "scans":
+        no_angle = [r.path for r in refs if not math.isfinite(r.angle_deg)]
+        if no_angle:
+            raise InputError(f"{no_angle[0]}: no tilt angle (the manifest's angle_deg is empty); a scan needs its angle")
     own_client = client is None
     names = only or tuple(s.name for s in STAGES)
     unknown = [n for n in names if n not in _BY_NAME]
@@ -128,7 +142,9 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     if own_client and needs_client:
         client = make_client(config.compute.scheduler, config.compute.workers)
     ctx = RunContext(config=config, store=store, refs=refs, references_path=refs_path, xas2d_path=xas,
-                     client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say)
+                     client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say, kind=kind)
+    ctx.log(f"input: {found}")
+    say(f"input       {found}")
     try:
         hashes: dict[str, str] = {}
         changed: set[str] = set()

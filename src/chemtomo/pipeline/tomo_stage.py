@@ -44,11 +44,17 @@ def run_tiltseries(ctx: RunContext) -> dict:
 
     energies = _energies(ctx)
     attrs = {e: ctx.store.array_attrs(f"projections/{energy_key(e)}") for e in energies}
+    # complex transmissions (ptychography, CXI images) or OD already (full-field input, ingest_stage)
+    given_od = ctx.store.group_attrs("projections").get("quantity") == "od"
     bar = ctx.progress("optical density")
     ods, phases = {}, {}
     for k, e in enumerate(energies):
-        od, phase = optical_density(ctx.store.read(f"projections/{energy_key(e)}"), return_phase=True)
-        ods[e], phases[e] = np.asarray(od, np.float32), np.asarray(phase, np.float32)
+        stack = ctx.store.read(f"projections/{energy_key(e)}")
+        if given_od:
+            ods[e], phases[e] = np.asarray(stack, np.float32), None
+        else:
+            od, phase = optical_density(stack, return_phase=True)
+            ods[e], phases[e] = np.asarray(od, np.float32), np.asarray(phase, np.float32)
         bar(k + 1, len(energies))
     ref_e = _reference_energy(ctx, {e: float(np.nanmean(od)) for e, od in ods.items()})
     ref_pixel = attrs[ref_e]["pixel_m"]
@@ -62,11 +68,12 @@ def run_tiltseries(ctx: RunContext) -> dict:
         zoom = ref_pixel / attrs[e]["pixel_m"]  # output pixel (ref size) in input pixels
         # cubic: the chemistry is a voxel-by-voxel ratio of energies, bilinear would blur one more
         arrays[energy_key(e)] = resample_to_reference(np.nan_to_num(od), zoom, out_shape=out_shape, order=3)
-        arrays[f"phase_{energy_key(e)}"] = resample_to_reference(np.nan_to_num(phase), zoom, out_shape=out_shape,
-                                                                 order=3)
         array_attrs[energy_key(e)] = {"angles_deg": attrs[e]["angles_deg"], "energy_eV": e, "kind": "od",
                                       "pixel_m": ref_pixel, "native_pixel_m": attrs[e]["pixel_m"]}
-        array_attrs[f"phase_{energy_key(e)}"] = dict(array_attrs[energy_key(e)], kind="phase")
+        if phase is not None:
+            arrays[f"phase_{energy_key(e)}"] = resample_to_reference(np.nan_to_num(phase), zoom,
+                                                                     out_shape=out_shape, order=3)
+            array_attrs[f"phase_{energy_key(e)}"] = dict(array_attrs[energy_key(e)], kind="phase")
     ctx.store.write_group("tiltseries", arrays, attrs={"energies_eV": energies, "reference_energy_eV": ref_e,
                                                        "pixel_m": ref_pixel},
                           array_attrs=array_attrs)

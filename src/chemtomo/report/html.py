@@ -85,10 +85,14 @@ def _section_projections(store: RunStore) -> str:
     a = store.array_attrs(f"projections/{energy_key(e)}")
     stack = store.group("projections")[energy_key(e)]
     i = stack.shape[0] // 2
-    out = [f"<p>{len(energies)} energies × {stack.shape[0]} angles reconstructed; object pixel "
+    image = np.asarray(stack[i])
+    kind = store.group_attrs("projections").get("input_kind")
+    if a.get("quantity") == "od":  # full-field input: OD given, no phase (shown as zero)
+        image = np.exp(-0.5 * np.nan_to_num(image)).astype(np.complex64)
+    done = f"read from the input ({kind}; no ptychography)" if kind else "reconstructed"
+    out = [f"<p>{len(energies)} energies × {stack.shape[0]} angles {done}; object pixel "
            f"{a['pixel_m'] * 1e9:.2f} nm at {e:g} eV. Shown: angle {a['angles_deg'][i]:g}°.</p>",
-           _png(F.plot_projection(np.asarray(stack[i]), a["pixel_m"],
-                                  title=f"{e:g} eV, {a['angles_deg'][i]:g}°"))]
+           _png(F.plot_projection(image, a["pixel_m"], title=f"{e:g} eV, {a['angles_deg'][i]:g}°"))]
     frc_attrs = store.group_attrs("resolution/frc") if store.has("resolution/frc") else {}
     curve = _curve(store, "resolution/frc", f"{energy_key(e)}_")
     if curve is not None:
@@ -289,7 +293,11 @@ def _cards(store: RunStore) -> str:
     cards = []
     st = store.attrs.get("stages", {})
     if "ptycho" in st:
-        cards.append(("scans", st["ptycho"]["summary"].get("scans")))
+        summary = st["ptycho"].get("summary") or {}
+        if "scans" in summary:
+            cards.append(("scans", summary["scans"]))
+        elif "input" in summary:  # read, not reconstructed (pipeline/ingest_stage.py)
+            cards.append((f"input: {summary['input']}", f"{summary.get('files')} files"))
     if store.has("resolution/fsc"):
         r = store.group_attrs("resolution/fsc").get("resolution_m")
         cards.append(("3D resolution (FSC)", f"{r * 1e9:.1f} nm" if r else "≤ voxel (no crossing)"))
