@@ -281,9 +281,13 @@ def _guess_orientation(path: Path) -> None:
         mark = "  <- best" if t is g.best else ("  (twin of best)" if t.flags == g.best.twin else "")
         console.print(f"{str(t.swap_xy).lower():7s}  {str(t.flip_x).lower():6s}  {str(t.flip_y).lower():6s}"
                       f"   {t.error:10.4g}   {t.mean_phase_rad:+.3f}{mark}", highlight=False)
-    console.print(f"margin {g.margin:.2f} (next pair's error / best pair's); twin ratio {g.twin_ratio:.3f} "
-                  "(a convention and its twin, both axes negated, fit far-field data equally; the twin is "
-                  "ruled out by its positive mean phase)", highlight=False, soft_wrap=True)
+    from .ptycho.orientation import TWIN_TOLERANCE
+
+    degenerate = g.twin_ratio < TWIN_TOLERANCE
+    console.print(f"margin {g.margin:.2f} (next convention's error / best's); twin ratio {g.twin_ratio:.3f} "
+                  + ("(a convention and its twin, both axes negated, fit far-field data equally; the twin is "
+                     "ruled out by its positive mean phase)" if degenerate else
+                     "(the file's probe guess separates the twin)"), highlight=False, soft_wrap=True)
     if g.margin < 1.5:
         console.print("[yellow]warning:[/yellow] the margin is small: the data do not single out one "
                       "convention; try more frames or check the scan", highlight=False)
