@@ -119,19 +119,28 @@ def say(message: str):
 @guarded
 def simulate(
     out: Path = typer.Argument(..., help="Folder to write the simulated dataset into."),
-    preset: str = typer.Option("demo", help="demo (small, minutes) or paper (the paper's geometry)."),
+    preset: str = typer.Option("demo", help="demo (small, minutes), paper (the paper's geometry) or txm (full-field "
+                                        "TXM XANES at the Fe K-edge, Data Exchange HDF5)."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same dataset."),
     soc: float = typer.Option(0.5, help="Overall state of charge: mean FePO4 fraction of the material."),
 ):
     """Simulate a ptychographic spectro-tomography experiment with known truth.
 
     Writes one CXI file per (angle, energy), manifest.csv, references.csv, xas2d.h5 and the
-    ground truth (truth.h5, truth_particles.csv).\n\nExample: chemtomo simulate /tmp/x --preset demo --seed 1
+    ground truth (truth.h5, truth_particles.csv). With --preset txm: one Data Exchange HDF5 file per
+    energy (txm_<energy>eV.h5), manifest.csv (path,energy_eV,pixel_m), K-edge references.csv and
+    the truth.\n\nExample: chemtomo simulate /tmp/x --preset demo --seed 1
     """
-    from .io.simulated import write_dataset
-    from .simulate import simulate_dataset
+    from .io.simulated import write_dataset, write_txm_dataset
+    from .simulate import TXM_PRESETS, simulate_dataset, simulate_txm
 
     t0 = time.perf_counter()
+    if preset in TXM_PRESETS:
+        with ProgressReporter(_state["quiet"]) as bars:
+            ds = simulate_txm(preset=preset, seed=seed, soc=soc, progress=bars("simulate " + preset))
+            manifest = write_txm_dataset(out, ds, progress=bars("write Data Exchange files"))
+        say(f"wrote {manifest} ({time.perf_counter() - t0:.1f} s)")
+        return
     with ProgressReporter(_state["quiet"]) as bars:
         ds = simulate_dataset(preset=preset, seed=seed, soc=soc, progress=bars("simulate " + preset))
         manifest = write_dataset(out, ds, progress=bars("write CXI files"))
@@ -178,6 +187,8 @@ def run(
                                 help="Resume a stopped run (default) or forget earlier results and start over."),
     scheduler: str = typer.Option("", help="Dask scheduler address, tcp://HOST:PORT (default: local)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report at the end."),
+    kind: str = typer.Option("", "--kind", help="Input kind: scans, projections, intensity or od "
+                                                "(default: [input] kind of the config, else detected from the files)."),
 ):
     """Run the whole flow: ptychography → alignment → tomography → chemistry → particles → report.
 
@@ -187,12 +198,17 @@ def run(
     from .pipeline import config_for_manifest, load_config
 
     overrides = {"compute": {"scheduler": scheduler}} if scheduler else None
+    if kind:
+        overrides = {**(overrides or {}), "input": {"kind": kind}}
     if source.suffix.lower() == ".toml":
-        cfg = load_config(source)
-        if scheduler:
-            import dataclasses
+        from .pipeline.config import config_from_dict, config_to_dict
 
-            cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, scheduler=scheduler))
+        cfg = load_config(source)
+        if overrides:
+            data = config_to_dict(cfg)
+            for section, values in overrides.items():
+                data[section].update(values)
+            cfg = config_from_dict(data, where=f"{source} (with command-line options)", base_dir=cfg.base_dir)
     else:
         cfg = config_for_manifest(source, overrides)
     out = out or (source.parent if source.is_file() else source) / "RUN.zarr"

@@ -149,7 +149,7 @@ def test_input_kind_detection(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", np.ones((2, 8, 8), np.uint16), photometric="minisblack")
     assert input_kind([ref(scan, angle_deg=0.0)])[0] == "scans"
     kind, note = input_kind([ref(image, angle_deg=0.0)])
-    assert kind == "projections" and "1 CXI reconstructed image" in note
+    assert kind == "projections" and "1 × CXI reconstructed image" in note
     assert input_kind([ref(dx)])[0] == "intensity"
     assert input_kind([ref(tmp_path / "t.tif", flat=str(tmp_path / "t.tif"))])[0] == "intensity"
     assert input_kind([ref(dx_noflat)], "od")[0] == "od"
@@ -167,3 +167,13 @@ def test_make_scan_is_still_a_scan(tmp_path):
     from chemtomo.io import write_scan
 
     assert file_format(write_scan(tmp_path / "s.cxi", make_scan())) == "scan"
+
+
+def test_info_describes_data_exchange_and_images(tmp_path):
+    from chemtomo.core import Projection
+    from chemtomo.io import describe
+
+    text = describe(write_dx(tmp_path / "e.h5"))
+    assert "full-field: 5 images of 16×12 px, angles -60.00° to 60.00°, 3 flats, 2 darks, 8333.00 eV" in text
+    image = write_projection(tmp_path / "i.cxi", Projection(np.ones((8, 6), np.complex64), 1e-8, 8800.0, 5.0))
+    assert "reconstructed image: 8×6 px of 10.000 nm, 8800.00 eV, angle 5.00°" in describe(image)

@@ -80,3 +80,22 @@ def test_references_round_trip_and_errors(tmp_path):
     (tmp_path / "dec.csv").write_text("energy_eV,a,b\n2,2,3\n1,3,4\n")
     with pytest.raises(InputError, match="strictly increasing"):
         read_references(tmp_path / "dec.csv")
+
+
+def test_folder_of_reconstructed_images(tmp_path):
+    from chemtomo.core import Projection
+    from chemtomo.io import write_projection
+
+    for k, (a, e) in enumerate([(-5.0, 708.2), (5.0, 708.2), (-5.0, 8333.0)]):
+        write_projection(tmp_path / f"p{k}.cxi", Projection(np.ones((8, 8), np.complex64), 1e-8, e, a))
+    refs = scan_folder(tmp_path)
+    assert sorted((r.angle_deg, r.energy_ev) for r in refs) == [(-5.0, 708.2), (-5.0, 8333.0), (5.0, 708.2)]
+
+
+def test_manifest_with_optional_columns_round_trip(tmp_path):
+    touch(tmp_path, ["a.h5", "f.tif"])
+    (tmp_path / "m.csv").write_text("path,energy_eV,pixel_m,flat\na.h5,8333,3.2e-8,f.tif\n")
+    (r,) = read_manifest(tmp_path / "m.csv")
+    assert np.isnan(r.angle_deg) and r.pixel_m == 3.2e-8 and r.flat == str((tmp_path / "f.tif").resolve())
+    back = read_manifest(write_manifest(tmp_path / "m2.csv", [r]))
+    assert back[0].pixel_m == r.pixel_m and back[0].flat == r.flat and np.isnan(back[0].angle_deg)

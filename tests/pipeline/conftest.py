@@ -46,3 +46,9 @@ def reference_run(tiny_dataset, tmp_path_factory):
     r = run_cli(["run", str(tiny_dataset / "run.toml"), "--out", str(out), "--no-report"])
     assert r.returncode == 0, r.stderr[-3000:]
     return RunStore(out, create=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sim():
+    """The tiny experiment in memory (chemtomo.simulate.Dataset), for tests that write it their own way."""
+    return simulate_dataset("demo", seed=3, **TINY)

@@ -46,7 +46,38 @@ def _describe_h5(path: Path) -> str:
                                  f"({s.frame_shape[0] // 2}, {s.frame_shape[1] // 2})")
             except InputError as exc:
                 lines.append(f"  not a valid scan: {exc}")
+        elif "entry_1/image_1/data" in f:
+            try:
+                from .cxi import read_projection
+
+                p = read_projection(path)
+                lines += ["", (f"  reconstructed image: {p.transmission.shape[0]}×{p.transmission.shape[1]} px of "
+                               f"{p.pixel_m * 1e9:.3f} nm, {p.energy_ev:.2f} eV, angle {p.angle_deg:.2f}° "
+                               "(pipeline input kind 'projections')")]
+            except InputError as exc:
+                lines.append(f"  not a valid reconstructed image: {exc}")
+        elif "exchange/data" in f:
+            lines += ["", _describe_exchange(path)]
     return "\n".join(lines)
+
+
+def _describe_exchange(path: Path) -> str:
+    from .fullfield import read_data_exchange
+
+    try:
+        ff = read_data_exchange(path)
+    except InputError as exc:
+        return f"  not a valid Data Exchange file: {exc}"
+    n, ny, nx = ff.data.shape
+    angles = (f"angles {ff.angles_deg.min():.2f}° to {ff.angles_deg.max():.2f}°" if ff.angles_deg is not None
+              else "no /exchange/theta")
+    flats = f"{len(ff.flats)} flats" if ff.flats is not None else "no flats"
+    darks = f"{len(ff.darks)} darks" if ff.darks is not None else "no darks"
+    energy = f"{ff.energy_ev:.2f} eV" if np.isfinite(ff.energy_ev) else "energy unknown (manifest energy_eV)"
+    pixel = f"pixel {ff.pixel_m * 1e9:.3f} nm" if np.isfinite(ff.pixel_m) else "pixel unknown (manifest pixel_m)"
+    kind = "intensity" if ff.flats is not None else "od (or intensity with a flat column)"
+    return (f"  full-field: {n} images of {ny}×{nx} px, {angles}, {flats}, {darks}, {energy}, {pixel} "
+            f"(pipeline input kind '{kind}')")
 
 
 def describe(path: str | os.PathLike) -> str:

@@ -76,7 +76,7 @@ def input_kind(refs: list[ScanRef], kind: str = "auto", *, where: str = "manifes
         found.setdefault(group, (fmt, ref))
     fmt0 = formats[0]
     counts = {f: formats.count(f) for f in dict.fromkeys(formats)}
-    what = " and ".join(f"{n} {_DESCRIBE[f]}{'s' if n > 1 and f != 'tiff' else ''}" for f, n in counts.items())
+    what = " and ".join(f"{n} × {_DESCRIBE[f]}" for f, n in counts.items())
     if kind == "auto":
         if fmt0 == "scan":
             kind = "scans"

@@ -21,8 +21,8 @@ import numpy as np
 from ..core.containers import ScanRef
 from ..core.errors import InputError
 from ..core.units import joule_to_ev
-from .cxi import ENERGY_PATH, _angle, check_energy_ev
 from ._h5 import atomic_path, open_h5
+from .cxi import ENERGY_PATH, _angle, check_energy_ev
 
 __all__ = ["read_manifest", "write_manifest", "scan_folder", "read_references", "write_references",
            "group_by_energy", "check_references_cover"]
@@ -179,9 +179,9 @@ def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
     ``/exchange/data`` (Data Exchange, one per energy; energy from the monochromator, angles from
     ``/exchange/theta``); other HDF5 files (e.g. ``xas2d.h5``, ``truth.h5``) are passed over.
     """
+    from ._h5 import first_present
     from .cxi import IMAGE_ENERGY_PATHS
     from .fullfield import DX_DATA, _energy_ev
-    from ._h5 import first_present
 
     d = Path(folder)
     files = sorted(d.glob(pattern))

@@ -9,6 +9,11 @@ A folder written by :func:`write_dataset` holds (README.txt in the folder says t
   ``/pixel_m``
 - ``truth.h5``: the ground truth (layout in :data:`TRUTH_LAYOUT`)
 - ``truth_particles.csv``: one row per particle (units in the column names)
+
+A full-field TXM dataset (:func:`write_txm_dataset`, ``chemtomo simulate --preset txm``) holds
+instead one Data Exchange HDF5 file per energy (layout in :data:`TXM_FILE_LAYOUT`), a
+``manifest.csv`` ``path,energy_eV,pixel_m``, the K-edge ``references.csv``, ``truth.h5``
+(:data:`TXM_TRUTH_LAYOUT`, attribute ``kind = "txm"``), ``truth_particles.csv`` and README.txt.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ import pandas as pd
 from ..core.containers import ScanRef
 from ..core.errors import InputError
 from ..simulate import AlignmentTruth, Dataset, Sample
+from ..simulate.kedge import KEDGE_RANGE_EV, kedge_reference_spectra
+from ..simulate.txm import TXMDataset
 from ._h5 import atomic_path, open_h5
 from .cxi import write_scan
 from .manifest import write_manifest, write_references
 
-__all__ = ["TRUTH_LAYOUT", "SimulatedTruth", "read_truth", "write_dataset"]
+__all__ = ["TRUTH_LAYOUT", "TXM_FILE_LAYOUT", "TXM_TRUTH_LAYOUT", "SimulatedTruth", "read_truth", "txm_file_name",
+           "write_dataset", "write_txm_dataset"]
 
 #: Datasets of ``truth.h5`` (all lengths in metres, energies eV, angles degrees).
 TRUTH_LAYOUT = {
@@ -177,6 +185,198 @@ def _write_truth(path: Path, ds: Dataset) -> None:
             f.attrs["doc:" + key] = text
 
 
+#: Datasets of each ``txm_<energy>eV.h5`` (Data Exchange, the APS/TomoPy convention).
+TXM_FILE_LAYOUT = {
+    "/exchange/data": "(n_angles, ny, nx) uint16 (float32 if counts exceed 65535) projection counts",
+    "/exchange/data_white": "(n_flat, ny, nx) flat (open beam) counts, same dtype",
+    "/exchange/data_dark": "(n_dark, ny, nx) dark counts, same dtype",
+    "/exchange/theta": "(n_angles,) float64 tilt angles, attribute units = 'degrees'",
+    "/measurement/instrument/monochromator/energy": "scalar photon energy, attribute units = 'eV'",
+    "/measurement/instrument/detection_system/objective/resolution":
+        "scalar effective sample pixel size, attribute units = 'm'",
+}
+
+#: Datasets of a TXM ``truth.h5`` (attribute ``kind = "txm"``; lengths m, energies eV, angles degrees).
+TXM_TRUTH_LAYOUT = {
+    "/occupancy": "(ny, nz, nx) float32 material fraction of each voxel, 0-1 (= density C_LFP + C_FP)",
+    "/fraction": "(ny, nz, nx) float32 FePO4 fraction of the material, NaN outside",
+    "/labels": "(ny, nz, nx) int32 particle label, 0 = background",
+    "/phase_volumes/LiFePO4": "(ny, nz, nx) float32 volume fraction of LiFePO4 per voxel",
+    "/phase_volumes/FePO4": "(ny, nz, nx) float32 volume fraction of FePO4 per voxel",
+    "/mu/<energy>": "(ny, nz, nx) float32 linear absorption coefficient per voxel, 1/m",
+    "/od/<energy>": "(n_angles, ny, nx) float32 aligned noise-free OD tilt series, truth grid",
+    "/od_detector/<energy>": "(n_angles, ny_d, nx_d) float32 noise-free OD as recorded (misaligned, "
+                             "that energy's pixel)",
+    "/voxel_m": "voxel size = truth-grid pixel = detector pixel at the first energy, m",
+    "/soc": "requested state of charge (mean FePO4 fraction of the material)",
+    "/soc_measured": "occupancy-weighted mean FePO4 fraction of the truth volume",
+    "/angles_deg": "(n_angles,) tilt angles in acquisition order",
+    "/energies_eV": "(n_energies,) energies",
+    "/pixel_m/<energy>": "effective sample pixel size at each energy, m",
+    "/alignment/shifts_px": "(n_angles, 2) (dy, dx) truth-grid pixels, DESIGN.md convention",
+    "/alignment/rotation_deg": "(n_angles,)",
+    "/alignment/scale": "(n_angles,)",
+    "/alignment/energy_offsets_px": "(n_energies, 2) (dy, dx), first energy (0, 0)",
+    "/alignment/energies_eV": "(n_energies,) energies of the offsets",
+    "/beam/<energy>": "(ny_d, nx_d) float32 mean incident counts B at drift 1",
+    "/drift/<energy>": "(n_angles,) incident intensity of each projection relative to B",
+    "/flat_drift/<energy>": "(n_flat,) incident intensity of each flat relative to B",
+    "/dark_level": "(ny_d, nx_d) float32 mean dark counts per pixel (read noise rms in attribute read_noise_counts)",
+}
+
+_TXM_README = """Simulated full-field TXM XANES tomography at the Fe K-edge (chemtomo.simulate.simulate_txm)
+
+preset {preset}, seed {seed}, state of charge {soc}
+{n_angles} angles from {a0} to {a1} deg, {n_energies} energies from {e0} to {e1} eV, detector {ny}x{nx} pixels,
+{n_flat} flats and {n_dark} darks per energy, {photons:g} photons per pixel at the beam peak, counts as {dtype}
+
+Conventions: lengths in metres, energies in eV, angles in degrees. The rotation axis is the
+detector's y axis (rows), through the detector centre ((ny-1)/2, (nx-1)/2). The effective pixel
+grows with energy (zone-plate magnification, pixel_m column of manifest.csv); it is voxel_m at the
+first energy. OD = -ln((I - dark)/(flat - dark)).
+
+Files
+  txm_<energy>eV.h5    one Data Exchange file per energy:
+{file_layout}
+  manifest.csv         path,energy_eV,pixel_m (paths relative to this folder)
+  references.csv       energy_eV,LiFePO4,FePO4: Fe K-edge linear absorption coefficient mu of each pure
+                       phase at full density, 1/m (chemtomo.simulate.kedge), on a 0.5 eV grid plus the
+                       measured energies
+  truth.h5             ground truth (attribute kind = "txm"):
+{layout}
+  truth_particles.csv  one row per particle: label, length_nm, width_nm, thickness_nm, facet_area_nm2,
+                       volume_nm3, fp_fraction, pattern (lithiated, delithiated, edges, facet, split),
+                       orientation_deg, tilt_deg, centroid_{{y,z,x}}_px (voxel indices)
+
+Misalignment (DESIGN.md): the content at p in the aligned projection sits in the raw one at
+c + scale R(rotation)(p - c) + shift + energy offset, R = [[cos, -sin], [sin, cos]] on (y, x), in
+truth-grid pixels; the raw detector pixel r of energy E sees the truth-grid point
+c + (r - c_d) pixel_m(E) / voxel_m.
+"""
+
+
+def txm_file_name(energy_ev: float) -> str:
+    """File name of one energy's Data Exchange file: ``txm_{energy_eV:.1f}eV.h5``."""
+    return f"txm_{float(energy_ev):.1f}eV.h5"
+
+
+def _write_exchange(path: Path, ds: TXMDataset, i: int) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["implements"] = "exchange:measurement"
+        for name, arr in (("data", ds.data[i]), ("data_white", ds.flats[i]), ("data_dark", ds.darks[i])):
+            f.create_dataset(f"exchange/{name}", data=arr, compression="gzip", shuffle=True,
+                             chunks=(1,) + arr.shape[1:])
+        theta = f.create_dataset("exchange/theta", data=np.asarray(ds.angles_deg, np.float64))
+        theta.attrs["units"] = "degrees"
+        energy = f.create_dataset("measurement/instrument/monochromator/energy", data=float(ds.energies_ev[i]))
+        energy.attrs["units"] = "eV"
+        res = f.create_dataset("measurement/instrument/detection_system/objective/resolution",
+                               data=float(ds.pixel_m[i]))
+        res.attrs["units"] = "m"
+        f.create_dataset("measurement/sample/name", data=f"chemtomo TXM phantom, seed {ds.seed}")
+
+
+def write_txm_dataset(out_dir: str | os.PathLike, dataset: TXMDataset,
+                      progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write a simulated TXM dataset: one Data Exchange file per energy, manifest, references, truth.
+
+    Parameters
+    ----------
+    out_dir : folder (created if missing)
+    dataset : chemtomo.simulate.TXMDataset
+    progress : callable(done, total), optional; called after each file and after the truth
+
+    Returns
+    -------
+    Path of ``manifest.csv`` (header ``path,energy_eV,pixel_m``, one row per energy).
+
+    Notes
+    -----
+    File layout: :data:`TXM_FILE_LAYOUT`; truth: :data:`TXM_TRUTH_LAYOUT`; README.txt in the
+    folder says the same. The references cover a 0.5 eV grid from 10 eV below the first to
+    10 eV above the last energy (within the K-edge model's range) and the measured energies.
+    """
+    if not isinstance(dataset, TXMDataset):
+        raise InputError(f"write_txm_dataset: dataset must be a chemtomo.simulate.TXMDataset, "
+                         f"got {type(dataset).__name__}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; write_txm_dataset needs a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    ds = dataset
+    n_e = len(ds.energies_ev)
+    total = n_e + 1
+    rows = []
+    for i, e in enumerate(ds.energies_ev):
+        name = txm_file_name(e)
+        _write_exchange(out / name, ds, i)
+        rows.append((name, float(e), float(ds.pixel_m[i])))
+        if progress is not None:
+            progress(i + 1, total)
+    lo, hi = KEDGE_RANGE_EV
+    grid = np.arange(max(lo, ds.energies_ev[0] - 10.0), min(hi, ds.energies_ev[-1] + 10.0) + 1e-9, 0.5)
+    energies = np.unique(np.round(np.concatenate([grid, ds.energies_ev]), 4))
+    refs = kedge_reference_spectra(energies)
+    write_references(out / "references.csv", energies, {"LiFePO4": refs.LiFePO4.to_numpy(),
+                                                        "FePO4": refs.FePO4.to_numpy()})
+    _write_txm_truth(out / "truth.h5", ds)
+    ds.sample.table.to_csv(out / "truth_particles.csv", index=False, float_format="%.6g")
+    p = ds.preset
+    pad = " " * 25
+    (out / "README.txt").write_text(_TXM_README.format(
+        preset=ds.preset_name, seed=ds.seed, soc=ds.soc, n_angles=len(ds.angles_deg), a0=ds.angles_deg[0],
+        a1=ds.angles_deg[-1], n_energies=n_e, e0=_ekey(ds.energies_ev[0]), e1=_ekey(ds.energies_ev[-1]),
+        ny=ds.detector_shape[0], nx=ds.detector_shape[1], n_flat=p.n_flat, n_dark=p.n_dark,
+        photons=p.photons_per_pixel, dtype=ds.data.dtype.name,
+        file_layout="\n".join(f"{pad}{k:62s} {v}" for k, v in TXM_FILE_LAYOUT.items()),
+        layout="\n".join(f"{pad}{k:28s} {v}" for k, v in TXM_TRUTH_LAYOUT.items())))
+    manifest = out / "manifest.csv"
+    with atomic_path(manifest) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write("path,energy_eV,pixel_m\n")
+        for name, e, px in rows:
+            fh.write(f"{name},{e:.4f},{px:.6e}\n")
+    if progress is not None:
+        progress(total, total)
+    return manifest
+
+
+def _write_txm_truth(path: Path, ds: TXMDataset) -> None:
+    s = ds.sample
+    lfp, fp = s.phase_volumes()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["kind"] = "txm"
+        f.attrs["preset"] = ds.preset_name
+        f.attrs["seed"] = ds.seed
+        f.attrs["parameters"] = json.dumps(asdict(ds.preset))
+        for name, arr in (("occupancy", s.occupancy), ("fraction", s.fraction), ("labels", s.labels),
+                          ("phase_volumes/LiFePO4", lfp), ("phase_volumes/FePO4", fp)):
+            f.create_dataset(name, data=arr, compression="gzip")
+        for i, e in enumerate(ds.energies_ev):
+            k = _ekey(e)
+            f.create_dataset(f"mu/{k}", data=ds.mu_volume(i), compression="gzip")
+            f.create_dataset(f"od/{k}", data=ds.od_truth(i), compression="gzip")
+            f.create_dataset(f"od_detector/{k}", data=ds.od_detector[i], compression="gzip")
+            f.create_dataset(f"pixel_m/{k}", data=float(ds.pixel_m[i]))
+            f.create_dataset(f"beam/{k}", data=ds.beam[i], compression="gzip")
+            f.create_dataset(f"drift/{k}", data=ds.drift[i])
+            f.create_dataset(f"flat_drift/{k}", data=ds.flat_drift[i])
+        dark = f.create_dataset("dark_level", data=ds.dark_level, compression="gzip")
+        dark.attrs["read_noise_counts"] = float(ds.preset.read_noise_counts)
+        f.create_dataset("voxel_m", data=float(s.voxel_m))
+        f.create_dataset("soc", data=float(ds.soc))
+        f.create_dataset("soc_measured", data=float(s.soc))
+        f.create_dataset("angles_deg", data=np.asarray(ds.angles_deg, np.float64))
+        f.create_dataset("energies_eV", data=np.asarray(ds.energies_ev, np.float64))
+        a = ds.alignment
+        f.create_dataset("alignment/shifts_px", data=a.shifts_px)
+        f.create_dataset("alignment/rotation_deg", data=a.rotation_deg)
+        f.create_dataset("alignment/scale", data=a.scale)
+        f.create_dataset("alignment/energy_offsets_px", data=a.energy_offsets_px)
+        f.create_dataset("alignment/energies_eV", data=a.energies_ev)
+        for key, text in TXM_TRUTH_LAYOUT.items():
+            f.attrs["doc:" + key] = text
+
+
 @dataclass(frozen=True)
 class SimulatedTruth:
     """Ground truth of a simulated dataset, as read back from its folder.
@@ -189,8 +389,14 @@ class SimulatedTruth:
     pixel_m       : {energy_eV: object pixel size, m}
     positions_m, recorded_positions_m : (n_scans, n_frames, 2); nominal_positions_m (n_frames, 2)
     probes        : {energy_eV: (h, w) complex64}; background (h, w) float32; mask (h, w) bool
+                    (positions, probes, background and mask are None/empty for a TXM dataset)
     soc           : requested state of charge; soc_measured the truth volume's
     preset, seed, parameters : how it was made
+    kind          : "ptychography" or "txm"
+    detector      : TXM only: {"od": {energy: (n_angles, ny_d, nx_d) recorded noise-free OD},
+                    "beam": {energy: (ny_d, nx_d)}, "drift": {energy: (n_angles,)},
+                    "flat_drift": {energy: (n_flat,)}, "dark_level": (ny_d, nx_d),
+                    "read_noise_counts": float}; None for ptychography
     """
 
     sample: Sample
@@ -211,6 +417,8 @@ class SimulatedTruth:
     preset: str
     seed: int
     parameters: dict
+    kind: str = "ptychography"
+    detector: dict | None = None
 
     @property
     def voxel_m(self) -> float:
@@ -218,19 +426,30 @@ class SimulatedTruth:
 
 
 def read_truth(folder: str | os.PathLike) -> SimulatedTruth:
-    """Load the ground truth written by :func:`write_dataset` (``truth.h5`` + ``truth_particles.csv``)."""
+    """Load the ground truth written by :func:`write_dataset` or :func:`write_txm_dataset`."""
     d = Path(folder)
     path = d / "truth.h5"
     csv = d / "truth_particles.csv"
     if not csv.exists():
         raise InputError(f"{csv}: file not found; read_truth needs a folder written by write_dataset")
     with open_h5(path) as f:
-        for key in ("occupancy", "fraction", "labels", "voxel_m", "alignment/shifts_px", "positions", "mu"):
+        kind = str(f.attrs.get("kind", "ptychography"))
+        for key in ("occupancy", "fraction", "labels", "voxel_m", "alignment/shifts_px", "mu") + (
+                ("positions",) if kind == "ptychography" else ()):
             if key not in f:
                 raise InputError(f"{path}: missing /{key}; not a chemtomo simulation truth file")
 
         def per_energy(group):
             return {float(k): f[group][k][()] for k in f[group]} if group in f else {}
+
+        def optional(key):
+            return f[key][()] if key in f else None
+
+        detector = None
+        if kind == "txm":
+            detector = {"od": per_energy("od_detector"), "beam": per_energy("beam"), "drift": per_energy("drift"),
+                        "flat_drift": per_energy("flat_drift"), "dark_level": f["dark_level"][()],
+                        "read_noise_counts": float(f["dark_level"].attrs["read_noise_counts"])}
 
         table = pd.read_csv(csv)
         sample = Sample(occupancy=f["occupancy"][()], fraction=f["fraction"][()], labels=f["labels"][()],
@@ -240,8 +459,8 @@ def read_truth(folder: str | os.PathLike) -> SimulatedTruth:
         return SimulatedTruth(
             sample=sample, mu=per_energy("mu"), od=per_energy("od"), alignment=al,
             angles_deg=f["angles_deg"][()], energies_ev=f["energies_eV"][()], pixel_m=per_energy("pixel_m"),
-            positions_m=f["positions"][()], recorded_positions_m=f["positions_recorded"][()],
-            nominal_positions_m=f["positions_nominal"][()], probes=per_energy("probes"),
-            background=f["background"][()], mask=f["mask"][()], soc=float(f["soc"][()]),
+            positions_m=optional("positions"), recorded_positions_m=optional("positions_recorded"),
+            nominal_positions_m=optional("positions_nominal"), probes=per_energy("probes"),
+            background=optional("background"), mask=optional("mask"), soc=float(f["soc"][()]),
             soc_measured=float(f["soc_measured"][()]), preset=str(f.attrs["preset"]), seed=int(f.attrs["seed"]),
-            parameters=json.loads(f.attrs["parameters"]))
+            parameters=json.loads(f.attrs["parameters"]), kind=kind, detector=detector)

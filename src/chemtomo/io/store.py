@@ -4,7 +4,8 @@ Layout (DESIGN.md, "The store")::
 
     RUN.zarr/
       zarr.json                 root attributes: config, chemtomo version, per-stage records
-      projections/{energy}      complex64 (n_angles, ny, nx) reconstructed transmissions
+      projections/{energy}      complex64 (n_angles, ny, nx) reconstructed transmissions (float32
+                                optical density, group attribute quantity = "od", for full-field input)
       tiltseries/{energy}       float32 (n_angles, ny, nx) optical density, one grid for all energies
       alignment/                shifts_px, rotation_deg, scale, energy_offsets_px, history
       volumes/{energy}          float32 (ny, nz, nx) linear absorption μ, 1/m

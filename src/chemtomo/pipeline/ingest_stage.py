@@ -202,7 +202,7 @@ def _check_same_angles(per_energy: dict[float, dict]) -> None:
         extra = sorted(set(a.tolist()) - set(a0.tolist()))
         files = sorted(set(per_energy[e]["sources"]))
         raise InputError(f"{files[0]}{' …' if len(files) > 1 else ''}: {e:g} eV has {a.size} angles but {e0:g} eV "
-                         f"({sorted(set(per_energy[e0]['sources']))[0]}) has {a0.size}; angles missing at {e:g} eV: "
+                         f"({min(per_energy[e0]['sources'])}) has {a0.size}; angles missing at {e:g} eV: "
                          f"{missing[:10]}{' …' if len(missing) > 10 else ''}, extra: {extra[:10]}; every energy needs "
                          "the same tilt angles")
 

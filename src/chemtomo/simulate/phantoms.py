@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..core.errors import InputError
 
-__all__ = ["PATTERNS", "Sample", "plate_sample"]
+__all__ = ["PAPER_SIZES", "PATTERNS", "TXM_SIZES", "PlateSizes", "Sample", "plate_sample"]
 
 #: Lithiation patterns a plate can carry (see the module docstring).
 PATTERNS = ("lithiated", "delithiated", "edges", "facet", "split")
@@ -134,14 +134,44 @@ def _rotation(psi: float, tilt_axis: float, tilt: float) -> np.ndarray:
     return r_xyz[perm, :]
 
 
-def _draw_size(rng: np.random.Generator, voxel_nm: float) -> np.ndarray:
-    """Half length, half width, half thickness in voxels (facet 2,500–40,000 nm², t 10–30 nm)."""
-    # facet area log-normal around 100 x 80 nm = 8,000 nm², truncated to the paper's range
-    area = float(np.clip(rng.lognormal(math.log(8000.0), 0.55), 2500.0, 40000.0))
-    aspect = float(rng.uniform(1.0, 1.6))
+@dataclass(frozen=True)
+class PlateSizes:
+    """Size distribution of the plates (nm).
+
+    The facet area (length × width) is log-normal with median ``facet_median_nm2`` and log
+    standard deviation ``facet_log_sigma``, truncated to ``facet_range_nm2``; the aspect
+    length/width is uniform in ``aspect_range``; the thickness is normal (``thickness_mean_nm``,
+    ``thickness_sigma_nm``) truncated to ``thickness_range_nm``. The defaults are the paper's
+    nano-plates (Yu et al. 2018); :data:`TXM_SIZES` are micron-scale plates for hard X-rays.
+    """
+
+    facet_median_nm2: float = 8000.0
+    facet_log_sigma: float = 0.55
+    facet_range_nm2: tuple[float, float] = (2500.0, 40000.0)
+    aspect_range: tuple[float, float] = (1.0, 1.6)
+    thickness_mean_nm: float = 20.0
+    thickness_sigma_nm: float = 5.0
+    thickness_range_nm: tuple[float, float] = (10.0, 30.0)
+
+
+#: The paper's nano-plates: facet 2,500–40,000 nm² around 100 × 80 nm, thickness 10–30 nm.
+PAPER_SIZES = PlateSizes()
+#: Micron-scale plates for Fe K-edge full-field TXM (:mod:`.txm`): facet 0.3–1.2 µm² around
+#: 0.85 × 0.7 µm, thickness 0.5–1.0 µm (hydrothermal LiFePO4 platelets; see :mod:`.txm` for why).
+TXM_SIZES = PlateSizes(facet_median_nm2=6.0e5, facet_log_sigma=0.3, facet_range_nm2=(3.0e5, 1.2e6),
+                       aspect_range=(1.0, 1.5), thickness_mean_nm=700.0, thickness_sigma_nm=150.0,
+                       thickness_range_nm=(500.0, 1000.0))
+
+
+def _draw_size(rng: np.random.Generator, voxel_nm: float, sizes: PlateSizes = PAPER_SIZES) -> np.ndarray:
+    """Half length, half width, half thickness in voxels, drawn from ``sizes``."""
+    area = float(np.clip(rng.lognormal(math.log(sizes.facet_median_nm2), sizes.facet_log_sigma),
+                         *sizes.facet_range_nm2))
+    aspect = float(rng.uniform(*sizes.aspect_range))
     length = math.sqrt(area * aspect)
     width = area / length
-    thickness = float(np.clip(rng.normal(20.0, 5.0), 10.0, 30.0))
+    thickness = float(np.clip(rng.normal(sizes.thickness_mean_nm, sizes.thickness_sigma_nm),
+                              *sizes.thickness_range_nm))
     return np.array([length, width, thickness]) / (2.0 * voxel_nm)
 
 
@@ -213,10 +243,10 @@ def _raise_height(height, plate: _Plate, nz: int) -> None:
     height[sl] = np.where(foot, np.maximum(height[sl], top), height[sl])
 
 
-def _place(rng, shape, voxel_nm, plates, height, ss, touch_p, tilt_sigma_deg, max_tries=400):
+def _place(rng, shape, voxel_nm, plates, height, ss, touch_p, tilt_sigma_deg, sizes, max_tries=400):
     """Draw one plate that fits in the field, resting on the support or on earlier plates."""
     for _ in range(max_tries):
-        half = _draw_size(rng, voxel_nm)
+        half = _draw_size(rng, voxel_nm, sizes)
         psi = rng.uniform(0, math.pi)
         tilt = math.radians(min(abs(rng.normal(0.0, tilt_sigma_deg)), 3 * tilt_sigma_deg))
         rot = _rotation(psi, rng.uniform(0, 2 * math.pi), tilt)
@@ -326,7 +356,8 @@ def _fp_amount(rng, p: _Plate, ss: int) -> np.ndarray:
 
 def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: int = 10, soc: float = 0.5,
                  seed: int | np.random.Generator = 0, two_phase_fraction: float = 0.35,
-                 touch_probability: float = 0.3, tilt_sigma_deg: float = 3.0, supersample: int = 4) -> Sample:
+                 touch_probability: float = 0.3, tilt_sigma_deg: float = 3.0, supersample: int = 4,
+                 sizes: PlateSizes = PAPER_SIZES) -> Sample:
     """A field of LiFePO4/FePO4 nano-plates with known lithiation patterns.
 
     Parameters
@@ -350,6 +381,8 @@ def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: in
         Standard deviation of the plates' tilt away from flat, degrees (capped at 3σ).
     supersample : int
         Sub-samples per voxel edge for the partial-volume occupancy.
+    sizes : PlateSizes
+        Size distribution of the plates (default: the paper's nano-plates, :data:`PAPER_SIZES`).
 
     Returns
     -------
@@ -358,9 +391,9 @@ def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: in
 
     Notes
     -----
-    Sizes: the facet area is log-normal around 100 × 80 nm = 8,000 nm², truncated to
-    2,500–40,000 nm²; aspect length/width uniform in 1–1.6; thickness normal 20 ± 5 nm truncated
-    to 10–30 nm (Yu et al. 2018). Plates rest on a support plane a few voxels below the volume
+    Sizes (default :data:`PAPER_SIZES`): the facet area is log-normal around 100 × 80 nm =
+    8,000 nm², truncated to 2,500–40,000 nm²; aspect length/width uniform in 1–1.6; thickness
+    normal 20 ± 5 nm truncated to 10–30 nm (Yu et al. 2018). Plates rest on a support plane a few voxels below the volume
     centre or on earlier plates.
 
     Examples
@@ -377,7 +410,7 @@ def plate_sample(shape=(40, 64, 64), voxel_m: float = 6.7e-9, *, n_particles: in
     plates: list[_Plate] = []
     for _ in range(int(n_particles)):
         plates.append(_place(rng, shape, voxel_nm, plates, height, int(supersample), touch_probability,
-                             tilt_sigma_deg))
+                             tilt_sigma_deg, sizes))
     _assign_fractions(rng, plates, float(soc), float(two_phase_fraction))
 
     occ_sum = np.zeros(shape, np.float32)
