@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import dataclasses
 import json
 import os
 import subprocess
@@ -46,6 +47,9 @@ TOOTH = "tooth.h5"
 STAR_ENERGY_EV = 8800.0
 STAR_DETECTOR_PIXEL_M = 75e-6
 STAR_OBJECT_PIXEL_M = 10e-9
+#: Nominal energy and pixel of the tooth (not in the file) for `chemtomo run`.
+TOOTH_ENERGY_EV = 25000.0
+TOOTH_PIXEL_M = 1.3e-6
 
 
 def data_dir(given: str | None) -> Path:
@@ -82,6 +86,12 @@ def run_ptycho(src: Path, out: Path, iterations: int) -> dict:
     table = [{"swap_xy": t.swap_xy, "flip_x": t.flip_x, "flip_y": t.flip_y, "error": t.error,
               "mean_phase_rad": t.mean_phase_rad} for t in guess.trials]
     b = guess.best
+    # the same scan as a writer with x and y exchanged and x negated would store it: reading it
+    # back needs swap_xy = flip_x = true, which the guess must find
+    p = scan.positions_m
+    wrong = write_scan(out / "siemens_star_swapped.cxi",
+                       dataclasses.replace(scan, positions_m=np.stack([-p[:, 1], p[:, 0]], axis=1)))
+    wrong_guess = guess_orientation(read_scan(wrong))
     scan = read_scan(cxi, swap_xy=b.swap_xy, flip_x=b.flip_x, flip_y=b.flip_y)
     t0 = time.perf_counter()
     proj = reconstruct(scan, f"RAAR:{iterations}", frc=True)
@@ -94,6 +104,7 @@ def run_ptycho(src: Path, out: Path, iterations: int) -> dict:
             "photons_per_frame": float(scan.frames.sum(axis=(1, 2)).mean()),
             "guess_seconds": guess_s, "guess_table": table, "best": [b.swap_xy, b.flip_x, b.flip_y],
             "margin": guess.margin, "twin_ratio": guess.twin_ratio,
+            "swapped_file_best": list(wrong_guess.best.flags), "swapped_file_margin": wrong_guess.margin,
             "iterations": iterations, "reconstruct_seconds": rec_s, "final_error": float(proj.errors[-1]),
             "frc_resolution_px": res_px, "frc_resolution_nm_nominal": frc.resolution_m * 1e9,
             "object_shape": list(proj.transmission.shape)}
@@ -177,12 +188,22 @@ def run_tooth_pipeline(src: Path, out: Path) -> dict:
     link = work / TOOTH
     if not link.exists():
         link.symlink_to(src.resolve())
-    # The file has no energy: the manifest gives a nominal one (one energy, so chemistry is skipped)
-    (work / "manifest.csv").write_text("path,angle_deg,energy_eV\ntooth.h5,nan,25000\n")
+    # The file has neither energy nor pixel: the manifest gives nominal ones (one energy, so
+    # chemistry and particles are skipped; the volume is μ on that nominal pixel)
+    (work / "manifest.csv").write_text(f"path,energy_eV,pixel_m\n{TOOTH},{TOOTH_ENERGY_EV},{TOOTH_PIXEL_M}\n")
+    # a run requires reference spectra covering its energies; with one energy they are never used
+    # (chemistry is skipped), so a flat placeholder pair stands in
+    (work / "references.csv").write_text(f"energy_eV,LiFePO4,FePO4\n{TOOTH_ENERGY_EV - 1000},1,1\n"
+                                         f"{TOOTH_ENERGY_EV + 1000},1,1\n")
+    # alignment registers image pairs of at least 4 × 4 pixels and the FSC needs 4 slices; the
+    # tooth has 2 rows, so both are off (and the rotation axis stays at the detector centre)
+    (work / "run.toml").write_text('[input]\nmanifest = "manifest.csv"\nkind = "intensity"\n\n'
+                                   '[align]\nmethod = "none"\n\n[tomo]\nalgorithm = "fbp"\n\n'
+                                   '[resolution]\nfsc = false\n')  # FSC needs 4 slices or more
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "chemtomo.cli", "run", str(work / "manifest.csv"), "--out", str(work / "RUN.zarr")]
+    cmd = [sys.executable, "-m", "chemtomo.cli", "run", str(work / "run.toml"), "--out", str(work / "RUN.zarr")]
     p = subprocess.run(cmd, capture_output=True, text=True)
-    return {"command": "chemtomo run manifest.csv --out RUN.zarr", "exit_code": p.returncode,
+    return {"command": "chemtomo run run.toml --out RUN.zarr", "exit_code": p.returncode,
             "seconds": time.perf_counter() - t0, "last_lines": (p.stdout + p.stderr).strip().splitlines()[-6:]}
 
 
