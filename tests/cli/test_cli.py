@@ -47,3 +47,13 @@ def test_config_example_and_bad_config(tmp_path):
 def test_export_needs_a_store(tmp_path):
     r = runner.invoke(app, ["export", str(tmp_path / "none.zarr"), "--format", "csv", "-o", str(tmp_path)])
     assert r.exit_code == 1 and "not a chemtomo run store" in r.output
+
+
+def test_simulate_txm_preset_writes_data_exchange(tmp_path):
+    # the preset's contract: one Data Exchange file per energy (16), their manifest and references
+    r = runner.invoke(app, ["--quiet", "simulate", str(tmp_path), "--preset", "txm", "--seed", "2"])
+    assert r.exit_code == 0, r.output
+    rows = (tmp_path / "manifest.csv").read_text().splitlines()
+    assert rows[0] == "path,energy_eV,pixel_m" and len(rows) == 17
+    assert (tmp_path / "txm_7125.0eV.h5").is_file() and (tmp_path / "references.csv").is_file()
+    assert (tmp_path / "truth.h5").is_file() and (tmp_path / "README.txt").is_file()

@@ -89,3 +89,7 @@ def test_bad_input(tmp_path):
                       energies_ev=[7100.0, 7150.0], pad_px=0)
     with pytest.raises(InputError, match="not a folder"):
         write_txm_dataset(tmp_path / "file", ds)
+    close = simulate_txm("txm", seed=1, shape=(17, 25, 25), voxel_m=150e-9, n_particles=1, angles_deg=[0.0],
+                         energies_ev=[7100.0, 7100.04, 7150.0], pad_px=0)
+    with pytest.raises(InputError, match="repeated file names"):
+        write_txm_dataset(tmp_path / "close", close)

@@ -3,6 +3,8 @@
 Where it sits in the flow (DESIGN.md): complex projections -> :func:`optical_density` -> (align,
 tomo) -> OD volumes per energy -> :func:`unmix` -> :func:`fraction`, :func:`classify`,
 :func:`fit_bimodal`, :func:`state_of_charge`; checked against 2D XAS by :func:`validate_2d`.
+With a XANES stack (many energies across an edge): :func:`edge_position` and
+:func:`white_line_energy` per voxel.
 All functions take plain NumPy arrays (float32), read and write no files, and draw with
 matplotlib's object API only.
 
@@ -35,6 +37,8 @@ from .statistics import (
 )
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
 from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, validate_2d
+from .xanes import XanesNormalisation, edge_position, normalise_xanes, white_line_energy
+from .figures import plot_xanes_maps
 
 __all__ = [
     "optical_density", "ODInfo",
@@ -45,5 +49,7 @@ __all__ = [
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "composition_histogram",
     "CLASS_NAMES",
     "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
+    "normalise_xanes", "XanesNormalisation", "edge_position", "white_line_energy",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
+    "plot_xanes_maps",
 ]

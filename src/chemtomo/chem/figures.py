@@ -16,7 +16,7 @@ from .polar import reference_angles
 from .statistics import CLASS_NAMES, MixtureFit, composition_histogram
 
 __all__ = ["plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
-           "CLASS_COLOURS"]
+           "plot_xanes_maps", "CLASS_COLOURS"]
 
 #: Colours of labels 1 (LFP-rich), 2 (mixed), 3 (FP-rich).
 #: The paper's Fig. 4 colours: red LFP-rich, green mixed, blue FP-rich.
@@ -169,4 +169,54 @@ def plot_validation_maps(map_3d, map_2d, r_factor=None, *, pixel_m: float | None
         ax.set_xlabel(f"x ({unit})")
         ax.set_ylabel(f"y ({unit})")
         fig.colorbar(im, ax=ax, label=clabel, shrink=0.85)
+    return fig
+
+
+def plot_xanes_maps(edge_ev, white_line_ev, *, voxel_m: float | None = None,
+                    reference_edges_ev: dict[str, float] | None = None) -> Figure:
+    """Edge-position and white-line-energy maps: a y–x slice of each and the histogram of each.
+
+    Parameters
+    ----------
+    edge_ev, white_line_ev : (ny, nz, nx) or (ny, nx) float, eV, NaN where undefined
+        From :func:`edge_position` and :func:`white_line_energy`. For volumes the slice is the
+        z holding the most defined voxels.
+    voxel_m : float, optional
+        Voxel (pixel) size in metres: axes in nm (pixels otherwise).
+    reference_edges_ev : {phase: eV}, optional
+        The pure phases' edge positions, drawn as vertical lines on the edge histogram.
+    """
+    edge = np.asarray(edge_ev, dtype=np.float64)
+    wl = np.asarray(white_line_ev, dtype=np.float64)
+    if edge.shape != wl.shape or edge.ndim not in (2, 3):
+        raise InputError(f"edge_ev {edge.shape} and white_line_ev {wl.shape} must be maps or volumes of one shape")
+    if edge.ndim == 3:
+        iz = int(np.argmax(np.isfinite(edge).sum(axis=(0, 2))))
+        edge_img, wl_img, where = edge[:, iz, :], wl[:, iz, :], f" (y–x at z = {iz})"
+    else:
+        edge_img, wl_img, where = edge, wl, ""
+    ny, nx = edge_img.shape
+    scale, unit = (voxel_m * 1e9, "nm") if voxel_m else (1.0, "pixels")
+    extent = (0, nx * scale, ny * scale, 0)
+    fig = Figure(figsize=(15, 3.8), layout="constrained")
+    axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1.2, 1.2, 1, 1]})
+    for ax, img, vals, title in ((axes[0], edge_img, edge, "edge position"),
+                                 (axes[1], wl_img, wl, "white-line energy")):
+        finite = vals[np.isfinite(vals)]
+        lo, hi = (np.percentile(finite, [5, 95]) if finite.size else (0.0, 1.0))
+        im = ax.imshow(img, extent=extent, cmap="viridis", vmin=lo, vmax=max(hi, lo + 1e-3))
+        ax.set_title(title + where, fontsize=9)
+        ax.set_xlabel(f"x ({unit})")
+        ax.set_ylabel(f"y ({unit})")
+        fig.colorbar(im, ax=ax, label="energy (eV)", shrink=0.85)
+    for ax, vals, title in ((axes[2], edge, "edge position (eV)"), (axes[3], wl, "white-line energy (eV)")):
+        finite = vals[np.isfinite(vals)]
+        if finite.size:
+            ax.hist(finite, bins=60, color="0.4")
+        ax.set_xlabel(title)
+        ax.set_ylabel("voxels")
+    for (name, e), colour in zip((reference_edges_ev or {}).items(), ("tab:red", "tab:blue", "tab:green")):
+        axes[2].axvline(e, color=colour, linestyle="--", label=f"{name} {e:.1f} eV")
+    if reference_edges_ev:
+        axes[2].legend(fontsize=8)
     return fig

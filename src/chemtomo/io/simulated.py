@@ -302,8 +302,12 @@ def write_txm_dataset(out_dir: str | os.PathLike, dataset: TXMDataset,
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; write_txm_dataset needs a folder")
-    out.mkdir(parents=True, exist_ok=True)
     ds = dataset
+    names = [txm_file_name(e) for e in ds.energies_ev]
+    if len(set(names)) != len(names):
+        raise InputError(f"write_txm_dataset: energies {list(ds.energies_ev)} eV give repeated file names "
+                         f"(one decimal: {names}); energies must differ by at least 0.1 eV")
+    out.mkdir(parents=True, exist_ok=True)
     n_e = len(ds.energies_ev)
     total = n_e + 1
     rows = []

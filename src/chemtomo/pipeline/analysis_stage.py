@@ -3,7 +3,9 @@
 - chem: the paper's per-voxel unmixing (equation 1) with the reference spectra at the measured
   energies, the sample mask, FePO4 fraction, polar angle, phase classes, the bimodal fit, the
   state of charge with its uncertainty and, when a 2D XAS stack is given, its linear-combination
-  fit compared with the 3D map projected along z.
+  fit compared with the 3D map projected along z. With a XANES stack (at least
+  ``XANES_MIN_ENERGIES`` energies) also the per-voxel edge position and white-line energy
+  (``chem/edge_energy``, ``chem/white_line_energy``, eV, NaN outside the sample).
 - particles: segmentation of the density, per-particle measurements and activity statistics.
 """
 
@@ -16,7 +18,11 @@ from ..io import read_references
 from ..io.store import energy_key, jsonable
 from .context import RunContext, StageSkipped
 
-__all__ = ["run_chem", "run_particles", "read_xas2d"]
+__all__ = ["XANES_MIN_ENERGIES", "run_chem", "run_particles", "read_xas2d"]
+
+#: From this many energies on, the chem stage also maps the edge position and white-line energy:
+#: with fewer, the pre-edge, edge and post-edge cannot each hold enough energies.
+XANES_MIN_ENERGIES = 8
 
 
 def read_xas2d(path) -> tuple[np.ndarray, np.ndarray, float]:
@@ -76,6 +82,9 @@ def run_chem(ctx: RunContext) -> dict:
                             "weights": np.asarray(fit.weights).tolist()}
     arrays = {"fraction": frac.astype(np.float32), "density": density, "polar": polar,
               "labels": np.asarray(labels, np.uint8)}
+    if len(energies) >= XANES_MIN_ENERGIES:
+        maps, attrs["xanes"] = _xanes_maps(chem, mus, energies, mask, refs, phases)
+        arrays.update(maps)
     if ctx.xas2d_path is not None:
         v = _validate_2d(ctx, chem, frac, density, table, ref_e, voxel, tuple(cfg.thresholds))
         arrays.update(v.pop("arrays"))
@@ -83,9 +92,47 @@ def run_chem(ctx: RunContext) -> dict:
     ctx.store.write_group("chem", arrays, attrs=attrs,
                           chunks={k: (min(16, a.shape[0]),) + a.shape[1:] for k, a in arrays.items() if a.ndim == 3})
     summary = {"soc": round(float(soc), 4), "soc_sigma": round(float(soc_sigma), 4), "voxels": int(mask.sum())}
+    if attrs.get("xanes", {}).get("median_edge_eV") is not None:
+        summary["edge_eV"] = round(attrs["xanes"]["median_edge_eV"], 2)
     if "validation_2d" in attrs:
         summary["xas2d_R<0.15"] = attrs["validation_2d"].get("share_r_below_0.15")
     return summary
+
+
+def _xanes_maps(chem, mus, energies, mask, refs, phases) -> tuple[dict, dict]:
+    """Edge position and white-line energy of every sample voxel's μ(E), and of the references.
+
+    The noise σ is estimated from the pre/post-edge fits in the sample voxels (the empty ones of
+    a reconstruction clipped to μ ≥ 0 would understate it); voxels whose edge step is below 5
+    standard errors are NaN, as are voxels outside the sample mask. A stack whose
+    energies do not allow the normalisation (e.g. no energy below the edge) is recorded in the
+    attributes as ``skipped`` with the reason, and the maps are left out.
+    """
+    order = np.argsort(energies)
+    e = np.asarray(energies, np.float64)[order]
+    try:
+        nrm = chem.normalise_xanes(mus[order], e, noise_mask=mask)
+        edge = chem.edge_position(mus[order], e, normalisation=nrm)
+        white = chem.white_line_energy(mus[order], e, normalisation=nrm)
+        ref_edge = chem.edge_position(refs[order], e, noise_sigma=0.0)
+        ref_white = chem.white_line_energy(refs[order], e, noise_sigma=0.0)
+    except InputError as exc:
+        return {}, {"skipped": str(exc)}
+    edge = np.where(mask, edge, np.nan).astype(np.float32)
+    white = np.where(mask, white, np.nan).astype(np.float32)
+    n_sample = int(mask.sum())
+
+    def median(a):
+        v = a[np.isfinite(a)]
+        return float(np.median(v)) if v.size else None
+
+    attrs = {"pre_edge_eV": list(nrm.pre_edge_ev), "post_edge_eV": list(nrm.post_edge_ev), "e0_eV": nrm.e0_ev,
+             "noise_mu_per_m": nrm.noise, "n_edge": int(np.isfinite(edge).sum()),
+             "n_white_line": int(np.isfinite(white).sum()), "n_sample_voxels": n_sample,
+             "median_edge_eV": median(edge), "median_white_line_eV": median(white),
+             "reference_edge_eV": {p: (float(v) if np.isfinite(v) else None) for p, v in zip(phases, ref_edge)},
+             "reference_white_line_eV": {p: (float(v) if np.isfinite(v) else None) for p, v in zip(phases, ref_white)}}
+    return {"edge_energy": edge, "white_line_energy": white}, attrs
 
 
 def _polar_pair(refs: np.ndarray) -> tuple[int, int]:

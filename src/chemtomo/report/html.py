@@ -181,7 +181,31 @@ def _section_chem(store: RunStore) -> str:
     out.append(_png(chem.plot_class_fractions(a["class_fractions"], tuple(a["thresholds"]))))
     out.append(_png(F.plot_class_slices(labels, a["voxel_m"])))
     out.append(_png(F.plot_class_3d(labels, a["voxel_m"])))
+    out.append(_xanes_block(store, a))
     return "\n".join(out)
+
+
+def _xanes_block(store: RunStore, a: dict) -> str:
+    """Edge-position and white-line maps of a XANES stack (chem stage with many energies)."""
+    x = a.get("xanes")
+    if not x:
+        return ""
+    if "skipped" in x:
+        return f"<p>No XANES maps: {html.escape(x['skipped'])}</p>"
+    from .. import chem
+
+    refs = {p: e for p, e in x["reference_edge_eV"].items() if e is not None}
+    ref_txt = ", ".join(f"{html.escape(p)} {e:.2f} eV" for p, e in refs.items())
+    med = x["median_edge_eV"]
+    wl = x["median_white_line_eV"]
+    text = (f"<p>XANES maps over {len(a['energies_eV'])} energies (pre-edge {x['pre_edge_eV'][0]:g}–"
+            f"{x['pre_edge_eV'][1]:g} eV, post-edge {x['post_edge_eV'][0]:g}–{x['post_edge_eV'][1]:g} eV): edge "
+            f"position (half the edge step) in {x['n_edge']} of {x['n_sample_voxels']} sample voxels, median "
+            f"<b>{_fmt(med, 5)} eV</b>; white-line energy median <b>{_fmt(wl, 5)} eV</b>. Reference edges: {ref_txt}. "
+            "Voxels whose edge step is below 5 standard errors are left blank.</p>")
+    fig = chem.plot_xanes_maps(store.read("chem/edge_energy"), store.read("chem/white_line_energy"),
+                               voxel_m=a["voxel_m"], reference_edges_ev=refs)
+    return text + _png(fig)
 
 
 def _accepts(cls, d: dict) -> bool:
