@@ -246,27 +246,39 @@ _stage_command("particles", "Rerun particle segmentation and statistics on an ex
 @guarded
 def ptycho(
     scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output CXI file (reconstructed image convention)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output CXI file (reconstructed image convention)."),
     algorithm: str = typer.Option("RAAR", help="Algorithm or chain, e.g. RAAR, DM:100,RAAR:300,ML:100."),
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
     refine_positions: bool = typer.Option(False, help="Refine scan positions."),
     frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
+    guess_orientation: bool = typer.Option(
+        False, "--guess-orientation",
+        help="Instead of reconstructing: try the 8 position conventions (swap_xy, flip_x, flip_y) on the "
+             "central frames and print the [input] flags that fit the data best."),
+    swap_xy: bool = typer.Option(False, "--swap-xy", help="The file's translation columns are (y, x)."),
+    flip_x: bool = typer.Option(False, "--flip-x", help="Negate the x positions."),
+    flip_y: bool = typer.Option(False, "--flip-y", help="Negate the y positions."),
 ):
     """Reconstruct one ptychography scan into a complex projection.
 
-    Example: chemtomo ptycho scan_000.cxi --algorithm RAAR --iterations 500 -o proj.cxi
+    Example: chemtomo ptycho scan_000.cxi --algorithm RAAR --iterations 500 -o proj.cxi\n\nExample: chemtomo ptycho scan_000.cxi --guess-orientation
     """
     from .core.errors import InputError
     from .io import read_scan, write_projection
     from .ptycho import reconstruct
 
+    if guess_orientation:
+        _guess_orientation(scan)
+        return
+    if out is None:
+        raise InputError("give the output file with --out (or use --guess-orientation)")
     if ":" in algorithm and iterations is not None:
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
     if ":" not in algorithm and "," not in algorithm:
         algorithm = f"{algorithm}:{iterations or 500}"
-    s = read_scan(scan)
+    s = read_scan(scan, swap_xy=swap_xy, flip_x=flip_x, flip_y=flip_y)
     with ProgressReporter(_state["quiet"]) as bars:
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
                            refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"))
@@ -275,6 +287,37 @@ def ptycho(
     res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm",
                   highlight=False)
+
+
+def _guess_orientation(path: Path) -> None:
+    """Print the eight conventions' data errors and the [input] flags of the best."""
+    from .io import read_scan
+    from .ptycho import guess_orientation
+
+    s = read_scan(path)
+    t0 = time.perf_counter()
+    with ProgressReporter(_state["quiet"]) as bars:
+        g = guess_orientation(s, progress=bars("8 conventions"))
+    console.print(f"{path}: {g.frames_used} central frames, {g.frame_px}-px frames, RAAR:40 each "
+                  f"({time.perf_counter() - t0:.1f} s)", highlight=False)
+    console.print("swap_xy  flip_x  flip_y   data error   mean phase (rad)", highlight=False)
+    for t in g.trials:
+        mark = "  <- best" if t is g.best else ("  (twin of best)" if t.flags == g.best.twin else "")
+        console.print(f"{str(t.swap_xy).lower():7s}  {str(t.flip_x).lower():6s}  {str(t.flip_y).lower():6s}"
+                      f"   {t.error:10.4g}   {t.mean_phase_rad:+.3f}{mark}", highlight=False)
+    from .ptycho.orientation import TWIN_TOLERANCE
+
+    degenerate = g.twin_ratio < TWIN_TOLERANCE
+    console.print(f"margin {g.margin:.2f} (next convention's error / best's); twin ratio {g.twin_ratio:.3f} "
+                  + ("(a convention and its twin, both axes negated, fit far-field data equally; the twin is "
+                     "ruled out by its positive mean phase)" if degenerate else
+                     "(the file's probe guess separates the twin)"), highlight=False, soft_wrap=True)
+    if g.margin < 1.5:
+        console.print("[yellow]warning:[/yellow] the margin is small: the data do not single out one "
+                      "convention; try more frames or check the scan", highlight=False)
+    console.print("put in the run config:\n[input]\n"
+                  f"swap_xy = {str(g.best.swap_xy).lower()}\nflip_x = {str(g.best.flip_x).lower()}\n"
+                  f"flip_y = {str(g.best.flip_y).lower()}", highlight=False, markup=False)
 
 
 @app.command()

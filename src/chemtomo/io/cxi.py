@@ -14,8 +14,13 @@ Layout read (first present path wins):
                 six direction cosines of the sample's x and y axes, whose rotation about y gives
                 θ = atan2(o[2], o[0]); or any key given as ``angle_key``
 
-Positions become ``(y, x)`` in metres (``translation[:, 1], translation[:, 0]``); facilities
-differ, so ``swap_xy`` and ``flip_y``/``flip_x`` convert other conventions.
+Positions become ``(y, x)`` in metres (``translation[:, 1], translation[:, 0]``) for the CXI
+default detector orientation. ``detector_1/basis_vectors`` and ``corner_position``, where present,
+give the pixel pitch, the distance and the frames' orientation in the lab; frames in another
+orientation are transposed/mirrored to the default one (``cxi_geometry.py`` has the derivation).
+Writers whose translations do not follow CXI (sample translation, x then y) need ``swap_xy`` and
+``flip_y``/``flip_x``, applied to the translation columns as read; ``chemtomo ptycho SCAN
+--guess-orientation`` finds them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from ..core.containers import Curve, Projection, Scan
 from ..core.errors import InputError
 from ..core.units import ev_to_joule, joule_to_ev
 from ._h5 import atomic_path, first_present, open_h5
+from .cxi_geometry import read_detector_geometry, to_lab_orientation
 
 __all__ = ["read_scan", "read_scan_geometry", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
            "check_energy_ev",
@@ -165,25 +171,22 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
         if not np.isfinite(t).all():
             bad = np.flatnonzero(~np.isfinite(t).all(axis=1))
             raise InputError(f"{src}: /{tpath} has non-finite positions in rows {bad[:10].tolist()}")
-        x, y = (t[:, 1], t[:, 0]) if swap_xy else (t[:, 0], t[:, 1])
-        positions = np.stack([-y if flip_y else y, -x if flip_x else x], axis=1)
+        positions = _positions(t, swap_xy=swap_xy, flip_y=flip_y, flip_x=flip_x)
 
         energy_j = _scalar(f, ENERGY_PATH, "photon energy in joules", src)
         energy_ev = _check_joules(energy_j, src)
-        dist = _positive(_scalar(f, f"{DETECTOR}/distance", "sample–detector distance", src),
-                         f"{DETECTOR}/distance", "sample–detector distance", src)
-        px = _positive(_scalar(f, f"{DETECTOR}/x_pixel_size", "detector pixel size", src),
-                       f"{DETECTOR}/x_pixel_size", "detector pixel size", src)
-        py = _positive(_scalar(f, f"{DETECTOR}/y_pixel_size", "detector pixel size", src),
-                       f"{DETECTOR}/y_pixel_size", "detector pixel size", src)
+        geometry = read_detector_geometry(f, src, frames.shape[1:])
+        dist = geometry.distance_m
+        py, px = geometry.pixel_yx_m
+        frames = to_lab_orientation(frames, geometry)
 
         mask = None
         if f"{DETECTOR}/mask" in f:
             m = np.asarray(f[f"{DETECTOR}/mask"][()])
-            if m.shape != frames.shape[1:]:
+            if m.shape != fds.shape[1:]:
                 raise InputError(f"{src}: /{DETECTOR}/mask has shape {m.shape}; expected the frame shape "
-                                 f"{frames.shape[1:]}")
-            mask = m == 0
+                                 f"{fds.shape[1:]}")
+            mask = to_lab_orientation(m == 0, geometry)
             if not mask.any():
                 raise InputError(f"{src}: /{DETECTOR}/mask flags every pixel as bad (CXI: 0 = good pixel)")
 
@@ -193,9 +196,10 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
             probe = np.asarray(pds[()]).astype(np.complex64)
             if probe.ndim == 2:
                 probe = probe[None]
-            if probe.ndim != 3 or probe.shape[1:] != frames.shape[1:]:
+            if probe.ndim != 3 or probe.shape[1:] != fds.shape[1:]:
                 raise InputError(f"{src}: /{ppath} has shape {pds.shape}; expected the frame shape "
-                                 f"{frames.shape[1:]} or (modes, {frames.shape[1]}, {frames.shape[2]})")
+                                 f"{fds.shape[1:]} or (modes, {fds.shape[1]}, {fds.shape[2]})")
+            probe = to_lab_orientation(probe, geometry)
         angle = _angle(f, src, angle_key)
 
     return Scan(frames=frames, positions_m=positions, energy_ev=energy_ev, distance_m=dist,
@@ -212,7 +216,9 @@ def write_scan(path: str | os.PathLike, scan: Scan, *, compression: str | None =
     """Write a Scan as a standard CXI file (atomically: temporary name, then rename).
 
     Frames go to ``/entry_1/instrument_1/detector_1/data`` with ``/entry_1/data_1/data`` a soft
-    link to it; positions to ``/entry_1/sample_1/geometry_1/translation`` as (x, y, 0) metres.
+    link to it; positions to ``/entry_1/sample_1/geometry_1/translation`` as (x, y, 0) metres; the
+    detector's ``basis_vectors`` (CXI default orientation) and ``corner_position`` (direct beam on
+    the centre pixel) beside the pixel sizes and distance.
     """
     p = Path(path)
     with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
@@ -226,6 +232,11 @@ def write_scan(path: str | os.PathLike, scan: Scan, *, compression: str | None =
         det.create_dataset("distance", data=float(scan.distance_m))
         det.create_dataset("x_pixel_size", data=float(px))
         det.create_dataset("y_pixel_size", data=float(py))
+        # CXI default orientation written out, with the direct beam on the centre pixel (h//2, w//2)
+        h, w = scan.frames.shape[1:]
+        det.create_dataset("basis_vectors", data=np.array([[0.0, -py, 0.0], [-px, 0.0, 0.0]]))
+        det.create_dataset("corner_position", data=np.array([(w // 2 + 0.5) * px, (h // 2 + 0.5) * py,
+                                                             float(scan.distance_m)]))
         if scan.mask is not None:
             det.create_dataset("mask", data=(~np.asarray(scan.mask, bool)).astype(np.uint32))
         src = e.create_group("instrument_1/source_1")
@@ -347,10 +358,19 @@ def read_scan_geometry(path: str | os.PathLike, *, swap_xy: bool = False, flip_y
             raise InputError(f"{src}: missing or malformed frames or positions; run `chemtomo info {src}`")
         t = np.asarray(tds[()], dtype=np.float64)
         energy_ev = joule_to_ev(_scalar(f, ENERGY_PATH, "photon energy in joules", src))
-        dist = _scalar(f, f"{DETECTOR}/distance", "sample–detector distance", src)
-        py = _scalar(f, f"{DETECTOR}/y_pixel_size", "detector pixel size", src)
-        shape = tuple(int(s) for s in fds.shape[1:])
-    x, y = (t[:, 1], t[:, 0]) if swap_xy else (t[:, 0], t[:, 1])
-    positions = np.stack([-y if flip_y else y, -x if flip_x else x], axis=1)
+        geometry = read_detector_geometry(f, src, tuple(int(s) for s in fds.shape[1:]))
+        shape = tuple(int(s) for s in to_lab_orientation(np.empty(fds.shape[1:], bool), geometry).shape)
+    positions = _positions(t, swap_xy=swap_xy, flip_y=flip_y, flip_x=flip_x)
     return {"positions_m": positions, "energy_ev": energy_ev, "frame_shape": shape,
-            "pixel_m": object_pixel_size(energy_ev, dist, py, shape[0])}
+            "pixel_m": object_pixel_size(energy_ev, geometry.distance_m, geometry.pixel_yx_m[0], shape[0]),
+            "geometry": geometry}
+
+
+def _positions(t: np.ndarray, *, swap_xy: bool, flip_y: bool, flip_x: bool) -> np.ndarray:
+    """(y, x) probe positions on the object array from CXI sample translations (x, y[, z]).
+
+    The CXI default orientation (after ``to_lab_orientation``) maps translation t to (t_y, t_x);
+    ``swap_xy``/``flip_*`` first repair translation columns written in another convention.
+    """
+    x, y = (t[:, 1], t[:, 0]) if swap_xy else (t[:, 0], t[:, 1])
+    return np.stack([-y if flip_y else y, -x if flip_x else x], axis=1)

@@ -36,6 +36,14 @@ def _describe_h5(path: Path) -> str:
                              f"{s.energy_ev:.2f} eV, angle {s.angle_deg:.2f}°, "
                              f"object pixel {s.pixel_m * 1e9:.3f} nm, "
                              f"mean {float(s.frames.sum(axis=(1, 2)).mean()):.3g} photons/frame")
+                from .cxi import read_scan_geometry
+
+                g = read_scan_geometry(path)["geometry"]
+                lines.append(f"  {g.describe()}")
+                if g.beam_centre_px is not None:
+                    lines.append(f"  direct beam (corner_position) at pixel ({g.beam_centre_px[0]:.1f}, "
+                                 f"{g.beam_centre_px[1]:.1f}); chemtomo takes zero frequency at "
+                                 f"({s.frame_shape[0] // 2}, {s.frame_shape[1] // 2})")
             except InputError as exc:
                 lines.append(f"  not a valid scan: {exc}")
         elif "entry_1/image_1/data" in f:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.store import energy_key
-from .context import RunContext, stable_hash
+from .context import RunContext, StageSkipped, stable_hash
 
 __all__ = ["run_tiltseries", "run_align", "run_recon", "run_fsc", "load_tilts", "load_alignment"]
 
@@ -216,8 +216,13 @@ def run_fsc(ctx: RunContext) -> dict:
     from ..resolution import split_half_fsc
 
     cfg = ctx.config
+    if not cfg.resolution.fsc:
+        raise StageSkipped("[resolution] fsc = false")
     tilts, angles, pixel = aligned_tilts(ctx)
     ref_e = float(ctx.store.group_attrs("tiltseries")["reference_energy_eV"])
+    if min(tilts[ref_e].shape[1:]) < 4:  # e.g. a 2-row full-field stack: no 3D correlation curve
+        raise StageSkipped(f"the tilt series has {tilts[ref_e].shape[1]} rows × {tilts[ref_e].shape[2]} columns; "
+                           "a split-half FSC needs at least 4 of each")
     curve, _, _ = split_half_fsc(tilts[ref_e], angles, pixel, reconstruct=cfg.tomo.algorithm,
                                  options={"iterations": cfg.tomo.iterations, "nonneg": cfg.tomo.nonneg},
                                  threshold=cfg.resolution.threshold)

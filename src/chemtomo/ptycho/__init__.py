@@ -13,6 +13,7 @@ from .options import (
     RAAROptions,
     ZonePlateOptions,
 )
+from .orientation import OrientationGuess, OrientationTrial, apply_convention, guess_orientation
 from .probe import probe_from_diffraction, zone_plate_probe
 from .reconstruct import reconstruct, reconstruct_many
 
@@ -22,12 +23,16 @@ __all__ = [
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
+    "OrientationGuess",
+    "OrientationTrial",
     "PIEOptions",
     "PositionOptions",
     "ProbeOptions",
     "PtychoOptions",
     "RAAROptions",
     "ZonePlateOptions",
+    "apply_convention",
+    "guess_orientation",
     "parse_algorithm",
     "probe_from_diffraction",
     "reconstruct",
