@@ -19,6 +19,7 @@ Examples
 """
 
 from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
+from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
@@ -37,7 +38,7 @@ from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, valida
 
 __all__ = [
     "optical_density", "ODInfo",
-    "unmix", "UnmixInfo", "fraction", "sample_mask", "uncertainty", "estimate_noise",
+    "unmix", "UnmixInfo", "joint_reconstruct", "JointResult", "fraction", "sample_mask", "uncertainty", "estimate_noise",
     "references_from_table", "MAX_CONDITION",
     "polar_angle", "polar_to_fraction", "reference_angles",
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "composition_histogram",
