@@ -207,7 +207,7 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
     frac = fraction_map(conc, mask=mask)
     labels = classify(frac, thresholds=tuple(thresholds))
     g = info.spectral_inverse
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # empty voxels: masked below
         x = conc[-1] / density
         h = -x[None] / density[None] * np.ones((conc.shape[0],) + (1,) * 3, np.float32)
         h[-1] += 1.0 / density
