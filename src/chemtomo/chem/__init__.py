@@ -18,7 +18,13 @@ Examples
 0.25
 """
 
-from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
+from .figures import (
+    plot_class_fractions,
+    plot_composition_histogram,
+    plot_correlation,
+    plot_joint_comparison,
+    plot_validation_maps,
+)
 from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
@@ -45,4 +51,5 @@ __all__ = [
     "CLASS_NAMES",
     "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
+    "plot_joint_comparison",
 ]
