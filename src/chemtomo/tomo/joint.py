@@ -54,6 +54,7 @@ import numpy as np
 from ..core.backend import to_numpy
 from ..core.errors import ConvergenceError, InputError
 from . import _joint_kernels as J
+from . import _kernels as K
 from .geometry import TiltGeometry, check_angles
 from .operator import (
     DEFAULT_MAX_BLOCK_BYTES,
@@ -379,9 +380,7 @@ def _residual_and_scale(op, x, b, valid, m, n_k, nz, nx) -> tuple[np.ndarray, fl
 def _column_square_sums(op) -> np.ndarray:
     """Σ over all rays of w² for every pixel: the diagonal of AᵀA, (npix,) float32."""
     rowptr, pix, wt, _, _ = op._cached
-    out = np.zeros(op.npix, np.float64)
     n_angles = rowptr.shape[0]
-    for i in range(n_angles):
-        e1 = rowptr[i, -1]
-        np.add.at(out, pix[i, :e1], wt[i, :e1].astype(np.float64) ** 2)
-    return out.astype(np.float32)
+    out = np.zeros((1, op.npix), np.float32)
+    K.column_sums(rowptr, pix, wt * wt, np.arange(n_angles, dtype=np.int64), np.zeros(n_angles, np.int64), out)
+    return out[0]
