@@ -118,8 +118,10 @@ def joint_os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, mi
                         w = wt[i, e]
                         p = pix[i, e]
                         for q in range(n_k):
+                            xr = x[q, p, y0:y1]
+                            ar = acc[q]
                             for t in range(m):
-                                acc[q, t] += w * x[q, p, y0 + t]
+                                ar[t] += w * xr[t]
                     sc = rowinv[i, j]
                     for en in range(n_e):
                         for t in range(m):
@@ -142,19 +144,25 @@ def joint_os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, mi
                         w = wt[i, e]
                         p = pix[i, e]
                         for q in range(n_k):
+                            ur = upd[q, p]
+                            rr = res[kk - k0, j, q]
                             for t in range(m):
-                                upd[q, p, t] += w * res[kk - k0, j, q, t]
+                                ur[t] += w * rr[t]
             for p in range(npix):
                 cp = np.float32(relaxation * colinv[s, p])
                 if cp == 0.0:
                     continue
                 if not coupled:  # separable constraint: clip each component on its own
                     for q in range(n_k):
-                        for t in range(m):
-                            v = x[q, p, y0 + t] + cp * upd[q, p, t]
-                            if nonneg and v < 0.0:
-                                v = np.float32(0.0)
-                            x[q, p, y0 + t] = v
+                        xr = x[q, p, y0:y1]
+                        ur = upd[q, p]
+                        if nonneg:
+                            for t in range(m):
+                                v = xr[t] + cp * ur[t]
+                                xr[t] = v if v > 0.0 else np.float32(0.0)
+                        else:
+                            for t in range(m):
+                                xr[t] += cp * ur[t]
                     continue
                 for t in range(m):
                     for q in range(n_k):

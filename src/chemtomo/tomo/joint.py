@@ -382,5 +382,8 @@ def _column_square_sums(op) -> np.ndarray:
     rowptr, pix, wt, _, _ = op._cached
     n_angles = rowptr.shape[0]
     out = np.zeros((1, op.npix), np.float32)
-    K.column_sums(rowptr, pix, wt * wt, np.arange(n_angles, dtype=np.int64), np.zeros(n_angles, np.int64), out)
+    used = np.arange(wt.shape[1])[None, :] < rowptr[:, -1:]   # entries past a block's end are unset
+    wsq = np.where(used, wt, np.float32(0.0))
+    wsq *= wsq
+    K.column_sums(rowptr, pix, wsq, np.arange(n_angles, dtype=np.int64), np.zeros(n_angles, np.int64), out)
     return out[0]
