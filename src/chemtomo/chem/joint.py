@@ -50,16 +50,19 @@ class JointResult:
                            :func:`chemtomo.tomo.joint_reconstruct`, Notes: optimistic)
     sigma_fraction       : (ny, nz, nx) float32, first-order σ of the fraction from the same
                            covariance; NaN outside the mask
-    soc, soc_sigma       : state of charge Σ c_FP / Σ c and its σ (see ``soc_source``)
-    soc_source           : "projections": from the total of every projection, which is the same
-                           at every angle when the sample stays in the field (footprint weights
-                           conserve mass): the totals of the phases are M⁺ times the mean
-                           projection totals, a linear, unbiased estimate independent of the
-                           reconstruction. "volume": when the totals vary by more than 1 % with
-                           angle (sample leaving the field) or no projection is complete, Σ c_FP /
-                           Σ c over the sample mask grown by 3 voxels; the non-negativity makes
-                           the noise of pure-phase voxels one-sided, so this one is biased by a
-                           few 0.1 % (benchmarks/joint.py). NaN when nothing is found.
+    soc, soc_sigma       : state of charge Σ c_FP / Σ c over the sample mask grown by 3 voxels
+                           (it holds the blurred rims; the whole volume would add the clipped,
+                           one-sided noise of every empty voxel), and its σ. The non-negativity
+                           makes the noise of pure-phase voxels one-sided, which biases this by
+                           about 0.1 % absolute at the demo's noise (benchmarks/joint.py). NaN
+                           when no sample is found.
+    soc_projections      : the SOC from the projection totals, which are the same at every angle
+                           when the sample stays in the field (footprint weights conserve mass):
+                           the phases' totals are M⁺ times the mean totals, a linear estimate
+                           independent of the reconstruction and unbiased for ideal data, but
+                           any OD baseline offset is summed over the whole field (on the demo
+                           pipeline's series it is off by 0.2 %); NaN when the totals vary by
+                           more than 1 % with angle or fewer than two projections are complete.
     residual_rms         : (n_energies,) OD residual RMS over measured rays
     info                 : the :class:`chemtomo.tomo.JointInfo` of the solve
     """
@@ -75,7 +78,7 @@ class JointResult:
     soc_sigma: float
     residual_rms: np.ndarray
     info: object
-    soc_source: str = "volume"
+    soc_projections: float = math.nan
 
 
 def _stack(od_by_energy, energies_ev) -> tuple[np.ndarray, list[float] | None]:
@@ -215,26 +218,23 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         sigma_x = np.sqrt(info.variance_scale * quad).astype(np.float32)
     sigma_x = np.where(mask, sigma_x, np.float32(np.nan)).astype(np.float32)
     region = ndimage.binary_dilation(mask, iterations=_SOC_DILATION_PX)
-    soc, soc_sigma, source = _soc_from_projections(tilts, r)
-    if source is None and np.any(density[region] > 0):
+    soc_proj = _soc_from_projections(tilts, r)
+    if np.any(density[region] > 0):
         soc, soc_sigma = state_of_charge(conc, mask=region)
-        source = "volume"
+    else:  # no sample found: no state of charge to report
+        soc, soc_sigma = math.nan, math.nan
     return JointResult(conc, density, mask, frac, labels, info.sigma.astype(np.float32), sigma_x,
-                       float(soc), float(soc_sigma), np.asarray(info.residual_rms), info, source or "volume")
+                       float(soc), float(soc_sigma), np.asarray(info.residual_rms), info, soc_proj)
 
 
-def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray) -> tuple[float, float, str | None]:
-    """SOC from the projection totals (see :class:`JointResult`); ``source`` None when not usable."""
+def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray) -> float:
+    """SOC from the projection totals (see :class:`JointResult`); NaN when they are not conserved."""
     complete = np.all(np.isfinite(tilts), axis=(0, 2, 3))
     if complete.sum() < 2:
-        return math.nan, math.nan, None
+        return math.nan
     totals = tilts[:, complete].sum(axis=(2, 3), dtype=np.float64)        # (n_energies, n_complete)
     mean = totals.mean(axis=1)
     if np.any(mean <= 0) or np.any(totals.std(axis=1) > _CONSERVED_REL * mean):
-        return math.nan, math.nan, None
-    amounts = np.linalg.pinv(mix) @ totals                                  # (K, n_complete)
-    if amounts.sum(axis=0).mean() <= 0:
-        return math.nan, math.nan, None
-    per_angle = amounts[-1] / amounts.sum(axis=0)
-    whole = amounts.mean(axis=1)
-    return float(whole[-1] / whole.sum()), float(per_angle.std() / math.sqrt(per_angle.size)), "projections"
+        return math.nan
+    whole = np.linalg.pinv(mix) @ mean                                      # (K,) amounts of the phases
+    return float(whole[-1] / whole.sum()) if whole.sum() > 0 else math.nan

@@ -197,8 +197,8 @@ def _section_joint(store: RunStore) -> str:
            f"preconditioned OS-SART, {j['iterations']} sweeps, concentrations ≥ 0"
            f"{bounds}. "
            f"Reference matrix: condition number {j['condition_number']:.3g}. OD residual RMS per energy: {resid} "
-           f"(it includes the noise). State of charge <b>{a['soc'] * 100:.1f} ± {a['soc_sigma'] * 100:.1f} %</b>, "
-           f"from the {html.escape(j['soc_source'])}.</p>"]
+           f"(it includes the noise). State of charge <b>{a['soc'] * 100:.1f} ± {a['soc_sigma'] * 100:.1f} %</b> "
+           f"over the sample and its rims; from the projection totals: {_fmt(j['soc_projections'] * 100)} %.</p>"]
     two = a.get("two_step")
     if two is None or not store.has("chem/two_step_fraction"):
         out.append("<p>The two-step result is not stored (<code>[chem] compare = true</code> keeps it for "
