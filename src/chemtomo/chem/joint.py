@@ -136,8 +136,8 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         Absorption of each pure phase at each energy (μ in 1/m with ``voxel_m``; else OD per voxel
         length of a unit concentration), LiFePO4 first and FePO4 last.
     iterations : int
-        Sweeps of the joint solver (10 matches the cost of the paper's ART-20 per energy for two
-        energies; see benchmarks/joint.py).
+        Sweeps of the joint solver (10 with two energies cost ~0.6× the paper's ART-20 per energy
+        and give 0.4× its fraction error on the demo phantom; benchmarks/joint.py).
     nonneg : bool
         Concentrations ≥ 0.
     tv : float ≥ 0

@@ -92,7 +92,7 @@ class ChemConfig:
     thresholds: list = _f([0.3, 0.7], "FePO4-fraction class limits: below the first LFP-rich, above the second FP-rich (paper: 30 %/70 %).")
     density_threshold: float = _f(0.0, "Sample-mask density threshold (volume fraction); 0: automatic (Otsu).", low=0.0)
     compare: bool = _f(False, "With method = joint: also the two-step result, stored and shown beside the joint one with the difference map.")
-    joint_iterations: int = _f(10, "Sweeps of the joint solver (10 costs about the paper's ART-20 per energy with two energies).", low=1, high=10000)
+    joint_iterations: int = _f(10, "Sweeps of the joint solver (10 with two energies cost ~0.6× the paper's ART-20 per energy; benchmarks/joint.py).", low=1, high=10000)
     joint_tv: float = _f(0.0, "TV proximal weight per sweep of the joint solver, volume-fraction units; 0: none.", low=0.0)
     joint_occupancy: bool = _f(False, "Joint solver: bound the sum of the phase volume fractions by 1 in every voxel.")
 
