@@ -157,7 +157,7 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
     density_threshold : float, optional
         Sample-mask density; default Otsu's (:func:`chemtomo.chem.sample_mask`).
     **solver
-        relaxation, subsets, x0, cor_offset_px, callback, progress, tv_iterations of
+        relaxation, subsets, x0, nz, cor_offset_px, callback, progress, tv_iterations of
         :func:`chemtomo.tomo.joint_reconstruct`.
 
     Returns

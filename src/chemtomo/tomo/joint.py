@@ -178,7 +178,8 @@ def _tv_prox(x: np.ndarray, weight: float, dual: np.ndarray, iterations: int) ->
 
 def joint_reconstruct(tilts, angles_deg, mixing, *, iterations: int = 20, relaxation: float | None = None,
                       subsets: int | None = None, nonneg: bool = True, occupancy: float | None = None,
-                      tv: float = 0.0, tv_iterations: int = 10, x0=None, cor_offset_px: float = 0.0,
+                      tv: float = 0.0, tv_iterations: int = 10, x0=None, nz: int | None = None,
+                      cor_offset_px: float = 0.0,
                       max_condition: float = DEFAULT_MAX_CONDITION, callback=None, progress=None,
                       return_info: bool = False):
     """Component volumes fitted jointly to the tilt series of every energy.
@@ -212,6 +213,8 @@ def joint_reconstruct(tilts, angles_deg, mixing, *, iterations: int = 20, relaxa
         Dual iterations of each TV proximal step.
     x0 : (K, ny, nz, nx) float, optional
         Start (e.g. the two-step result); default zeros.
+    nz : int, optional
+        Slice depth, pixels (default: the detector width nx).
     cor_offset_px : float
         Centre-of-rotation offset on the detector, pixels.
     max_condition : float
@@ -284,7 +287,10 @@ def joint_reconstruct(tilts, angles_deg, mixing, *, iterations: int = 20, relaxa
     for name, f in (("callback", callback), ("progress", progress)):
         if f is not None and not callable(f):
             raise InputError(f"{owner}: {name} must be callable, got {type(f).__name__}")
-    nz = nx = nu
+    nx = nu
+    nz = nu if nz is None else nz
+    if isinstance(nz, bool) or not isinstance(nz, (int, np.integer)) or nz <= 0:
+        raise InputError(f"{owner}: nz must be a positive integer (slice depth, pixels), got {nz!r}")
     per_slice = 4 * (3 * n_k * nz * nx + 2 * n_e * n_angles * nu)
     weights = min(block_bytes(n_angles, nz, nx), DEFAULT_MAX_BLOCK_BYTES)
     check_memory(weights + ny * per_slice, f"{owner}: {n_k} components of {ny} slices of {nz}×{nx} from "
