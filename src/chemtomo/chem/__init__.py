@@ -20,8 +20,16 @@ Examples
 0.25
 """
 
-from .figures import plot_class_fractions, plot_composition_histogram, plot_correlation, plot_validation_maps
+from .figures import (
+    plot_class_fractions,
+    plot_composition_histogram,
+    plot_correlation,
+    plot_joint_comparison,
+    plot_validation_maps,
+    plot_xanes_maps,
+)
 from .flat_field import DEFAULT_TRANSMISSION_FLOOR, FlatFieldInfo, flat_field_od
+from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
@@ -38,12 +46,11 @@ from .statistics import (
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
 from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, validate_2d
 from .xanes import XanesNormalisation, edge_position, normalise_xanes, white_line_energy
-from .figures import plot_xanes_maps
 
 __all__ = [
     "optical_density", "ODInfo",
     "flat_field_od", "FlatFieldInfo", "DEFAULT_TRANSMISSION_FLOOR",
-    "unmix", "UnmixInfo", "fraction", "sample_mask", "uncertainty", "estimate_noise",
+    "unmix", "UnmixInfo", "joint_reconstruct", "JointResult", "fraction", "sample_mask", "uncertainty", "estimate_noise",
     "references_from_table", "MAX_CONDITION",
     "polar_angle", "polar_to_fraction", "reference_angles",
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "composition_histogram",
@@ -52,4 +59,5 @@ __all__ = [
     "normalise_xanes", "XanesNormalisation", "edge_position", "white_line_energy",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
     "plot_xanes_maps",
+    "plot_joint_comparison",
 ]

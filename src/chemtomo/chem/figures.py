@@ -16,7 +16,7 @@ from .polar import reference_angles
 from .statistics import CLASS_NAMES, MixtureFit, composition_histogram
 
 __all__ = ["plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",
-           "plot_xanes_maps", "CLASS_COLOURS"]
+           "plot_xanes_maps", "plot_joint_comparison", "CLASS_COLOURS"]
 
 #: Colours of labels 1 (LFP-rich), 2 (mixed), 3 (FP-rich).
 #: The paper's Fig. 4 colours: red LFP-rich, green mixed, blue FP-rich.
@@ -219,4 +219,41 @@ def plot_xanes_maps(edge_ev, white_line_ev, *, voxel_m: float | None = None,
         axes[2].axvline(e, color=colour, linestyle="--", label=f"{name} {e:.1f} eV")
     if reference_edges_ev:
         axes[2].legend(fontsize=8)
+    return fig
+
+
+def plot_joint_comparison(joint_fraction, two_step_fraction, voxel_m: float, *, z: int | None = None) -> Figure:
+    """The FePO4 fraction of the joint and the two-step method side by side, and their difference.
+
+    Parameters
+    ----------
+    joint_fraction, two_step_fraction : (ny, nz, nx) float, NaN outside the sample
+    voxel_m : float
+        Voxel size in metres (axes in nm).
+    z : int, optional
+        The y–x slice shown; default the z with the most sample voxels in either map.
+    """
+    a = np.asarray(joint_fraction, dtype=np.float32)
+    b = np.asarray(two_step_fraction, dtype=np.float32)
+    if a.ndim != 3 or a.shape != b.shape:
+        raise InputError(f"plot_joint_comparison: two (ny, nz, nx) fractions of one shape expected, got {a.shape} "
+                         f"and {b.shape}")
+    if z is None:
+        z = int(np.argmax(np.sum(np.isfinite(a) | np.isfinite(b), axis=(0, 2))))
+    nm = voxel_m * 1e9
+    extent = (0, a.shape[2] * nm, a.shape[0] * nm, 0)
+    fig = Figure(figsize=(13, 3.9), constrained_layout=True)
+    ax = fig.subplots(1, 3)
+    for axis, img, title in ((ax[0], a, "joint"), (ax[1], b, "two-step")):
+        im = axis.imshow(img[:, z, :], cmap="coolwarm", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        axis.set_title(f"FePO4 fraction, {title} (z = {z})", fontsize=9)
+        fig.colorbar(im, ax=axis, shrink=0.8, label="x_FP")
+    diff = a[:, z, :] - b[:, z, :]
+    lim = float(np.nanmax(np.abs(diff))) if np.any(np.isfinite(diff)) else 1.0
+    im = ax[2].imshow(diff, cmap="PuOr", vmin=-lim, vmax=lim, extent=extent, interpolation="nearest")
+    ax[2].set_title("joint − two-step", fontsize=9)
+    fig.colorbar(im, ax=ax[2], shrink=0.8, label="Δ x_FP")
+    for axis in ax:
+        axis.set_xlabel("x (nm)")
+        axis.set_ylabel("y (nm)")
     return fig

@@ -1,7 +1,8 @@
 """Stages `chem` and `particles`: from μ volumes to a chemical map and a particle table.
 
 - chem: the paper's per-voxel unmixing (equation 1) with the reference spectra at the measured
-  energies, the sample mask, FePO4 fraction, polar angle, phase classes, the bimodal fit, the
+  energies (or, with ``chem.method = "joint"``, the phase volumes fitted directly to the aligned
+  tilt series, :mod:`.joint_chem`), the sample mask, FePO4 fraction, polar angle, phase classes, the bimodal fit, the
   state of charge with its uncertainty and, when a 2D XAS stack is given, its linear-combination
   fit compared with the 3D map projected along z. With a XANES stack (at least
   ``XANES_MIN_ENERGIES`` energies) also the per-voxel edge position and white-line energy
@@ -56,21 +57,41 @@ def run_chem(ctx: RunContext) -> dict:
     refs = chem.references_from_table(ref_e, table, energies)
     mus = np.stack([ctx.store.read(f"volumes/{energy_key(e)}") for e in energies])
     # volumes hold μ (1/m) and the references are μ (1/m): concentrations are volume fractions
-    method = cfg.method if (cfg.method != "exact" or len(energies) == len(phases)) else "lstsq"
-    conc = chem.unmix(mus, refs, method=method)
-    density = np.nansum(conc, axis=0).astype(np.float32)
-    mask = chem.sample_mask(density, threshold=cfg.density_threshold or None)
-    frac = chem.fraction(conc, mask=mask)
+    unmix_method = "exact" if cfg.method in ("two-step", "joint") else cfg.method
+    method = unmix_method if (unmix_method != "exact" or len(energies) == len(phases)) else "lstsq"
+    extra_attrs, extra_arrays = {}, {}
+    if cfg.method == "joint":
+        from .joint_chem import run_joint
+
+        joint = run_joint(ctx, refs, energies, voxel)
+        conc, density, mask, frac = joint.concentrations, joint.density, joint.mask, joint.fraction
+        # the μ volumes the joint components predict, for the polar angle and the report's plot
+        mus_model = np.einsum("ek,k...->e...", refs.astype(np.float32), conc)
+        # noise of the μ volumes the components predict, from the empty region as for two-step (the
+        # components are ≥ 0 there, so it is the spread of one-sided noise: a lower figure)
+        sigmas = [chem.estimate_noise(m, ~mask) for m in mus_model]
+        soc, soc_sigma = joint.soc, joint.soc_sigma
+        extra_attrs["joint"] = joint.attrs
+        extra_arrays["fraction_sigma"] = joint.sigma_fraction
+        if cfg.compare:
+            two = _two_step(chem, cfg, mus, refs, method)
+            extra_arrays["two_step_fraction"] = two["fraction"]
+            extra_arrays["fraction_difference"] = (frac - two["fraction"]).astype(np.float32)
+            extra_attrs["two_step"] = {"method": method, "soc": two["soc"], "soc_sigma": two["soc_sigma"],
+                                       "n_voxels": int(two["mask"].sum())}
+        method = "joint"
+    else:
+        two = _two_step(chem, cfg, mus, refs, method)
+        conc, density, mask, frac = two["conc"], two["density"], two["mask"], two["fraction"]
+        mus_model = mus
+        # noise of each μ volume from the empty region, propagated to the fraction
+        sigmas = [chem.estimate_noise(m, ~mask) for m in mus]
+        soc, soc_sigma = two["soc"], two["soc_sigma"]
     i1, i2 = _polar_pair(refs)
-    polar = chem.polar_angle(mus[i1], mus[i2]).astype(np.float32)
+    polar = chem.polar_angle(mus_model[i1], mus_model[i2]).astype(np.float32)
     labels = chem.classify(frac, thresholds=tuple(cfg.thresholds))
     values = frac[np.isfinite(frac)]
     fit = chem.fit_bimodal(values) if values.size >= 10 else None
-    # noise of each μ volume from the empty region, propagated to the fraction
-    sigmas = [chem.estimate_noise(m, ~mask) for m in mus]
-    # over every voxel's concentrations, not only the masked ones: a tight mask drops the blurred
-    # rims of the particles (~15 % of the mass) and clipped fractions bias towards 0.5
-    soc, soc_sigma = chem.state_of_charge(conc)
     shares = chem.class_fractions(labels)
     attrs = {"phases": phases, "energies_eV": energies, "references": refs.tolist(), "method": method,
              "thresholds": list(cfg.thresholds), "voxel_m": voxel, "soc": soc, "soc_sigma": soc_sigma,
@@ -85,6 +106,8 @@ def run_chem(ctx: RunContext) -> dict:
     if len(energies) >= XANES_MIN_ENERGIES:
         maps, attrs["xanes"] = _xanes_maps(chem, mus, energies, mask, refs, phases)
         arrays.update(maps)
+    attrs.update(extra_attrs)
+    arrays.update(extra_arrays)
     if ctx.xas2d_path is not None:
         v = _validate_2d(ctx, chem, frac, density, table, ref_e, voxel, tuple(cfg.thresholds))
         arrays.update(v.pop("arrays"))
@@ -94,6 +117,8 @@ def run_chem(ctx: RunContext) -> dict:
     summary = {"soc": round(float(soc), 4), "soc_sigma": round(float(soc_sigma), 4), "voxels": int(mask.sum())}
     if attrs.get("xanes", {}).get("median_edge_eV") is not None:
         summary["edge_eV"] = round(attrs["xanes"]["median_edge_eV"], 2)
+    if method == "joint":
+        summary["method"] = "joint"
     if "validation_2d" in attrs:
         summary["xas2d_R<0.15"] = attrs["validation_2d"].get("share_r_below_0.15")
     return summary
@@ -133,6 +158,18 @@ def _xanes_maps(chem, mus, energies, mask, refs, phases) -> tuple[dict, dict]:
              "reference_edge_eV": {p: (float(v) if np.isfinite(v) else None) for p, v in zip(phases, ref_edge)},
              "reference_white_line_eV": {p: (float(v) if np.isfinite(v) else None) for p, v in zip(phases, ref_white)}}
     return {"edge_energy": edge, "white_line_energy": white}, attrs
+
+
+def _two_step(chem, cfg, mus: np.ndarray, refs: np.ndarray, method: str) -> dict:
+    """The paper's second step: per-voxel unmixing of the μ volumes, mask, fraction, SOC."""
+    conc = chem.unmix(mus, refs, method=method)
+    density = np.nansum(conc, axis=0).astype(np.float32)
+    mask = chem.sample_mask(density, threshold=cfg.density_threshold or None)
+    frac = chem.fraction(conc, mask=mask)
+    # over every voxel's concentrations, not only the masked ones: a tight mask drops the blurred
+    # rims of the particles (~15 % of the mass) and clipped fractions bias towards 0.5
+    soc, soc_sigma = chem.state_of_charge(conc)
+    return {"conc": conc, "density": density, "mask": mask, "fraction": frac, "soc": soc, "soc_sigma": soc_sigma}
 
 
 def _polar_pair(refs: np.ndarray) -> tuple[int, int]:

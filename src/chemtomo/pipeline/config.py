@@ -94,9 +94,16 @@ class ResolutionConfig:
 @dataclass(frozen=True)
 class ChemConfig:
     """Per-voxel chemistry: unmixing, fraction, classes (chemtomo.chem)."""
-    method: str = _f("exact", "exact (2×2 solve of the paper's equation 1), lstsq or nnls.", choices=("exact", "lstsq", "nnls"))
+    method: str = _f("exact", "Two-step (the paper: one volume per energy, then per-voxel unmixing): exact (2×2 solve of equation 1; "
+                     "least squares with more energies), lstsq, nnls, or two-step (= exact). joint: the phase volumes fitted "
+                     "directly to every energy's aligned tilt series (chem.joint_reconstruct).",
+                     choices=("exact", "lstsq", "nnls", "two-step", "joint"))
     thresholds: list = _f([0.3, 0.7], "FePO4-fraction class limits: below the first LFP-rich, above the second FP-rich (paper: 30 %/70 %).")
     density_threshold: float = _f(0.0, "Sample-mask density threshold (volume fraction); 0: automatic (Otsu).", low=0.0)
+    compare: bool = _f(False, "With method = joint: also the two-step result, stored and shown beside the joint one with the difference map.")
+    joint_iterations: int = _f(10, "Sweeps of the joint solver (10 with two energies cost ~0.6× the paper's ART-20 per energy; benchmarks/joint.py).", low=1, high=10000)
+    joint_tv: float = _f(0.0, "TV proximal weight per sweep of the joint solver, volume-fraction units; 0: none.", low=0.0)
+    joint_occupancy: bool = _f(False, "Joint solver: bound the sum of the phase volume fractions by 1 in every voxel.")
 
 
 @dataclass(frozen=True)
