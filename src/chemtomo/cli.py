@@ -267,12 +267,13 @@ def report(
 @guarded
 def export(
     store: Path = typer.Argument(..., help="A run store (RUN.zarr)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="tiff, hdf5 or csv."),
+    fmt: str = typer.Option(..., "--format", "-f", help="tiff, hdf5, csv or ome-zarr."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
 ):
-    """Export volumes (TIFF stacks, HDF5) or the particle table (CSV + Parquet).
+    """Export volumes (TIFF stacks, HDF5, OME-Zarr for napari/neuroglancer) or the particle table (CSV + Parquet).
 
     Example: chemtomo export run.zarr --format csv -o out/   (writes out/particles.csv)
+    Example: chemtomo export run.zarr --format ome-zarr -o out/   (out/mu_708.2eV.ome.zarr, ...)
     """
     from .io.export import export as do_export
 
