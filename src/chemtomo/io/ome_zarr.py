@@ -92,7 +92,7 @@ def downsample_mean(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     An odd side gets one more output voxel, the mean of the voxels that exist there.
 
     >>> downsample_mean(np.arange(6, dtype=np.float32).reshape(2, 3), (0, 1)).tolist()
-    [[2.0, 4.0]]
+    [[2.0, 3.5]]
     """
     x = _pad_even(np.asarray(a, np.float64), axes, np.nan)
     with warnings.catch_warnings():
