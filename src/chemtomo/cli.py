@@ -283,6 +283,28 @@ def export(
 
 @app.command()
 @guarded
+def view(store: Path = typer.Argument(..., help="A run store (RUN.zarr).")):
+    """Open a run's volumes, chemistry and labels in napari, with their voxel size in nm.
+
+    Needs napari: pip install 'chemtomo[view]'.
+
+    Example: chemtomo view demo-run/run.zarr
+    """
+    from .report.napari_layers import INSTALL_HINT, layer_specs, napari_available, show
+
+    if not napari_available():
+        err_console.print(INSTALL_HINT, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    specs = layer_specs(store)
+    import napari
+
+    show(specs)
+    say(f"napari: {len(specs)} layers from {store}")
+    napari.run()
+
+
+@app.command()
+@guarded
 def config(example: bool = typer.Option(False, "--example", help="Print a commented default config.")):
     """Print a commented example run configuration (TOML).\n\nExample: chemtomo config --example > run.toml"""
     from .pipeline import example_config
