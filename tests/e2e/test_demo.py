@@ -145,3 +145,24 @@ def test_report_renders_in_headless_chromium(demo, tmp_path):
     img = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
     # a rendered page with figures: far from a blank (all-white) screenshot
     assert img.std() > 20 and (img < 128).mean() > 0.01
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_slice_viewer_follows_the_slider_in_headless_chromium(demo, tmp_path):
+    import re
+
+    out, _ = demo
+    page = (out / "run_report.html").resolve().as_uri()
+    seen = {}
+    for k in (10, 60):  # two z slices of the demo's 84: the plates cross some, not others
+        r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                            f"{page}#slice={k}"], capture_output=True, text=True, timeout=120)
+        m = re.search(r'<div id="slice-viewer" ([^>]*)>', r.stdout)
+        assert m, r.stderr[-2000:]
+        attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)))
+        # the inline script ran, moved the slider to k and drew that slice
+        assert attrs["slice"] == str(k)
+        seen[k] = attrs["checksum"]
+    assert seen[10] != seen[60]

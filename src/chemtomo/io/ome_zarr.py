@@ -39,7 +39,7 @@ import zarr
 from ..core.errors import StoreError
 from .store import RunStore, energy_key
 
-__all__ = ["write_ome_zarr_image", "export_ome_zarr", "downsample_mean", "downsample_mode", "pyramid_shapes",
+__all__ = ["write_ome_zarr_image", "export_ome_zarr", "aligned_tilt_series", "downsample_mean", "downsample_mode", "pyramid_shapes",
            "to_ngff_order", "STORE_TO_NGFF", "NGFF_VERSION", "MIN_PYRAMID_SIDE", "CLASS_NAMES",
            "class_colours_rgba"]
 
@@ -215,7 +215,7 @@ def write_ome_zarr_image(path: str | os.PathLike, data: np.ndarray, voxel_nm, *,
     return path
 
 
-def _aligned_tilts(store: RunStore) -> dict[float, np.ndarray]:
+def aligned_tilt_series(store: RunStore) -> dict[float, np.ndarray]:
     """The stored OD tilt series with the stored alignment applied (align.apply), per energy."""
     from ..align import Alignment, apply
 
@@ -293,7 +293,7 @@ def export_ome_zarr(store_path: str | os.PathLike, out_dir: str | os.PathLike) -
         ax, step, start = _angle_axis(angles)
         axes = [ax, {"name": "y", "type": "space", "unit": "nanometer"},
                 {"name": "x", "type": "space", "unit": "nanometer"}]
-        for e, tilt in _aligned_tilts(store).items():
+        for e, tilt in aligned_tilt_series(store).items():
             k = energy_key(e)
             written.append(write_ome_zarr_image(
                 out / f"tiltseries_{k}eV.ome.zarr", tilt, [step, pixel_nm, pixel_nm], name=f"tiltseries_{k}eV",

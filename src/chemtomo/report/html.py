@@ -141,14 +141,14 @@ def negative_od_shares(store: RunStore) -> dict[str, tuple[float, float]] | None
     """
     if not (store.has("chem") and store.has("alignment") and store.has("tiltseries")):
         return None
-    from ..io.ome_zarr import _aligned_tilts
+    from ..io.ome_zarr import aligned_tilt_series
     from ..tomo import project
 
     angles = np.asarray(store.group_attrs("alignment")["angles_deg"], float)
     mask = (store.read("chem/labels") > 0).astype(np.float32)
     footprint = project(mask, angles) >= 1.0
     out = {}
-    for e, tilt in _aligned_tilts(store).items():
+    for e, tilt in aligned_tilt_series(store).items():
         if tilt.shape != footprint.shape:
             return None
         neg = tilt < 0
@@ -197,6 +197,14 @@ def _section_volumes(store: RunStore) -> str:
             out.append(_png(plot_curve(Curve(curve.frequency_per_m, curve.correlation, curve.threshold,
                                              r if r is not None else float("nan")), title="FSC")))
     return "\n".join(out)
+
+
+def _section_viewer(store: RunStore) -> str:
+    if not store.has("volumes"):
+        return _missing("Slice viewer")
+    from .slice_viewer import viewer_html
+
+    return viewer_html(store)
 
 
 def _section_chem(store: RunStore) -> str:
@@ -408,6 +416,7 @@ def build_report(store: RunStore) -> str:
         ("Ptychographic projections and 2D resolution", _section_projections),
         ("Tilt-series alignment", _section_alignment),
         ("Volumes and 3D resolution", _section_volumes),
+        ("Slice viewer", _section_viewer),
         ("Chemical state", _section_chem),
         ("Particles", _section_particles),
         ("2D XAS validation", _section_validation),
