@@ -5,6 +5,7 @@ import base64
 import re
 import shutil
 import subprocess
+import zlib
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def store(tmp_path):
 
 
 def _codes(layer):
-    return np.frombuffer(base64.b64decode(layer["data"]), np.uint8).reshape(layer["shape"])
+    return np.frombuffer(zlib.decompress(base64.b64decode(layer["data"])), np.uint8).reshape(layer["shape"])
 
 
 def test_payload_is_z_y_x_halved_and_in_inverse_micrometres(store):
@@ -64,7 +65,8 @@ def _dom(html_path, tmp_path, fragment):
                         html_path.resolve().as_uri() + fragment], capture_output=True, text=True, timeout=120)
     m = re.search(r'<div id="slice-viewer" ([^>]*)>', r.stdout)
     assert m, r.stderr[-2000:]
-    return dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)))
+    readout = re.search(r'<div id="sv-readout">([^<]*)</div>', r.stdout).group(1)
+    return dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)), readout=readout)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
@@ -83,3 +85,17 @@ def test_slider_draws_the_selected_slice_in_headless_chromium(store, tmp_path):
         assert int(d["checksum"]) == int(q[k].sum())
         seen[k] = d["checksum"]
     assert seen[3] != seen[31]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_cursor_reads_the_voxel_value(store, tmp_path):
+    s, mu, labels = store
+    page = tmp_path / "report.html"
+    page.write_text(build_report(s), encoding="utf-8")
+    # z slice 12, row (y) 4, column (x) 10: μ = 12 × 1e5 /m = 1.2 /µm; the class there is 2 (mixed)
+    d = _dom(page, tmp_path, "#slice=12&probe=4,10")
+    assert "(z, y, x) = (80, 27, 67) nm" in d["readout"]  # 12, 4, 10 voxels of 6.7 nm, rounded
+    value = float(re.search(r"μ at 708.2 eV ([0-9.]+) ±", d["readout"]).group(1))
+    # shown to 3 digits of the code's value, which is within half a step (3.9/254/2 /µm) of the truth
+    assert value == pytest.approx(1.2, abs=3.9 / 254 / 2 + 0.005)
+    assert "classes mixed" in d["readout"] and labels[4, 12, 10] == 2
