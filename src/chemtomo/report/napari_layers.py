@@ -97,8 +97,8 @@ def show(specs: list[LayerSpec], viewer=None):  # pragma: no cover - needs napar
 
     viewer = viewer or napari.Viewer(title="chemtomo")
     for sp in specs:
-        common = dict(name=sp.name, scale=sp.scale_nm, blending=sp.blending, opacity=sp.opacity,
-                      visible=sp.visible, metadata=sp.metadata)
+        common = dict(name=sp.name, scale=sp.scale_nm, units=("nm",) * len(sp.scale_nm), blending=sp.blending,
+                      opacity=sp.opacity, visible=sp.visible, metadata=sp.metadata)
         if sp.kind == "labels":
             kw = {}
             if sp.colors:
@@ -110,7 +110,7 @@ def show(specs: list[LayerSpec], viewer=None):  # pragma: no cover - needs napar
                 kw["contrast_limits"] = sp.contrast_limits
             viewer.add_image(sp.data, **common, **kw)
     viewer.dims.axis_labels = AXIS_LABELS
-    viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "nm"
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)  # napari ≥ 0.9; before: viewer.scale_bar
+    (overlays.scale_bar if overlays is not None else viewer.scale_bar).visible = True  # in nm: the layers' units
     return viewer
 
