@@ -150,7 +150,8 @@ def _multiscale_group(path: Path, data: np.ndarray, axes: list[dict], scale: lis
             level = downsample_mode(level, space) if labels else downsample_mean(level, space)
         f = [2.0 ** k if i in space else 1.0 for i in range(level.ndim)]
         a = g.create_array(str(k), shape=level.shape, dtype=level.dtype, chunks=_chunks(level.shape),
-                           dimension_names=names, fill_value=0 if labels else np.nan)
+                           dimension_names=names, fill_value=0 if labels else np.nan,
+                           compressors=zarr.codecs.GzipCodec(level=5))  # gzip: every NGFF viewer reads it
         a[...] = level
         datasets.append({"path": str(k), "coordinateTransformations": [
             {"type": "scale", "scale": [s * fi for s, fi in zip(scale, f)]},
