@@ -157,3 +157,27 @@ def test_export_without_volumes_is_an_error(tmp_path):
     s = RunStore(tmp_path / "empty.zarr")
     with pytest.raises(StoreError, match="run the reconstruction first"):
         export(s.path, "ome-zarr", tmp_path / "o")
+
+
+def test_omero_window_names_the_channel(run):
+    omero = _attrs(run["out"] / "mu_708.2eV.ome.zarr")["ome"]["omero"]
+    (ch,) = omero["channels"]
+    assert ch["label"] == "mu_708.2eV"
+    assert ch["window"]["min"] == pytest.approx(float(run["mu"].min()))
+    assert ch["window"]["min"] <= ch["window"]["start"] < ch["window"]["end"] <= ch["window"]["max"]
+
+
+def test_ome_zarr_py_reads_images_and_labels(run):
+    # ome-zarr-py, the OME reference implementation, where installed (its current releases need
+    # Python 3.12 and pin pydantic, so it is not in the dev extra; ngff-zarr above always runs)
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    nodes = list(Reader(parse_url(str(run["out"] / "fraction.ome.zarr")))())
+    image = next(n for n in nodes if any(isinstance(s, Multiscales) for s in n.specs)
+                 and not any(isinstance(s, Label) for s in n.specs))
+    label = next(n for n in nodes if any(isinstance(s, Label) for s in n.specs))
+    assert [tuple(d.shape) for d in image.data] == [(70, 40, 66), (35, 20, 33)]
+    assert image.metadata["coordinateTransformations"][1][0]["scale"] == pytest.approx([13.4] * 3)
+    assert label.metadata["color"][1] == pytest.approx([c for c in to_rgba(CLASS_COLOURS[0])], abs=1 / 255)

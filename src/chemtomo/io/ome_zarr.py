@@ -167,6 +167,18 @@ def _multiscale_group(path: Path, data: np.ndarray, axes: list[dict], scale: lis
     return g
 
 
+def _omero(data: np.ndarray, name: str) -> dict:
+    """NGFF's rendering hints for one grey channel: its name (napari's layer name) and a display
+    window over the 0.1–99.9 % quantiles of the finite values (min/max: the whole range)."""
+    v = np.asarray(data, np.float64)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+    start, end = (float(q) for q in np.quantile(v, [0.001, 0.999])) if v.size else (lo, hi)
+    return {"channels": [{"label": name, "color": "FFFFFF", "active": True,
+                          "window": {"min": lo, "max": hi, "start": start, "end": end if end > start else hi}}],
+            "rdefs": {"model": "greyscale"}}
+
+
 def write_ome_zarr_image(path: str | os.PathLike, data: np.ndarray, voxel_nm, *, name: str,
                          axes: list[dict] | None = None, translation_nm=None, labels: dict | None = None,
                          attrs: dict | None = None) -> Path:
@@ -197,7 +209,8 @@ def write_ome_zarr_image(path: str | os.PathLike, data: np.ndarray, voxel_nm, *,
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    g = _multiscale_group(tmp, data, axes, scale, translation, labels=False, name=name, extra={})
+    g = _multiscale_group(tmp, data, axes, scale, translation, labels=False, name=name,
+                          extra={"omero": _omero(data, name)})
     if attrs:
         g.attrs.update({"chemtomo": attrs})
     if labels:
