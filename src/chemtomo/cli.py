@@ -286,7 +286,7 @@ def export(
 def view(store: Path = typer.Argument(..., help="A run store (RUN.zarr).")):
     """Open a run's volumes, chemistry and labels in napari, with their voxel size in nm.
 
-    Needs napari: pip install 'chemtomo[view]'.
+    Needs napari: pip install 'chemtomo\\[view]'.
 
     Example: chemtomo view demo-run/run.zarr
     """
