@@ -108,9 +108,9 @@ def _frc_text(projection_attrs: dict, median_m) -> str:
     if ok.sum() == 0:
         return f"{head}: no projection had an FRC crossing"
     if ok.sum() == 1:
-        return (f"{head} of one projection only ({angles[ok][0]:g}°; set ptycho.frc_angles for more): "
+        return (f"{head} of one projection only ({angles[ok][0]:.3g}°; set ptycho.frc_angles for more): "
                 f"<b>{_fmt(res[ok][0] * 1e9)} nm</b>")
-    at = ", ".join(f"{x:g}°" for x in angles[ok])
+    at = ", ".join(f"{x:.3g}°" for x in angles[ok])
     return (f"{head}, median over {int(ok.sum())} projections ({at}): <b>{_fmt(median_m * 1e9 if median_m else None)} "
             f"nm</b>, range {_fmt(res[ok].min() * 1e9)}–{_fmt(res[ok].max() * 1e9)} nm; the curve shown is the "
             "projection nearest the median")
