@@ -21,8 +21,9 @@ VOXEL_M = 6.7e-9
 SHAPE = (40, 70, 66)  # store order (ny, nz, nx); nz = 70 > 64 makes one pyramid level below level 0
 
 
-@pytest.fixture
-def run(tmp_path):
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("ome")  # one export shared by the read-only tests below
     s = RunStore(tmp_path / "r.zarr")
     rng = np.random.default_rng(1)
     mu = (rng.random(SHAPE) * 1e7).astype(np.float32)
