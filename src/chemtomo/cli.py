@@ -334,17 +334,40 @@ def report(
 @guarded
 def export(
     store: Path = typer.Argument(..., help="A run store (RUN.zarr)."),
-    fmt: str = typer.Option(..., "--format", "-f", help="tiff, hdf5 or csv."),
+    fmt: str = typer.Option(..., "--format", "-f", help="tiff, hdf5, csv or ome-zarr."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
 ):
-    """Export volumes (TIFF stacks, HDF5) or the particle table (CSV + Parquet).
+    """Export volumes (TIFF stacks, HDF5, OME-Zarr for napari/neuroglancer) or the particle table (CSV + Parquet).
 
     Example: chemtomo export run.zarr --format csv -o out/   (writes out/particles.csv)
+    Example: chemtomo export run.zarr --format ome-zarr -o out/   (out/mu_708.2eV.ome.zarr, ...)
     """
     from .io.export import export as do_export
 
     for p in do_export(store, fmt, out):
         say(str(p))
+
+
+@app.command()
+@guarded
+def view(store: Path = typer.Argument(..., help="A run store (RUN.zarr).")):
+    """Open a run's volumes, chemistry and labels in napari, with their voxel size in nm.
+
+    Needs napari: pip install 'chemtomo\\[view]'.
+
+    Example: chemtomo view demo-run/run.zarr
+    """
+    from .report.napari_layers import INSTALL_HINT, layer_specs, napari_available, show
+
+    if not napari_available():
+        err_console.print(INSTALL_HINT, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    specs = layer_specs(store)
+    import napari
+
+    show(specs)
+    say(f"napari: {len(specs)} layers from {store}")
+    napari.run()
 
 
 @app.command()

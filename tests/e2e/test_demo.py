@@ -145,3 +145,43 @@ def test_report_renders_in_headless_chromium(demo, tmp_path):
     img = np.asarray(Image.open(png).convert("L"), dtype=np.float32)
     # a rendered page with figures: far from a blank (all-white) screenshot
     assert img.std() > 20 and (img < 128).mean() > 0.01
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_slice_viewer_follows_the_slider_in_headless_chromium(demo, tmp_path):
+    import re
+
+    out, _ = demo
+    page = (out / "run_report.html").resolve().as_uri()
+    seen = {}
+    for k in (10, 60):  # two z slices of the demo's 84: the plates cross some, not others
+        r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                            f"{page}#slice={k}"], capture_output=True, text=True, timeout=120)
+        m = re.search(r'<div id="slice-viewer" ([^>]*)>', r.stdout)
+        assert m, r.stderr[-2000:]
+        attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', m.group(1)))
+        # the inline script ran, moved the slider to k and drew that slice
+        assert attrs["slice"] == str(k)
+        seen[k] = attrs["checksum"]
+    assert seen[10] != seen[60]
+
+
+def test_demo_ome_zarr_export_validates(demo, tmp_path):
+    import ngff_zarr
+
+    out, _ = demo
+    r = run_cli(["export", str(out / "run.zarr"), "--format", "ome-zarr", "-o", str(tmp_path / "ome")])
+    assert r.returncode == 0, r.stderr[-2000:]
+    shape = store_shape(out)  # (ny, nz, nx) in the store; (nz, ny, nx) in NGFF
+    for name in ("mu_708.2eV", "mu_710.2eV", "fraction", "density", "polar", "tiltseries_708.2eV",
+                 "tiltseries_710.2eV"):
+        ms = ngff_zarr.from_ngff_zarr(str(tmp_path / "ome" / f"{name}.ome.zarr"), validate=True)
+        assert ms.images[0].scale["x"] == pytest.approx(6.7)  # the demo's voxel, in nm
+        if not name.startswith("tiltseries"):
+            assert ms.images[0].data.shape == (shape[1], shape[0], shape[2])
+    labels = ngff_zarr.from_ngff_zarr(str(tmp_path / "ome" / "density.ome.zarr" / "labels" / "particles"),
+                                      validate=True)
+    present = set(np.unique(np.asarray(labels.images[0].data)).tolist()) - {0}
+    assert present == set(load_particle_table(RunStore(out / "run.zarr", create=False))["label"].astype(int))

@@ -21,6 +21,7 @@ manifest = "manifest.csv"
 [ptycho]
 algorithm = "RAAR:30"
 frc = false
+frc_angles = 1
 [align]
 method = "coarse"
 [tomo]

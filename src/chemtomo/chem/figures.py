@@ -24,7 +24,8 @@ CLASS_COLOURS = ("tab:red", "tab:green", "tab:blue")
 
 
 def plot_correlation(od_e1, od_e2, references, labels=None, *, energies_ev=(708.2, 710.2), bins: int = 128,
-                     phase_names=("LiFePO4", "FePO4")) -> Figure:
+                     phase_names=("LiFePO4", "FePO4"), axis_label: str = "OD at {energy:g} eV (per voxel)",
+                     title: str = "OD correlation plot (log counts)") -> Figure:
     """Correlation plot: 2D histogram of OD(E1) against OD(E2), coloured by voxel class.
 
     Parameters
@@ -42,6 +43,10 @@ def plot_correlation(od_e1, od_e2, references, labels=None, *, energies_ev=(708.
     bins : int
         Histogram bins per axis.
     phase_names : names of the reference columns, for the legend.
+    axis_label : str
+        Axis label, formatted with ``energy``; say what is plotted, e.g. "μ at {energy:g} eV (1/µm)"
+        when the inputs are linear absorption coefficients rather than ODs per voxel.
+    title : str
     """
     a = np.asarray(od_e1, dtype=np.float64)
     b = np.asarray(od_e2, dtype=np.float64)
@@ -77,9 +82,9 @@ def plot_correlation(od_e1, od_e2, references, labels=None, *, energies_ev=(708.
         ax.plot([], [], "s", color=CLASS_COLOURS[c - 1], label=name)
     ax.set_xlim(low, top)
     ax.set_ylim(low, top)
-    ax.set_xlabel(f"OD at {energies_ev[0]:g} eV (per voxel)")
-    ax.set_ylabel(f"OD at {energies_ev[1]:g} eV (per voxel)")
-    ax.set_title("OD correlation plot (log counts)")
+    ax.set_xlabel(axis_label.format(energy=energies_ev[0]))
+    ax.set_ylabel(axis_label.format(energy=energies_ev[1]))
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize="small")
     return fig
 

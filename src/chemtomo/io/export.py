@@ -15,7 +15,7 @@ from .store import RunStore
 
 __all__ = ["export", "load_particle_table", "write_text", "FORMATS"]
 
-FORMATS = ("tiff", "hdf5", "csv")
+FORMATS = ("tiff", "hdf5", "csv", "ome-zarr")
 
 
 def load_particle_table(store: RunStore) -> pd.DataFrame:
@@ -63,10 +63,15 @@ def _imagej_dtype(arr: np.ndarray) -> np.ndarray:
 
 def export(store_path: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> list[Path]:
     """Export a run: ``tiff`` (one ImageJ stack per volume, z-slices along y), ``hdf5`` (one file with
-    every volume and the particle table) or ``csv`` (``particles.csv`` and ``particles.parquet``).
+    every volume and the particle table), ``csv`` (``particles.csv`` and ``particles.parquet``) or
+    ``ome-zarr`` (one NGFF 0.5 image per volume, chemistry and aligned tilt series; io.ome_zarr).
     """
     if fmt not in FORMATS:
         raise InputError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "ome-zarr":
+        from .ome_zarr import export_ome_zarr
+
+        return export_ome_zarr(store_path, out_dir)
     store = RunStore(store_path, create=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

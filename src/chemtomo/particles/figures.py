@@ -34,15 +34,32 @@ def _require(table, columns, who):
         raise InputError(f"{who}: table lacks column(s) {missing}; it has {list(table.columns)}")
 
 
+#: Fewest particles in a bin for its active fraction to be drawn: below 5 a binomial fraction is
+#: 0, 1 or a coarse step, and a line through such bins draws jumps from 0 to 1 that mean nothing.
+MIN_PER_BIN = 5
+
+
 def _bin_activity(x, active, edges):
+    """Active fraction, its binomial sigma and the particle count in each bin of ``edges``."""
     which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2)
     f = np.full(edges.size - 1, np.nan)
     s = np.full(edges.size - 1, np.nan)
+    n = np.zeros(edges.size - 1, int)
     for k in range(edges.size - 1):  # one iteration per bin
         inside = which == k
+        n[k] = int(inside.sum())
         if inside.any():
-            f[k], s[k] = active_fraction(int(active[inside].sum()), int(inside.sum()))
-    return f, s
+            f[k], s[k] = active_fraction(int(active[inside].sum()), n[k])
+    return f, s, n
+
+
+def _fraction_points(twin, x, f, s, *, xerr=None, label):
+    """Active fractions as points with binomial one-sigma bars clipped to [0, 1] (no connecting line)."""
+    lo = np.minimum(s, f)
+    hi = np.minimum(s, 1 - f)
+    twin.errorbar(x, f, yerr=[lo, hi], xerr=xerr, fmt="s", color="k", capsize=3, label=label)
+    twin.set_ylim(0, 1)
+    twin.set_ylabel("active fraction")
 
 
 def volume_histogram(table: pd.DataFrame, *, active_col: str = "active_15", n_bins: int = 10) -> Figure:
@@ -77,16 +94,17 @@ def volume_histogram(table: pd.DataFrame, *, active_col: str = "active_15", n_bi
     edges = np.histogram_bin_edges(volume, bins=n_bins)
     ax.hist([volume[~active], volume[active]], bins=edges, stacked=True,
             color=["#9e9e9e", CLASS_COLOURS[0]], label=["inactive", "active"])
-    f, s = _bin_activity(volume, active, edges)
-    twin = ax.twinx()
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    twin.errorbar(centres, f, yerr=s, fmt="o-", color="k", capsize=3, label="active fraction")
-    twin.set_ylim(0, 1)
-    twin.set_ylabel("active fraction")
+    f, s, n = _bin_activity(volume, active, edges)
     af = active_fraction(int(active.sum()), int(active.size))
     ax.set_title(str(af))
     ax.legend(loc="upper left")
-    twin.legend(loc="upper right")
+    full = n >= MIN_PER_BIN
+    if full.any():
+        twin = ax.twinx()
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        _fraction_points(twin, centres[full], f[full], s[full],
+                         label=f"active fraction (bins with ≥ {MIN_PER_BIN} particles)")
+        twin.legend(loc="upper right")
     return fig
 
 
@@ -99,8 +117,10 @@ def activity_vs_size(table: pd.DataFrame, *, by=("facet_area_nm2", "thickness_nm
     """Mean FePO4 fraction and active fraction against particle size (paper Fig. 3c).
 
     One panel per column of ``by``: each particle's mean FePO4 fraction (points with error bars,
-    active ones red), and on the right axis the active fraction in equal-count bins with
-    binomial one-sigma errors.
+    active ones red), and on the right axis the active fraction as points with binomial one-sigma
+    errors: in up to ``n_bins`` equal-count bins of at least MIN_PER_BIN particles each, or, with
+    fewer than 2·MIN_PER_BIN particles, one point for the whole population at its median size
+    (horizontal bar: the size range), because binned fractions of one or two particles are noise.
     """
     by = tuple(by)
     _require(table, (*by, active_col, "mean_fp_fraction"), "activity_vs_size")
@@ -120,15 +140,21 @@ def activity_vs_size(table: pd.DataFrame, *, by=("facet_area_nm2", "thickness_nm
         for flag, colour, name in ((False, "#9e9e9e", "inactive"), (True, CLASS_COLOURS[0], "active")):
             sel = active == flag
             ax.errorbar(x[sel], comp[sel], yerr=err[sel], fmt="o", ms=4, color=colour, label=name)
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
-        if edges.size >= 2:
-            f, s = _bin_activity(x, active, edges)
-            twin = ax.twinx()
-            twin.errorbar(0.5 * (edges[1:] + edges[:-1]), f, yerr=s, xerr=0.5 * np.diff(edges),
-                          fmt="s-", color="k", capsize=3, label="active fraction")
-            twin.set_ylim(0, 1)
-            twin.set_ylabel("active fraction")
-        ax.legend(loc="upper left")
+        twin = ax.twinx()
+        k = min(n_bins, x.size // MIN_PER_BIN)
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, k + 1))) if k >= 2 else np.array([])
+        if edges.size >= 3:
+            f, s, _ = _bin_activity(x, active, edges)
+            _fraction_points(twin, 0.5 * (edges[1:] + edges[:-1]), f, s, xerr=0.5 * np.diff(edges),
+                             label=f"active fraction ({edges.size - 1} equal-count bins)")
+        else:
+            f, s = active_fraction(int(active.sum()), int(active.size))
+            mid = float(np.median(x))
+            _fraction_points(twin, [mid], np.array([f]), np.array([s]),
+                             xerr=[[mid - x.min()], [x.max() - mid]],
+                             label=f"active fraction, all {x.size} particles")
+        twin.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper left", fontsize="small")
     return fig
 
 

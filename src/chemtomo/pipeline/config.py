@@ -57,7 +57,8 @@ class PtychoConfig:
     n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
     refine_positions: bool = _f(False, "Refine scan positions.")
-    frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of the middle-angle scan of each energy only.")
+    frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of ptycho.frc_angles projections per energy.")
+    frc_angles: int = _f(3, "With frc = false: split-half FRC of this many evenly spaced angles per energy (the middle one included when odd), so the report's median is over more than one projection; each costs 3 reconstructions.", low=1, high=1000)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from ..io import group_by_energy, read_scan, read_scan_geometry
 from ..io.store import energy_key
 from .context import RunContext, file_fingerprint, stable_hash
 
-__all__ = ["run_ptycho", "plan_object_shapes", "reconstruct_scan_file"]
+__all__ = ["run_ptycho", "plan_object_shapes", "reconstruct_scan_file", "frc_indices"]
 
 
 def _read_options(ctx: RunContext) -> dict:
@@ -109,6 +109,19 @@ def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m
     return float(max(hy, 1) * pixel_m), float(max(hx, 1) * pixel_m)
 
 
+def frc_indices(n_angles: int, n_frc: int) -> set[int]:
+    """Which of ``n_angles`` projections get a split-half FRC: ``n_frc`` evenly spaced ones, away
+    from the ends of the tilt range (high tilts image a thicker sample), the middle one included
+    when ``n_frc`` is odd.
+
+    >>> sorted(frc_indices(31, 3)), sorted(frc_indices(31, 1)), sorted(frc_indices(2, 5))
+    ([8, 15, 23], [15], [0, 1])
+    """
+    if n_frc >= n_angles:
+        return set(range(n_angles))
+    return {int(i) for i in np.floor(np.linspace(0, n_angles - 1, n_frc + 2)[1:-1] + 0.5)}
+
+
 def run_ptycho(ctx: RunContext) -> dict:
     """Reconstruct every scan not yet done; stack the results per energy into the store."""
     from distributed import as_completed
@@ -119,10 +132,11 @@ def run_ptycho(ctx: RunContext) -> dict:
     read_opts = _read_options(ctx)
     jobs = []  # (key, ref, energy, options)
     for energy, refs in groups.items():
+        with_frc = frc_indices(len(refs), cfg.frc_angles)
         for i, r in enumerate(refs):
             opts = {"algorithm": cfg.algorithm, "n_modes": cfg.n_modes, "background": cfg.background,
                     "refine_positions": cfg.refine_positions, "object_shape": plan[energy]["object_shape"],
-                    "frc": cfg.frc or i == len(refs) // 2, "seed": 0}
+                    "frc": cfg.frc or i in with_frc, "seed": 0}
             key = stable_hash(file_fingerprint(r.path), opts, read_opts)
             jobs.append((key, r, energy, opts))
 
@@ -167,7 +181,8 @@ def run_ptycho(ctx: RunContext) -> dict:
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])
         array_attrs[ek]["illuminated_half_extent_m"] = halves.min(axis=0).tolist()
-        j = int(np.nanargmin(np.where(np.isfinite(res), 0, 1))) if np.isfinite(res).any() else 0
+        # the stored curve: the projection whose resolution is nearest the median (the typical one)
+        j = int(np.nanargmin(np.abs(res - np.nanmedian(res)))) if np.isfinite(res).any() else 0
         frc_arrays[f"{ek}_frequency_per_m"] = parts[j][0]["frc_frequency_per_m"]
         frc_arrays[f"{ek}_correlation"] = parts[j][0]["frc_correlation"]
         frc_arrays[f"{ek}_threshold"] = parts[j][0]["frc_threshold"]

@@ -32,6 +32,7 @@ h1{font-size:1.7em;margin-bottom:0}h2{border-bottom:2px solid #ddd;padding-botto
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .5em;
 text-align:right}th{background:#f0f0f0}.scroll{max-height:420px;overflow:auto}pre{background:#f7f7f7;padding:1em;
 overflow:auto;font-size:.8em}.missing{color:#a33;font-style:italic}
+.wide{max-width:100%;overflow-x:auto}table.particles td{white-space:nowrap}
 """
 
 
@@ -97,12 +98,26 @@ def _section_projections(store: RunStore) -> str:
     curve = _curve(store, "resolution/frc", f"{energy_key(e)}_")
     if curve is not None:
         med = frc_attrs.get("median_resolution_m", {}).get(energy_key(e))
-        n_frc = int(np.isfinite(np.asarray(a.get("frc_resolution_m", []), float)).sum())
-        out.append(f"<p>FRC (½-bit) of two half reconstructions (interleaved halves of the frames), "
-                   f"median over the {n_frc} projection(s) with an FRC: <b>{_fmt(med * 1e9 if med else None)} nm</b> "
-                   f"at {e:g} eV (paper: 10 nm).</p>")
+        out.append(f"<p>{_frc_text(a, med)} at {e:g} eV (paper: 10 nm).</p>")
         out.append(_png(plot_curve(curve, title=f"FRC, {e:g} eV")))
     return "\n".join(out)
+
+
+def _frc_text(projection_attrs: dict, median_m) -> str:
+    """What the 2D FRC number is: over how many projections (at which angles), and their spread."""
+    res = np.asarray(projection_attrs.get("frc_resolution_m", []), float)
+    angles = np.asarray(projection_attrs.get("angles_deg", [np.nan] * len(res)), float)
+    ok = np.isfinite(res)
+    head = "FRC (½-bit) of two half reconstructions (interleaved halves of the frames)"
+    if ok.sum() == 0:
+        return f"{head}: no projection had an FRC crossing"
+    if ok.sum() == 1:
+        return (f"{head} of one projection only ({angles[ok][0]:.3g}°; set ptycho.frc_angles for more): "
+                f"<b>{_fmt(res[ok][0] * 1e9)} nm</b>")
+    at = ", ".join(f"{x:.3g}°" for x in angles[ok])
+    return (f"{head}, median over {int(ok.sum())} projections ({at}): <b>{_fmt(median_m * 1e9 if median_m else None)} "
+            f"nm</b>, range {_fmt(res[ok].min() * 1e9)}–{_fmt(res[ok].max() * 1e9)} nm; the curve shown is the "
+            "projection nearest the median")
 
 
 def _section_alignment(store: RunStore) -> str:
@@ -119,7 +134,47 @@ def _section_alignment(store: RunStore) -> str:
     text = (f"<p>Method: {html.escape(g.get('method', ''))}. Per-energy offsets (dy, dx): {offs}. "
             f"Excluded projections: {len(excl)}"
             + ("".join(f"<br/>angle #{k}: {html.escape(str(v))}" for k, v in excl.items())) + "</p>")
-    return text + _png(fig)
+    return text + _negative_od_text(store) + _png(fig)
+
+
+def negative_od_shares(store: RunStore) -> dict[str, tuple[float, float]] | None:
+    """Share of aligned tilt-series pixels with OD < 0, per energy: (air, sample).
+
+    The sample footprint at each angle is the projection of the 3D sample mask (chem labels > 0)
+    through at least one voxel; the rest of the field is air. None before the chemistry stage.
+    """
+    if not (store.has("chem") and store.has("alignment") and store.has("tiltseries")):
+        return None
+    from ..io.ome_zarr import aligned_tilt_series
+    from ..tomo import project
+
+    angles = np.asarray(store.group_attrs("alignment")["angles_deg"], float)
+    mask = (store.read("chem/labels") > 0).astype(np.float32)
+    footprint = project(mask, angles) >= 1.0
+    out = {}
+    for e, tilt in aligned_tilt_series(store).items():
+        if tilt.shape != footprint.shape:
+            return None
+        neg = tilt < 0
+        out[energy_key(e)] = (float(neg[~footprint].mean()) if (~footprint).any() else float("nan"),
+                              float(neg[footprint].mean()) if footprint.any() else float("nan"))
+    return out
+
+
+def _negative_od_text(store: RunStore) -> str:
+    try:
+        shares = negative_od_shares(store)
+    except Exception:  # a diagnostic must not cost the section
+        return ""
+    if not shares:
+        return ""
+    parts = ", ".join(f"{e} eV: {100 * a:.0f} % of air pixels, {100 * s:.1f} % of sample pixels"
+                      for e, (a, s) in shares.items())
+    return ("<p>Negative optical density in the aligned tilt series: " + parts + ". The tilt-series stage's "
+            "<code>negative_od_share</code> counts the whole field, which is mostly air: there the OD is noise "
+            "around 0, so about half of it is negative, as it should be when the normalisation is right. "
+            "Inside the sample's footprint (the 3D sample mask projected at each angle) negative OD means "
+            "a normalisation or phase-retrieval problem, and should be rare.</p>")
 
 
 def _section_volumes(store: RunStore) -> str:
@@ -148,6 +203,14 @@ def _section_volumes(store: RunStore) -> str:
     return "\n".join(out)
 
 
+def _section_viewer(store: RunStore) -> str:
+    if not store.has("volumes"):
+        return _missing("Slice viewer")
+    from .slice_viewer import viewer_html
+
+    return viewer_html(store)
+
+
 def _section_chem(store: RunStore) -> str:
     if not store.has("chem"):
         return _missing("Chemistry", store, "chem")
@@ -167,8 +230,11 @@ def _section_chem(store: RunStore) -> str:
         rows = [energies.index(e) for e in pair]
         v1, v2 = (store.read(f"volumes/{energy_key(e)}") for e in pair)
         m = labels > 0
-        out.append(_png(chem.plot_correlation(v1[m], v2[m], refs[np.ix_(rows, [0, refs.shape[1] - 1])],
-                                              labels[m], energies_ev=tuple(pair))))
+        # the volumes hold μ in 1/m (values near 1e7): plotted in 1/µm, labelled as what they are
+        out.append(_png(chem.plot_correlation(v1[m] * 1e-6, v2[m] * 1e-6, refs[np.ix_(rows, [0, refs.shape[1] - 1])],
+                                              labels[m], energies_ev=tuple(pair),
+                                              axis_label="μ at {energy:g} eV (1/µm)",
+                                              title="Correlation of μ at the two energies (log counts)")))
     fit = a.get("bimodal")
     mf = None
     if fit:
@@ -303,10 +369,45 @@ def _section_particles(store: RunStore) -> str:
                 out.append(_png(draw()))
             except Exception as exc:  # a figure that cannot be drawn must not lose the report
                 out.append(f'<p class="missing">figure not drawn: {html.escape(str(exc))}</p>')
-        out.append('<div class="scroll">' + table.to_html(index=False, float_format=lambda x: f"{x:.4g}") + "</div>")
+        out.append(_particle_table_html(table))
     else:
         out.append("<p>No particles were segmented.</p>")
     return "\n".join(out)
+
+
+#: The particle table's columns in the report (the rest, e.g. axis directions, are in the CSV export).
+REPORT_COLUMNS = {"label": "#", "volume_nm3": "volume (10³ nm³)", "length_nm": "length (nm)",
+                  "width_nm": "width (nm)", "thickness_nm": "thickness (nm)",
+                  "facet_area_nm2": "ac facet (nm²)", "mean_fp_fraction": "FePO4 (%)",
+                  "mean_fp_fraction_sigma": "± (%)", "frac_lfp_rich": "LFP-rich (%)", "frac_mixed": "mixed (%)",
+                  "frac_fp_rich": "FP-rich (%)"}
+_PERCENT = {"mean_fp_fraction", "mean_fp_fraction_sigma", "frac_lfp_rich", "frac_mixed", "frac_fp_rich"}
+
+
+def _particle_table_html(table) -> str:
+    """The particle table, narrowed to the columns a reader compares, in a horizontal scroll box."""
+    cols = [c for c in REPORT_COLUMNS if c in table.columns] + [c for c in table.columns if c.startswith("active_")]
+    rows = []
+    for _, r in table[cols].iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c.startswith("active_"):
+                cells.append("yes" if bool(v) else "no")
+            elif c == "label":
+                cells.append(str(int(v)))
+            elif c == "volume_nm3":
+                cells.append(f"{v / 1e3:.1f}")
+            elif c in _PERCENT:
+                cells.append(_fmt(float(v) * 100, 3) if np.isfinite(v) else "–")
+            else:
+                cells.append(f"{v:.0f}" if np.isfinite(v) else "–")
+        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(REPORT_COLUMNS.get(c, c.replace('active_', 'active ≥ ') + ' %'))}</th>"
+                   for c in cols)
+    return ('<div class="scroll wide"><table class="particles"><tr>' + head + "</tr>" + "".join(rows)
+            + "</table></div><p class='sub'>All columns (centroids, principal axes, surface areas): "
+            "<code>chemtomo export RUN.zarr --format csv</code>.</p>")
 
 
 def _trend_table(trends: dict) -> str:
@@ -386,6 +487,7 @@ def build_report(store: RunStore) -> str:
         ("Ptychographic projections and 2D resolution", _section_projections),
         ("Tilt-series alignment", _section_alignment),
         ("Volumes and 3D resolution", _section_volumes),
+        ("Slice viewer", _section_viewer),
         ("Chemical state", _section_chem),
         ("Joint spectral tomography", _section_joint),
         ("Particles", _section_particles),
