@@ -20,12 +20,13 @@ from .raar import run_raar
 __all__ = ["ALGORITHMS", "parse_algorithm", "run_chain"]
 
 
-def _pie(alpha_fixed: float | None):
+def _pie(alpha_fixed: float | None, with_momentum: bool = False):
     def run(run_: Run, iterations: int, options: PtychoOptions) -> None:
         o = options.pie
         batch = o.batch_size if o.batch_size else default_batch_size(run_.model.n_frames)
         run_pie(run_, iterations, alpha_object=alpha_fixed if alpha_fixed is not None else o.alpha_object,
-                alpha_probe=alpha_fixed if alpha_fixed is not None else o.alpha_probe, batch_size=batch)
+                alpha_probe=alpha_fixed if alpha_fixed is not None else o.alpha_probe, batch_size=batch,
+                momentum=o.momentum if with_momentum else 0.0, friction=o.friction)
     return run
 
 
@@ -35,6 +36,7 @@ ALGORITHMS: dict[str, Callable[[Run, int, PtychoOptions], None]] = {
     "DM": lambda run, n, o: run_dm(run, n),
     "ePIE": _pie(1.0),
     "rPIE": _pie(None),
+    "mPIE": _pie(None, with_momentum=True),
     "ML": lambda run, n, o: run_ml(run, n, newton_steps=o.ml.newton_steps, precond_reg=o.ml.precond_reg),
 }
 
