@@ -47,3 +47,18 @@ def test_config_example_and_bad_config(tmp_path):
 def test_export_needs_a_store(tmp_path):
     r = runner.invoke(app, ["export", str(tmp_path / "none.zarr"), "--format", "csv", "-o", str(tmp_path)])
     assert r.exit_code == 1 and "not a chemtomo run store" in r.output
+
+
+def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp_path):
+    from tests.ptycho.conftest import make_scan
+
+    path = write_scan(tmp_path / "s.cxi", make_scan().scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--iterations", "10", "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 1 and "--iterations needs an --algorithm NAME" in r.output
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    from chemtomo.io import read_projection
+    from chemtomo.ptycho import DEFAULT_ALGORITHM
+
+    proj = read_projection(tmp_path / "p.cxi")
+    assert len(proj.errors) == sum(int(stage.split(":")[1]) for stage in DEFAULT_ALGORITHM.split(","))

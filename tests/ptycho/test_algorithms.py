@@ -28,3 +28,19 @@ def test_registry_holds_every_documented_solver():
 def test_bad_strings_raise_input_error_listing_valid_names(text, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_algorithm(text)
+
+
+def test_the_default_chain_is_the_same_everywhere():
+    import inspect
+
+    from chemtomo.pipeline.config import PtychoConfig
+    from chemtomo.ptycho import DEFAULT_ALGORITHM, PAPER_ALGORITHM, reconstruct, reconstruct_many
+
+    # issue 15: mPIE then ePIE by default (more accurate than RAAR at these photon counts);
+    # the paper's RAAR:500 stays available by name
+    assert DEFAULT_ALGORITHM == "mPIE:5,ePIE:45"
+    assert parse_algorithm(DEFAULT_ALGORITHM) == [("mPIE", 5), ("ePIE", 45)]
+    assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]
+    for func in (reconstruct, reconstruct_many):
+        assert inspect.signature(func).parameters["algorithm"].default == DEFAULT_ALGORITHM
+    assert PtychoConfig().algorithm == DEFAULT_ALGORITHM

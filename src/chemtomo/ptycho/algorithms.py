@@ -17,7 +17,13 @@ from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
-__all__ = ["ALGORITHMS", "parse_algorithm", "run_chain"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "PAPER_ALGORITHM", "parse_algorithm", "run_chain"]
+
+#: The default chain: mPIE for fast convergence, then ePIE's smaller steps to average the noise
+#: down (see ``reconstruct``'s docstring for why it is not the paper's RAAR:500).
+DEFAULT_ALGORITHM = "mPIE:5,ePIE:45"
+#: The paper's solver (Yu et al. 2018): 500 RAAR iterations.
+PAPER_ALGORITHM = "RAAR:500"
 
 
 def _pie(alpha_fixed: float | None, with_momentum: bool = False):

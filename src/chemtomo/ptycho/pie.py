@@ -18,9 +18,11 @@ velocity, which is added to the estimate::
 
 with friction η = 0.7 and feedback γ = 0.3 as in the paper (and PtyLab). The paper applies it
 every T single-position updates (T ≈ a few dozen); here every batch (a tenth of the frames,
-≤ 64), the same spacing. Its step is the ePIE one (α = 1), measured better than rPIE's α = 0.1
-with batches. The modulus projection subtracts the retrieved background from the counts
-(``_kernels.modulus_project``).
+≤ 64), the same spacing. Its step is rPIE's (α = ``PIEOptions.alpha_object``, 0.1). Large steps
+with momentum converge in a few passes but then fit the photon noise (on the 10⁶-photon
+benchmark scan mPIE levels off at an error of 0.022 against the truth, ePIE goes on to 0.019),
+hence the default chain "mPIE:5,ePIE:45" (``reconstruct``). The modulus projection subtracts the
+retrieved background from the counts (``_kernels.modulus_project``).
 
 References
 ----------
