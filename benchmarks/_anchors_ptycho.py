@@ -368,6 +368,43 @@ class Runner:
             yield it, elapsed, self.object().copy()
 
 
+_TORCHVISION_LIBRARY = None
+
+
+def _torchvision_op_schemas() -> None:
+    """Let torchvision import when its compiled operators cannot load (a CUDA build of torchvision
+    next to a CPU build of torch: its ``_C.so`` needs libtorch_cuda). torchvision then still
+    registers fake kernels for ``torchvision::nms`` and ``qnms`` at import, which fails unless the
+    operators exist; this declares their schemas (no kernels). pty-chi only uses torchvision's
+    pure-Python ``GaussianBlur``, so nothing it runs needs the missing kernels."""
+    global _TORCHVISION_LIBRARY
+    import sys
+
+    import torch
+
+    if _TORCHVISION_LIBRARY is not None or "torchvision" in sys.modules:
+        return
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - present when torchvision's _C loaded
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    import importlib.util
+    import os as _os
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None:
+        try:
+            torch.ops.load_library(_os.path.join(_os.path.dirname(spec.origin), "_C.so"))
+            return
+        except (OSError, RuntimeError):
+            pass
+    lib = torch.library.Library("torchvision", "DEF")
+    for name in ("nms", "qnms"):
+        lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TORCHVISION_LIBRARY = lib
+
+
 class PtychiRunner(Runner):
     """pty-chi 2.x (``import ptychi``) on the CPU through torch: LSQML, DM or RAAR.
 
@@ -387,6 +424,8 @@ class PtychiRunner(Runner):
 
     def setup(self) -> None:
         import torch
+
+        _torchvision_op_schemas()
         from ptychi import api
         from ptychi.api.task import PtychographyTask
 
