@@ -52,10 +52,11 @@ class DMOptions:
 
 @dataclass(frozen=True)
 class PIEOptions:
-    """ePIE / rPIE (Maiden & Rodenburg 2009; Maiden, Johnson & Li, Optica 4, 736 (2017)).
+    """ePIE / rPIE / mPIE (Maiden & Rodenburg 2009; Maiden, Johnson & Li, Optica 4, 736 (2017)).
 
     alpha_object : rPIE mixing α of the object step ``conj(P) Δψ / ((1 − α)|P|² + α max|P|²)``;
-                   0.1 as recommended for rPIE. ePIE uses α = 1 whatever is set here.
+                   0.1 as recommended for rPIE (rPIE and mPIE use it). ePIE uses α = 1 whatever
+                   is set here.
     alpha_probe  : the same for the probe step.
     batch_size   : frames updated together (their steps are summed and normalised jointly);
                    1 is the classic sequential PIE, larger batches make each FFT call efficient
