@@ -110,20 +110,41 @@ def _plates_thickness_m(n_obj: int, pixel_m: float, region_px: float, rng: np.ra
     return thickness
 
 
+def _spheres_thickness_m(n_obj: int, pixel_m: float, region_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Summed chord length (m) through spheres of 30–150 nm diameter (a powder of round
+    particles, ≈ 30 % of the area covered) over the central ``region_px`` square."""
+    yy, xx = np.mgrid[0:n_obj, 0:n_obj].astype(np.float64)
+    c = n_obj // 2
+    area = (region_px * pixel_m) ** 2
+    thickness = np.zeros((n_obj, n_obj))
+    covered = 0.0
+    while covered < 0.3 * area:                                  # ~100 spheres: set-up only
+        cy, cx = c + (rng.random(2) - 0.5) * region_px
+        r = rng.uniform(15e-9, 75e-9) / pixel_m                  # radius, pixels
+        d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        thickness += 2 * np.sqrt(np.clip(r * r - d2, 0, None)) * pixel_m
+        covered += math.pi * (r * pixel_m) ** 2
+    return thickness
+
+
 def make_scan(*, n: int = 128, grid: int = 20, photons: float = 1e6, energy_ev: float = 708.2,
               pixel_m: float = 7e-9, detector_pixel_m: float = 30e-6, jitter_px: int = 2,
-              seed: int = 0) -> BenchScan:
-    """Simulate the benchmark scan: zone-plate probe (100 nm outer zone), LiFePO4 plates on a
-    carbon film, ``grid × grid`` raster with integer jitter, Poisson noise at ``photons``/frame."""
+              seed: int = 0, phantom: str = "plates", outer_zone_m: float = 100e-9,
+              beam_fraction: float = 0.3) -> BenchScan:
+    """Simulate the benchmark scan: zone-plate probe (``outer_zone_m``, defocused to a beam of
+    ``beam_fraction`` of the field), LiFePO4 ``phantom`` ("plates" or "spheres") on a carbon film,
+    ``grid × grid`` raster with integer jitter (step 0.27 beam), Poisson noise at ``photons``/frame."""
     from chemtomo.ptycho import zone_plate_probe
 
     rng = np.random.default_rng(seed)
     wavelength = energy_to_wavelength(energy_ev)
     distance_m = pixel_m * n * detector_pixel_m / wavelength     # object pixel = λ z / (n p)
 
-    probe = zone_plate_probe((n, n), pixel_m, energy_ev, outer_zone_m=100e-9)
+    beam_px = beam_fraction * n
+    # geometric beam diameter λ z / Δr_N (see zone_plate_probe; written as its default's formula)
+    defocus_m = beam_fraction * (n * pixel_m) * outer_zone_m / wavelength
+    probe = zone_plate_probe((n, n), pixel_m, energy_ev, outer_zone_m=outer_zone_m, defocus_m=defocus_m)
     probe = (probe * np.float32(math.sqrt(photons))).astype(np.complex64)
-    beam_px = 0.3 * n                                            # zone_plate_probe's default
     step_px = max(1, round(0.27 * beam_px))                      # ~70 nm at n = 128, 7 nm pixels
 
     ij = (np.arange(grid) - (grid - 1) / 2.0) * step_px
@@ -138,7 +159,10 @@ def make_scan(*, n: int = 128, grid: int = 20, photons: float = 1e6, energy_ev: 
 
     # The truth: plates over the scanned area on a 10 ± 3 nm carbon film.
     k = 2 * np.pi / wavelength
-    plates = _plates_thickness_m(n_obj, pixel_m, span + 0.6 * beam_px, rng)
+    if phantom not in ("plates", "spheres"):
+        raise ValueError(f"phantom must be 'plates' or 'spheres', got {phantom!r}")
+    shapes = _plates_thickness_m if phantom == "plates" else _spheres_thickness_m
+    plates = shapes(n_obj, pixel_m, span + 0.6 * beam_px, rng)
     rough = ndimage.gaussian_filter(rng.standard_normal((n_obj, n_obj)), 6.0)
     film = 10e-9 + 3e-9 * rough / rough.std()
     phase = -k * (LFP_DELTA * plates + CARBON_DELTA * film)
@@ -159,8 +183,9 @@ def make_scan(*, n: int = 128, grid: int = 20, photons: float = 1e6, energy_ev: 
 
     desc = (f"{len(positions)} frames of {n}×{n}, {grid}×{grid} raster, step {step_px} px "
             f"({step_px * pixel_m * 1e9:.0f} nm) ±{jitter_px} px jitter, pixel {pixel_m * 1e9:.1f} nm, "
-            f"{energy_ev} eV, zone plate 100 nm outer zone (beam ≈ {beam_px * pixel_m * 1e9:.0f} nm), "
-            f"{photons:.0e} photons/frame Poisson, object {n_obj}² px")
+            f"{energy_ev} eV, zone plate {outer_zone_m * 1e9:.0f} nm outer zone (beam ≈ "
+            f"{beam_px * pixel_m * 1e9:.0f} nm, defocus {defocus_m * 1e6:.1f} µm), LiFePO4 {phantom} on carbon, "
+            f"{photons:.0e} photons/frame Poisson, seed {seed}, object {n_obj}² px")
     return BenchScan(frames=frames, positions_px=positions, probe=probe, truth=truth, mask=mask,
                      pixel_m=pixel_m, energy_ev=energy_ev, distance_m=distance_m,
                      detector_pixel_m=detector_pixel_m, photons_per_frame=photons, step_px=step_px,
@@ -343,6 +368,43 @@ class Runner:
             yield it, elapsed, self.object().copy()
 
 
+_TORCHVISION_LIBRARY = None
+
+
+def _torchvision_op_schemas() -> None:
+    """Let torchvision import when its compiled operators cannot load (a CUDA build of torchvision
+    next to a CPU build of torch: its ``_C.so`` needs libtorch_cuda). torchvision then still
+    registers fake kernels for ``torchvision::nms`` and ``qnms`` at import, which fails unless the
+    operators exist; this declares their schemas (no kernels). pty-chi only uses torchvision's
+    pure-Python ``GaussianBlur``, so nothing it runs needs the missing kernels."""
+    global _TORCHVISION_LIBRARY
+    import sys
+
+    import torch
+
+    if _TORCHVISION_LIBRARY is not None or "torchvision" in sys.modules:
+        return
+    try:
+        torch.ops.torchvision.nms  # noqa: B018 - present when torchvision's _C loaded
+        return
+    except (AttributeError, RuntimeError):
+        pass
+    import importlib.util
+    import os as _os
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None:
+        try:
+            torch.ops.load_library(_os.path.join(_os.path.dirname(spec.origin), "_C.so"))
+            return
+        except (OSError, RuntimeError):
+            pass
+    lib = torch.library.Library("torchvision", "DEF")
+    for name in ("nms", "qnms"):
+        lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TORCHVISION_LIBRARY = lib
+
+
 class PtychiRunner(Runner):
     """pty-chi 2.x (``import ptychi``) on the CPU through torch: LSQML, DM or RAAR.
 
@@ -362,6 +424,8 @@ class PtychiRunner(Runner):
 
     def setup(self) -> None:
         import torch
+
+        _torchvision_op_schemas()
         from ptychi import api
         from ptychi.api.task import PtychographyTask
 
@@ -494,11 +558,16 @@ class ChemtomoRunner(Runner):
 
     def __init__(self, scan: BenchScan, algorithm: str, *, default: bool = False, **kwargs):
         super().__init__(scan)
-        self.algorithm = algorithm
+        self.algorithm = algorithm       # a name ("RAAR"), or a whole chain ("mPIE:5,ePIE:45")
         self.kwargs = kwargs
         extra = ", ".join(f"{k}={v}" for k, v in kwargs.items())
         self.name = f"chemtomo {algorithm}" + (" (default)" if default else "") + (f" [{extra}]" if extra else "")
         self.cscan = None
+
+    def chain(self, iterations: int) -> str:
+        """The algorithm string for ``iterations`` in all: a name runs them all; a chain whose
+        total differs (``--quick``) has its stages scaled, keeping each at least 1."""
+        return scaled_chain(self.algorithm, iterations)
 
     def setup(self) -> None:
         from chemtomo.core import Scan
@@ -507,7 +576,7 @@ class ChemtomoRunner(Runner):
         s = self.scan
         self.cscan = Scan(frames=s.frames, positions_m=s.positions_m, energy_ev=s.energy_ev,
                           distance_m=s.distance_m, detector_pixel_m=s.detector_pixel_m)
-        reconstruct(self.cscan, f"{self.algorithm}:1", **self._call_kwargs())
+        reconstruct(self.cscan, self.chain(len(self.algorithm.split(","))), **self._call_kwargs())
 
     def _call_kwargs(self) -> dict:
         return dict(probe=self.scan.probe, object_shape=(self.scan.n_obj, self.scan.n_obj), frc=False,
@@ -531,8 +600,7 @@ class ChemtomoRunner(Runner):
                 spent[0] += time.perf_counter() - t
 
         t0 = time.perf_counter()
-        proj = reconstruct(self.cscan, f"{self.algorithm}:{max(checkpoints)}", progress=progress,
-                           **self._call_kwargs())
+        proj = reconstruct(self.cscan, self.chain(max(checkpoints)), progress=progress, **self._call_kwargs())
         if proj.info.get("diverged"):
             self.note = "chemtomo reported divergence (kept its best state)"
         yield from out
@@ -541,15 +609,37 @@ class ChemtomoRunner(Runner):
         self.cscan = None
 
 
-def chemtomo_runners(scan: BenchScan) -> list[Runner]:
-    """chemtomo's default algorithm (RAAR), then DM and the sequential/ML solvers."""
+def scaled_chain(algorithm: str, iterations: int) -> str:
+    """``algorithm`` ("NAME" or "NAME:n,NAME:m") as a chain of ``iterations`` in all."""
+    from chemtomo.ptycho import parse_algorithm
+
+    if ":" not in algorithm:
+        return f"{algorithm}:{iterations}"
+    stages = parse_algorithm(algorithm)
+    total = sum(n for _, n in stages)
+    if total == iterations:
+        return algorithm
+    counts = [max(1, round(n * iterations / total)) for _, n in stages]
+    counts[-1] = max(1, iterations - sum(counts[:-1]))
+    return ",".join(f"{name}:{c}" for (name, _), c in zip(stages, counts))
+
+
+def default_algorithm() -> str:
+    """chemtomo.ptycho.reconstruct's default algorithm chain."""
     import inspect
 
     from chemtomo.ptycho import reconstruct
 
-    default = inspect.signature(reconstruct).parameters["algorithm"].default.split(":")[0]
+    return inspect.signature(reconstruct).parameters["algorithm"].default
+
+
+def chemtomo_runners(scan: BenchScan) -> list[Runner]:
+    """chemtomo's default chain with its default options first, then the paper's RAAR with the
+    default options, then every solver without background retrieval (the scan has none and the
+    anchors retrieve none)."""
+    default = default_algorithm()
     runners: list[Runner] = [ChemtomoRunner(scan, default, default=True)]
-    # The scan has no background, and the anchors retrieve none: the same solvers without it.
-    for a in [default] + [a for a in ("RAAR", "DM", "ePIE", "ML") if a != default]:
+    runners.append(ChemtomoRunner(scan, "RAAR"))
+    for a in [default, "RAAR", "DM", "ePIE", "mPIE", "ML"]:
         runners.append(ChemtomoRunner(scan, a, default=(a == default), background=False))
     return runners

@@ -247,7 +247,8 @@ _stage_command("particles", "Rerun particle segmentation and statistics on an ex
 def ptycho(
     scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output CXI file (reconstructed image convention)."),
-    algorithm: str = typer.Option("RAAR", help="Algorithm or chain, e.g. RAAR, DM:100,RAAR:300,ML:100."),
+    algorithm: Optional[str] = typer.Option(None, help="Algorithm or chain, e.g. RAAR (the paper, with --iterations 500), "
+                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default chain, mPIE:5,ePIE:45."),
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
@@ -267,13 +268,18 @@ def ptycho(
     """
     from .core.errors import InputError
     from .io import read_scan, write_projection
-    from .ptycho import reconstruct
+    from .ptycho import DEFAULT_ALGORITHM, reconstruct
 
     if guess_orientation:
         _guess_orientation(scan)
         return
     if out is None:
         raise InputError("give the output file with --out (or use --guess-orientation)")
+    if algorithm is None:
+        if iterations is not None:
+            raise InputError("--iterations needs an --algorithm NAME (the default is the chain "
+                             f"{DEFAULT_ALGORITHM}, which carries its own counts)")
+        algorithm = DEFAULT_ALGORITHM
     if ":" in algorithm and iterations is not None:
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
     if ":" not in algorithm and "," not in algorithm:

@@ -57,3 +57,18 @@ def test_simulate_txm_preset_writes_data_exchange(tmp_path):
     assert rows[0] == "path,energy_eV,pixel_m" and len(rows) == 17
     assert (tmp_path / "txm_7125.0eV.h5").is_file() and (tmp_path / "references.csv").is_file()
     assert (tmp_path / "truth.h5").is_file() and (tmp_path / "README.txt").is_file()
+
+
+def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp_path):
+    from tests.ptycho.conftest import make_scan
+
+    path = write_scan(tmp_path / "s.cxi", make_scan().scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--iterations", "10", "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 1 and "--iterations needs an --algorithm NAME" in r.output
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    from chemtomo.io import read_projection
+    from chemtomo.ptycho import DEFAULT_ALGORITHM
+
+    proj = read_projection(tmp_path / "p.cxi")
+    assert len(proj.errors) == sum(int(stage.split(":")[1]) for stage in DEFAULT_ALGORITHM.split(","))

@@ -13,18 +13,34 @@ def test_parse_chains_and_normalises_names():
 
 
 def test_registry_holds_every_documented_solver():
-    assert set(ALGORITHMS) == {"RAAR", "DM", "ePIE", "rPIE", "ML"}
+    assert set(ALGORITHMS) == {"RAAR", "DM", "ePIE", "rPIE", "mPIE", "ML"}
 
 
 @pytest.mark.parametrize("text, message", [
     ("RAAR", "cannot parse 'RAAR'"),
-    ("FOO:10", "unknown name 'FOO'; valid names: RAAR, DM, ePIE, rPIE, ML"),
+    ("FOO:10", "unknown name 'FOO'; valid names: RAAR, DM, ePIE, rPIE, mPIE, ML"),
     ("RAAR:0", "at least 1 iteration"),
     ("RAAR:10;DM:5", "cannot parse"),
     ("RAAR:-5", "cannot parse"),
-    ("", "valid names: RAAR, DM, ePIE, rPIE, ML"),
+    ("", "valid names: RAAR, DM, ePIE, rPIE, mPIE, ML"),
     ("RAAR:10,", "cannot parse ''"),
 ])
 def test_bad_strings_raise_input_error_listing_valid_names(text, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_algorithm(text)
+
+
+def test_the_default_chain_is_the_same_everywhere():
+    import inspect
+
+    from chemtomo.pipeline.config import PtychoConfig
+    from chemtomo.ptycho import DEFAULT_ALGORITHM, PAPER_ALGORITHM, reconstruct, reconstruct_many
+
+    # issue 15: mPIE then ePIE by default (more accurate than RAAR at these photon counts);
+    # the paper's RAAR:500 stays available by name
+    assert DEFAULT_ALGORITHM == "mPIE:5,ePIE:45"
+    assert parse_algorithm(DEFAULT_ALGORITHM) == [("mPIE", 5), ("ePIE", 45)]
+    assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]
+    for func in (reconstruct, reconstruct_many):
+        assert inspect.signature(func).parameters["algorithm"].default == DEFAULT_ALGORITHM
+    assert PtychoConfig().algorithm == DEFAULT_ALGORITHM

@@ -1,6 +1,7 @@
 """Tests of the far-field model (chemtomo.ptycho.operators and its numba kernels)."""
 
 import numpy as np
+import pytest
 
 from chemtomo.core import fft2
 from chemtomo.ptycho.operators import (
@@ -75,11 +76,26 @@ def test_probe_sums_are_the_adjoint_of_the_exit_waves_in_the_probe():
 def test_probe_shift_bins_are_inverted_exactly():
     model, _ = _model()
     probe = _crandn(1, 16, 16)
-    weights = np.zeros(model.n_bins)
-    weights[5] = 1.0
-    back = model.unshift_sum(model.shifted_probes(probe), weights)
-    # a Fourier shift is unitary; float32 FFT round trip error ~1e-6
-    np.testing.assert_allclose(back, probe, atol=1e-5)
+    shifted = model.shifted_probes(probe)
+    for k in model.used_bins:
+        weights = np.zeros(model.n_bins)
+        weights[k] = 1.0
+        back = model.unshift_sum(shifted, weights)
+        # a Fourier shift is unitary; float32 FFT round trip error ~1e-6
+        np.testing.assert_allclose(back, probe, atol=1e-5)
+    # bins that no frame uses are not computed (and weigh nothing)
+    unused = np.setdiff1d(np.arange(model.n_bins), model.used_bins)
+    assert len(unused) and not np.any(shifted[unused])
+
+
+def test_whole_pixel_positions_use_the_probe_itself():
+    model, _ = _model(n_frames=5)
+    model.set_positions(np.array([[0, 0], [3, -2], [-4, 5], [1, 1], [2, -6]], float))
+    probe = _crandn(2, 16, 16)
+    shifted = model.shifted_probes(probe)
+    assert list(model.used_bins) == [model.n_bins // 2 + model.subpixel // 2]  # the zero-shift bin
+    np.testing.assert_array_equal(shifted[model.used_bins[0]], probe)  # no FFT round trip at all
+    np.testing.assert_array_equal(model.unshift_sum(shifted), probe)
 
 
 def test_position_zero_sits_at_the_object_centre_with_no_sub_pixel_shift():
@@ -89,22 +105,26 @@ def test_position_zero_sits_at_the_object_centre_with_no_sub_pixel_shift():
     assert np.all(model.bin_shifts[kb[0]] == 0)
 
 
-def test_modulus_projection_matches_data_and_leaves_masked_pixels():
+@pytest.mark.parametrize("n_modes", [1, 2])
+def test_modulus_projection_matches_data_and_leaves_masked_pixels(n_modes):
     h = 16
-    intensity = RNG.uniform(1, 10, (3, h, h)).astype(np.float32)
+    intensity = RNG.uniform(0, 10, (3, h, h)).astype(np.float32)
     valid = np.ones((h, h), bool)
     valid[2, 3] = False
-    model = FarFieldModel(intensity, valid, (40, 40), n_modes=2)
-    waves = _crandn(3, 2, h, h)
+    model = FarFieldModel(intensity, valid, (40, 40), n_modes=n_modes)
+    waves = _crandn(3, n_modes, h, h)
     before = waves.copy()
     background = np.full((h, h), 0.5, np.float32)
     model.modulus_project(waves, model.all_frames, background, model.chunks)
-    # the background is projected with the waves as one more incoherent mode: every mode and b are
-    # scaled by the same f² = I / (Σ|Ψ|² + b), so f² (Σ|Ψ|² + b) = I on valid pixels
+    # the background is subtracted from the counts: the modes keep their ratios and their summed
+    # intensity becomes max(I − b, 0) on valid pixels (float32: relative error ~1e-6)
     s_before = np.sum(np.abs(before) ** 2, axis=1)
-    f2 = np.sum(np.abs(waves) ** 2, axis=1) / s_before
-    # float32: relative error ~1e-6
-    np.testing.assert_allclose((f2 * (s_before + background))[:, valid], intensity[:, valid], rtol=1e-4)
+    s_after = np.sum(np.abs(waves) ** 2, axis=1)
+    expected = np.maximum(intensity - background, 0)
+    np.testing.assert_allclose(s_after[:, valid], expected[:, valid], rtol=1e-4, atol=1e-5)
+    ratio = np.abs(waves[:, 0]) ** 2 / np.maximum(s_after, 1e-30)
+    lit = expected > 0.1
+    np.testing.assert_allclose(ratio[lit], (np.abs(before[:, 0]) ** 2 / s_before)[lit], rtol=1e-3)
     np.testing.assert_array_equal(waves[:, :, 2, 3], before[:, :, 2, 3])
     again = waves.copy()
     model.modulus_project(again, model.all_frames, np.zeros_like(background), model.chunks)

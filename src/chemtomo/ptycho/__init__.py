@@ -1,6 +1,6 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
-from .algorithms import ALGORITHMS, parse_algorithm
+from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
 from .options import (
     BackgroundOptions,
     DivergenceOptions,
@@ -20,11 +20,13 @@ from .reconstruct import reconstruct, reconstruct_many
 __all__ = [
     "ALGORITHMS",
     "BackgroundOptions",
+    "DEFAULT_ALGORITHM",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
     "OrientationGuess",
     "OrientationTrial",
+    "PAPER_ALGORITHM",
     "PIEOptions",
     "PositionOptions",
     "ProbeOptions",

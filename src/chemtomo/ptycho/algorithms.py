@@ -17,15 +17,22 @@ from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
-__all__ = ["ALGORITHMS", "parse_algorithm", "run_chain"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "PAPER_ALGORITHM", "parse_algorithm", "run_chain"]
+
+#: The default chain: mPIE for fast convergence, then ePIE's smaller steps to average the noise
+#: down (see ``reconstruct``'s docstring for why it is not the paper's RAAR:500).
+DEFAULT_ALGORITHM = "mPIE:5,ePIE:45"
+#: The paper's solver (Yu et al. 2018): 500 RAAR iterations.
+PAPER_ALGORITHM = "RAAR:500"
 
 
-def _pie(alpha_fixed: float | None):
+def _pie(alpha_fixed: float | None, with_momentum: bool = False):
     def run(run_: Run, iterations: int, options: PtychoOptions) -> None:
         o = options.pie
         batch = o.batch_size if o.batch_size else default_batch_size(run_.model.n_frames)
         run_pie(run_, iterations, alpha_object=alpha_fixed if alpha_fixed is not None else o.alpha_object,
-                alpha_probe=alpha_fixed if alpha_fixed is not None else o.alpha_probe, batch_size=batch)
+                alpha_probe=alpha_fixed if alpha_fixed is not None else o.alpha_probe, batch_size=batch,
+                momentum=o.momentum if with_momentum else 0.0, friction=o.friction)
     return run
 
 
@@ -35,6 +42,7 @@ ALGORITHMS: dict[str, Callable[[Run, int, PtychoOptions], None]] = {
     "DM": lambda run, n, o: run_dm(run, n),
     "ePIE": _pie(1.0),
     "rPIE": _pie(None),
+    "mPIE": _pie(None, with_momentum=True),
     "ML": lambda run, n, o: run_ml(run, n, newton_steps=o.ml.newton_steps, precond_reg=o.ml.precond_reg),
 }
 

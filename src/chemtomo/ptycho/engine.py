@@ -117,6 +117,7 @@ class Run:
         new[outside] = self.state.positions_px[outside]
         self.state.positions_px = new
         self.model.set_positions(new)
+        self.probes = self.model.shifted_probes(self.state.probe)  # the bins in use may have changed
         self.position_history.append(float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1)))))
 
     # ------------------------------------------------------------------------------ iteration

@@ -89,8 +89,12 @@ class FarFieldModel:
 
     Parameters
     ----------
-    intensity : (n_frames, h, w) float32
+    intensity : (n_frames, h, w) float32 or None
         Measured counts in FFT order (``ifftshift`` of the detector frames).
+    amplitude : (n_frames, h, w) float32 or None (keyword)
+        √counts instead of ``intensity`` (give exactly one). The model keeps only the amplitudes
+        (one copy of the data); ``intensity`` (their square, for the Poisson and multi-mode
+        kernels) is made on first use and kept.
     valid : (h, w) bool
         True where a detector pixel is used, FFT order.
     object_shape : (oy, ox)
@@ -100,13 +104,18 @@ class FarFieldModel:
         Sub-pixel shifts are quantised to ``1 / subpixel`` pixel (4: at most 1/8 px rounding).
     """
 
-    def __init__(self, intensity: np.ndarray, valid: np.ndarray, object_shape: tuple[int, int], *,
-                 n_modes: int = 1, subpixel: int = 4) -> None:
-        self.intensity = np.ascontiguousarray(intensity, dtype=np.float32)
+    def __init__(self, intensity: np.ndarray | None, valid: np.ndarray, object_shape: tuple[int, int], *,
+                 n_modes: int = 1, subpixel: int = 4, amplitude: np.ndarray | None = None) -> None:
+        if (intensity is None) == (amplitude is None):
+            raise ValueError("internal: FarFieldModel needs exactly one of intensity and amplitude")
+        if amplitude is None:
+            amplitude = np.maximum(np.asarray(intensity, dtype=np.float32), 0)
+            np.sqrt(amplitude, out=amplitude)
+        self.amplitude = np.ascontiguousarray(amplitude, dtype=np.float32)  # √I, the data
+        self._intensity: np.ndarray | None = None
         self.valid = np.ascontiguousarray(valid, dtype=np.uint8)
         self.validf = self.valid.astype(np.float32)
-        self.amplitude = np.sqrt(np.maximum(self.intensity, 0))  # √I, for the single-mode kernels
-        self.n_frames, self.h, self.w = self.intensity.shape
+        self.n_frames, self.h, self.w = self.amplitude.shape
         self.object_shape = (int(object_shape[0]), int(object_shape[1]))
         self.n_modes = int(n_modes)
         self.subpixel = int(subpixel)
@@ -125,8 +134,17 @@ class FarFieldModel:
         self._buf: np.ndarray | None = None
         self._psi: np.ndarray | None = None
         self.cy = self.cx = self.kb = None
+        #: Shift bins that some frame uses (only those probe shifts are computed).
+        self.used_bins = np.arange(self.n_bins)
 
     # ----------------------------------------------------------------------------------- buffers
+    @property
+    def intensity(self) -> np.ndarray:
+        """Counts (n_frames, h, w) float32 in FFT order, negative counts as 0 (made on first use)."""
+        if self._intensity is None:
+            self._intensity = np.square(self.amplitude)
+        return self._intensity
+
     @property
     def buf(self) -> np.ndarray:
         """FFT work buffer (n_frames, n_modes, h, w) complex64, allocated once."""
@@ -145,6 +163,7 @@ class FarFieldModel:
         """Drop the large buffers (the next use allocates them again)."""
         self._buf = None
         self._psi = None
+        self._intensity = None
 
     # ---------------------------------------------------------------------------------- geometry
     def corners(self, positions_px: np.ndarray):
@@ -167,21 +186,35 @@ class FarFieldModel:
     def set_positions(self, positions_px: np.ndarray) -> None:
         """Recompute the patch corners and shift bins for new positions."""
         self.cy, self.cx, self.kb = self.corners(positions_px)
+        self.used_bins = np.unique(self.kb)
 
     # ------------------------------------------------------------------------------------ probes
     def shifted_probes(self, probe: np.ndarray) -> np.ndarray:
-        """The probe shifted by each sub-pixel bin: (n_bins, n_modes, h, w) complex64."""
+        """The probe shifted by each sub-pixel bin: (n_bins, n_modes, h, w) complex64 (bins that no
+        frame uses are left zero; scans on whole pixels use one bin and cost no shift at all)."""
+        used = self.used_bins
+        out = np.zeros((self.n_bins,) + probe.shape, np.complex64)
+        if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
+            out[used[0]] = probe
+            return out
         spectrum = sfft.fft2(probe, workers=WORKERS)
-        out = spectrum[None] * self.ramps[:, None]
-        return sfft.ifft2(out, workers=WORKERS, overwrite_x=True).astype(np.complex64, copy=False)
+        shifted = sfft.ifft2(spectrum[None] * self.ramps[used, None], workers=WORKERS, overwrite_x=True)
+        out[used] = shifted
+        return out
 
     def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Σ_bins (weights_k ×) of (n_bins, n_modes, h, w) arrays shifted back to the unshifted
-        probe grid (the adjoint of ``shifted_probes``, and its inverse bin by bin)."""
-        spectrum = sfft.fft2(per_bin, workers=WORKERS)
-        spectrum *= self.ramps[:, None].conj()
-        if weights is not None:
-            spectrum *= weights.astype(np.float32)[:, None, None, None]
+        probe grid (the adjoint of ``shifted_probes``, and its inverse bin by bin). Only the bins in
+        use contribute (the others hold no frame)."""
+        used = self.used_bins
+        w = None if weights is None else np.asarray(weights, np.float32)[used]
+        if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
+            out = per_bin[used[0]] * (1 if w is None else w[0])
+            return np.ascontiguousarray(out, dtype=np.complex64)
+        spectrum = sfft.fft2(per_bin[used], workers=WORKERS)
+        spectrum *= self.ramps[used, None].conj()
+        if w is not None:
+            spectrum *= w[:, None, None, None]
         return sfft.ifft2(spectrum.sum(axis=0), workers=WORKERS).astype(np.complex64, copy=False)
 
     # --------------------------------------------------------------------------------------- FFT
@@ -257,12 +290,11 @@ class FarFieldModel:
 
     def illumination(self, probes) -> np.ndarray:
         """Σ_j Σ_m |P_m|² on the object grid (oy, ox) float32: how strongly each pixel was seen
-        (``np.add.at`` over the frames of each shift bin; used once per reconstruction)."""
+        (one slice addition per frame; used once per reconstruction)."""
         den = np.zeros(self.object_shape, np.float32)
         power = np.sum(np.abs(probes) ** 2, axis=1)  # (n_bins, h, w)
-        for k in np.unique(self.kb):
-            rows = self.kb == k
-            _add_patches(den, power[k], self.cy[rows], self.cx[rows])
+        for y0, x0, k in zip(self.cy, self.cx, self.kb):  # one slice per frame: no index arrays
+            den[y0:y0 + self.h, x0:x0 + self.w] += power[k]
         return den
 
     def position_steps(self, target, obj, probes, frames) -> np.ndarray:
@@ -278,14 +310,6 @@ def float_view(a: np.ndarray) -> np.ndarray:
     if not a.flags.c_contiguous or a.dtype != np.complex64:
         raise ValueError(f"internal: expected a C-contiguous complex64 array, got {a.dtype} {a.strides}")
     return a.view(np.float32)
-
-
-def _add_patches(grid: np.ndarray, patch: np.ndarray, cy: np.ndarray, cx: np.ndarray) -> None:
-    """grid[cy:cy+h, cx:cx+w] += patch for every corner (np.add.at over flat indices)."""
-    h, w = patch.shape
-    yy, xx = np.indices((h, w))
-    flat = ((cy[:, None, None] + yy) * grid.shape[1] + (cx[:, None, None] + xx)).ravel()
-    np.add.at(grid.reshape(-1), flat, np.broadcast_to(patch, (len(cy), h, w)).ravel())
 
 
 def regularized_ratio(num: np.ndarray, den: np.ndarray, previous: np.ndarray, rel: float) -> np.ndarray:

@@ -52,20 +52,27 @@ class DMOptions:
 
 @dataclass(frozen=True)
 class PIEOptions:
-    """ePIE / rPIE (Maiden & Rodenburg 2009; Maiden, Johnson & Li, Optica 4, 736 (2017)).
+    """ePIE / rPIE / mPIE (Maiden & Rodenburg 2009; Maiden, Johnson & Li, Optica 4, 736 (2017)).
 
     alpha_object : rPIE mixing α of the object step ``conj(P) Δψ / ((1 − α)|P|² + α max|P|²)``;
-                   0.1 as recommended for rPIE. ePIE uses α = 1 whatever is set here.
+                   0.1 as recommended for rPIE (rPIE and mPIE use it). ePIE uses α = 1 whatever
+                   is set here.
     alpha_probe  : the same for the probe step.
     batch_size   : frames updated together (their steps are summed and normalised jointly);
                    1 is the classic sequential PIE, larger batches make each FFT call efficient
                    at a small cost in convergence per iteration. None: a tenth of the frames,
                    between 4 and 64.
+    momentum     : mPIE's feedback γ (Maiden, Johnson & Li 2017): the fraction of the momentum
+                   added after every batch; 0.3 as in the paper. Used by mPIE only.
+    friction     : mPIE's friction η, how much of the previous momentum is kept; 0.7 as in the
+                   paper. Used by mPIE only.
     """
 
     alpha_object: float = 0.1
     alpha_probe: float = 0.1
     batch_size: int | None = None
+    momentum: float = 0.3
+    friction: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,8 @@ def validate_options(options: PtychoOptions) -> None:
     _check(0 <= o.pie.alpha_probe <= 1, "pie.alpha_probe", "in [0, 1]", o.pie.alpha_probe)
     _check(o.pie.batch_size is None or o.pie.batch_size >= 1, "pie.batch_size", "None or a positive integer",
            o.pie.batch_size)
+    _check(0 <= o.pie.momentum < 1, "pie.momentum", "in [0, 1)", o.pie.momentum)
+    _check(0 <= o.pie.friction < 1, "pie.friction", "in [0, 1)", o.pie.friction)
     _check(o.ml.newton_steps >= 1, "ml.newton_steps", "a positive integer", o.ml.newton_steps)
     _check(o.ml.precond_reg > 0, "ml.precond_reg", "positive", o.ml.precond_reg)
     _check(o.probe.n_modes >= 1, "probe.n_modes", "a positive integer", o.probe.n_modes)

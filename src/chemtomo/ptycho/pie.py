@@ -10,10 +10,24 @@ For each batch (frames drawn in a new random order every iteration)::
 per pass over the data make PIE converge in far fewer iterations than the projection solvers;
 batches of frames keep each FFT call large enough to be efficient.
 
+mPIE adds momentum (Maiden, Johnson & Li 2017, section 4; Nesterov-style heavy ball): after
+every batch the displacement of the object (and probe) since the previous momentum step feeds a
+velocity, which is added to the estimate::
+
+    v ← η v + (O − O_prev);   O ← O + γ v;   O_prev ← O
+
+with friction η = 0.7 and feedback γ = 0.3 as in the paper (and PtyLab). The paper applies it
+every T single-position updates (T ≈ a few dozen); here every batch (a tenth of the frames,
+≤ 64), the same spacing. Its step is rPIE's (α = ``PIEOptions.alpha_object``, 0.1). Large steps
+with momentum converge in a few passes but then fit the photon noise (on the 10⁶-photon
+benchmark scan mPIE levels off at an error of 0.022 against the truth, ePIE goes on to 0.019),
+hence the default chain "mPIE:5,ePIE:45" (``reconstruct``). The modulus projection subtracts the
+retrieved background from the counts (``_kernels.modulus_project``).
+
 References
 ----------
 Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009) (ePIE).
-Maiden, Johnson & Li, Optica 4, 736 (2017) (rPIE).
+Maiden, Johnson & Li, Optica 4, 736 (2017) (rPIE and mPIE).
 """
 
 from __future__ import annotations
@@ -37,11 +51,19 @@ def _step(num: np.ndarray, den: np.ndarray, alpha: float) -> np.ndarray:
     return (num / weight.astype(np.float32)).astype(np.complex64, copy=False)
 
 
-def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int) -> None:
-    """Run ``iterations`` passes of mini-batch PIE over all frames."""
+def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,
+            momentum: float = 0.0, friction: float = 0.7) -> None:
+    """Run ``iterations`` passes of mini-batch PIE over all frames; ``momentum`` γ > 0 (with
+    ``friction`` η) is mPIE's momentum, applied after every batch."""
     model = run.model
     n = model.n_frames
     n_batches = max(1, int(np.ceil(n / batch_size)))
+    # One batch of waves, not all frames: PIE never needs the whole stack at once.
+    work = np.empty((int(np.ceil(n / n_batches)), model.n_modes, model.h, model.w), np.complex64)
+    velocity = None
+    if momentum > 0:
+        velocity = [np.zeros_like(run.state.obj), np.zeros_like(run.state.probe)]
+        previous = [run.state.obj.copy(), run.state.probe.copy()]
     for _ in range(iterations):
         order = run.rng.permutation(n).astype(np.int64)
         err = tot = 0.0
@@ -50,7 +72,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
         steps = np.zeros((n, 2)) if run.refine_positions else None
         for batch in np.array_split(order, n_batches):
             st = run.state
-            buf = model.buf[: len(batch)]
+            buf = work[: len(batch)]
             model.exit_waves(buf, st.obj, run.probes, batch)
             buf = model.fft_inplace(buf)
             chunks = thread_chunks(batch)
@@ -66,9 +88,25 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             if do_probe:
                 delta = model.unshift_sum(probe_num)
                 run.set_probe(st.probe + _step(delta, probe_den.sum(axis=0)[None], alpha_probe))
+            if velocity is not None:
+                _momentum(run, velocity, previous, momentum, friction, do_probe)
         if run.refine_background:
             run.background_update(ratio_sum, n)
         if steps is not None:
             run.move_positions(steps)
         if not run.end_iteration(err, tot):
             return
+
+
+def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool) -> None:
+    """mPIE momentum step on the object (and the probe when it is refined), in place."""
+    st = run.state
+    velocity[0] *= np.float32(eta)
+    velocity[0] += st.obj - previous[0]
+    st.obj = st.obj + np.float32(gamma) * velocity[0]
+    previous[0] = st.obj.copy()
+    if do_probe and st.probe.shape[0] == 1:  # several modes are re-orthogonalised (rotated) each update
+        velocity[1] *= np.float32(eta)
+        velocity[1] += st.probe - previous[1]
+        run.set_probe(st.probe + np.float32(gamma) * velocity[1])
+    previous[1] = st.probe.copy()
