@@ -290,17 +290,14 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         params[:, 2] = np.deg2rad(np.asarray(r_i, np.float64).reshape(n))
         params[:, 3] = np.asarray(s_i, np.float64).reshape(n)
 
-    gy, gx = np.gradient(mov, axis=(1, 2))
-    stack = np.concatenate([mov, gy.astype(np.float32), gx.astype(np.float32)])
+    gy, gx = (g.astype(np.float32) for g in np.gradient(mov, axis=(1, 2)))
     vy, vx = grid((ny, nx))
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
 
     def evaluate(p):
         q = raw_coordinates((ny, nx), p[:, :2], np.rad2deg(p[:, 2]), p[:, 3])
-        q3 = np.concatenate([q, q, q], axis=1)
-        vals = warp_stack(stack, q3).astype(np.float64)
-        m, my, mx = vals[:n], vals[n:2 * n], vals[2 * n:]
+        m, my, mx = (warp_stack(img, q).astype(np.float64) for img in (mov, gy, gx))
         inside = ((q[0] >= 0) & (q[0] <= ny - 1) & (q[1] >= 0) & (q[1] <= nx - 1))
         ww = w[None] * inside
         # closed-form gain/offset for the current geometry (weighted linear fit)
