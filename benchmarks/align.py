@@ -99,12 +99,11 @@ PAPER_FIELD = (170, 274)  # the pipeline's OD tilt series on the paper preset, p
 class PaperProblem:
     """The paper preset's alignment problem: raw two-energy OD tilt series and the truth."""
 
-    def __init__(self, seed: int = 7, noise: float = 0.01, n_angles: int | None = None):
+    def __init__(self, seed: int = 7, noise: float = 0.01, angle_step: int = 1):
         from chemtomo.simulate.experiment import PRESETS
         p = PRESETS["paper"]
         angles = np.asarray(p.angles_deg, np.float64)
-        if n_angles is not None:  # a quick development run on every k-th angle
-            angles = angles[:: max(1, angles.size // n_angles)]
+        angles = angles[::angle_step]  # > 1: a development run on every k-th angle
         self.angles_deg = angles
         self.energies = tuple(p.energies_ev)
         sample = plate_sample(p.shape, p.voxel_m, n_particles=p.n_particles, seed=seed)
@@ -124,6 +123,22 @@ class PaperProblem:
         self.truth = (t.shifts_px, t.rotation_deg, t.scale)
         self.offsets = t.offsets()
         self.mask = (self.perfect[self.energies[0]] > 0.05 * self.perfect[self.energies[0]].max()).any(axis=0)
+        self.field = PAPER_FIELD
+
+    def binned(self) -> "PaperProblem":
+        """The same problem on 2×2-binned projections (a development size): shifts halve."""
+        def b2(a):
+            n, ny, nx = a.shape
+            return a.reshape(n, ny // 2, 2, nx // 2, 2).mean(axis=(2, 4), dtype=np.float32)
+        out = object.__new__(PaperProblem)
+        out.__dict__.update(self.__dict__)
+        out.raw = {e: b2(v) for e, v in self.raw.items()}
+        out.perfect = {e: b2(v) for e, v in self.perfect.items()}
+        out.truth = (self.truth[0] / 2.0, self.truth[1], self.truth[2])
+        out.offsets = {e: tuple(np.asarray(o) / 2.0) for e, o in self.offsets.items()}
+        out.mask = self.mask[::2, ::2]
+        out.field = (PAPER_FIELD[0] // 2, PAPER_FIELD[1] // 2)
+        return out
 
 
 SETTINGS = {
@@ -138,9 +153,11 @@ SETTINGS = {
 
 def paper(args) -> None:
     t0 = time.perf_counter()
-    prob = PaperProblem(seed=args.seed, noise=args.noise, n_angles=args.angles)
+    prob = PaperProblem(seed=args.seed, noise=args.noise, angle_step=args.angle_step)
+    if args.bin2:
+        prob = prob.binned()
     n = prob.angles_deg.size
-    print(f"paper problem: {n} angles, field {PAPER_FIELD}, noise {args.noise}, built in "
+    print(f"paper problem: {n} angles, field {prob.field}, noise {args.noise}, built in "
           f"{time.perf_counter() - t0:.0f} s; load average {os.getloadavg()}", flush=True)
     rows = []
     for name in args.settings:
@@ -157,7 +174,7 @@ def paper(args) -> None:
             coarse = time.perf_counter() - tc
             dt = coarse + (dt - coarse) * cfg["iterations"] / args.old_iterations
             name = f"{name} (extrapolated from {args.old_iterations} of {cfg['iterations']} iterations)"
-        err = alignment_error_px(PAPER_FIELD, prob.angles_deg, al.params, prob.truth, mask=prob.mask)
+        err = alignment_error_px(prob.field, prob.angles_deg, al.params, prob.truth, mask=prob.mask)
         e2 = prob.energies[1]
         off_err = float(np.abs(np.asarray(al.energy_offsets_px[e2]) - np.asarray(prob.offsets[e2])).max())
         resid = float(np.mean(al.history[-1].residual))
@@ -182,7 +199,8 @@ def main():
     ap.add_argument("--noise", type=float, default=0.01, help="with --paper: OD noise σ")
     ap.add_argument("--old-iterations", type=int, default=None,
                     help="with --paper: run the old settings for this many outer iterations and extrapolate the time")
-    ap.add_argument("--angles", type=int, default=None, help="with --paper: use about this many angles (development)")
+    ap.add_argument("--bin2", action="store_true", help="with --paper: 2×2-binned projections (development size)")
+    ap.add_argument("--angle-step", type=int, default=1, help="with --paper: every k-th angle only (development)")
     args = ap.parse_args()
     if args.paper:
         paper(args)
