@@ -183,6 +183,27 @@ def _register_dask(reproj, tilt, params, window, opts, client):
     return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
 
 
+_REGISTER_BLOCK_BYTES = 256 << 20  # bound on the Jacobian of one registration call
+
+
+def _register_chunked(reproj, tilt, params, window, opts):
+    """:func:`~.register.register_similarity` over blocks of angles, so that its float64
+    Jacobian (6 values per pixel per projection) stays under 256 MiB whatever the field size
+    (each projection's fit is independent, so the result is the same as one call)."""
+    n, ny, nx = tilt.shape
+    size = max(1, int(_REGISTER_BLOCK_BYTES // (6 * 8 * ny * nx)))
+    if size >= n:
+        return register_similarity(reproj, tilt, init=params, weight=window, similarity=opts.similarity,
+                                   max_iter=opts.register_iter)
+    fits = [register_similarity(reproj[i0:i0 + size], tilt[i0:i0 + size],
+                                init=tuple(p[i0:i0 + size] for p in params), weight=window,
+                                similarity=opts.similarity, max_iter=opts.register_iter)
+            for i0 in range(0, n, size)]
+    cat = {name: np.concatenate([getattr(f, name) for f in fits])
+           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
+
+
 def _reference(aligned, angles_deg, keep, opts, nx, volumes):
     """Reprojections to register against, one per measured angle.
 
@@ -311,8 +332,7 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
             fit = _register_dask(reproj, tilt, params, window, opts, client)
         else:
             reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
-            fit = register_similarity(reproj, tilt, init=params, weight=window,
-                                      similarity=opts.similarity, max_iter=opts.register_iter)
+            fit = _register_chunked(reproj, tilt, params, window, opts)
         fit = _restart_stuck(tilt, reproj, angles_deg, keep, fit, window, opts)
         new = (fit.shifts_px, fit.rotation_deg, fit.scale)
         new = remove_gauge((ny, nx), angles_deg, new, reference, similarity=opts.similarity,
