@@ -84,7 +84,7 @@ def test_bad_input_messages(data):
         ({"support": np.ones((3, 3), bool)}, r"support: expected shape \(48, 48\) or \(4, 48, 48\)"),
         ({"tol": -1.0}, "tol must be a positive number"),
         ({"nz": 0}, "nz must be a positive integer"),
-        ({"algorithm": "art", "order": "backwards"}, "unknown order 'backwards'; valid: sequential, random"),
+        ({"algorithm": "art", "order": "backwards"}, "unknown order 'backwards'; valid: spread, sequential, random"),
     ]
     for change, message in cases:
         args = {"tilt": tilt, "angles_deg": angles, "algorithm": "art", "iterations": 1} | change

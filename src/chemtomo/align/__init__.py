@@ -6,10 +6,10 @@ from .api import align
 from .apply import apply
 from .coarse import coarse_align
 from .energies import register_energies
-from .register import register_similarity, register_translation
+from .register import register_common_translation, register_similarity, register_translation
 from .reprojection import ReprojectionOptions, reprojection_align
 
 __all__ = [
-    "align", "apply", "Alignment", "register_translation", "register_similarity",
+    "align", "apply", "Alignment", "register_translation", "register_common_translation", "register_similarity",
     "register_energies", "coarse_align", "reprojection_align", "ReprojectionOptions",
 ]

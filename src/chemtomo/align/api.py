@@ -61,7 +61,7 @@ def screen_projections(tilt) -> dict:
 def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str = "reprojection",
           iterations: int = 20, algorithm: str = "sirt", tol_px: float = 0.01,
           similarity: bool = True, options: ReprojectionOptions | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Alignment:
+          progress: Callable[[int, int], None] | None = None, client=None) -> Alignment:
     """Align a spectro-tomographic tilt series: per-angle similarity transforms + energy offsets.
 
     Parameters
@@ -84,6 +84,10 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
     options : ReprojectionOptions, optional
         The remaining settings of the reprojection alignment.
     progress : callable(iteration, total), optional
+    client : distributed.Client, optional
+        Run the reconstructions and registrations of the reprojection alignment as Dask tasks
+        (over blocks of slices and of angles) on the client's cluster; see
+        :func:`~.reprojection.reprojection_align`.
 
     Returns
     -------
@@ -138,6 +142,6 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
     if method == "coarse":
         return coarse
     result = reprojection_align(combined, angles, init=coarse, options=opts, exclude=excluded,
-                                progress=progress)
+                                progress=progress, client=client)
     return replace(result, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
                    reference_energy=float(ref_e))

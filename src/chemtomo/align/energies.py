@@ -3,8 +3,14 @@
 At each angle the projections of all energies were recorded without moving the sample, except
 for drift of the optics between energies (the zone plate refocuses with energy, and the
 ptychographic reconstructions of different energies need not share an origin). So each energy E
-is offset from the reference energy by one (dy, dx), the same at every angle: measured at every
-angle and combined by the median, which ignores the angles where a projection is poor.
+is offset from the reference energy by one (dy, dx), the same at every angle. It is measured from
+all angles at once by joint phase correlation (:func:`.register.register_common_translation`):
+the unit-modulus cross-power spectra of every angle's pair are summed and one peak is taken. The
+former estimate, one phase-correlation peak per angle on a 1/50 px grid combined by the median
+(``combine="median"``), erred by up to 0.07–0.08 px on simulated two-energy series (3 px offset,
+±1° rotation and ±1 % scale per projection, 1 % noise) where the joint estimate errs ≤ 0.04 px
+(tests/align/test_energy_heldout.py): pooling the frequencies of 36 pairs averages the noise
+and the contrast-dependent phase errors of each pair before the peak is located.
 
 Chemical contrast differs between energies (that is the point of the measurement: at 710.2 eV
 FePO4 absorbs more, at 708.2 eV LiFePO4), so grey levels do not match across energies but edges
@@ -30,12 +36,13 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from .register import register_translation
+from .register import register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "resample_to_reference", "check_tilts"]
 
 _FILTERS = ("none", "highpass", "gradient")
+_COMBINE = ("joint", "median")
 
 
 def check_tilts(tilts, angles_deg, *, owner: str = "tilts"):
@@ -124,7 +131,8 @@ def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
 
 
 def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
-                      filter: str = "none", exclude=None, upsample: int = 50, air_weight: bool = True) -> dict:
+                      filter: str = "none", exclude=None, upsample: int = 100, air_weight: bool = True,
+                      combine: str = "joint") -> dict:
     """Offset of every energy's tilt series from the reference energy's, pixels.
 
     Parameters
@@ -149,6 +157,9 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
     air_weight : bool
         Weight each projection by the soft support of its sample (see the module notes), so
         that patterns in the empty field common to all energies do not register.
+    combine : "joint" or "median"
+        One phase correlation of all angles pooled (default), or one per angle and their median
+        (the former method, kept for comparison).
 
     Returns
     -------
@@ -159,6 +170,8 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
     energies, angles = check_tilts(tilts, angles_deg)
     if filter not in _FILTERS:
         raise InputError(f"filter must be one of {_FILTERS}, got {filter!r}")
+    if combine not in _COMBINE:
+        raise InputError(f"combine must be one of {_COMBINE}, got {combine!r}")
     ref_e = _pick_reference(energies, reference_energy)
     ratios = pixel_ratios(energies, ref_e, pixel_m)
     n = angles.size
@@ -174,8 +187,11 @@ def register_energies(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
         if e == ref_e:
             continue
         mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), ratios[e])[use]
-        shifts = register_translation(ref, _edges(prep(mov), filter), upsample=upsample)
-        out[e] = np.median(shifts, axis=0)
+        moving = _edges(prep(mov), filter)
+        if combine == "joint":
+            out[e] = register_common_translation(ref, moving, upsample=upsample)
+        else:
+            out[e] = np.median(register_translation(ref, moving, upsample=upsample), axis=0)
     return out
 
 

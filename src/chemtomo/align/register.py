@@ -25,7 +25,8 @@ from ..core.errors import InputError
 from ..core.fft import fft2, ifft2
 from .transform import grid, raw_coordinates, warp_stack
 
-__all__ = ["register_translation", "register_similarity", "SimilarityFit", "edge_window"]
+__all__ = ["register_translation", "register_common_translation", "register_similarity", "SimilarityFit",
+           "edge_window"]
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +133,45 @@ def register_translation(reference, moving, *, upsample: int = 20, window: bool 
     array([ 2.5 , -0.75])
     """
     ref, mov, single = _check_pair(reference, moving)
+    peak = _correlation_peak(_cross_power(ref, mov, upsample, window, normalization), int(upsample))
+    return peak[0] if single else peak
+
+
+def register_common_translation(reference, moving, *, upsample: int = 100, window: bool = True) -> np.ndarray:
+    """One sub-pixel translation shared by every pair of a stack, by joint phase correlation.
+
+    Each pair's cross-power spectrum is normalised to unit modulus (as in
+    :func:`register_translation`), the normalised spectra of all pairs are summed, and the peak of
+    the sum's inverse DFT is located and refined on a 1/``upsample`` pixel grid. A pure common
+    shift adds coherently at every frequency of every pair; noise, and the phase errors that
+    differing contrast gives each pair, add incoherently. So all pairs' frequencies are pooled
+    before the peak is taken, instead of taking one peak per pair on a discrete grid and combining
+    the peaks (e.g. by their median), which keeps each pair's grid and peak-location error.
+
+    Parameters
+    ----------
+    reference, moving : (n, ny, nx) float
+        Pairs that differ by the same translation (and contrast, noise).
+    upsample : int
+        Precision is 1/``upsample`` pixel.
+    window : bool
+        Multiply the images by :func:`edge_window` first.
+
+    Returns
+    -------
+    shift : (2,) float64 (dy, dx), ``moving(p + shift)`` ≈ ``reference(p)`` for every pair.
+    """
+    ref, mov, _ = _check_pair(reference, moving)
+    xpow = _cross_power(ref, mov, upsample, window, "phase")
+    return _correlation_peak(xpow.sum(axis=0, keepdims=True), int(upsample))[0]
+
+
+def _cross_power(ref, mov, upsample, window, normalization):
+    """Cross-power spectra ``M·R̄`` of the pairs (n, ny, nx), windowed and normalised as asked."""
     if int(upsample) < 1:
         raise InputError(f"upsample must be a positive integer, got {upsample!r}")
     if normalization not in ("phase", None):
         raise InputError(f"normalization must be 'phase' or None, got {normalization!r}")
-    up = int(upsample)
     if window:
         w = edge_window(ref.shape)
         ref = (ref - _weighted_mean(ref, w)) * w
@@ -144,6 +179,11 @@ def register_translation(reference, moving, *, upsample: int = 20, window: bool 
     xpow = fft2(mov) * np.conj(fft2(ref))
     if normalization == "phase":
         xpow = xpow / np.maximum(np.abs(xpow), 1e-12 * np.abs(xpow).max(axis=(-2, -1), keepdims=True) + 1e-30)
+    return xpow
+
+
+def _correlation_peak(xpow, up: int) -> np.ndarray:
+    """Peak (n, 2) of the inverse DFTs of ``xpow``, signed, refined to 1/``up`` pixel."""
     n, ny, nx = xpow.shape
     corr = np.abs(ifft2(xpow))
     flat = corr.reshape(n, -1).argmax(axis=1)
@@ -158,7 +198,7 @@ def register_translation(reference, moving, *, upsample: int = 20, window: bool 
         flat = local.reshape(n, -1).argmax(axis=1)
         sub = np.stack(np.unravel_index(flat, (region, region)), axis=1).astype(np.float64)
         peak = peak + (sub - centre_idx) / up
-    return peak[0] if single else peak
+    return peak
 
 
 def _weighted_mean(img, w):
@@ -250,17 +290,14 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         params[:, 2] = np.deg2rad(np.asarray(r_i, np.float64).reshape(n))
         params[:, 3] = np.asarray(s_i, np.float64).reshape(n)
 
-    gy, gx = np.gradient(mov, axis=(1, 2))
-    stack = np.concatenate([mov, gy.astype(np.float32), gx.astype(np.float32)])
+    gy, gx = (g.astype(np.float32) for g in np.gradient(mov, axis=(1, 2)))
     vy, vx = grid((ny, nx))
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
 
     def evaluate(p):
         q = raw_coordinates((ny, nx), p[:, :2], np.rad2deg(p[:, 2]), p[:, 3])
-        q3 = np.concatenate([q, q, q], axis=1)
-        vals = warp_stack(stack, q3).astype(np.float64)
-        m, my, mx = vals[:n], vals[n:2 * n], vals[2 * n:]
+        m, my, mx = (warp_stack(img, q).astype(np.float64) for img in (mov, gy, gx))
         inside = ((q[0] >= 0) & (q[0] <= ny - 1) & (q[1] >= 0) & (q[1] <= nx - 1))
         ww = w[None] * inside
         # closed-form gain/offset for the current geometry (weighted linear fit)

@@ -39,7 +39,7 @@ import numpy as np
 from .. import tomo
 from ..core.errors import InputError
 from .alignment import Alignment, IterationRecord
-from .register import edge_window, register_similarity, register_translation
+from .register import SimilarityFit, edge_window, register_similarity, register_translation
 from .transform import raw_coordinates, remove_gauge, warp
 
 __all__ = ["reprojection_align", "ReprojectionOptions"]
@@ -133,6 +133,75 @@ def _interpolate_excluded(params, angles_deg, excluded):
     r[bad] = np.interp(angles_deg[bad], xa, r[order])
     s[bad] = np.interp(angles_deg[bad], xa, s[order])
     return t, r, s
+
+
+def _recon_project_block(block, angles_use, angles_target, algorithm, iterations, x0, nx):
+    """One block of slices: reconstruct from ``block`` (warm-started from ``x0`` if given) and
+    reproject at ``angles_target``. A Dask task (slices are independent problems)."""
+    extra = {"x0": x0} if x0 is not None else {}
+    volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
+    return volume, tomo.project(volume, angles_target, nu=nx)
+
+
+def _blocks(ny: int, client, block_slices: int | None) -> list[tuple[int, int]]:
+    """Slice ranges for the Dask tasks: ``block_slices`` each, or two per worker thread."""
+    if block_slices is None:
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+        block_slices = max(1, -(-ny // (2 * threads)))
+    return [(y0, min(ny, y0 + block_slices)) for y0 in range(0, ny, block_slices)]
+
+
+def _reference_dask(aligned, angles_deg, keep, opts, nx, volumes, client, block_slices):
+    """:func:`_reference` (without ``split``) as Dask tasks over blocks of slices."""
+    n, ny, _ = aligned.shape
+    a_use = angles_deg[keep]
+    futures = []
+    for y0, y1 in _blocks(ny, client, block_slices):
+        x0 = volumes[0][y0:y1] if opts.warm_start and 0 in volumes else None
+        futures.append(client.submit(_recon_project_block, np.ascontiguousarray(aligned[keep, y0:y1]), a_use,
+                                     angles_deg, opts.algorithm, opts.recon_iterations, x0, nx, pure=False))
+    parts = client.gather(futures)
+    volumes[0] = np.concatenate([v for v, _ in parts], axis=0)
+    return np.concatenate([r for _, r in parts], axis=1).astype(np.float32, copy=False)
+
+
+def _register_dask(reproj, tilt, params, window, opts, client):
+    """:func:`~.register.register_similarity` of every projection, as Dask tasks over blocks of
+    angles (each projection's fit is independent of the others)."""
+    n = tilt.shape[0]
+    threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+    size = max(1, -(-n // (2 * threads)))
+    futures = []
+    for i0 in range(0, n, size):
+        sl = slice(i0, min(n, i0 + size))
+        init = (params[0][sl], params[1][sl], params[2][sl])
+        futures.append(client.submit(register_similarity, reproj[sl], tilt[sl], init=init, weight=window,
+                                     similarity=opts.similarity, max_iter=opts.register_iter, pure=False))
+    fits = client.gather(futures)
+    cat = {name: np.concatenate([getattr(f, name) for f in fits])
+           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
+
+
+_REGISTER_BLOCK_BYTES = 256 << 20  # bound on the Jacobian of one registration call
+
+
+def _register_chunked(reproj, tilt, params, window, opts):
+    """:func:`~.register.register_similarity` over blocks of angles, so that its float64
+    Jacobian (6 values per pixel per projection) stays under 256 MiB whatever the field size
+    (each projection's fit is independent, so the result is the same as one call)."""
+    n, ny, nx = tilt.shape
+    size = max(1, int(_REGISTER_BLOCK_BYTES // (6 * 8 * ny * nx)))
+    if size >= n:
+        return register_similarity(reproj, tilt, init=params, weight=window, similarity=opts.similarity,
+                                   max_iter=opts.register_iter)
+    fits = [register_similarity(reproj[i0:i0 + size], tilt[i0:i0 + size],
+                                init=tuple(p[i0:i0 + size] for p in params), weight=window,
+                                similarity=opts.similarity, max_iter=opts.register_iter)
+            for i0 in range(0, n, size)]
+    cat = {name: np.concatenate([getattr(f, name) for f in fits])
+           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
 
 
 def _reference(aligned, angles_deg, keep, opts, nx, volumes):
@@ -245,7 +314,7 @@ def _flag_outliers(residual, angles_deg, keep, excluded, opts, step):
 
 
 def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, binning,
-               n_iter, tol_px, progress, step0, total):
+               n_iter, tol_px, progress, step0, total, client=None, block_slices=None):
     """Outer iterations at one resolution; returns params, fit of the last iteration, steps."""
     n, ny, nx = tilt.shape
     window = edge_window((ny, nx), fraction=opts.edge_fraction)
@@ -258,9 +327,12 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
         # rays from outside the measured field are missing (NaN), not empty: the reconstruction
         # gives them no weight, so material pushed out of the field does not vanish from the volume
         aligned = warp(tilt, *params, fill=np.nan)
-        reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
-        fit = register_similarity(reproj, tilt, init=params, weight=window,
-                                  similarity=opts.similarity, max_iter=opts.register_iter)
+        if client is not None and not opts.split:
+            reproj = _reference_dask(aligned, angles_deg, keep, opts, nx, volumes, client, block_slices)
+            fit = _register_dask(reproj, tilt, params, window, opts, client)
+        else:
+            reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
+            fit = _register_chunked(reproj, tilt, params, window, opts)
         fit = _restart_stuck(tilt, reproj, angles_deg, keep, fit, window, opts)
         new = (fit.shifts_px, fit.rotation_deg, fit.scale)
         new = remove_gauge((ny, nx), angles_deg, new, reference, similarity=opts.similarity,
@@ -287,7 +359,8 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
 
 def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
                        options: ReprojectionOptions | None = None, exclude=None,
-                       progress: Callable[[int, int], None] | None = None) -> Alignment:
+                       progress: Callable[[int, int], None] | None = None, client=None,
+                       block_slices: int | None = None) -> Alignment:
     """Align a tilt series by iterative reconstruction, reprojection and similarity registration.
 
     Parameters
@@ -304,6 +377,12 @@ def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
         Projections known to be bad (blank, saturated); left out of every reconstruction.
     progress : callable(iteration, total), optional
         Called after every outer iteration.
+    client : distributed.Client, optional
+        Run each outer iteration's reconstruction and reprojection as Dask tasks over blocks of
+        slices (``block_slices`` each; default two blocks per worker thread) and the
+        registrations as tasks over blocks of angles, on whatever cluster the client is connected
+        to (a ``LocalCluster`` or a scheduler address). Same results as without a client, up to
+        float32 rounding. Not with ``options.split``.
 
     Returns
     -------
@@ -352,10 +431,11 @@ def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
         pb = (params[0] / 2.0, params[1], params[2])
         rb = (reference[0] / 2.0, reference[1], reference[2])
         pb, _, step = _run_level(tb, angles, pb, rb, opts, excluded, history, 2,
-                                 int(opts.binned_iterations), 0.1, progress, 0, total)
+                                 int(opts.binned_iterations), 0.1, progress, 0, total, client, block_slices)
         params = (pb[0] * 2.0, pb[1], pb[2])
     params, fit, step = _run_level(t, angles, params, reference, opts, excluded, history, 1,
-                                   int(opts.iterations), float(opts.tol_px), progress, step, total)
+                                   int(opts.iterations), float(opts.tol_px), progress, step, total,
+                                   client, block_slices)
     unconverged = {}
     for i in np.flatnonzero(~fit.converged):
         if int(i) not in excluded:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ._kernels import bilinear_warp
+
 __all__ = [
     "centre", "grid", "raw_coordinates", "warp", "warp_stack", "displacement_px",
     "inverse_params", "gauge_basis", "remove_gauge", "alignment_error_px",
@@ -75,6 +77,8 @@ def warp_stack(images, q, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
     integer, so interpolation happens only within each image.
     """
     imgs = np.asarray(images, dtype=np.float32)
+    if order == 1:  # the alignment's warp: a compiled 2D bilinear pull (see ._kernels)
+        return bilinear_warp(imgs, q, fill)
     n = imgs.shape[0]
     k = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None, None], q.shape[1:])
     out = ndimage.map_coordinates(imgs, [k, q[0], q[1]], order=order, mode="constant",

@@ -175,7 +175,7 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
     unknown = [n for n in names if n not in _BY_NAME]
     if unknown:
         raise ConfigError(f"unknown stage(s) {unknown}; stages are {', '.join(_BY_NAME)}")
-    needs_client = any(n in ("ptycho", "recon") for n in names)
+    needs_client = any(n in ("ptycho", "recon") for n in names) or ("align" in names and config.compute.scheduler)
     if own_client and needs_client:
         client = make_client(config.compute.scheduler, config.compute.workers)
     ctx = RunContext(config=config, store=store, refs=refs, references_path=refs_path, xas2d_path=xas,

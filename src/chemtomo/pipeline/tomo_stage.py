@@ -112,7 +112,10 @@ def run_align(ctx: RunContext) -> dict:
         options = ReprojectionOptions(recon_iterations=cfg.recon_iterations, binned_iterations=cfg.binned_iterations)
         result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
                        algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, options=options,
-                       progress=progress)
+                       progress=progress,
+                       # on a cluster (compute.scheduler) the loop's reconstructions and registrations are
+                       # Dask tasks; locally the compiled kernels already use every core in this process
+                       client=ctx.client if ctx.config.compute.scheduler else None)
         bar(seen[0], seen[0])  # converged early: the bar ends where the iterations did
         arrays = {"shifts_px": np.asarray(result.shifts_px, np.float64),
                   "rotation_deg": np.asarray(result.rotation_deg, np.float64),
