@@ -34,9 +34,7 @@ that cut the surfaces into two patches.
 Only plate-like regions are examined (thickness extent below 0.7 × the width extent: a pair of
 stacked plates of the simulator reaches 0.51, a cube is 1; with 0.5 instead, 14 fewer of 240
 plates were matched); a single flat or gently tilted plate has one bottom and one top patch
-and is returned whole. A patch's own thickness, against which a thicker (stacked) pair is
-judged, comes from pairs of at least ``min_area_px`` columns, so a sliver of rim columns never
-makes a single plate look stacked.
+and is returned whole.
 """
 
 from __future__ import annotations
@@ -132,20 +130,10 @@ def split_stacked(region: np.ndarray, *, step_px: float = 1.5, min_area_px: floa
     pairs, pair_index = np.unique(pair, return_inverse=True)
     pair_thick = np.array([np.median(thick[pair_index == k]) for k in range(pairs.size)])
     pair_b, pair_u = pairs // n_u, pairs % n_u
-    # a patch's own plate thickness is its thinnest pair *of plate size* (at least min_area_px
-    # columns): a sliver of rim columns is no plate and must not make the body look stacked
-    pair_area = np.bincount(pair_index, minlength=pairs.size)
-    ref_thick = np.where(pair_area >= min_area_px, pair_thick, np.inf)
     min_b = np.full(n_b, np.inf)
     min_u = np.full(n_u, np.inf)
-    np.minimum.at(min_b, pair_b, ref_thick)
-    np.minimum.at(min_u, pair_u, ref_thick)
-    fallback_b = np.full(n_b, np.inf)
-    fallback_u = np.full(n_u, np.inf)
-    np.minimum.at(fallback_b, pair_b, pair_thick)
-    np.minimum.at(fallback_u, pair_u, pair_thick)
-    min_b = np.where(np.isfinite(min_b), min_b, fallback_b)
-    min_u = np.where(np.isfinite(min_u), min_u, fallback_u)
+    np.minimum.at(min_b, pair_b, pair_thick)
+    np.minimum.at(min_u, pair_u, pair_thick)
     linked = pair_thick <= np.minimum(min_b[pair_b], min_u[pair_u]) + step_px + _TIE  # ties link
 
     graph = coo_matrix((np.ones(int(linked.sum())), (pair_b[linked], n_b + pair_u[linked])),

@@ -46,7 +46,7 @@ over the ridge ignores spots where plates lie on each other).
 Measured (matching with IoU ≥ 0.5, automatic threshold, density blurred by 0.7 voxel plus 5 %
 noise): 10 synthetic scenes of 8 rotated 15 × 12 × 3-voxel plates with 2 touching pairs each:
 80/80 matched, 80 found; three ``chemtomo.simulate.plate_sample`` fields of the paper preset
-(151 × 129 × 257 voxels, 80 plates each, many stacked or edge to edge): 232/240 matched, 236
+(151 × 129 × 257 voxels, 80 plates each, many stacked or edge to edge): 232/240 matched, 238
 found (230/240 before the stack split's column grid was made machine-independent; connected
 components alone: 140/240; without the stack split: 54–56 of 80 per field; a
 seed separation of 2 t instead of t: 227/240 before the stack split was widened; the maximum
