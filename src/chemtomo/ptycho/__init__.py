@@ -18,12 +18,12 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
-    "BackgroundOptions",
     "DEFAULT_ALGORITHM",
+    "PAPER_ALGORITHM",
+    "BackgroundOptions",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
-    "PAPER_ALGORITHM",
     "PIEOptions",
     "PositionOptions",
     "ProbeOptions",
