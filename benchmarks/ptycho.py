@@ -268,7 +268,7 @@ def cli_path_run(scan: A.BenchScan, algorithm: str, checkpoints: list[int], fold
                               probe=scan.probe), compression=None)
     res = A.RunResult(f"chemtomo {algorithm} (chemtomo ptycho --no-frc path)")
     res.floor_s = A.fft_floor_s(scan)
-    cli = dict(n_modes=1, background=True, refine_positions=False, frc=False)
+    cli = {"n_modes": 1, "background": True, "refine_positions": False, "frc": False}
     s = read_scan(path)
     reconstruct(s, A.scaled_chain(algorithm, len(algorithm.split(","))), **cli)   # numba compilation
     wanted = set(checkpoints)
@@ -327,7 +327,7 @@ def heldout(quick: bool) -> str:
     mpie = results[0]
     target, t_ref = mpie.error_at(10), mpie.seconds[mpie.iterations.index(10)]
     head = ["code / algorithm", "s/iter", "err@5", "err@10", "err@20", "err@50",
-            f"iterations to PtyLab mPIE@10 err {target:.4f}", f"time to it (s)", "÷ PtyLab mPIE's 10 its",
+            f"iterations to PtyLab mPIE@10 err {target:.4f}", "time to it (s)", "÷ PtyLab mPIE's 10 its",
             "peak RSS (MiB)"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in results:
@@ -339,9 +339,9 @@ def heldout(quick: bool) -> str:
     default = results[2]
     n_its, ttt = iterations_to(default, target), default.time_to_error(target)
     verdict = "met" if math.isfinite(n_its) and n_its < 10 and ttt < t_ref else "missed"
-    out += ["", f"Target 3e (held-out, {default.name}): PtyLab mPIE's 10-iteration error {target:.4f} reached in "
-            f"{fmt(n_its, '.0f')} iterations, {fmt(ttt, '.3f')} s (PtyLab mPIE: 10 iterations, {t_ref:.3f} s; "
-            f"old default {OLD_DEFAULT}: {fmt(iterations_to(results[3], target), '.0f')} iterations) -> {verdict}"]
+    out += ["", (f"Target 3e (held-out, {default.name}): PtyLab mPIE's 10-iteration error {target:.4f} reached in "
+                 f"{fmt(n_its, '.0f')} iterations, {fmt(ttt, '.3f')} s (PtyLab mPIE: 10 iterations, {t_ref:.3f} s; "
+                 f"old default {OLD_DEFAULT}: {fmt(iterations_to(results[3], target), '.0f')} iterations) -> {verdict}")]
     return "\n".join(lines + [""] + out)
 
 

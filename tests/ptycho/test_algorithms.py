@@ -34,7 +34,12 @@ def test_the_default_chain_is_the_same_everywhere():
     import inspect
 
     from chemtomo.pipeline.config import PtychoConfig
-    from chemtomo.ptycho import DEFAULT_ALGORITHM, PAPER_ALGORITHM, reconstruct, reconstruct_many
+    from chemtomo.ptycho import (
+        DEFAULT_ALGORITHM,
+        PAPER_ALGORITHM,
+        reconstruct,
+        reconstruct_many,
+    )
 
     # issue 15: mPIE then ePIE by default (more accurate than RAAR at these photon counts);
     # the paper's RAAR:500 stays available by name

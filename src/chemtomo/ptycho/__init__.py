@@ -19,14 +19,14 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
-    "BackgroundOptions",
     "DEFAULT_ALGORITHM",
+    "PAPER_ALGORITHM",
+    "BackgroundOptions",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
     "OrientationGuess",
     "OrientationTrial",
-    "PAPER_ALGORITHM",
     "PIEOptions",
     "PositionOptions",
     "ProbeOptions",
