@@ -124,7 +124,7 @@ def test_corner_with_beam_off_centre_or_other_distance_warns(tmp_path):
 
 
 def test_write_scan_records_the_default_basis_and_a_centred_corner(tmp_path):
-    frames, mask, probe, translation = default_experiment()
+    frames, _, _, translation = default_experiment()
     scan = Scan(frames=frames, positions_m=translation[:, [1, 0]], energy_ev=708.0, distance_m=0.1,
                 detector_pixel_m=PY, detector_pixel_yx_m=(PY, PX))
     p = write_scan(tmp_path / "w.cxi", scan)

@@ -12,9 +12,13 @@ import pytest
 from chemtomo.core import InputError, Scan, energy_to_wavelength
 from chemtomo.ptycho import zone_plate_probe
 from chemtomo.ptycho.orientation import CONVENTIONS, apply_convention, guess_orientation
-from chemtomo.simulate.ptychography import diffraction_frames, object_shape, raster_positions
+from chemtomo.simulate.ptychography import (
+    diffraction_frames,
+    object_shape,
+    raster_positions,
+)
 
-from .conftest import DISTANCE_M, ENERGY_EV, N, PIXEL_M, blob_object
+from .conftest import DISTANCE_M, ENERGY_EV, PIXEL_M, N, blob_object
 
 TRUE = (True, True, False)  # swap_xy, flip_x, flip_y
 

@@ -41,8 +41,8 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["DetectorGeometry", "read_detector_geometry", "to_lab_orientation", "DEFAULT_BASIS_NOTE",
-           "AXIS_TOLERANCE"]
+__all__ = ["AXIS_TOLERANCE", "DEFAULT_BASIS_NOTE", "DetectorGeometry", "read_detector_geometry",
+           "to_lab_orientation"]
 
 DETECTOR = "entry_1/instrument_1/detector_1"
 #: Largest in-plane off-axis component (relative to the vector length) of a basis vector that is
@@ -124,8 +124,8 @@ def _basis(f: h5py.File, src: Path) -> np.ndarray | None:
     return b
 
 
-def _axis(v: np.ndarray, which: str, src: Path) -> tuple[int, int]:
-    """(lab axis 0 = x / 1 = y, sign) of an in-plane, axis-aligned basis vector."""
+def _axis(v: np.ndarray, which: str, src: Path) -> int:
+    """Lab axis (0 = x, 1 = y) of an in-plane, axis-aligned basis vector."""
     path = f"/{DETECTOR}/basis_vectors"
     length = float(np.linalg.norm(v))
     if length <= 0:
@@ -141,7 +141,7 @@ def _axis(v: np.ndarray, which: str, src: Path) -> tuple[int, int]:
         raise InputError(f"{src}: {path}: the {which} vector {v.tolist()} is rotated {angle:.2f}° from the "
                          f"{'xy'[axis]} axis (at most {math.degrees(math.atan(AXIS_TOLERANCE)):.2f}° is read as "
                          "aligned); rotate the frames so their axes lie along x and y")
-    return axis, int(np.sign(v[axis]))
+    return axis
 
 
 def read_detector_geometry(f: h5py.File, src: Path, frame_shape: tuple[int, int]) -> DetectorGeometry:
@@ -168,7 +168,7 @@ def read_detector_geometry(f: h5py.File, src: Path, frame_shape: tuple[int, int]
             if given is not None and abs(given - length) > AGREEMENT * length:
                 raise InputError(f"{src}: /{DETECTOR}/{name} = {given:g} m disagrees with the length of its "
                                  f"basis_vectors row, {length:g} m; expected the same pixel pitch")
-    (ax0, s0), (ax1, s1) = _axis(b[0], "row", src), _axis(b[1], "column", src)
+    ax0, ax1 = _axis(b[0], "row", src), _axis(b[1], "column", src)
     if ax0 == ax1:
         raise InputError(f"{src}: /{DETECTOR}/basis_vectors: rows {b[0].tolist()} and columns {b[1].tolist()} "
                          f"both run along {'xy'[ax0]}; expected one along x and one along y")
