@@ -92,3 +92,23 @@ def test_changed_setting_redoes_the_stage_and_downstream(tiny_dataset, reference
     for stage in ("recon", "fsc", "chem", "particles"):
         assert f"{stage:<11} up to date" not in r.stdout
     assert RunStore(out, create=False).group_attrs("volumes")["iterations"] == 10
+
+
+def test_fsc_off_skips_only_the_fsc(tiny_dataset, reference_run, tmp_path):
+    # the FSC only tunes the segmentation's smoothing (an optional upstream): turning it off must
+    # skip that stage and nothing after it, and the particles are redone without it
+    import shutil
+
+    out = tmp_path / "run.zarr"
+    shutil.copytree(reference_run.path, out)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text((tiny_dataset / "run.toml").read_text()
+                   .replace('manifest = "manifest.csv"', f'manifest = "{tiny_dataset / "manifest.csv"}"')
+                   + "[resolution]\nfsc = false\n")
+    r = run_cli(["run", str(cfg), "--out", str(out), "--no-report"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    store = RunStore(out, create=False)
+    assert store.stage_record("fsc")["skipped"] == "[resolution] fsc = false"
+    rec = store.stage_record("particles")
+    assert "skipped" not in rec and rec["summary"]
+    assert rec["hash"] != reference_run.stage_record("particles")["hash"]  # redone, not left as it was

@@ -39,6 +39,11 @@ class Stage:
     upstream: tuple[str, ...]
     sections: tuple[str, ...]
     output: str  # the store group whose presence says the stage's result exists
+    optional: tuple[str, ...] = ()  # upstream stages used when they ran; their being skipped skips nothing
+
+    def requires(self, other: str) -> bool:
+        """Whether this stage cannot run without ``other``'s result."""
+        return other in self.upstream and other not in self.optional
 
 
 STAGES: tuple[Stage, ...] = (
@@ -48,7 +53,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("recon", run_recon, ("align",), ("tomo",), "volumes"),
     Stage("fsc", run_fsc, ("align",), ("tomo", "resolution"), "resolution/fsc"),
     Stage("chem", run_chem, ("recon",), ("chem",), "chem"),
-    Stage("particles", run_particles, ("chem", "fsc"), ("particles",), "particles"),
+    # the FSC resolution sets the segmentation's smoothing when there is one
+    Stage("particles", run_particles, ("chem", "fsc"), ("particles",), "particles", optional=("fsc",)),
 )
 _BY_NAME = {s.name: s for s in STAGES}
 
@@ -199,7 +205,7 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
                 raise StoreError(f"{store.path}: group '{key}', written by stage '{stage.name}', is damaged "
                                  f"({problem}); run `chemtomo run` on the store to redo it first")
             if stage.name not in names:
-                if not current and only is not None and any(stage.name in s.upstream for s in STAGES
+                if not current and only is not None and any(s.requires(stage.name) for s in STAGES
                                                              if s.name in names) and not store.has(stage.output):
                     raise StoreError(f"{store.path}: stage '{stage.name}' has not run; run it (or the whole "
                                      "pipeline) first")
@@ -207,9 +213,9 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
             if current:
                 say(f"{stage.name:<11} up to date (skipped)")
                 continue
-            if any(u in skipped for u in stage.upstream):
+            if any(stage.requires(u) for u in skipped):
                 skipped.add(stage.name)
-                say(f"{stage.name:<11} skipped (needs {', '.join(u for u in stage.upstream if u in skipped)})")
+                say(f"{stage.name:<11} skipped (needs {', '.join(u for u in skipped if stage.requires(u))})")
                 continue
             if stage.name in damaged and rec is not None and rec.get("hash") == h:
                 key, problem = damaged[stage.name]
