@@ -41,6 +41,7 @@ from .statistics import (
     classify,
     composition_histogram,
     fit_bimodal,
+    soc_region,
     state_of_charge,
 )
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
@@ -53,7 +54,7 @@ __all__ = [
     "unmix", "UnmixInfo", "joint_reconstruct", "JointResult", "fraction", "sample_mask", "uncertainty", "estimate_noise",
     "references_from_table", "MAX_CONDITION",
     "polar_angle", "polar_to_fraction", "reference_angles",
-    "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "composition_histogram",
+    "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "soc_region", "composition_histogram",
     "CLASS_NAMES",
     "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
     "normalise_xanes", "XanesNormalisation", "edge_position", "white_line_energy",

@@ -25,14 +25,13 @@ from scipy import ndimage
 from chemtomo.core import InputError, to_numpy
 
 from .references import MAX_CONDITION, check_references
-from .statistics import classify, state_of_charge
+from .statistics import classify, soc_region, state_of_charge
 from .unmix import fraction as fraction_map
 from .unmix import sample_mask
 
 __all__ = ["JointResult", "joint_reconstruct"]
 
 _ENERGY_TOL_EV = 0.05
-_SOC_DILATION_PX = 3   # the SOC's region: the sample mask grown by this (holds the blurred rims)
 _CONSERVED_REL = 0.01  # projection totals constant with angle to this: the sample stays in the field
 
 
@@ -217,7 +216,7 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         quad = np.einsum("k...,kl,l...->...", h, g.astype(np.float32), h)
         sigma_x = np.sqrt(info.variance_scale * quad).astype(np.float32)
     sigma_x = np.where(mask, sigma_x, np.float32(np.nan)).astype(np.float32)
-    region = ndimage.binary_dilation(mask, iterations=_SOC_DILATION_PX)
+    region = soc_region(mask)
     soc_proj = _soc_from_projections(tilts, r)
     if np.any(density[region] > 0):
         soc, soc_sigma = state_of_charge(conc, mask=region)

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.special import log_ndtr
 
 from chemtomo.core import InputError
@@ -275,6 +276,20 @@ def class_fractions(labels) -> dict[str, float]:
     total = counts.sum()
     shares = counts / total if total > 0 else np.full(3, np.nan)
     return {name: float(s) for name, s in zip(CLASS_NAMES, shares)}
+
+
+SOC_GROW_PX = 3  # the SOC's region: the sample mask grown by this many voxels
+
+
+def soc_region(mask, grow_px: int = SOC_GROW_PX) -> np.ndarray:
+    """The voxels a state of charge is summed over: the sample mask grown by ``grow_px`` voxels.
+
+    Growing keeps the blurred rims of the particles (the resolution spreads ~15 % of the mass
+    outside a tight mask), while leaving out the empty volume: there a reconstruction clipped to
+    μ ≥ 0 holds rectified noise that does not average out, and summed over the whole volume it
+    biased the SOC of a 16-energy TXM run by +0.06.
+    """
+    return ndimage.binary_dilation(np.asarray(mask, bool), iterations=int(grow_px))
 
 
 def state_of_charge(values, density=None, sigma=None, *, mask=None) -> tuple[float, float]:

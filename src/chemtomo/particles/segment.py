@@ -32,7 +32,8 @@ The steps:
 
 4. **Plates stacked face on face** share a wide flat interface that no distance map or neck
    reveals; each region is split further from the steps in its top and bottom surfaces
-   (:func:`chemtomo.particles.layers.split_stacked`).
+   (:func:`chemtomo.particles.layers.split_stacked`). A layer of less than 4 t³ (narrower than
+   twice the region's thickness t both ways: no plate) is merged back into the layer it touches most.
 5. **Small objects** below ``min_volume_m3`` are removed (default: a sphere whose diameter is
    twice the resolution, i.e. objects that the reconstruction cannot resolve as particles).
    Fragments of a split component below that size are first merged into the neighbour they share
@@ -295,6 +296,9 @@ def _split_component(component: np.ndarray, sep_px, h_rel, contact_ratio, min_vo
     return _merge_small(_split_stacks(regions, min_area_px), min_voxels)
 
 
+_MIN_PLATE_ASPECT = 2.0  # smallest width/thickness of a layer split from a stack
+
+
 def _split_stacks(regions: np.ndarray, min_area_px: float) -> np.ndarray:
     """Split each region into the plates stacked face on face in it (see :mod:`.layers`)."""
     out = np.zeros_like(regions)
@@ -304,6 +308,10 @@ def _split_stacks(regions: np.ndarray, min_area_px: float) -> np.ndarray:
         if not inside.any():
             continue
         parts = split_stacked(inside, min_area_px=min_area_px)
+        if parts.max() > 1:
+            # a layer cut from a stack is itself a plate, wider than twice its thickness both
+            # ways: a thinner sliver (the rim of a tilted plate, a noisy step) goes back whole
+            parts = _merge_small(parts, _MIN_PLATE_ASPECT ** 2 * _thickness(inside) ** 3)
         out[inside] = parts[inside] + (next_label - 1)
         next_label += int(parts.max())
     return out

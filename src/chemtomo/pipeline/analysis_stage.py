@@ -166,9 +166,10 @@ def _two_step(chem, cfg, mus: np.ndarray, refs: np.ndarray, method: str) -> dict
     density = np.nansum(conc, axis=0).astype(np.float32)
     mask = chem.sample_mask(density, threshold=cfg.density_threshold or None)
     frac = chem.fraction(conc, mask=mask)
-    # over every voxel's concentrations, not only the masked ones: a tight mask drops the blurred
-    # rims of the particles (~15 % of the mass) and clipped fractions bias towards 0.5
-    soc, soc_sigma = chem.state_of_charge(conc)
+    # over the concentrations of the sample grown by a few voxels, not the fractions of the tight
+    # mask (it drops the blurred rims, ~15 % of the mass, and clipped fractions bias towards 0.5),
+    # nor every voxel (the empty volume holds the rectified noise of a clipped reconstruction)
+    soc, soc_sigma = chem.state_of_charge(conc, mask=chem.soc_region(mask))
     return {"conc": conc, "density": density, "mask": mask, "fraction": frac, "soc": soc, "soc_sigma": soc_sigma}
 
 
