@@ -165,17 +165,7 @@ def _write_truth(path: Path, ds: Dataset) -> None:
             f.create_dataset(f"od/{_ekey(e)}", data=ds.od_truth(float(e)), compression="gzip")
             f.create_dataset(f"pixel_m/{_ekey(e)}", data=float(ds.pixel_m[float(e)]))
             f.create_dataset(f"probes/{_ekey(e)}", data=ds.probes[float(e)])
-        f.create_dataset("voxel_m", data=float(s.voxel_m))
-        f.create_dataset("soc", data=float(ds.soc))
-        f.create_dataset("soc_measured", data=float(s.soc))
-        f.create_dataset("angles_deg", data=np.asarray(ds.angles_deg, np.float64))
-        f.create_dataset("energies_eV", data=np.asarray(ds.energies_ev, np.float64))
-        a = ds.alignment
-        f.create_dataset("alignment/shifts_px", data=a.shifts_px)
-        f.create_dataset("alignment/rotation_deg", data=a.rotation_deg)
-        f.create_dataset("alignment/scale", data=a.scale)
-        f.create_dataset("alignment/energy_offsets_px", data=a.energy_offsets_px)
-        f.create_dataset("alignment/energies_eV", data=a.energies_ev)
+        _write_shared_truth(f, ds, s)
         f.create_dataset("positions", data=ds.positions_m)
         f.create_dataset("positions_recorded", data=ds.recorded_positions_m)
         f.create_dataset("positions_nominal", data=ds.nominal_positions_m)
@@ -366,17 +356,7 @@ def _write_txm_truth(path: Path, ds: TXMDataset) -> None:
             f.create_dataset(f"flat_drift/{k}", data=ds.flat_drift[i])
         dark = f.create_dataset("dark_level", data=ds.dark_level, compression="gzip")
         dark.attrs["read_noise_counts"] = float(ds.preset.read_noise_counts)
-        f.create_dataset("voxel_m", data=float(s.voxel_m))
-        f.create_dataset("soc", data=float(ds.soc))
-        f.create_dataset("soc_measured", data=float(s.soc))
-        f.create_dataset("angles_deg", data=np.asarray(ds.angles_deg, np.float64))
-        f.create_dataset("energies_eV", data=np.asarray(ds.energies_ev, np.float64))
-        a = ds.alignment
-        f.create_dataset("alignment/shifts_px", data=a.shifts_px)
-        f.create_dataset("alignment/rotation_deg", data=a.rotation_deg)
-        f.create_dataset("alignment/scale", data=a.scale)
-        f.create_dataset("alignment/energy_offsets_px", data=a.energy_offsets_px)
-        f.create_dataset("alignment/energies_eV", data=a.energies_ev)
+        _write_shared_truth(f, ds, s)
         for key, text in TXM_TRUTH_LAYOUT.items():
             f.attrs["doc:" + key] = text
 
@@ -468,3 +448,18 @@ def read_truth(folder: str | os.PathLike) -> SimulatedTruth:
             background=optional("background"), mask=optional("mask"), soc=float(f["soc"][()]),
             soc_measured=float(f["soc_measured"][()]), preset=str(f.attrs["preset"]), seed=int(f.attrs["seed"]),
             parameters=json.loads(f.attrs["parameters"]), kind=kind, detector=detector)
+
+
+def _write_shared_truth(f: h5py.File, ds, sample) -> None:
+    """The truth every preset writes alike: voxel, SOC, angles, energies, the true misalignment."""
+    f.create_dataset("voxel_m", data=float(sample.voxel_m))
+    f.create_dataset("soc", data=float(ds.soc))
+    f.create_dataset("soc_measured", data=float(sample.soc))
+    f.create_dataset("angles_deg", data=np.asarray(ds.angles_deg, np.float64))
+    f.create_dataset("energies_eV", data=np.asarray(ds.energies_ev, np.float64))
+    a = ds.alignment
+    f.create_dataset("alignment/shifts_px", data=a.shifts_px)
+    f.create_dataset("alignment/rotation_deg", data=a.rotation_deg)
+    f.create_dataset("alignment/scale", data=a.scale)
+    f.create_dataset("alignment/energy_offsets_px", data=a.energy_offsets_px)
+    f.create_dataset("alignment/energies_eV", data=a.energies_ev)
