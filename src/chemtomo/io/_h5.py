@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..core.errors import InputError
 
@@ -54,3 +55,16 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_scalar(f: h5py.File, path: str, name: str, src: Path) -> float:
+    """The number at ``/path`` of an open file; an InputError naming file, path and meaning otherwise."""
+    if path not in f:
+        raise InputError(f"{src}: missing dataset /{path} ({name})")
+    try:
+        v = np.asarray(f[path][()], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{src}: /{path} ({name}) is not numeric: {exc}") from exc
+    if v.size != 1:
+        raise InputError(f"{src}: /{path} ({name}) must be a scalar, found shape {v.shape}")
+    return float(v.reshape(()))

@@ -35,7 +35,7 @@ import numpy as np
 from ..core.containers import Curve, Projection, Scan
 from ..core.errors import InputError
 from ..core.units import ev_to_joule, joule_to_ev
-from ._h5 import atomic_path, first_present, open_h5
+from ._h5 import atomic_path, first_present, open_h5, read_scalar
 from .cxi_geometry import read_detector_geometry, to_lab_orientation
 
 __all__ = ["read_scan", "read_scan_geometry", "write_scan", "write_projection", "read_projection", "ENERGY_RANGE_EV",
@@ -63,18 +63,6 @@ DETECTOR = "entry_1/instrument_1/detector_1"
 PROBE_PATHS = ("entry_1/instrument_1/source_1/probe", "entry_1/instrument_1/detector_1/probe")
 
 
-def _scalar(f: h5py.File, path: str, name: str, src: Path) -> float:
-    if path not in f:
-        raise InputError(f"{src}: missing dataset /{path} ({name})")
-    try:
-        v = np.asarray(f[path][()], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{src}: /{path} ({name}) is not numeric: {exc}") from exc
-    if v.size != 1:
-        raise InputError(f"{src}: /{path} ({name}) must be a scalar, found shape {v.shape}")
-    return float(v.reshape(()))
-
-
 def _check_joules(energy_j: float, src: Path) -> float:
     """The energy in eV of a CXI energy in joules, refusing values that are no photon energy."""
     lo, hi = ENERGY_RANGE_EV
@@ -98,7 +86,7 @@ def _angle(f: h5py.File, src: Path, angle_key: str | None) -> float:
         key = angle_key.strip("/")
         if key not in f:
             raise InputError(f"{src}: missing dataset /{key} (tilt angle, configured as angle_key)")
-        return _scalar(f, key, "tilt angle in degrees", src)
+        return read_scalar(f, key, "tilt angle in degrees", src)
     path, ds = first_present(f, ORIENTATION_PATHS)
     if ds is None:
         return float("nan")
@@ -173,7 +161,7 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
             raise InputError(f"{src}: /{tpath} has non-finite positions in rows {bad[:10].tolist()}")
         positions = _positions(t, swap_xy=swap_xy, flip_y=flip_y, flip_x=flip_x)
 
-        energy_j = _scalar(f, ENERGY_PATH, "photon energy in joules", src)
+        energy_j = read_scalar(f, ENERGY_PATH, "photon energy in joules", src)
         energy_ev = _check_joules(energy_j, src)
         geometry = read_detector_geometry(f, src, frames.shape[1:])
         dist = geometry.distance_m
@@ -319,16 +307,16 @@ def read_projection(path: str | os.PathLike) -> Projection:
                              "(for optical-density images use [input] kind = \"od\")")
         data = np.asarray(ds[()]).reshape(shape[-2:]).astype(np.complex64)
         xpath, ypath = f"{IMAGE}/x_pixel_size", f"{IMAGE}/y_pixel_size"
-        pix = _positive(_scalar(f, xpath, "image pixel size in metres", src), xpath, "image pixel size", src)
+        pix = _positive(read_scalar(f, xpath, "image pixel size in metres", src), xpath, "image pixel size", src)
         if ypath in f:
-            piy = _positive(_scalar(f, ypath, "image pixel size in metres", src), ypath, "image pixel size", src)
+            piy = _positive(read_scalar(f, ypath, "image pixel size in metres", src), ypath, "image pixel size", src)
             if abs(piy / pix - 1) > 1e-3:
                 raise InputError(f"{src}: /{xpath} = {pix:g} m but /{ypath} = {piy:g} m; expected square "
                                  "pixels (resample the image first)")
         epath, _ = first_present(f, IMAGE_ENERGY_PATHS)
         if epath is None:
             raise InputError(f"{src}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
-        energy = _check_joules(_scalar(f, epath, "photon energy in joules", src), src)
+        energy = _check_joules(read_scalar(f, epath, "photon energy in joules", src), src)
         probe = np.asarray(f[f"{IMAGE}/probe"][()]) if f"{IMAGE}/probe" in f else None
         bg = np.asarray(f[f"{IMAGE}/background"][()]) if f"{IMAGE}/background" in f else None
         errors = np.asarray(f[f"{IMAGE}/errors"][()]) if f"{IMAGE}/errors" in f else None
@@ -357,7 +345,7 @@ def read_scan_geometry(path: str | os.PathLike, *, swap_xy: bool = False, flip_y
         if fds is None or tds is None or fds.ndim != 3:
             raise InputError(f"{src}: missing or malformed frames or positions; run `chemtomo info {src}`")
         t = np.asarray(tds[()], dtype=np.float64)
-        energy_ev = joule_to_ev(_scalar(f, ENERGY_PATH, "photon energy in joules", src))
+        energy_ev = joule_to_ev(read_scalar(f, ENERGY_PATH, "photon energy in joules", src))
         geometry = read_detector_geometry(f, src, tuple(int(s) for s in fds.shape[1:]))
         shape = tuple(int(s) for s in to_lab_orientation(np.empty(fds.shape[1:], bool), geometry).shape)
     positions = _positions(t, swap_xy=swap_xy, flip_y=flip_y, flip_x=flip_x)

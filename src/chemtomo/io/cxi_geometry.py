@@ -40,6 +40,7 @@ import h5py
 import numpy as np
 
 from ..core.errors import InputError
+from ._h5 import read_scalar
 
 __all__ = ["AXIS_TOLERANCE", "DEFAULT_BASIS_NOTE", "DetectorGeometry", "read_detector_geometry",
            "to_lab_orientation"]
@@ -91,13 +92,7 @@ class DetectorGeometry:
 def _number(f: h5py.File, path: str, name: str, src: Path) -> float | None:
     if path not in f:
         return None
-    try:
-        v = np.asarray(f[path][()], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{src}: /{path} ({name}) is not numeric: {exc}") from exc
-    if v.size != 1:
-        raise InputError(f"{src}: /{path} ({name}) must be a scalar, found shape {v.shape}")
-    value = float(v.reshape(()))
+    value = read_scalar(f, path, name, src)
     if not math.isfinite(value) or value <= 0:
         raise InputError(f"{src}: /{path} ({name}) must be a positive finite number of metres, found {value!r}")
     return value
