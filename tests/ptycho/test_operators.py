@@ -53,7 +53,7 @@ def test_object_sums_are_the_adjoint_of_the_exit_waves():
     v = _crandn(model.n_frames, 2, 16, 16)
     out = np.empty_like(v)
     model.exit_waves(out, obj, probes, model.all_frames)
-    num, _, _, _ = model.accumulate(v, obj, probes, model.all_frames, model.chunks)
+    num, _, _, _ = model.accumulate(v, obj, probes, model.all_frames)
     lhs, rhs = np.vdot(v, out), np.vdot(num, obj)
     # <A O, v> = <O, A^H v>; single-precision sums of ~4000 terms: relative error ~1e-5
     assert abs(lhs - rhs) < 1e-4 * abs(lhs)
@@ -65,7 +65,7 @@ def test_probe_sums_are_the_adjoint_of_the_exit_waves_in_the_probe():
     v = _crandn(model.n_frames, 2, 16, 16)
     out = np.empty_like(v)
     model.exit_waves(out, obj, model.shifted_probes(probe), model.all_frames)
-    _, _, num, den = model.accumulate(v, obj, model.shifted_probes(probe), model.all_frames, model.chunks,
+    _, _, num, den = model.accumulate(v, obj, model.shifted_probes(probe), model.all_frames,
                                       do_object=False, do_probe=True)
     adjoint = model.unshift_sum(num)  # shift bins back (adjoint of the per-bin Fourier shifts)
     lhs, rhs = np.vdot(v, out), np.vdot(adjoint, probe)

@@ -49,11 +49,14 @@ def plan_object_shapes(ctx: RunContext) -> dict[float, dict]:
 
 
 def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) -> dict:
-    """One Dask task: read a CXI scan and reconstruct it. Returns plain arrays and numbers."""
+    """One Dask task: read a CXI scan and reconstruct it on one core (the stage runs one task per
+    core at once, ``core.fft.one_core``). Returns plain arrays and numbers."""
+    from ..core.fft import one_core
     from ..ptycho import reconstruct
 
     scan = read_scan(path, **read_options)
-    proj = reconstruct(scan, **recon_options)
+    with one_core():
+        proj = reconstruct(scan, **recon_options)
     frc = proj.frc
     return {
         "transmission": np.asarray(proj.transmission, np.complex64),

@@ -187,37 +187,48 @@ def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio,
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def accumulate(buf, obj, probes, cy, cx, kb, frames, chunks, c_phi, obj_num, obj_den, probe_num,
+def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
                probe_den, do_object, do_probe):  # pragma: no cover
-    """Scatter-add the overlap sums of the waves ``v = buf + c_phi·P·O[patch]``, per thread chunk t.
+    """Scatter-add the overlap sums of the waves ``v = buf + c_phi·P·O[patch]``.
 
-    Object: ``obj_num[t] += Σ_m conj(P_m) v_m``, ``obj_den[t] += Σ_m |P_m|²`` on the object grid.
-    Probe (``do_probe``): ``probe_num[t, kb, m] += conj(O) v_m``, ``probe_den[t, kb] += |O|²`` on
-    the probe grid of the frame's shift bin. ``c_phi`` is 0 (projection and gradient sums of
+    Object: ``obj_num += Σ_m conj(P_m) v_m``, ``obj_den += Σ_m |P_m|²`` on the object grid.
+    Probe (``do_probe``): ``probe_num[kb, m] += conj(O) v_m``, ``probe_den[kb] += |O|²`` on the
+    probe grid of the frame's shift bin. ``c_phi`` is 0 (projection and gradient sums of
     ``buf``) or −1 (PIE: sums of the correction ``buf − P·O``).
+
+    Threads own output rows (object rows, then probe rows) and add the frames that reach their
+    row in the order of ``frames``: no two threads write the same element, no per-thread copies
+    of the object are needed, and every sum is added in the same order whatever the number of
+    threads (the result is the same bits with 1 or 16 threads).
     """
     n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
     c = np.float32(c_phi)
-    for t in prange(chunks.shape[0] - 1):
-        for i in range(chunks[t], chunks[t + 1]):
-            j = frames[i]
-            y0, x0, k = cy[j], cx[j], kb[j]
-            for m in range(n_modes):
-                for y in range(h):
+    nf = frames.shape[0]
+    if do_object:
+        for yy in prange(obj.shape[0]):
+            for i in range(nf):
+                j = frames[i]
+                y = yy - cy[j]
+                if y < 0 or y >= h:
+                    continue
+                x0, k = cx[j], kb[j]
+                for m in range(n_modes):
                     for x in range(w):
                         p = probes[k, m, y, x]
-                        o = obj[y0 + y, x0 + x]
-                        v = buf[i, m, y, x] + c * (p * o)
-                        if do_object:
-                            obj_num[t, y0 + y, x0 + x] += p.conjugate() * v
-                            obj_den[t, y0 + y, x0 + x] += p.real * p.real + p.imag * p.imag
-                        if do_probe:
-                            probe_num[t, k, m, y, x] += o.conjugate() * v
-            if do_probe:
-                for y in range(h):
-                    for x in range(w):
-                        o = obj[y0 + y, x0 + x]
-                        probe_den[t, k, y, x] += o.real * o.real + o.imag * o.imag
+                        v = buf[i, m, y, x] + c * (p * obj[yy, x0 + x])
+                        obj_num[yy, x0 + x] += p.conjugate() * v
+                        obj_den[yy, x0 + x] += p.real * p.real + p.imag * p.imag
+    if do_probe:
+        for y in prange(h):
+            for i in range(nf):
+                j = frames[i]
+                y0, x0, k = cy[j], cx[j], kb[j]
+                for x in range(w):
+                    o = obj[y0 + y, x0 + x]
+                    for m in range(n_modes):
+                        v = buf[i, m, y, x] + c * (probes[k, m, y, x] * o)
+                        probe_num[k, m, y, x] += o.conjugate() * v
+                    probe_den[k, y, x] += o.real * o.real + o.imag * o.imag
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -443,40 +454,47 @@ def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_rat
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def accumulate_1(buf, obj, probes, cy, cx, kb, frames, chunks, c_phi, obj_num, obj_den, probe_num, probe_den,
+def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num, probe_den,
                  do_object, do_probe):  # pragma: no cover
     """Single-mode ``accumulate`` on float views: buf (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w),
-    obj_num (T, oy, 2ox), probe_num (T, K, h, 2w); the dens are plain float32."""
+    obj_num (oy, 2ox), probe_num (K, h, 2w); the dens are plain float32. Rows are owned by
+    threads as in ``accumulate``."""
     h, w = probes.shape[1], probes.shape[2] // 2
     c = np.float32(c_phi)
-    for t in prange(chunks.shape[0] - 1):
-        for i in range(chunks[t], chunks[t + 1]):
-            j = frames[i]
-            y0, x0, k = cy[j], cx[j], kb[j]
-            if do_object:
-                for y in range(h):
-                    for x in range(w):
-                        pr = probes[k, y, 2 * x]
-                        pi = probes[k, y, 2 * x + 1]
-                        o_r = obj[y0 + y, 2 * (x0 + x)]
-                        o_i = obj[y0 + y, 2 * (x0 + x) + 1]
-                        vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
-                        vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
-                        obj_num[t, y0 + y, 2 * (x0 + x)] += pr * vr + pi * vi
-                        obj_num[t, y0 + y, 2 * (x0 + x) + 1] += pr * vi - pi * vr
-                        obj_den[t, y0 + y, x0 + x] += pr * pr + pi * pi
-            if do_probe:
-                for y in range(h):
-                    for x in range(w):
-                        pr = probes[k, y, 2 * x]
-                        pi = probes[k, y, 2 * x + 1]
-                        o_r = obj[y0 + y, 2 * (x0 + x)]
-                        o_i = obj[y0 + y, 2 * (x0 + x) + 1]
-                        vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
-                        vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
-                        probe_num[t, k, y, 2 * x] += o_r * vr + o_i * vi
-                        probe_num[t, k, y, 2 * x + 1] += o_r * vi - o_i * vr
-                        probe_den[t, k, y, x] += o_r * o_r + o_i * o_i
+    nf = frames.shape[0]
+    if do_object:
+        for yy in prange(obj.shape[0]):
+            for i in range(nf):
+                j = frames[i]
+                y = yy - cy[j]
+                if y < 0 or y >= h:
+                    continue
+                x0, k = cx[j], kb[j]
+                for x in range(w):
+                    pr = probes[k, y, 2 * x]
+                    pi = probes[k, y, 2 * x + 1]
+                    o_r = obj[yy, 2 * (x0 + x)]
+                    o_i = obj[yy, 2 * (x0 + x) + 1]
+                    vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    obj_num[yy, 2 * (x0 + x)] += pr * vr + pi * vi
+                    obj_num[yy, 2 * (x0 + x) + 1] += pr * vi - pi * vr
+                    obj_den[yy, x0 + x] += pr * pr + pi * pi
+    if do_probe:
+        for y in prange(h):
+            for i in range(nf):
+                j = frames[i]
+                y0, x0, k = cy[j], cx[j], kb[j]
+                for x in range(w):
+                    pr = probes[k, y, 2 * x]
+                    pi = probes[k, y, 2 * x + 1]
+                    o_r = obj[y0 + y, 2 * (x0 + x)]
+                    o_i = obj[y0 + y, 2 * (x0 + x) + 1]
+                    vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    probe_num[k, y, 2 * x] += o_r * vr + o_i * vi
+                    probe_num[k, y, 2 * x + 1] += o_r * vi - o_i * vr
+                    probe_den[k, y, x] += o_r * o_r + o_i * o_i
 
 
 @njit(parallel=True, cache=True, fastmath=True)

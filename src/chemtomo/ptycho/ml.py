@@ -75,7 +75,7 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
         bg_grad = bg_grad.sum(axis=0)
         _, err, tot = sums.sum(axis=0)
         chi = model.ifft_inplace(work)
-        g_obj, den_obj, g_probe_bins, den_probe = model.accumulate(chi, st.obj, run.probes, frames, model.chunks,
+        g_obj, den_obj, g_probe_bins, den_probe = model.accumulate(chi, st.obj, run.probes, frames,
                                                                    do_probe=do_probe)
         grads = [g_obj]
         pre = [g_obj / (den_obj + precond_reg * float(den_obj.max()) + 1e-30)]

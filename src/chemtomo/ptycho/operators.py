@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
-from ..core.fft import WORKERS
+from ..core.fft import fft_workers
 from . import _kernels as K
 
 __all__ = ["FarFieldModel", "State", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
@@ -197,8 +197,8 @@ class FarFieldModel:
         if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
             out[used[0]] = probe
             return out
-        spectrum = sfft.fft2(probe, workers=WORKERS)
-        shifted = sfft.ifft2(spectrum[None] * self.ramps[used, None], workers=WORKERS, overwrite_x=True)
+        spectrum = sfft.fft2(probe, workers=fft_workers())
+        shifted = sfft.ifft2(spectrum[None] * self.ramps[used, None], workers=fft_workers(), overwrite_x=True)
         out[used] = shifted
         return out
 
@@ -211,20 +211,20 @@ class FarFieldModel:
         if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
             out = per_bin[used[0]] * (1 if w is None else w[0])
             return np.ascontiguousarray(out, dtype=np.complex64)
-        spectrum = sfft.fft2(per_bin[used], workers=WORKERS)
+        spectrum = sfft.fft2(per_bin[used], workers=fft_workers())
         spectrum *= self.ramps[used, None].conj()
         if w is not None:
             spectrum *= w[:, None, None, None]
-        return sfft.ifft2(spectrum.sum(axis=0), workers=WORKERS).astype(np.complex64, copy=False)
+        return sfft.ifft2(spectrum.sum(axis=0), workers=fft_workers()).astype(np.complex64, copy=False)
 
     # --------------------------------------------------------------------------------------- FFT
     @staticmethod
     def fft_inplace(a: np.ndarray) -> np.ndarray:
-        return sfft.fft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+        return sfft.fft2(a, axes=(-2, -1), norm="ortho", workers=fft_workers(), overwrite_x=True)
 
     @staticmethod
     def ifft_inplace(a: np.ndarray) -> np.ndarray:
-        return sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+        return sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=fft_workers(), overwrite_x=True)
 
     # ---------------------------------------------------------------------------------- passes
     def exit_waves(self, out, obj, probes, frames):
@@ -261,32 +261,25 @@ class FarFieldModel:
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
-    def accumulate(self, buf, obj, probes, frames, chunks, *, c_phi=0.0, do_object=True, do_probe=False):
-        """Overlap sums of the waves ``buf + c_phi·P·O`` in one pass (``_kernels.accumulate``).
+    def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False):
+        """Overlap sums of the waves ``buf + c_phi·P·O`` (``_kernels.accumulate``).
 
         Returns the object sums ``Σ P* v`` and ``Σ |P|²`` (oy, ox) (None unless ``do_object``) and
         the probe sums per shift bin ``Σ O* v`` (n_bins, n_modes, h, w) and ``Σ |O|²``
         (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``)."""
-        t = chunks.shape[0] - 1
-        obj_shape = (t,) + self.object_shape if do_object else (1, 1, 1)
-        obj_num = np.zeros(obj_shape, np.complex64)
-        obj_den = np.zeros(obj_shape, np.float32)
-        probe_num = np.zeros((t, self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1, 1),
-                             np.complex64)
-        probe_den = np.zeros((t, self.n_bins, self.h, self.w) if do_probe else (1, 1, 1, 1), np.float32)
+        obj_num = np.zeros(self.object_shape if do_object else (1, 1), np.complex64)
+        obj_den = np.zeros(self.object_shape if do_object else (1, 1), np.float32)
+        probe_num = np.zeros((self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1), np.complex64)
+        probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)
         if self.n_modes == 1:
             K.accumulate_1(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx,
-                           self.kb, frames, chunks, float(c_phi), float_view(obj_num), obj_den,
-                           float_view(probe_num[:, :, 0]), probe_den, bool(do_object), bool(do_probe))
+                           self.kb, frames, float(c_phi), float_view(obj_num), obj_den,
+                           float_view(probe_num[:, 0]), probe_den, bool(do_object), bool(do_probe))
         else:
-            K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, chunks, float(c_phi), obj_num, obj_den,
+            K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))
-        out = [None, None, None, None]
-        if do_object:
-            out[0], out[1] = obj_num.sum(axis=0), obj_den.sum(axis=0)
-        if do_probe:
-            out[2], out[3] = probe_num.sum(axis=0), probe_den.sum(axis=0)
-        return tuple(out)
+        return (obj_num if do_object else None, obj_den if do_object else None,
+                probe_num if do_probe else None, probe_den if do_probe else None)
 
     def illumination(self, probes) -> np.ndarray:
         """Σ_j Σ_m |P_m|² on the object grid (oy, ox) float32: how strongly each pixel was seen

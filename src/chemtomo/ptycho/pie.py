@@ -82,7 +82,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             buf = model.ifft_inplace(buf)
             if steps is not None:
                 steps += model.position_steps(buf, st.obj, run.probes, batch)
-            obj_num, obj_den, probe_num, probe_den = model.accumulate(buf, st.obj, run.probes, batch, chunks,
+            obj_num, obj_den, probe_num, probe_den = model.accumulate(buf, st.obj, run.probes, batch,
                                                                       c_phi=-1.0, do_probe=do_probe)
             st.obj = st.obj + _step(obj_num, obj_den, alpha_object)
             if do_probe:

@@ -49,12 +49,12 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
         err, tot, ratio = model.raar_step(buf, state, st.background, beta)
         buf = model.ifft_inplace(buf)
         steps = model.position_steps(buf, st.obj, run.probes, frames) if run.refine_positions else None
-        obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames, model.chunks)
+        obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames)
         run.overlap_update(obj_num, obj_den, None, None)
         if run.refine_probe:
             # Probe from the new object (not the old one: updating both from the same ψ at once
             # would apply every common scale error twice and oscillate).
-            _, _, probe_num, probe_den = model.accumulate(buf, run.state.obj, run.probes, frames, model.chunks,
+            _, _, probe_num, probe_den = model.accumulate(buf, run.state.obj, run.probes, frames,
                                                           do_object=False, do_probe=True)
             run.overlap_update(None, None, probe_num, probe_den)
             if model.n_modes > 1:  # the modes were re-orthogonalised: mix the iterate's modes alike

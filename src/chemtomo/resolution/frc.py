@@ -47,7 +47,7 @@ import scipy.fft as sfft
 from ..core.backend import get_array_module, to_numpy
 from ..core.containers import Curve
 from ..core.errors import InputError
-from ..core.fft import WORKERS
+from ..core.fft import fft_workers
 from .apodize import apodize as apodize_array
 from .apodize import taper_fraction
 from .thresholds import threshold_curve
@@ -161,8 +161,8 @@ def _prepare(a, b, ndim: int, fname: str):
 
 def _fftn(x, xp, real: bool):
     if xp is np:
-        return (sfft.rfftn(x, workers=WORKERS, overwrite_x=True) if real
-                else sfft.fftn(x, workers=WORKERS, overwrite_x=True))
+        return (sfft.rfftn(x, workers=fft_workers(), overwrite_x=True) if real
+                else sfft.fftn(x, workers=fft_workers(), overwrite_x=True))
     return xp.fft.rfftn(x) if real else xp.fft.fftn(x)
 
 
