@@ -295,70 +295,89 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
 
-    def evaluate(p):
+    def evaluate(p, idx):
+        """Warped moving image and its gradients, weights, gain/offset, residual and cost of the
+        images ``idx`` under the parameters ``p`` (one row per index)."""
         q = raw_coordinates((ny, nx), p[:, :2], np.rad2deg(p[:, 2]), p[:, 3])
-        m, my, mx = (warp_stack(img, q).astype(np.float64) for img in (mov, gy, gx))
+        m, my, mx = (warp_stack(img[idx], q).astype(np.float64) for img in (mov, gy, gx))
         inside = ((q[0] >= 0) & (q[0] <= ny - 1) & (q[1] >= 0) & (q[1] <= nx - 1))
         ww = w[None] * inside
+        rws = rw[idx]
         # closed-form gain/offset for the current geometry (weighted linear fit)
         sw = ww.sum(axis=(1, 2)) + 1e-30
         mm = (ww * m).sum(axis=(1, 2)) / sw
-        rm = (ww * rw).sum(axis=(1, 2)) / sw
-        cov = (ww * (m - mm[:, None, None]) * (rw - rm[:, None, None])).sum(axis=(1, 2))
+        rm = (ww * rws).sum(axis=(1, 2)) / sw
+        cov = (ww * (m - mm[:, None, None]) * (rws - rm[:, None, None])).sum(axis=(1, 2))
         var = (ww * (m - mm[:, None, None]) ** 2).sum(axis=(1, 2))
         a = np.where(var > 1e-30, cov / np.maximum(var, 1e-30), 1.0)
         b = rm - a * mm
-        r = a[:, None, None] * m + b[:, None, None] - rw
+        r = a[:, None, None] * m + b[:, None, None] - rws
         cost = (ww * r ** 2).sum(axis=(1, 2))
         return m, my, mx, ww, a, b, r, cost
 
     lam = np.full(n, 1e-3)
-    m, my, mx, ww, a, b, r, cost = evaluate(params)
+    m, my, mx, ww, a, b, r, cost = evaluate(params, np.arange(n))
+    npix = ny * nx
+    jac_buf = np.empty(n * (6 if similarity else 4) * npix)
     converged = np.zeros(n, bool)
     done = np.zeros(n, bool)
     it = 0
     r_max = float(np.hypot(ny / 2.0, nx / 2.0))
     for it in range(1, int(max_iter) + 1):
-        phi, s = params[:, 2][:, None, None], params[:, 3][:, None, None]
+        # only the images still moving: the others keep their parameters (a finished image's
+        # step is never taken), so leaving them out changes nothing and saves their work
+        idx = np.flatnonzero(~done)
+        if idx.size == n:
+            idx = slice(None)  # all still moving: views, not copies
+        pa = params[idx]
+        n_act = pa.shape[0]
+        phi, s = pa[:, 2][:, None, None], pa[:, 3][:, None, None]
         cos, sin = np.cos(phi), np.sin(phi)
-        ag_y, ag_x = a[:, None, None] * my, a[:, None, None] * mx
-        cols = [ag_y, ag_x]
+        ma, wa = m[idx], ww[idx]
+        k = 6 if similarity else 4
+        # the Jacobian's columns written into one reused buffer (a fresh (n, k, pixels) array
+        # every iteration cost more in page faults than the products themselves)
+        jac = jac_buf[:n_act * k * npix].reshape(n_act, k, ny, nx)
+        np.multiply(a[idx, None, None], my[idx], out=jac[:, 0])
+        np.multiply(a[idx, None, None], mx[idx], out=jac[:, 1])
+        ag_y, ag_x = jac[:, 0], jac[:, 1]
         if similarity:
-            dqy_dphi = s * (-sin * vy - cos * vx)
-            dqx_dphi = s * (cos * vy - sin * vx)
-            dqy_ds = cos * vy - sin * vx
-            dqx_ds = sin * vy + cos * vx
-            cols += [ag_y * dqy_dphi + ag_x * dqx_dphi, ag_y * dqy_ds + ag_x * dqx_ds]
-        cols += [m, np.ones_like(m)]
-        jac = np.stack(cols, axis=1).reshape(n, len(cols), -1)  # (n, k, npix)
-        wf = ww.reshape(n, 1, -1)
-        jtj = np.einsum("nkp,nlp->nkl", jac * wf, jac)
-        jtr = np.einsum("nkp,np->nk", jac * wf, r.reshape(n, -1))
+            jac[:, 2] = ag_y * (s * (-sin * vy - cos * vx)) + ag_x * (s * (cos * vy - sin * vx))
+            jac[:, 3] = ag_y * (cos * vy - sin * vx) + ag_x * (sin * vy + cos * vx)
+        jac[:, k - 2] = ma
+        jac[:, k - 1] = 1.0
+        jac = jac.reshape(n_act, k, npix)
+        sw = np.sqrt(wa.reshape(n_act, 1, npix))
+        jac *= sw  # √w J: JᵀWJ = (√w J)(√w J)ᵀ, in place
+        jtj = np.matmul(jac, jac.transpose(0, 2, 1))  # batched BLAS, (n_active, k, k)
+        jtr = np.matmul(jac, (sw[:, 0] * r[idx].reshape(n_act, npix))[..., None])[..., 0]
+        del jac, sw
         diag = np.einsum("nkk->nk", jtj)
-        damped = jtj + (lam[:, None] * (diag + 1e-12 * diag.max(axis=1, keepdims=True)))[:, :, None] * np.eye(len(cols))
+        la = lam[idx]
+        damped = jtj + (la[:, None] * (diag + 1e-12 * diag.max(axis=1, keepdims=True)))[:, :, None] * np.eye(k)
         try:
             step = -np.linalg.solve(damped, jtr[..., None])[..., 0]
         except np.linalg.LinAlgError:
             step = -np.einsum("nkl,nl->nk", np.linalg.pinv(damped), jtr)
-        trial = params.copy()
+        trial = pa.copy()
         trial[:, :2] += step[:, :2]
         if similarity:
             trial[:, 2:4] += step[:, 2:4]
         trial[:, 3] = np.clip(trial[:, 3], 0.5, 2.0)
-        new = evaluate(trial)
-        better = (new[7] < cost) & ~done
+        new = evaluate(trial, idx)
+        better = new[7] < cost[idx]
         # largest displacement of a field point caused by the step
         move = (np.hypot(step[:, 0], step[:, 1])
-                + (r_max * (np.abs(step[:, 2]) * params[:, 3] + np.abs(step[:, 3])) if similarity else 0.0))
-        params = np.where(better[:, None], trial, params)
-        m, my, mx, ww = (np.where(better[:, None, None], x_new, x_old)
-                         for x_new, x_old in zip(new[:4], (m, my, mx, ww)))
-        a, b, cost = (np.where(better, x_new, x_old) for x_new, x_old in zip((new[4], new[5], new[7]), (a, b, cost)))
-        r = np.where(better[:, None, None], new[6], r)
-        lam = np.where(better, np.maximum(lam / 3.0, 1e-7), np.minimum(lam * 4.0, 1e7))
-        small = (move < tol_px) & ~done
-        converged |= small
-        done |= small | (lam >= 1e7)  # converged, or no step lowers the cost any more
+                + (r_max * (np.abs(step[:, 2]) * pa[:, 3] + np.abs(step[:, 3])) if similarity else 0.0))
+        keep = np.arange(n)[idx][better]
+        params[keep] = trial[better]
+        for full, part in zip((m, my, mx, ww, a, b, r, cost), new):
+            full[keep] = part[better]
+        lam[idx] = np.where(better, np.maximum(la / 3.0, 1e-7), np.minimum(la * 4.0, 1e7))
+        small = move < tol_px
+        active = np.arange(n)[idx]
+        converged[active[small]] = True
+        done[active[small | (lam[idx] >= 1e7)]] = True  # converged, or no step lowers the cost any more
         if done.all():
             break
     ref_rms = np.sqrt((ww * (rw - ((ww * rw).sum(axis=(1, 2)) / (ww.sum(axis=(1, 2)) + 1e-30))[:, None, None]) ** 2)

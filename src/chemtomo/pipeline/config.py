@@ -70,6 +70,9 @@ class AlignConfig:
     iterations: int = _f(10, "Maximum reprojection-alignment iterations.", low=1, high=200)
     algorithm: str = _f("art", "Reconstruction used inside the alignment loop (art: 3 warm-started sweeps reach a better reference than 30 SIRT iterations at a tenth of the cost; benchmarks/align.py --paper).", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
     tol_px: float = _f(0.02, "Stop when the largest update is below this, pixels.", low=0.0)
+    residual_rtol: float = _f(0.01, "Also stop when an iteration lowers the mean residual by less than this fraction (with updates under 10 × tol_px): "
+                                    "past that the update stays at the registration noise and the alignment no longer improves; 0: never.",
+                              low=0.0, high=0.99)
     similarity: bool = _f(True, "Fit rotation and scale as well as translation (the paper's similarity transform).")
     recon_iterations: int = _f(3, "Reconstruction iterations inside each outer iteration (warm-started); 3 for art, about 30 for sirt.", low=1, high=1000)
     binned_iterations: int = _f(3, "Outer iterations on 2×2-binned data first (0: none); each is about 8× cheaper and they "

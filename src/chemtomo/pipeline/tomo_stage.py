@@ -109,7 +109,8 @@ def run_align(ctx: RunContext) -> dict:
             seen[:] = [done, total]
             bar(done, total)
 
-        options = ReprojectionOptions(recon_iterations=cfg.recon_iterations, binned_iterations=cfg.binned_iterations)
+        options = ReprojectionOptions(recon_iterations=cfg.recon_iterations, binned_iterations=cfg.binned_iterations,
+                                      residual_rtol=cfg.residual_rtol)
         result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
                        algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, options=options,
                        progress=progress,
