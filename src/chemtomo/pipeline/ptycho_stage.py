@@ -125,46 +125,108 @@ def frc_indices(n_angles: int, n_frc: int) -> set[int]:
     return {int(i) for i in np.floor(np.linspace(0, n_angles - 1, n_frc + 2)[1:-1] + 0.5)}
 
 
-def run_ptycho(ctx: RunContext) -> dict:
-    """Reconstruct every scan not yet done; stack the results per energy into the store."""
+def frc_score_m(meta: dict, result: dict) -> float:
+    """A split-half FRC as one number for comparing chains, metres (lower is better): the
+    half-period at the ½-bit crossing; the Nyquist half-period when the correlation stays above
+    the threshold at every frequency; +inf when there is no usable curve (a failed half)."""
+    res = meta.get("resolution_m")
+    if res is not None and np.isfinite(res):
+        return float(res)
+    f, c, t = (np.asarray(result[k], float) for k in ("frc_frequency_per_m", "frc_correlation", "frc_threshold"))
+    if f.size and np.all(np.isfinite(c)) and np.all(c >= t):
+        return float(1.0 / (2.0 * f.max()))
+    return float("inf")
+
+
+def choose_chain(scores: dict[str, list[float]]) -> str:
+    """The chain with the lowest median FRC score (``frc_score_m``); ties go to the first given.
+
+    >>> choose_chain({"mPIE:5,ePIE:45": [12e-9, 13e-9], "RAAR:50": [10e-9, 11e-9]})
+    'RAAR:50'
+    """
+    best, best_score = None, np.inf
+    for chain, values in scores.items():
+        score = float(np.median(values)) if values else np.inf
+        if best is None or score < best_score:
+            best, best_score = chain, score
+    return best
+
+
+def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int) -> None:
+    """Reconstruct ``jobs`` (key, ref, energy, options) as Dask tasks, saving each as it ends."""
     from distributed import as_completed
+
+    futures = {}
+    for key, r, _, opts in jobs:
+        fut = ctx.client.submit(reconstruct_scan_file, r.path, read_opts, opts, key=f"ptycho-{key}", pure=False)
+        futures[fut] = (key, r, opts)
+    n = n_done
+    for fut in as_completed(list(futures)):
+        key, r, opts = futures[fut]
+        result = fut.result()
+        meta = result.pop("meta")
+        ctx.store.save_partial("ptycho", key, result, meta)
+        n += 1
+        bar(n, n_total)
+        frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
+                    and np.isfinite(meta["resolution_m"]) else "")
+        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) done{frc_text}")
+
+
+def run_ptycho(ctx: RunContext) -> dict:
+    """Reconstruct every scan not yet done; stack the results per energy into the store.
+
+    With ``ptycho.algorithm = "auto"`` the FRC scans (``frc_indices``) are reconstructed first
+    with every chain of ``ptycho.AUTO_CHAINS``; the chain with the best median split-half FRC
+    over them (all energies together, so every energy is processed alike) reconstructs the rest.
+    """
+    from ..ptycho import AUTO_CHAINS
 
     cfg = ctx.config.ptycho
     plan = plan_object_shapes(ctx)
     groups = group_by_energy(ctx.refs)
     read_opts = _read_options(ctx)
-    jobs = []  # (key, ref, energy, options)
-    for energy, refs in groups.items():
-        with_frc = frc_indices(len(refs), cfg.frc_angles)
-        for i, r in enumerate(refs):
-            opts = {"algorithm": cfg.algorithm, "n_modes": cfg.n_modes, "background": cfg.background,
-                    "refine_positions": cfg.refine_positions, "object_shape": plan[energy]["object_shape"],
-                    "frc": cfg.frc or i in with_frc, "seed": 0}
-            key = stable_hash(file_fingerprint(r.path), opts, read_opts)
-            jobs.append((key, r, energy, opts))
+    chains = tuple(AUTO_CHAINS) if cfg.algorithm.strip().lower() == "auto" else (cfg.algorithm,)
 
+    def job(r, energy, chain, frc):
+        opts = {"algorithm": chain, "n_modes": cfg.n_modes, "background": cfg.background,
+                "refine_positions": cfg.refine_positions, "object_shape": plan[energy]["object_shape"],
+                "frc": frc, "seed": 0}
+        return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
+
+    with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}
+    trial = [job(r, energy, chain, True) for chain in chains for energy, refs in groups.items()
+             for i, r in enumerate(refs) if cfg.frc or i in with_frc[energy]] if len(chains) > 1 else []
+    n_rest = sum(len(refs) for refs in groups.values()) - (len(trial) // len(chains) if trial else 0)
+    n_total = len(trial) + n_rest
+    bar = ctx.progress("ptychography (scans)")
+    done_trial = [j for j in trial if ctx.store.load_partial("ptycho", j[0]) is not None]
+    if trial:
+        bar(len(done_trial), n_total)
+        todo = [j for j in trial if j not in done_trial]
+        if done_trial:
+            ctx.log(f"ptycho: {len(done_trial)} of {len(trial)} trial reconstructions already done; resuming")
+        _submit_all(ctx, todo, read_opts, bar, len(done_trial), n_total)
+        scores = {c: [] for c in chains}
+        for key, r, _, opts in trial:
+            result, meta = ctx.store.load_partial("ptycho", key)
+            scores[opts["algorithm"]].append(frc_score_m(meta, result))
+        chosen = choose_chain(scores)
+        auto = {c: round(float(np.median(v)) * 1e9, 2) if np.isfinite(np.median(v)) else None for c, v in scores.items()}
+        ctx.log(f"ptycho: algorithm auto chose {chosen} (median split-half FRC of {len(trial) // len(chains)} "
+                f"scans, nm: {auto})")
+    else:
+        chosen, auto = chains[0], None
+    jobs = [job(r, energy, chosen, cfg.frc or i in with_frc[energy])
+            for energy, refs in groups.items() for i, r in enumerate(refs)]
     done = {key for key, *_ in jobs if ctx.store.load_partial("ptycho", key) is not None}
     todo = [j for j in jobs if j[0] not in done]
-    bar = ctx.progress("ptychography (scans)")
-    bar(len(done), len(jobs))
-    if done:
+    n_before = len(trial) + len(done) - (len(trial) // len(chains) if trial else 0)
+    bar(n_before, n_total)
+    if done and not trial:
         ctx.log(f"ptycho: {len(done)} of {len(jobs)} scans already reconstructed; resuming")
     if todo:
-        futures = {}
-        for key, r, _, opts in todo:
-            fut = ctx.client.submit(reconstruct_scan_file, r.path, read_opts, opts, key=f"ptycho-{key}", pure=False)
-            futures[fut] = (key, r)
-        n = len(done)
-        for fut in as_completed(list(futures)):
-            key, r = futures[fut]
-            result = fut.result()
-            meta = result.pop("meta")
-            ctx.store.save_partial("ptycho", key, result, meta)
-            n += 1
-            bar(n, len(jobs))
-            frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
-                        and np.isfinite(meta["resolution_m"]) else "")
-            ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV) done{frc_text}")
+        _submit_all(ctx, todo, read_opts, bar, n_before, n_total)
 
     arrays, array_attrs, frc_arrays = {}, {}, {}
     resolutions = {}
@@ -176,7 +238,7 @@ def run_ptycho(ctx: RunContext) -> dict:
         metas = [p[1] for p in parts]
         arrays[ek] = stack
         res = np.array([m["resolution_m"] if m["resolution_m"] is not None else np.nan for m in metas])
-        array_attrs[ek] = {"angles_deg": [r.angle_deg for r in refs], "energy_eV": energy,
+        array_attrs[ek] = {"angles_deg": [r.angle_deg for r in refs], "energy_eV": energy, "algorithm": chosen,
                            "pixel_m": metas[0]["pixel_m"], "frc_resolution_m": res,
                            "final_error": [float(p[0]["errors"][-1]) if p[0]["errors"].size else None
                                            for p in parts],
@@ -193,5 +255,8 @@ def run_ptycho(ctx: RunContext) -> dict:
     ctx.store.write_group("projections", arrays, attrs={"energies_eV": list(groups)}, array_attrs=array_attrs)
     ctx.store.write_group("resolution/frc", frc_arrays, attrs={"median_resolution_m": resolutions,
                                                                "threshold": "half-bit"})
-    return {"scans": len(jobs), "resumed": len(done),
-            "frc_nm": {k: round(v * 1e9, 2) for k, v in resolutions.items()}}
+    summary = {"scans": len(jobs), "resumed": len(done), "algorithm": chosen,
+               "frc_nm": {k: round(v * 1e9, 2) for k, v in resolutions.items()}}
+    if auto is not None:
+        summary["auto_frc_nm"] = auto
+    return summary

@@ -1,6 +1,6 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
+from .algorithms import ALGORITHMS, AUTO_CHAINS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
 from .options import (
     BackgroundOptions,
     DivergenceOptions,
@@ -19,6 +19,7 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
+    "AUTO_CHAINS",
     "DEFAULT_ALGORITHM",
     "PAPER_ALGORITHM",
     "BackgroundOptions",
