@@ -4,7 +4,7 @@ On a ``distributed.LocalCluster`` of N single-threaded worker processes (FFT and
 pinned to one per worker, so N is the parallelism), for each N in turn:
 
 - ``ptycho``: the `ptycho` stage of the pipeline on the demo dataset (62 scans of 54 frames of
-  64², RAAR:200), through ``run_pipeline`` exactly as ``chemtomo run --scheduler tcp://…`` does,
+  64², the pipeline's default ptychography settings), through ``run_pipeline`` exactly as ``chemtomo run --scheduler tcp://…`` does,
   into a fresh store;
 - ``align``: ``chemtomo.align.align`` with ``client=``, i.e. the reconstruction and reprojection
   of every outer iteration as tasks over blocks of slices and the registrations as tasks over

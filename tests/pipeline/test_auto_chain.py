@@ -31,6 +31,7 @@ def test_auto_reconstructs_the_frc_scans_with_each_chain_and_keeps_the_best(tiny
     summary = store.stage_record("ptycho")["summary"]
     n_scans, n_frc = 18, 2  # 9 angles × 2 energies; one FRC angle per energy
     assert summary["scans"] == n_scans
+    assert summary["resumed"] == 0  # the trial reconstructions reused are this run's own work
     assert set(summary["auto_frc_nm"]) == set(AUTO_CHAINS)
     # the choice is the chain of the lowest median FRC (ties to the first listed)
     med = summary["auto_frc_nm"]

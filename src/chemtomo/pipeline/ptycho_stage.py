@@ -200,7 +200,9 @@ def run_ptycho(ctx: RunContext) -> dict:
     n_rest = sum(len(refs) for refs in groups.values()) - (len(trial) // len(chains) if trial else 0)
     n_total = len(trial) + n_rest
     bar = ctx.progress("ptychography (scans)")
-    done_trial = [j for j in trial if ctx.store.load_partial("ptycho", j[0]) is not None]
+    # what an earlier, stopped run finished (the summary's "resumed"), before this run adds to it
+    finished_before = {key for key, *_ in trial if ctx.store.load_partial("ptycho", key) is not None}
+    done_trial = [j for j in trial if j[0] in finished_before]
     if trial:
         bar(len(done_trial), n_total)
         todo = [j for j in trial if j not in done_trial]
@@ -220,6 +222,8 @@ def run_ptycho(ctx: RunContext) -> dict:
     jobs = [job(r, energy, chosen, cfg.frc or i in with_frc[energy])
             for energy, refs in groups.items() for i, r in enumerate(refs)]
     done = {key for key, *_ in jobs if ctx.store.load_partial("ptycho", key) is not None}
+    resumed = len({key for key, *_ in jobs if key in done and (key in finished_before or key not in
+                                                                {t[0] for t in trial})})
     todo = [j for j in jobs if j[0] not in done]
     n_before = len(trial) + len(done) - (len(trial) // len(chains) if trial else 0)
     bar(n_before, n_total)
@@ -255,7 +259,7 @@ def run_ptycho(ctx: RunContext) -> dict:
     ctx.store.write_group("projections", arrays, attrs={"energies_eV": list(groups)}, array_attrs=array_attrs)
     ctx.store.write_group("resolution/frc", frc_arrays, attrs={"median_resolution_m": resolutions,
                                                                "threshold": "half-bit"})
-    summary = {"scans": len(jobs), "resumed": len(done), "algorithm": chosen,
+    summary = {"scans": len(jobs), "resumed": resumed, "algorithm": chosen,
                "frc_nm": {k: round(v * 1e9, 2) for k, v in resolutions.items()}}
     if auto is not None:
         summary["auto_frc_nm"] = auto
