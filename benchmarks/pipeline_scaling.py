@@ -11,6 +11,10 @@ pinned to one per worker, so N is the parallelism), for each N in turn:
   blocks of angles (what the pipeline's `align` stage does when ``compute.scheduler`` is set), on
   a simulated two-energy series: 96×144 px projections, 79 angles over −80..77°, the
   simulator's misalignment, OD noise 0.01; 3 binned + 4 full outer iterations of 3 ART sweeps;
+- ``align-paper`` (not in the default parts): the same ``align`` call on the paper preset's own
+  OD tilt series (158 angles, 170×274 px, two energies), as ``benchmarks/pipeline_paper.py``
+  left them in its store; the size at which the alignment's serial steps (energy registration,
+  coarse alignment, the client's warp and gauge steps) stop dominating;
 - ``recon``: ART-20 of one energy of that series (96 slices of 144²) as tasks over blocks of
   8 slices, the pipeline's `recon` stage (its ``_recon_block`` task).
 
@@ -72,6 +76,15 @@ def _align(client, series) -> tuple[float, str]:
     return dt, f"{len(al.history) - 1} outer iterations, residual {np.mean(al.history[-1].residual):.4f}"
 
 
+def _paper_series(path: Path):
+    """The paper preset's OD tilt series as the pipeline made them (``pipeline_paper.py``'s store)."""
+    import zarr
+    g = zarr.open_group(str(path / "tiltseries"), mode="r")
+    energies = [k for k in g.array_keys() if not k.startswith("phase_")]
+    return ({float(k): np.asarray(g[k]) for k in energies},
+            np.asarray(g[energies[0]].attrs["angles_deg"], float))
+
+
 def _recon(client, series) -> tuple[float, str]:
     from distributed import wait
 
@@ -92,7 +105,11 @@ def _recon(client, series) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--parts", nargs="+", default=["ptycho", "align", "recon"], choices=["ptycho", "align", "recon"])
+    ap.add_argument("--parts", nargs="+", default=["ptycho", "align", "recon"],
+                    choices=["ptycho", "align", "recon", "align-paper"],
+                    help="align-paper: the alignment on the paper preset's own tilt series (158 angles, 170×274 px; "
+                         "needs benchmarks/pipeline_paper.py's store, --paper-store)")
+    ap.add_argument("--paper-store", type=Path, default=Path(__file__).resolve().parent / "out" / "paper" / "run.zarr")
     ap.add_argument("--out", type=Path, default=Path("/tmp/chemtomo-scaling"))
     ap.add_argument("--scheduler", default="", help="a running scheduler's address instead of local clusters")
     ap.add_argument("--seed", type=int, default=0)
@@ -102,6 +119,7 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     series = _series() if {"align", "recon"} & set(args.parts) else None
+    paper = _paper_series(args.paper_store) if "align-paper" in args.parts else None
     load0 = os.getloadavg()
     rows = []
     for n in ([0] if args.scheduler else args.workers):
@@ -117,6 +135,8 @@ def main() -> None:
                     dt, what = _ptycho(client, args.out, n, args.seed)
                 elif part == "align":
                     dt, what = _align(client, series)
+                elif part == "align-paper":
+                    dt, what = _align(client, paper)
                 else:
                     dt, what = _recon(client, series)
                 rows.append((part, n, dt, what))
