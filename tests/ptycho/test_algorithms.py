@@ -30,7 +30,7 @@ def test_bad_strings_raise_input_error_listing_valid_names(text, message):
         parse_algorithm(text)
 
 
-def test_the_default_chain_is_the_same_everywhere():
+def test_the_default_chain_is_the_same_in_the_library_and_a_candidate_of_the_pipeline():
     import inspect
 
     from chemtomo.pipeline.config import PtychoConfig
@@ -48,4 +48,10 @@ def test_the_default_chain_is_the_same_everywhere():
     assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]
     for func in (reconstruct, reconstruct_many):
         assert inspect.signature(func).parameters["algorithm"].default == DEFAULT_ALGORITHM
-    assert PtychoConfig().algorithm == DEFAULT_ALGORITHM
+    # the pipeline chooses between the default and RAAR:50 by split-half FRC (see AUTO_CHAINS);
+    # every candidate must be a valid chain
+    from chemtomo.ptycho import AUTO_CHAINS
+    assert PtychoConfig().algorithm == "auto"
+    assert AUTO_CHAINS[0] == DEFAULT_ALGORITHM and len(AUTO_CHAINS) >= 2
+    for chain in AUTO_CHAINS:
+        parse_algorithm(chain)
