@@ -318,7 +318,8 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
     lam = np.full(n, 1e-3)
     m, my, mx, ww, a, b, r, cost = evaluate(params, np.arange(n))
     npix = ny * nx
-    jac_buf = np.empty(n * (6 if similarity else 4) * npix)
+    k = n_free + 2  # the geometry, then gain and offset
+    jac_buf = np.empty(n * k * npix)
     converged = np.zeros(n, bool)
     done = np.zeros(n, bool)
     it = 0
@@ -329,12 +330,12 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         idx = np.flatnonzero(~done)
         if idx.size == n:
             idx = slice(None)  # all still moving: views, not copies
+        active = np.arange(n)[idx]
         pa = params[idx]
-        n_act = pa.shape[0]
+        n_act = active.size
         phi, s = pa[:, 2][:, None, None], pa[:, 3][:, None, None]
         cos, sin = np.cos(phi), np.sin(phi)
         ma, wa = m[idx], ww[idx]
-        k = 6 if similarity else 4
         # the Jacobian's columns written into one reused buffer (a fresh (n, k, pixels) array
         # every iteration cost more in page faults than the products themselves)
         jac = jac_buf[:n_act * k * npix].reshape(n_act, k, ny, nx)
@@ -369,13 +370,12 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         # largest displacement of a field point caused by the step
         move = (np.hypot(step[:, 0], step[:, 1])
                 + (r_max * (np.abs(step[:, 2]) * pa[:, 3] + np.abs(step[:, 3])) if similarity else 0.0))
-        keep = np.arange(n)[idx][better]
+        keep = active[better]
         params[keep] = trial[better]
         for full, part in zip((m, my, mx, ww, a, b, r, cost), new):
             full[keep] = part[better]
         lam[idx] = np.where(better, np.maximum(la / 3.0, 1e-7), np.minimum(la * 4.0, 1e7))
         small = move < tol_px
-        active = np.arange(n)[idx]
         converged[active[small]] = True
         done[active[small | (lam[idx] >= 1e7)]] = True  # converged, or no step lowers the cost any more
         if done.all():

@@ -57,15 +57,21 @@ def raw_coordinates(shape, shifts_px, rotation_deg, scale) -> np.ndarray:
     -------
     q : (2, n, ny, nx) float64, row then column index into the raw projection
     """
-    t = np.asarray(shifts_px, dtype=np.float64).reshape(-1, 2)
-    phi = np.deg2rad(np.asarray(rotation_deg, dtype=np.float64)).reshape(-1)
-    s = np.asarray(scale, dtype=np.float64).reshape(-1)
-    vy, vx = grid(shape)
+    return _raw_at(shape, (shifts_px, rotation_deg, scale), *grid(shape))
+
+
+def _raw_at(shape, params, vy, vx) -> np.ndarray:
+    """``raw_coordinates`` at the points ``(vy, vx)`` (offsets from the centre): (2, n) + shape."""
+    t = np.asarray(params[0], dtype=np.float64).reshape(-1, 2)
+    phi = np.deg2rad(np.asarray(params[1], dtype=np.float64)).reshape(-1)
+    s = np.asarray(params[2], dtype=np.float64).reshape(-1)
+    extra = (1,) * np.ndim(vy)
     c = centre(shape)
-    cos = (s * np.cos(phi))[:, None, None]
-    sin = (s * np.sin(phi))[:, None, None]
-    qy = c[0] + cos * vy - sin * vx + t[:, 0, None, None]
-    qx = c[1] + sin * vy + cos * vx + t[:, 1, None, None]
+    cos = (s * np.cos(phi)).reshape((-1,) + extra)
+    sin = (s * np.sin(phi)).reshape((-1,) + extra)
+    vy, vx = np.asarray(vy)[None], np.asarray(vx)[None]
+    qy = c[0] + cos * vy - sin * vx + t[:, 0].reshape((-1,) + extra)
+    qx = c[1] + sin * vy + cos * vx + t[:, 1].reshape((-1,) + extra)
     return np.stack([qy, qx])
 
 
@@ -239,21 +245,6 @@ def remove_gauge(shape, angles_deg, params, reference_params, *, similarity: boo
     t_new[:, 0] -= s * (np.cos(phi) * gy - np.sin(phi) * gx)
     t_new[:, 1] -= s * (np.sin(phi) * gy + np.cos(phi) * gx)
     return t_new, rot - np.rad2deg(alpha), s * (1.0 - kappa)
-
-
-def _raw_at(shape, params, vy, vx) -> np.ndarray:
-    """``raw_coordinates`` at the points ``(vy, vx)`` (offsets from the centre): (2, n) + shape."""
-    t = np.asarray(params[0], dtype=np.float64).reshape(-1, 2)
-    phi = np.deg2rad(np.asarray(params[1], dtype=np.float64)).reshape(-1)
-    s = np.asarray(params[2], dtype=np.float64).reshape(-1)
-    extra = (1,) * np.ndim(vy)
-    c = centre(shape)
-    cos = (s * np.cos(phi)).reshape((-1,) + extra)
-    sin = (s * np.sin(phi)).reshape((-1,) + extra)
-    vy, vx = np.asarray(vy)[None], np.asarray(vx)[None]
-    qy = c[0] + cos * vy - sin * vx + t[:, 0].reshape((-1,) + extra)
-    qx = c[1] + sin * vy + cos * vx + t[:, 1].reshape((-1,) + extra)
-    return np.stack([qy, qx])
 
 
 def alignment_error_px(shape, angles_deg, estimate, truth, *, similarity: bool = True,

@@ -195,37 +195,36 @@ def run_ptycho(ctx: RunContext) -> dict:
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
     with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}
+    n_scans = sum(len(refs) for refs in groups.values())
     trial = [job(r, energy, chain, True) for chain in chains for energy, refs in groups.items()
              for i, r in enumerate(refs) if cfg.frc or i in with_frc[energy]] if len(chains) > 1 else []
-    n_rest = sum(len(refs) for refs in groups.values()) - (len(trial) // len(chains) if trial else 0)
-    n_total = len(trial) + n_rest
+    trial_keys = {key for key, *_ in trial}
+    n_total = len(trial) + n_scans - len(trial) // len(chains)  # the chosen chain's trials are reused
     bar = ctx.progress("ptychography (scans)")
     # what an earlier, stopped run finished (the summary's "resumed"), before this run adds to it
-    finished_before = {key for key, *_ in trial if ctx.store.load_partial("ptycho", key) is not None}
-    done_trial = [j for j in trial if j[0] in finished_before]
+    finished_before = {key for key in trial_keys if ctx.store.load_partial("ptycho", key) is not None}
+    chosen, auto = chains[0], None
     if trial:
-        bar(len(done_trial), n_total)
-        todo = [j for j in trial if j not in done_trial]
-        if done_trial:
-            ctx.log(f"ptycho: {len(done_trial)} of {len(trial)} trial reconstructions already done; resuming")
-        _submit_all(ctx, todo, read_opts, bar, len(done_trial), n_total)
+        bar(len(finished_before), n_total)
+        if finished_before:
+            ctx.log(f"ptycho: {len(finished_before)} of {len(trial)} trial reconstructions already done; resuming")
+        _submit_all(ctx, [j for j in trial if j[0] not in finished_before], read_opts, bar,
+                    len(finished_before), n_total)
         scores = {c: [] for c in chains}
-        for key, r, _, opts in trial:
+        for key, _, _, opts in trial:
             result, meta = ctx.store.load_partial("ptycho", key)
             scores[opts["algorithm"]].append(frc_score_m(meta, result))
         chosen = choose_chain(scores)
-        auto = {c: round(float(np.median(v)) * 1e9, 2) if np.isfinite(np.median(v)) else None for c, v in scores.items()}
+        medians = {c: float(np.median(v)) for c, v in scores.items()}
+        auto = {c: round(v * 1e9, 2) if np.isfinite(v) else None for c, v in medians.items()}
         ctx.log(f"ptycho: algorithm auto chose {chosen} (median split-half FRC of {len(trial) // len(chains)} "
                 f"scans, nm: {auto})")
-    else:
-        chosen, auto = chains[0], None
     jobs = [job(r, energy, chosen, cfg.frc or i in with_frc[energy])
             for energy, refs in groups.items() for i, r in enumerate(refs)]
     done = {key for key, *_ in jobs if ctx.store.load_partial("ptycho", key) is not None}
-    resumed = len({key for key, *_ in jobs if key in done and (key in finished_before or key not in
-                                                                {t[0] for t in trial})})
+    resumed = len((done - trial_keys) | (done & finished_before))
     todo = [j for j in jobs if j[0] not in done]
-    n_before = len(trial) + len(done) - (len(trial) // len(chains) if trial else 0)
+    n_before = len(trial) + len(done - trial_keys)
     bar(n_before, n_total)
     if done and not trial:
         ctx.log(f"ptycho: {len(done)} of {len(jobs)} scans already reconstructed; resuming")
