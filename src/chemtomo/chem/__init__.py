@@ -20,14 +20,7 @@ Examples
 0.25
 """
 
-from .figures import (
-    plot_class_fractions,
-    plot_composition_histogram,
-    plot_correlation,
-    plot_joint_comparison,
-    plot_validation_maps,
-    plot_xanes_maps,
-)
+from .._lazy import lazy_exports
 from .flat_field import DEFAULT_TRANSMISSION_FLOOR, FlatFieldInfo, flat_field_od
 from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
@@ -62,3 +55,8 @@ __all__ = [
     "plot_xanes_maps",
     "plot_joint_comparison",
 ]
+
+# matplotlib only when a figure is drawn
+__getattr__, __dir__ = lazy_exports(__name__, {name: ".figures" for name in (
+    "plot_class_fractions", "plot_composition_histogram", "plot_correlation", "plot_joint_comparison",
+    "plot_validation_maps", "plot_xanes_maps")})

@@ -1,6 +1,6 @@
 """chemtomo.particles: segment particles, measure them, and the statistics of their activity."""
 
-from .figures import activity_vs_size, particle_gallery, volume_histogram
+from .._lazy import lazy_exports
 from .matching import LabelMatch, match_labels
 from .measure import measure, table_units
 from .segment import segment
@@ -19,3 +19,7 @@ __all__ = [
     "table_units",
     "volume_histogram",
 ]
+
+# matplotlib only when a figure is drawn
+__getattr__, __dir__ = lazy_exports(__name__, {name: ".figures" for name in ("activity_vs_size", "particle_gallery",
+                                                                            "volume_histogram")})

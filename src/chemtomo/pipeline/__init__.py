@@ -1,7 +1,10 @@
 """Run the whole flow from a config file into a resumable store, stage by stage."""
 
+from .._lazy import lazy_exports
 from .config import RunConfig, config_for_manifest, example_config, load_config
-from .run import STAGES, open_run, run_pipeline
 
 __all__ = ["RunConfig", "config_for_manifest", "example_config", "load_config", "STAGES", "open_run",
            "run_pipeline"]
+
+# the runner (Dask, the Zarr store) on first use: reading or checking a config needs neither
+__getattr__, __dir__ = lazy_exports(__name__, {name: ".run" for name in ("STAGES", "open_run", "run_pipeline")})

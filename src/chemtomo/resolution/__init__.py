@@ -23,7 +23,7 @@ Example
 True
 """
 
-from .figures import plot_curve
+from .._lazy import lazy_exports
 from .frc import frc, fsc
 from .profiles import edge_width, line_profile
 from .split_half import split_half_fsc
@@ -31,3 +31,6 @@ from .thresholds import half_bit_threshold, one_seventh_threshold
 
 __all__ = ["frc", "fsc", "split_half_fsc", "edge_width", "line_profile", "half_bit_threshold",
            "one_seventh_threshold", "plot_curve"]
+
+# matplotlib only when a figure is asked for (``chemtomo ptycho`` computes FRCs, draws none)
+__getattr__, __dir__ = lazy_exports(__name__, {"plot_curve": ".figures"})
