@@ -1,0 +1,274 @@
+"""Ptychography speed (issue 22): start-up of ``chemtomo ptycho`` and each solver's iteration cost
+against the FFT floor, all measured in one run of this script.
+
+1. **Start-up**: ``chemtomo ptycho SCAN.cxi -o OUT.cxi --algorithm RAAR:1 --no-frc`` on a 32²
+   scan (36 frames), launched as a separate process three times against a fresh numba cache
+   (``NUMBA_CACHE_DIR``): the first launch compiles the kernels it calls, the next two must load
+   them (kernel compilations counted from numba's cache statistics). Measured from just before
+   the process is spawned: wall time to the first iteration's progress callback, and to the
+   process's exit; the heavy modules it imported (Dask, matplotlib, pandas, Zarr, the report).
+   The **import floor** is a process that only imports what the command cannot do without
+   (``numpy, scipy.fft, numba, h5py, typer, rich.progress``), launched the same way; a bare
+   ``python -c pass`` is the interpreter alone.
+2. **Iterations**: ``ptycho.reconstruct`` on a simulated scan (default 400 frames of 128², a
+   zone-plate probe, 10⁶ photons per frame) with each solver, library options (probe and
+   background refined, no FRC). Per iteration: the median interval between progress callbacks
+   after two warm-up iterations, in wall time and in process CPU time. **FFT floor**: one
+   forward and one inverse FFT of every frame (scipy.fft, complex64, in place, all cores, the
+   transforms an iteration must do), median of 7 pairs, measured before every solver; the table
+   divides by the median of those measurements. Targets (issue 22): RAAR/DM ≤ 1.5×, PIE ≤ 2.5×.
+
+Usage::
+
+    python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
+    python benchmarks/ptycho_speed.py --part startup
+    python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("dask", "distributed", "matplotlib", "pandas", "zarr", "chemtomo.report")
+ALGORITHMS = ("RAAR", "DM", "ePIE", "rPIE", "mPIE", "ML")
+TARGETS = {"RAAR": 1.5, "DM": 1.5, "ePIE": 2.5, "rPIE": 2.5, "mPIE": 2.5}
+
+#: Runs the CLI in a child process and reports, at exit, when the first progress callback came
+#: (time.time(), comparable with the parent's spawn time), how many kernels numba compiled
+#: (cache misses) and which heavy modules were imported.
+HARNESS = textwrap.dedent("""
+    import atexit, json, sys, time
+    from chemtomo import cli
+    _first = []
+    _call = cli.ProgressReporter.__call__
+    def _patched(self, name):
+        update = _call(self, name)
+        def first(done, total):
+            if not _first:
+                _first.append(time.time())
+            update(done, total)
+        return first
+    cli.ProgressReporter.__call__ = _patched
+    def _report():
+        misses = 0
+        for mod in list(sys.modules.values()):
+            if not getattr(mod, "__name__", "").startswith("chemtomo"):
+                continue
+            for v in list(vars(mod).values()):
+                st = getattr(v, "stats", None)
+                if st is not None and hasattr(st, "cache_misses"):
+                    misses += sum(st.cache_misses.values())
+        heavy = sorted({m for m in sys.modules for h in HEAVY if m == h or m.startswith(h + ".")})
+        print("HARNESS " + json.dumps({"first": _first[0] if _first else None, "compiled": misses,
+                                        "heavy": heavy}), file=sys.stderr)
+    atexit.register(_report)
+    sys.argv = ["chemtomo"] + sys.argv[1:]
+    cli.app()
+""")
+
+
+# ------------------------------------------------------------------------------------- data
+def simulated_scan(n: int, grid: int, photons: float, seed: int = 0):
+    """A raster scan of a random absorbing, phase-shifting object with a zone-plate probe:
+    (grid², n, n) Poisson frames, step 0.3 n with ±0.5 px jitter, 10 nm object pixels."""
+    from chemtomo.core import Scan, energy_to_wavelength
+    from chemtomo.ptycho import zone_plate_probe
+
+    rng = np.random.default_rng(seed)
+    pixel, energy = 10e-9, 708.2
+    wavelength = energy_to_wavelength(energy)
+    step = 0.3 * n
+    axis = (np.arange(grid) - (grid - 1) / 2) * step
+    ys, xs = np.meshgrid(axis, axis, indexing="ij")
+    pos = np.stack([ys.ravel(), xs.ravel()], 1) + rng.uniform(-0.5, 0.5, (grid * grid, 2))
+    size = int(np.ceil(2 * np.abs(pos).max())) + n + 8
+    from scipy.ndimage import gaussian_filter
+
+    thick = np.clip(gaussian_filter(rng.standard_normal((size, size)), 2.0), 0, None)
+    obj = np.exp((-0.3 + 0.6j) * thick / thick.max()).astype(np.complex64)
+    probe = zone_plate_probe((n, n), pixel, energy, defocus_m=0.3 * n * pixel * 100e-9 / wavelength)
+    c = size // 2 - n // 2
+    frames = np.empty((len(pos), n, n), np.float32)
+    for j, (py, px) in enumerate(np.rint(pos).astype(int)):
+        wave = probe * obj[c + py:c + py + n, c + px:c + px + n]
+        frames[j] = np.abs(np.fft.fftshift(np.fft.fft2(wave))) ** 2
+    frames *= photons / frames.sum(axis=(1, 2)).mean()
+    frames = rng.poisson(frames).astype(np.float32)
+    return Scan(frames=frames, positions_m=pos * pixel, energy_ev=energy, distance_m=0.1,
+                detector_pixel_m=wavelength * 0.1 / (n * pixel), probe=probe)
+
+
+# ---------------------------------------------------------------------------------- start-up
+def _launch(args: list[str], env: dict) -> dict:
+    t0 = time.time()
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
+    t1 = time.time()
+    out = {"total_s": t1 - t0, "rc": p.returncode}
+    for line in p.stderr.splitlines():
+        if line.startswith("HARNESS "):
+            rec = json.loads(line[len("HARNESS "):])
+            out.update(first_s=(rec["first"] - t0) if rec["first"] else float("nan"), compiled=rec["compiled"],
+                       heavy=rec["heavy"])
+    if p.returncode != 0:
+        out["error"] = (p.stdout + p.stderr)[-500:]
+    return out
+
+
+def _import_profile(args: list[str], env: dict, top: int = 8) -> list[tuple[str, float]]:
+    """Self import time (s) summed by top-level package, from ``python -X importtime``."""
+    p = subprocess.run([args[0], "-X", "importtime", *args[1:]], capture_output=True, text=True, env=env)
+    by_pkg: dict[str, float] = {}
+    for line in p.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            parts = line.split("|")
+            try:
+                self_us = int(parts[0].split(":")[1])
+            except ValueError:
+                continue
+            pkg = parts[2].strip().split(".")[0]
+            by_pkg[pkg] = by_pkg.get(pkg, 0.0) + self_us * 1e-6
+    return sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]
+
+
+def part_startup(python: str) -> str:
+    from chemtomo.io import write_scan
+
+    work = Path(tempfile.mkdtemp(prefix="chemtomo_startup_"))
+    scan = simulated_scan(32, 6, 1e5)
+    cxi = write_scan(work / "scan32.cxi", scan)
+    harness = work / "harness.py"
+    harness.write_text(f"HEAVY = {HEAVY!r}\n" + HARNESS)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache"),
+           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [python, str(harness), "-q", "ptycho", str(cxi), "-o", str(work / "out.cxi"), "--algorithm", "RAAR:1",
+           "--no-frc"]
+    rows = []
+    for k in range(3):
+        rows.append((f"launch {k + 1} ({'compiles' if k == 0 else 'numba cache'})", _launch(cmd, env)))
+    floor = [_launch([python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"], env)
+             for _ in range(3)]
+    bare = [_launch([python, "-c", "pass"], env) for _ in range(3)]
+    fl = float(np.median([f["total_s"] for f in floor]))
+    lines = ["| process | to first iteration (s) | to exit (s) | kernels compiled | heavy modules imported |",
+             "|---|---|---|---|---|"]
+    for name, r in rows:
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error'][-200:]!r} | | | |")
+            continue
+        lines.append(f"| {name} | {r['first_s']:.3f} ({r['first_s'] / fl:.2f}× import floor) | {r['total_s']:.3f} | "
+                     f"{r['compiled']} | {', '.join(r['heavy']) or 'none'} |")
+    lines.append(f"| import floor: python -c 'import numpy, scipy.fft, numba, h5py, typer, rich.progress' "
+                 f"(median of 3) | — | {fl:.3f} | — | — |")
+    lines.append(f"| bare interpreter: python -c pass (median of 3) | — | "
+                 f"{float(np.median([b['total_s'] for b in bare])):.3f} | — | — |")
+    prof = _import_profile(cmd, env)
+    lines.append("")
+    lines.append("Import self-time by top-level package, launch 4 (python -X importtime; inflated by the "
+                 "instrumentation): " + ", ".join(f"{p} {s:.3f} s" for p, s in prof))
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------- iterations
+def _fft_floor(shape: tuple[int, ...], repeats: int = 7) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of one in-place forward + inverse FFT of all frames."""
+    import scipy.fft as sfft
+
+    from chemtomo.core.fft import WORKERS
+
+    a = np.ones(shape, np.complex64)
+    for _ in range(2):
+        a = sfft.ifft2(sfft.fft2(a, norm="ortho", workers=WORKERS, overwrite_x=True), norm="ortho",
+                       workers=WORKERS, overwrite_x=True)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        a = sfft.fft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+        a = sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=WORKERS, overwrite_x=True)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def part_iterations(frames: int, n: int, iterations: int, algorithms: list[str]) -> str:
+    from chemtomo.ptycho import reconstruct
+
+    grid = int(round(np.sqrt(frames)))
+    scan = simulated_scan(n, grid, 1e6)
+    results = []
+    floors = []
+    for alg in algorithms:
+        floors.append(_fft_floor(scan.frames.shape))
+        walls, cpus = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reconstruct(scan, f"{alg}:1", frc=False)  # compiles (or loads) the solver's kernels
+            proj = reconstruct(scan, f"{alg}:{iterations + 2}", frc=False,
+                               progress=lambda d, t: (walls.append(time.perf_counter()), cpus.append(time.process_time())))
+        w = float(np.median(np.diff(walls[2:]))) if len(walls) > 3 else float("nan")
+        c = float(np.median(np.diff(cpus[2:]))) if len(cpus) > 3 else float("nan")
+        results.append((alg, w, c, len(walls), bool(proj.info["diverged"])))
+    fw = float(np.median([f[0] for f in floors]))
+    fc = float(np.median([f[1] for f in floors]))
+    lines = [f"Scan: {scan.n_frames} frames of {n}², {iterations} timed iterations after 2 warm-up ones; "
+             f"FFT floor {fw * 1e3:.2f} ms wall, {fc * 1e3:.2f} ms CPU (median of {len(floors)} measurements, "
+             f"wall {min(f[0] for f in floors) * 1e3:.2f}–{max(f[0] for f in floors) * 1e3:.2f} ms)", "",
+             "| solver | ms/iteration (wall) | × FFT floor (wall) | ms/iteration (CPU) | × FFT floor (CPU) | target | met (CPU) |",
+             "|---|---|---|---|---|---|---|"]
+    for alg, w, c, count, diverged in results:
+        target = TARGETS.get(alg)
+        met = "—" if target is None else ("yes" if c / fc <= target else "no")
+        note = " (diverged: stopped early)" if diverged else ""
+        lines.append(f"| {alg}{note} | {w * 1e3:.1f} | {w / fw:.2f} | {c * 1e3:.1f} | {c / fc:.2f} | "
+                     f"{'≤ %.1f×' % target if target else '—'} | {met} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    load = os.getloadavg()
+    import numba
+    import scipy
+
+    return (f"{os.cpu_count()} cores, {cpu}, load average {load[0]:.2f}; Python {platform.python_version()}, "
+            f"NumPy {np.__version__}, SciPy {scipy.__version__}, numba {numba.__version__} "
+            f"(threads {numba.get_num_threads()})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=["all", "startup", "iterations"], default="all")
+    ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
+    ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
+    ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
+    ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
+    args = ap.parse_args()
+    print(f"# ptycho_speed: {machine()}\n", flush=True)
+    if args.part in ("all", "startup"):
+        print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
+        print(part_startup(args.python) + "\n", flush=True)
+    if args.part in ("all", "iterations"):
+        print("## Iteration cost against the FFT floor\n", flush=True)
+        print(part_iterations(args.frames, args.n, args.iterations, args.algorithms.split(",")), flush=True)
+
+
+if __name__ == "__main__":
+    main()
