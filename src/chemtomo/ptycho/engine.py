@@ -95,8 +95,7 @@ class Run:
             # Least-squares probe of each shift bin in its own (shifted) coordinates, then shifted
             # back and averaged with the bins' total illumination as weights: exact bin by bin,
             # where dividing the unshifted sums would smear the object's |O|² by the shift.
-            lam = np.float32(reg * float(probe_den.max()) + 1e-30)
-            per_bin = (probe_num + lam * self.probes) / (probe_den[:, None] + lam)
+            per_bin = regularized_ratio(probe_num, probe_den[:, None], self.probes, reg)
             weights = probe_den.sum(axis=(1, 2)).astype(np.float64)
             weights /= weights.sum()
             self.set_probe(self.model.unshift_sum(per_bin, weights))

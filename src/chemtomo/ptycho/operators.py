@@ -308,7 +308,21 @@ def float_view(a: np.ndarray) -> np.ndarray:
 def regularized_ratio(num: np.ndarray, den: np.ndarray, previous: np.ndarray, rel: float) -> np.ndarray:
     """``(num + λ previous) / (den + λ)`` with ``λ = rel · max(den)``: the least-squares update,
     pulled towards the previous value where the illumination ``den`` is weak (and kept there
-    where it is zero)."""
+    where it is zero).
+
+    ``den`` has ``num``'s shape, or a length-1 axis where ``num`` has one (a single probe mode);
+    complex64/float32 C-contiguous inputs take one fused kernel pass (``_kernels.regularized_ratio``,
+    the same bits as the NumPy expression it replaces), anything else NumPy."""
     lam = np.float32(rel * float(den.max()) + 1e-30)
-    return ((num + lam * previous) / (den + lam)).astype(np.complex64, copy=False)
+    fused = (num.dtype == np.complex64 and previous.dtype == np.complex64 and den.dtype == np.float32
+             and num.shape == previous.shape and num.ndim >= 1 and den.shape[-1] == num.shape[-1]
+             and num.size == den.size
+             and num.flags.c_contiguous and previous.flags.c_contiguous and den.flags.c_contiguous)
+    if not fused:
+        return ((num + lam * previous) / (den + lam)).astype(np.complex64, copy=False)
+    w = num.shape[-1]
+    out = np.empty_like(num)
+    K.regularized_ratio(float_view(num.reshape(-1, w)), den.reshape(-1, w), float_view(previous.reshape(-1, w)),
+                        lam, float_view(out.reshape(-1, w)))
+    return out
 
