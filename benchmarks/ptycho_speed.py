@@ -23,6 +23,7 @@ Usage::
 
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
+    python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src   # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
 """
 
@@ -72,7 +73,7 @@ HARNESS = textwrap.dedent("""
                 st = getattr(v, "stats", None)
                 if st is not None and hasattr(st, "cache_misses"):
                     misses += sum(st.cache_misses.values())
-        heavy = sorted({m for m in sys.modules for h in HEAVY if m == h or m.startswith(h + ".")})
+        heavy = sorted({h for m in sys.modules for h in HEAVY if m == h or m.startswith(h + ".")})
         print("HARNESS " + json.dumps({"first": _first[0] if _first else None, "compiled": misses,
                                         "heavy": heavy}), file=sys.stderr)
     atexit.register(_report)
@@ -144,7 +145,7 @@ def _import_profile(args: list[str], env: dict, top: int = 8) -> list[tuple[str,
     return sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]
 
 
-def part_startup(python: str) -> str:
+def part_startup(python: str, baseline_src: str | None = None) -> str:
     from chemtomo.io import write_scan
 
     work = Path(tempfile.mkdtemp(prefix="chemtomo_startup_"))
@@ -152,13 +153,17 @@ def part_startup(python: str) -> str:
     cxi = write_scan(work / "scan32.cxi", scan)
     harness = work / "harness.py"
     harness.write_text(f"HEAVY = {HEAVY!r}\n" + HARNESS)
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache"),
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [python, str(harness), "-q", "ptycho", str(cxi), "-o", str(work / "out.cxi"), "--algorithm", "RAAR:1",
            "--no-frc"]
     rows = []
-    for k in range(3):
-        rows.append((f"launch {k + 1} ({'compiles' if k == 0 else 'numba cache'})", _launch(cmd, env)))
+    trees = [("", ROOT / "src")] + ([("baseline ", Path(baseline_src))] if baseline_src else [])
+    for tag, src in trees:
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(work / f"numba_cache_{len(rows)}"),
+               "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        for k in range(3):
+            rows.append((f"{tag}launch {k + 1} ({'compiles' if k == 0 else 'numba cache'})", _launch(cmd, env)))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache_0"),
+           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     floor = [_launch([python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"], env)
              for _ in range(3)]
     bare = [_launch([python, "-c", "pass"], env) for _ in range(3)]
@@ -285,11 +290,13 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
+    ap.add_argument("--baseline-src", default=None,
+                    help="another chemtomo source tree (e.g. `git archive` of an older commit) launched the same way")
     args = ap.parse_args()
     print(f"# ptycho_speed: {machine()}\n", flush=True)
     if args.part in ("all", "startup"):
         print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
-        print(part_startup(args.python) + "\n", flush=True)
+        print(part_startup(args.python, args.baseline_src) + "\n", flush=True)
     if args.part in ("all", "iterations"):
         print("## Iteration cost against the FFT floor\n", flush=True)
         print(part_iterations(args.frames, args.n, args.iterations, args.algorithms.split(",")), flush=True)
