@@ -20,7 +20,9 @@ Examples
 0.25
 """
 
-from .._lazy import lazy_exports
+from typing import TYPE_CHECKING
+
+from ..core._lazy import lazy_exports
 from .flat_field import DEFAULT_TRANSMISSION_FLOOR, FlatFieldInfo, flat_field_od
 from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
@@ -40,6 +42,16 @@ from .statistics import (
 from .unmix import UnmixInfo, fraction, sample_mask, unmix
 from .validate import Validation2D, compare_2d, lcf_2d, project_fraction, validate_2d
 from .xanes import XanesNormalisation, edge_position, normalise_xanes, white_line_energy
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .figures import (
+        plot_class_fractions,
+        plot_composition_histogram,
+        plot_correlation,
+        plot_joint_comparison,
+        plot_validation_maps,
+        plot_xanes_maps,
+    )
 
 __all__ = [
     "optical_density", "ODInfo",

@@ -1,6 +1,8 @@
 """Foundation shared by every chemtomo package: backend, FFT, units, containers, errors."""
 
-from .._lazy import lazy_exports
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 from .backend import Array, asarray, cupy_available, get_array_module, get_backend, to_numpy
 from .containers import ChemicalMap, Curve, Particles, Projection, Scan, ScanRef, TiltSeries, Volume
 from .errors import ChemtomoError, ConfigError, ConvergenceError, InputError, StoreError
@@ -12,6 +14,9 @@ from .units import (
     to_nm,
     wavelength_to_energy,
 )
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .fft import fft2, fft2c, ifft2, ifft2c
 
 __all__ = [
     "Array", "asarray", "cupy_available", "get_array_module", "get_backend", "to_numpy",

@@ -1,10 +1,15 @@
 """chemtomo.particles: segment particles, measure them, and the statistics of their activity."""
 
-from .._lazy import lazy_exports
+from typing import TYPE_CHECKING
+
+from ..core._lazy import lazy_exports
 from .matching import LabelMatch, match_labels
 from .measure import measure, table_units
 from .segment import segment
 from .statistics import ActiveFraction, active_fraction, activity_trends
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .figures import activity_vs_size, particle_gallery, volume_histogram
 
 __all__ = [
     "ActiveFraction",

@@ -1,7 +1,12 @@
 """Run the whole flow from a config file into a resumable store, stage by stage."""
 
-from .._lazy import lazy_exports
+from typing import TYPE_CHECKING
+
+from ..core._lazy import lazy_exports
 from .config import RunConfig, config_for_manifest, example_config, load_config
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .run import STAGES, open_run, run_pipeline
 
 __all__ = ["RunConfig", "config_for_manifest", "example_config", "load_config", "STAGES", "open_run",
            "run_pipeline"]

@@ -23,11 +23,16 @@ Example
 True
 """
 
-from .._lazy import lazy_exports
+from typing import TYPE_CHECKING
+
+from ..core._lazy import lazy_exports
 from .frc import frc, fsc
 from .profiles import edge_width, line_profile
 from .split_half import split_half_fsc
 from .thresholds import half_bit_threshold, one_seventh_threshold
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .figures import plot_curve
 
 __all__ = ["frc", "fsc", "split_half_fsc", "edge_width", "line_profile", "half_bit_threshold",
            "one_seventh_threshold", "plot_curve"]

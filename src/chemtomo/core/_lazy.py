@@ -1,4 +1,4 @@
-"""Lazy re-exports for package ``__init__`` files (PEP 562 module ``__getattr__``).
+"""Lazy re-exports for package ``__init__`` files (PEP 562 module ``__getattr__``), for every chemtomo package.
 
 A package that re-exports names from heavy submodules (matplotlib figures, Dask scheduling,
 the HTML report) lists them here instead of importing them, so that ``import chemtomo.ptycho``
