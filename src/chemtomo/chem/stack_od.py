@@ -83,8 +83,10 @@ def choose_i0_region(counts, *, quantile: float = 0.99) -> np.ndarray:
     Each pixel's rough OD ``−ln(I_e / q_e)`` (``q_e`` the ``quantile`` of energy e's counts) is
     scored by its mean plus its standard deviation over energies: empty pixels score ≈ 0 (bright)
     with only noise across energies (flat), sample pixels more. Otsu's threshold on the score
-    splits empty from sample; the empty class is eroded by two pixels so the region keeps clear
-    of blurred or drifting particle edges. When the split leaves fewer than ``MIN_I0_PIXELS``
+    splits empty from sample; within the empty class only pixels scoring within three robust
+    standard deviations (1.4826 x MAD) of its median are kept, which drops the faint halo of
+    particles, and the class is opened (isolated pixels removed) and eroded by two pixels so the
+    region keeps clear of blurred or drifting particle edges. When the split leaves fewer than ``MIN_I0_PIXELS``
     pixels, the ``MIN_I0_PIXELS`` best-scoring pixels are used (and a warning logged).
     """
     c = _check_counts(counts)
@@ -102,6 +104,13 @@ def choose_i0_region(counts, *, quantile: float = 0.99) -> np.ndarray:
     score = od.mean(axis=0) + od.std(axis=0)
     t = float(otsu_thresholds(score.reshape(1, -1))[0])
     empty = score <= t
+    # Otsu's empty class still holds the faint halo of particles (a few nm of material, blur):
+    # keep only pixels whose score is within 3 robust sigmas of the class's median, the spread
+    # that shot noise alone gives empty pixels
+    med = float(np.median(score[empty]))
+    mad = 1.4826 * float(np.median(np.abs(score[empty] - med)))
+    empty &= score <= med + 3.0 * mad
+    empty = ndimage.binary_opening(empty, iterations=1)
     eroded = ndimage.binary_erosion(empty, iterations=_EDGE_MARGIN_PX, border_value=1)
     if eroded.sum() >= MIN_I0_PIXELS:
         return eroded
