@@ -236,8 +236,8 @@ def parse_hdr(path: str | os.PathLike) -> dict:
     return _parse_struct(tok, "", top=True)
 
 
-def _get(d, keys: list[str], src: Path, what: str):
-    cur, path = d, []
+def _get(d, keys: list[str], src: Path, what: str, prefix: str = ""):
+    cur, path = d, [prefix] if prefix else []
     for k in keys:
         path.append(k)
         if not isinstance(cur, dict) or k not in cur:
@@ -247,7 +247,7 @@ def _get(d, keys: list[str], src: Path, what: str):
 
 
 def _points(axis, field: str, src: Path, unit_scale: float) -> np.ndarray:
-    pts = _get(axis, ["Points"], src, f"the list of {field} points") if isinstance(axis, dict) else None
+    pts = _get(axis, ["Points"], src, "the list of scan points", field) if isinstance(axis, dict) else None
     if not isinstance(pts, list) or not pts or not all(isinstance(v, (int, float)) for v in pts):
         raise InputError(f"{src}: field {field}.Points must be a list of numbers, found {pts!r}")
     arr = np.asarray(pts, dtype=np.float64) * unit_scale
@@ -301,16 +301,16 @@ def read_stxm_hdr(path: str | os.PathLike, *, channel: int = 0) -> STXMStack:
     src = Path(path)
     hdr = parse_hdr(src)
     scan = _get(hdr, ["ScanDefinition"], src, "the scan definition structure")
-    regions = _get(scan, ["Regions"], src, "a list of scan regions")
+    regions = _get(scan, ["Regions"], src, "a list of scan regions", "ScanDefinition")
     if not isinstance(regions, list) or not regions or not isinstance(regions[0], dict):
         raise InputError(f"{src}: field ScanDefinition.Regions must be a list of region structures, found {regions!r}")
     if len(regions) > 1:
         raise InputError(f"{src}: ScanDefinition.Regions holds {len(regions)} regions; expected a single-region "
                          "image stack (split multi-region scans into one stack per region)")
     region = regions[0]
-    p_axis = _get(region, ["PAxis"], src, "the horizontal scan axis (Sample X)")
-    q_axis = _get(region, ["QAxis"], src, "the vertical scan axis (Sample Y)")
-    stack_axis = _get(scan, ["StackAxis"], src, "the energy axis of an image stack")
+    p_axis = _get(region, ["PAxis"], src, "the horizontal scan axis (Sample X)", "ScanDefinition.Regions[0]")
+    q_axis = _get(region, ["QAxis"], src, "the vertical scan axis (Sample Y)", "ScanDefinition.Regions[0]")
+    stack_axis = _get(scan, ["StackAxis"], src, "the energy axis of an image stack", "ScanDefinition")
     for ax, field, want in ((p_axis, "ScanDefinition.Regions[0].PAxis", "Sample X"),
                             (q_axis, "ScanDefinition.Regions[0].QAxis", "Sample Y"),
                             (stack_axis, "ScanDefinition.StackAxis", "Energy")):
@@ -345,15 +345,15 @@ def _read_xim(path: Path, shape: tuple[int, int], energy_ev: float, *, n_energie
     if not path.is_file():
         raise InputError(f"{path}: image file not found; the header lists {n_energies} energies "
                          f"({energy_ev:g} eV is image {path.stem[-3:]}), expected one .xim per energy (aborted stack?)")
+    rows = [ln.split() for ln in path.read_text(encoding="ascii", errors="replace").splitlines() if ln.strip()]
+    if rows and len({len(r) for r in rows}) != 1:
+        raise InputError(f"{path}: rows have different lengths {sorted({len(r) for r in rows})}; expected "
+                         f"{shape[0]} rows of {shape[1]} counts")
     try:
-        rows = [ln.split() for ln in path.read_text(encoding="ascii", errors="replace").splitlines() if ln.strip()]
         img = np.array([[float(v) for v in r] for r in rows], dtype=np.float64) if rows else np.empty((0, 0))
     except ValueError as exc:
         raise InputError(f"{path}: not a text image of numbers ({exc}); expected {shape[0]} rows of "
                          f"{shape[1]} counts") from exc
-    if rows and len({len(r) for r in rows}) != 1:
-        raise InputError(f"{path}: rows have different lengths {sorted({len(r) for r in rows})}; expected "
-                         f"{shape[0]} rows of {shape[1]} counts")
     if img.shape != shape:
         raise InputError(f"{path}: image is {img.shape[0]} rows x {img.shape[1] if img.ndim == 2 else 0} columns; "
                          f"the header's scan is {shape[0]} (QAxis, y) x {shape[1]} (PAxis, x)")
