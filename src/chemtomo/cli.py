@@ -364,6 +364,8 @@ def xas(
         None, "--i0-box", help="I0 region as pixel box Y0 Y1 X0 X1 (half-open); default: chosen automatically."),
     align_energies: bool = typer.Option(True, "--align/--no-align", help="Register the energies to each other."),
     method: str = typer.Option("nnls", help="nnls (non-negative, default) or lstsq."),
+    position_unit: Optional[str] = typer.Option(
+        None, help="NeXus only: unit of sample_x/sample_y when the file does not say (default um; mm for Diamond I08)."),
 ):
     """Fit a 2D STXM spectral stack with reference spectra: one map per reference column + R-factor.
 
@@ -374,7 +376,8 @@ def xas(
     """
     from .pipeline.xas import run_xas
 
-    res, store, fig = run_xas(stack, references, out, i0_box=i0_box, align=align_energies, method=method)
+    extra = {} if position_unit is None else {"position_unit": position_unit}
+    res, store, fig = run_xas(stack, references, out, i0_box=i0_box, align=align_energies, method=method, **extra)
     s = res.summary
     say(f"{stack}: {res.od.shape[0]} energies, {res.od.shape[1]} x {res.od.shape[2]} pixels of "
         f"{res.pixel_m * 1e9:.1f} nm; I0 region {s['i0_pixels']} pixels ({s['i0_source']}, OD spread "

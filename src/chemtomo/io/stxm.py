@@ -51,6 +51,7 @@ _GRID_TOL = 0.05   # scan steps may deviate from their mean by this fraction (en
 _LENGTH_UNITS_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "μm": 1e-6, "micron": 1e-6, "microns": 1e-6,
                    "micrometer": 1e-6, "micrometre": 1e-6, "nm": 1e-9}
 _ENERGY_UNITS_EV = {"ev": 1.0, "kev": 1e3}
+_MIN_PIXEL_M, _MAX_PIXEL_M = 1e-9, 1e-3   # no STXM scans finer than 1 nm or coarser than 1 mm
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,8 @@ def _nx_class(obj) -> str:
     return _text(obj.attrs.get("NX_class", ""))
 
 
-def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, detector: str | None = None) -> STXMStack:
+def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, detector: str | None = None,
+                position_unit: str = "um") -> STXMStack:
     """Read an image stack from a NeXus/HDF5 file written to the NXstxm application definition.
 
     Parameters
@@ -384,6 +386,9 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, detector: 
     path : the HDF5 file.
     entry : the NXentry to read (default: the first one, by name, holding an image stack).
     detector : the NXdata group (default ``counter0``, else the first NXdata group with a 3D signal).
+    position_unit : unit of ``sample_x``/``sample_y`` when they carry no ``units`` attribute
+        ("um" by default, as at most STXMs; Diamond I08 writes mm without saying so). A pixel
+        size that no STXM scans (under 1 nm or over 1 mm) is refused, naming this parameter.
 
     Returns
     -------
@@ -425,10 +430,12 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, detector: 
         else:
             raise InputError(f"{src}: /{entries[0]} has no NXdata group; expected /{entries[0]}/counter0 with "
                              "data, energy, sample_x and sample_y")
-        return _read_nxdata(g[name], f"/{entries[0]}/{name}", src)
+        if position_unit.strip().lower() not in _LENGTH_UNITS_M:
+            raise InputError(f"position_unit must be one of {sorted(_LENGTH_UNITS_M)}, got {position_unit!r}")
+        return _read_nxdata(g[name], f"/{entries[0]}/{name}", src, position_unit.strip().lower())
 
 
-def _read_nxdata(grp, gpath: str, src: Path) -> STXMStack:
+def _read_nxdata(grp, gpath: str, src: Path, position_unit: str) -> STXMStack:
     import h5py
 
     signal = _text(grp.attrs.get("signal", "data")) or "data"
@@ -456,8 +463,17 @@ def _read_nxdata(grp, gpath: str, src: Path) -> STXMStack:
         return v
 
     e = axis_values(ekey, _ENERGY_UNITS_EV, "ev")
-    x = axis_values("sample_x", _LENGTH_UNITS_M, "um")
-    y = axis_values("sample_y", _LENGTH_UNITS_M, "um")
+    x = axis_values("sample_x", _LENGTH_UNITS_M, position_unit)
+    y = axis_values("sample_y", _LENGTH_UNITS_M, position_unit)
+    for key, pos in (("sample_x", x), ("sample_y", y)):
+        step = _step(pos) if pos.size > 1 else None
+        if step is not None and not _MIN_PIXEL_M <= step <= _MAX_PIXEL_M:
+            said = "units" in grp[key].attrs
+            raise InputError(f"{src}: {gpath}/{key} steps by {step:.3g} m, not a STXM pixel size "
+                             f"({_MIN_PIXEL_M:g}–{_MAX_PIXEL_M:g} m); "
+                             + ("check its units attribute" if said else
+                                f"the dataset has no units attribute and was read as {position_unit}: give the "
+                                "unit (position_unit, e.g. 'mm' for Diamond I08 files)"))
     order = _axes_order(grp, ekey, data.shape, (e.size, y.size, x.size), gpath, src)
     arr = np.transpose(np.asarray(data[()], dtype=np.float32), order)
     if arr.shape != (e.size, y.size, x.size):
