@@ -33,8 +33,8 @@ def test_register_stack_recovers_drift():
     err = est - (true - true[4])
     assert np.sqrt(np.mean(err ** 2)) < 0.05
     # applying the shifts puts every energy's features where the reference has them: what is left
-    # against the noise-free image in the reference frame is the noise (0.02, lowered by the
-    # bilinear interpolation) plus misregistration; 1.5x the noise bounds both
+    # against the noise-free image in the reference frame is the noise (0.02, changed by < 10 %
+    # by the cubic interpolation) plus misregistration; 1.5x the noise bounds both
     aligned = apply_stack_shifts(imgs, est)
     yy, xx = np.mgrid[:56, :64].astype(float)
     t = np.linspace(0, 1, imgs.shape[0])
@@ -66,3 +66,8 @@ def test_register_stack_errors(kwargs, message):
     images = kwargs.pop("images")
     with pytest.raises(InputError, match=message):
         register_stack(images, **kwargs)
+
+
+def test_apply_order_checked():
+    with pytest.raises(InputError, match=r"order must be 1 \(bilinear\) or 3 \(cubic spline\), got 2"):
+        apply_stack_shifts(np.ones((2, 4, 4)), np.zeros((2, 2)), order=2)

@@ -45,15 +45,17 @@ def test_run_xas_recovers_maps_and_drift(tmp_path, fmt):
     # over three neighbours averages it; 0.1 px RMS is what the fit needs (map error below)
     assert np.sqrt(np.mean(err ** 2)) < 0.1
     # maps: inside the particles (both phases present, so NNLS is unconstrained there) the
-    # normalised error is ~N(0, 1) from shot noise; bilinear resampling averages neighbouring
-    # pixels (lowering the noise) and a 0.05 px misregistration adds < 0.3 sigma at the edges
+    # normalised error is ~N(0, 1) from shot noise; cubic resampling changes the noise by < 10 %
+    # and a 0.05 px misregistration adds < 0.3 sigma at the edges
     sigma = _predicted_sigma(sim, truth)
     inside = np.all(truth > 5e-9, axis=0) & np.isfinite(res.fit.maps[0])
     assert inside.sum() > 300
     z = (res.fit.maps - truth)[:, inside] / sigma[:, inside]
     rms_z = np.sqrt(np.mean(z ** 2, axis=1))
     assert np.all(rms_z < 1.3), rms_z
-    assert np.all(np.abs(z.mean(axis=1)) < 0.3), z.mean(axis=1)      # no bias beyond 0.3 sigma
+    # no bias: the mean of ~500 pixels' z has a standard error of ~0.05 (neighbours correlate
+    # through the resampling); 0.15 sigma is three of those (bilinear resampling read -0.15)
+    assert np.all(np.abs(z.mean(axis=1)) < 0.15), z.mean(axis=1)
     # the I0 region lies outside every particle and its halo: at most 1 nm of material under it
     # (OD < 0.015 even on the white line, below one pixel's shot noise of ~0.02)
     assert res.i0.source == "auto" and res.i0.n_pixels > 500

@@ -81,13 +81,18 @@ def register_stack(images, *, reference_index: int | None = None, max_gap: int =
     return shifts
 
 
-def apply_stack_shifts(images, shifts_px, *, fill: float = np.nan) -> np.ndarray:
-    """Aligned stack ``aligned[i](p) = images[i](p + shifts_px[i])``, bilinear.
+def apply_stack_shifts(images, shifts_px, *, order: int = 3, fill: float = np.nan) -> np.ndarray:
+    """Aligned stack ``aligned[i](p) = images[i](p + shifts_px[i])``.
 
     Parameters
     ----------
     images : (n_images, ny, nx) float
     shifts_px : (n_images, 2) float, (dy, dx) from :func:`register_stack`
+    order : spline order of the interpolation: 3 (cubic, default) or 1 (bilinear). Bilinear
+        interpolation flattens the top of every particle's profile, so a fit of the shifted
+        stack reads thicknesses low: on ``benchmarks/stxm_xas.py`` by 0.15 shot-noise sigma
+        with order 1 and 0.01 sigma with order 3 (order 1 also averages neighbouring pixels'
+        noise, 0.79 against 0.91 sigma RMS: less noise, but biased).
     fill : value of pixels that fall outside an image (NaN marks them as not measured)
 
     Returns
@@ -99,5 +104,7 @@ def apply_stack_shifts(images, shifts_px, *, fill: float = np.nan) -> np.ndarray
     if imgs.ndim != 3 or s.shape != (imgs.shape[0], 2):
         raise InputError(f"shifts_px must have shape (n_images, 2) = ({imgs.shape[0]}, 2) for images of shape "
                          f"{imgs.shape}, got {s.shape}")
+    if order not in (1, 3):
+        raise InputError(f"order must be 1 (bilinear) or 3 (cubic spline), got {order!r}")
     n = imgs.shape[0]
-    return warp(imgs, s, np.zeros(n), np.ones(n), order=1, fill=fill)
+    return warp(imgs, s, np.zeros(n), np.ones(n), order=order, fill=fill)

@@ -8,7 +8,7 @@ The flow of ``chemtomo xas STACK REFERENCES -o MAPS.zarr``:
 2. optical density ``−ln(I/I0)`` with I0 per energy from an empty region, chosen automatically
    (:func:`chemtomo.chem.choose_i0_region`) or given as a box or mask;
 3. energy alignment: each energy's OD image registered to its neighbours, sub-pixel
-   (:func:`chemtomo.align.register_stack`), the OD images shifted (bilinear) and the I0 region
+   (:func:`chemtomo.align.register_stack`), the OD images shifted (cubic spline) and the I0 region
    chosen again on the aligned stack; pixels not covered at every energy
    after the shifts are left out (NaN);
 4. the per-pixel non-negative linear-combination fit (:func:`chemtomo.chem.fit_stack`, the fit
