@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from chemtomo.chem import choose_i0_region, fit_stack, lcf_2d, stack_optical_density
+from chemtomo.chem.stack_figure import plot_stack_fit
 from chemtomo.core import InputError
 
 E = np.array([705.0, 707.0, 708.2, 709.0, 710.2, 712.0])
@@ -146,3 +147,20 @@ def test_counts_errors():
         c = np.ones((2, 8, 8), np.float32)
         c[1] = 0
         choose_i0_region(c)
+
+
+def test_plot_stack_fit():
+    # one panel per component, the R map and the histogram over the sample pixels it is given
+    t = _truth()
+    od = np.einsum("ek,kyx->eyx", _refs(E), t).astype(np.float32)
+    fit = fit_stack(od, E, TABLE)
+    sample = np.zeros(t.shape[1:], bool)
+    sample[4:8, 4:8] = True
+    fig = plot_stack_fit(fit.maps, fit.names, fit.r_factor, 40e-9, i0_mask=~sample, sample_mask=sample)
+    axes = fig.get_axes()
+    assert [a.get_title() for a in axes[:2]] == ["LFP", "FP"]
+    assert any("of 16 sample pixels" in a.get_title() for a in axes)
+    with pytest.raises(InputError, match=r"do not agree; expected \(n, ny, nx\), n names and \(ny, nx\)"):
+        plot_stack_fit(fit.maps, ["LFP"], fit.r_factor, 40e-9)
+    with pytest.raises(InputError, match=r"pixel_m must be a positive pixel size in metres"):
+        plot_stack_fit(fit.maps, fit.names, fit.r_factor, 0.0)

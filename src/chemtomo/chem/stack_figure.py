@@ -12,8 +12,8 @@ from .validate import R_FACTOR_GOOD
 __all__ = ["plot_stack_fit"]
 
 
-def plot_stack_fit(maps, names, r_factor, pixel_m: float, *, map_unit: str = "fitted amount",
-                   i0_mask=None, title: str = "2D XAS fit") -> Figure:
+def plot_stack_fit(maps, names, r_factor, pixel_m: float, *, map_unit: str = "fitted amount (1 / reference unit)",
+                   i0_mask=None, sample_mask=None, title: str = "2D XAS fit") -> Figure:
     """Maps of each fitted component, the R-factor map and its histogram.
 
     Parameters
@@ -24,6 +24,8 @@ def plot_stack_fit(maps, names, r_factor, pixel_m: float, *, map_unit: str = "fi
     pixel_m : float, pixel size in metres (axes are drawn in µm)
     map_unit : str, colour-bar label of the component maps (e.g. "thickness (nm)")
     i0_mask : (ny, nx) bool, optional, outlined on the R-factor map (the I0 region)
+    sample_mask : (ny, nx) bool, optional, the pixels the histogram counts (default: all fitted);
+        empty pixels fit noise with noise (R ~ 1), so the paper's share is over sample pixels
     title : str
 
     Returns
@@ -55,18 +57,21 @@ def plot_stack_fit(maps, names, r_factor, pixel_m: float, *, map_unit: str = "fi
     ax = axes[n]
     im = ax.imshow(r, cmap="magma", vmin=0.0, vmax=max(2 * R_FACTOR_GOOD, 1e-6), extent=extent)
     if i0_mask is not None:
-        ax.contour(np.asarray(i0_mask, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8,
-                   extent=(0.0, extent[1], 0.0, extent[2]), origin="upper")
+        cy = (np.arange(ny) + 0.5) * pixel_m * 1e6
+        cx = (np.arange(nx) + 0.5) * pixel_m * 1e6
+        ax.contour(cx, cy, np.asarray(i0_mask, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
     ax.set_title("R-factor" + (" (cyan: I0 region)" if i0_mask is not None else ""))
     ax.set_xlabel("x (µm)")
     fig.colorbar(im, ax=ax, shrink=0.8, label="R")
     ax = axes[n + 1]
-    rv = r[np.isfinite(r)]
+    use = np.isfinite(r) if sample_mask is None else np.isfinite(r) & np.asarray(sample_mask, bool)
+    rv = r[use]
     if rv.size:
         ax.hist(np.clip(rv, 0, 1), bins=50, range=(0, 1), color="0.4")
         share = float(np.mean(rv < R_FACTOR_GOOD))
         ax.axvline(R_FACTOR_GOOD, color="tab:red", lw=1)
-        ax.set_title(f"R < {R_FACTOR_GOOD:g} in {share:.1%} of pixels", fontsize=9)
+        where = "sample pixels" if sample_mask is not None else "pixels"
+        ax.set_title(f"R < {R_FACTOR_GOOD:g} in {share:.1%}\nof {rv.size} {where}", fontsize=9)
     ax.set_xlabel("R-factor")
     ax.set_ylabel("pixels")
     fig.suptitle(title)

@@ -126,7 +126,10 @@ def fit_stack(od_stack, energies_ev, references, *, method: str = "nnls", mask=N
         if mask.shape != s.shape[1:]:
             raise InputError(f"mask has shape {mask.shape} but the images have {s.shape[1:]}")
     refs = references_from_table(table_e, table, e)
-    conc = unmix(s, refs, method=method, mask=mask)
+    # pixels not measured at every energy (NaN, e.g. outside the common field after energy
+    # alignment) are expected here: leave them out quietly instead of letting unmix warn
+    finite = np.all(np.isfinite(s), axis=0)
+    conc = unmix(s, refs, method=method, mask=finite if mask is None else finite & mask)
     fit = np.einsum("ek,kyx->eyx", refs.astype(np.float32), conc)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.sum((s - fit).astype(np.float64) ** 2, axis=0) / np.sum(s.astype(np.float64) ** 2, axis=0)

@@ -47,6 +47,8 @@ class XasResult:
     i0        : I0Region of the aligned stack
     shifts_px : (n_energies, 2) float64, (dy, dx) applied to each energy (zeros without alignment)
     pixel_m   : float, pixel size in metres
+    sample    : (ny, nx) bool, fitted pixels holding material (Otsu on the fitted total amount,
+                outside the I0 region): where the R-factor statistics are taken
     summary   : dict of numbers for the report: fitted pixels, sample pixels (Otsu on the fitted
                 total, outside I0), share of sample pixels with R < 0.15 and their median R, I0
                 pixels and OD spread, largest shift
@@ -57,6 +59,7 @@ class XasResult:
     i0: I0Region
     shifts_px: np.ndarray
     pixel_m: float
+    sample: np.ndarray
     summary: dict
 
 
@@ -134,7 +137,7 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         "i0_od_spread": region.od_spread,
         "max_shift_px": float(np.abs(shifts).max()),
     }
-    return XasResult(fit, od, region, shifts, float(pixel_m), summary)
+    return XasResult(fit, od, region, shifts, float(pixel_m), fitted, summary)
 
 
 def run_xas(stack_path: str | os.PathLike, references_path: str | os.PathLike, out: str | os.PathLike, *,
@@ -187,6 +190,7 @@ def run_xas(stack_path: str | os.PathLike, references_path: str | os.PathLike, o
         from chemtomo.chem.stack_figure import plot_stack_fit
 
         fig = plot_stack_fit(res.fit.maps, res.fit.names, res.fit.r_factor, stack.pixel_m, i0_mask=res.i0.mask,
+                             sample_mask=res.sample,
                              title=f"{Path(stack_path).name}: 2D XAS fit ({len(stack.energies_ev)} energies)")
         fig_path = out.with_suffix(".png") if out.suffix else out.with_name(out.name + ".png")
         fig.savefig(fig_path, dpi=120)
