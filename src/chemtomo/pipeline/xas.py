@@ -161,18 +161,13 @@ def run_xas(stack_path: str | os.PathLike, references_path: str | os.PathLike, o
     -------
     (XasResult, store path, figure path or None)
     """
-    from chemtomo.io import read_references
+    from chemtomo.io import check_references_cover, read_references
     from chemtomo.io.stxm import read_stxm
     from chemtomo.io.xas_maps import write_xas_maps
 
     stack = read_stxm(stack_path, **read_kwargs)
     ref_e, table = read_references(references_path)
-    lo, hi = float(ref_e[0]), float(ref_e[-1])
-    outside = [float(x) for x in stack.energies_ev if not lo - 1e-6 <= x <= hi + 1e-6]
-    if outside:
-        shown = ", ".join(f"{x:g}" for x in outside[:8]) + (" ..." if len(outside) > 8 else "")
-        raise InputError(f"{references_path}: the reference spectra cover {lo:g}–{hi:g} eV but {stack_path} has "
-                         f"{len(outside)} energies outside: {shown} eV; give references that span the stack")
+    check_references_cover(references_path, stack.energies_ev)   # the run's rule, for the stack's energies
     res = xas_maps(stack.counts, stack.energies_ev, (ref_e, table), pixel_m=stack.pixel_m, i0_box=i0_box,
                    align=align, method=method)
     attrs = {
