@@ -123,3 +123,12 @@ def test_cli_xas(tmp_path):
     bad = CliRunner().invoke(app, ["xas", str(stack_path), str(refs), "-o", str(out), "--i0-box", "0", "99", "0", "5"])
     assert bad.exit_code == 1
     assert "i0_box (y0, y1, x0, x1) = (0, 99, 0, 5) is not a non-empty box" in " ".join(bad.output.split())
+
+
+def test_i0_box_on_the_sample_is_flagged(caplog):
+    # a user box over a particle: the OD spread inside it far exceeds one pixel's shot noise
+    sim = simulate(max_drift_px=0, seed=6, shape=(40, 48))
+    res = xas_maps(sim.stack.counts, sim.stack.energies_ev, reference_table(), pixel_m=PIXEL_M,
+                   i0_box=(6, 24, 4, 26), align=False)
+    assert res.summary["i0_od_spread"] > 3 * res.summary["i0_shot_noise_od"]
+    assert "it may hold sample" in caplog.text

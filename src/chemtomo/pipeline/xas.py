@@ -118,6 +118,11 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         region = I0Region(region.mask, region.i0_counts, "auto" if i0_box is None and i0_mask is None
                           else ("box" if i0_box is not None else "mask"), region.od_spread, region.n_floored)
         od = np.where(covered[None], od, np.nan).astype(np.float32)
+    poisson_od = 1.0 / np.sqrt(float(region.i0_counts.min()))
+    if region.od_spread > 3.0 * poisson_od:
+        log.warning("I0 region (%s, %d pixels): OD spread %.3g is over 3x the shot noise of one pixel (%.3g); "
+                    "it may hold sample or the detector is not photon counting", region.source, region.n_pixels,
+                    region.od_spread, poisson_od)
     fit = fit_stack(od, e, references, method=method)
     r = fit.r_factor
     # the R-factor means something where there is material: Otsu on the fitted total amount
@@ -135,6 +140,7 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         "i0_pixels": region.n_pixels,
         "i0_source": region.source,
         "i0_od_spread": region.od_spread,
+        "i0_shot_noise_od": poisson_od,
         "max_shift_px": float(np.abs(shifts).max()),
     }
     return XasResult(fit, od, region, shifts, float(pixel_m), fitted, summary)
