@@ -381,7 +381,8 @@ def xas(
     s = res.summary
     say(f"{stack}: {res.od.shape[0]} energies, {res.od.shape[1]} x {res.od.shape[2]} pixels of "
         f"{res.pixel_m * 1e9:.1f} nm; I0 region {s['i0_pixels']} pixels ({s['i0_source']}, OD spread "
-        f"{s['i0_od_spread']:.3f}, shot noise {s['i0_shot_noise_od']:.3f}); largest energy shift {s['max_shift_px']:.2f} px")
+        f"{s['i0_od_spread']:.3f}, shot noise {s['i0_shot_noise_od']:.3f}); largest energy shift {s['max_shift_px']:.2f} px "
+        f"(pairwise misfit {s['registration_residual_px']:.3f} px)")
     say(f"fit ({method}): R < 0.15 in {s['share_r_below_0.15']:.1%} of {s['n_sample']} sample pixels, median R "
         f"{s['median_r_factor']:.3g}; maps: {', '.join(res.fit.names)}, r_factor")
     say(f"store: {store}" + (f"\nfigure: {fig}" if fig else ""))

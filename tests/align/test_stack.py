@@ -28,8 +28,9 @@ def test_register_stack_recovers_drift():
     # noise 0.02 on unit-contrast blobs: pairwise cross-correlation error ~0.02 px; the least
     # squares over 3 neighbours keeps the accumulated error of 12 energies below 0.05 px
     imgs, true = _stack()
-    est = register_stack(imgs, reference_index=4)
+    est, residual = register_stack(imgs, reference_index=4, return_residual=True)
     assert np.all(est[4] == 0)
+    assert 0 < residual < 0.1          # the redundant pairs agree to the pairwise precision
     err = est - (true - true[4])
     assert np.sqrt(np.mean(err ** 2)) < 0.05
     # applying the shifts puts every energy's features where the reference has them: what is left

@@ -51,7 +51,8 @@ class XasResult:
                 outside the I0 region): where the R-factor statistics are taken
     summary   : dict of numbers for the report: fitted pixels, sample pixels (Otsu on the fitted
                 total, outside I0), share of sample pixels with R < 0.15 and their median R, I0
-                pixels and OD spread, largest shift
+                pixels and OD spread, largest shift, registration residual (RMS misfit of the
+                pairwise shifts to the solution, px)
     """
 
     fit: StackFit
@@ -94,8 +95,9 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         raise InputError(f"pixel_m must be a positive pixel size in metres, got {pixel_m!r}")
     od, region = stack_optical_density(c, i0_box=i0_box, i0_mask=i0_mask)
     shifts = np.zeros((c.shape[0], 2))
+    residual_px = float("nan")
     if align and c.shape[0] > 1:
-        shifts = register_stack(od)
+        shifts, residual_px = register_stack(od, return_residual=True)
         # shift the OD (linear in thickness), not the counts: interpolating counts and taking the
         # log afterwards underestimates the OD at particle edges (Jensen), by 0.5 sigma of the
         # shot noise on the tests' stack; counts are rebuilt from the shifted OD for the I0 step
@@ -142,6 +144,7 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         "i0_od_spread": region.od_spread,
         "i0_shot_noise_od": poisson_od,
         "max_shift_px": float(np.abs(shifts).max()),
+        "registration_residual_px": residual_px,
     }
     return XasResult(fit, od, region, shifts, float(pixel_m), fitted, summary)
 
