@@ -65,7 +65,7 @@ class XasResult:
 
 
 def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0_mask=None,
-             align: bool = True, method: str = "nnls") -> XasResult:
+             align: bool = True, method: str = "nnls", resample_order: int = 3) -> XasResult:
     """Component maps from a transmission stack in memory (no files).
 
     Parameters
@@ -80,6 +80,8 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
     i0_mask : (ny, nx) bool, optional, the I0 region as a mask
     align : bool, register the energies to each other (default) or trust the stack as aligned
     method : "nnls" (default) or "lstsq"
+    resample_order : spline order of the shift applied to each energy's OD: 3 (default) or 1
+        (bilinear, biased at particle profiles; see :func:`chemtomo.align.apply_stack_shifts`)
 
     Returns
     -------
@@ -102,7 +104,7 @@ def xas_maps(counts, energies_ev, references, *, pixel_m: float, i0_box=None, i0
         # log afterwards underestimates the OD at particle edges (Jensen), by 0.5 sigma of the
         # shot noise on the tests' stack; counts are rebuilt from the shifted OD for the I0 step
         aligned = region.i0_counts[:, None, None].astype(np.float32) * np.exp(
-            -apply_stack_shifts(od, shifts, fill=np.nan))
+            -apply_stack_shifts(od, shifts, order=resample_order, fill=np.nan))
         covered = np.all(np.isfinite(aligned), axis=0)
         if covered.sum() < 16:
             raise InputError(f"after energy alignment (largest shift {np.abs(shifts).max():.1f} px) fewer than 16 "
