@@ -37,9 +37,10 @@ def register_stack(images, *, reference_index: int | None = None, max_gap: int =
     normalization : None or "phase"
         Plain cross-correlation (default) or phase correlation, as in
         :func:`register_translation`. STXM images are smooth and shot-noise limited; whitening
-        the spectrum (phase correlation) lets the noise decide the peak: on the tests' simulated
-        stack (3000 counts per pixel, 48 x 64 pixels) neighbour pairs were registered to
-        0.52 px RMS with phase correlation and 0.068 px with plain cross-correlation.
+        the spectrum (phase correlation) lets the noise decide the peak: on
+        ``benchmarks/stxm_xas.py`` (3000 counts per pixel, 64 x 96 pixels, 32 energies) the
+        shifts came out to 0.038 px RMS with plain cross-correlation and 0.336 px with phase
+        correlation (0.073 px for a plain neighbour chain, ``max_gap=1``).
 
     return_residual : bool
         Also return the RMS misfit of the pairwise measurements to the solution (px): how well
