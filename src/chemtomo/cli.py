@@ -356,6 +356,40 @@ def export(
 
 @app.command()
 @guarded
+def xas(
+    stack: Path = typer.Argument(..., help="A STXM stack: BASE.hdr (with BASE_a000.xim, ...) or a NeXus NXstxm file."),
+    references: Path = typer.Argument(..., help="Reference spectra, energy_eV,<phase>,... (one map per column)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Maps store to write (MAPS.zarr); the figure goes beside it."),
+    i0_box: Optional[tuple[int, int, int, int]] = typer.Option(
+        None, "--i0-box", help="I0 region as pixel box Y0 Y1 X0 X1 (half-open); default: chosen automatically."),
+    align_energies: bool = typer.Option(True, "--align/--no-align", help="Register the energies to each other."),
+    method: str = typer.Option("nnls", help="nnls (non-negative, default) or lstsq."),
+    position_unit: Optional[str] = typer.Option(
+        None, help="NeXus only: unit of sample_x/sample_y when the file does not say (default um; mm for Diamond I08)."),
+):
+    """Fit a 2D STXM spectral stack with reference spectra: one map per reference column + R-factor.
+
+    Transmission -> optical density (I0 region) -> energy alignment -> per-pixel non-negative
+    linear-combination fit (the fit of the pipeline's 2D validation).
+
+    Example: chemtomo xas sample.hdr references.csv -o maps.zarr --i0-box 0 10 0 64
+    """
+    from .pipeline.xas import run_xas
+
+    extra = {} if position_unit is None else {"position_unit": position_unit}
+    res, store, fig = run_xas(stack, references, out, i0_box=i0_box, align=align_energies, method=method, **extra)
+    s = res.summary
+    say(f"{stack}: {res.od.shape[0]} energies, {res.od.shape[1]} x {res.od.shape[2]} pixels of "
+        f"{res.pixel_m * 1e9:.1f} nm; I0 region {s['i0_pixels']} pixels ({s['i0_source']}, OD spread "
+        f"{s['i0_od_spread']:.3f}, shot noise {s['i0_shot_noise_od']:.3f}); largest energy shift {s['max_shift_px']:.2f} px "
+        f"(pairwise misfit {s['registration_residual_px']:.3f} px)")
+    say(f"fit ({method}): R < 0.15 in {s['share_r_below_0.15']:.1%} of {s['n_sample']} sample pixels, median R "
+        f"{s['median_r_factor']:.3g}; maps: {', '.join(res.fit.names)}, r_factor")
+    say(f"store: {store}" + (f"\nfigure: {fig}" if fig else ""))
+
+
+@app.command()
+@guarded
 def view(store: Path = typer.Argument(..., help="A run store (RUN.zarr).")):
     """Open a run's volumes, chemistry and labels in napari, with their voxel size in nm.
 

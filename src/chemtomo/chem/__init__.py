@@ -3,6 +3,7 @@
 Where it sits in the flow (DESIGN.md): complex projections -> :func:`optical_density` -> (align,
 tomo) -> OD volumes per energy -> :func:`unmix` -> :func:`fraction`, :func:`classify`,
 :func:`fit_bimodal`, :func:`state_of_charge`; checked against 2D XAS by :func:`validate_2d`.
+A STXM transmission stack: :func:`stack_optical_density` (I0 region) -> :func:`fit_stack`.
 With a XANES stack (many energies across an edge): :func:`edge_position` and
 :func:`white_line_energy` per voxel.
 All functions take plain NumPy arrays (float32), read and write no files, and draw with
@@ -29,6 +30,8 @@ from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
 from .references import MAX_CONDITION, references_from_table
+from .stack_fit import StackFit, fit_stack
+from .stack_od import I0Region, choose_i0_region, stack_optical_density
 from .statistics import (
     CLASS_NAMES,
     MixtureFit,
@@ -61,6 +64,7 @@ __all__ = [
     "polar_angle", "polar_to_fraction", "reference_angles",
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "soc_region", "composition_histogram",
     "CLASS_NAMES",
+    "fit_stack", "StackFit", "stack_optical_density", "choose_i0_region", "I0Region",
     "lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D",
     "normalise_xanes", "XanesNormalisation", "edge_position", "white_line_energy",
     "plot_correlation", "plot_composition_histogram", "plot_class_fractions", "plot_validation_maps",

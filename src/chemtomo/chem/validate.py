@@ -15,27 +15,15 @@ import numpy as np
 
 from chemtomo.core import InputError
 
-from .references import _columns, references_from_table
+from .stack_fit import fit_stack
 from .statistics import _check_thresholds, classify
 from .unmix import fraction as _fraction
-from .unmix import sample_mask, unmix
+from .unmix import sample_mask
 
 __all__ = ["lcf_2d", "project_fraction", "compare_2d", "validate_2d", "Validation2D", "R_FACTOR_GOOD"]
 
 #: R-factor below which a pixel's fit is counted as good (the paper's criterion).
 R_FACTOR_GOOD = 0.15
-
-
-def _table_energies(reference_table):
-    """(energies_ev, phase table) from a table holding an ``energy_eV`` column, or a pair."""
-    if isinstance(reference_table, tuple) and len(reference_table) == 2:
-        return np.asarray(reference_table[0], dtype=np.float64), reference_table[1]
-    keys = list(reference_table.keys()) if hasattr(reference_table, "keys") else list(reference_table.columns)
-    ekey = next((k for k in keys if str(k).lower() == "energy_ev"), None)
-    if ekey is None:
-        raise InputError(f"reference_table needs an 'energy_eV' column (or be a pair (energies_ev, table)); "
-                         f"found columns {[str(k) for k in keys]}")
-    return np.asarray(reference_table[ekey], dtype=np.float64), reference_table
 
 
 def lcf_2d(stack, energies_ev, reference_table, *, method: str = "nnls", mask=None):
@@ -63,32 +51,21 @@ def lcf_2d(stack, energies_ev, reference_table, *, method: str = "nnls", mask=No
         Fitted thickness of each phase, metres (OD = Σ_k μ_k t_k).
     r_factor : (ny, nx) float32
         Σ_e (data − fit)² / Σ_e data² per pixel; NaN where Σ data² = 0 or data are non-finite.
+
+    Notes
+    -----
+    The fit is :func:`chemtomo.chem.fit_stack`, the same one ``chemtomo xas`` runs on measured
+    STXM stacks; this function adds the sample mask and the FePO4 fraction.
     """
     s = np.asarray(stack, dtype=np.float32)
-    e = np.atleast_1d(np.asarray(energies_ev, dtype=np.float64))
-    if s.ndim != 3:
-        raise InputError(f"stack must have shape (n_energies, ny, nx), got {s.shape}")
-    if e.shape != (s.shape[0],):
-        raise InputError(f"stack has {s.shape[0]} energies but energies_ev has shape {e.shape}")
-    if method not in ("nnls", "lstsq"):
-        raise InputError(f"method must be 'nnls' or 'lstsq', got {method!r}")
-    table_e, table = _table_energies(reference_table)
-    names, _ = _columns(table)
-    if len(names) < 2:
-        raise InputError(f"reference_table needs at least two phases, found {names}")
-    refs = references_from_table(table_e, table, e)
-    conc = unmix(s, refs, method=method)
-    fit = np.einsum("ek,kyx->eyx", refs.astype(np.float32), conc)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (np.sum((s - fit) ** 2, axis=0, dtype=np.float64) / np.sum(s.astype(np.float64) ** 2, axis=0))
-    r = r.astype(np.float32)
-    density = conc.sum(axis=0)
-    if mask is None:
-        mask = sample_mask(density)
-    else:
+    if mask is not None:
         mask = np.asarray(mask, dtype=bool)
-        if mask.shape != s.shape[1:]:
+        if s.ndim == 3 and mask.shape != s.shape[1:]:
             raise InputError(f"mask has shape {mask.shape} but the images have {s.shape[1:]}")
+    fit = fit_stack(s, energies_ev, reference_table, method=method)
+    conc, r = fit.maps, fit.r_factor
+    if mask is None:
+        mask = sample_mask(conc.sum(axis=0))
     return _fraction(conc, mask=mask), conc, r
 
 

@@ -12,11 +12,12 @@ from .manifest import (
     write_manifest,
     write_references,
 )
+from .stxm import STXMStack, read_stxm, write_nxstxm, write_stxm_hdr
 
 __all__ = [
     "read_scan", "read_scan_geometry", "write_scan", "read_projection", "write_projection",
     "read_manifest", "write_manifest", "scan_folder", "group_by_energy",
     "read_references", "write_references", "describe",
     "check_references_cover", "FullField", "read_data_exchange", "read_tiff", "read_field_file",
-    "read_angles_file",
+    "read_angles_file", "STXMStack", "read_stxm", "write_stxm_hdr", "write_nxstxm",
 ]
