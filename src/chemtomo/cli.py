@@ -393,20 +393,25 @@ def xas(
 def view(store: Path = typer.Argument(..., help="A run store (RUN.zarr).")):
     """Open a run's volumes, chemistry and labels in napari, with their voxel size in nm.
 
-    Needs napari: pip install 'chemtomo\\[view]'.
+    The same as `napari RUN.zarr` with the chemtomo plugin (its reader). Needs napari:
+    pip install 'chemtomo\\[view]'.
 
     Example: chemtomo view demo-run/run.zarr
     """
-    from .report.napari_layers import INSTALL_HINT, layer_specs, napari_available, show
+    from .report.napari_layers import INSTALL_HINT, napari_available
 
     if not napari_available():
         err_console.print(INSTALL_HINT, highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
-    specs = layer_specs(store)
+    from .viewer import read_store
+
+    layers = read_store(store)  # the plugin's own reader: the same layers as `napari RUN.zarr`
     import napari
 
-    show(specs)
-    say(f"napari: {len(specs)} layers from {store}")
+    viewer = napari.Viewer(title="chemtomo")
+    for data, kwargs, kind in layers:
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    say(f"napari: {len(layers)} layers from {store}")
     napari.run()
 
 

@@ -55,15 +55,3 @@ def test_view_without_napari_says_how_to_install(store, monkeypatch):
     r = CliRunner().invoke(app, ["view", str(store[0].path)])
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == ["napari is not installed; install it with: pip install 'chemtomo[view]'"]
-
-
-def test_show_adds_the_layers_to_a_napari_viewer_model(store):
-    # runs where the `view` extra is installed; napari's ViewerModel needs no display or OpenGL
-    pytest.importorskip("napari")
-    from napari.components import ViewerModel
-
-    viewer = napari_layers.show(layer_specs(store[0].path), ViewerModel())
-    assert len(viewer.layers) == 6
-    classes = viewer.layers["classes (1 LFP-rich, 2 mixed, 3 FP-rich)"]
-    assert tuple(classes.scale) == (6.7, 6.7, 6.7) and str(classes.units[0]) == "nanometer"
-    np.testing.assert_allclose(classes.colormap.map(np.array([1]))[0], to_rgba(CLASS_COLOURS[0]), atol=1 / 255)

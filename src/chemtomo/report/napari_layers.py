@@ -1,5 +1,6 @@
-"""The layers ``chemtomo view RUN.zarr`` shows in napari: built here without napari, so that what a
-user sees (data, physical scale, names, colours) is tested headless; only :func:`show` needs it.
+"""The layers ``chemtomo view RUN.zarr`` and the napari plugin (:mod:`chemtomo.viewer`) show: built
+here without napari, so that what a user sees (data, physical scale, names, colours) is tested
+headless.
 
 Every volume is shown in the axis order of the OME-Zarr export (io.ome_zarr): the store's
 ``(y, z, x)`` transposed to ``(z, y, x)`` (z the beam at 0°, y the rotation axis), lazily (Dask
@@ -16,7 +17,7 @@ from ..core.errors import StoreError
 from ..io.ome_zarr import CLASS_NAMES, STORE_TO_NGFF, class_colours_rgba
 from ..io.store import RunStore, energy_key
 
-__all__ = ["LayerSpec", "layer_specs", "napari_available", "show", "INSTALL_HINT"]
+__all__ = ["LayerSpec", "layer_specs", "napari_available", "INSTALL_HINT"]
 
 INSTALL_HINT = "napari is not installed; install it with: pip install 'chemtomo[view]'"
 AXIS_LABELS = ("z (beam at 0°)", "y (rotation axis)", "x")
@@ -88,29 +89,3 @@ def layer_specs(store_path) -> list[LayerSpec]:
 def napari_available() -> bool:
     """Whether napari can be imported (the ``view`` extra)."""
     return importlib.util.find_spec("napari") is not None
-
-
-def show(specs: list[LayerSpec], viewer=None):  # pragma: no cover - needs napari and a display
-    """Add the layers to a napari viewer (a new one by default) and return it."""
-    import napari
-    from napari.utils.colormaps import DirectLabelColormap
-
-    viewer = viewer or napari.Viewer(title="chemtomo")
-    for sp in specs:
-        common = dict(name=sp.name, scale=sp.scale_nm, units=("nm",) * len(sp.scale_nm), blending=sp.blending,
-                      opacity=sp.opacity, visible=sp.visible, metadata=sp.metadata)
-        if sp.kind == "labels":
-            kw = {}
-            if sp.colors:
-                kw["colormap"] = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), **sp.colors})
-            viewer.add_labels(sp.data, **common, **kw)
-        else:
-            kw = {"colormap": sp.colormap} if sp.colormap else {}
-            if sp.contrast_limits:
-                kw["contrast_limits"] = sp.contrast_limits
-            viewer.add_image(sp.data, **common, **kw)
-    viewer.dims.axis_labels = AXIS_LABELS
-    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)  # napari ≥ 0.9; before: viewer.scale_bar
-    (overlays.scale_bar if overlays is not None else viewer.scale_bar).visible = True  # in nm: the layers' units
-    return viewer
-
