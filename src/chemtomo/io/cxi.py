@@ -100,7 +100,7 @@ def _angle(f: h5py.File, src: Path, angle_key: str | None) -> float:
 
 
 def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy: bool = False,
-              flip_y: bool = False, flip_x: bool = False, check_counts: bool = True) -> Scan:
+              flip_y: bool = False, flip_x: bool = False, check_counts: bool = False) -> Scan:
     """Read and validate one CXI ptychography scan.
 
     Parameters
@@ -109,7 +109,9 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
     angle_key : HDF5 path of a scalar tilt angle in degrees (default: the CXI orientation)
     swap_xy : the file's translation columns are (y, x, z) instead of the CXI (x, y, z)
     flip_y, flip_x : negate that position axis (facility sign conventions)
-    check_counts : refuse NaN, infinite or negative counts (default True)
+    check_counts : refuse NaN, infinite or negative counts (default False: these are detector
+        realities, not input errors; ``ptycho.detector.clean_scan`` masks, clips and drops them
+        and reports what it did)
 
     Returns
     -------
