@@ -102,3 +102,27 @@ def test_defective_frames_reconstruct_like_clean_ones():
     e_clean = object_error(clean.transmission, t.obj, HALF_BOX)
     e_rec = object_error(rec.transmission, t.obj, HALF_BOX)
     assert e_rec < 1.25 * e_clean, (e_rec, e_clean)
+
+
+def test_the_ptycho_command_masks_and_reports(tmp_path):
+    from typer.testing import CliRunner
+
+    from chemtomo.cli import app
+    from chemtomo.io import write_scan
+
+    t = make_scan(seed=1)
+    frames = t.scan.frames.copy()
+    frames[4] = np.nan
+    frames[:, 0, 0] -= 2.0  # after dark subtraction
+    path = write_scan(tmp_path / "raw.cxi", dataclasses.replace(t.scan, frames=frames))
+    gap = np.zeros((N, N), np.uint8)
+    gap[:, 5] = 1
+    np.save(tmp_path / "gap.npy", gap)
+    r = CliRunner().invoke(app, ["ptycho", str(path), "-o", str(tmp_path / "out.cxi"), "--algorithm", "RAAR:5",
+                                 "--no-frc", "--mask", str(tmp_path / "gap.npy"), "--saturation", "1e9"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # the console wraps long lines
+    assert "raw.cxi: detector: 1 of 36 frames dropped (4); pixels masked: 32 by the file's mask" in text, text
+    bad = CliRunner().invoke(app, ["ptycho", str(path), "-o", str(tmp_path / "o2.cxi"), "--mask",
+                                   str(tmp_path / "nope.npy")])
+    assert bad.exit_code == 1 and "nope.npy: detector mask file not found" in bad.output

@@ -53,7 +53,8 @@ class DetectorReport:
     n_frames           : frames in the scan as read
     dropped_frames     : indices (as read) of the frames left out, and why ("lost": mostly
                          invalid, "empty": no counts on valid pixels)
-    masked_by_file     : pixels flagged by the scan's own mask
+    masked_by_file     : pixels flagged by the scan's own mask (the file's ``detector_1/mask``, and
+                         the config's mask where the reader applied it)
     masked_by_config   : further pixels flagged by the extra (config) mask
     masked_nonfinite   : further pixels masked for NaN/inf values in kept frames
     masked_saturated   : further pixels masked for values ≥ the saturation level in kept frames
@@ -84,6 +85,14 @@ class DetectorReport:
         d = dataclasses.asdict(self)
         d["dropped_frames"] = {str(k): v for k, v in self.dropped_frames.items()}
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DetectorReport:
+        """The report back from :meth:`as_dict` (e.g. from the store's attributes)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in fields}
+        kw["dropped_frames"] = {int(k): v for k, v in (d.get("dropped_frames") or {}).items()}
+        return cls(**kw)
 
     def summary(self) -> str:
         """One line: what was masked, clipped and dropped."""
