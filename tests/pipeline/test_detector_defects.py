@@ -71,3 +71,15 @@ def test_defective_detector_data_gives_the_clean_chemistry(tiny_dataset, referen
     fa, fb = reference_run.read("chem/fraction"), store.read("chem/fraction")
     both = np.isfinite(fa) & np.isfinite(fb)
     assert both.sum() > 0.8 * np.isfinite(fa).sum()  # the same sample mask, within its edge voxels
+
+
+def test_a_mask_of_the_wrong_shape_fails_before_any_reconstruction(tiny_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    np.save(data / "small.npy", np.zeros((16, 16), np.uint8))
+    (data / "run.toml").write_text((tiny_dataset / "run.toml").read_text().replace(
+        "[ptycho]\n", '[ptycho]\nmask = "small.npy"\n'))
+    r = run_cli(["run", str(data / "run.toml"), "--out", str(tmp_path / "run.zarr"), "--no-report"])
+    assert r.returncode == 1
+    assert "small.npy: the detector mask has shape (16, 16); expected the frame shape (32, 32)" in r.stderr
+    assert "Traceback" not in r.stderr

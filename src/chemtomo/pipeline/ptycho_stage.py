@@ -228,6 +228,11 @@ def run_ptycho(ctx: RunContext) -> dict:
     plan = plan_object_shapes(ctx)
     groups = group_by_energy(ctx.refs)
     read_opts = _read_options(ctx)
+    if "mask_file" in read_opts:  # a bad mask file fails here, once, before any task starts
+        from ..io import read_detector_mask
+
+        for energy, p in plan.items():
+            read_detector_mask(read_opts["mask_file"], p["frame_shape"])
     chains = tuple(AUTO_CHAINS) if cfg.algorithm.strip().lower() == "auto" else (cfg.algorithm,)
 
     def job(r, energy, chain, frc):
