@@ -261,8 +261,15 @@ def ptycho(
     swap_xy: bool = typer.Option(False, "--swap-xy", help="The file's translation columns are (y, x)."),
     flip_x: bool = typer.Option(False, "--flip-x", help="Negate the x positions."),
     flip_y: bool = typer.Option(False, "--flip-y", help="Negate the y positions."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Detector mask file (TIFF, .npy, HDF5; 0 = good pixel), "
+                                                               "combined with the file's own mask."),
+    saturation: float = typer.Option(0.0, "--saturation", help="Counts at or above which a pixel is saturated and "
+                                                                "masked (0: no check)."),
 ):
     """Reconstruct one ptychography scan into a complex projection.
+
+    Detector defects are handled, not refused: non-finite, saturated and masked pixels float free,
+    negative counts are clipped to 0, lost frames are dropped; the line printed says what was done.
 
     Example: chemtomo ptycho scan_000.cxi --algorithm RAAR --iterations 500 -o proj.cxi\n\nExample: chemtomo ptycho scan_000.cxi --guess-orientation
     """
@@ -284,10 +291,22 @@ def ptycho(
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
     if ":" not in algorithm and "," not in algorithm:
         algorithm = f"{algorithm}:{iterations or 500}"
-    s = read_scan(scan, swap_xy=swap_xy, flip_x=flip_x, flip_y=flip_y)
-    with ProgressReporter(_state["quiet"]) as bars:
+    import warnings
+
+    from .io import read_detector_mask
+    from .ptycho.detector import DetectorReport
+
+    extra = read_detector_mask(mask) if mask is not None else None
+    s = read_scan(scan, swap_xy=swap_xy, flip_x=flip_x, flip_y=flip_y, extra_mask=extra)
+    with ProgressReporter(_state["quiet"]) as bars, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message=r".*(frames dropped|pixels masked|negative counts clipped)")
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
-                           refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"))
+                           refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"),
+                           saturation=saturation or None)
+    det = DetectorReport.from_dict(proj.info["detector"])
+    if not det.clean:
+        say(f"{scan}: detector: {det.summary()}")
     write_projection(out, proj)
     err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
     res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")

@@ -93,8 +93,6 @@ def test_flip_and_swap_options(tmp_path):
     (dict(frames=np.ones((0, 8, 8), np.float32)), "is empty"),
     (dict(translation=np.zeros((3, 3))), "has 3 rows; expected one position per frame"),
     (dict(translation=np.full((4, 3), np.nan)), "non-finite positions"),
-    (dict(frames=np.full((4, 8, 8), np.nan, np.float32)), "NaN or infinite counts"),
-    (dict(frames=-np.ones((4, 8, 8), np.float32)), "negative counts"),
     (dict(energy_j=708.2), "looks like eV"),
     (dict(energy_j=ev_to_joule(2.0e6)), "below 1e+06 eV"),
     (dict(energy_j=-ev_to_joule(700.0)), "expected a photon energy"),
@@ -106,6 +104,22 @@ def test_validation_errors_name_file_and_field(tmp_path, kwargs, message):
     with pytest.raises(InputError, match="bad.cxi") as err:
         read_scan(path)
     assert message in str(err.value)
+
+
+def test_detector_realities_are_read_not_refused(tmp_path):
+    # NaN frames and negative counts are what detectors write (ptycho.detector handles them);
+    # the strict check stays available to those who want it
+    frames = np.ones((4, 8, 8), np.float32)
+    frames[1] = np.nan
+    frames[:, 0, 0] = -2
+    path = write_plain(tmp_path / "raw.cxi", frames=frames)
+    s = read_scan(path)
+    assert np.isnan(s.frames[1]).sum() == 63 and (s.frames == -2).sum() == 4
+    with pytest.raises(InputError, match="raw.cxi.*NaN or infinite counts in frames \\[1\\]"):
+        read_scan(path, check_counts=True)
+    frames[1] = 1
+    with pytest.raises(InputError, match="negative counts"):
+        read_scan(write_plain(tmp_path / "neg.cxi", frames=frames), check_counts=True)
 
 
 def test_mismatch_message_has_both_shapes(tmp_path):

@@ -197,21 +197,23 @@ def test_reconstruct_many_matches_single_runs(truth):
 
 
 # ----------------------------------------------------------------------------------- bad input
-def test_a_few_empty_or_nan_frames_are_left_out_with_a_warning(truth):
+def test_an_empty_frame_is_dropped_and_a_nan_pixel_masked_with_one_warning(truth):
     frames = truth.scan.frames.copy()
-    frames[3] = 0
-    frames[7, 4, 5] = np.nan
+    frames[3] = 0                # a lost readout
+    frames[7, 4, 5] = np.nan     # one bad pixel value: that pixel floats free, the frame stays
     scan = dataclasses.replace(truth.scan, frames=frames)
-    with pytest.warns(RuntimeWarning, match=r"test_scan.cxi: frames 3, 7 \(2 of 36\) are all zero or contain NaN"):
+    with pytest.warns(RuntimeWarning, match=r"test_scan.cxi: 1 of 36 frames dropped \(3\); pixels masked: 1 non-finite"):
         proj = reconstruct(scan, "rPIE:5", frc=False)
-    assert proj.info["excluded_frames"] == [3, 7]
+    assert proj.info["detector"]["dropped_frames"] == {"3": "empty"}
+    assert proj.info["detector"]["masked_nonfinite"] == 1 and proj.info["detector"]["valid_pixels"] == N * N - 1
 
 
 def test_many_empty_frames_are_an_error_naming_file_and_frames(truth):
     frames = truth.scan.frames.copy()
     frames[:10] = 0
     scan = dataclasses.replace(truth.scan, frames=frames)
-    with pytest.raises(InputError, match=r"test_scan.cxi: frames 0, 1, 2, .*9 \(10 of 36\) are all zero"):
+    with pytest.raises(InputError, match=r"test_scan.cxi: frames 0, 1, 2, .*9 \(10 of 36\) are lost .* or hold no "
+                                         r"counts; at most 10% of the frames may be left out"):
         reconstruct(scan, "RAAR:5")
 
 

@@ -1,6 +1,7 @@
 """Files: CXI scans and images, manifests, reference spectra, the run store, exports."""
 
 from .cxi import read_projection, read_scan, read_scan_geometry, write_projection, write_scan
+from .detector_mask import read_detector_mask
 from .fullfield import FullField, read_angles_file, read_data_exchange, read_field_file, read_tiff
 from .info import describe
 from .manifest import (
@@ -19,5 +20,5 @@ __all__ = [
     "read_manifest", "write_manifest", "scan_folder", "group_by_energy",
     "read_references", "write_references", "describe",
     "check_references_cover", "FullField", "read_data_exchange", "read_tiff", "read_field_file",
-    "read_angles_file", "STXMStack", "read_stxm", "write_stxm_hdr", "write_nxstxm",
+    "read_angles_file", "read_detector_mask", "STXMStack", "read_stxm", "write_stxm_hdr", "write_nxstxm",
 ]

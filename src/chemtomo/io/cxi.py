@@ -100,7 +100,8 @@ def _angle(f: h5py.File, src: Path, angle_key: str | None) -> float:
 
 
 def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy: bool = False,
-              flip_y: bool = False, flip_x: bool = False, check_counts: bool = True) -> Scan:
+              flip_y: bool = False, flip_x: bool = False, check_counts: bool = False,
+              extra_mask: np.ndarray | None = None) -> Scan:
     """Read and validate one CXI ptychography scan.
 
     Parameters
@@ -109,7 +110,13 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
     angle_key : HDF5 path of a scalar tilt angle in degrees (default: the CXI orientation)
     swap_xy : the file's translation columns are (y, x, z) instead of the CXI (x, y, z)
     flip_y, flip_x : negate that position axis (facility sign conventions)
-    check_counts : refuse NaN, infinite or negative counts (default True)
+    check_counts : refuse NaN, infinite or negative counts (default False: these are detector
+        realities, not input errors; ``ptycho.detector.clean_scan`` masks, clips and drops them
+        and reports what it did)
+    extra_mask : (ny, nx) bool or None
+        Further valid pixels (True = good), e.g. the config's mask file
+        (``io.read_detector_mask``), in the file's detector orientation: combined with the
+        file's own mask and turned to the lab orientation with it.
 
     Returns
     -------
@@ -169,13 +176,20 @@ def read_scan(path: str | os.PathLike, *, angle_key: str | None = None, swap_xy:
         frames = to_lab_orientation(frames, geometry)
 
         mask = None
+        if extra_mask is not None:
+            extra_mask = np.asarray(extra_mask, bool)
+            if extra_mask.shape != fds.shape[1:]:
+                raise InputError(f"{src}: the detector mask has shape {extra_mask.shape}; expected the frame shape "
+                                 f"{fds.shape[1:]} of /{fpath}")
+            mask = to_lab_orientation(extra_mask, geometry)
         if f"{DETECTOR}/mask" in f:
             m = np.asarray(f[f"{DETECTOR}/mask"][()])
             if m.shape != fds.shape[1:]:
                 raise InputError(f"{src}: /{DETECTOR}/mask has shape {m.shape}; expected the frame shape "
                                  f"{fds.shape[1:]}")
-            mask = to_lab_orientation(m == 0, geometry)
-            if not mask.any():
+            file_mask = to_lab_orientation(m == 0, geometry)
+            mask = file_mask if mask is None else mask & file_mask
+            if not file_mask.any():
                 raise InputError(f"{src}: /{DETECTOR}/mask flags every pixel as bad (CXI: 0 = good pixel)")
 
         probe = None

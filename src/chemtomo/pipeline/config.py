@@ -61,6 +61,11 @@ class PtychoConfig:
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
     refine_positions: bool = _f(False, "Refine scan positions.")
     frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of ptycho.frc_angles projections per energy.")
+    mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "
+                       "any other value masked, in the files' detector orientation; combined with each scan's own mask. "
+                       "Masked pixels float free in every update. Relative to the config file.")
+    saturation: float = _f(0.0, "Counts at or above which a detector pixel is saturated and masked for its scan "
+                                "(e.g. 65535 for a 16-bit counter); 0: no saturation check.", low=0.0)
     frc_angles: int = _f(3, "With frc = false: split-half FRC of this many evenly spaced angles per energy (the middle one included when odd), so the report's median is over more than one projection; each costs 3 reconstructions.", low=1, high=1000)
 
 

@@ -17,18 +17,24 @@ from ..io import group_by_energy, read_scan, read_scan_geometry
 from ..io.store import energy_key
 from .context import RunContext, file_fingerprint, stable_hash
 
-__all__ = ["run_ptycho", "plan_object_shapes", "reconstruct_scan_file", "frc_indices"]
+__all__ = ["run_ptycho", "plan_object_shapes", "reconstruct_scan_file", "frc_indices", "detector_summary",
+           "detector_totals"]
 
 
 def _read_options(ctx: RunContext) -> dict:
     i = ctx.config.input
-    return {"swap_xy": i.swap_xy, "flip_x": i.flip_x, "flip_y": i.flip_y,
+    opts = {"swap_xy": i.swap_xy, "flip_x": i.flip_x, "flip_y": i.flip_y,
             "angle_key": i.angle_key or None}
+    mask = ctx.config.path(ctx.config.ptycho.mask)
+    if mask is not None:  # the task reads it (a path and its fingerprint, not an array, cross to it)
+        opts["mask_file"] = str(mask)
+        opts["mask_fingerprint"] = file_fingerprint(mask) if mask.is_file() else None
+    return opts
 
 
 def plan_object_shapes(ctx: RunContext) -> dict[float, dict]:
     """Per energy: object pixel size and one object array shape that holds every scan."""
-    opts = {k: v for k, v in _read_options(ctx).items() if k != "angle_key"}
+    opts = {k: v for k, v in _read_options(ctx).items() if k not in ("angle_key", "mask_file", "mask_fingerprint")}
     plan: dict[float, dict] = {}
     for energy, refs in group_by_energy(ctx.refs).items():
         reach_y = reach_x = 0.0
@@ -51,11 +57,23 @@ def plan_object_shapes(ctx: RunContext) -> dict[float, dict]:
 def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) -> dict:
     """One Dask task: read a CXI scan and reconstruct it on one core (the stage runs one task per
     core at once, ``core.fft.one_core``). Returns plain arrays and numbers."""
+    import warnings
+
     from ..core.fft import one_core
+    from ..io import read_detector_mask
     from ..ptycho import reconstruct
 
+    read_options = dict(read_options)
+    mask_file = read_options.pop("mask_file", None)
+    read_options.pop("mask_fingerprint", None)
+    if mask_file:
+        read_options["extra_mask"] = read_detector_mask(mask_file)
     scan = read_scan(path, **read_options)
-    with one_core():
+    with one_core(), warnings.catch_warnings():
+        # what the detector cleaning did comes back in meta["detector"] (logged and stored by the
+        # client), not as warnings printed by a worker
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message=r".*(frames dropped|pixels masked|negative counts clipped)")
         proj = reconstruct(scan, **recon_options)
     frc = proj.frc
     return {
@@ -70,8 +88,27 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
         "frc_threshold": np.asarray(frc.threshold if frc else [], np.float64),
         "meta": {"pixel_m": proj.pixel_m, "energy_ev": proj.energy_ev, "angle_deg": scan.angle_deg,
                  "resolution_m": (frc.resolution_m if frc else float("nan")),
-                 "n_frames": scan.n_frames},
+                 "n_frames": scan.n_frames, "detector": proj.info.get("detector")},
     }
+
+
+def detector_summary(report: dict) -> str:
+    """One line of what detector cleaning did to a scan (``Projection.info["detector"]``)."""
+    from ..ptycho.detector import DetectorReport
+
+    return DetectorReport.from_dict(report).summary()
+
+
+def detector_totals(reports: list) -> dict:
+    """What detector cleaning did over all scans: scans touched, frames dropped, pixels masked,
+    negative counts clipped (the stage summary and the report)."""
+    reports = [r for r in reports if r]
+    return {"scans_with_defects": sum(1 for r in reports if r.get("dropped_frames") or r.get("masked_nonfinite")
+                                      or r.get("masked_saturated") or r.get("negative_clipped")),
+            "frames_dropped": sum(len(r.get("dropped_frames") or {}) for r in reports),
+            "pixels_masked_nonfinite": sum(int(r.get("masked_nonfinite", 0)) for r in reports),
+            "pixels_masked_saturated": sum(int(r.get("masked_saturated", 0)) for r in reports),
+            "negative_counts_clipped": sum(int(r.get("negative_clipped", 0)) for r in reports)}
 
 
 def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m: float,
@@ -170,7 +207,12 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         bar(n, n_total)
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
                     and np.isfinite(meta["resolution_m"]) else "")
-        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) done{frc_text}")
+        det = meta.get("detector") or {}
+        det_text = ""
+        if det and (det.get("dropped_frames") or det.get("masked_nonfinite") or det.get("masked_saturated")
+                    or det.get("negative_clipped")):
+            det_text = "; detector: " + detector_summary(det)
+        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) done{frc_text}{det_text}")
 
 
 def run_ptycho(ctx: RunContext) -> dict:
@@ -186,12 +228,17 @@ def run_ptycho(ctx: RunContext) -> dict:
     plan = plan_object_shapes(ctx)
     groups = group_by_energy(ctx.refs)
     read_opts = _read_options(ctx)
+    if "mask_file" in read_opts:  # a bad mask file fails here, once, before any task starts
+        from ..io import read_detector_mask
+
+        for energy, p in plan.items():
+            read_detector_mask(read_opts["mask_file"], p["frame_shape"])
     chains = tuple(AUTO_CHAINS) if cfg.algorithm.strip().lower() == "auto" else (cfg.algorithm,)
 
     def job(r, energy, chain, frc):
         opts = {"algorithm": chain, "n_modes": cfg.n_modes, "background": cfg.background,
                 "refine_positions": cfg.refine_positions, "object_shape": plan[energy]["object_shape"],
-                "frc": frc, "seed": 0}
+                "frc": frc, "seed": 0, "saturation": cfg.saturation or None}
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
     with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}
@@ -245,7 +292,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "pixel_m": metas[0]["pixel_m"], "frc_resolution_m": res,
                            "final_error": [float(p[0]["errors"][-1]) if p[0]["errors"].size else None
                                            for p in parts],
-                           "sources": [r.path for r in refs]}
+                           "sources": [r.path for r in refs],
+                           "detector": [m.get("detector") for m in metas]}
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])
         array_attrs[ek]["illuminated_half_extent_m"] = halves.min(axis=0).tolist()
@@ -258,7 +306,8 @@ def run_ptycho(ctx: RunContext) -> dict:
     ctx.store.write_group("projections", arrays, attrs={"energies_eV": list(groups)}, array_attrs=array_attrs)
     ctx.store.write_group("resolution/frc", frc_arrays, attrs={"median_resolution_m": resolutions,
                                                                "threshold": "half-bit"})
-    summary = {"scans": len(jobs), "resumed": resumed, "algorithm": chosen,
+    detector = detector_totals([d for ek in array_attrs for d in array_attrs[ek]["detector"]])
+    summary = {"scans": len(jobs), "resumed": resumed, "algorithm": chosen, "detector": detector,
                "frc_nm": {k: round(v * 1e9, 2) for k, v in resolutions.items()}}
     if auto is not None:
         summary["auto_frc_nm"] = auto

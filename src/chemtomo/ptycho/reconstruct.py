@@ -29,6 +29,7 @@ from ..core.containers import Projection, Scan
 from ..core.errors import InputError
 from ..core.fft import fft2
 from .algorithms import DEFAULT_ALGORITHM, parse_algorithm, run_chain
+from .detector import clean_scan
 from .engine import Run
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
@@ -155,7 +156,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                 background: bool = True, refine_positions: bool = False,
                 object_shape: tuple[int, int] | None = None, frc: bool = True, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None, device: str = "cpu",
-                options: PtychoOptions | None = None) -> Projection:
+                options: PtychoOptions | None = None, saturation: float | None = None,
+                detector_mask: np.ndarray | None = None) -> Projection:
     """Reconstruct the complex transmission of one ptychography scan.
 
     Parameters
@@ -204,6 +206,12 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         The solvers run on the CPU (fused numba kernels, scipy.fft on all cores).
     options : PtychoOptions or None
         Every solver option (defaults documented in ``options.py``).
+    saturation : float or None
+        Counts at or above which a detector pixel is saturated (masked; ``detector.clean_scan``).
+    detector_mask : (ny, nx) bool or None
+        Extra validity mask (True = valid) combined with the scan's own. Before any solver runs,
+        :func:`chemtomo.ptycho.detector.clean_scan` masks non-finite and saturated pixels,
+        clips negative counts to zero and drops lost frames; ``info["detector"]`` says what.
 
     Returns
     -------
@@ -252,6 +260,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if not isinstance(scan, Scan):
         raise InputError(f"scan must be a chemtomo.core.Scan, got {type(scan).__name__}")
     owner = _owner(scan)
+    scan, detector = clean_scan(scan, saturation=saturation, mask=detector_mask)
+    if not detector.clean:  # once per scan: what was masked, clipped and dropped
+        warnings.warn(f"{owner}: {detector.summary()}", RuntimeWarning, stacklevel=2)
     if not np.isfinite(scan.positions_m).all():
         rows = np.flatnonzero(~np.isfinite(scan.positions_m).all(axis=1))
         raise InputError(f"{owner}: positions of frames {rows[:20].tolist()} are not finite")
@@ -335,6 +346,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
         info["frc_shift_px"] = shift.tolist()
         info["frc_resolution_m"] = curve.resolution_m
+    info["detector"] = detector.as_dict()
     info["seconds"] = time.perf_counter() - t0
     bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
     return Projection(transmission=transmission, pixel_m=float(pixel_yx[0]), energy_ev=float(scan.energy_ev),

@@ -12,6 +12,7 @@ import html
 import io
 import json
 import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -94,6 +95,7 @@ def _section_projections(store: RunStore) -> str:
     out = [f"<p>{len(energies)} energies × {stack.shape[0]} angles {done}; object pixel "
            f"{a['pixel_m'] * 1e9:.2f} nm at {e:g} eV. Shown: angle {a['angles_deg'][i]:g}°.</p>",
            _png(F.plot_projection(image, a["pixel_m"], title=f"{e:g} eV, {a['angles_deg'][i]:g}°"))]
+    out.append(_detector_text(store, energies))
     frc_attrs = store.group_attrs("resolution/frc") if store.has("resolution/frc") else {}
     curve = _curve(store, "resolution/frc", f"{energy_key(e)}_")
     if curve is not None:
@@ -101,6 +103,34 @@ def _section_projections(store: RunStore) -> str:
         out.append(f"<p>{_frc_text(a, med)} at {e:g} eV (paper: 10 nm).</p>")
         out.append(_png(plot_curve(curve, title=f"FRC, {e:g} eV")))
     return "\n".join(out)
+
+
+def _detector_text(store: RunStore, energies) -> str:
+    """Per scan, what detector cleaning masked, clipped and dropped (ptycho.detector); empty when
+    the projections were not reconstructed here."""
+    from ..ptycho.detector import DetectorReport
+
+    rows, n_scans = [], 0
+    for e in energies:
+        a = store.array_attrs(f"projections/{energy_key(e)}")
+        reports = a.get("detector")
+        if not reports:
+            continue
+        for src, angle, d in zip(a.get("sources", []), a.get("angles_deg", []), reports):
+            n_scans += 1
+            if not d:
+                continue
+            r = DetectorReport.from_dict(d)
+            if not r.clean:
+                rows.append(f"<tr><td>{html.escape(Path(src).name)}</td><td>{e:g}</td><td>{angle:g}</td>"
+                            f"<td>{html.escape(r.summary())}</td></tr>")
+    if not n_scans:
+        return ""
+    if not rows:
+        return f"<p>Detector: all {n_scans} scans clean (no frame dropped, no pixel masked beyond the files' masks, no negative count).</p>"
+    return (f"<p>Detector: {len(rows)} of {n_scans} scans needed cleaning (masked pixels float free in every update; "
+            "negative counts clipped to 0; lost frames left out):</p><table><tr><th>scan</th><th>eV</th><th>angle (°)</th>"
+            "<th>what was done</th></tr>" + "".join(rows) + "</table>")
 
 
 def _frc_text(projection_attrs: dict, median_m) -> str:
