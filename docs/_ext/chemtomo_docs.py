@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -199,8 +200,71 @@ class ApiDirective(_Generated):
         return self.parse_lines(api_lines(self.arguments[0]))
 
 
+# ----------------------------------------------------------------------------------- docstrings
+# chemtomo's docstrings are written to be read as plain text too (STYLE.md): maths such as |T|²
+# uses bars for a modulus, and small dataclasses list their fields as an aligned plain-text table
+# ("name : what, unit") before any numpydoc section. Both mean something else to
+# reStructuredText (a substitution; a block quote), so before numpydoc parses a docstring this
+# hook escapes the bars outside inline literals and keeps such a field table as a literal block,
+# exactly as written. Nothing else is changed, and numpydoc sections are left to numpydoc.
+_FIELD = re.compile(r"^(\s*)[A-Za-z_][\w, /]*?\s+:\s")
+_LITERAL = re.compile(r"(``.*?``|`[^`]*`_?)")
+
+
+def _is_header(lines, i) -> bool:
+    return i + 1 < len(lines) and lines[i].strip() and set(lines[i + 1].strip()) == {"-"} \
+        and len(lines[i + 1].strip()) >= 3
+
+
+def _escape_bars(line: str) -> str:
+    parts = _LITERAL.split(line)
+    return "".join(p if i % 2 else p.replace("|", "\\|") for i, p in enumerate(parts))
+
+
+def plain_text_docstring(lines: list[str]) -> list[str]:
+    """The docstring lines made safe for reStructuredText (see the comment above)."""
+    out, i, in_section, in_literal, literal_indent = [], 0, False, False, 0
+    while i < len(lines):
+        line = lines[i]
+        if _is_header(lines, i):
+            in_section = True
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if in_literal and stripped and indent <= literal_indent:
+            in_literal = False
+        if not in_section and not in_literal and _FIELD.match(line) and not line.rstrip().endswith("::"):
+            block = []
+            base = indent
+            while i < len(lines) and lines[i].strip() and (
+                    _FIELD.match(lines[i]) and len(lines[i]) - len(lines[i].lstrip()) == base
+                    or len(lines[i]) - len(lines[i].lstrip()) > base):
+                block.append(lines[i])
+                i += 1
+            if len(block) >= 2 or (block and i < len(lines) and not lines[i].strip()):
+                if out and out[-1].strip():
+                    out.append("")
+                out += ["::", ""] + ["    " + b for b in block] + [""]
+                continue
+            out += block
+            continue
+        if stripped.endswith("::") or stripped.startswith(">>>"):
+            in_literal, literal_indent = stripped.endswith("::"), indent
+            out.append(line if stripped.startswith(">>>") else _escape_bars(line))
+        elif in_literal or stripped.startswith(">>>") or stripped.startswith("..."):
+            out.append(line)
+        else:
+            out.append(_escape_bars(line))
+        i += 1
+    return out
+
+
+def _process_docstring(app, what, name, obj, options, lines):
+    lines[:] = plain_text_docstring(lines)
+
+
 def setup(app):
     app.add_directive("chemtomo-cli", CliDirective)
     app.add_directive("chemtomo-config", ConfigDirective)
     app.add_directive("chemtomo-api", ApiDirective)
+    app.connect("autodoc-process-docstring", _process_docstring, priority=400)  # before numpydoc (500)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
