@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +56,9 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
 }
 os.environ.setdefault("MPLBACKEND", "Agg")
+# On a shared machine another Dask dashboard may hold port 8787; the examples' local cluster then
+# picks another port and says so, which is not part of the lesson.
+warnings.filterwarnings("ignore", message="Port 8787 is already in use", category=UserWarning)
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"chemtomo {release}"

@@ -82,6 +82,7 @@ ax[1].set_title("FePO4 fraction")
 fig.colorbar(im, ax=ax[1], shrink=0.8)
 ax[2].imshow(classes[y], vmin=0, vmax=3, cmap="viridis", interpolation="nearest")
 ax[2].set_title("classes: LFP-rich, mixed, FP-rich")
+fig.tight_layout()
 
 # %%
 # Resolution, state of charge and particles
