@@ -1,6 +1,7 @@
 # chemtomo: two commands from a fresh clone.
 #   make demo   creates .venv, installs the locked versions, simulates the demo dataset, runs the pipeline, writes a report
 #   make test   creates .venv if needed, runs the test suite
+#   make docs   builds the documentation site into docs/_build/html (warnings are errors)
 # The virtual environment is built from requirements/lock.txt (exact versions with hashes, the
 # ones the suite passed with); pyproject.toml keeps the ranges for people installing chemtomo as
 # a library. `make test-latest` tries the newest versions those ranges allow, in .venv-latest;
@@ -13,7 +14,7 @@ LOCK   := requirements/lock.txt
 DEMO   ?= demo-run
 LATEST := .venv-latest
 
-.PHONY: demo test test-all test-latest venv anchors lock clean
+.PHONY: demo test test-all test-latest venv anchors lock clean docs
 
 venv: $(STAMP)
 
@@ -47,11 +48,16 @@ test-latest:
 lock:
 	test -d .venv-lock || $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade uv
-	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra dev \
+	.venv-lock/bin/uv pip compile pyproject.toml requirements/build.in --extra dev --extra docs \
 	    --python-version 3.11 --universal --generate-hashes --upgrade -o $(LOCK)
+
+# The documentation site (Sphinx; warnings are errors): docs/_build/html/index.html. The gallery's
+# examples run at build time at demo size or smaller.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 anchors: $(STAMP)
 	$(BIN)/python -m pip install -e '.[anchors]'
 
 clean:
-	rm -rf $(VENV) $(LATEST) .venv-lock $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(LATEST) .venv-lock $(DEMO) .pytest_cache docs/_build docs/tutorials/gallery

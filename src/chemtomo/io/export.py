@@ -12,16 +12,11 @@ import pandas as pd
 from ..core.errors import InputError, StoreError
 from ._h5 import atomic_path
 from .store import RunStore
+from .tables import load_particle_table  # re-exported: its home before io/tables.py
 
 __all__ = ["export", "load_particle_table", "write_text", "FORMATS"]
 
 FORMATS = ("tiff", "hdf5", "csv", "ome-zarr")
-
-
-def load_particle_table(store: RunStore) -> pd.DataFrame:
-    """The particle table from a run store, one row per particle, units in column names."""
-    a = store.group_attrs("particles")
-    return pd.DataFrame({c: store.read(f"particles/table_{c}") for c in a["columns"]})
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -38,6 +38,7 @@ import zarr
 
 from ..core.errors import StoreError
 from .store import RunStore, energy_key
+from .tables import load_particle_table
 
 __all__ = ["write_ome_zarr_image", "export_ome_zarr", "aligned_tilt_series", "downsample_mean", "downsample_mode", "pyramid_shapes",
            "to_ngff_order", "STORE_TO_NGFF", "NGFF_VERSION", "MIN_PYRAMID_SIDE", "CLASS_NAMES",
@@ -285,8 +286,6 @@ def export_ome_zarr(store_path: str | os.PathLike, out_dir: str | os.PathLike) -
             attrs={**common, "quantity": "FePO4 fraction x_FP", "units": "1", "outside_sample": "NaN"}))
         particles = None
         if store.has("particles"):
-            from .export import load_particle_table
-
             table = load_particle_table(store)
             props = [{"label-value": int(r["label"]),
                       **{c: (bool(r[c]) if isinstance(r[c], (bool, np.bool_)) else float(r[c]))

@@ -19,7 +19,7 @@ from ..core.errors import ConfigError
 
 __all__ = ["RunConfig", "InputConfig", "PtychoConfig", "AlignConfig", "TomoConfig", "ResolutionConfig",
            "ChemConfig", "ParticlesConfig", "ComputeConfig", "load_config", "config_for_manifest",
-           "example_config", "config_to_dict", "config_from_dict"]
+           "example_config", "config_to_dict", "config_from_dict", "field_unit"]
 
 
 def _f(default, doc: str, choices: tuple | None = None, low: float | None = None, high: float | None = None):
@@ -159,6 +159,37 @@ class RunConfig:
 _SECTION_TYPES = {"input": InputConfig, "ptycho": PtychoConfig, "align": AlignConfig, "tomo": TomoConfig,
                   "resolution": ResolutionConfig, "chem": ChemConfig, "particles": ParticlesConfig,
                   "compute": ComputeConfig}
+
+
+# The unit of every key that has one, beside its ``doc`` (kept here, not in each field, so the
+# docs' reference table names it; tests/pipeline/test_config_units.py checks every key here exists
+# and every number has an entry). "1": a dimensionless fraction; "" would mean "no unit" and
+# such keys are simply absent.
+_UNITS = {
+    "input.transmission_floor": "1 (fraction of the flat-field signal)",
+    "ptycho.n_modes": "modes",
+    "ptycho.frc_angles": "angles per energy",
+    "align.iterations": "outer iterations",
+    "align.tol_px": "px",
+    "align.residual_rtol": "1 (fraction of the residual)",
+    "align.recon_iterations": "iterations",
+    "align.binned_iterations": "outer iterations",
+    "align.reference_energy": "eV",
+    "tomo.iterations": "sweeps or updates",
+    "tomo.block_slices": "slices",
+    "chem.thresholds": "1 (FePO4 fraction)",
+    "chem.density_threshold": "1 (volume fraction)",
+    "chem.joint_iterations": "sweeps",
+    "chem.joint_tv": "1 (volume fraction)",
+    "particles.active_thresholds": "1 (FePO4 fraction)",
+    "particles.min_volume_nm3": "nm³",
+    "compute.workers": "threads",
+}
+
+
+def field_unit(section: str, key: str) -> str:
+    """The unit of configuration key ``section.key`` ("" for text, switches and choices)."""
+    return _UNITS.get(f"{section}.{key}", "")
 
 
 def _check_value(section: str, f: dataclasses.Field, value: Any, where: str) -> Any:

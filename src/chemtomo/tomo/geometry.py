@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..core.errors import InputError
+from ._memory import check_memory
 
 __all__ = ["TiltGeometry", "check_angles", "matrix_bytes", "system_matrix"]
 
@@ -127,8 +128,6 @@ def matrix_bytes(n_angles: int, nz: int, nx: int) -> int:
 
 @lru_cache(maxsize=8)
 def _matrix(geom: TiltGeometry) -> sp.csr_matrix:
-    from .operator import check_memory  # operator imports this module
-
     check_memory(matrix_bytes(geom.n_angles, geom.nz, geom.nx),
                  f"system_matrix: the sparse matrix of {geom.n_angles} angles on {geom.nz}×{geom.nx} slices",
                  "use chemtomo.tomo.project / backproject / reconstruct, which never build it "

@@ -14,13 +14,13 @@ angles at a time, on every use, so the memory stays bounded for any number of an
 from __future__ import annotations
 
 import math
-import os
 from functools import lru_cache
 
 import numpy as np
 
 from ..core.errors import InputError
 from . import _kernels as K
+from ._memory import check_memory, memory_limit_bytes  # re-exported: the callers import them from here
 from .geometry import TiltGeometry
 
 __all__ = [
@@ -41,22 +41,6 @@ DEFAULT_MAX_BLOCK_BYTES = 2 << 30  # cache all angles' weights up to 2 GiB
 def block_bytes(n_angles: int, nz: int, nx: int) -> int:
     """Bytes of the row-wise weights of ``n_angles`` angles: 3 weights per pixel, int32 + float32."""
     return int(n_angles) * 3 * int(nz) * int(nx) * 8
-
-
-def memory_limit_bytes() -> int:
-    """Default memory limit: 80 % of the machine's physical memory."""
-    try:
-        return int(0.8 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # platforms without sysconf: assume 8 GiB
-        return 8 << 30
-
-
-def check_memory(need_bytes: int, what: str, hint: str, limit_bytes: int | None = None) -> None:
-    """Raise InputError when ``need_bytes`` exceeds the limit, saying how much and what to do."""
-    limit = memory_limit_bytes() if limit_bytes is None else int(limit_bytes)
-    if need_bytes > limit:
-        raise InputError(f"{what} needs about {need_bytes / 2**30:.2f} GiB of memory but the limit is "
-                         f"{limit / 2**30:.2f} GiB; {hint}")
 
 
 def volume_to_stack(volume: np.ndarray) -> np.ndarray:
