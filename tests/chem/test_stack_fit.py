@@ -8,8 +8,12 @@ from chemtomo.chem.stack_figure import plot_stack_fit
 from chemtomo.core import InputError
 
 E = np.array([705.0, 707.0, 708.2, 709.0, 710.2, 712.0])
-TABLE = (np.array([700.0, 708.2, 710.2, 720.0]),
-         {"LFP": np.array([2.0, 10.0, 4.0, 5.0]), "FP": np.array([2.0, 4.0, 11.0, 5.0])})
+_KNOTS = (np.array([700.0, 708.2, 710.2, 720.0]),
+          {"LFP": np.array([2.0, 10.0, 4.0, 5.0]), "FP": np.array([2.0, 4.0, 11.0, 5.0])})
+# the same piecewise-linear spectra tabulated every 0.5 eV (the knots kept), as measured references
+# are: interpolation between rows ≤ 1 eV apart is allowed (chem.max_reference_gap_ev)
+_GRID = np.union1d(_KNOTS[0], np.arange(700.0, 720.01, 0.5))
+TABLE = (_GRID, {k: np.interp(_GRID, _KNOTS[0], v) for k, v in _KNOTS[1].items()})
 
 
 def _truth(shape=(12, 16), seed=0):

@@ -89,7 +89,11 @@ def gaussian_blob(shape, pixel_m, sigma_m=60e-9, od=0.5):
 
 
 def write_refs(folder, lo=8000.0, hi=8700.0):
-    (folder / "references.csv").write_text(f"energy_eV,LiFePO4,FePO4\n{lo},1e6,2e6\n{hi},2e6,1e6\n")
+    # two straight-line spectra tabulated every 0.5 eV (rows ≤ chem.max_reference_gap_ev apart)
+    e = np.arange(lo, hi + 0.25, 0.5)
+    t = (e - lo) / (hi - lo)
+    rows = "".join(f"{a:.1f},{1e6 * (1 + b):.6g},{1e6 * (2 - b):.6g}\n" for a, b in zip(e, t))
+    (folder / "references.csv").write_text("energy_eV,LiFePO4,FePO4\n" + rows)
 
 
 def test_od_tiff_input_with_per_energy_pixel(tmp_path):

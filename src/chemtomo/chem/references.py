@@ -16,7 +16,8 @@ import numpy as np
 
 from chemtomo.core import InputError
 
-__all__ = ["references_from_table", "check_references", "condition_number", "MAX_CONDITION"]
+__all__ = ["references_from_table", "check_references", "condition_number", "reference_gaps", "MAX_CONDITION",
+           "MAX_REFERENCE_GAP_EV"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,56 @@ log = logging.getLogger(__name__)
 #: reference matrix. Noise in the optical densities is amplified by up to this factor in the
 #: concentrations, so beyond 1e3 a per-voxel solve returns noise, not chemistry.
 MAX_CONDITION = 1.0e3
+
+#: Widest span (eV) between two reference rows that a measured energy may be interpolated across.
+#: The Fe L3 peaks of LiFePO4 (708.2 eV) and FePO4 (710.2 eV) are about 1 eV wide: rows 2 eV
+#: apart on either side of a peak would replace it by a straight line and give a wrong chemical map.
+MAX_REFERENCE_GAP_EV = 1.0
+
+#: A measured energy within this of a table row is taken as that row (no interpolation), eV.
+ROW_TOLERANCE_EV = 1e-3
+
+
+def reference_gaps(energies_ev, at_energies_ev, max_gap_ev: float = MAX_REFERENCE_GAP_EV) -> list[tuple[float, float, float]]:
+    """The measured energies that would be interpolated across too wide a gap of the table.
+
+    Parameters
+    ----------
+    energies_ev : (n_table,) float, strictly increasing
+        Energies of the reference table's rows, eV.
+    at_energies_ev : (n_energies,) float
+        Measured energies, eV, within the table's range.
+    max_gap_ev : float
+        Largest span between the two rows around an energy that linear interpolation may bridge.
+
+    Returns
+    -------
+    list of (energy, row below, row above), eV, for every energy that is not a row (within
+    1 meV) and whose neighbouring rows are more than ``max_gap_ev`` apart; empty when all is well.
+
+    Examples
+    --------
+    >>> reference_gaps([706.0, 710.2, 711.0], [708.2, 710.2, 710.6])
+    [(708.2, 706.0, 710.2)]
+    """
+    e = np.asarray(energies_ev, dtype=np.float64)
+    out = []
+    for a in np.atleast_1d(np.asarray(at_energies_ev, dtype=np.float64)):
+        if np.min(np.abs(e - a)) <= ROW_TOLERANCE_EV:
+            continue
+        i = int(np.searchsorted(e, a))
+        if 0 < i < e.size and e[i] - e[i - 1] > max_gap_ev + 1e-9:
+            out.append((float(a), float(e[i - 1]), float(e[i])))
+    return out
+
+
+def gap_message(gaps: list[tuple[float, float, float]], max_gap_ev: float) -> str:
+    """One sentence naming every energy that lacks a reference row, with the rows around it."""
+    listed = "; ".join(f"{a:g} eV lies between rows {lo:g} and {hi:g} eV ({hi - lo:.3g} eV apart)"
+                       for a, lo, hi in gaps[:8]) + (" ..." if len(gaps) > 8 else "")
+    return (f"the reference table has no row at {len(gaps)} measured energ{'y' if len(gaps) == 1 else 'ies'}: {listed}; "
+            f"interpolating across more than chem.max_reference_gap_ev = {max_gap_ev:g} eV could replace an absorption "
+            "peak by a straight line. Add rows at the measured energies, or raise chem.max_reference_gap_ev")
 
 
 def _columns(table) -> tuple[list[str], list[np.ndarray]]:
@@ -41,7 +92,8 @@ def _columns(table) -> tuple[list[str], list[np.ndarray]]:
 
 
 def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
-                          at_energies_ev: Sequence[float] | np.ndarray) -> np.ndarray:
+                          at_energies_ev: Sequence[float] | np.ndarray, *,
+                          max_gap_ev: float | None = MAX_REFERENCE_GAP_EV) -> np.ndarray:
     """Reference matrix at the measured energies, linearly interpolated from a spectra table.
 
     Parameters
@@ -53,6 +105,9 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
         LiFePO4 first and FePO4 last. A column named ``energy_eV`` is ignored.
     at_energies_ev : (n_energies,) float
         Energies at which the volumes were measured, eV. Each must lie within the table's range.
+    max_gap_ev : float or None
+        An energy that is not a table row is interpolated only between rows at most this far
+        apart (default 1 eV, ``MAX_REFERENCE_GAP_EV``); None: no limit.
 
     Returns
     -------
@@ -63,14 +118,19 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
     Raises
     ------
     InputError
-        Non-increasing or non-finite table energies, a column of the wrong length, or a requested
-        energy outside the table's range (extrapolating a spectrum across an edge is never safe).
+        Non-increasing or non-finite table energies, a column of the wrong length, a requested
+        energy outside the table's range (extrapolating a spectrum across an edge is never safe),
+        or one between rows more than ``max_gap_ev`` apart.
 
     Examples
     --------
-    >>> references_from_table([707.0, 709.0, 711.0],
+    >>> references_from_table([707.0, 707.5, 708.5],
     ...                       {"LiFePO4": [1.0, 1.2, 0.6], "FePO4": [0.4, 0.8, 1.4]}, [708.0])
-    array([[1.1, 0.6]])
+    array([[0.9, 1.1]])
+    >>> references_from_table([706.0, 710.2], {"LiFePO4": [1.0, 0.6], "FePO4": [0.4, 1.4]}, [708.2])
+    Traceback (most recent call last):
+    ...
+    chemtomo.core.errors.InputError: the reference table has no row at 1 measured energy: 708.2 eV lies between rows 706 and 710.2 eV (4.2 eV apart); ...
     """
     e = np.asarray(energies_ev, dtype=np.float64)
     at = np.atleast_1d(np.asarray(at_energies_ev, dtype=np.float64))
@@ -92,6 +152,10 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
     if outside.size:
         raise InputError(f"at_energies_ev {outside.tolist()} eV lie outside the reference table's range "
                          f"[{e[0]:g}, {e[-1]:g}] eV; measure references there or drop those energies")
+    if max_gap_ev is not None:
+        gaps = reference_gaps(e, at, max_gap_ev)
+        if gaps:
+            raise InputError(gap_message(gaps, max_gap_ev))
     return np.stack([np.interp(at, e, col) for col in cols], axis=1)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from chemtomo.core import InputError
 
-from .references import _columns, references_from_table
+from .references import MAX_REFERENCE_GAP_EV, _columns, references_from_table
 from .unmix import unmix
 
 __all__ = ["fit_stack", "StackFit", "reference_table_energies"]
@@ -68,7 +68,8 @@ def reference_table_energies(reference_table):
     return np.asarray(reference_table[ekey], dtype=np.float64), reference_table
 
 
-def fit_stack(od_stack, energies_ev, references, *, method: str = "nnls", mask=None) -> StackFit:
+def fit_stack(od_stack, energies_ev, references, *, method: str = "nnls", mask=None,
+              max_gap_ev: float | None = MAX_REFERENCE_GAP_EV) -> StackFit:
     """Fit every pixel of an optical-density stack with the reference spectra.
 
     Parameters
@@ -86,6 +87,9 @@ def fit_stack(od_stack, energies_ev, references, *, method: str = "nnls", mask=N
         Non-negative least squares (default, as LCF software does) or plain least squares.
     mask : bool (ny, nx), optional
         Pixels to fit; the others are NaN in every output.
+    max_gap_ev : float or None
+        A stack energy that is not a reference row is interpolated only between rows at most this
+        far apart (default 1 eV; ``chem.references_from_table``); None: no limit.
 
     Returns
     -------
@@ -125,7 +129,7 @@ def fit_stack(od_stack, energies_ev, references, *, method: str = "nnls", mask=N
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != s.shape[1:]:
             raise InputError(f"mask has shape {mask.shape} but the images have {s.shape[1:]}")
-    refs = references_from_table(table_e, table, e)
+    refs = references_from_table(table_e, table, e, max_gap_ev=max_gap_ev)
     # pixels not measured at every energy (NaN, e.g. outside the common field after energy
     # alignment) are expected here: leave them out quietly instead of letting unmix warn
     finite = np.all(np.isfinite(s), axis=0)

@@ -268,12 +268,14 @@ def read_references(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.n
     return e, {name: values[:, j] for j, name in enumerate(header) if j > 0}
 
 
-def check_references_cover(path: str | os.PathLike, energies_ev) -> None:
+def check_references_cover(path: str | os.PathLike, energies_ev, *, max_gap_ev: float | None = 1.0) -> None:
     """Refuse a run whose energies the reference spectra in ``path`` do not cover.
 
     The chemistry interpolates the spectra linearly between their rows and never extrapolates
     (across an absorption edge that is never safe), so every energy of the run must lie within
-    the table's first and last energy. Raises an InputError naming the file and the energies.
+    the table's first and last energy, and an energy that is not a row may only be interpolated
+    between rows at most ``max_gap_ev`` apart (``chem.max_reference_gap_ev``; None: no limit).
+    Raises an InputError naming the file and the energies.
     """
     table_e, _ = read_references(path)
     lo, hi = float(table_e[0]), float(table_e[-1])
@@ -284,6 +286,12 @@ def check_references_cover(path: str | os.PathLike, energies_ev) -> None:
         raise InputError(f"{path}: the reference spectra cover {lo:g}–{hi:g} eV but the run has {len(missing)} "
                          f"energ{'y' if len(missing) == 1 else 'ies'} outside: {shown} eV; give references that "
                          "span every measured energy (input.references)")
+    if max_gap_ev is not None:
+        from ..chem.references import gap_message, reference_gaps
+
+        gaps = reference_gaps(table_e, run, max_gap_ev)
+        if gaps:
+            raise InputError(f"{path}: {gap_message(gaps, max_gap_ev)}")
 
 
 def write_references(path: str | os.PathLike, energies_ev, spectra: dict[str, np.ndarray]) -> Path:

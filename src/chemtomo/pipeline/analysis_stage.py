@@ -54,7 +54,7 @@ def run_chem(ctx: RunContext) -> dict:
     if len(energies) < len(phases):
         raise StageSkipped(f"{len(energies)} energy for {len(phases)} reference phases: unmixing needs at least "
                            "as many energies as phases (a single-energy series is ordinary tomography)")
-    refs = chem.references_from_table(ref_e, table, energies)
+    refs = chem.references_from_table(ref_e, table, energies, max_gap_ev=cfg.max_reference_gap_ev)
     mus = np.stack([ctx.store.read(f"volumes/{energy_key(e)}") for e in energies])
     # volumes hold μ (1/m) and the references are μ (1/m): concentrations are volume fractions
     unmix_method = "exact" if cfg.method in ("two-step", "joint") else cfg.method

@@ -88,7 +88,7 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
                          "or set input.references (CSV energy_eV,LiFePO4,…,FePO4)")
     energies = {round(r.energy_ev, 4) for r in refs}
     if len(energies) > 1:  # chemistry will run: fail now, not after the ptychography
-        check_references_cover(refs_path, energies)
+        check_references_cover(refs_path, energies, max_gap_ev=cfg.chem.max_reference_gap_ev)
     xas = cfg.path(cfg.input.xas2d) or (folder / "xas2d.h5")
     if cfg.input.xas2d and not xas.is_file():
         raise InputError(f"{xas}: 2D XAS stack named in input.xas2d not found")
