@@ -99,8 +99,9 @@ def test_the_default_converges_to_the_truth_within_the_dose_limit(probe_kind, gu
     err = _od_error(np.asarray(p.transmission), obj, lit)
     assert not p.info["diverged"]
     assert err < 3 * sigma_od, (probe_kind, guess_kind, err, sigma_od)
-    if guess_kind == "broad":  # resized from the mean diffraction pattern (probe.match_probe_scale)
-        assert p.info["probe_guess_scale"] == pytest.approx(0.5)
+    # a 2×-broad guess is resized from the mean diffraction pattern (probe.match_probe_scale);
+    # a defocused one of the right size is left alone
+    assert p.info["probe_guess_scale"] == pytest.approx(0.5 if guess_kind == "broad" else 1.0)
 
 
 def test_the_default_never_diverges_at_low_dose():
