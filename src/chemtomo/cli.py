@@ -248,7 +248,7 @@ def ptycho(
     scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output CXI file (reconstructed image convention)."),
     algorithm: Optional[str] = typer.Option(None, help="Algorithm or chain, e.g. RAAR (the paper, with --iterations 500), "
-                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default chain, mPIE:5,ePIE:45."),
+                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default chain, rPIE:300,ePIE:200 (maxima: it stops at convergence)."),
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
@@ -310,7 +310,8 @@ def ptycho(
     write_projection(out, proj)
     err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
     res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
-    console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm",
+    console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
+                  f"stopped after {proj.info.get('iterations')} iterations ({proj.info.get('stop_reason')})",
                   highlight=False)
 
 

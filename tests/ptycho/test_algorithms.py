@@ -30,7 +30,7 @@ def test_bad_strings_raise_input_error_listing_valid_names(text, message):
         parse_algorithm(text)
 
 
-def test_the_default_chain_is_the_same_in_the_library_and_a_candidate_of_the_pipeline():
+def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
     import inspect
 
     from chemtomo.pipeline.config import PtychoConfig
@@ -41,17 +41,10 @@ def test_the_default_chain_is_the_same_in_the_library_and_a_candidate_of_the_pip
         reconstruct_many,
     )
 
-    # issue 15: mPIE then ePIE by default (more accurate than RAAR at these photon counts);
-    # the paper's RAAR:500 stays available by name
-    assert DEFAULT_ALGORITHM == "mPIE:5,ePIE:45"
-    assert parse_algorithm(DEFAULT_ALGORITHM) == [("mPIE", 5), ("ePIE", 45)]
+    # issue 22: rPIE then ePIE, each stage stopping at convergence; the same default everywhere
+    # (the pipeline's "default" is this chain; "auto" is gone); the paper's RAAR:500 by name
+    assert parse_algorithm(DEFAULT_ALGORITHM) == [("rPIE", 300), ("ePIE", 200)]
     assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]
     for func in (reconstruct, reconstruct_many):
         assert inspect.signature(func).parameters["algorithm"].default == DEFAULT_ALGORITHM
-    # the pipeline chooses between the default and RAAR:50 by split-half FRC (see AUTO_CHAINS);
-    # every candidate must be a valid chain
-    from chemtomo.ptycho import AUTO_CHAINS
-    assert PtychoConfig().algorithm == "auto"
-    assert AUTO_CHAINS[0] == DEFAULT_ALGORITHM and len(AUTO_CHAINS) >= 2
-    for chain in AUTO_CHAINS:
-        parse_algorithm(chain)
+    assert PtychoConfig().algorithm == "default"

@@ -53,10 +53,10 @@ class InputConfig:
 @dataclass(frozen=True)
 class PtychoConfig:
     """Ptychographic reconstruction of every scan (chemtomo.ptycho.reconstruct)."""
-    algorithm: str = _f("auto", "Algorithm chain, or auto (default): the FRC scans are reconstructed with each of ptycho.AUTO_CHAINS "
-                                "(mPIE:5,ePIE:45 and RAAR:50) and the chain with the best median split-half FRC reconstructs the rest. "
-                                "Neither is the more accurate on all data (benchmarks/ptycho_regimes.py); the FRC picked the more accurate "
-                                "one on all 8 scans tried. Or a chain: 'RAAR:500' (the paper), 'mPIE:5,ePIE:45', 'DM:100,RAAR:300,ML:100'.")
+    algorithm: str = _f("default", "Algorithm chain, or default: chemtomo.ptycho.DEFAULT_ALGORITHM, the same chain as "
+                                   "'chemtomo ptycho' and ptycho.reconstruct (it stops by itself at convergence; the counts are "
+                                   "maxima; docs/results/ptychography.md). Or a chain: 'RAAR:500' (the paper), "
+                                   "'DM:100,RAAR:300,ML:100'.")
     n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
     refine_positions: bool = _f(False, "Refine scan positions.")
@@ -245,13 +245,16 @@ def config_from_dict(data: dict, *, where: str = "config", base_dir: str = "") -
                               f"valid keys in [{name}]: {', '.join(sorted(valid))}")
         sections[name] = cls(**{k: _check_value(name, valid[k], v, where) for k, v in table.items()})
     algorithm = sections["ptycho"].algorithm
-    if algorithm.strip().lower() != "auto":  # a typo in the chain fails here, not in the first Dask task
+    if algorithm.strip().lower() == "auto":
+        raise ConfigError(f"{where}: ptycho.algorithm = 'auto' (two chains chosen by split-half FRC) was removed; "
+                          "use 'default' (chemtomo.ptycho.DEFAULT_ALGORITHM) or a chain such as 'RAAR:500'")
+    if algorithm.strip().lower() != "default":  # a typo in the chain fails here, not in the first Dask task
         from ..core.errors import InputError
         from ..ptycho import parse_algorithm
         try:
             parse_algorithm(algorithm)
         except InputError as exc:
-            raise ConfigError(f"{where}: ptycho.algorithm: {exc} (or 'auto')") from exc
+            raise ConfigError(f"{where}: ptycho.algorithm: {exc} (or 'default')") from exc
     return RunConfig(**sections, base_dir=base_dir)
 
 

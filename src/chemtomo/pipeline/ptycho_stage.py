@@ -88,7 +88,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
         "frc_threshold": np.asarray(frc.threshold if frc else [], np.float64),
         "meta": {"pixel_m": proj.pixel_m, "energy_ev": proj.energy_ev, "angle_deg": scan.angle_deg,
                  "resolution_m": (frc.resolution_m if frc else float("nan")),
-                 "n_frames": scan.n_frames, "detector": proj.info.get("detector")},
+                 "n_frames": scan.n_frames, "iterations": int(proj.info.get("iterations", 0)),
+                 "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector")},
     }
 
 
@@ -162,33 +163,6 @@ def frc_indices(n_angles: int, n_frc: int) -> set[int]:
     return {int(i) for i in np.floor(np.linspace(0, n_angles - 1, n_frc + 2)[1:-1] + 0.5)}
 
 
-def frc_score_m(meta: dict, result: dict) -> float:
-    """A split-half FRC as one number for comparing chains, metres (lower is better): the
-    half-period at the ½-bit crossing; the Nyquist half-period when the correlation stays above
-    the threshold at every frequency; +inf when there is no usable curve (a failed half)."""
-    res = meta.get("resolution_m")
-    if res is not None and np.isfinite(res):
-        return float(res)
-    f, c, t = (np.asarray(result[k], float) for k in ("frc_frequency_per_m", "frc_correlation", "frc_threshold"))
-    if f.size and np.all(np.isfinite(c)) and np.all(c >= t):
-        return float(1.0 / (2.0 * f.max()))
-    return float("inf")
-
-
-def choose_chain(scores: dict[str, list[float]]) -> str:
-    """The chain with the lowest median FRC score (``frc_score_m``); ties go to the first given.
-
-    >>> choose_chain({"mPIE:5,ePIE:45": [12e-9, 13e-9], "RAAR:50": [10e-9, 11e-9]})
-    'RAAR:50'
-    """
-    best, best_score = None, np.inf
-    for chain, values in scores.items():
-        score = float(np.median(values)) if values else np.inf
-        if best is None or score < best_score:
-            best, best_score = chain, score
-    return best
-
-
 def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int) -> None:
     """Reconstruct ``jobs`` (key, ref, energy, options) as Dask tasks, saving each as it ends."""
     from distributed import as_completed
@@ -207,22 +181,22 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         bar(n, n_total)
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
                     and np.isfinite(meta["resolution_m"]) else "")
+        stop = (f"; stopped after {meta['iterations']} iterations ({meta['stop_reason']})"
+                if meta.get("stop_reason") else "")
         det = meta.get("detector") or {}
         det_text = ""
         if det and (det.get("dropped_frames") or det.get("masked_nonfinite") or det.get("masked_saturated")
                     or det.get("negative_clipped")):
             det_text = "; detector: " + detector_summary(det)
-        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) done{frc_text}{det_text}")
+        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) "
+                f"done{frc_text}{stop}{det_text}")
 
 
 def run_ptycho(ctx: RunContext) -> dict:
-    """Reconstruct every scan not yet done; stack the results per energy into the store.
-
-    With ``ptycho.algorithm = "auto"`` the FRC scans (``frc_indices``) are reconstructed first
-    with every chain of ``ptycho.AUTO_CHAINS``; the chain with the best median split-half FRC
-    over them (all energies together, so every energy is processed alike) reconstructs the rest.
-    """
-    from ..ptycho import AUTO_CHAINS
+    """Reconstruct every scan not yet done with ``ptycho.algorithm`` ("default":
+    ``chemtomo.ptycho.DEFAULT_ALGORITHM``, the same chain as ``chemtomo ptycho`` and
+    ``ptycho.reconstruct``); stack the results per energy into the store."""
+    from ..ptycho import DEFAULT_ALGORITHM
 
     cfg = ctx.config.ptycho
     plan = plan_object_shapes(ctx)
@@ -233,7 +207,7 @@ def run_ptycho(ctx: RunContext) -> dict:
 
         for energy, p in plan.items():
             read_detector_mask(read_opts["mask_file"], p["frame_shape"])
-    chains = tuple(AUTO_CHAINS) if cfg.algorithm.strip().lower() == "auto" else (cfg.algorithm,)
+    chosen = DEFAULT_ALGORITHM if cfg.algorithm.strip().lower() == "default" else cfg.algorithm
 
     def job(r, energy, chain, frc):
         opts = {"algorithm": chain, "n_modes": cfg.n_modes, "background": cfg.background,
@@ -242,41 +216,17 @@ def run_ptycho(ctx: RunContext) -> dict:
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
     with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}
-    n_scans = sum(len(refs) for refs in groups.values())
-    trial = [job(r, energy, chain, True) for chain in chains for energy, refs in groups.items()
-             for i, r in enumerate(refs) if cfg.frc or i in with_frc[energy]] if len(chains) > 1 else []
-    trial_keys = {key for key, *_ in trial}
-    n_total = len(trial) + n_scans - len(trial) // len(chains)  # the chosen chain's trials are reused
-    bar = ctx.progress("ptychography (scans)")
-    # what an earlier, stopped run finished (the summary's "resumed"), before this run adds to it
-    finished_before = {key for key in trial_keys if ctx.store.load_partial("ptycho", key) is not None}
-    chosen, auto = chains[0], None
-    if trial:
-        bar(len(finished_before), n_total)
-        if finished_before:
-            ctx.log(f"ptycho: {len(finished_before)} of {len(trial)} trial reconstructions already done; resuming")
-        _submit_all(ctx, [j for j in trial if j[0] not in finished_before], read_opts, bar,
-                    len(finished_before), n_total)
-        scores = {c: [] for c in chains}
-        for key, _, _, opts in trial:
-            result, meta = ctx.store.load_partial("ptycho", key)
-            scores[opts["algorithm"]].append(frc_score_m(meta, result))
-        chosen = choose_chain(scores)
-        medians = {c: float(np.median(v)) for c, v in scores.items()}
-        auto = {c: round(v * 1e9, 2) if np.isfinite(v) else None for c, v in medians.items()}
-        ctx.log(f"ptycho: algorithm auto chose {chosen} (median split-half FRC of {len(trial) // len(chains)} "
-                f"scans, nm: {auto})")
     jobs = [job(r, energy, chosen, cfg.frc or i in with_frc[energy])
             for energy, refs in groups.items() for i, r in enumerate(refs)]
+    bar = ctx.progress("ptychography (scans)")
     done = {key for key, *_ in jobs if ctx.store.load_partial("ptycho", key) is not None}
-    resumed = len((done - trial_keys) | (done & finished_before))
+    resumed = len(done)
     todo = [j for j in jobs if j[0] not in done]
-    n_before = len(trial) + len(done - trial_keys)
-    bar(n_before, n_total)
-    if done and not trial:
+    bar(len(done), len(jobs))
+    if done:
         ctx.log(f"ptycho: {len(done)} of {len(jobs)} scans already reconstructed; resuming")
     if todo:
-        _submit_all(ctx, todo, read_opts, bar, n_before, n_total)
+        _submit_all(ctx, todo, read_opts, bar, len(done), len(jobs))
 
     arrays, array_attrs, frc_arrays = {}, {}, {}
     resolutions = {}
@@ -309,6 +259,4 @@ def run_ptycho(ctx: RunContext) -> dict:
     detector = detector_totals([d for ek in array_attrs for d in array_attrs[ek]["detector"]])
     summary = {"scans": len(jobs), "resumed": resumed, "algorithm": chosen, "detector": detector,
                "frc_nm": {k: round(v * 1e9, 2) for k, v in resolutions.items()}}
-    if auto is not None:
-        summary["auto_frc_nm"] = auto
     return summary

@@ -1,8 +1,9 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
-from .algorithms import ALGORITHMS, AUTO_CHAINS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
+from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
 from .options import (
     BackgroundOptions,
+    ConvergenceOptions,
     DivergenceOptions,
     DMOptions,
     MLOptions,
@@ -19,10 +20,10 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
-    "AUTO_CHAINS",
     "DEFAULT_ALGORITHM",
     "PAPER_ALGORITHM",
     "BackgroundOptions",
+    "ConvergenceOptions",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",

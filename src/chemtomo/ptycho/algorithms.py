@@ -17,20 +17,21 @@ from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
-__all__ = ["ALGORITHMS", "AUTO_CHAINS", "DEFAULT_ALGORITHM", "PAPER_ALGORITHM", "parse_algorithm", "run_chain"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "PAPER_ALGORITHM", "parse_algorithm", "run_chain"]
 
-#: The default chain: mPIE for fast convergence, then ePIE's smaller steps to average the noise
-#: down (see ``reconstruct``'s docstring for why it is not the paper's RAAR:500).
-DEFAULT_ALGORITHM = "mPIE:5,ePIE:45"
+#: The default chain, the same for ``chemtomo ptycho``, ``ptycho.reconstruct`` and ``chemtomo run``:
+#: rPIE (steps normalised the rPIE way, α = 0.1: large, fast steps) until it has converged, then
+#: ePIE (steps normalised by the brightest illumination: small steps that average the photon
+#: noise down) until it has converged. The counts are maxima: each stage stops by itself
+#: (``ConvergenceOptions``), so a low-dose scan stops after a few dozen iterations (where more
+#: would fit the noise) and a high-dose one runs on. Chosen on the regime matrix of
+#: ``benchmarks/ptycho_regimes.py`` (docs/results/ptychography.md): against the chain it
+#: replaces (``mPIE:5,ePIE:45``) its OD error is lower in every cell where either is better than
+#: 5 %, and it recovers from a flat-disc or too-broad probe guess, which needs the probe updated
+#: from the first iteration (``ProbeOptions.start = 0``).
+DEFAULT_ALGORITHM = "rPIE:300,ePIE:200"
 #: The paper's solver (Yu et al. 2018): 500 RAAR iterations.
 PAPER_ALGORITHM = "RAAR:500"
-#: The chains the pipeline's ``ptycho.algorithm = "auto"`` chooses from, by split-half FRC on the
-#: FRC scans (``pipeline.ptycho_stage``). Neither is the more accurate everywhere: against the
-#: truth, the default chain has 0.54–0.65× RAAR's error on the ptychography benchmark's scans at
-#: 10⁶ photons per frame, RAAR:50 has 0.32–0.47× the default's on the paper preset's scans
-#: (``benchmarks/ptycho_regimes.py``). RAAR has converged by 50 iterations on those (the
-#: paper's 500 change the error by under 5 %).
-AUTO_CHAINS = (DEFAULT_ALGORITHM, "RAAR:50")
 
 
 def _pie(alpha_fixed: float | None, with_momentum: bool = False):
@@ -88,8 +89,11 @@ def parse_algorithm(text: str) -> list[tuple[str, int]]:
 
 
 def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
-    """Run the parsed stages in order on one ``Run``; stops early if a stage diverged."""
+    """Run the parsed stages in order on one ``Run``; each stage stops early when it has converged
+    (``ConvergenceOptions``; the next stage starts), the chain when a stage diverged.
+    ``run.stop_reason`` then says why the last stage ended."""
     for name, count in stages:
+        run.start_stage()
         ALGORITHMS[name](run, count, run.options)
         if run.diverged:
             return

@@ -3,7 +3,9 @@
 A ``Run`` carries the model, the refined ``State`` and the options through a chain of solvers
 (``"DM:100,RAAR:300,ML:100"``): the iteration counter, the error per iteration and the best
 state so far continue from one solver to the next. Solvers call ``Run.end_iteration`` once per
-iteration; it returns False when the run must stop (diverged).
+iteration; it returns False when the stage must stop: diverged (the run ends, the best state is
+kept) or converged (``ConvergenceOptions``; the next stage of a chain starts). ``stop_reason``
+says why the last stage ended: "converged", "diverged" or "max_iterations".
 
 Error metric (the same for all solvers, so a chained run has one curve): the normalised
 amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels, measured on
@@ -46,6 +48,10 @@ class Run:
         self.best_state: State | None = None
         self.bad_count = 0
         self.diverged = False
+        #: Why the last stage ended: "converged", "diverged" or "max_iterations" (set by run_chain).
+        self.stop_reason = "max_iterations"
+        self.stage_start = 0
+        self.converged = False
         self.progress = progress
         self.progress_offset = progress_offset
         self.progress_total = progress_total or total_iterations
@@ -147,5 +153,28 @@ class Run:
                           f"at iteration {self.iteration}; stopped and kept the best state",
                           RuntimeWarning, stacklevel=3)
             log.warning("ptycho diverged at iteration %d; best error %.4g kept", self.iteration, self.best_error)
+            self.stop_reason = "diverged"
+            return False
+        if self._has_converged():
+            self.converged = True
+            self.stop_reason = "converged"
+            log.info("ptycho stage converged at iteration %d (error %.4g)", self.iteration, error)
             return False
         return True
+
+    def start_stage(self) -> None:
+        """Mark the start of a solver stage (the convergence rule looks at this stage only)."""
+        self.stage_start = self.iteration
+        self.converged = False
+        self.stop_reason = "max_iterations"
+
+    def _has_converged(self) -> bool:
+        """The windowed error of this stage fell by less than ``convergence.tolerance``."""
+        c = self.options.convergence
+        done = self.iteration - self.stage_start
+        if c.tolerance <= 0 or done < max(c.min_iterations, 2 * c.window):
+            return False
+        recent = self.errors[-c.window:]
+        before = self.errors[-2 * c.window:-c.window]
+        new, old = float(np.mean(recent)), float(np.mean(before))
+        return math.isfinite(new) and math.isfinite(old) and old - new < c.tolerance * old

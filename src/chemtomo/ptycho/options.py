@@ -14,6 +14,7 @@ from ..core.errors import InputError
 
 __all__ = [
     "BackgroundOptions",
+    "ConvergenceOptions",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
@@ -94,10 +95,17 @@ class ProbeOptions:
     """Probe refinement.
 
     refine       : update the probe at all.
-    start        : first iteration (counting across a chained run) at which it is updated; the
-                   object gets a few iterations first so that the probe does not absorb it.
+    start        : first iteration (counting across a chained run) at which it is updated. 0 (the
+                   default, as in ePIE): from the start; a wrong guess (a flat disc, a probe twice
+                   too broad) left fixed for even two iterations imprints itself on the object,
+                   which then never recovers (OD error 8.4 instead of 0.16 on a zone plate started
+                   from a disc, benchmarks/ptycho_regimes.py).
     n_modes      : number of incoherent probe modes (orthogonalised after every update).
     mode_power   : initial power of each extra mode as a fraction of the first mode's.
+    match_scale  : resize a given probe guess (the file's or an array) whose far field disagrees
+                   with the mean diffraction pattern (``probe.match_probe_scale``): a guess twice
+                   too broad is otherwise not recovered from (OD error 0.27 instead of 0.03 on a
+                   Gaussian probe, tests/ptycho/test_default.py).
     support      : optional soft real-space support of the refined probe, ``exp(−(r/R)^8)``
                    with r the distance from the frame centre in half-widths and R = ``support``
                    (e.g. 0.9); it stops probe growth at the frame edges, where the overlap
@@ -105,9 +113,10 @@ class ProbeOptions:
     """
 
     refine: bool = True
-    start: int = 2
+    start: int = 0
     n_modes: int = 1
     mode_power: float = 0.05
+    match_scale: bool = True
     support: float | None = None
 
 
@@ -156,6 +165,28 @@ class DivergenceOptions:
 
 
 @dataclass(frozen=True)
+class ConvergenceOptions:
+    """When a solver stage has converged and stops by itself (its iteration count is a maximum).
+
+    The error metric (``engine.py``) of the last ``window`` iterations, averaged, is compared with
+    the average of the ``window`` iterations before; when it fell by less than ``tolerance``
+    (relative), the stage has converged: the next stage of the chain starts, or the run ends with
+    ``info["stop_reason"] = "converged"``. A stage runs at least ``min_iterations`` (and at least
+    ``2 * window``) iterations. With Poisson noise the metric levels off at its noise floor once
+    the reconstruction has converged; at high dose it keeps falling and the stage runs its
+    maximum. ``tolerance = 0`` disables the rule (every stage runs its full count).
+
+    window         : iterations averaged on each side of the comparison.
+    tolerance      : relative fall of the windowed error below which the stage has converged.
+    min_iterations : fewest iterations of a stage before the rule applies.
+    """
+
+    window: int = 10
+    tolerance: float = 2e-3
+    min_iterations: int = 30
+
+
+@dataclass(frozen=True)
 class ZonePlateOptions:
     """Zone-plate parameters for the initial probe ``probe="zone_plate"`` (see
     ``zone_plate_probe``; paper: 100 nm outer zone). ``defocus_m=None`` picks a beam of 0.3 of
@@ -185,6 +216,7 @@ class PtychoOptions:
     background: BackgroundOptions = field(default_factory=BackgroundOptions)
     positions: PositionOptions = field(default_factory=PositionOptions)
     divergence: DivergenceOptions = field(default_factory=DivergenceOptions)
+    convergence: ConvergenceOptions = field(default_factory=ConvergenceOptions)
     zone_plate: ZonePlateOptions = field(default_factory=ZonePlateOptions)
     object_reg: float = 1e-3
     subpixel: int = 4
@@ -227,5 +259,9 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.positions.max_step_px > 0, "positions.max_step_px", "positive", o.positions.max_step_px)
     _check(o.divergence.patience >= 1, "divergence.patience", "a positive integer", o.divergence.patience)
     _check(o.divergence.tolerance > 0, "divergence.tolerance", "positive", o.divergence.tolerance)
+    _check(o.convergence.window >= 1, "convergence.window", "a positive integer", o.convergence.window)
+    _check(o.convergence.tolerance >= 0, "convergence.tolerance", ">= 0", o.convergence.tolerance)
+    _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
+           o.convergence.min_iterations)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
     _check(1 <= o.subpixel <= 16, "subpixel", "an integer in 1..16", o.subpixel)

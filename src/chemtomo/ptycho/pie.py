@@ -21,7 +21,7 @@ every T single-position updates (T ≈ a few dozen); here every batch (a tenth o
 ≤ 64), the same spacing. Its step is rPIE's (α = ``PIEOptions.alpha_object``, 0.1). Large steps
 with momentum converge in a few passes but then fit the photon noise (on the 10⁶-photon
 benchmark scan mPIE levels off at an error of 0.022 against the truth, ePIE goes on to 0.019),
-hence the default chain "mPIE:5,ePIE:45" (``reconstruct``). The modulus projection subtracts the
+hence the default chain rPIE then ePIE (``algorithms.DEFAULT_ALGORITHM``). The modulus projection subtracts the
 retrieved background from the counts (``_kernels.modulus_project``).
 
 References

@@ -20,7 +20,7 @@ import numpy as np
 from ..core import energy_to_wavelength, ifft2c
 from ..core.errors import InputError
 
-__all__ = ["frequency_grid", "probe_from_diffraction", "zone_plate_probe"]
+__all__ = ["frequency_grid", "match_probe_scale", "probe_from_diffraction", "zone_plate_probe"]
 
 
 def frequency_grid(shape: tuple[int, int], pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -167,3 +167,76 @@ def probe_from_diffraction(frames: np.ndarray, *, mask: np.ndarray | None = None
     probe = ifft2c(np.sqrt(mean).astype(np.complex128))
     return probe.astype(np.complex64)
 
+
+
+def _zoom(probe: np.ndarray, scale: float) -> np.ndarray:
+    """``probe(r / scale)`` about the centre pixel (h // 2, w // 2): ``scale`` > 1 stretches."""
+    from scipy import ndimage
+
+    h, w = probe.shape[-2:]
+    y, x = np.indices((h, w), dtype=np.float64)
+    coords = np.stack([h // 2 + (y - h // 2) / scale, w // 2 + (x - w // 2) / scale])
+    out = np.empty(probe.shape, np.complex64)
+    for k in range(probe.shape[0]):
+        out[k] = (ndimage.map_coordinates(probe[k].real.astype(np.float64), coords, order=1)
+                  + 1j * ndimage.map_coordinates(probe[k].imag.astype(np.float64), coords, order=1))
+    return out
+
+
+def match_probe_scale(probe: np.ndarray, mean_pattern: np.ndarray, valid: np.ndarray, *,
+                      min_gain: float = 0.05, min_match: float = 0.9) -> tuple[np.ndarray, float, float, float]:
+    """Rescale a probe guess in size when its far field disagrees with the mean diffraction pattern.
+
+    The far-field amplitude of the first mode, ``|F[P(r / s)]|``, is compared with
+    ``sqrt(mean_j I_j)`` on the valid pixels (cosine similarity; the object's scattering adds a
+    little to the mean pattern but the probe's own cone dominates it) for sizes ``s`` from ¼ to
+    4 (33 steps, logarithmic). A guess twice too broad has a far field half as wide and is
+    corrected exactly; a defocused guess of the right size has its best match at s ≈ 1 and is
+    left alone. The guess is only replaced when the best size matches better by ``min_gain`` and
+    matches well (similarity ≥ ``min_match``): a guess of the wrong shape (a flat disc for a
+    zone plate's annular cone, best similarity 0.66) is better left at its nominal size, from
+    which the reconstruction recovers (OD error 0.12 against 1.8 when shrunk ×¼,
+    ``benchmarks/ptycho_regimes.py``).
+
+    Parameters
+    ----------
+    probe : (n_modes, ny, nx) complex
+        Probe guess, centred on (ny // 2, nx // 2).
+    mean_pattern : (ny, nx) float
+        Mean diffraction pattern, photon counts, zero frequency at the centre.
+    valid : (ny, nx) bool
+        Valid detector pixels (centred like ``mean_pattern``).
+    min_gain : float
+        Least improvement of the similarity (0..1) for which the guess is rescaled.
+    min_match : float
+        Least similarity of the rescaled guess for which it replaces the given one.
+
+    Returns
+    -------
+    probe : (n_modes, ny, nx) complex64, rescaled (or the input), the same total power.
+    scale : the size factor applied (1.0 when left alone).
+    before, after : the similarity of the guess and of the returned probe.
+    """
+    from ..core import fft2c
+
+    target = np.sqrt(np.maximum(np.asarray(mean_pattern, np.float64), 0))[valid]
+    target /= max(float(np.linalg.norm(target)), 1e-300)
+    power = float(np.sum(np.abs(probe) ** 2))
+
+    def similarity(p: np.ndarray) -> float:
+        far = np.abs(fft2c(p.astype(np.complex128)))[valid]
+        return float(np.dot(far, target) / max(float(np.linalg.norm(far)), 1e-300))
+
+    before = similarity(probe[0])
+    best_scale, best = 1.0, before
+    for scale in 2.0 ** np.linspace(-2, 2, 33):
+        if abs(scale - 1) < 1e-9:
+            continue
+        value = similarity(_zoom(probe[:1], scale)[0])
+        if value > best:
+            best_scale, best = float(scale), value
+    if best - before < min_gain or best < min_match:
+        return probe.astype(np.complex64), 1.0, before, before
+    out = _zoom(probe, best_scale)
+    out *= np.sqrt(power / max(float(np.sum(np.abs(out) ** 2)), 1e-300))
+    return out.astype(np.complex64), best_scale, before, best

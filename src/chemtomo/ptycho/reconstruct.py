@@ -1,4 +1,4 @@
-"""One entry point for ptychographic reconstruction: ``reconstruct(scan, "mPIE:5,ePIE:45") -> Projection``.
+"""One entry point for ptychographic reconstruction: ``reconstruct(scan, "rPIE:300,ePIE:200") -> Projection``.
 
 Flow (DESIGN.md, "The flow"): io.read_scan → **ptycho.reconstruct** → complex projection T(y, x).
 
@@ -34,7 +34,7 @@ from .engine import Run
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
 from .postprocess import air_reference, air_region, split_half_frc
-from .probe import probe_from_diffraction, zone_plate_probe
+from .probe import match_probe_scale, probe_from_diffraction, zone_plate_probe
 
 __all__ = ["reconstruct", "reconstruct_many", "usable_frames"]
 
@@ -170,18 +170,15 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Solver chain ``"NAME:ITERATIONS[,...]"`` with NAME in ``ALGORITHMS`` (RAAR, DM, ePIE,
         rPIE, mPIE, ML), e.g. the paper's ``"RAAR:500"`` or ``"DM:100,RAAR:300,ML:100"``.
 
-        The default, ``"mPIE:5,ePIE:45"``, is not the paper's RAAR:500 because it is both more
-        accurate and faster. RAAR (and DM) fit the Poisson noise: at 10⁶ photons per 128² frame
-        RAAR levels off at an error of 0.034 against the truth from iteration ~7 on, where
-        ePIE-type solvers, which average many noisy updates, go on to 0.019. The chain runs 5
-        iterations of mPIE (rPIE's large steps with momentum, Maiden, Johnson & Li, Optica 4,
-        736 (2017)), which converges in a few passes, then ePIE (Maiden & Rodenburg,
-        Ultramicroscopy 109, 1256 (2009)), whose steps, normalised by the brightest
-        illumination, are smaller and average the noise down, as a decreasing step size does in
-        any stochastic-gradient method (mPIE alone levels off at 0.022; it does so after about 5
-        passes on the benchmark scan and on a held-out scan alike, hence the switch at 5). Figures:
-        ``benchmarks/RESULTS.md`` (ptychography, issue 15). ``PAPER_ALGORITHM`` ("RAAR:500")
-        reproduces the paper.
+        The default, ``DEFAULT_ALGORITHM = "rPIE:300,ePIE:200"``, is rPIE (Maiden, Johnson & Li,
+        Optica 4, 736 (2017)) until it has converged, then ePIE (Maiden & Rodenburg,
+        Ultramicroscopy 109, 1256 (2009)) until it has converged: rPIE's large steps converge
+        fast (high dose, sparse scans), ePIE's small ones then average the photon noise down, as
+        a decreasing step size does in any stochastic-gradient method. Iteration counts are
+        maxima: a stage stops when its error metric levels off (``options.convergence``), which
+        at low dose also stops the noise from being fitted; ``info["stop_reason"]`` says why the
+        run ended. Figures: the regime matrix of ``benchmarks/ptycho_regimes.py``
+        (docs/results/ptychography.md). ``PAPER_ALGORITHM`` ("RAAR:500") reproduces the paper.
     probe : array, {"file", "zone_plate", "diffraction"} or None
         Initial probe: an (ny, nx) or (n_modes, ny, nx) array; the scan's own guess; a zone plate
         (``options.zone_plate``); the mean diffraction pattern. None: the scan's guess if it has
@@ -221,9 +218,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         transmission reproduces the data); ``background`` (ny, nx) float32 counts per pixel in
         detector order, or None; ``errors`` per iteration (see ``engine.py``); ``frc`` the
         split-half Curve (½-bit) or None; ``info``: ``algorithm``, ``stages``, ``iterations``
-        run, ``diverged``, ``positions_m`` (refined, one row per frame used) and
+        run, ``diverged``, ``stop_reason`` ("converged", "diverged" or "max_iterations": why the
+        last solver stage ended; iterations are a maximum), ``positions_m`` (refined, one row per frame used) and
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
-        ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source),
+        ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source), ``probe_guess_scale`` (the size factor applied to a guess
+        that disagreed with the mean diffraction pattern, 1.0 when left alone),
         ``position_step_rms_px`` per refinement, ``frc_shift_px`` and ``frc_resolution_m``
         (with ``frc``), ``seconds``.
 
@@ -302,6 +301,15 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                          f"{object_shape}; enlarge object_shape or check the positions")
 
     probe0, probe_source = _initial_probe(scan, probe, options, used, float(pixel_yx[0]))
+    probe_scale = 1.0
+    if probe_source in ("file", "array") and options.probe.match_scale:
+        # a guess whose far field disagrees with the data's mean pattern (e.g. twice too broad)
+        # is resized to match it before anything else (probe.match_probe_scale)
+        mean_pattern = np.fft.fftshift(np.mean(amplitude ** 2, axis=0))
+        probe0, probe_scale, before, after = match_probe_scale(probe0, mean_pattern, np.fft.fftshift(valid))
+        if probe_scale != 1.0:
+            log.info("ptycho: the probe guess's far field disagrees with the mean diffraction pattern "
+                     "(similarity %.3f); resized ×%.3g (similarity %.3f)", before, probe_scale, after)
     probe0 = _scaled_modes(probe0, options.probe.n_modes, counts, valid, options.probe.mode_power)
     bg0 = np.full((h, w), 0.1 if options.background.retrieve else 0.0, np.float32)
 
@@ -313,6 +321,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
                  total=total, seed=seed)
     state = run.state
+    log.info("ptycho %s: stopped after %d of at most %d iterations (%s)", algorithm, run.iteration, n_iter,
+             run.stop_reason)
     illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
@@ -320,11 +330,13 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     model.release()
     info = {
         "algorithm": algorithm, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
+        "stop_reason": run.stop_reason,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": np.setdiff1d(np.arange(scan.n_frames), used).tolist(),
         "object_shape": object_shape, "pixel_yx_m": tuple(float(p) for p in pixel_yx),
         "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
+        "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
     }
     curve = None
