@@ -30,17 +30,19 @@ def test_scale_estimated_and_error_below_shift_only():
     plain = registration_error_px(shape, register_energies(tilts, angles), ones, truth)["all"]
     sim = registration_error_px(shape, r.offsets_px, r.pixel_ratio, truth)["all"]
     # Ignoring a 0.6–1.5 % pixel-size change costs scale × distance from the centre: ≈ 0.27 px RMS
-    # on this 72 px field (measured on every held-out seed, 0.267–0.276). Estimating the scale
-    # brought it to 0.013–0.086 px on the held-out seeds (benchmarks/energy_registration.py);
-    # 0.1 px is above that spread and still < 0.4× the shift-only error, so a scale that is not
-    # estimated (or estimated with the wrong sign) fails.
+    # on this 72 px field (measured on every held-out seed 100–109, 0.267–0.277). Estimating the
+    # scale brought it to 0.013–0.101 px on those seeds (median 0.044, 0.013 on this one;
+    # benchmarks/energy_registration.py); 0.12 px is above that spread and still < 0.45× the
+    # shift-only error, so a scale that is not estimated (or has the wrong sign) fails.
     assert plain > 0.2
-    assert sim < 0.1, (sim, plain)
+    assert sim < 0.12, (sim, plain)
     for e in tilts:
         if e == truth["reference_energy"]:
             continue
-        # |k̂ − k| measured ≤ 0.0044 on the held-out seeds (the largest change is 0.015)
-        assert abs(r.pixel_ratio[e] - truth["pixel_ratio"][e]) < 0.006
+        # |k̂ − k| measured ≤ 0.0057 on the held-out seeds (a bias towards 1, see
+        # docs/results/fidelity.md); the largest change is 0.015, so 0.008 still fails an
+        # estimator that ignores it
+        assert abs(r.pixel_ratio[e] - truth["pixel_ratio"][e]) < 0.008
         assert np.all(np.isfinite(r.offsets_sigma_px[e])) and np.all(r.offsets_sigma_px[e] > 0)
         assert np.isfinite(r.pixel_ratio_sigma[e]) and r.pixel_ratio_sigma[e] > 0
     assert "pixel ratio" in r.summary()
@@ -66,3 +68,15 @@ def test_bad_groups_named():
         register_energies_similarity(tilts, angles, n_groups=1)
     with pytest.raises(InputError, match="iterations"):
         register_energies_similarity(tilts, angles, iterations=0)
+
+
+def test_align_takes_the_estimated_pixel_ratio():
+    from chemtomo.align import align
+
+    tilts, angles, truth = _series()
+    a = align(tilts, angles, method="coarse", estimate_energy_scale=True)
+    for e in tilts:
+        # same estimator as above (the screening may drop projections): |k̂ − k| < 0.008
+        assert abs(a.energy_pixel_ratio[e] - truth["pixel_ratio"][e]) < 0.008
+    plain = align(tilts, angles, method="coarse")
+    assert all(plain.energy_pixel_ratio[e] == 1.0 for e in tilts)

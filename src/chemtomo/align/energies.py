@@ -384,6 +384,12 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     3. the standard errors come from a delete-one-group jackknife over ``n_groups`` interleaved
        groups of angles (each group's estimate starts from the full estimate).
 
+    Measured on ten held-out series (``benchmarks/energy_registration.py``): 0.013–0.101 px RMS
+    over the field (median 0.044) where ignoring the scale gives 0.27 px. The scale of a 1.5 %
+    change is pulled towards 1 by 0.002–0.006 (phase correlation's bias in patches; it is there
+    without noise), which the jackknife does not see: its errors are the repeatability over
+    angles, not the accuracy.
+
     Parameters
     ----------
     tilts, angles_deg, reference_energy, pixel_m, exclude, air_weight, upsample
