@@ -34,8 +34,10 @@ TIMEOUT_S = 120  # any one run; the test fails rather than hangs
 @pytest.fixture(scope="module")
 def cluster_dataset(tiny_dataset, tmp_path_factory):
     d = tmp_path_factory.mktemp("cluster")
-    (d / "run.toml").write_text(CLUSTER_CONFIG.replace('manifest = "manifest.csv"',
-                                                       f'manifest = "{tiny_dataset / "manifest.csv"}"'))
+    text = CLUSTER_CONFIG.replace('manifest = "manifest.csv"', f'manifest = "{tiny_dataset / "manifest.csv"}"')
+    (d / "run.toml").write_text(text)
+    # the workers read the scans and write their own results into the store (one file system here)
+    (d / "shared.toml").write_text(text + "[compute]\nshared_storage = true\n")
     return d
 
 
@@ -133,10 +135,11 @@ def test_workers_killed_during_ptychography_and_alignment(cluster_dataset, local
 
 
 def test_lost_scheduler_is_one_line_and_the_same_command_resumes(cluster_dataset, local_run, dask_procs, tmp_path):
+    # with compute.shared_storage: the scans and slice blocks are saved by the workers themselves
     dask_procs.start_scheduler()
     dask_procs.start_workers(2)
     out = cluster_dataset / "lost.zarr"
-    toml = str(cluster_dataset / "run.toml")
+    toml = str(cluster_dataset / "shared.toml")
     proc = _start_run(["run", toml, "--out", str(out), "--no-report", "--scheduler", dask_procs.address])
     t0 = time.time()
     while proc.poll() is None and time.time() - t0 < TIMEOUT_S and _partials(out, "ptycho") < 4:
@@ -161,4 +164,21 @@ def test_lost_scheduler_is_one_line_and_the_same_command_resumes(cluster_dataset
     assert r.returncode == 0, r.stderr[-3000:]
     store = RunStore(out, create=False)
     assert store.stage_record("ptycho")["summary"]["resumed"] >= done_before  # finished scans not redone
+    assert store.attrs["config"]["compute"]["shared_storage"] is True
     _compare(store, local_run)
+
+
+def test_a_partial_result_whose_checksum_differs_is_redone(tmp_path):
+    from chemtomo.io.store import write_partial_file
+
+    store = RunStore(tmp_path / "r.zarr")
+    folder = store.partial_dir("recon")
+    size, crc = write_partial_file(folder, "k", {"block": np.arange(12, dtype=np.float32)}, {"y0": 3})
+    arrays, meta = store.load_partial("recon", "k")
+    assert meta == {"y0": 3} and arrays["block"][5] == 5 and (folder / "k.npz").stat().st_size == size
+    assert not list(folder.glob(".*"))  # no temporaries left
+    raw = bytearray((folder / "k.npz").read_bytes())
+    raw[-40] ^= 0xFF  # one flipped byte somewhere in the file (as a bad disk or copy would)
+    (folder / "k.npz").write_bytes(bytes(raw))
+    assert store.load_partial("recon", "k") is None  # redone, not trusted
+    assert not (folder / "k.npz").exists() and not (folder / "k.npz.crc32").exists()

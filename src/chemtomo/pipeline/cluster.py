@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..core.errors import ChemtomoError, ConfigError
 
-__all__ = ["ClusterError", "cluster_error", "quiet_lost_scheduler_logs", "Profile"]
+__all__ = ["ClusterError", "cluster_error", "quiet_lost_scheduler_logs", "Profile", "saved_on_worker", "submit_unit",
+           "collect_unit"]
 
 
 class ClusterError(ChemtomoError):
@@ -69,6 +70,55 @@ def cluster_error(exc: BaseException, scheduler: str, store: str | Path) -> Clus
                                 f"finished work is saved in {store}: start the scheduler again and rerun the "
                                 "same command to resume")
     return None
+
+
+def saved_on_worker(func, partial_dir: str, key: str, *args) -> dict:
+    """A Dask task for shared storage: run ``func(*args)`` and write its result into the store's
+    partial-work folder from the worker itself (``io.store.write_partial_file``: atomic, with its
+    CRC-32), returning only what the client's bookkeeping needs.
+
+    ``func`` returns a dict of arrays with an optional ``"meta"`` dict (a ptychography scan), or
+    one array (a block of slices, saved as ``"block"``). Returns ``{"meta", "bytes", "crc32"}``:
+    the client never receives the arrays, and reads them from the store only when it assembles
+    the stage's group.
+    """
+    from ..io.store import write_partial_file
+
+    result = func(*args)
+    if isinstance(result, dict):
+        meta = result.pop("meta", {})
+        arrays = result
+    else:
+        meta, arrays = {}, {"block": result}
+    size, crc = write_partial_file(partial_dir, key, arrays, meta)
+    return {"meta": meta, "bytes": size, "crc32": crc}
+
+
+def submit_unit(ctx, stage: str, key: str, func, *args):
+    """Submit one unit of a stage's work (a scan, a block of slices) as a Dask task.
+
+    With ``compute.shared_storage`` the task writes its own result into the store
+    (:func:`saved_on_worker`) and its future's result is only ``{"meta", "bytes", "crc32"}``;
+    without it the task returns the arrays to the client, which saves them. Collect with
+    :func:`collect_unit`.
+    """
+    if ctx.config.compute.shared_storage:
+        return ctx.client.submit(saved_on_worker, func, str(ctx.store.partial_dir(stage)), key, *args,
+                                 key=f"{stage}-{key}", pure=False)
+    return ctx.client.submit(func, *args, key=f"{stage}-{key}", pure=False)
+
+
+def collect_unit(ctx, stage: str, key: str, future) -> dict:
+    """The finished unit's meta dict, the unit saved in the store's partial work either way."""
+    result = future.result()
+    if ctx.config.compute.shared_storage:
+        return result["meta"]
+    if isinstance(result, dict):
+        meta = result.pop("meta", {})
+        ctx.store.save_partial(stage, key, result, meta)
+        return meta
+    ctx.store.save_partial(stage, key, {"block": result})
+    return {}
 
 
 class _DropReconnectNoise(logging.Filter):
