@@ -17,8 +17,9 @@ The projections of ``recon`` and ``align-*`` are those of a simulated plate samp
 paper's size (the cost of ART does not depend on the content; the LM iteration count does, so
 the registration uses the real projections shifted by a known sub-pixel amount).
 
-Peak memory is ``ru_maxrss`` of the process: imports, inputs and the task together; "base" is the
-same process after imports and input creation. These are what ``dask worker --memory-limit``
+"base" is the process's resident memory after imports and input creation (the simulation that
+made the inputs freed), "peak" its highest resident memory during the task (``VmHWM``, reset
+just before the task): imports, inputs and the task's own arrays together. These are what ``dask worker --memory-limit``
 must hold (plus Dask's own ~100 MiB and the results it keeps until the client takes them).
 Not a test; never in CI.
 
@@ -39,10 +40,24 @@ ENV = {"CHEMTOMO_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS":
        "OPENBLAS_NUM_THREADS": "1"}
 
 TASK = textwrap.dedent("""
-    import json, resource, sys, time, tempfile
+    import json, sys, time, tempfile
     import numpy as np
     kind = sys.argv[1]
-    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def status(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB -> MiB
+        raise KeyError(field)
+
+    def start():
+        # inputs are made: forget the peak so far (Linux: "5" to clear_refs resets VmHWM), so
+        # that the peak is the task's own on top of what the process holds now
+        import gc
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return status("VmRSS"), time.perf_counter()
 
     def paper_projections(n_angles=158):
         from chemtomo.simulate import plate_sample
@@ -60,20 +75,20 @@ TASK = textwrap.dedent("""
         path = tempfile.mkdtemp() + "/scan.cxi"
         write_scan(path, ds.scans[len(ds.scans) // 2])
         del ds
-        base = rss(); t0 = time.perf_counter()
+        base, t0 = start()
         reconstruct_scan_file(path, {}, {"algorithm": "RAAR:50", "frc": True, "seed": 0})
     else:
         proj, angles = paper_projections()
         if kind == "recon":
             from chemtomo.pipeline.tomo_stage import _recon_block
             block = np.ascontiguousarray(proj[:, 77:93])
-            base = rss(); t0 = time.perf_counter()
+            base, t0 = start()
             _recon_block(block, angles, {"algorithm": "art", "iterations": 20, "nonneg": True})
         elif kind == "align-recon":
             from chemtomo.align.cluster import _recon_project_block
             block = np.ascontiguousarray(proj[:, 64:107])
             prev = _recon_project_block(block, angles, angles, "art", 3, None, proj.shape[2])
-            base = rss(); t0 = time.perf_counter()
+            base, t0 = start()
             _recon_project_block(block, angles, angles, "art", 3, prev, proj.shape[2])
         else:
             from scipy import ndimage
@@ -82,11 +97,11 @@ TASK = textwrap.dedent("""
             raw = np.stack([ndimage.shift(p, (0.4, -0.7), order=3) for p in ref]).astype(np.float32)
             k = len(ref)
             window = edge_window(ref.shape[1:], fraction=0.15)
-            base = rss(); t0 = time.perf_counter()
+            base, t0 = start()
             register_similarity(ref, raw, init=(np.zeros((k, 2)), np.zeros(k), np.ones(k)), weight=window,
                                 similarity=True, max_iter=30)
     print("RESULT " + json.dumps({"kind": kind, "seconds": time.perf_counter() - t0, "base_mib": base,
-                                  "peak_mib": rss()}))
+                                  "peak_mib": status("VmHWM")}))
 """)
 
 
