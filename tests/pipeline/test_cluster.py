@@ -182,3 +182,21 @@ def test_a_partial_result_whose_checksum_differs_is_redone(tmp_path):
     (folder / "k.npz").write_bytes(bytes(raw))
     assert store.load_partial("recon", "k") is None  # redone, not trusted
     assert not (folder / "k.npz").exists() and not (folder / "k.npz.crc32").exists()
+
+
+def test_cluster_failures_become_one_line_errors():
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    from chemtomo.core.errors import InputError
+    from chemtomo.pipeline.cluster import ClusterError, cluster_error
+
+    lost = cluster_error(FutureCancelledError("ptycho-ab", "scheduler-connection-lost"), "tcp://h:1", "r.zarr")
+    assert isinstance(lost, ClusterError) and "tcp://h:1" in str(lost) and "r.zarr" in str(lost)
+    from types import SimpleNamespace
+
+    killed = cluster_error(KilledWorker("recon-cd", SimpleNamespace(address="tcp://w:2"), 3), "", "r.zarr")
+    assert "recon-cd" in str(killed) and "--memory-limit" in str(killed) and "\n" not in str(killed)
+    # not cluster failures: left as they are
+    assert cluster_error(ValueError("x"), "", "r.zarr") is None
+    assert cluster_error(InputError("cannot reach the Dask scheduler"), "", "r.zarr") is None
