@@ -21,7 +21,9 @@ What does not travel any more:
   every worker.
 
 If a worker holding a block's volume dies, Dask recomputes it from its lineage (the same
-deterministic tasks), so the result does not change.
+deterministic tasks), so the result does not change. The price of that lineage: the scheduler
+keeps the earlier iterations' task specifications, each with its block of warped projections,
+until the level ends (at the paper's size about 28 MiB of scheduler memory per outer iteration).
 
 Placement: block ``k`` of slices is preferred on worker ``k mod W`` (sorted addresses) in every
 iteration, so the blocks spread evenly and each block's warm start is where its task runs
