@@ -176,13 +176,13 @@ def _command_line() -> str:
     return shlex.join(["chemtomo"] + sys.argv[1:])
 
 
-def _run(config, out: Path, *, only=None, restart=False, force=False):
+def _run(config, out: Path, *, only=None, restart=False, force=False, profile=None):
     from .pipeline import run_pipeline
 
     t0 = time.perf_counter()
     with ProgressReporter(_state["quiet"]) as bars:
         run_pipeline(config, out, only=only, restart=restart, force=force, progress=bars, say=bars.log,
-                     command=_command_line())
+                     command=_command_line(), profile=profile)
     return time.perf_counter() - t0
 
 
@@ -197,6 +197,9 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report at the end."),
     kind: str = typer.Option("", "--kind", help="Input kind: scans, projections, intensity or od "
                                                 "(default: [input] kind of the config, else detected from the files)."),
+    profile: bool = typer.Option(False, "--profile", help="Save Dask's performance report (task stream, worker "
+                                                          "profiles, bandwidth) as RUN_dask-profile.html beside "
+                                                          "the run's report."),
 ):
     """Run the whole flow: ptychography → alignment → tomography → chemistry → particles → report.
 
@@ -220,8 +223,11 @@ def run(
     else:
         cfg = config_for_manifest(source, overrides)
     out = out or (source.parent if source.is_file() else source) / "RUN.zarr"
-    seconds = _run(cfg, out, restart=not resume)
+    profile_path = out.parent / f"{out.stem}_dask-profile.html" if profile else None
+    seconds = _run(cfg, out, restart=not resume, profile=profile_path)
     say(f"run complete in {seconds:.1f} s: {out}")
+    if profile_path is not None:
+        say(f"Dask performance report: {profile_path}")
     if report:
         say(f"report: {_write_report(out)}")
 

@@ -39,6 +39,7 @@ import numpy as np
 from .. import tomo
 from ..core.errors import InputError
 from .alignment import Alignment, IterationRecord
+from .cluster import ClusterLevel
 from .register import SimilarityFit, edge_window, register_similarity, register_translation
 from .transform import raw_coordinates, remove_gauge, warp
 
@@ -143,54 +144,6 @@ def _interpolate_excluded(params, angles_deg, excluded):
     r[bad] = np.interp(angles_deg[bad], xa, r[order])
     s[bad] = np.interp(angles_deg[bad], xa, s[order])
     return t, r, s
-
-
-def _recon_project_block(block, angles_use, angles_target, algorithm, iterations, x0, nx):
-    """One block of slices: reconstruct from ``block`` (warm-started from ``x0`` if given) and
-    reproject at ``angles_target``. A Dask task (slices are independent problems)."""
-    extra = {"x0": x0} if x0 is not None else {}
-    volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
-    return volume, tomo.project(volume, angles_target, nu=nx)
-
-
-def _blocks(ny: int, client, block_slices: int | None) -> list[tuple[int, int]]:
-    """Slice ranges for the Dask tasks: ``block_slices`` each, or two per worker thread."""
-    if block_slices is None:
-        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
-        block_slices = max(1, -(-ny // (2 * threads)))
-    return [(y0, min(ny, y0 + block_slices)) for y0 in range(0, ny, block_slices)]
-
-
-def _reference_dask(aligned, angles_deg, keep, opts, nx, volumes, client, block_slices):
-    """:func:`_reference` (without ``split``) as Dask tasks over blocks of slices."""
-    n, ny, _ = aligned.shape
-    a_use = angles_deg[keep]
-    futures = []
-    for y0, y1 in _blocks(ny, client, block_slices):
-        x0 = volumes[0][y0:y1] if opts.warm_start and 0 in volumes else None
-        futures.append(client.submit(_recon_project_block, np.ascontiguousarray(aligned[keep, y0:y1]), a_use,
-                                     angles_deg, opts.algorithm, opts.recon_iterations, x0, nx, pure=False))
-    parts = client.gather(futures)
-    volumes[0] = np.concatenate([v for v, _ in parts], axis=0)
-    return np.concatenate([r for _, r in parts], axis=1).astype(np.float32, copy=False)
-
-
-def _register_dask(reproj, tilt, params, window, opts, client):
-    """:func:`~.register.register_similarity` of every projection, as Dask tasks over blocks of
-    angles (each projection's fit is independent of the others)."""
-    n = tilt.shape[0]
-    threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
-    size = max(1, -(-n // (2 * threads)))
-    futures = []
-    for i0 in range(0, n, size):
-        sl = slice(i0, min(n, i0 + size))
-        init = (params[0][sl], params[1][sl], params[2][sl])
-        futures.append(client.submit(register_similarity, reproj[sl], tilt[sl], init=init, weight=window,
-                                     similarity=opts.similarity, max_iter=opts.register_iter, pure=False))
-    fits = client.gather(futures)
-    cat = {name: np.concatenate([getattr(f, name) for f in fits])
-           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
-    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
 
 
 _REGISTER_BLOCK_BYTES = 256 << 20  # bound on the Jacobian of one registration call
@@ -330,6 +283,8 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
     n, ny, nx = tilt.shape
     window = edge_window((ny, nx), fraction=opts.edge_fraction)
     volumes = {}
+    # on a cluster: the raw projections and the window scattered once, the volume kept on the workers
+    level = ClusterLevel(client, tilt, window, block_slices) if client is not None and not opts.split else None
     fit = None
     step = step0
     previous_residual = np.inf
@@ -340,9 +295,9 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
         # rays from outside the measured field are missing (NaN), not empty: the reconstruction
         # gives them no weight, so material pushed out of the field does not vanish from the volume
         aligned = warp(tilt, *params, fill=np.nan)
-        if client is not None and not opts.split:
-            reproj = _reference_dask(aligned, angles_deg, keep, opts, nx, volumes, client, block_slices)
-            fit = _register_dask(reproj, tilt, params, window, opts, client)
+        if level is not None:
+            reproj = level.reference(aligned, angles_deg, keep, opts, nx)
+            fit = level.register(reproj, params, opts)
         else:
             reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
             fit = _register_chunked(reproj, tilt, params, window, opts)

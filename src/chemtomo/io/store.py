@@ -48,7 +48,7 @@ import zarr
 
 from ..core.errors import StoreError
 
-__all__ = ["RunStore", "StoreLock", "describe_store", "energy_key", "jsonable"]
+__all__ = ["RunStore", "StoreLock", "describe_store", "energy_key", "jsonable", "write_partial_file"]
 
 _META = ".chemtomo"
 
@@ -214,20 +214,22 @@ class RunStore:
 
     def save_partial(self, stage: str, key: str, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
         """Save one finished unit of a stage (atomically: temporary file, then rename)."""
-        d = self.partial_dir(stage)
-        tmp = d / f".{key}.tmp-{os.getpid()}.npz"
-        payload = {k: np.asarray(v) for k, v in arrays.items()}
-        payload["__meta__"] = np.array(json.dumps(jsonable(meta or {})))
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, d / f"{key}.npz")
+        write_partial_file(self.partial_dir(stage), key, arrays, meta)
 
     def load_partial(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
         p = self.partial_dir(stage) / f"{key}.npz"
         if not p.exists():
             return None
+        crc_path = p.with_name(p.name + ".crc32")
+        if crc_path.exists():  # written beside it (write_partial_file): a file that changed is redone
+            try:
+                expected = int(crc_path.read_text())
+            except ValueError:
+                expected = None
+            if expected is None or zlib.crc32(p.read_bytes()) != expected:
+                p.unlink(missing_ok=True)
+                crc_path.unlink(missing_ok=True)
+                return None
         try:
             with np.load(p, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files if k != "__meta__"}
@@ -292,6 +294,40 @@ class RunStore:
 
         with open(self.log_path, "a") as fh:
             fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+
+def write_partial_file(folder: str | os.PathLike, key: str, arrays: dict[str, np.ndarray],
+                       meta: dict | None = None) -> tuple[int, int]:
+    """Write one finished unit of a stage as ``folder/KEY.npz``, atomically, with its CRC-32.
+
+    The arrays and the JSON ``meta`` go to a hidden temporary file that is flushed to disk and
+    renamed into place; the checksum goes to ``KEY.npz.crc32`` (also atomically), which
+    :meth:`RunStore.load_partial` checks. Any process that sees the folder may call it: a Dask
+    worker on shared storage writes its own result this way (``compute.shared_storage``).
+
+    Returns
+    -------
+    (size in bytes, CRC-32) of the file written
+    """
+    import io
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["__meta__"] = np.array(json.dumps(jsonable(meta or {})))
+    buf = io.BytesIO()
+    np.savez(buf, **payload)
+    data = buf.getvalue()
+    crc = zlib.crc32(data)
+    host = socket.gethostname().replace("/", "_")
+    for name, content in ((f"{key}.npz.crc32", str(crc).encode()), (f"{key}.npz", data)):
+        tmp = d / f".{name}.tmp-{host}-{os.getpid()}.npz"  # unique per process on a shared file system
+        with open(tmp, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, d / name)
+    return len(data), crc
 
 
 def _file_manifest(folder: Path) -> dict[str, list[int]]:

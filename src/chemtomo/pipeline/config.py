@@ -136,6 +136,9 @@ class ComputeConfig:
                      choices=("cpu", "gpu"))
     scheduler: str = _f("", "Dask scheduler address (tcp://HOST:PORT); empty: a local scheduler on this machine's cores.")
     workers: int = _f(0, "Local worker threads; 0: all cores.", low=0)
+    shared_storage: bool = _f(False, "The inputs and the store are on one file system that every Dask worker sees (the normal "
+                                     "case on a beamline cluster): tasks read their scans and write their own results into "
+                                     "the store; the client only keeps the bookkeeping (docs/howto/cluster_scaling.md).")
 
 
 @dataclass(frozen=True)

@@ -167,16 +167,15 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
     """Reconstruct ``jobs`` (key, ref, energy, options) as Dask tasks, saving each as it ends."""
     from distributed import as_completed
 
+    from .cluster import collect_unit, submit_unit
+
     futures = {}
-    for key, r, _, opts in jobs:
-        fut = ctx.client.submit(reconstruct_scan_file, r.path, read_opts, opts, key=f"ptycho-{key}", pure=False)
-        futures[fut] = (key, r, opts)
+    for key, r, _, opts in jobs:  # compute.shared_storage: the task saves its own result (cluster.py)
+        futures[submit_unit(ctx, "ptycho", key, reconstruct_scan_file, r.path, read_opts, opts)] = (key, r, opts)
     n = n_done
     for fut in as_completed(list(futures)):
         key, r, opts = futures[fut]
-        result = fut.result()
-        meta = result.pop("meta")
-        ctx.store.save_partial("ptycho", key, result, meta)
+        meta = collect_unit(ctx, "ptycho", key, fut)
         n += 1
         bar(n, n_total)
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None

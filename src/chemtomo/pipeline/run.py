@@ -22,6 +22,7 @@ from ..core.errors import ConfigError, InputError, StoreError
 from ..io.inputs import input_kind
 from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
+from .cluster import Profile, cluster_error
 from .config import RunConfig, config_from_dict, config_to_dict
 from .context import RunContext, StageSkipped, file_fingerprint, make_client, resolve_inputs, stable_hash
 from .ingest_stage import input_files, run_input
@@ -109,7 +110,8 @@ def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore
 
 def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, ...] | None = None,
                  restart: bool = False, force: bool = False, progress=None,
-                 say: Callable[[str], None] | None = None, client=None, command: str = "") -> RunStore:
+                 say: Callable[[str], None] | None = None, client=None, command: str = "",
+                 profile: str | Path | None = None) -> RunStore:
     """Run (or resume) every stage, or only the named ones, and return the store.
 
     Parameters
@@ -123,12 +125,16 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     say : one-line messages (stage summaries)
     client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
     command : how this run was started, written into the store's lock for other processes' messages
+    profile : write Dask's performance report (HTML) of the run to this file (``chemtomo run --profile``)
 
     Raises
     ------
     StoreError
         Another process writes the store (its pid, host, start time and command are named), or
         a stage run alone needs an upstream group that is missing or damaged.
+    ClusterError
+        The Dask scheduler was lost, or a task killed every worker it ran on (pipeline/cluster.py);
+        finished work is saved and the same call resumes.
 
     Only one process writes a store at a time (``RunStore.lock``). Groups changed on disk since
     they were committed (a deleted or overwritten chunk) are found at the start and their stage
@@ -141,7 +147,12 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     writer.acquire()  # before anything is written: a second writer stops here
     try:
         return _run_locked(config, out, writer, only=only, restart=restart, force=force, progress=progress,
-                           say=say, client=client)
+                           say=say, client=client, profile=profile)
+    except Exception as exc:  # a lost scheduler: one line and exit 1, not Dask's traceback (cluster.py)
+        lost = cluster_error(exc, config.compute.scheduler if config is not None else "", out)
+        if lost is None:
+            raise
+        raise lost from exc
     finally:
         writer.release()
 
@@ -158,7 +169,7 @@ def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _run_locked(config, out, writer, *, only, restart, force, progress, say, client) -> RunStore:
+def _run_locked(config, out, writer, *, only, restart, force, progress, say, client, profile=None) -> RunStore:
     store, config = open_run(out, config)
     say = say or (lambda m: None)
     if writer.stale:
@@ -188,6 +199,7 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
                      client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say, kind=kind)
     ctx.log(f"input: {found}")
     say(f"input       {found}")
+    profiling = Profile(profile if client is not None else None)
     try:
         hashes: dict[str, str] = {}
         changed: set[str] = set()
@@ -242,6 +254,7 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
             ctx.log(f"{stage.name}: done in {seconds:.1f} s; {line}")
             say(f"{stage.name:<11} {seconds:7.1f} s  {line}")
     finally:
+        profiling.close()
         if own_client and client is not None:
             cluster = getattr(client, "cluster", None)
             client.close()

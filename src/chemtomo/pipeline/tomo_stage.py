@@ -174,6 +174,8 @@ def _recon_block(block: np.ndarray, angles: np.ndarray, options: dict) -> np.nda
 def run_recon(ctx: RunContext) -> dict:
     from distributed import as_completed
 
+    from .cluster import collect_unit, submit_unit
+
     cfg = ctx.config.tomo
     tilts, angles, pixel = aligned_tilts(ctx)
     options = {"algorithm": cfg.algorithm, "iterations": cfg.iterations, "nonneg": cfg.nonneg}
@@ -196,10 +198,11 @@ def run_recon(ctx: RunContext) -> dict:
         if key in done:
             continue
         block = tilts[e][:, y0:y1]
-        futures[ctx.client.submit(_recon_block, block, angles, options, key=f"recon-{key}", pure=False)] = key
+        # compute.shared_storage: the task writes its block into the store itself (cluster.py)
+        futures[submit_unit(ctx, "recon", key, _recon_block, block, angles, options)] = key
     n = len(done)
     for fut in as_completed(list(futures)):
-        ctx.store.save_partial("recon", futures[fut], {"block": fut.result()})
+        collect_unit(ctx, "recon", futures[fut], fut)
         n += 1
         bar(n, len(jobs))
     arrays = {}

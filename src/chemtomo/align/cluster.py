@@ -1,0 +1,125 @@
+"""The reprojection alignment's heavy steps as Dask tasks, with the data kept on the workers.
+
+One outer iteration of :func:`~.reprojection.reprojection_align` reconstructs a volume from the
+warped projections, reprojects it, and registers every raw projection onto its reprojection.
+On a cluster (``client=``) the reconstruction and reprojection run as tasks over blocks of slices
+(slices are independent problems in parallel-beam geometry) and the registrations as tasks over
+blocks of angles (each projection's fit is independent). What travels, per outer iteration:
+
+- client → workers: the warped projections (one slice block per task) and the reprojections
+  (one angle block per registration task): ``2 · n·ny·nx`` float32 values;
+- workers → client: the reprojections, and each registration's few numbers per angle.
+
+What does not travel any more:
+
+- the volume: each slice block's volume stays on the worker that computed it, as the result of
+  its task, and the next iteration's task for that block takes it as its warm start (a Dask
+  dependency: the scheduler runs the task where the volume is). It is the largest array of the
+  loop (``ny·nx²`` against ``n·ny·nx`` for the projections: 1.7× at the paper's 158 angles of
+  274 px, and it went out and back every iteration);
+- the raw projections and the registration window: scattered once per resolution level, to
+  every worker.
+
+If a worker holding a block's volume dies, Dask recomputes it from its lineage (the same
+deterministic tasks), so the result does not change. The price of that lineage: the scheduler
+keeps the earlier iterations' task specifications, each with its block of warped projections,
+until the level ends (at the paper's size about 28 MiB of scheduler memory per outer iteration).
+
+Placement: block ``k`` of slices is preferred on worker ``k mod W`` (sorted addresses) in every
+iteration, so the blocks spread evenly and each block's warm start is where its task runs
+(Dask's own choice, "where the dependency is", would keep whatever imbalance the first
+iteration happened to have).
+
+Load balance: a Levenberg-Marquardt registration's cost varies with its iteration count, so
+angles are cut into ``REGISTER_TASKS_PER_THREAD`` tasks per worker thread (many small tasks
+fill the gaps that two large ones per thread leave); the slice blocks' cost is even (ART/SIRT
+cost does not depend on the content), two per thread.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .. import tomo
+from .register import SimilarityFit, register_similarity
+
+__all__ = ["ClusterLevel", "REGISTER_TASKS_PER_THREAD"]
+
+#: registration tasks per worker thread and outer iteration (see the module's docstring)
+REGISTER_TASKS_PER_THREAD = 6
+
+
+def _threads(client) -> int:
+    return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+
+
+def _recon_project_block(block, angles_use, angles_target, algorithm, iterations, previous, nx):
+    """One block of slices: reconstruct from ``block`` (warm-started from ``previous``, the
+    block's ``(volume, reprojection)`` of the last outer iteration, when given) and reproject at
+    ``angles_target``. Returns ``(volume, reprojection)``; a Dask task."""
+    extra = {"x0": previous[0]} if previous is not None else {}
+    volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
+    return volume, tomo.project(volume, angles_target, nu=nx)
+
+
+class ClusterLevel:
+    """The Dask side of one resolution level of the reprojection alignment.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    tilt : (n_angles, ny, nx) float32, the raw projections of this level (scattered once)
+    window : (ny, nx) float, the registration's edge window (scattered once, to every worker)
+    block_slices : slices per reconstruction task; None: two tasks per worker thread
+    """
+
+    def __init__(self, client, tilt: np.ndarray, window: np.ndarray, block_slices: int | None = None):
+        self.client = client
+        n, ny, _ = tilt.shape
+        threads = _threads(client)
+        if block_slices is None:
+            block_slices = max(1, -(-ny // (2 * threads)))
+        self.slice_blocks = [(y0, min(ny, y0 + block_slices)) for y0 in range(0, ny, block_slices)]
+        size = max(1, -(-n // (REGISTER_TASKS_PER_THREAD * threads)))
+        self.angle_blocks = [(i0, min(n, i0 + size)) for i0 in range(0, n, size)]
+        # on every worker (broadcast), so that no registration task is tied to one worker: the
+        # scheduler hands the many small tasks to whichever worker is free
+        self.tilt = client.scatter([np.ascontiguousarray(tilt[i0:i1]) for i0, i1 in self.angle_blocks],
+                                   broadcast=True)
+        self.window = client.scatter(np.asarray(window), broadcast=True)
+        self.volumes = None  # futures of each slice block's (volume, reprojection), on the workers
+
+    def reference(self, aligned: np.ndarray, angles_deg: np.ndarray, keep: np.ndarray, opts, nx: int) -> np.ndarray:
+        """Reprojections (n_angles, ny, nx) of the volume reconstructed from ``aligned[keep]``,
+        warm-started (``opts.warm_start``) from the last call's volume, which never leaves the
+        workers."""
+        a_use = angles_deg[keep]
+        workers = sorted(self.client.scheduler_info()["workers"])
+        futures = []
+        for k, (y0, y1) in enumerate(self.slice_blocks):
+            previous = self.volumes[k] if opts.warm_start and self.volumes is not None else None
+            # block k on worker k mod W, every iteration: the blocks spread evenly and each finds its
+            # warm start where it ran before (a preference only: a lost worker's blocks go elsewhere)
+            futures.append(self.client.submit(_recon_project_block, np.ascontiguousarray(aligned[keep, y0:y1]),
+                                              a_use, angles_deg, opts.algorithm, opts.recon_iterations, previous,
+                                              nx, pure=False, workers=[workers[k % len(workers)]],
+                                              allow_other_workers=True))
+        reproj = self.client.gather([self.client.submit(operator.getitem, f, 1, pure=False) for f in futures])
+        self.volumes = futures  # the last iteration's are released here: their successors hold the warm start
+        return np.concatenate(reproj, axis=1).astype(np.float32, copy=False)
+
+    def register(self, reproj: np.ndarray, params, opts) -> SimilarityFit:
+        """:func:`~.register.register_similarity` of every raw projection onto its reprojection,
+        as tasks over blocks of angles, started from ``params``."""
+        futures = []
+        for (i0, i1), tilt in zip(self.angle_blocks, self.tilt):
+            init = tuple(np.asarray(p[i0:i1]) for p in params)
+            futures.append(self.client.submit(register_similarity, np.ascontiguousarray(reproj[i0:i1]), tilt,
+                                              init=init, weight=self.window, similarity=opts.similarity,
+                                              max_iter=opts.register_iter, pure=False))
+        fits = self.client.gather(futures)
+        cat = {name: np.concatenate([getattr(f, name) for f in fits])
+               for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+        return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
