@@ -3,6 +3,7 @@
 from .cxi import read_projection, read_scan, read_scan_geometry, write_projection, write_scan
 from .fullfield import FullField, read_angles_file, read_data_exchange, read_field_file, read_tiff
 from .info import describe
+from .references import read_reference_spectra, read_spectrum_table
 from .manifest import (
     check_references_cover,
     group_by_energy,
@@ -18,5 +19,5 @@ __all__ = [
     "read_manifest", "write_manifest", "scan_folder", "group_by_energy",
     "read_references", "write_references", "describe",
     "check_references_cover", "FullField", "read_data_exchange", "read_tiff", "read_field_file",
-    "read_angles_file",
+    "read_angles_file", "read_reference_spectra", "read_spectrum_table",
 ]
