@@ -89,7 +89,10 @@ def gaussian_blob(shape, pixel_m, sigma_m=60e-9, od=0.5):
 
 
 def write_refs(folder, lo=8000.0, hi=8700.0):
-    (folder / "references.csv").write_text(f"energy_eV,LiFePO4,FePO4\n{lo},1e6,2e6\n{hi},2e6,1e6\n")
+    # rows 1 eV apart (chem.max_reference_gap_ev), on the straight line between the two end rows
+    rows = [f"{e:g},{1e6 * (1 + t):g},{1e6 * (2 - t):g}" for e, t in
+            ((e, (e - lo) / (hi - lo)) for e in np.arange(lo, hi + 0.5, 1.0))]
+    (folder / "references.csv").write_text("energy_eV,LiFePO4,FePO4\n" + "\n".join(rows) + "\n")
 
 
 def test_od_tiff_input_with_per_energy_pixel(tmp_path):

@@ -275,8 +275,10 @@ def check_references_cover(path: str | os.PathLike, energies_ev) -> None:
     (across an absorption edge that is never safe), so every energy of the run must lie within
     the table's first and last energy. Raises an InputError naming the file and the energies.
     """
-    table_e, _ = read_references(path)
-    lo, hi = float(table_e[0]), float(table_e[-1])
+    from .references import read_reference_spectra
+
+    grids = [e for e, _ in read_reference_spectra(path).values()]
+    lo, hi = max(float(e[0]) for e in grids), min(float(e[-1]) for e in grids)
     run = sorted({round(float(e), 4) for e in energies_ev})
     missing = [e for e in run if not lo - 1e-6 <= e <= hi + 1e-6]
     if missing:

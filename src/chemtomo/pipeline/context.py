@@ -90,7 +90,10 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
     energies = sorted({round(r.energy_ev, 4) for r in refs})
     if len(energies) > 1:  # chemistry will run: fail now, not after the ptychography
         from ..chem import references_from_spectra
+        from ..io import check_references_cover
 
+        if not cfg.chem.reference_columns:
+            check_references_cover(refs_path, energies)
         references_from_spectra(load_reference_spectra(cfg, refs_path), energies,
                                 max_gap_ev=cfg.chem.max_reference_gap_ev)
     if not refs_path.is_file():
