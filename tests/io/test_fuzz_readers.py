@@ -97,6 +97,25 @@ def test_config_free_text(text):
         attempt(load_config, p)
 
 
+@FUZZ
+@given(blob=st.binary(max_size=200))
+def test_config_and_references_of_arbitrary_bytes(blob):
+    # the manifest's garbage bytes are another part of issue 23 (io/manifest.py), not fuzzed here
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "run.toml").write_bytes(blob)
+        attempt(load_config, Path(d) / "run.toml")
+        for name in ("r.csv", "r.nor", "r.xdi"):
+            (Path(d) / name).write_bytes(blob)
+            attempt(read_reference_spectra, Path(d) / name)
+
+
+def test_config_of_binary_bytes_names_the_file(tmp_path):
+    p = tmp_path / "run.toml"
+    p.write_bytes(b"\xff\xfe[input]")
+    with pytest.raises(ChemtomoError, match=r"run.toml: not a text file .byte 0 is not UTF-8.; expected a TOML config"):
+        load_config(p)
+
+
 arrays = st.one_of(
     st.just(None),
     st.sampled_from([(), (0,), (3,), (3, 2), (2, 3), (0, 4, 4), (2, 4, 4), (2, 4, 4, 1), (1, 0, 3)]).flatmap(

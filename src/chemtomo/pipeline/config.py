@@ -237,6 +237,8 @@ def load_config(path: str | Path) -> RunConfig:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text file (byte {exc.start} is not UTF-8); expected a TOML config") from None
     cfg = config_from_dict(data, where=str(p), base_dir=str(p.parent.resolve()))
     if not cfg.input.manifest:
         raise ConfigError(f"{p}: input.manifest is required (a manifest CSV or a folder of CXI files)")
