@@ -89,11 +89,10 @@ def gaussian_blob(shape, pixel_m, sigma_m=60e-9, od=0.5):
 
 
 def write_refs(folder, lo=8000.0, hi=8700.0):
-    # two straight-line spectra tabulated every 0.5 eV (rows ≤ chem.max_reference_gap_ev apart)
-    e = np.arange(lo, hi + 0.25, 0.5)
-    t = (e - lo) / (hi - lo)
-    rows = "".join(f"{a:.1f},{1e6 * (1 + b):.6g},{1e6 * (2 - b):.6g}\n" for a, b in zip(e, t))
-    (folder / "references.csv").write_text("energy_eV,LiFePO4,FePO4\n" + rows)
+    # rows 1 eV apart (chem.max_reference_gap_ev), on the straight line between the two end rows
+    rows = [f"{e:g},{1e6 * (1 + t):g},{1e6 * (2 - t):g}" for e, t in
+            ((e, (e - lo) / (hi - lo)) for e in np.arange(lo, hi + 0.5, 1.0))]
+    (folder / "references.csv").write_text("energy_eV,LiFePO4,FePO4\n" + "\n".join(rows) + "\n")
 
 
 def test_od_tiff_input_with_per_energy_pixel(tmp_path):

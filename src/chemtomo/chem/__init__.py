@@ -29,7 +29,7 @@ from .joint import JointResult, joint_reconstruct
 from .noise import estimate_noise, uncertainty
 from .optical_density import ODInfo, optical_density
 from .polar import polar_angle, polar_to_fraction, reference_angles
-from .references import MAX_CONDITION, references_from_table
+from .references import MAX_CONDITION, MAX_REFERENCE_GAP_EV, check_gaps, references_from_spectra, references_from_table
 from .stack_fit import StackFit, fit_stack
 from .stack_od import I0Region, choose_i0_region, stack_optical_density
 from .statistics import (
@@ -60,7 +60,7 @@ __all__ = [
     "optical_density", "ODInfo",
     "flat_field_od", "FlatFieldInfo", "DEFAULT_TRANSMISSION_FLOOR",
     "unmix", "UnmixInfo", "joint_reconstruct", "JointResult", "fraction", "sample_mask", "uncertainty", "estimate_noise",
-    "references_from_table", "MAX_CONDITION",
+    "references_from_table", "references_from_spectra", "check_gaps", "MAX_REFERENCE_GAP_EV", "MAX_CONDITION",
     "polar_angle", "polar_to_fraction", "reference_angles",
     "fit_bimodal", "MixtureFit", "classify", "class_fractions", "state_of_charge", "soc_region", "composition_histogram",
     "CLASS_NAMES",

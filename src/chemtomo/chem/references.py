@@ -16,8 +16,7 @@ import numpy as np
 
 from chemtomo.core import InputError
 
-__all__ = ["references_from_table", "check_references", "condition_number", "reference_gaps", "MAX_CONDITION",
-           "MAX_REFERENCE_GAP_EV"]
+__all__ = ["references_from_table", "references_from_spectra", "check_gaps", "MAX_REFERENCE_GAP_EV", "check_references", "condition_number", "MAX_CONDITION"]
 
 log = logging.getLogger(__name__)
 
@@ -26,55 +25,32 @@ log = logging.getLogger(__name__)
 #: concentrations, so beyond 1e3 a per-voxel solve returns noise, not chemistry.
 MAX_CONDITION = 1.0e3
 
-#: Widest span (eV) between two reference rows that a measured energy may be interpolated across.
-#: The Fe L3 peaks of LiFePO4 (708.2 eV) and FePO4 (710.2 eV) are about 1 eV wide: rows 2 eV
-#: apart on either side of a peak would replace it by a straight line and give a wrong chemical map.
+#: Widest spacing (eV) of two reference rows that a measured energy may be interpolated between.
+#: Near the Fe L3 edge the white lines are about 1 eV wide: across a wider gap a straight line
+#: misses the peak entirely (706 → 710.2 eV straddles the LiFePO4 maximum at 708.2 eV).
 MAX_REFERENCE_GAP_EV = 1.0
 
-#: A measured energy within this of a table row is taken as that row (no interpolation), eV.
-ROW_TOLERANCE_EV = 1e-3
 
+def check_gaps(energies_ev, at_energies_ev, max_gap_ev: float = MAX_REFERENCE_GAP_EV, *,
+               where: str = "reference spectra") -> None:
+    """Refuse measured energies that fall between two reference rows more than ``max_gap_ev`` apart.
 
-def reference_gaps(energies_ev, at_energies_ev, max_gap_ev: float = MAX_REFERENCE_GAP_EV) -> list[tuple[float, float, float]]:
-    """The measured energies that would be interpolated across too wide a gap of the table.
-
-    Parameters
-    ----------
-    energies_ev : (n_table,) float, strictly increasing
-        Energies of the reference table's rows, eV.
-    at_energies_ev : (n_energies,) float
-        Measured energies, eV, within the table's range.
-    max_gap_ev : float
-        Largest span between the two rows around an energy that linear interpolation may bridge.
-
-    Returns
-    -------
-    list of (energy, row below, row above), eV, for every energy that is not a row (within
-    1 meV) and whose neighbouring rows are more than ``max_gap_ev`` apart; empty when all is well.
-
-    Examples
-    --------
-    >>> reference_gaps([706.0, 710.2, 711.0], [708.2, 710.2, 710.6])
-    [(708.2, 706.0, 710.2)]
+    An energy within 1e-6 eV of a row needs no interpolation and always passes. Raises an
+    InputError naming the energy and the rows on either side.
     """
     e = np.asarray(energies_ev, dtype=np.float64)
-    out = []
     for a in np.atleast_1d(np.asarray(at_energies_ev, dtype=np.float64)):
-        if np.min(np.abs(e - a)) <= ROW_TOLERANCE_EV:
+        if np.any(np.abs(e - a) <= 1e-6):
             continue
-        i = int(np.searchsorted(e, a))
-        if 0 < i < e.size and e[i] - e[i - 1] > max_gap_ev + 1e-9:
-            out.append((float(a), float(e[i - 1]), float(e[i])))
-    return out
-
-
-def gap_message(gaps: list[tuple[float, float, float]], max_gap_ev: float) -> str:
-    """One sentence naming every energy that lacks a reference row, with the rows around it."""
-    listed = "; ".join(f"{a:g} eV lies between rows {lo:g} and {hi:g} eV ({hi - lo:.3g} eV apart)"
-                       for a, lo, hi in gaps[:8]) + (" ..." if len(gaps) > 8 else "")
-    return (f"the reference table has no row at {len(gaps)} measured energ{'y' if len(gaps) == 1 else 'ies'}: {listed}; "
-            f"interpolating across more than chem.max_reference_gap_ev = {max_gap_ev:g} eV could replace an absorption "
-            "peak by a straight line. Add rows at the measured energies, or raise chem.max_reference_gap_ev")
+        hi = int(np.searchsorted(e, a))
+        if hi == 0 or hi == e.size:
+            continue  # outside the table: the range check reports it
+        lo_e, hi_e = float(e[hi - 1]), float(e[hi])
+        if hi_e - lo_e > max_gap_ev + 1e-9:
+            raise InputError(f"{where}: measured energy {a:g} eV lies between the reference rows at {lo_e:g} and "
+                             f"{hi_e:g} eV, {hi_e - lo_e:g} eV apart, more than chem.max_reference_gap_ev = "
+                             f"{max_gap_ev:g} eV; interpolating across that gap could miss an absorption peak: "
+                             f"give a reference row within {max_gap_ev:g} eV on both sides of {a:g} eV")
 
 
 def _columns(table) -> tuple[list[str], list[np.ndarray]]:
@@ -93,7 +69,7 @@ def _columns(table) -> tuple[list[str], list[np.ndarray]]:
 
 def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
                           at_energies_ev: Sequence[float] | np.ndarray, *,
-                          max_gap_ev: float | None = MAX_REFERENCE_GAP_EV) -> np.ndarray:
+                          max_gap_ev: float | None = MAX_REFERENCE_GAP_EV, where: str = "reference spectra") -> np.ndarray:
     """Reference matrix at the measured energies, linearly interpolated from a spectra table.
 
     Parameters
@@ -105,9 +81,11 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
         LiFePO4 first and FePO4 last. A column named ``energy_eV`` is ignored.
     at_energies_ev : (n_energies,) float
         Energies at which the volumes were measured, eV. Each must lie within the table's range.
-    max_gap_ev : float or None
-        An energy that is not a table row is interpolated only between rows at most this far
-        apart (default 1 eV, ``MAX_REFERENCE_GAP_EV``); None: no limit.
+    max_gap_ev : float
+        An energy between two table rows is interpolated only if they are at most this far apart
+        (:func:`check_gaps`); ``inf`` or None turns the check off.
+    where : str
+        The table's source (a file name), for messages.
 
     Returns
     -------
@@ -118,19 +96,16 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
     Raises
     ------
     InputError
-        Non-increasing or non-finite table energies, a column of the wrong length, a requested
-        energy outside the table's range (extrapolating a spectrum across an edge is never safe),
-        or one between rows more than ``max_gap_ev`` apart.
+        Non-increasing or non-finite table energies, a column of the wrong length, or a requested
+        energy outside the table's range (extrapolating a spectrum across an edge is never safe), or
+        an energy between two rows more than ``max_gap_ev`` apart.
 
     Examples
     --------
-    >>> references_from_table([707.0, 707.5, 708.5],
-    ...                       {"LiFePO4": [1.0, 1.2, 0.6], "FePO4": [0.4, 0.8, 1.4]}, [708.0])
-    array([[0.9, 1.1]])
-    >>> references_from_table([706.0, 710.2], {"LiFePO4": [1.0, 0.6], "FePO4": [0.4, 1.4]}, [708.2])
-    Traceback (most recent call last):
-    ...
-    chemtomo.core.errors.InputError: the reference table has no row at 1 measured energy: 708.2 eV lies between rows 706 and 710.2 eV (4.2 eV apart); ...
+    >>> references_from_table([707.0, 709.0, 711.0],
+    ...                       {"LiFePO4": [1.0, 1.2, 0.6], "FePO4": [0.4, 0.8, 1.4]}, [708.0],
+    ...                       max_gap_ev=2.0)
+    array([[1.1, 0.6]])
     """
     e = np.asarray(energies_ev, dtype=np.float64)
     at = np.atleast_1d(np.asarray(at_energies_ev, dtype=np.float64))
@@ -152,11 +127,32 @@ def references_from_table(energies_ev: Sequence[float] | np.ndarray, table,
     if outside.size:
         raise InputError(f"at_energies_ev {outside.tolist()} eV lie outside the reference table's range "
                          f"[{e[0]:g}, {e[-1]:g}] eV; measure references there or drop those energies")
-    if max_gap_ev is not None:
-        gaps = reference_gaps(e, at, max_gap_ev)
-        if gaps:
-            raise InputError(gap_message(gaps, max_gap_ev))
+    if max_gap_ev is not None:  # None, like inf, turns the check off
+        check_gaps(e, at, max_gap_ev, where=where)
     return np.stack([np.interp(at, e, col) for col in cols], axis=1)
+
+
+def references_from_spectra(spectra: Mapping[str, tuple], at_energies_ev: Sequence[float] | np.ndarray, *,
+                            max_gap_ev: float = MAX_REFERENCE_GAP_EV) -> np.ndarray:
+    """Reference matrix from spectra that each sit on their own energy grid (one file per phase).
+
+    Parameters
+    ----------
+    spectra : {phase: (energies_eV (n_k,), absorption (n_k,))}, phases in order (LiFePO4 first,
+        FePO4 last), as ``chemtomo.io.read_reference_spectra`` returns them
+    at_energies_ev : (n_energies,) measured energies, eV
+    max_gap_ev : widest row spacing interpolated across (:func:`check_gaps`)
+
+    Returns
+    -------
+    references : (n_energies, n_phases) float64, column k from phase k's own grid.
+    """
+    if not spectra:
+        raise InputError("no reference spectra (expected at least two phases)")
+    cols = [references_from_table(e, {name: mu}, at_energies_ev, max_gap_ev=max_gap_ev,
+                                  where=f"reference spectrum of {name}")
+            for name, (e, mu) in spectra.items()]
+    return np.concatenate(cols, axis=1)
 
 
 def condition_number(matrix) -> float:

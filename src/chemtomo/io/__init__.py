@@ -4,6 +4,7 @@ from .cxi import read_projection, read_scan, read_scan_geometry, write_projectio
 from .detector_mask import read_detector_mask
 from .fullfield import FullField, read_angles_file, read_data_exchange, read_field_file, read_tiff
 from .info import describe
+from .references import read_reference_spectra, read_spectrum_table
 from .manifest import (
     check_references_cover,
     group_by_energy,
@@ -21,4 +22,5 @@ __all__ = [
     "read_references", "write_references", "describe",
     "check_references_cover", "FullField", "read_data_exchange", "read_tiff", "read_field_file",
     "read_angles_file", "read_detector_mask", "STXMStack", "read_stxm", "write_stxm_hdr", "write_nxstxm",
+    "read_reference_spectra", "read_spectrum_table",
 ]

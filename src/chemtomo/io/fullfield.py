@@ -38,7 +38,7 @@ import numpy as np
 from ..core.errors import InputError
 from ._h5 import first_present, open_h5
 
-__all__ = ["FullField", "read_data_exchange", "read_tiff", "read_field_file", "read_angles_file", "file_format",
+__all__ = ["FullField", "read_data_exchange", "read_full_field", "read_tiff", "read_field_file", "read_angles_file", "file_format",
            "DX_DATA", "DX_WHITE", "DX_DARK", "DX_THETA", "DX_ENERGY", "DX_PIXEL_PATHS", "TIFF_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,15 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     return a
 
 
+def read_full_field(path: str | os.PathLike, *, theta_unit: str = "") -> FullField:
+    """A Data Exchange HDF5 or an Xradia .txrm/.xrm file, by its suffix."""
+    if Path(path).suffix.lower() in (".txrm", ".xrm"):
+        from .xradia import read_xradia
+
+        return read_xradia(path)
+    return read_data_exchange(path, theta_unit=theta_unit)
+
+
 def read_field_file(path: str | os.PathLike, which: str) -> np.ndarray:
     """Flat (``which="flat"``) or dark (``"dark"``) fields from a TIFF or a Data Exchange file, (n, ny, nx)."""
     src = Path(path)
@@ -287,10 +296,14 @@ def _is_number(text: str) -> bool:
 
 def file_format(path: str | os.PathLike) -> str:
     """What an input file is: "scan" (CXI frames), "image" (CXI reconstructed image),
-    "dx" (Data Exchange), "tiff"; an InputError for anything else."""
+    "dx" (Data Exchange), "tiff", "xrm" (Xradia .txrm/.xrm); an InputError for anything else."""
     from .cxi import FRAMES_PATHS
 
     src = Path(path)
+    if src.suffix.lower() in (".txrm", ".xrm"):
+        if not src.is_file():
+            raise InputError(f"{src}: file not found")
+        return "xrm"
     if src.suffix.lower() in TIFF_SUFFIXES:
         if not src.is_file():
             raise InputError(f"{src}: file not found")

@@ -62,12 +62,12 @@ def _describe_h5(path: Path) -> str:
 
 
 def _describe_exchange(path: Path) -> str:
-    from .fullfield import read_data_exchange
+    from .fullfield import read_full_field
 
     try:
-        ff = read_data_exchange(path)
+        ff = read_full_field(path)
     except InputError as exc:
-        return f"  not a valid Data Exchange file: {exc}"
+        return f"  not a valid Data Exchange or Xradia file: {exc}"
     n, ny, nx = ff.data.shape
     angles = (f"angles {ff.angles_deg.min():.2f}° to {ff.angles_deg.max():.2f}°" if ff.angles_deg is not None
               else "no /exchange/theta")
@@ -89,4 +89,9 @@ def describe(path: str | os.PathLike) -> str:
         from .store import describe_store
 
         return describe_store(p)
+    if p.suffix.lower() in (".txrm", ".xrm"):
+        from .xradia import read_xradia
+
+        read_xradia(p)  # a damaged file is an input error (exit 1), not a description
+        return f"{p}  (Xradia OLE2)\n" + _describe_exchange(p)
     return _describe_h5(p)

@@ -30,13 +30,18 @@ _DESCRIBE = {
     "image": "CXI reconstructed image (/entry_1/image_1/data)",
     "dx": "Data Exchange file (/exchange/data)",
     "tiff": "TIFF image(s)",
+    "xrm": "Xradia .txrm/.xrm file",
 }
-_FORMATS = {"scans": ("scan",), "projections": ("image",), "intensity": ("dx", "tiff"), "od": ("dx", "tiff")}
+_FORMATS = {"scans": ("scan",), "projections": ("image",), "intensity": ("dx", "tiff", "xrm"), "od": ("dx", "tiff", "xrm")}
 
 
 def _has_flats(ref: ScanRef, fmt: str) -> bool:
     if ref.flat:
         return True
+    if fmt == "xrm":
+        from .xradia import read_xradia
+
+        return read_xradia(ref.path).flats is not None
     if fmt != "dx":
         return False
     with open_h5(ref.path) as f:
@@ -65,7 +70,7 @@ def input_kind(refs: list[ScanRef], kind: str = "auto", *, where: str = "manifes
     formats = [file_format(r.path) for r in refs]
     found: dict[str, tuple[str, ScanRef]] = {}
     for ref, fmt in zip(refs, formats):
-        if fmt in ("dx", "tiff"):
+        if fmt in ("dx", "tiff", "xrm"):
             group = "fullfield"
         else:
             group = fmt

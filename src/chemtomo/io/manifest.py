@@ -268,7 +268,7 @@ def read_references(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.n
     return e, {name: values[:, j] for j, name in enumerate(header) if j > 0}
 
 
-def check_references_cover(path: str | os.PathLike, energies_ev, *, max_gap_ev: float | None = 1.0) -> None:
+def check_references_cover(path: str | os.PathLike, energies_ev, *, max_gap_ev: float | None = None) -> None:
     """Refuse a run whose energies the reference spectra in ``path`` do not cover.
 
     The chemistry interpolates the spectra linearly between their rows and never extrapolates
@@ -277,8 +277,10 @@ def check_references_cover(path: str | os.PathLike, energies_ev, *, max_gap_ev: 
     between rows at most ``max_gap_ev`` apart (``chem.max_reference_gap_ev``; None: no limit).
     Raises an InputError naming the file and the energies.
     """
-    table_e, _ = read_references(path)
-    lo, hi = float(table_e[0]), float(table_e[-1])
+    from .references import read_reference_spectra
+
+    grids = [e for e, _ in read_reference_spectra(path).values()]
+    lo, hi = max(float(e[0]) for e in grids), min(float(e[-1]) for e in grids)
     run = sorted({round(float(e), 4) for e in energies_ev})
     missing = [e for e in run if not lo - 1e-6 <= e <= hi + 1e-6]
     if missing:
@@ -287,11 +289,10 @@ def check_references_cover(path: str | os.PathLike, energies_ev, *, max_gap_ev: 
                          f"energ{'y' if len(missing) == 1 else 'ies'} outside: {shown} eV; give references that "
                          "span every measured energy (input.references)")
     if max_gap_ev is not None:
-        from ..chem.references import gap_message, reference_gaps
+        from ..chem.references import check_gaps
 
-        gaps = reference_gaps(table_e, run, max_gap_ev)
-        if gaps:
-            raise InputError(f"{path}: {gap_message(gaps, max_gap_ev)}")
+        for grid in grids:
+            check_gaps(grid, run, max_gap_ev, where=str(path))
 
 
 def write_references(path: str | os.PathLike, energies_ev, spectra: dict[str, np.ndarray]) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.errors import InputError
-from ..io import read_references
 from ..io.store import energy_key, jsonable
 from .context import RunContext, StageSkipped
 
@@ -49,12 +48,14 @@ def run_chem(ctx: RunContext) -> dict:
     vattrs = ctx.store.group_attrs("volumes")
     energies = [float(e) for e in vattrs["energies_eV"]]
     voxel = float(vattrs["voxel_m"])
-    ref_e, table = read_references(ctx.references_path)
-    phases = list(table)
+    from .context import load_reference_spectra
+
+    spectra = load_reference_spectra(ctx.config, ctx.references_path)
+    phases = list(spectra)
     if len(energies) < len(phases):
         raise StageSkipped(f"{len(energies)} energy for {len(phases)} reference phases: unmixing needs at least "
                            "as many energies as phases (a single-energy series is ordinary tomography)")
-    refs = chem.references_from_table(ref_e, table, energies, max_gap_ev=cfg.max_reference_gap_ev)
+    refs = chem.references_from_spectra(spectra, energies, max_gap_ev=cfg.max_reference_gap_ev)
     mus = np.stack([ctx.store.read(f"volumes/{energy_key(e)}") for e in energies])
     # volumes hold μ (1/m) and the references are μ (1/m): concentrations are volume fractions
     unmix_method = "exact" if cfg.method in ("two-step", "joint") else cfg.method

@@ -119,6 +119,11 @@ class ChemConfig:
                                           "most this far apart (eV); otherwise the run stops naming the energy and the rows around it "
                                           "(interpolating across an L3 peak would give a wrong chemical map).", low=0.0)
     joint_occupancy: bool = _f(False, "Joint solver: bound the sum of the phase volume fractions by 1 in every voxel.")
+    max_reference_gap_ev: float = _f(1.0, "A measured energy is interpolated only between reference rows at most this far apart (eV); "
+                                          "a wider gap is an input error naming the energy and the rows.", low=1e-6)
+    reference_columns: dict = _f({}, "Reference spectra chosen by column name, phase -> 'FILE:COLUMN' (XDI, Athena/Larch .nor/.xmu "
+                                      "or CSV; FILE relative to the config) or 'COLUMN' of input.references, LiFePO4 first, FePO4 last, "
+                                      "e.g. {LiFePO4 = \"lfp.nor:norm\", FePO4 = \"fp.nor:norm\"}; empty: every column of input.references.")
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,13 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, where: str) -> 
         if not all(0.0 <= v <= 1.0 for v in value) or sorted(value) != list(value):
             raise ConfigError(f"{where}: {key} must be increasing fractions in [0, 1], got {value!r}")
         value = [float(v) for v in value]
+    elif isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                                  for k, v in value.items()):
+            raise ConfigError(f"{where}: {key} must be a table of phase = \"FILE:COLUMN\" strings, got {value!r}")
+        if value and len(value) < 2:
+            raise ConfigError(f"{where}: {key} names {len(value)} phase; expected at least two (LiFePO4 first, FePO4 last)")
+        value = dict(value)
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(f"{where}: {key} = {value!r} is not allowed; choose one of {', '.join(map(repr, meta['choices']))}")
     if meta.get("low") is not None and value < meta["low"]:
@@ -270,6 +282,8 @@ def load_config(path: str | Path) -> RunConfig:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text file (byte {exc.start} is not UTF-8); expected a TOML config") from None
     cfg = config_from_dict(data, where=str(p), base_dir=str(p.parent.resolve()))
     if not cfg.input.manifest:
         raise ConfigError(f"{p}: input.manifest is required (a manifest CSV or a folder of CXI files)")
@@ -297,6 +311,8 @@ def _toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return f'"{v}"'
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return repr(v)

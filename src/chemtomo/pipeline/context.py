@@ -71,7 +71,7 @@ class RunContext:
 
 def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | None]:
     """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest."""
-    from ..io import check_references_cover, read_manifest, scan_folder
+    from ..io import read_manifest, scan_folder
 
     m = cfg.path(cfg.input.manifest)
     if m is None:
@@ -83,16 +83,44 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
         refs = read_manifest(m)
         folder = m.parent
     refs_path = cfg.path(cfg.input.references) or folder / "references.csv"
-    if not refs_path.is_file():
+    files = reference_files(cfg, refs_path)
+    if not cfg.chem.reference_columns and not refs_path.is_file():
         raise InputError(f"{refs_path}: reference spectra not found; put references.csv beside the manifest "
-                         "or set input.references (CSV energy_eV,LiFePO4,…,FePO4)")
-    energies = {round(r.energy_ev, 4) for r in refs}
+                         "or set input.references (CSV energy_eV,LiFePO4,…,FePO4; XDI; Athena .nor/.xmu)")
+    energies = sorted({round(r.energy_ev, 4) for r in refs})
     if len(energies) > 1:  # chemistry will run: fail now, not after the ptychography
-        check_references_cover(refs_path, energies, max_gap_ev=cfg.chem.max_reference_gap_ev)
+        from ..chem import references_from_spectra
+        from ..io import check_references_cover
+
+        if not cfg.chem.reference_columns:
+            check_references_cover(refs_path, energies)
+        references_from_spectra(load_reference_spectra(cfg, refs_path), energies,
+                                max_gap_ev=cfg.chem.max_reference_gap_ev)
+    if not refs_path.is_file():
+        refs_path = files[0]
     xas = cfg.path(cfg.input.xas2d) or (folder / "xas2d.h5")
     if cfg.input.xas2d and not xas.is_file():
         raise InputError(f"{xas}: 2D XAS stack named in input.xas2d not found")
     return refs, refs_path, (xas if xas.is_file() else None)
+
+
+def reference_files(cfg: RunConfig, refs_path: Path) -> list[Path]:
+    """The files the reference spectra are read from (input.references and chem.reference_columns)."""
+    from ..io.references import parse_column_spec
+
+    cols = cfg.chem.reference_columns
+    if not cols:
+        return [refs_path]
+    default = refs_path if refs_path.is_file() else None
+    return list(dict.fromkeys(parse_column_spec(v, default, Path(cfg.base_dir or "."))[0] for v in cols.values()))
+
+
+def load_reference_spectra(cfg: RunConfig, refs_path: Path | None) -> dict:
+    """{phase: (energies_eV, absorption)} from input.references and chem.reference_columns."""
+    from ..io import read_reference_spectra
+
+    src = refs_path if refs_path is not None and refs_path.is_file() else None
+    return read_reference_spectra(src, cfg.chem.reference_columns or None, base_dir=cfg.base_dir or ".")
 
 
 def make_client(scheduler: str = "", workers: int = 0):
@@ -104,9 +132,6 @@ def make_client(scheduler: str = "", workers: int = 0):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        from .cluster import quiet_lost_scheduler_logs
-
-        quiet_lost_scheduler_logs()  # a lost scheduler is one ClusterError line, not a reconnect traceback
         try:
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:

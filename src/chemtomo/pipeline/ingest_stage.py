@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..io import read_angles_file, read_data_exchange, read_field_file, read_projection, read_tiff
-from ..io.fullfield import DX_PIXEL_PATHS, DX_WHITE, file_format
+from ..io import read_angles_file, read_field_file, read_projection, read_tiff
+from ..io.fullfield import DX_PIXEL_PATHS, DX_WHITE, file_format, read_full_field
 from ..io.store import energy_key
 from .context import RunContext
 
@@ -122,11 +122,12 @@ def _read_fullfield(ctx: RunContext, totals: dict) -> dict[float, list[tuple]]:
     rows: dict[float, list[tuple]] = {}
     for r in ctx.refs:
         fmt = file_format(r.path)
-        if fmt == "dx":
-            ff = read_data_exchange(r.path, theta_unit=cfg.theta_unit)
+        if fmt in ("dx", "xrm"):
+            ff = read_full_field(r.path, theta_unit=cfg.theta_unit)
             data, flats, darks, file_angles = ff.data, ff.flats, ff.darks, ff.angles_deg
             flat_src, dark_src = f"{r.path}: /{DX_WHITE}", f"{r.path}: /exchange/data_dark"
-            _check_energy(r.path, r.energy_ev, ff.energy_ev, "/measurement/instrument/monochromator/energy")
+            _check_energy(r.path, r.energy_ev, ff.energy_ev, "ImageInfo/Energy" if fmt == "xrm"
+                          else "/measurement/instrument/monochromator/energy")
             file_pixel = ff.pixel_m
         else:
             data, flats, darks, file_angles, file_pixel = read_tiff(r.path), None, None, None, float("nan")
@@ -142,8 +143,8 @@ def _read_fullfield(ctx: RunContext, totals: dict) -> dict[float, list[tuple]]:
         angles, _ = _angles_for(ctx, r, data.shape[0], file_angles, fmt)
         pixel = r.pixel_m if math.isfinite(r.pixel_m) else file_pixel
         if not math.isfinite(pixel):
-            where = (" or ".join("/" + p for p in DX_PIXEL_PATHS) + " (with a units attribute)") if fmt == "dx" \
-                else "the TIFF"
+            where = {"dx": " or ".join("/" + p for p in DX_PIXEL_PATHS) + " (with a units attribute)",
+                     "xrm": "ImageInfo/PixelSize"}.get(fmt, "the TIFF")
             raise InputError(f"{r.path}: no pixel size: none in {where} and no pixel_m in the manifest; give the "
                              "sample-plane pixel in metres in a pixel_m column")
         if ctx.kind == "intensity":

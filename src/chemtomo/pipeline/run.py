@@ -73,7 +73,9 @@ def _stage_hash(ctx: RunContext, stage: Stage, hashes: dict[str, str]) -> str:
         parts.append([file_fingerprint(r.path) + [r.angle_deg, r.energy_ev] for r in ctx.refs])
         parts.append([i.angle_key, i.swap_xy, i.flip_x, i.flip_y])
     if stage.name == "chem":
-        parts.append(file_fingerprint(ctx.references_path))
+        from .context import reference_files
+
+        parts.append([file_fingerprint(p) for p in reference_files(ctx.config, ctx.references_path)])
         parts.append(file_fingerprint(ctx.xas2d_path) if ctx.xas2d_path else None)
     return stable_hash(*parts)
 
