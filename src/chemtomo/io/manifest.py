@@ -87,8 +87,15 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> list[
     src = Path(path)
     if not src.is_file():
         raise InputError(f"{src}: manifest not found")
-    with open(src, newline="") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with open(src, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{src}: not a text (UTF-8) CSV file: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}; "
+                         f"expected a manifest with the header {','.join(MANIFEST_COLUMNS)}") from None
+    except csv.Error as exc:
+        raise InputError(f"{src}: not a readable CSV manifest ({exc}); expected the header "
+                         f"{','.join(MANIFEST_COLUMNS)}") from None
     rows = [r for r in rows if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise InputError(f"{src}: manifest is empty; expected the header {','.join(MANIFEST_COLUMNS)}")
