@@ -69,8 +69,12 @@ class RunContext:
         log.info(message)
 
 
-def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | None]:
-    """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest."""
+def resolve_inputs(cfg: RunConfig, *, check_files: bool = True) -> tuple[list[ScanRef], Path | None, Path | None]:
+    """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest.
+
+    ``check_files=False`` leaves the scan files' existence to the caller (the preflight check,
+    which reports every missing file at once).
+    """
     from ..io import check_references_cover, read_manifest, scan_folder
 
     m = cfg.path(cfg.input.manifest)
@@ -80,7 +84,7 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
         refs = scan_folder(m, angle_key=cfg.input.angle_key or None)
         folder = m
     else:
-        refs = read_manifest(m)
+        refs = read_manifest(m, check_files=check_files)
         folder = m.parent
     refs_path = cfg.path(cfg.input.references) or folder / "references.csv"
     if not refs_path.is_file():
@@ -95,6 +99,39 @@ def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | N
     return refs, refs_path, (xas if xas.is_file() else None)
 
 
+class _QuietChemtomoErrors(logging.Filter):
+    """Drop distributed's "Compute Failed" record (with its traceback) for chemtomo's own errors.
+
+    An InputError raised inside a task is re-raised by the client and reaches the user as one line
+    (exit 1); the worker's log of it would print a traceback first. Other exceptions (real bugs)
+    are still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed") or not isinstance(record.args, tuple):
+            return True
+        text = next((a for a in record.args[3:4] if isinstance(a, str)), "")
+        return not text.startswith(tuple(f"{c}(" for c in _chemtomo_error_names()))
+
+
+def _chemtomo_error_names() -> set[str]:
+    from ..core.errors import ChemtomoError
+
+    names, todo = set(), [ChemtomoError]
+    while todo:
+        c = todo.pop()
+        names.add(c.__name__)
+        todo.extend(c.__subclasses__())
+    return names
+
+
+def quiet_input_errors() -> None:
+    """Install the filter on distributed's worker logger (once; local workers log in this process)."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, _QuietChemtomoErrors) for f in logger.filters):
+        logger.addFilter(_QuietChemtomoErrors())
+
+
 def make_client(scheduler: str = "", workers: int = 0):
     """A Dask distributed client: the given scheduler address, or a local in-process cluster.
 
@@ -103,6 +140,7 @@ def make_client(scheduler: str = "", workers: int = 0):
     """
     from distributed import Client, LocalCluster
 
+    quiet_input_errors()
     if scheduler:
         try:
             return Client(scheduler, timeout="5s")

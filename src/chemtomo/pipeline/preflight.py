@@ -221,40 +221,111 @@ def apply_exclusions(refs: list[ScanRef], exclude: list[str], manifest: Path) ->
     return kept, out
 
 
+def _shared_angles(refs: list[ScanRef], *, strict: bool, manifest: Path) -> tuple[list[ScanRef], list[Excluded]]:
+    """Keep only the tilt angles measured at every energy (alignment and tomography need them all).
+
+    An angle left out at one energy (a bad scan skipped, a scan excluded by hand) is left out at
+    the others too and recorded. With ``strict`` (nothing left out, ``on_bad_scan = "fail"``) a
+    manifest whose energies have different angles is an InputError listing each energy's misses.
+    """
+    angled = [r for r in refs if math.isfinite(r.angle_deg)]
+    energies = sorted({round(r.energy_ev, 4) for r in angled})
+    if len(energies) < 2 or len(angled) != len(refs):
+        return refs, []
+    by_e = {e: {round(r.angle_deg, 6) for r in angled if round(r.energy_ev, 4) == e} for e in energies}
+    common = set.intersection(*by_e.values())
+    every = set.union(*by_e.values())
+    if common == every:
+        return refs, []
+    if strict:
+        lines = [f"{manifest}: energy {e:g} eV has no scan at {', '.join(f'{a:g}°' for a in sorted(every - a_))}"
+                 for e, a_ in by_e.items() if every - a_]
+        raise InputError("every energy needs the same tilt angles (or run with --skip-bad-scans to leave the "
+                         "unshared angles out):\n" + "\n".join(lines))
+    kept, out = [], []
+    for r in refs:
+        a = round(r.angle_deg, 6)
+        if a in common:
+            kept.append(r)
+        else:
+            lacking = [f"{e:g} eV" for e, a_ in by_e.items() if a not in a_]
+            out.append(Excluded(r.path, r.angle_deg, r.energy_ev,
+                                f"angle {r.angle_deg:g}° has no usable scan at {', '.join(lacking)}; every energy "
+                                "needs the same tilt angles, so it is left out at every energy"))
+    return kept, out
+
+
+#: Suffixes of HDF5 inputs, opened as HDF5 before their kind is detected.
+H5_SUFFIXES = (".cxi", ".h5", ".hdf5", ".hdf", ".nxs")
+
+
+def _openable(path: str) -> list[str]:
+    """Problems that stop a file from being read at all (missing, a folder, not HDF5 or truncated)."""
+    src = Path(path)
+    if not src.exists():
+        return [f"{src}: file not found"]
+    if not src.is_file():
+        return [f"{src}: is not a regular file"]
+    if src.suffix.lower() in H5_SUFFIXES:
+        try:
+            h5py.File(src, "r").close()
+        except OSError as exc:
+            return [f"{src}: cannot be read as HDF5 (unreadable or truncated file): {exc}"]
+    return []
+
+
 def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list[str], manifest: Path,
-              say=None) -> tuple[list[ScanRef], list[Excluded]]:
-    """Check the inputs and return the scans to run with those left out.
+              say=None) -> tuple[list[ScanRef], list[Excluded], str, str]:
+    """Check the inputs and return the scans to run, those left out, and the input kind.
 
     Parameters
     ----------
-    refs : the manifest's rows
-    kind : the input kind (only ``scans`` are checked in depth; other kinds are read by their stage)
+    refs : the manifest's rows (files not yet checked for existence)
+    kind : the configured input kind (``auto``: detected from the readable files); only ``scans``
+        are checked in depth, other kinds are read by their stage
     on_bad_scan : ``"fail"`` (raise listing every problem) or ``"skip"`` (leave bad scans out)
     exclude : ``[input] exclude`` paths, relative to the manifest's folder
     manifest : the manifest file (or folder)
     say : one-line messages for the user
 
+    Returns
+    -------
+    refs, excluded, kind, found : scans to run, scans left out (``Excluded``), the input kind and
+    the one-line description of what was found (``chemtomo.io.inputs.input_kind``)
+
     Raises
     ------
     InputError : with ``on_bad_scan = "fail"``, every problem found, one line each; with
         ``"skip"``, when no scan is left.
+    ConfigError : an ``exclude`` entry that names no scan of the manifest.
     """
+    from ..io.inputs import input_kind
+
     say = say or (lambda m: None)
     refs, excluded = apply_exclusions(refs, exclude, manifest)
-    if kind == "scans":
-        bad = check_scans(refs)
-        if bad and on_bad_scan == "fail":
-            lines = [line for problems in bad.values() for line in problems]
-            shown = lines[:MAX_LINES] + ([f"... and {len(lines) - MAX_LINES} more"] if len(lines) > MAX_LINES else [])
-            raise InputError(f"{len(bad)} of {len(refs)} scans have problems (nothing was reconstructed; fix them, "
-                             "leave them out with [input] exclude, or run with --skip-bad-scans):\n"
-                             + "\n".join(shown))
-        for r in refs:
-            if r.path in bad:
-                excluded.append(Excluded(r.path, r.angle_deg, r.energy_ev, "; ".join(bad[r.path])))
-                say(f"skipped     {bad[r.path][0]}")
-        refs = [r for r in refs if r.path not in bad]
+    bad = {r.path: p for r in refs if (p := _openable(r.path))}
+    readable = [r for r in refs if r.path not in bad]
+    found = ""
+    if readable:
+        kind, found = input_kind(readable, kind, where=str(manifest))
+        if kind == "scans":
+            bad.update(check_scans(readable))
+    bad = {r.path: bad[r.path] for r in refs if r.path in bad}  # manifest order
+    if bad and on_bad_scan == "fail":
+        lines = [line for problems in bad.values() for line in problems]
+        shown = lines[:MAX_LINES] + ([f"... and {len(lines) - MAX_LINES} more"] if len(lines) > MAX_LINES else [])
+        raise InputError(f"{len(bad)} of {len(refs)} input files have problems (nothing was reconstructed; fix them, "
+                         "leave them out with [input] exclude, or run with --skip-bad-scans):\n" + "\n".join(shown))
+    for r in refs:
+        if r.path in bad:
+            excluded.append(Excluded(r.path, r.angle_deg, r.energy_ev, "; ".join(bad[r.path])))
+            say(f"skipped     {bad[r.path][0]}")
+    refs = [r for r in refs if r.path not in bad]
+    refs, unshared = _shared_angles(refs, strict=on_bad_scan == "fail" and not excluded, manifest=manifest)
+    for e in unshared:
+        say(f"left out    {e.path}: {e.reason}")
+    excluded.extend(unshared)
     if not refs:
-        raise InputError(f"{manifest}: no scan left to run ({len(excluded)} left out: "
+        raise InputError(f"{manifest}: no input left to run ({len(excluded)} left out; first: "
                          f"{excluded[0].reason if excluded else 'none'})")
-    return refs, excluded
+    return refs, excluded, kind, found
