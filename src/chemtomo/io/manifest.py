@@ -90,6 +90,10 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> list[
     try:
         with open(src, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
+        nul = next((i for i, r in enumerate(rows, start=1) if any("\x00" in c for c in r)), None)
+        if nul is not None:
+            raise InputError(f"{src}: line {nul} holds NUL bytes; expected a text CSV manifest with the header "
+                             f"{','.join(MANIFEST_COLUMNS)}")
     except UnicodeDecodeError as exc:
         raise InputError(f"{src}: not a text (UTF-8) CSV file: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}; "
                          f"expected a manifest with the header {','.join(MANIFEST_COLUMNS)}") from None

@@ -102,12 +102,18 @@ def resolve_inputs(cfg: RunConfig, *, check_files: bool = True) -> tuple[list[Sc
 class _QuietChemtomoErrors(logging.Filter):
     """Drop distributed's "Compute Failed" record (with its traceback) for chemtomo's own errors.
 
+    Also the "Async instruction ... ended with CancelledError" warnings of tasks cancelled when the
+    worker closes (distributed: "this should exclusively happen in Worker.close()").
+
     An InputError raised inside a task is re-raised by the client and reaches the user as one line
     (exit 1); the worker's log of it would print a traceback first. Other exceptions (real bugs)
     are still logged.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if msg.startswith("Async instruction for") and msg.endswith("ended with CancelledError"):
+            return False  # the other scans' tasks cancelled when the client closes after the error
         if not str(record.msg).startswith("Compute Failed") or not isinstance(record.args, tuple):
             return True
         text = next((a for a in record.args[3:4] if isinstance(a, str)), "")
@@ -127,9 +133,10 @@ def _chemtomo_error_names() -> set[str]:
 
 def quiet_input_errors() -> None:
     """Install the filter on distributed's worker logger (once; local workers log in this process)."""
-    logger = logging.getLogger("distributed.worker")
-    if not any(isinstance(f, _QuietChemtomoErrors) for f in logger.filters):
-        logger.addFilter(_QuietChemtomoErrors())
+    for name in ("distributed.worker", "distributed.worker.state_machine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietChemtomoErrors) for f in logger.filters):
+            logger.addFilter(_QuietChemtomoErrors())
 
 
 def make_client(scheduler: str = "", workers: int = 0):

@@ -255,22 +255,20 @@ def _shared_angles(refs: list[ScanRef], *, strict: bool, manifest: Path) -> tupl
     return kept, out
 
 
-#: Suffixes of HDF5 inputs, opened as HDF5 before their kind is detected.
-H5_SUFFIXES = (".cxi", ".h5", ".hdf5", ".hdf", ".nxs")
-
-
 def _openable(path: str) -> list[str]:
-    """Problems that stop a file from being read at all (missing, a folder, not HDF5 or truncated)."""
+    """Problems that stop a file from being read at all: missing, a folder, not HDF5 or truncated,
+    or holding none of the datasets of a known input (``chemtomo.io.fullfield.file_format``)."""
+    from ..io.fullfield import file_format
+
     src = Path(path)
     if not src.exists():
         return [f"{src}: file not found"]
     if not src.is_file():
         return [f"{src}: is not a regular file"]
-    if src.suffix.lower() in H5_SUFFIXES:
-        try:
-            h5py.File(src, "r").close()
-        except OSError as exc:
-            return [f"{src}: cannot be read as HDF5 (unreadable or truncated file): {exc}"]
+    try:
+        file_format(src)
+    except InputError as exc:
+        return [str(exc)]
     return []
 
 
