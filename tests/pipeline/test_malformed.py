@@ -342,3 +342,21 @@ def test_skip_bad_scans_and_exclude_record_what_was_left_out(data):
     assert json.loads(json.dumps(store.attrs["excluded_inputs"])) == store.attrs["excluded_inputs"]
     assert store.stage_record("chem") is not None and store.has("chem")
     assert "ptycho" in out and "scans 14" in out  # 18 − 4 left out
+
+
+def test_worker_log_filter_drops_only_chemtomo_errors():
+    """The filter that silences "Compute Failed" for input errors lets a real bug's record through."""
+    import logging
+
+    from chemtomo.pipeline.context import _QuietChemtomoErrors
+
+    def record(exc_text):
+        return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
+                                 "Compute Failed\nKey:       %s\nState:     %s\nTask:  %s\nException: %r\nTraceback: %r\n",
+                                 ("k", "executing", "task", exc_text, "tb"), None)
+
+    f = _QuietChemtomoErrors()
+    assert not f.filter(record("InputError('scan.cxi: /entry_1/... has shape (5, 5)')"))
+    assert not f.filter(record("ConfigError('x')"))
+    assert f.filter(record("ZeroDivisionError('division by zero')"))
+    assert f.filter(record("ValueError('InputError(')"))
