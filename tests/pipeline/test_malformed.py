@@ -360,3 +360,17 @@ def test_worker_log_filter_drops_only_chemtomo_errors():
     assert not f.filter(record("ConfigError('x')"))
     assert f.filter(record("ZeroDivisionError('division by zero')"))
     assert f.filter(record("ValueError('InputError(')"))
+
+
+def test_frames_never_written_are_found_without_reading_them(tmp_path):
+    """An uncompressed frames dataset whose chunks were never written (an acquisition that stopped)."""
+    from chemtomo.pipeline.preflight import check_scan
+
+    p = tmp_path / "stopped.cxi"
+    with h5py.File(p, "w") as f:
+        f.create_dataset(FRAMES, shape=(10, 8, 8), dtype="f4", chunks=(1, 8, 8))[:4] = 1.0  # 4 of 10 frames
+        f[POSITIONS] = np.zeros((10, 3))
+        f[ENERGY] = 1.1347e-16  # 708.2 eV in J
+    problems, shape = check_scan(p)
+    assert shape == (8, 8)
+    assert len(problems) == 1 and "frames never written (storage 1024 of 2560 bytes" in problems[0], problems

@@ -62,7 +62,7 @@ def _stored_end(ds: h5py.Dataset) -> int:
     """Byte offset just past the last stored byte of ``ds`` in its file (0 if nothing is stored).
 
     Contiguous datasets have one offset; chunked ones list their chunks (one per frame for
-    chemtomo's writer, so this is a few hundred metadata look-ups at most).
+    chemtomo's writer), read from the chunk index without reading any chunk.
     """
     dcpl = ds.id.get_create_plist()
     layout = dcpl.get_layout()
@@ -70,12 +70,18 @@ def _stored_end(ds: h5py.Dataset) -> int:
         off = ds.id.get_offset()
         return 0 if off is None else int(off) + int(ds.id.get_storage_size())
     if layout == h5py.h5d.CHUNKED:
-        end = 0
-        for i in range(ds.id.get_num_chunks()):
-            info = ds.id.get_chunk_info(i)
+        end = [0]
+
+        def visit(info):
             if info.byte_offset is not None:
-                end = max(end, int(info.byte_offset) + int(info.size))
-        return end
+                end[0] = max(end[0], int(info.byte_offset) + int(info.size))
+
+        if hasattr(ds.id, "chunk_iter"):  # one pass over the chunk index (4000 chunks: ~4 ms)
+            ds.id.chunk_iter(visit)
+        else:  # older HDF5: get_chunk_info(i) walks the index each time (4000 chunks: ~1 s)
+            for i in range(ds.id.get_num_chunks()):
+                visit(ds.id.get_chunk_info(i))
+        return end[0]
     return 0  # compact: inside the object header, read with the file
 
 
@@ -120,7 +126,8 @@ def check_scan(path: str | os.PathLike) -> tuple[list[str], tuple[int, int] | No
             if end > size:
                 problems.append(f"{src}: /{fpath} is stored up to byte {end} but the file has {size} bytes "
                                 "(truncated file; copy it again)")
-            elif fds.id.get_storage_size() < fds.size * fds.dtype.itemsize and fds.compression is None:
+            elif (fds.id.get_create_plist().get_nfilters() == 0  # no filter (a plugin compressor has no .compression)
+                  and fds.id.get_storage_size() < fds.size * fds.dtype.itemsize):
                 problems.append(f"{src}: /{fpath} has frames never written (storage {fds.id.get_storage_size()} "
                                 f"of {fds.size * fds.dtype.itemsize} bytes; truncated acquisition?)")
         tpath, tds = _first(f, TRANSLATION_PATHS)
