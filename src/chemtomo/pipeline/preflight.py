@@ -14,7 +14,7 @@ What is checked, per CXI scan (kind ``scans``):
 - a frames dataset at one of ``chemtomo.io.cxi.FRAMES_PATHS``, rank 3, non-empty;
 - a translation dataset of shape ``(n_frames, 2 or 3)``;
 - the photon energy ``/entry_1/instrument_1/source_1/energy``: present, a numeric scalar, a
-  photon energy (``chemtomo.io.cxi.check_energy_ev``);
+  photon energy in joules (positive, below 1 MeV once converted to eV);
 - within one energy (of the manifest), every scan's frame shape equals the most common one.
 
 Counts (NaN, negative) are not read here: that would read the frames; the ptychography stage
@@ -34,8 +34,7 @@ import numpy as np
 
 from ..core.containers import ScanRef
 from ..core.errors import ConfigError, InputError
-from ..core.units import joule_to_ev
-from ..io.cxi import ENERGY_PATH, FRAMES_PATHS, TRANSLATION_PATHS, check_energy_ev
+from ..io.cxi import ENERGY_PATH, FRAMES_PATHS, TRANSLATION_PATHS, _check_joules
 
 __all__ = ["Excluded", "check_scan", "check_scans", "apply_exclusions", "preflight"]
 
@@ -168,7 +167,7 @@ def _energy_problems(f: h5py.File, src: Path) -> list[str]:
     except (TypeError, ValueError, OSError) as exc:
         return [f"{src}: /{ENERGY_PATH} (photon energy in joules) is not numeric: {exc}"]
     try:
-        check_energy_ev(joule_to_ev(joules), f"{src}: /{ENERGY_PATH} = {joules!r} J")
+        _check_joules(joules, src)
     except InputError as exc:
         return [str(exc)]
     return []
