@@ -342,6 +342,10 @@ def test_skip_bad_scans_and_exclude_record_what_was_left_out(data):
     assert json.loads(json.dumps(store.attrs["excluded_inputs"])) == store.attrs["excluded_inputs"]
     assert store.stage_record("chem") is not None and store.has("chem")
     assert "ptycho" in out and "scans 14" in out  # 18 − 4 left out
+    from chemtomo.report.html import _section_run
+
+    run_html = _section_run(store)  # the report's "Run" section lists them too
+    assert "Inputs left out (4)" in run_html and "excluded by input.exclude" in run_html
 
 
 def test_worker_log_filter_drops_only_chemtomo_errors():
