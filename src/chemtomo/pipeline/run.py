@@ -179,10 +179,9 @@ def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
 
 def _run_locked(config, out, writer, *, only, restart, force, progress, say, client, inputs=None) -> RunStore:
     say = say or (lambda m: None)
+    store, config = open_run(out, config)  # with config None: reads the stored one, writes nothing
     if inputs is None:  # config stored in the store: check the inputs before writing anything
-        config = open_run(out, None)[1]
         inputs = _checked_inputs(config, say)
-    store, config = open_run(out, config)
     if writer.stale:
         store.log(f"took over a stale lock: {writer.stale}")
         say(f"took over the store's stale lock ({writer.stale})")
