@@ -378,3 +378,15 @@ def test_frames_never_written_are_found_without_reading_them(tmp_path):
     problems, shape = check_scan(p)
     assert shape == (8, 8)
     assert len(problems) == 1 and "frames never written (storage 1024 of 2560 bytes" in problems[0], problems
+
+
+def test_a_real_bug_is_still_an_internal_error(data, monkeypatch):
+    """Not every exception becomes an input error: a bug ends with exit 2 and says so."""
+    import chemtomo.pipeline.run as run_module
+
+    def broken(*a, **k):
+        return 1 / 0
+
+    monkeypatch.setattr(run_module, "preflight", broken)
+    code, out = run(data)
+    assert code == 2 and "internal error: ZeroDivisionError: division by zero" in out, out
