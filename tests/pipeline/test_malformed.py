@@ -390,3 +390,17 @@ def test_a_real_bug_is_still_an_internal_error(data, monkeypatch):
     monkeypatch.setattr(run_module, "preflight", broken)
     code, out = run(data)
     assert code == 2 and "internal error: ZeroDivisionError: division by zero" in out, out
+
+
+def test_folder_input_reports_every_unreadable_file(data):
+    """A folder of CXI files stands in for a manifest: files whose angle or energy cannot be read are all listed."""
+    files = scans(data)
+    _truncate(data)  # scans[2]
+    edit(files[5], lambda f: f.__delitem__(ENERGY))
+    edit(files[7], lambda f: replace(f, ENERGY, "seven hundred eV"))
+    (data / "run.toml").write_text('[input]\nmanifest = "scans"\nreferences = "references.csv"\n')
+    code, out = run(data)
+    assert code == 1, out
+    assert re.search(r"3 of 18 input files have problems.*scan_0002\S*: cannot be read as HDF5.*scan_0005\S*: "
+                     r"missing dataset /entry_1/instrument_1/source_1/energy.*scan_0007\S*: /entry_1/instrument_1/"
+                     r"source_1/energy \(photon energy in joules\) is not a numeric scalar", out), out

@@ -181,14 +181,38 @@ def write_manifest(path: str | os.PathLike, refs: list[ScanRef]) -> Path:
     return p
 
 
+def _folder_scan(fp: Path, angle_key: str | None) -> ScanRef:
+    """One CXI file of a folder as a manifest row: angle and energy read from the file."""
+    from ._h5 import first_present
+    from .cxi import IMAGE_ENERGY_PATHS
+
+    with open_h5(fp) as f:
+        epath, eds = first_present(f, IMAGE_ENERGY_PATHS)
+        if eds is None:
+            raise InputError(f"{fp}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
+        try:
+            energy = joule_to_ev(float(np.asarray(eds[()], dtype=np.float64).reshape(())))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{fp}: /{epath} (photon energy in joules) is not a numeric scalar: {exc}") from None
+        angle = _angle(f, fp, angle_key)
+    check_energy_ev(energy, f"{fp}: /{epath}")
+    if not math.isfinite(angle):
+        raise InputError(f"{fp}: no tilt angle: /entry_1/sample_1/geometry_1/orientation is missing; "
+                         "give the angle's HDF5 path as angle_key or use a manifest")
+    return ScanRef(path=str(fp.resolve()), angle_deg=angle, energy_ev=round(energy, 4))
+
+
 def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
-                pattern: str = "*.cxi") -> list[ScanRef]:
+                pattern: str = "*.cxi", problems: list | None = None) -> list[ScanRef]:
     """Build a manifest from a folder of input files.
 
     CXI files (``pattern``, scans or reconstructed images): angle from the orientation (or
     ``angle_key``), energy from the source. Without any, the folder's HDF5 files holding
     ``/exchange/data`` (Data Exchange, one per energy; energy from the monochromator, angles from
     ``/exchange/theta``); other HDF5 files (e.g. ``xas2d.h5``, ``truth.h5``) are passed over.
+
+    ``problems``: a list to collect ``(path, message)`` of CXI files whose angle or energy cannot
+    be read (they are left out of the result) instead of raising at the first one.
     """
     from ._h5 import first_present
     from .cxi import IMAGE_ENERGY_PATHS
@@ -217,17 +241,12 @@ def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
         return dx
     refs = []
     for fp in files:
-        with open_h5(fp) as f:
-            epath, eds = first_present(f, IMAGE_ENERGY_PATHS)
-            if eds is None:
-                raise InputError(f"{fp}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
-            energy = joule_to_ev(float(np.asarray(eds[()]).reshape(())))
-            angle = _angle(f, fp, angle_key)
-        check_energy_ev(energy, f"{fp}: /{epath}")
-        if not math.isfinite(angle):
-            raise InputError(f"{fp}: no tilt angle: /entry_1/sample_1/geometry_1/orientation is missing; "
-                             "give the angle's HDF5 path as angle_key or use a manifest")
-        refs.append(ScanRef(path=str(fp.resolve()), angle_deg=angle, energy_ev=round(energy, 4)))
+        try:
+            refs.append(_folder_scan(fp, angle_key))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append((str(fp.resolve()), str(exc)))
     keys = [(round(r.angle_deg, 6), r.energy_ev) for r in refs]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})

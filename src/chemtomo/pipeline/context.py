@@ -69,11 +69,13 @@ class RunContext:
         log.info(message)
 
 
-def resolve_inputs(cfg: RunConfig, *, check_files: bool = True) -> tuple[list[ScanRef], Path | None, Path | None]:
+def resolve_inputs(cfg: RunConfig, *, check_files: bool = True,
+                   problems: list | None = None) -> tuple[list[ScanRef], Path | None, Path | None]:
     """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest.
 
     ``check_files=False`` leaves the scan files' existence to the caller (the preflight check,
-    which reports every missing file at once).
+    which reports every missing file at once); ``problems`` collects ``(path, message)`` of the
+    files of an input folder whose angle or energy cannot be read (``chemtomo.io.scan_folder``).
     """
     from ..io import check_references_cover, read_manifest, scan_folder
 
@@ -81,7 +83,7 @@ def resolve_inputs(cfg: RunConfig, *, check_files: bool = True) -> tuple[list[Sc
     if m is None:
         raise ConfigError("input.manifest is required (a manifest CSV or a folder of CXI or Data Exchange files)")
     if m.is_dir():
-        refs = scan_folder(m, angle_key=cfg.input.angle_key or None)
+        refs = scan_folder(m, angle_key=cfg.input.angle_key or None, problems=problems)
         folder = m
     else:
         refs = read_manifest(m, check_files=check_files)

@@ -52,9 +52,9 @@ class Excluded:
     reason: str
 
     def as_dict(self) -> dict:
-        """JSON-ready record for the store's ``excluded_inputs`` attribute (NaN angle as None)."""
+        """JSON-ready record for the store's ``excluded_inputs`` attribute (an unknown angle or energy: None)."""
         return {"path": self.path, "angle_deg": self.angle_deg if math.isfinite(self.angle_deg) else None,
-                "energy_eV": self.energy_ev, "reason": self.reason}
+                "energy_eV": self.energy_ev if math.isfinite(self.energy_ev) else None, "reason": self.reason}
 
 
 def _stored_end(ds: h5py.Dataset) -> int:
@@ -279,7 +279,7 @@ def _openable(path: str) -> list[str]:
 
 
 def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list[str], manifest: Path,
-              say=None) -> tuple[list[ScanRef], list[Excluded], str, str]:
+              say=None, unreadable: list[tuple[str, str]] = ()) -> tuple[list[ScanRef], list[Excluded], str, str]:
     """Check the inputs and return the scans to run, those left out, and the input kind.
 
     Parameters
@@ -291,6 +291,8 @@ def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list
     exclude : ``[input] exclude`` paths, relative to the manifest's folder
     manifest : the manifest file (or folder)
     say : one-line messages for the user
+    unreadable : ``(path, message)`` of files of an input folder whose angle or energy could not be
+        read (so they are not in ``refs``); reported with the others, or left out with ``skip``
 
     Returns
     -------
@@ -315,11 +317,15 @@ def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list
         if kind == "scans":
             bad.update(check_scans(readable))
     bad = {r.path: bad[r.path] for r in refs if r.path in bad}  # manifest order
-    if bad and on_bad_scan == "fail":
-        lines = [line for problems in bad.values() for line in problems]
+    n_files = len(refs) + len(unreadable)
+    if (bad or unreadable) and on_bad_scan == "fail":
+        lines = [m for _, m in unreadable] + [line for problems in bad.values() for line in problems]
         shown = lines[:MAX_LINES] + ([f"... and {len(lines) - MAX_LINES} more"] if len(lines) > MAX_LINES else [])
-        raise InputError(f"{len(bad)} of {len(refs)} input files have problems (nothing was reconstructed; fix them, "
+        raise InputError(f"{len(bad) + len(unreadable)} of {n_files} input files have problems (nothing was reconstructed; fix them, "
                          "leave them out with [input] exclude, or run with --skip-bad-scans):\n" + "\n".join(shown))
+    for path, message in unreadable:
+        excluded.append(Excluded(path, math.nan, math.nan, message))
+        say(f"skipped     {message}")
     for r in refs:
         if r.path in bad:
             excluded.append(Excluded(r.path, r.angle_deg, r.energy_ev, "; ".join(bad[r.path])))

@@ -154,10 +154,11 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
 
 def _checked_inputs(config: RunConfig, say) -> dict:
     """The manifest's inputs after the preflight check (chemtomo.pipeline.preflight) and ``exclude``."""
-    refs, refs_path, xas = resolve_inputs(config, check_files=False)
+    unreadable: list[tuple[str, str]] = []  # files of an input folder without a readable angle or energy
+    refs, refs_path, xas = resolve_inputs(config, check_files=False, problems=unreadable)
     i = config.input
     refs, excluded, kind, found = preflight(refs, kind=i.kind, on_bad_scan=i.on_bad_scan, exclude=i.exclude,
-                                            manifest=config.path(i.manifest), say=say)
+                                            manifest=config.path(i.manifest), say=say, unreadable=unreadable)
     if kind == "scans":
         no_angle = [r.path for r in refs if not math.isfinite(r.angle_deg)]
         if no_angle:

@@ -439,7 +439,7 @@ def _left_out(excluded: list[dict]) -> str:
         return ""
     rows = "".join(
         f"<tr><td style='text-align:left'>{html.escape(Path(e['path']).name)}</td>"
-        f"<td>{'' if e.get('angle_deg') is None else format(e['angle_deg'], 'g')}</td><td>{e['energy_eV']:g}</td>"
+        f"<td>{'' if e.get('angle_deg') is None else format(e['angle_deg'], 'g')}</td><td>{'' if e.get('energy_eV') is None else format(e['energy_eV'], 'g')}</td>"
         f"<td style='text-align:left'>{html.escape(e['reason'])}</td></tr>" for e in excluded)
     return (f"<h3>Inputs left out ({len(excluded)})</h3><table><tr><th>file</th><th>angle (°)</th>"
             f"<th>energy (eV)</th><th>why</th></tr>{rows}</table>")
