@@ -214,8 +214,6 @@ def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
     ``problems``: a list to collect ``(path, message)`` of CXI files whose angle or energy cannot
     be read (they are left out of the result) instead of raising at the first one.
     """
-    from ._h5 import first_present
-    from .cxi import IMAGE_ENERGY_PATHS
     from .fullfield import DX_DATA, _energy_ev
 
     d = Path(folder)
