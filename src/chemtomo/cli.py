@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import __version__
@@ -65,7 +66,7 @@ def guarded(fn):
         except ChemtomoError as exc:
             if _state["verbose"]:
                 err_console.print_exception()
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; rerun the same command to resume")
@@ -73,7 +74,7 @@ def guarded(fn):
         except Exception as exc:  # internal error: say so, show the traceback on --verbose
             if _state["verbose"]:
                 err_console.print_exception()
-            err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+            err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} "
                               "(rerun with --verbose for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
@@ -200,6 +201,9 @@ def run(
     profile: bool = typer.Option(False, "--profile", help="Save Dask's performance report (task stream, worker "
                                                           "profiles, bandwidth) as RUN_dask-profile.html beside "
                                                           "the run's report."),
+    skip_bad_scans: bool = typer.Option(False, "--skip-bad-scans",
+                                        help="Leave out scans that fail the check before the run (recorded in the store) "
+                                             "instead of stopping ([input] on_bad_scan = \"skip\")."),
 ):
     """Run the whole flow: ptychography → alignment → tomography → chemistry → particles → report.
 
@@ -211,6 +215,9 @@ def run(
     overrides = {"compute": {"scheduler": scheduler}} if scheduler else None
     if kind:
         overrides = {**(overrides or {}), "input": {"kind": kind}}
+    if skip_bad_scans:
+        overrides = overrides or {}
+        overrides["input"] = {**overrides.get("input", {}), "on_bad_scan": "skip"}
     if source.suffix.lower() == ".toml":
         from .pipeline.config import config_from_dict, config_to_dict
 

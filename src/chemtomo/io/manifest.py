@@ -87,8 +87,19 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> list[
     src = Path(path)
     if not src.is_file():
         raise InputError(f"{src}: manifest not found")
-    with open(src, newline="") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with open(src, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+        nul = next((i for i, r in enumerate(rows, start=1) if any("\x00" in c for c in r)), None)
+        if nul is not None:
+            raise InputError(f"{src}: line {nul} holds NUL bytes; expected a text CSV manifest with the header "
+                             f"{','.join(MANIFEST_COLUMNS)}")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{src}: not a text (UTF-8) CSV file: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}; "
+                         f"expected a manifest with the header {','.join(MANIFEST_COLUMNS)}") from None
+    except csv.Error as exc:
+        raise InputError(f"{src}: not a readable CSV manifest ({exc}); expected the header "
+                         f"{','.join(MANIFEST_COLUMNS)}") from None
     rows = [r for r in rows if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if not rows:
         raise InputError(f"{src}: manifest is empty; expected the header {','.join(MANIFEST_COLUMNS)}")
@@ -170,17 +181,39 @@ def write_manifest(path: str | os.PathLike, refs: list[ScanRef]) -> Path:
     return p
 
 
+def _folder_scan(fp: Path, angle_key: str | None) -> ScanRef:
+    """One CXI file of a folder as a manifest row: angle and energy read from the file."""
+    from ._h5 import first_present
+    from .cxi import IMAGE_ENERGY_PATHS
+
+    with open_h5(fp) as f:
+        epath, eds = first_present(f, IMAGE_ENERGY_PATHS)
+        if eds is None:
+            raise InputError(f"{fp}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
+        try:
+            energy = joule_to_ev(float(np.asarray(eds[()], dtype=np.float64).reshape(())))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{fp}: /{epath} (photon energy in joules) is not a numeric scalar: {exc}") from None
+        angle = _angle(f, fp, angle_key)
+    check_energy_ev(energy, f"{fp}: /{epath}")
+    if not math.isfinite(angle):
+        raise InputError(f"{fp}: no tilt angle: /entry_1/sample_1/geometry_1/orientation is missing; "
+                         "give the angle's HDF5 path as angle_key or use a manifest")
+    return ScanRef(path=str(fp.resolve()), angle_deg=angle, energy_ev=round(energy, 4))
+
+
 def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
-                pattern: str = "*.cxi") -> list[ScanRef]:
+                pattern: str = "*.cxi", problems: list | None = None) -> list[ScanRef]:
     """Build a manifest from a folder of input files.
 
     CXI files (``pattern``, scans or reconstructed images): angle from the orientation (or
     ``angle_key``), energy from the source. Without any, the folder's HDF5 files holding
     ``/exchange/data`` (Data Exchange, one per energy; energy from the monochromator, angles from
     ``/exchange/theta``); other HDF5 files (e.g. ``xas2d.h5``, ``truth.h5``) are passed over.
+
+    ``problems``: a list to collect ``(path, message)`` of CXI files whose angle or energy cannot
+    be read (they are left out of the result) instead of raising at the first one.
     """
-    from ._h5 import first_present
-    from .cxi import IMAGE_ENERGY_PATHS
     from .fullfield import DX_DATA, _energy_ev
 
     d = Path(folder)
@@ -206,17 +239,12 @@ def scan_folder(folder: str | os.PathLike, *, angle_key: str | None = None,
         return dx
     refs = []
     for fp in files:
-        with open_h5(fp) as f:
-            epath, eds = first_present(f, IMAGE_ENERGY_PATHS)
-            if eds is None:
-                raise InputError(f"{fp}: missing dataset /{ENERGY_PATH} (photon energy in joules)")
-            energy = joule_to_ev(float(np.asarray(eds[()]).reshape(())))
-            angle = _angle(f, fp, angle_key)
-        check_energy_ev(energy, f"{fp}: /{epath}")
-        if not math.isfinite(angle):
-            raise InputError(f"{fp}: no tilt angle: /entry_1/sample_1/geometry_1/orientation is missing; "
-                             "give the angle's HDF5 path as angle_key or use a manifest")
-        refs.append(ScanRef(path=str(fp.resolve()), angle_deg=angle, energy_ev=round(energy, 4)))
+        try:
+            refs.append(_folder_scan(fp, angle_key))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append((str(fp.resolve()), str(exc)))
     keys = [(round(r.angle_deg, 6), r.energy_ev) for r in refs]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})

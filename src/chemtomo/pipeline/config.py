@@ -22,8 +22,9 @@ __all__ = ["RunConfig", "InputConfig", "PtychoConfig", "AlignConfig", "TomoConfi
            "example_config", "config_to_dict", "config_from_dict", "field_unit"]
 
 
-def _f(default, doc: str, choices: tuple | None = None, low: float | None = None, high: float | None = None):
-    meta = {"doc": doc, "choices": choices, "low": low, "high": high}
+def _f(default, doc: str, choices: tuple | None = None, low: float | None = None, high: float | None = None,
+       items: type | None = None):
+    meta = {"doc": doc, "choices": choices, "low": low, "high": high, "items": items}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -48,6 +49,12 @@ class InputConfig:
     transmission_floor: float = _f(1e-3, "Lowest transmission (I − dark)/(flat − dark) of intensity data; lower or "
                                          "non-positive values are set to it (OD at most −ln of it, 6.9) and counted.",
                                    low=1e-12, high=0.5)
+    on_bad_scan: str = _f("fail", "What to do with scans that fail the check before the run (missing or truncated file, no frames, "
+                                  "positions not matching frames, another frame size, no energy): 'fail' lists every problem and "
+                                  "stops before any reconstruction; 'skip' leaves them out, runs on and records them in the store "
+                                  "(chemtomo run --skip-bad-scans).", choices=("fail", "skip"))
+    exclude: list = _f([], "Scans to leave out by hand, paths relative to the manifest's folder, e.g. "
+                           "[\"scans/e708.2_a017.cxi\"]; recorded in the store as excluded_inputs.", items=str)
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ _UNITS = {
     "input.transmission_floor": "1 (fraction of the flat-field signal)",
     "ptycho.n_modes": "modes",
     "ptycho.frc_angles": "angles per energy",
+    "ptycho.saturation": "counts",
     "align.iterations": "outer iterations",
     "align.tol_px": "px",
     "align.residual_rtol": "1 (fraction of the residual)",
@@ -192,6 +200,7 @@ _UNITS = {
     "chem.density_threshold": "1 (volume fraction)",
     "chem.joint_iterations": "sweeps",
     "chem.joint_tv": "1 (volume fraction)",
+    "chem.max_reference_gap_ev": "eV",
     "particles.active_thresholds": "1 (FePO4 fraction)",
     "particles.min_volume_nm3": "nm³",
     "compute.workers": "threads",
@@ -220,6 +229,10 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, where: str) -> 
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+    elif isinstance(default, list) and meta.get("items") is str:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of non-empty strings (paths), got {value!r}")
+        value = list(value)
     elif isinstance(default, list):
         if not isinstance(value, list) or len(value) != len(default) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
@@ -279,7 +292,10 @@ def load_config(path: str | Path) -> RunConfig:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text (UTF-8) TOML file: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}; "
+                          "expected a run configuration (chemtomo config --example)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:

@@ -69,18 +69,24 @@ class RunContext:
         log.info(message)
 
 
-def resolve_inputs(cfg: RunConfig) -> tuple[list[ScanRef], Path | None, Path | None]:
-    """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest."""
+def resolve_inputs(cfg: RunConfig, *, check_files: bool = True,
+                   problems: list | None = None) -> tuple[list[ScanRef], Path | None, Path | None]:
+    """Scans, reference spectra and optional 2D XAS stack named by (or found beside) the manifest.
+
+    ``check_files=False`` leaves the scan files' existence to the caller (the preflight check,
+    which reports every missing file at once); ``problems`` collects ``(path, message)`` of the
+    files of an input folder whose angle or energy cannot be read (``chemtomo.io.scan_folder``).
+    """
     from ..io import read_manifest, scan_folder
 
     m = cfg.path(cfg.input.manifest)
     if m is None:
         raise ConfigError("input.manifest is required (a manifest CSV or a folder of CXI or Data Exchange files)")
     if m.is_dir():
-        refs = scan_folder(m, angle_key=cfg.input.angle_key or None)
+        refs = scan_folder(m, angle_key=cfg.input.angle_key or None, problems=problems)
         folder = m
     else:
-        refs = read_manifest(m)
+        refs = read_manifest(m, check_files=check_files)
         folder = m.parent
     refs_path = cfg.path(cfg.input.references) or folder / "references.csv"
     files = reference_files(cfg, refs_path)
@@ -123,6 +129,46 @@ def load_reference_spectra(cfg: RunConfig, refs_path: Path | None) -> dict:
     return read_reference_spectra(src, cfg.chem.reference_columns or None, base_dir=cfg.base_dir or ".")
 
 
+class _QuietChemtomoErrors(logging.Filter):
+    """Drop distributed's "Compute Failed" record (with its traceback) for chemtomo's own errors.
+
+    Also the "Async instruction ... ended with CancelledError" warnings of tasks cancelled when the
+    worker closes (distributed: "this should exclusively happen in Worker.close()").
+
+    An InputError raised inside a task is re-raised by the client and reaches the user as one line
+    (exit 1); the worker's log of it would print a traceback first. Other exceptions (real bugs)
+    are still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if msg.startswith("Async instruction for") and msg.endswith("ended with CancelledError"):
+            return False  # the other scans' tasks cancelled when the client closes after the error
+        if not str(record.msg).startswith("Compute Failed") or not isinstance(record.args, tuple):
+            return True
+        text = next((a for a in record.args[3:4] if isinstance(a, str)), "")
+        return not text.startswith(tuple(f"{c}(" for c in _chemtomo_error_names()))
+
+
+def _chemtomo_error_names() -> set[str]:
+    from ..core.errors import ChemtomoError
+
+    names, todo = set(), [ChemtomoError]
+    while todo:
+        c = todo.pop()
+        names.add(c.__name__)
+        todo.extend(c.__subclasses__())
+    return names
+
+
+def quiet_input_errors() -> None:
+    """Install the filter on distributed's worker logger (once; local workers log in this process)."""
+    for name in ("distributed.worker", "distributed.worker.state_machine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietChemtomoErrors) for f in logger.filters):
+            logger.addFilter(_QuietChemtomoErrors())
+
+
 def make_client(scheduler: str = "", workers: int = 0):
     """A Dask distributed client: the given scheduler address, or a local in-process cluster.
 
@@ -131,6 +177,7 @@ def make_client(scheduler: str = "", workers: int = 0):
     """
     from distributed import Client, LocalCluster
 
+    quiet_input_errors()
     if scheduler:
         try:
             return Client(scheduler, timeout="5s")

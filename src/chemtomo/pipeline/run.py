@@ -19,13 +19,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..core.errors import ConfigError, InputError, StoreError
-from ..io.inputs import input_kind
 from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
 from .cluster import Profile, cluster_error
 from .config import RunConfig, config_from_dict, config_to_dict
 from .context import RunContext, StageSkipped, file_fingerprint, make_client, resolve_inputs, stable_hash
 from .ingest_stage import input_files, run_input
+from .preflight import preflight
 from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
 
 __all__ = ["Stage", "STAGES", "run_pipeline", "open_run"]
@@ -145,11 +145,17 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     if config is not None and config.compute.device != "cpu":
         raise ConfigError(f"compute.device = {config.compute.device!r}: the ptychography and tomography kernels run "
                           "on the CPU only in this version (compiled with numba); set compute.device = 'cpu'")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; --out must name a run store (a folder, created if missing)")
+    # every input's header and shape are checked before the store is created or touched: a run that
+    # fails its check changes nothing on disk
+    inputs = _checked_inputs(config, say) if config is not None else None
     writer = RunStore(out, create=config is not None).lock(command or "chemtomo.pipeline.run_pipeline()")
     writer.acquire()  # before anything is written: a second writer stops here
     try:
         return _run_locked(config, out, writer, only=only, restart=restart, force=force, progress=progress,
-                           say=say, client=client, profile=profile)
+                           say=say, client=client, profile=profile, inputs=inputs)
     except Exception as exc:  # a lost scheduler: one line and exit 1, not Dask's traceback (cluster.py)
         lost = cluster_error(exc, config.compute.scheduler if config is not None else "", out)
         if lost is None:
@@ -157,6 +163,20 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
         raise lost from exc
     finally:
         writer.release()
+
+
+def _checked_inputs(config: RunConfig, say) -> dict:
+    """The manifest's inputs after the preflight check (chemtomo.pipeline.preflight) and ``exclude``."""
+    unreadable: list[tuple[str, str]] = []  # files of an input folder without a readable angle or energy
+    refs, refs_path, xas = resolve_inputs(config, check_files=False, problems=unreadable)
+    i = config.input
+    refs, excluded, kind, found = preflight(refs, kind=i.kind, on_bad_scan=i.on_bad_scan, exclude=i.exclude,
+                                            manifest=config.path(i.manifest), say=say, unreadable=unreadable)
+    if kind == "scans":
+        no_angle = [r.path for r in refs if not math.isfinite(r.angle_deg)]
+        if no_angle:
+            raise InputError(f"{no_angle[0]}: no tilt angle (the manifest's angle_deg is empty); a scan needs its angle")
+    return {"refs": refs, "refs_path": refs_path, "xas": xas, "kind": kind, "found": found, "excluded": excluded}
 
 
 def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
@@ -171,9 +191,12 @@ def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _run_locked(config, out, writer, *, only, restart, force, progress, say, client, profile=None) -> RunStore:
-    store, config = open_run(out, config)
+def _run_locked(config, out, writer, *, only, restart, force, progress, say, client, profile=None,
+                inputs=None) -> RunStore:
     say = say or (lambda m: None)
+    store, config = open_run(out, config)  # with config None: reads the stored one, writes nothing
+    if inputs is None:  # config stored in the store: check the inputs before writing anything
+        inputs = _checked_inputs(config, say)
     if writer.stale:
         store.log(f"took over a stale lock: {writer.stale}")
         say(f"took over the store's stale lock ({writer.stale})")
@@ -183,12 +206,13 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
         for s in STAGES:
             store.set_stage_record(s.name, None)
             store.clear_partial(s.name)
-    refs, refs_path, xas = resolve_inputs(config)
-    kind, found = input_kind(refs, config.input.kind, where=str(config.path(config.input.manifest)))
-    if kind == "scans":
-        no_angle = [r.path for r in refs if not math.isfinite(r.angle_deg)]
-        if no_angle:
-            raise InputError(f"{no_angle[0]}: no tilt angle (the manifest's angle_deg is empty); a scan needs its angle")
+    refs, refs_path, xas = inputs["refs"], inputs["refs_path"], inputs["xas"]
+    kind, found = inputs["kind"], inputs["found"]
+    store.update_attrs(excluded_inputs=[e.as_dict() for e in inputs["excluded"]])
+    for e in inputs["excluded"]:
+        store.log(f"left out {e.path} ({e.angle_deg:g}°, {e.energy_ev:g} eV): {e.reason}")
+    if inputs["excluded"]:
+        say(f"left out    {len(inputs['excluded'])} input(s) (recorded in the store's excluded_inputs)")
     own_client = client is None
     names = only or tuple(s.name for s in STAGES)
     unknown = [n for n in names if n not in _BY_NAME]

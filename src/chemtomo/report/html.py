@@ -462,6 +462,18 @@ def _trend_table(trends: dict) -> str:
             f"{comp}</table>")
 
 
+def _left_out(excluded: list[dict]) -> str:
+    """Table of the inputs the run left out (store attribute ``excluded_inputs``, pipeline/preflight.py)."""
+    if not excluded:
+        return ""
+    rows = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(Path(e['path']).name)}</td>"
+        f"<td>{'' if e.get('angle_deg') is None else format(e['angle_deg'], 'g')}</td><td>{'' if e.get('energy_eV') is None else format(e['energy_eV'], 'g')}</td>"
+        f"<td style='text-align:left'>{html.escape(e['reason'])}</td></tr>" for e in excluded)
+    return (f"<h3>Inputs left out ({len(excluded)})</h3><table><tr><th>file</th><th>angle (°)</th>"
+            f"<th>energy (eV)</th><th>why</th></tr>{rows}</table>")
+
+
 def _section_run(store: RunStore) -> str:
     attrs = store.attrs
     stages = attrs.get("stages", {})
@@ -477,7 +489,8 @@ def _section_run(store: RunStore) -> str:
                 f"SciPy {scipy.__version__}, Zarr {zarr.__version__}, Matplotlib {matplotlib.__version__}, "
                 f"{platform.machine()} {platform.system()}")
     log = store.log_path.read_text()[-6000:] if store.log_path.exists() else ""
-    return (f"<table><tr><th>stage</th><th>time</th><th>summary</th></tr>{rows}</table>"
+    return (_left_out(attrs.get("excluded_inputs") or [])
+            + f"<table><tr><th>stage</th><th>time</th><th>summary</th></tr>{rows}</table>"
             f"<p>{html.escape(versions)}</p><h3>Configuration</h3><pre>"
             + html.escape(json.dumps(attrs.get("config", {}), indent=2)) + "</pre><h3>Log (end)</h3><pre>"
             + html.escape(log) + "</pre>")
