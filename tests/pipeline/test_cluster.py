@@ -19,7 +19,7 @@ import pytest
 
 from chemtomo.io.store import RunStore
 
-from conftest import TINY_CONFIG
+from tiny import TINY_CONFIG
 from dask_procs import DaskProcesses
 from runcli import CLI, run_cli
 
