@@ -251,6 +251,10 @@ CASES = [
      r"input\.exclude must be a list of non-empty strings"),
     ("config-exclude-unknown-scan", _config('[input]\nmanifest = "manifest.csv"\nexclude = ["scans/nope.cxi"]\n'),
      (), r"input\.exclude: 'scans/nope\.cxi' is not a scan of"),
+    ("config-exclude-angles-bad-range", _config('[input]\nmanifest = "manifest.csv"\nexclude_angles = [[40, 30]]\n'),
+     (), r"input\.exclude_angles must be a list of \[low, high\] angle ranges in degrees with low ≤ high"),
+    ("config-exclude-angles-no-angle", _config('[input]\nmanifest = "manifest.csv"\nexclude_angles = [[41, 45]]\n'),
+     (), r"input\.exclude_angles: \[41, 45\]° holds no tilt angle of"),
     ("config-no-manifest-key", _config("[tomo]\niterations = 3\n"), (), r"input\.manifest is required"),
     ("references-missing", _no_references, (), r"references\.csv: reference spectra not found"),
     ("out-is-a-file", _out_is_file, (), r"out\.zarr: is a file; --out must name a run store"),
@@ -329,23 +333,25 @@ def test_skip_bad_scans_and_exclude_record_what_was_left_out(data):
     """A skipped scan's angle is left out at the other energy too; alignment and tomography run on the rest."""
     _cheap(data)
     _truncate(data)  # scan_0002: -60° at 708.2 eV
-    add_config(data, 'exclude = ["scans/scan_0010_+020.00deg_708.20eV.cxi"]\n')
+    add_config(data, 'exclude = ["scans/scan_0010_+020.00deg_708.20eV.cxi"]\nexclude_angles = [[39.5, 40.5]]\n')
     code, out = run(data, "--skip-bad-scans")
     assert code == 0, out
     store = RunStore(data / "out.zarr", create=False)
     left = {Path(e["path"]).name: e for e in store.attrs["excluded_inputs"]}
     assert set(left) == {S2, "scan_0003_-060.00deg_710.20eV.cxi", "scan_0010_+020.00deg_708.20eV.cxi",
-                         "scan_0011_+020.00deg_710.20eV.cxi"}
+                         "scan_0011_+020.00deg_710.20eV.cxi", "scan_0012_+040.00deg_708.20eV.cxi",
+                         "scan_0013_+040.00deg_710.20eV.cxi"}
+    assert left["scan_0013_+040.00deg_710.20eV.cxi"]["reason"] == "angle 40° excluded by input.exclude_angles [39.5, 40.5]"
     assert "truncated" in left[S2]["reason"] and left[S2]["angle_deg"] == -60.0 and left[S2]["energy_eV"] == 708.2
     assert left["scan_0010_+020.00deg_708.20eV.cxi"]["reason"] == "excluded by input.exclude"
     assert "no usable scan at 708.2 eV" in left["scan_0003_-060.00deg_710.20eV.cxi"]["reason"]
     assert json.loads(json.dumps(store.attrs["excluded_inputs"])) == store.attrs["excluded_inputs"]
     assert store.stage_record("chem") is not None and store.has("chem")
-    assert "ptycho" in out and "scans 14" in out  # 18 − 4 left out
+    assert "ptycho" in out and "scans 12" in out  # 18 − 6 left out
     from chemtomo.report.html import _section_run
 
     run_html = _section_run(store)  # the report's "Run" section lists them too
-    assert "Inputs left out (4)" in run_html and "excluded by input.exclude" in run_html
+    assert "Inputs left out (6)" in run_html and "excluded by input.exclude" in run_html
 
 
 def test_worker_log_filter_drops_only_chemtomo_errors():

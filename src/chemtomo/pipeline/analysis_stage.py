@@ -110,7 +110,7 @@ def run_chem(ctx: RunContext) -> dict:
     attrs.update(extra_attrs)
     arrays.update(extra_arrays)
     if ctx.xas2d_path is not None:
-        v = _validate_2d(ctx, chem, frac, density, table, ref_e, voxel, tuple(cfg.thresholds))
+        v = _validate_2d(ctx, chem, frac, density, spectra, voxel, tuple(cfg.thresholds))
         arrays.update(v.pop("arrays"))
         attrs["validation_2d"] = v
     ctx.store.write_group("chem", arrays, attrs=attrs,
@@ -193,7 +193,7 @@ def _on_grid(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _validate_2d(ctx, chem, frac, density, table, ref_e, voxel_m, thresholds) -> dict:
+def _validate_2d(ctx, chem, frac, density, spectra, voxel_m, thresholds) -> dict:
     """The paper's check: 2D XAS linear-combination fit against the 3D map projected along z.
 
     The 2D stack (taken at 0°) is resampled to the voxel size, centred on the volume's (y, x)
@@ -211,7 +211,11 @@ def _validate_2d(ctx, chem, frac, density, table, ref_e, voxel_m, thresholds) ->
     dens2d = np.nansum(density, axis=1)
     shift = register_translation(dens2d, stack.sum(axis=0))
     stack = ndimage.shift(stack, (0, -shift[0], -shift[1]), order=1, mode="constant", cval=0.0)
-    frame = {"energy_eV": ref_e, **{p: table[p] for p in table}}
+    # one table on the union of the phases' energy grids: each phase interpolated linearly on it,
+    # which keeps every phase's own rows, so the fit interpolates exactly as from each file
+    ref_e = np.unique(np.concatenate([np.asarray(e, float) for e, _ in spectra.values()]))
+    frame = {"energy_eV": ref_e, **{p: np.interp(ref_e, np.asarray(e, float), np.asarray(mu, float))
+                                    for p, (e, mu) in spectra.items()}}
     v = chem.validate_2d(stack, energies, frame, frac, density, thresholds=thresholds)
     stats = {k: (float(x) if np.ndim(x) == 0 else np.asarray(x).tolist()) for k, x in v.statistics.items()}
     stats["registration_shift_px"] = np.asarray(shift, float).tolist()

@@ -55,6 +55,8 @@ class InputConfig:
                                   "(chemtomo run --skip-bad-scans).", choices=("fail", "skip"))
     exclude: list = _f([], "Scans to leave out by hand, paths relative to the manifest's folder, e.g. "
                            "[\"scans/e708.2_a017.cxi\"]; recorded in the store as excluded_inputs.", items=str)
+    exclude_angles: list = _f([], "Tilt-angle ranges to leave out by hand at every energy, degrees, each [low, high] inclusive, "
+                                  "e.g. [[-80, -76], [40, 40]]; recorded in the store as excluded_inputs.", items="range")
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ _UNITS = {
     "ptycho.n_modes": "modes",
     "ptycho.frc_angles": "angles per energy",
     "ptycho.saturation": "counts",
+    "input.exclude_angles": "deg",
     "align.iterations": "outer iterations",
     "align.tol_px": "px",
     "align.residual_rtol": "1 (fraction of the residual)",
@@ -229,6 +232,15 @@ def _check_value(section: str, f: dataclasses.Field, value: Any, where: str) -> 
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+    elif isinstance(default, list) and meta.get("items") == "range":
+        ok = isinstance(value, list) and all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        and math.isfinite(v) for v in r) and r[0] <= r[1]
+            for r in value)
+        if not ok:
+            raise ConfigError(f"{where}: {key} must be a list of [low, high] angle ranges in degrees with low ≤ high, "
+                              f"got {value!r}")
+        value = [[float(a), float(b)] for a, b in value]
     elif isinstance(default, list) and meta.get("items") is str:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise ConfigError(f"{where}: {key} must be a list of non-empty strings (paths), got {value!r}")

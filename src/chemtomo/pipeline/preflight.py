@@ -199,15 +199,32 @@ def check_scans(refs: list[ScanRef]) -> dict[str, list[str]]:
     return {r.path: found[r.path] for r in refs if r.path in found}
 
 
-def apply_exclusions(refs: list[ScanRef], exclude: list[str], manifest: Path) -> tuple[list[ScanRef], list[Excluded]]:
-    """Leave out the scans named in ``[input] exclude`` (paths relative to the manifest's folder).
+def apply_exclusions(refs: list[ScanRef], exclude: list[str], manifest: Path,
+                     exclude_angles: list | None = None) -> tuple[list[ScanRef], list[Excluded]]:
+    """Leave out the scans named in ``[input] exclude`` (paths relative to the manifest's folder)
+    and, at every energy, the angles within ``[input] exclude_angles`` ranges (degrees, inclusive).
 
     Raises
     ------
-    ConfigError : an entry names no scan of the manifest (a typo would otherwise go unnoticed).
+    ConfigError : an entry names no scan of the manifest, or a range holds no angle of it (a typo
+    would otherwise go unnoticed).
     """
+    out: list[Excluded] = []
+    if exclude_angles:
+        kept = []
+        for lo, hi in exclude_angles:
+            if not any(lo - 1e-6 <= r.angle_deg <= hi + 1e-6 for r in refs):
+                raise ConfigError(f"input.exclude_angles: [{lo:g}, {hi:g}]° holds no tilt angle of {manifest}")
+        for r in refs:
+            hit = next(((lo, hi) for lo, hi in exclude_angles if lo - 1e-6 <= r.angle_deg <= hi + 1e-6), None)
+            if hit is None:
+                kept.append(r)
+            else:
+                out.append(Excluded(r.path, r.angle_deg, r.energy_ev,
+                                    f"angle {r.angle_deg:g}° excluded by input.exclude_angles [{hit[0]:g}, {hit[1]:g}]"))
+        refs = kept
     if not exclude:
-        return refs, []
+        return refs, out
     folder = manifest if manifest.is_dir() else manifest.parent
     wanted = {}
     for e in exclude:
@@ -218,7 +235,7 @@ def apply_exclusions(refs: list[ScanRef], exclude: list[str], manifest: Path) ->
     if missing:
         raise ConfigError(f"input.exclude: {missing[0]!r} is not a scan of {manifest} (paths are relative to the "
                           f"manifest's folder {folder})")
-    kept, out = [], []
+    kept = []
     for r in refs:
         if str(Path(r.path).resolve()) in wanted:
             out.append(Excluded(r.path, r.angle_deg, r.energy_ev, "excluded by input.exclude"))
@@ -279,6 +296,7 @@ def _openable(path: str) -> list[str]:
 
 
 def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list[str], manifest: Path,
+              exclude_angles: list | None = None,
               say=None, unreadable: list[tuple[str, str]] = ()) -> tuple[list[ScanRef], list[Excluded], str, str]:
     """Check the inputs and return the scans to run, those left out, and the input kind.
 
@@ -289,6 +307,7 @@ def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list
         are checked in depth, other kinds are read by their stage
     on_bad_scan : ``"fail"`` (raise listing every problem) or ``"skip"`` (leave bad scans out)
     exclude : ``[input] exclude`` paths, relative to the manifest's folder
+    exclude_angles : ``[input] exclude_angles`` ranges [low, high] in degrees, left out at every energy
     manifest : the manifest file (or folder)
     say : one-line messages for the user
     unreadable : ``(path, message)`` of files of an input folder whose angle or energy could not be
@@ -308,7 +327,7 @@ def preflight(refs: list[ScanRef], *, kind: str, on_bad_scan: str, exclude: list
     from ..io.inputs import input_kind
 
     say = say or (lambda m: None)
-    refs, excluded = apply_exclusions(refs, exclude, manifest)
+    refs, excluded = apply_exclusions(refs, exclude, manifest, exclude_angles)
     bad = {r.path: p for r in refs if (p := _openable(r.path))}
     readable = [r for r in refs if r.path not in bad]
     found = ""

@@ -171,6 +171,7 @@ def _checked_inputs(config: RunConfig, say) -> dict:
     refs, refs_path, xas = resolve_inputs(config, check_files=False, problems=unreadable)
     i = config.input
     refs, excluded, kind, found = preflight(refs, kind=i.kind, on_bad_scan=i.on_bad_scan, exclude=i.exclude,
+                                            exclude_angles=i.exclude_angles,
                                             manifest=config.path(i.manifest), say=say, unreadable=unreadable)
     if kind == "scans":
         no_angle = [r.path for r in refs if not math.isfinite(r.angle_deg)]
