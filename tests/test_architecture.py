@@ -26,7 +26,8 @@ ALLOWED = {
     "io": {"", "core"} | ALGORITHMS,
     "pipeline": {"", "core", "io", "report"} | ALGORITHMS,  # pipeline and report share layer 4
     "report": {"", "core", "io", "pipeline"} | ALGORITHMS,
-    "cli": {"", "core", "io", "pipeline", "report"} | ALGORITHMS,
+    "viewer": {"", "core", "io", "pipeline", "report"} | ALGORITHMS,  # the napari plugin: presentation, as report
+    "cli": {"", "core", "io", "pipeline", "report", "viewer"} | ALGORITHMS,
 }
 
 

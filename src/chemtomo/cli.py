@@ -304,19 +304,15 @@ def ptycho(
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
     if ":" not in algorithm and "," not in algorithm:
         algorithm = f"{algorithm}:{iterations or 500}"
-    import warnings
-
     from .io import read_detector_mask
     from .ptycho.detector import DetectorReport
 
     extra = read_detector_mask(mask) if mask is not None else None
     s = read_scan(scan, swap_xy=swap_xy, flip_x=flip_x, flip_y=flip_y, extra_mask=extra)
-    with ProgressReporter(_state["quiet"]) as bars, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=RuntimeWarning,
-                                message=r".*(frames dropped|pixels masked|negative counts clipped)")
+    with ProgressReporter(_state["quiet"]) as bars:
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
                            refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"),
-                           saturation=saturation or None)
+                           saturation=saturation or None, warn_detector=False)
     det = DetectorReport.from_dict(proj.info["detector"])
     if not det.clean:
         say(f"{scan}: detector: {det.summary()}")

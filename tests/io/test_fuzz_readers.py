@@ -112,7 +112,7 @@ def test_config_and_references_of_arbitrary_bytes(blob):
 def test_config_of_binary_bytes_names_the_file(tmp_path):
     p = tmp_path / "run.toml"
     p.write_bytes(b"\xff\xfe[input]")
-    with pytest.raises(ChemtomoError, match=r"run.toml: not a text file .byte 0 is not UTF-8.; expected a TOML config"):
+    with pytest.raises(ChemtomoError, match=r"run.toml: not a text \(UTF-8\) TOML file: byte 0 is b.\\xff.; expected a run configuration"):
         load_config(p)
 
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import InputError
+from ._fullfield_data import FullField
 from ._h5 import first_present, open_h5
 
 __all__ = ["FullField", "read_data_exchange", "read_full_field", "read_tiff", "read_field_file", "read_angles_file", "file_format",
@@ -56,28 +56,6 @@ _ANGLE_UNITS = {"deg": "deg", "degree": "deg", "degrees": "deg", "rad": "rad", "
 _ENERGY_UNITS = {"ev": 1.0, "kev": 1.0e3}
 _LENGTH_UNITS = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "μm": 1e-6, "micron": 1e-6, "microns": 1e-6,
                  "nm": 1e-9}
-
-
-@dataclass(frozen=True)
-class FullField:
-    """Full-field images of one file with their metadata, as read (no correction applied).
-
-    data       : (n, ny, nx) float32 images (intensity, or optical density for ready OD data)
-    flats      : (n_flat, ny, nx) float32 flat fields, or None if the file has none
-    darks      : (n_dark, ny, nx) float32 dark fields, or None
-    angles_deg : (n,) float64 tilt angles in degrees, or None if the file has none
-    energy_ev  : photon energy in eV, NaN if the file has none (or none with a unit)
-    pixel_m    : effective sample-plane pixel, metres, NaN if the file has none (or none with a unit)
-    source     : the file
-    """
-
-    data: np.ndarray
-    flats: np.ndarray | None
-    darks: np.ndarray | None
-    angles_deg: np.ndarray | None
-    energy_ev: float
-    pixel_m: float
-    source: str
 
 
 def _units(ds) -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from .fullfield import FullField
+from ._fullfield_data import FullField
 
 __all__ = ["read_xradia", "XRADIA_SUFFIXES"]
 

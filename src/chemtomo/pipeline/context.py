@@ -179,6 +179,9 @@ def make_client(scheduler: str = "", workers: int = 0):
 
     quiet_input_errors()
     if scheduler:
+        from .cluster import quiet_lost_scheduler_logs
+
+        quiet_lost_scheduler_logs()  # a lost scheduler is one ClusterError line, not a reconnect traceback
         try:
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:

@@ -57,8 +57,6 @@ def plan_object_shapes(ctx: RunContext) -> dict[float, dict]:
 def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) -> dict:
     """One Dask task: read a CXI scan and reconstruct it on one core (the stage runs one task per
     core at once, ``core.fft.one_core``). Returns plain arrays and numbers."""
-    import warnings
-
     from ..core.fft import one_core
     from ..io import read_detector_mask
     from ..ptycho import reconstruct
@@ -69,12 +67,10 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
     if mask_file:
         read_options["extra_mask"] = read_detector_mask(mask_file)
     scan = read_scan(path, **read_options)
-    with one_core(), warnings.catch_warnings():
+    with one_core():
         # what the detector cleaning did comes back in meta["detector"] (logged and stored by the
         # client), not as warnings printed by a worker
-        warnings.filterwarnings("ignore", category=RuntimeWarning,
-                                message=r".*(frames dropped|pixels masked|negative counts clipped)")
-        proj = reconstruct(scan, **recon_options)
+        proj = reconstruct(scan, **recon_options, warn_detector=False)
     frc = proj.frc
     return {
         "transmission": np.asarray(proj.transmission, np.complex64),

@@ -157,7 +157,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                 object_shape: tuple[int, int] | None = None, frc: bool = True, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None, device: str = "cpu",
                 options: PtychoOptions | None = None, saturation: float | None = None,
-                detector_mask: np.ndarray | None = None) -> Projection:
+                detector_mask: np.ndarray | None = None, warn_detector: bool = True) -> Projection:
     """Reconstruct the complex transmission of one ptychography scan.
 
     Parameters
@@ -209,6 +209,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Extra validity mask (True = valid) combined with the scan's own. Before any solver runs,
         :func:`chemtomo.ptycho.detector.clean_scan` masks non-finite and saturated pixels,
         clips negative counts to zero and drops lost frames; ``info["detector"]`` says what.
+    warn_detector : bool
+        Also say it in a RuntimeWarning (once per scan) when anything was done. The pipeline and
+        the command line pass False and report ``info["detector"]`` themselves (a warnings filter
+        is process-wide state, not safe to toggle from Dask's worker threads).
 
     Returns
     -------
@@ -260,7 +264,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         raise InputError(f"scan must be a chemtomo.core.Scan, got {type(scan).__name__}")
     owner = _owner(scan)
     scan, detector = clean_scan(scan, saturation=saturation, mask=detector_mask)
-    if not detector.clean:  # once per scan: what was masked, clipped and dropped
+    if warn_detector and not detector.clean:  # once per scan: what was masked, clipped and dropped
         warnings.warn(f"{owner}: {detector.summary()}", RuntimeWarning, stacklevel=2)
     if not np.isfinite(scan.positions_m).all():
         rows = np.flatnonzero(~np.isfinite(scan.positions_m).all(axis=1))
