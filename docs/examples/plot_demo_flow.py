@@ -11,7 +11,9 @@ particles, always against the simulator's ground truth.
 The demo preset: 10 LiFePO4/FePO4 plates, 31 angles from −80° to +77°, two energies at the Fe L3
 edge (708.2 eV and 710.2 eV), 62 ptychography scans of 54 diffraction frames of 64 × 64 pixels.
 To keep the documentation build short this page fixes the ptychography chain to ``RAAR:50``
-instead of ``auto`` (which tries two chains on a few scans first).
+instead of the default chain (``chemtomo.ptycho.DEFAULT_ALGORITHM``, which runs up to about twice
+as many iterations on these scans and is, on the demo's plates, slightly less accurate; see the
+ptychography results page).
 """
 
 # %%
