@@ -2,9 +2,10 @@
 
 Flow (DESIGN.md, "The flow"): io.read_scan → **ptycho.reconstruct** → complex projection T(y, x).
 
-1. Validate everything before any work: the algorithm string, the options, frames (all-zero or
-   non-finite frames are excluded with a warning when few, an error naming the file and frame
-   indices when many), positions (finite, inside the object array), the probe's shape.
+1. Validate everything before any work: the algorithm string, the options, the frames
+   (``detector.clean_scan``: bad pixels masked, negative counts clipped, lost or empty frames
+   dropped, too many lost an error naming the file and frames), positions (finite, inside the
+   object array), the probe's shape.
 2. Pixel size from the scan geometry (``scan.pixel_yx_m``); positions in object pixels relative
    to the object array's centre pixel ``(oy // 2, ox // 2)``, the centre of the scanned area.
 3. Initial object: ones (unit transmission, air). Initial probe: given array, the file's guess,
@@ -36,12 +37,11 @@ from .options import PtychoOptions, validate_options
 from .postprocess import air_reference, air_region, split_half_frc
 from .probe import match_probe_scale, probe_from_diffraction, zone_plate_probe
 
-__all__ = ["reconstruct", "reconstruct_many", "usable_frames"]
+__all__ = ["reconstruct", "reconstruct_many"]
 
 log = logging.getLogger(__name__)
 
 #: Excluding up to this fraction of a scan's frames is a warning; more is an error.
-MAX_BAD_FRACTION = 0.1
 #: Fewest frames in each half of a split-half FRC.
 MIN_HALF_FRAMES = 4
 #: Extra object margin (pixels) when positions are refined, room for them to move.
@@ -50,30 +50,6 @@ POSITION_MARGIN_PX = 8
 
 def _owner(scan: Scan) -> str:
     return scan.source or "scan"
-
-
-def usable_frames(scan: Scan) -> np.ndarray:
-    """Indices of the frames that hold data: not all zero, no NaN/inf on a valid detector pixel
-    (masked pixels may hold anything; detectors often mark them NaN).
-
-    Warns and leaves out a few bad frames (at most ``MAX_BAD_FRACTION`` of the scan); raises
-    ``InputError`` naming the file and the frame indices when there are more.
-    """
-    valid = np.ones(scan.frame_shape, bool) if scan.mask is None else np.asarray(scan.mask, bool)
-    frames = scan.frames[:, valid]
-    finite = np.isfinite(frames).all(axis=1)
-    nonzero = np.zeros(len(frames), bool)
-    nonzero[finite] = np.any(frames[finite] != 0, axis=1)
-    bad = np.flatnonzero(~(finite & nonzero))
-    if len(bad) == 0:
-        return np.arange(len(frames))
-    listed = ", ".join(str(i) for i in bad[:20]) + (", ..." if len(bad) > 20 else "")
-    message = (f"{_owner(scan)}: frames {listed} ({len(bad)} of {len(frames)}) are all zero or contain "
-               "NaN/inf values")
-    if len(bad) > MAX_BAD_FRACTION * len(frames) or len(bad) == len(frames):
-        raise InputError(f"{message}; at most {MAX_BAD_FRACTION:.0%} of the frames may be left out")
-    warnings.warn(f"{message}; they are left out of the reconstruction", RuntimeWarning, stacklevel=2)
-    return np.flatnonzero(finite & nonzero)
 
 
 def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
@@ -269,7 +245,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if not np.isfinite(scan.positions_m).all():
         rows = np.flatnonzero(~np.isfinite(scan.positions_m).all(axis=1))
         raise InputError(f"{owner}: positions of frames {rows[:20].tolist()} are not finite")
-    used = usable_frames(scan)
+    used = np.arange(scan.n_frames)  # clean_scan already left out the lost and empty frames
     pixel_yx = np.asarray(scan.pixel_yx_m, dtype=np.float64)
     positions_px = scan.positions_m[used] / pixel_yx
     h, w = scan.frame_shape
@@ -337,7 +313,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "stop_reason": run.stop_reason,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
-        "excluded_frames": np.setdiff1d(np.arange(scan.n_frames), used).tolist(),
+        "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
         "object_shape": object_shape, "pixel_yx_m": tuple(float(p) for p in pixel_yx),
         "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
         "probe_guess_scale": probe_scale,
