@@ -48,6 +48,20 @@ def _series(seed: int = 3):
     return {e: misalign(v, truth, e) for e, v in od.items()}, angles
 
 
+def _paper_sim_series(seed: int = 3):
+    """The paper preset's sample and geometry (158 angles, −80..77°, 6.7 nm voxels, 80 plates)
+    projected directly to OD and misaligned: the ``align-paper`` problem without the 30-minute
+    ptychography run that ``pipeline_paper.py`` needs to make it."""
+    from chemtomo.simulate import draw_misalignment, misalign, od_tilt_series, plate_sample
+    from chemtomo.simulate.experiment import PRESETS
+    p = PRESETS["paper"]
+    sample = plate_sample(p.shape, p.voxel_m, n_particles=p.n_particles, seed=seed)
+    angles = np.linspace(-80.0, 77.0, 158)
+    od = od_tilt_series(sample, p.energies_ev, angles, noise_sigma=0.01, seed=seed)
+    truth = draw_misalignment(angles.size, p.energies_ev, seed=seed)
+    return {e: misalign(v, truth, e) for e, v in od.items()}, angles
+
+
 def _ptycho(client, out: Path, n: int, seed: int) -> tuple[float, str]:
     from chemtomo.io.simulated import write_dataset
     from chemtomo.pipeline import config_for_manifest, run_pipeline
@@ -110,6 +124,8 @@ def main() -> None:
                     help="align-paper: the alignment on the paper preset's own tilt series (158 angles, 170×274 px; "
                          "needs benchmarks/pipeline_paper.py's store, --paper-store)")
     ap.add_argument("--paper-store", type=Path, default=Path(__file__).resolve().parent / "out" / "paper" / "run.zarr")
+    ap.add_argument("--paper-sim", action="store_true",
+                    help="align-paper on the paper preset's sample projected directly (no pipeline_paper.py store)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/chemtomo-scaling"))
     ap.add_argument("--scheduler", default="", help="a running scheduler's address instead of local clusters")
     ap.add_argument("--seed", type=int, default=0)
@@ -119,7 +135,9 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     series = _series() if {"align", "recon"} & set(args.parts) else None
-    paper = _paper_series(args.paper_store) if "align-paper" in args.parts else None
+    paper = None
+    if "align-paper" in args.parts:
+        paper = _paper_sim_series() if args.paper_sim else _paper_series(args.paper_store)
     load0 = os.getloadavg()
     rows = []
     for n in ([0] if args.scheduler else args.workers):
