@@ -376,8 +376,9 @@ def _residual_and_scale(op, x, b, valid, m, n_k, nz, nx) -> tuple[np.ndarray, fl
         rms[e] = math.sqrt(ss / max(n, 1.0))
         total += ss
         n_rays += n
-    # degrees of freedom: the measured rays less the K volumes fitted to them
-    s2 = total / max(n_rays - n_k * x.shape[1] * ny, 1.0)
+    # per measured ray: a tomographic problem has as many unknowns as rays or more, so "rays less
+    # unknowns" (the former denominator) was ≤ 0 on most grids and left s² the sum of squares
+    s2 = total / max(n_rays, 1.0)
     inv_w = safe_inverse(_column_square_sums(op)) * np.float32(s2)
     scale = stack_to_volume(np.repeat(inv_w[:, None], ny, axis=1), nz, nx)
     return rms, float(s2), scale
