@@ -53,7 +53,9 @@ def run_joint(ctx: RunContext, refs: np.ndarray, energies: list[float], voxel_m:
              "residual_od_rms": [float(r) for r in res.residual_rms],
              "condition_number": float(info.condition_number),
              "singular_values": [float(s) for s in info.singular_values],
-             "soc_projections": float(res.soc_projections), "n_angles": len(angles), "pixel_m": float(pixel),
+             "soc_projections": float(res.soc_projections), "soc_volumes": float(res.soc_volumes),
+             "soc_source": res.soc_source, "fraction_noise": float(res.fraction_noise),
+             "n_angles": len(angles), "pixel_m": float(pixel),
              "missing_rays": int(info.n_missing)}
     return JointChem(res.concentrations, res.density, res.mask, res.fraction, res.sigma_fraction,
                      float(res.soc), float(res.soc_sigma), np.asarray(res.residual_rms), attrs)
