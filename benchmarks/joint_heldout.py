@@ -1,6 +1,6 @@
 """Joint vs two-step on held-out two-energy series (issue 24, part 4): per-voxel noise and SOC bias.
 
-The series come from ``tests/chem/joint_heldout.py``, not from ``chemtomo.simulate``: spherical
+The series come from ``tests/chem/heldout_spheres.py``, not from ``chemtomo.simulate``: spherical
 LiFePO4/FePO4 particles (pure, core–shell, mixed), projected analytically, the voxel truth
 rasterised by supersampling. Seeds 0-2 were used to develop the method (κ of the fraction
 regulariser); the table reports seeds 100-104 by default, which were not looked at before.
@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chem"))
 
-from joint_heldout import VOXEL_M, heldout_joint_series  # noqa: E402
+from heldout_spheres import VOXEL_M, heldout_joint_series  # noqa: E402
 
 from chemtomo import chem  # noqa: E402
 from chemtomo.simulate import reference_spectra  # noqa: E402

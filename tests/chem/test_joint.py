@@ -117,3 +117,90 @@ def test_soc_from_projection_totals_unless_the_sample_leaves_the_field():
         t[:, :, 30:] = np.nan                     # every projection misses part of the field
     res = chem.joint_reconstruct(cut, ANGLES, REFS, voxel_m=VOXEL_M, iterations=3)
     assert np.isnan(res.soc_projections) and np.isfinite(res.soc)
+
+
+# --- issue 24 part 4: held-out series (tests/chem/heldout_spheres.py, not chemtomo.simulate) ---
+
+def _heldout(seed, sigma):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from heldout_spheres import VOXEL_M as vm
+    from heldout_spheres import heldout_joint_series
+    tilts, angles, truth = heldout_joint_series(seed, mu=REFS, sigma_od=sigma, shape=(16, 48, 48), n_angles=25,
+                                                n_particles=8)
+    return tilts, angles, truth, vm
+
+
+def _two_step(tilts, angles, vm):
+    from chemtomo.tomo import reconstruct
+    vols = np.stack([reconstruct(t, angles, "art", 20) for t in tilts]) / vm
+    conc = chem.unmix(vols, REFS, method="exact")
+    return chem.fraction(conc, mask=chem.sample_mask(np.nansum(conc, axis=0))), chem.state_of_charge(conc)[0]
+
+
+def test_soc_is_unbiased_under_the_non_negativity():
+    # three times the demo's OD noise, where the volumes' SOC (clipped c ≥ 0) erred by up to 0.006
+    # on the benchmark's held-out seeds. The default SOC comes from the baseline-corrected
+    # projection totals: linear in the data, so its error is noise only; 4 σ of its own
+    # (per-angle spread / √n) bounds it, and the two-step SOC, also linear, lies within the
+    # issue's 0.005 of it.
+    tilts, angles, truth, vm = _heldout(203, 0.011)
+    res = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=vm, iterations=10)
+    assert res.soc_source == "projections" and res.soc == res.soc_projections
+    assert 0 < res.soc_sigma < 0.002
+    assert abs(res.soc - truth["soc"]) < 4 * res.soc_sigma
+    _, soc_two = _two_step(tilts, angles, vm)
+    assert abs(res.soc - soc_two) < 0.005
+
+
+def test_soc_projections_removes_an_od_baseline():
+    # an OD offset of 0.002 on every ray, summed over the 48² field, would move the totals by
+    # ~5 %; the median over the air rays takes it out again (noise-free data: exact up to the
+    # supersampled projection, < 1e-3)
+    tilts, angles, truth, vm = _heldout(204, 0.0)
+    res = chem.joint_reconstruct(tilts + np.float32(0.002), angles, REFS, voxel_m=vm, iterations=3, fraction_tv=0)
+    assert abs(res.soc_projections - truth["soc"]) < 1e-3
+
+
+def test_regularised_fraction_has_less_excess_noise():
+    # Excess noise: RMS over the particle voxels of (noisy − noise-free) fraction of the same
+    # method. Over held-out seeds 202-207 of this small configuration the joint/two-step ratio
+    # was 0.58-0.72 (mean 0.66, per-seed sd 0.05, so sd 0.03 for the 3 pooled seeds here): the
+    # bound 0.78 is the mean + 4 sd. Paired with the unregularised joint fraction
+    # (fraction_tv=0) the ratio was 0.72-0.99 per seed, 0.82 pooled over these three.
+    sq = {"two": [], "joint": [], "raw": []}
+    for seed in (202, 203, 204):
+        clean, angles, truth, vm = _heldout(seed, 0.0)
+        noisy, _, _, _ = _heldout(seed, 0.007)
+        on = truth["occupancy"] > 0.5
+        for name, fn in (("two", lambda t: _two_step(t, angles, vm)[0]),
+                         ("joint", lambda t: chem.joint_reconstruct(t, angles, REFS, voxel_m=vm,
+                                                                    iterations=10).fraction),
+                         ("raw", lambda t: chem.joint_reconstruct(t, angles, REFS, voxel_m=vm, iterations=10,
+                                                                  fraction_tv=0).fraction)):
+            f0, f1 = fn(clean), fn(noisy)
+            ok = on & np.isfinite(f0) & np.isfinite(f1)
+            sq[name].append(np.mean((f1[ok] - f0[ok]) ** 2))
+    rms = {k: np.sqrt(np.mean(v)) for k, v in sq.items()}
+    assert rms["joint"] < 0.78 * rms["two"]
+    assert rms["joint"] < 0.95 * rms["raw"]
+
+
+def test_fraction_regulariser_keeps_a_phase_boundary_and_refuses_bad_kappa():
+    # noise-free half-and-half block: the regulariser must keep a sharp LiFePO4/FePO4 edge. TV
+    # keeps jumps and lowers a region's contrast by at most weight · (its boundary faces)/(its
+    # voxels) (ROF): each half holds 288 voxels and ≤ 240 boundary faces (the phase edge and the
+    # mask's surface, outside which the fraction is free), so ≤ 0.05 · 240/288 ≈ 0.04; the step
+    # across the edge stays > 0.9
+    frac = np.zeros((4, 20, 20), np.float32)
+    frac[:, :, 10:] = 1.0
+    mask = np.zeros(frac.shape, bool)
+    mask[:, 4:16, 4:16] = True
+    out = chem.joint.regularise_fraction(np.where(mask, frac, np.nan), np.ones_like(frac), mask, 0.05)
+    assert np.all(np.isnan(out[~mask]))
+    inner = out[:, 4:16, 4:16]
+    assert inner[:, :, :6].mean() < 0.04 and inner[:, :, 6:].mean() > 0.96
+    assert np.all(inner[:, :, 6] - inner[:, :, 5] > 0.9)
+    with pytest.raises(InputError, match="fraction_tv"):
+        chem.joint_reconstruct(ods(plates()), ANGLES, REFS, voxel_m=VOXEL_M, iterations=1, fraction_tv=-1)

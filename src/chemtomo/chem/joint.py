@@ -38,7 +38,7 @@ _TV_ITERATIONS = 150  # Chambolle–Pock iterations of the fraction regulariser 
 
 FRACTION_TV = 2.0
 """κ of the fraction regulariser (TV weight = κ · σ̂ of the fraction at unit density). Chosen
-once on development seeds 0-2 of tests/chem/joint_heldout.py at two noise levels (κ = 1: 0.82×
+once on development seeds 0-2 of tests/chem/heldout_spheres.py at two noise levels (κ = 1: 0.82×
 and 0.69× the two-step error, κ = 2: 0.80× and 0.66×); reported on held-out seeds."""
 
 
@@ -61,9 +61,9 @@ class JointResult:
                            (NaN when no sample is found). ``soc_source`` says which.
     soc_projections      : the SOC from the projection totals, which are the same at every angle
                            when the sample stays in the field (footprint weights conserve mass):
-                           the phases' totals are M⁺ times the mean totals over angles, after
-                           each projection's OD baseline (median over the rays that miss the
-                           grown sample mask) is subtracted. Linear in the data and independent
+                           the phases' totals are M⁺ times the mean totals over angles, summed
+                           over the rays through the grown sample mask after each projection's
+                           OD baseline (median over the rays that miss it) is subtracted. Linear in the data and independent
                            of the reconstruction, so the c ≥ 0 clipping cannot bias it; its σ is
                            the spread of the per-angle estimates / √n_angles. NaN when the
                            totals vary by more than 1 % with angle or fewer than two
@@ -273,10 +273,11 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
 def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray, air=None) -> tuple[float, float]:
     """SOC and its σ from the projection totals (see :class:`JointResult`); NaN when not conserved.
 
-    ``air`` (n_angles, ny, nx) bool marks the rays that miss the sample: the median OD over them
-    is each projection's baseline (per energy and angle), subtracted before summing, so an OD
-    offset is not multiplied by the size of the field. Projections with fewer than
-    ``_MIN_AIR`` air rays keep their baseline.
+    ``air`` (n_angles, ny, nx) bool marks the rays that miss the sample (the grown mask): the
+    median OD over them is each projection's baseline (per energy and angle), subtracted, and
+    only the rays through the sample are summed, so neither an OD offset nor the artefacts of the
+    far field are multiplied by the size of the field. Projections with fewer than ``_MIN_AIR``
+    air rays are summed whole.
     """
     complete = np.all(np.isfinite(tilts), axis=(0, 2, 3))
     if complete.sum() < 2:
@@ -287,6 +288,7 @@ def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray, air=None) -> tuple
         for i in range(t.shape[1]):
             if a[i].sum() >= _MIN_AIR:
                 t[:, i] -= np.median(t[:, i][:, a[i]], axis=1)[:, None, None]
+                t[:, i][:, a[i]] = 0.0
     totals = t.sum(axis=(2, 3))                                             # (n_energies, n_complete)
     mean = totals.mean(axis=1)
     if np.any(mean <= 0) or np.any(totals.std(axis=1) > _CONSERVED_REL * mean):

@@ -7,7 +7,7 @@ supersampled per detector pixel), and the voxel truth is rasterised by 3×3×3 s
 the reconstruction grid is not the simulation's, and a method tuned on ``chemtomo.simulate``'s
 plates cannot profit from its generator.
 
-Geometry (the convention of :func:`chemtomo.tomo.project`, checked by tests/chem/test_joint_heldout.py):
+Geometry (the convention of :func:`chemtomo.tomo.project`, checked by tests/chem/test_joint.py):
 volume (ny, nz, nx), tilt axis along y through the centre of the (nz, nx) slice, detector
 coordinate ``u = x cos θ + z sin θ`` about the centre.
 """
@@ -26,7 +26,7 @@ def _particles(rng, shape, n_particles, r_range=(3.0, 6.5)):
     tries = 0
     while len(out) < n_particles and tries < 10000:
         tries += 1
-        r = rng.uniform(*r_range)
+        r = rng.uniform(r_range[0], min(r_range[1], (ny - 3) / 2.0))
         c = np.array([rng.uniform(r + 1, ny - 2 - r), rng.uniform(-0.38 * nx + r, 0.38 * nx - r),
                       rng.uniform(-0.38 * nx + r, 0.38 * nx - r)])          # (y index, z, x) about the centre
         if np.hypot(c[1], c[2]) > 0.42 * nx - r:
