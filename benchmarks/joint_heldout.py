@@ -45,6 +45,7 @@ from heldout_spheres import VOXEL_M, heldout_joint_series  # noqa: E402
 from chemtomo import chem  # noqa: E402
 from chemtomo.simulate import reference_spectra  # noqa: E402
 from chemtomo.tomo import reconstruct  # noqa: E402
+from chemtomo.tomo.joint import JOINT_RELAXATION  # noqa: E402
 
 REFS = reference_spectra([708.2, 710.2])[["LiFePO4", "FePO4"]].to_numpy()
 
@@ -53,20 +54,22 @@ def two_step(tilts, angles):
     vols = np.stack([reconstruct(t, angles, "art", 20) for t in tilts]) / VOXEL_M
     conc = chem.unmix(vols, REFS, method="exact")
     frac = chem.fraction(conc, mask=chem.sample_mask(np.nansum(conc, axis=0)))
-    return frac, chem.state_of_charge(conc)[0]
+    return frac, chem.state_of_charge(conc)[0], {}
 
 
 def joint_old(tilts, angles):
-    r = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=VOXEL_M, iterations=10, fraction_tv=0.0)
-    return r.fraction, r.soc_volumes
+    r = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=VOXEL_M, iterations=10, fraction_tv=0.0, tv=0.0,
+                               relaxation=JOINT_RELAXATION)
+    return r.fraction, r.soc_volumes, {}
 
 
 KAPPA = chem.joint.FRACTION_TV
 
 
-def joint_new(tilts, angles):
-    r = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=VOXEL_M, iterations=10, fraction_tv=KAPPA)
-    return r.fraction, r.soc
+def joint_new(tilts, angles, fraction_weight=None):
+    r = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=VOXEL_M, iterations=10, fraction_tv=KAPPA,
+                               fraction_weight=fraction_weight)
+    return r.fraction, r.soc, {"fraction_weight": r.fraction_weight}
 
 
 METHODS = {"two-step": two_step, "joint, session 2": joint_old, "joint": joint_new}
@@ -78,10 +81,10 @@ def run(seed: int, sigma: float) -> dict:
     on = truth["occupancy"] > 0.5
     out = {}
     for name, fn in METHODS.items():
-        f0, _ = fn(clean, angles)
         t0 = time.perf_counter()
-        f1, soc = fn(noisy, angles)
+        f1, soc, same = fn(noisy, angles)
         dt = time.perf_counter() - t0
+        f0 = fn(clean, angles, **same)[0]     # the same estimator (its data-chosen weights) on noise-free data
         ok = on & np.isfinite(f1)
         both = ok & np.isfinite(f0)
         out[name] = {"rms": float(np.sqrt(np.mean((f1[ok] - truth["fraction"][ok]) ** 2))),

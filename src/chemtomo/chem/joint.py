@@ -36,6 +36,7 @@ _CONSERVED_REL = 0.01  # projection totals constant with angle to this: the samp
 _MIN_AIR = 32         # rays that miss the sample, per projection, to estimate its OD baseline
 _TV_ITERATIONS = 150  # Chambolle–Pock iterations of the fraction regulariser (change < 1e-3 after ~100)
 
+TV_KAPPA = 0.5
 FRACTION_TV = 2.0
 """κ of the fraction regulariser (TV weight = κ · σ̂ of the fraction at unit density). Chosen
 once on development seeds 0-2 of tests/chem/heldout_spheres.py at two noise levels (κ = 1: 0.82×
@@ -75,6 +76,7 @@ class JointResult:
     fraction_noise       : σ̂ of the unregularised FePO4 fraction at unit density (robust, from
                            neighbour differences inside the sample), the scale of the fraction
                            regulariser (see ``fraction_tv`` of :func:`joint_reconstruct`)
+    fraction_weight      : the TV weight the fraction regulariser used (κ σ̂; 0: none)
     residual_rms         : (n_energies,) OD residual RMS over measured rays
     info                 : the :class:`chemtomo.tomo.JointInfo` of the solve
     """
@@ -94,6 +96,8 @@ class JointResult:
     soc_volumes: float = math.nan
     soc_source: str = "volumes"
     fraction_noise: float = math.nan
+    fraction_weight: float = 0.0
+    tv_weight: float = 0.0
 
 
 def _stack(od_by_energy, energies_ev) -> tuple[np.ndarray, list[float] | None]:
@@ -135,10 +139,10 @@ def _resample(tilt: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int = 10, nonneg: bool = True,
-                      tv: float = 0.0, occupancy: bool = False, voxel_m: float | None = None,
+                      tv: float | str = "auto", occupancy: bool = False, voxel_m: float | None = None,
                       energies_ev=None, pixel_ratio=None, thresholds=(0.3, 0.7),
                       density_threshold: float | None = None, fraction_tv: float = FRACTION_TV,
-                      **solver) -> JointResult:
+                      fraction_weight: float | None = None, **solver) -> JointResult:
     """Phase concentrations fitted jointly to the aligned OD tilt series of every energy.
 
     Parameters
@@ -182,6 +186,9 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         rule, κ = 2 (the TV weight is two noise σ at unit density), set once on development
         seeds and not tuned per dataset (benchmarks/joint_heldout.py). ``concentrations``,
         ``density`` and the SOC are not regularised.
+    fraction_weight : float ≥ 0, optional
+        The TV weight of the fraction regulariser itself, instead of κ σ̂ (e.g. the
+        ``fraction_weight`` of another result, to apply the same estimator to noise-free data).
     **solver
         relaxation, subsets, x0, nz, cor_offset_px, callback, progress, tv_iterations of
         :func:`chemtomo.tomo.joint_reconstruct`.
@@ -228,7 +235,18 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
             raise InputError(f"joint_reconstruct: pixel_ratio must give one positive ratio p_ref / p_E per energy "
                              f"({n_e}), got {pixel_ratio!r}")
         tilts = np.stack([t if abs(q - 1.0) < 1e-9 else _resample(t, q) for t, q in zip(tilts, ratios)])
-    conc, info = solve(tilts, angles_deg, r, iterations=iterations, nonneg=nonneg, tv=tv,
+    tv_weight = tv
+    if isinstance(tv, str):
+        if tv != "auto":
+            raise InputError(f"joint_reconstruct: tv must be 'auto' or a finite number ≥ 0, got {tv!r}")
+        quiet = {k: v for k, v in solver.items() if k not in ("callback", "progress")}
+        pilot = solve(tilts, angles_deg, r, iterations=max(1, iterations // 2), nonneg=nonneg,
+                      occupancy=1.0 if occupancy else None, max_condition=MAX_CONDITION, **quiet)
+        sigma_c = component_noise(pilot, density_threshold)
+        tv_weight = TV_KAPPA * sigma_c if math.isfinite(sigma_c) else 0.0
+    elif not (isinstance(tv, (int, float)) and math.isfinite(tv) and tv >= 0):
+        raise InputError(f"joint_reconstruct: tv must be 'auto' or a finite number ≥ 0, got {tv!r}")
+    conc, info = solve(tilts, angles_deg, r, iterations=iterations, nonneg=nonneg, tv=float(tv_weight),
                        occupancy=1.0 if occupancy else None, max_condition=MAX_CONDITION, return_info=True,
                        **solver)
     if not (isinstance(fraction_tv, (int, float)) and math.isfinite(fraction_tv) and fraction_tv >= 0):
@@ -238,8 +256,14 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
     mask = sample_mask(density, threshold=density_threshold)
     frac = fraction_map(conc, mask=mask)
     noise = fraction_noise(frac, density, mask)
-    if fraction_tv > 0 and math.isfinite(noise) and noise > 0:
-        frac = regularise_fraction(frac, density, mask, float(fraction_tv) * noise)
+    if fraction_weight is not None:
+        if not (isinstance(fraction_weight, (int, float)) and math.isfinite(fraction_weight) and fraction_weight >= 0):
+            raise InputError(f"joint_reconstruct: fraction_weight must be a finite number ≥ 0, got {fraction_weight!r}")
+        weight = float(fraction_weight)
+    else:
+        weight = float(fraction_tv) * noise if math.isfinite(noise) and noise > 0 else 0.0
+    if weight > 0:
+        frac = regularise_fraction(frac, density, mask, weight)
     labels = classify(frac, thresholds=tuple(thresholds))
     g = info.spectral_inverse
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # empty voxels: masked below
@@ -267,7 +291,7 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         soc, soc_sigma, source = soc_vol, sigma_vol, "volumes"
     return JointResult(conc, density, mask, frac, labels, info.sigma.astype(np.float32), sigma_x,
                        float(soc), float(soc_sigma), np.asarray(info.residual_rms), info, float(soc_proj),
-                       float(soc_vol), source, float(noise))
+                       float(soc_vol), source, float(noise), weight, float(tv_weight))
 
 
 def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray, air=None) -> tuple[float, float]:
@@ -302,6 +326,32 @@ def _soc_from_projections(tilts: np.ndarray, mix: np.ndarray, air=None) -> tuple
         soc_i = per_angle[-1] / per_angle.sum(axis=0)
     sigma = float(np.nanstd(soc_i, ddof=1) / math.sqrt(np.isfinite(soc_i).sum()))
     return float(whole[-1] / whole.sum()), sigma
+
+
+def component_noise(conc: np.ndarray, density_threshold: float | None = None) -> float:
+    """Robust per-voxel noise σ of the component volumes inside the sample (volume-fraction units).
+
+    The sample is :func:`sample_mask` of Σ_k c_k, eroded once; over pairs of face neighbours both
+    inside it, σ_k = 1.4826 · median|c_k(i) − c_k(j)| / √2 (the MAD estimate, which ignores the
+    few pairs across an edge); the largest over k. NaN with fewer than 50 pairs.
+    """
+    c = np.asarray(conc, np.float32)
+    mask = sample_mask(c.sum(axis=0), threshold=density_threshold)
+    core = ndimage.binary_erosion(mask)
+    best = math.nan
+    for ck in c:
+        d = []
+        for ax in range(3):
+            a = [slice(None)] * 3
+            b = [slice(None)] * 3
+            a[ax], b[ax] = slice(1, None), slice(None, -1)
+            a, b = tuple(a), tuple(b)
+            d.append((ck[a] - ck[b])[core[a] & core[b]])
+        d = np.concatenate(d)
+        if d.size >= 50:
+            s = float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
+            best = s if not math.isfinite(best) else max(best, s)
+    return best
 
 
 def fraction_noise(frac: np.ndarray, density: np.ndarray, mask: np.ndarray) -> float:

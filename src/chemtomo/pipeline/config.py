@@ -123,7 +123,9 @@ class ChemConfig:
     density_threshold: float = _f(0.0, "Sample-mask density threshold (volume fraction); 0: automatic (Otsu).", low=0.0)
     compare: bool = _f(False, "With method = joint: also the two-step result, stored and shown beside the joint one with the difference map.")
     joint_iterations: int = _f(10, "Sweeps of the joint solver (10 with two energies cost ~0.6× the paper's ART-20 per energy; benchmarks/joint.py).", low=1, high=10000)
-    joint_tv: float = _f(0.0, "TV proximal weight per sweep of the joint solver, volume-fraction units; 0: none.", low=0.0)
+    joint_tv: float = _f(-1.0, "TV proximal weight per sweep of the joint solver, volume-fraction units; 0: none; negative "
+                               "(default): chosen from the data, 0.5 × the per-voxel noise of a pilot solve "
+                               "(chem.joint_reconstruct tv='auto').", low=-1.0)
     max_reference_gap_ev: float = _f(1.0, "A measured energy that is not a row of the reference table is interpolated only between rows at "
                                           "most this far apart (eV); otherwise the run stops naming the energy and the rows around it "
                                           "(interpolating across an L3 peak would give a wrong chemical map).", low=0.0)

@@ -45,11 +45,13 @@ def run_joint(ctx: RunContext, refs: np.ndarray, energies: list[float], voxel_m:
     # the pixel ratio of every energy to the reference is 1 here: resampled in the tiltseries stage
     bar = ctx.progress("joint reconstruction (sweeps)")
     res = chem.joint_reconstruct(series, angles, refs, voxel_m=voxel_m, energies_ev=energies,
-                                 iterations=cfg.joint_iterations, tv=cfg.joint_tv, occupancy=cfg.joint_occupancy,
+                                 iterations=cfg.joint_iterations, tv="auto" if cfg.joint_tv < 0 else cfg.joint_tv,
+                                 occupancy=cfg.joint_occupancy,
                                  density_threshold=cfg.density_threshold or None, thresholds=tuple(cfg.thresholds),
                                  progress=bar)
     info = res.info
-    attrs = {"iterations": int(info.iterations), "tv": float(cfg.joint_tv), "occupancy": bool(cfg.joint_occupancy),
+    attrs = {"iterations": int(info.iterations), "tv": float(res.tv_weight), "tv_auto": bool(cfg.joint_tv < 0),
+             "fraction_weight": float(res.fraction_weight), "occupancy": bool(cfg.joint_occupancy),
              "residual_od_rms": [float(r) for r in res.residual_rms],
              "condition_number": float(info.condition_number),
              "singular_values": [float(s) for s in info.singular_values],

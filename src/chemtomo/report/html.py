@@ -315,17 +315,24 @@ def _section_joint(store: RunStore) -> str:
     a = store.group_attrs("chem")
     j = a["joint"]
     resid = ", ".join(f"{r:.4f}" for r in j["residual_od_rms"])
-    bounds = (", Σ ≤ 1 per voxel" if j["occupancy"] else "") + (f", TV {j['tv']:g}" if j["tv"] else "")
-    proj = j.get("soc_projections")
-    proj = (f"{proj * 100:.1f} %" if isinstance(proj, (int, float)) and np.isfinite(proj)
-            else "not available (the projection totals vary with angle: the sample leaves the field)")
+    bounds = (", Σ ≤ 1 per voxel" if j["occupancy"] else "") + (
+        f", TV {j['tv']:.3g}{' (chosen from the data)' if j.get('tv_auto') else ''}" if j["tv"] else "")
+    vol = j.get("soc_volumes")
+    if j.get("soc_source") == "projections":
+        where = "from the projection totals through the sample (linear in the data, unbiased by c ≥ 0)"
+        proj = (f"{vol * 100:.1f} %" if isinstance(vol, (int, float)) and np.isfinite(vol) else "not available")
+        other = "over the volumes' sample and rims"
+    else:
+        where = "over the sample and its rims"
+        proj = "not available (the projection totals vary with angle: the sample leaves the field)"
+        other = "from the projection totals"
     out = [f"<p>The phase volumes were fitted directly to the aligned OD tilt series of "
            f"{', '.join(f'{e:g}' for e in a['energies_eV'])} eV ({j['n_angles']} angles) by spectrally "
            f"preconditioned OS-SART, {j['iterations']} sweeps, concentrations ≥ 0"
            f"{bounds}. "
            f"Reference matrix: condition number {j['condition_number']:.3g}. OD residual RMS per energy: {resid} "
            f"(it includes the noise). State of charge <b>{a['soc'] * 100:.1f} ± {a['soc_sigma'] * 100:.1f} %</b> "
-           f"over the sample and its rims; from the projection totals: {proj}.</p>"]
+           f"{where}; {other}: {proj}.</p>"]
     two = a.get("two_step")
     if two is None or not store.has("chem/two_step_fraction"):
         out.append("<p>The two-step result is not stored (<code>[chem] compare = true</code> keeps it for "
