@@ -9,11 +9,12 @@ Gaussian noise of the demo's OD noise level, then:
   energies) and the pipeline's SOC over all voxels;
 - **two-step SART** (a control): SART with the joint solver's sweeps and relaxation per energy,
   then the same unmixing, to separate what the solver does from what the joint model does;
-- **joint**: ``chem.joint_reconstruct`` (spectrally preconditioned OS-SART on the component
-  volumes, c ≥ 0). Its SOC is that of its volumes over the sample mask grown by 3 voxels;
-  "SOC error (projections)" is the reconstruction-independent SOC from the projection totals
-  (``chem.JointResult.soc_projections``); for the two-step methods both columns are the
-  pipeline's SOC over all voxels.
+- **joint**: ``chem.joint_reconstruct`` with its defaults (spectrally preconditioned OS-SART on
+  the component volumes, c ≥ 0, TV weight chosen from a pilot solve, regularised fraction). Its
+  SOC (``JointResult.soc``) is the reconstruction-independent SOC from the baseline-corrected
+  projection totals; "SOC error (volumes)" is that of its volumes over the sample mask grown by 3
+  voxels (``soc_volumes``, the default before issue 24 part 4); for the two-step methods both
+  columns are the pipeline's SOC over all voxels.
 
 Scores: per-voxel FePO4-fraction RMS error on the plates (truth occupancy > 0.5; "interior" also
 excludes voxels within one voxel of a LiFePO4/FePO4 boundary, where the resolution limits any
@@ -114,7 +115,7 @@ def two_step(tilts, angles, refs, voxel_m, algorithm, iterations, relaxation=Non
 
 def joint(tilts, angles, refs, voxel_m, sweeps):
     res = chem.joint_reconstruct(tilts, angles, refs, voxel_m=voxel_m, iterations=sweeps)
-    return res.fraction, res.concentrations, res.soc, res.soc_projections
+    return res.fraction, res.concentrations, res.soc, res.soc_volumes
 
 
 def run_case(key: str, seed: int) -> dict:
@@ -208,7 +209,7 @@ def main() -> None:
     joint(wt, warm.angles_deg, wr, warm.voxel_m, 1)
     for alg in ("art", "sart"):
         reconstruct(wt[0], warm.angles_deg, alg, 1)
-    header = ("| case | method | RMS plates | RMS interior | SOC error | SOC error (projections) | 3-class agree "
+    header = ("| case | method | RMS plates | RMS interior | SOC error | SOC error (volumes) | 3-class agree "
               "| particles found/true "
               "| activity agrees (matched) | active found/true | time s | RMS ratio | time ratio |")
     print(header)

@@ -10,15 +10,16 @@ For every seed the same series is reconstructed noise-free and with white OD noi
 - **two-step** (the paper): ART-20 per energy, exact 2×2 unmixing, SOC over all voxels;
 - **joint, session 2** (``fraction_tv=0``; SOC of the volumes over the grown mask,
   ``soc_volumes``): what the default was before this session;
-- **joint** (the default now: fraction regularised, SOC from the baseline-corrected projection
-  totals).
+- **joint** (the default now: TV on the phase volumes inside the solve with its weight chosen
+  from a pilot solve's noise, the fraction map regularised, SOC from the baseline-corrected
+  projection totals through the sample).
 
 Scores, on the particle voxels (truth occupancy > 0.5) that the method's mask covers:
 
 - RMS error of the FePO4 fraction against the truth (what benchmarks/joint.py reports);
-- excess noise: RMS of (noisy − noise-free) fraction of the same method, i.e. the part of the
-  error the noise adds (the noise-free error is resolution and partial volume, the same for
-  every noise level);
+- excess noise: RMS of (noisy − noise-free) fraction of the same estimator (the noise-free run
+  gets the regularisation weights the noisy run chose from its data), i.e. the part of the
+  error the noise adds (the noise-free error is resolution and partial volume);
 - SOC − truth (signed), and |SOC_joint − SOC_two-step|.
 
 Usage::
@@ -66,10 +67,10 @@ def joint_old(tilts, angles):
 KAPPA = chem.joint.FRACTION_TV
 
 
-def joint_new(tilts, angles, fraction_weight=None):
+def joint_new(tilts, angles, fraction_weight=None, tv="auto"):
     r = chem.joint_reconstruct(tilts, angles, REFS, voxel_m=VOXEL_M, iterations=10, fraction_tv=KAPPA,
-                               fraction_weight=fraction_weight)
-    return r.fraction, r.soc, {"fraction_weight": r.fraction_weight}
+                               fraction_weight=fraction_weight, tv=tv)
+    return r.fraction, r.soc, {"fraction_weight": r.fraction_weight, "tv": r.tv_weight}
 
 
 METHODS = {"two-step": two_step, "joint, session 2": joint_old, "joint": joint_new}
