@@ -11,6 +11,10 @@ solved by :func:`chemtomo.tomo.joint_reconstruct` (spectrally preconditioned OS-
 c_k ≥ 0, optionally Σ_k c_k ≤ 1, after every subset; see that module for the choice of solver).
 This module is the chemistry interface: reference spectra in, concentrations and the derived
 maps of the two-step flow out (fraction, density, classes, uncertainty, state of charge).
+
+Defaults since issue 24 (part 4), docs/howto/joint_tomography.md: a TV weight chosen from the
+noise of a pilot solve, a density-weighted TV fraction map, and the state of charge from the
+baseline-corrected projection totals (linear in the data, so the c ≥ 0 clipping cannot bias it).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ _MIN_AIR = 32         # rays that miss the sample, per projection, to estimate i
 _TV_ITERATIONS = 150  # Chambolle–Pock iterations of the fraction regulariser (change < 1e-3 after ~100)
 
 TV_KAPPA = 0.5
+"""Factor of the automatic TV weight (``tv="auto"``): weight = κ · σ̂ of the phase volumes. On the
+development seeds 0-2 of tests/chem/heldout_spheres.py, κ = 0.25 / 0.5 / 1.0 gave 0.69 / 0.66 /
+0.76 of the two-step RMS error at σ = 0.0035 OD and 0.55 / 0.52 / 0.60 at 0.011 (excess noise
+0.42 / 0.35 / 0.28 and 0.44 / 0.36 / 0.28): 0.5 minimises the error, not only the noise."""
 FRACTION_TV = 2.0
 """κ of the fraction regulariser (TV weight = κ · σ̂ of the fraction at unit density). Chosen
 once on development seeds 0-2 of tests/chem/heldout_spheres.py at two noise levels (κ = 1: 0.82×
@@ -77,6 +85,7 @@ class JointResult:
                            neighbour differences inside the sample), the scale of the fraction
                            regulariser (see ``fraction_tv`` of :func:`joint_reconstruct`)
     fraction_weight      : the TV weight the fraction regulariser used (κ σ̂; 0: none)
+    tv_weight            : the TV weight per sweep the solve used (``tv``, or chosen by "auto")
     residual_rms         : (n_energies,) OD residual RMS over measured rays
     info                 : the :class:`chemtomo.tomo.JointInfo` of the solve
     """
@@ -160,8 +169,14 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
         and give 0.4× its fraction error on the demo phantom; benchmarks/joint.py).
     nonneg : bool
         Concentrations ≥ 0.
-    tv : float ≥ 0
-        TV proximal weight per sweep, in volume-fraction units (0: none).
+    tv : "auto" or float ≥ 0
+        TV proximal weight per sweep on each phase volume, in volume-fraction units (0: none).
+        "auto" (default): a pilot solve of ``iterations // 2`` sweeps without TV gives the
+        per-voxel noise σ̂ of the phase volumes inside the sample (:func:`component_noise`), and
+        the weight is ``TV_KAPPA`` · σ̂ (0.5: chosen once on development seeds, see
+        docs/howto/joint_tomography.md; it follows the noise, ~0 on noise-free data). The
+        weight used is ``JointResult.tv_weight``. Costs the pilot's sweeps and the TV steps
+        (2.1-3.3× the two-step method's time at the demo's size; benchmarks/RESULTS.md).
     occupancy : bool
         Bound Σ_k c_k ≤ 1 per voxel (references per unit volume: μ with ``voxel_m``).
     voxel_m : float, optional
