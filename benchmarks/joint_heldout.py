@@ -41,12 +41,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chem"))
 
-from heldout_spheres import VOXEL_M, heldout_joint_series  # noqa: E402
+from heldout_spheres import VOXEL_M, heldout_joint_series
 
-from chemtomo import chem  # noqa: E402
-from chemtomo.simulate import reference_spectra  # noqa: E402
-from chemtomo.tomo import reconstruct  # noqa: E402
-from chemtomo.tomo.joint import JOINT_RELAXATION  # noqa: E402
+from chemtomo import chem
+from chemtomo.simulate import reference_spectra
+from chemtomo.tomo import reconstruct
+from chemtomo.tomo.joint import JOINT_RELAXATION
 
 REFS = reference_spectra([708.2, 710.2])[["LiFePO4", "FePO4"]].to_numpy()
 

@@ -21,7 +21,7 @@ ENERGIES = (708.2, 710.2)
 
 
 def _particles(rng, shape, n_particles, r_range=(3.0, 6.5)):
-    ny, nz, nx = shape
+    ny, _, nx = shape
     out = []
     tries = 0
     while len(out) < n_particles and tries < 10000:

@@ -182,9 +182,9 @@ def test_joint_default_has_less_excess_noise():
         clean, angles, truth, vm = _heldout(seed, 0.0)
         noisy, _, _, _ = _heldout(seed, 0.007)
         on = truth["occupancy"] > 0.5
-        for name, fn in (("two", lambda t, **kw: (_two_step(t, angles, vm)[0], {})),
-                         ("joint", lambda t, **kw: joint(t, angles, vm, **kw)),
-                         ("raw", lambda t, **kw: joint(t, angles, vm, tv=0.0, fraction_tv=0.0))):
+        for name, fn in (("two", lambda t, a=angles, v=vm, **kw: (_two_step(t, a, v)[0], {})),
+                         ("joint", lambda t, a=angles, v=vm, **kw: joint(t, a, v, **kw)),
+                         ("raw", lambda t, a=angles, v=vm, **kw: joint(t, a, v, tv=0.0, fraction_tv=0.0))):
             f1, same = fn(noisy)
             f0, _ = fn(clean, **same)
             ok = on & np.isfinite(f0) & np.isfinite(f1)

@@ -33,7 +33,8 @@ from .statistics import classify, soc_region, state_of_charge
 from .unmix import fraction as fraction_map
 from .unmix import sample_mask
 
-__all__ = ["FRACTION_TV", "JointResult", "fraction_noise", "joint_reconstruct", "regularise_fraction"]
+__all__ = ["FRACTION_TV", "TV_KAPPA", "JointResult", "component_noise", "fraction_noise", "joint_reconstruct",
+           "regularise_fraction"]
 
 _ENERGY_TOL_EV = 0.05
 _CONSERVED_REL = 0.01  # projection totals constant with angle to this: the sample stays in the field
