@@ -27,6 +27,10 @@ def test_joint_chem_runs_compares_and_resumes(tiny_dataset, reference_run, tmp_p
     store = RunStore(out, create=False)
     a = store.group_attrs("chem")
     assert a["method"] == "joint" and a["joint"]["iterations"] == 10 and a["two_step"]["method"] == "exact"
+    # the defaults of issue 24 part 4: TV weight chosen from the data, the SOC's source recorded
+    j = a["joint"]
+    assert j["tv_auto"] is True and j["tv"] >= 0 and j["soc_source"] in ("projections", "volumes")
+    assert np.isfinite(j["soc_volumes"]) and j["fraction_weight"] >= 0
     frac, two, diff = (store.read(f"chem/{k}") for k in ("fraction", "two_step_fraction", "fraction_difference"))
     both = np.isfinite(frac) & np.isfinite(two)
     assert both.sum() > 0.5 * np.isfinite(two).sum()
@@ -37,6 +41,7 @@ def test_joint_chem_runs_compares_and_resumes(tiny_dataset, reference_run, tmp_p
     assert store.has("particles")
     html = build_report(store)
     assert "Joint spectral tomography" in html and "joint − two-step FePO4 fraction" in html
+    assert ("from the projection totals through the sample" in html) == (j["soc_source"] == "projections")
     assert "could not be drawn" not in html
 
     again = run_cli(["run", str(config), "--out", str(out), "--no-report"])
