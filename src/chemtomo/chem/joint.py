@@ -39,7 +39,9 @@ __all__ = ["FRACTION_TV", "TV_KAPPA", "JointResult", "component_noise", "fractio
 _ENERGY_TOL_EV = 0.05
 _CONSERVED_REL = 0.01  # projection totals constant with angle to this: the sample stays in the field
 _MIN_AIR = 32         # rays that miss the sample, per projection, to estimate its OD baseline
-_TV_ITERATIONS = 150  # Chambolle–Pock iterations of the fraction regulariser (change < 1e-3 after ~100)
+# Chambolle–Pock iterations of the fraction regulariser: on a held-out series at σ = 0.011 OD the
+# map after 150 is within 0.0015 (max) and 1.4e-4 (RMS) of the map after 600
+_TV_ITERATIONS = 150
 
 TV_KAPPA = 0.5
 """Factor of the automatic TV weight (``tv="auto"``): weight = κ · σ̂ of the phase volumes. On the
@@ -73,11 +75,11 @@ class JointResult:
                            when the sample stays in the field (footprint weights conserve mass):
                            the phases' totals are M⁺ times the mean totals over angles, summed
                            over the rays through the grown sample mask after each projection's
-                           OD baseline (median over the rays that miss it) is subtracted. Linear in the data and independent
-                           of the reconstruction, so the c ≥ 0 clipping cannot bias it; its σ is
-                           the spread of the per-angle estimates / √n_angles. NaN when the
-                           totals vary by more than 1 % with angle or fewer than two
-                           projections are complete.
+                           OD baseline (median over the rays that miss it) is subtracted.
+                           Linear in the data and independent of the reconstruction, so the
+                           c ≥ 0 clipping cannot bias it; its σ is the spread of the per-angle
+                           estimates / √n_angles. NaN when the totals vary by more than 1 %
+                           with angle or fewer than two projections are complete.
     soc_volumes          : Σ c_FP / Σ c of the volumes over the sample mask grown by 3 voxels.
                            The non-negativity makes the noise of pure-phase voxels one-sided and
                            biases this (−0.005…+0.001 on the cases of benchmarks/joint.py at a
@@ -251,6 +253,12 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
             raise InputError(f"joint_reconstruct: pixel_ratio must give one positive ratio p_ref / p_E per energy "
                              f"({n_e}), got {pixel_ratio!r}")
         tilts = np.stack([t if abs(q - 1.0) < 1e-9 else _resample(t, q) for t, q in zip(tilts, ratios)])
+    if not (isinstance(fraction_tv, (int, float)) and math.isfinite(fraction_tv) and fraction_tv >= 0):
+        raise InputError(f"joint_reconstruct: fraction_tv must be a finite number ≥ 0 (κ of the fraction "
+                         f"regulariser; 0: none), got {fraction_tv!r}")
+    if fraction_weight is not None and not (isinstance(fraction_weight, (int, float))
+                                            and math.isfinite(fraction_weight) and fraction_weight >= 0):
+        raise InputError(f"joint_reconstruct: fraction_weight must be a finite number ≥ 0, got {fraction_weight!r}")
     tv_weight = tv
     if isinstance(tv, str):
         if tv != "auto":
@@ -265,16 +273,11 @@ def joint_reconstruct(od_by_energy, angles_deg, references, *, iterations: int =
     conc, info = solve(tilts, angles_deg, r, iterations=iterations, nonneg=nonneg, tv=float(tv_weight),
                        occupancy=1.0 if occupancy else None, max_condition=MAX_CONDITION, return_info=True,
                        **solver)
-    if not (isinstance(fraction_tv, (int, float)) and math.isfinite(fraction_tv) and fraction_tv >= 0):
-        raise InputError(f"joint_reconstruct: fraction_tv must be a finite number ≥ 0 (κ of the fraction "
-                         f"regulariser; 0: none), got {fraction_tv!r}")
     density = conc.sum(axis=0).astype(np.float32)
     mask = sample_mask(density, threshold=density_threshold)
     frac = fraction_map(conc, mask=mask)
     noise = fraction_noise(frac, density, mask)
     if fraction_weight is not None:
-        if not (isinstance(fraction_weight, (int, float)) and math.isfinite(fraction_weight) and fraction_weight >= 0):
-            raise InputError(f"joint_reconstruct: fraction_weight must be a finite number ≥ 0, got {fraction_weight!r}")
         weight = float(fraction_weight)
     else:
         weight = float(fraction_tv) * noise if math.isfinite(noise) and noise > 0 else 0.0
