@@ -161,6 +161,10 @@ def test_info_reports_residual_and_local_sigma():
     # bounds it at λ = 1, below 0.9 σ it would fit noise
     assert np.all((info.residual_rms > 0.9 * sigma) & (info.residual_rms < 2.5 * sigma)), info.residual_rms
     assert info.sigma.shape == rec.shape and np.all(info.sigma[:, :, 8:24, 8:24] > 0)
+    # s² is the residual's mean square per measured ray. The former denominator, rays − unknowns,
+    # made it 2.1× larger here (11520 rays, 6144 unknowns) and was ≤ 0 on grids with more voxels
+    # than rays (the held-out series of tests/chem), where s² became the raw sum of squares
+    assert info.noise_variance == pytest.approx(np.mean(info.residual_rms ** 2), rel=1e-3)
     assert info.condition_number == pytest.approx(np.linalg.cond(MIX.astype(np.float64)), rel=1e-6)
 
 
