@@ -130,7 +130,9 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             # st.obj is updated in place (Run.best_state holds a copy, never this array)
             sums.object_step(st.obj, batch, alpha_object)
             if do_probe:
-                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe))
+                # mPIE sets the probe again at once (its momentum): shift it only then
+                again = velocity is not None and st.probe.shape[0] == 1
+                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again)
             if velocity is not None:
                 _momentum(run, velocity, previous, momentum, friction, do_probe)
         if run.refine_background:
