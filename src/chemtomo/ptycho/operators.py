@@ -131,6 +131,7 @@ class FarFieldModel:
         self.ramps = np.exp(-2j * np.pi * (fy[None] * self.bin_shifts[:, 0, None, None]
                                            + fx[None] * self.bin_shifts[:, 1, None, None])).astype(np.complex64)
         self.n_bins = self.ramps.shape[0]
+        self.ramps_conj = self.ramps.conj()
         self._buf: np.ndarray | None = None
         self._psi: np.ndarray | None = None
         self.cy = self.cx = self.kb = None
@@ -193,12 +194,16 @@ class FarFieldModel:
         """The probe shifted by each sub-pixel bin: (n_bins, n_modes, h, w) complex64 (bins that no
         frame uses are left zero; scans on whole pixels use one bin and cost no shift at all)."""
         used = self.used_bins
-        out = np.zeros((self.n_bins,) + probe.shape, np.complex64)
         if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
+            out = np.zeros((self.n_bins,) + probe.shape, np.complex64)
             out[used[0]] = probe
             return out
+        out = None if len(used) == self.n_bins else np.zeros((self.n_bins,) + probe.shape, np.complex64)
         spectrum = sfft.fft2(probe, workers=fft_workers())
-        shifted = sfft.ifft2(spectrum[None] * self.ramps[used, None], workers=fft_workers(), overwrite_x=True)
+        ramps = self.ramps[:, None] if len(used) == self.n_bins else self.ramps[used, None]
+        shifted = sfft.ifft2(spectrum[None] * ramps, workers=fft_workers(), overwrite_x=True)
+        if len(used) == self.n_bins:  # every bin in use (np.unique: in order): no copy into zeros
+            return shifted.astype(np.complex64, copy=False)
         out[used] = shifted
         return out
 
@@ -214,7 +219,7 @@ class FarFieldModel:
             out = per_bin[used[0]] * (1 if w is None else w[0])
             return np.ascontiguousarray(out, dtype=np.complex64)
         spectrum = sfft.fft2(per_bin[used], workers=fft_workers())
-        spectrum *= self.ramps[used, None].conj()
+        spectrum *= self.ramps_conj[used, None]
         if w is not None:
             spectrum *= w[:, None, None, None]
         return sfft.ifft2(spectrum.sum(axis=0), workers=fft_workers()).astype(np.complex64, copy=False)
