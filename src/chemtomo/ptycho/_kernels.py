@@ -17,6 +17,8 @@ by the caller in chunk order. The overlap sums onto the object and probe grids (
 are split by output row instead: each thread owns rows and adds the frames that reach them in
 the order given, so no two threads write the same element, no per-thread copy of the object is
 needed, and no atomics. Either way the result is the same bits whatever the number of threads.
+Every kernel releases the GIL (``nogil``), so reconstructions in several Python threads, each on
+one core, run at once (``reconstruct`` runs its split-half FRC's halves beside the full scan).
 (Per-chunk copies of the object, zeroed and summed for every PIE batch, made ePIE 3.9× slower
 on the paper preset's scans.) Inner loops run along x over contiguous memory and
 are written without branches where possible so they vectorise.
@@ -70,7 +72,7 @@ def thread_chunks(frames: np.ndarray) -> np.ndarray:
     return np.linspace(0, len(frames), n_chunks + 1).astype(np.int64)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def exit_waves(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
     """out[i, m] = P_m (shift bin of frame frames[i]) · O[patch of frames[i]]."""
     n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
@@ -83,7 +85,7 @@ def exit_waves(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - comp
                     out[i, m, y, x] = probes[k, m, y, x] * obj[y0 + y, x0 + x]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def bilinear_waves(out, obj1, probes1, obj2, probes2, cy, cx, kb, frames, use2):  # pragma: no cover
     """out[i] = P1·O1[patch] (+ P2·O2[patch] when use2): the first- and second-order terms of the
     exit waves along a search direction (ML line search)."""
@@ -100,7 +102,7 @@ def bilinear_waves(out, obj1, probes1, obj2, probes2, cy, cx, kb, frames, use2):
                     out[i, m, y, x] = v
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
     """One RAAR step in the detector plane, all frames, in place.
 
@@ -149,7 +151,7 @@ def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sum
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums):  # pragma: no cover
     """Fourier-modulus projection of the waves ``buf[i]`` of frames ``frames[i]``, in place.
 
@@ -193,7 +195,7 @@ def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio,
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
                probe_den, do_object, do_probe):  # pragma: no cover
     """Scatter-add the overlap sums of the waves ``v = buf + c_phi·P·O[patch]``.
@@ -238,7 +240,7 @@ def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, pr
                     probe_den[k, y, x] += o.real * o.real + o.imag * o.imag
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
     """Least-squares sub-pixel shift of each frame that moves the model towards ``target``.
 
@@ -272,7 +274,7 @@ def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pra
         shift_yx[j, 1] = nx / dx2 if dx2 > 0 else 0.0
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_gradient(buf, grad, intensity, frames, valid, background, chunks, bg_grad, sums):  # pragma: no cover
     """Poisson negative log-likelihood of the model ``buf`` and its gradient.
 
@@ -312,7 +314,7 @@ def poisson_gradient(buf, grad, intensity, frames, valid, background, chunks, bg
         sums[t, 2] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, alpha, use_a2, chunks,
                        sums):  # pragma: no cover
     """Derivative in α of L(α) with Ψ(α) = Ψ0 + α A1 + α² A2 and b(α) = b + α Δb, and its
@@ -363,7 +365,7 @@ def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, 
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
     """Single-mode ``exit_waves`` on float views: out (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w)."""
     h, w = probes.shape[1], probes.shape[2] // 2
@@ -383,7 +385,7 @@ def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - co
                 dst[2 * x + 1] = pr * o_i + pi * o_r
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
     """Single-mode ``raar_fourier`` on float views (buf, state: (n, h, 2w)); ``amplitude`` = √I,
     ``validf`` the mask as 0/1 float32."""
@@ -428,7 +430,7 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums):  # pragma: no cover
     """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (background
     subtracted from the counts, see ``modulus_project``)."""
@@ -463,7 +465,7 @@ def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_rat
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num, probe_den,
                  do_object, do_probe):  # pragma: no cover
     """Single-mode ``accumulate`` on float views: buf (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w),
@@ -522,7 +524,7 @@ def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, 
                     dd[x] += o_r * o_r + o_i * o_i
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks, bg_grad, sums):  # pragma: no cover
     """Single-mode ``poisson_gradient`` on float views (buf, grad: (b, h, 2w))."""
     h, w = buf.shape[1], buf.shape[2] // 2
@@ -560,7 +562,7 @@ def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks,
         sums[t, 2] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_line_terms_1(psi0, a1, a2, intensity, frames, validf, background, dbg, alpha, use_a2, chunks,
                          sums):  # pragma: no cover
     """Single-mode ``poisson_line_terms`` on float views (psi0, a1, a2: (b, h, 2w))."""
@@ -603,7 +605,7 @@ def poisson_line_terms_1(psi0, a1, a2, intensity, frames, validf, background, db
         sums[t, 2] = r0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compiled
     """out = (num + λ·previous) / (den + λ), one fused pass, on float views: num, previous, out
     (rows, 2w) interleaved (re, im), den (rows, w).
@@ -630,7 +632,7 @@ def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compi
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cover - compiled
     """Per object row ``yy``: the x-span ``[lo[yy], hi[yy])`` covered by the frames ``frames``
     (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and ``row_max[yy]``, the
@@ -658,7 +660,7 @@ def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cov
         row_max[yy] = m
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def pie_object_step(obj, num, den, lo, hi, c_den, c_max, tiny):  # pragma: no cover - compiled
     """rPIE object step on the spans of ``pie_row_spans``, in place, then ``num`` and ``den``
     zeroed there: ``obj += num / (c_den·den + c_max + tiny)`` on float views (obj, num: (oy, 2ox)
@@ -679,7 +681,7 @@ def pie_object_step(obj, num, den, lo, hi, c_den, c_max, tiny):  # pragma: no co
             den[yy, x] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def momentum_step(obj, velocity, previous, eta, gamma):  # pragma: no cover - compiled
     """mPIE momentum on float views (all (rows, 2w)), in place, one pass:
     ``v ← η v + (O − O_prev); O ← O + γ v; O_prev ← O``, the same float32 operations as the
