@@ -25,6 +25,13 @@ Usage::
     python benchmarks/ptycho_speed.py --part startup
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src   # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
+    python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
+
+With ``--baseline-src`` the iteration part runs in child processes, this tree's and the other
+tree's alternately (``--rounds`` times each), and ends with the ratio of the two trees' medians:
+before/after in one run. ``NUMBA_NUM_THREADS=1 CHEMTOMO_FFT_WORKERS=1`` measures one core
+(the floor then is a one-thread FFT pair too): on a machine shared with other jobs, two-thread
+parallel regions wait on each other and the figures move with the load; one thread does not.
 """
 
 from __future__ import annotations
@@ -266,6 +273,38 @@ def part_iterations(frames: int, n: int, iterations: int, algorithms: list[str])
     return "\n".join(lines)
 
 
+def compare_iterations(args) -> str:
+    """Runs ``--part iterations`` in child processes on this tree and on ``--baseline-src``,
+    alternately, and tabulates the medians of the CPU ratios and their quotient."""
+    import re
+
+    trees = {"this tree": str(ROOT / "src"), "baseline": str(Path(args.baseline_src).resolve())}
+    cpu: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
+    wall: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
+    cmd = [sys.executable, __file__, "--part", "iterations", "--frames", str(args.frames), "--n", str(args.n),
+           "--iterations", str(args.iterations), "--algorithms", args.algorithms]
+    for _ in range(args.rounds):
+        for tag, src in trees.items():
+            env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+            for line in out.splitlines():
+                m = re.match(r"\| ([^|]+?)(?: \(diverged[^|]*)? \| [\d.]+ \| ([\d.]+) \| [\d.]+ \| ([\d.]+) \|", line)
+                if m:
+                    wall[tag].setdefault(m.group(1), []).append(float(m.group(2)))
+                    cpu[tag].setdefault(m.group(1), []).append(float(m.group(3)))
+    lines = [f"{args.rounds} alternations; per solver the median over them of each run's median ratio "
+             "(iteration ÷ the FFT floor pair measured right after it)", "",
+             "| solver | this tree × floor (CPU) | baseline × floor (CPU) | this ÷ baseline (CPU) | "
+             "this tree × floor (wall) | baseline × floor (wall) | target |", "|---|---|---|---|---|---|---|"]
+    for label in cpu["this tree"]:
+        a, b = np.median(cpu["this tree"][label]), np.median(cpu["baseline"].get(label, [np.nan]))
+        aw, bw = np.median(wall["this tree"][label]), np.median(wall["baseline"].get(label, [np.nan]))
+        target = TARGETS.get(label.split(",")[0])
+        lines.append(f"| {label} | {a:.2f} | {b:.2f} | {a / b:.2f} | {aw:.2f} | {bw:.2f} | "
+                     f"{'≤ %.1f×' % target if target else '—'} |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = platform.processor() or "?"
     try:
@@ -290,6 +329,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
+    ap.add_argument("--rounds", type=int, default=2, help="alternations of the two trees (--baseline-src)")
     ap.add_argument("--baseline-src", default=None,
                     help="another chemtomo source tree (e.g. `git archive` of an older commit) launched the same way")
     args = ap.parse_args()
@@ -297,7 +337,10 @@ def main() -> None:
     if args.part in ("all", "startup"):
         print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
         print(part_startup(args.python, args.baseline_src) + "\n", flush=True)
-    if args.part in ("all", "iterations"):
+    if args.part in ("all", "iterations") and args.baseline_src:
+        print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
+        print(compare_iterations(args), flush=True)
+    elif args.part in ("all", "iterations"):
         print("## Iteration cost against the FFT floor\n", flush=True)
         print(part_iterations(args.frames, args.n, args.iterations, args.algorithms.split(",")), flush=True)
 

@@ -26,6 +26,11 @@ Usage::
     python benchmarks/ptycho_star.py                        # the library default vs PtyLab mPIE-50
     python benchmarks/ptycho_star.py --algorithm RAAR:50    # any chain
     python benchmarks/ptycho_star.py --repeats 2 --ptylab-iterations 50 --data DIR
+    python benchmarks/ptycho_star.py --baseline-src /tmp/old/src   # + an older tree, same run
+
+``--baseline-src`` times one more process, the same command run on another chemtomo source
+tree (e.g. ``git archive`` of an older commit), alternated with the other two: before/after
+and PtyLab in one run.
 """
 
 from __future__ import annotations
@@ -138,6 +143,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="alternate the two processes this many times")
     ap.add_argument("--data", default=None, help="folder with siemens-star-small.npz.bz2")
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--baseline-src", default=None,
+                    help="another chemtomo source tree whose command is timed the same way")
     ap.add_argument("--ptylab-child", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ptylab_child:
@@ -149,7 +156,7 @@ def main() -> None:
 
     from chemtomo.core import energy_to_wavelength
     from chemtomo.io import read_projection, write_scan
-    from chemtomo.ptycho import DEFAULT_ALGORITHM
+    from chemtomo.ptycho import DEFAULT_ALGORITHM, parse_algorithm
 
     src = measured.data_dir(args.data) / measured.STAR
     work = Path(args.out or tempfile.mkdtemp(prefix="chemtomo_star_"))
@@ -172,10 +179,17 @@ def main() -> None:
     ptylab_cmd = [sys.executable, __file__, "--ptylab-child", str(work / "star_for_ptylab.npz"),
                   str(work / "ptylab.npz"), "--ptylab-engine", args.ptylab_engine,
                   "--ptylab-iterations", str(args.ptylab_iterations)]
-    # warm the numba cache (a first launch compiles; a user's second launch does not)
-    subprocess.run(chemtomo_cmd[:5] + [str(cxi), "-o", str(work / "warm.cxi"), "--algorithm", "RAAR:1", "--no-frc"],
-                   env=env, capture_output=True)
-    times = {"chemtomo": [], "ptylab": []}
+    envs = {"chemtomo": env}
+    if args.baseline_src:
+        envs["baseline"] = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve()) + os.pathsep
+                            + os.environ.get("PYTHONPATH", "")}
+    # warm the numba cache with every solver of the chain (a first launch compiles; a user's second
+    # launch does not)
+    warm_chain = ",".join(f"{name}:1" for name, _ in parse_algorithm(algorithm))
+    for e in envs.values():
+        subprocess.run(chemtomo_cmd[:5] + [str(cxi), "-o", str(work / "warm.cxi"), "--algorithm", warm_chain,
+                                           "--no-frc"], env=e, capture_output=True)
+    times = {"chemtomo": [], "baseline": [], "ptylab": []}
     frc = {}
     ptylab_note = ""
     for _ in range(args.repeats):
@@ -185,6 +199,13 @@ def main() -> None:
         times["chemtomo"].append(s)
         proj = read_projection(work / "chemtomo.cxi")
         frc["chemtomo"] = proj.frc.resolution_m / proj.pixel_m
+        if "baseline" in envs:
+            s, p = _time(chemtomo_cmd, envs["baseline"])
+            if p.returncode != 0:
+                raise SystemExit(f"baseline chemtomo failed: {(p.stdout + p.stderr)[-1000:]}")
+            times["baseline"].append(s)
+            proj = read_projection(work / "chemtomo.cxi")
+            frc["baseline"] = proj.frc.resolution_m / proj.pixel_m
         s, p = _time(ptylab_cmd, env)
         if p.returncode != 0:
             ptylab_note = f"PtyLab failed: {(p.stdout + p.stderr).strip().splitlines()[-1][:300]}"
@@ -198,8 +219,11 @@ def main() -> None:
     print("| code | process wall time (s) | ÷ PtyLab's time | ½-bit FRC (px, smaller is finer) | ÷ PtyLab's FRC |")
     print("|---|---|---|---|---|")
     t_pl = float(np.median(times["ptylab"])) if times["ptylab"] else float("nan")
-    for key, name in (("chemtomo", f"chemtomo ptycho, {algorithm}, split-half FRC"),
-                      ("ptylab", f"PtyLab {args.ptylab_engine}-{args.ptylab_iterations} (full + halves)")):
+    rows = [("chemtomo", f"chemtomo ptycho, {algorithm}, split-half FRC")]
+    if args.baseline_src:
+        rows.append(("baseline", f"the same, source tree {args.baseline_src}"))
+    rows.append(("ptylab", f"PtyLab {args.ptylab_engine}-{args.ptylab_iterations} (full + halves)"))
+    for key, name in rows:
         if not times[key]:
             print(f"| {name} | {ptylab_note or 'not run'} | | | |")
             continue

@@ -126,3 +126,27 @@ def test_the_ptycho_command_masks_and_reports(tmp_path):
     bad = CliRunner().invoke(app, ["ptycho", str(path), "-o", str(tmp_path / "o2.cxi"), "--mask",
                                    str(tmp_path / "nope.npy")])
     assert bad.exit_code == 1 and "nope.npy: detector mask file not found" in bad.output
+
+
+@pytest.mark.parametrize("defect", [None, "nan", "inf", "negative", "saturated", "empty"])
+def test_the_fast_path_reports_what_the_full_path_reports(defect):
+    """A clean float32 scan without masks takes a two-pass fast path; it must agree with the full
+    path (taken here by float64 frames, which the fast path leaves alone) on every defect it
+    must hand over."""
+    scan = make_scan(grid=4).scan
+    frames = scan.frames.astype(np.float32).copy()
+    if defect == "nan":
+        frames[2, 3, 4] = np.nan
+    elif defect == "inf":
+        frames[1, 0, 0] = -np.inf
+    elif defect == "negative":
+        frames[0, 5, 5] = -1.5
+    elif defect == "saturated":
+        frames[3, 7, 7] = 1e9
+    elif defect == "empty":
+        frames[4] = 0
+    fast_scan, fast = clean_scan(dataclasses.replace(scan, frames=frames), saturation=1e8)
+    full_scan, full = clean_scan(dataclasses.replace(scan, frames=frames.astype(np.float64)), saturation=1e8)
+    assert fast == full
+    assert fast.clean == (defect is None)
+    assert np.array_equal(fast_scan.frames, full_scan.frames)

@@ -17,6 +17,8 @@ by the caller in chunk order. The overlap sums onto the object and probe grids (
 are split by output row instead: each thread owns rows and adds the frames that reach them in
 the order given, so no two threads write the same element, no per-thread copy of the object is
 needed, and no atomics. Either way the result is the same bits whatever the number of threads.
+Every kernel releases the GIL (``nogil``), so reconstructions in several Python threads, each on
+one core, run at once (``reconstruct`` runs its split-half FRC's halves beside the full scan).
 (Per-chunk copies of the object, zeroed and summed for every PIE batch, made ePIE 3.9× slower
 on the paper preset's scans.) Inner loops run along x over contiguous memory and
 are written without branches where possible so they vectorise.
@@ -43,6 +45,9 @@ __all__ = [
     "exit_waves_1",
     "modulus_project",
     "modulus_project_1",
+    "momentum_step",
+    "pie_object_step",
+    "pie_row_spans",
     "poisson_gradient",
     "poisson_line_terms",
     "position_gradient",
@@ -67,7 +72,7 @@ def thread_chunks(frames: np.ndarray) -> np.ndarray:
     return np.linspace(0, len(frames), n_chunks + 1).astype(np.int64)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def exit_waves(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
     """out[i, m] = P_m (shift bin of frame frames[i]) · O[patch of frames[i]]."""
     n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
@@ -80,7 +85,7 @@ def exit_waves(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - comp
                     out[i, m, y, x] = probes[k, m, y, x] * obj[y0 + y, x0 + x]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def bilinear_waves(out, obj1, probes1, obj2, probes2, cy, cx, kb, frames, use2):  # pragma: no cover
     """out[i] = P1·O1[patch] (+ P2·O2[patch] when use2): the first- and second-order terms of the
     exit waves along a search direction (ML line search)."""
@@ -97,7 +102,7 @@ def bilinear_waves(out, obj1, probes1, obj2, probes2, cy, cx, kb, frames, use2):
                     out[i, m, y, x] = v
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
     """One RAAR step in the detector plane, all frames, in place.
 
@@ -146,7 +151,7 @@ def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sum
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums):  # pragma: no cover
     """Fourier-modulus projection of the waves ``buf[i]`` of frames ``frames[i]``, in place.
 
@@ -190,7 +195,7 @@ def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio,
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
                probe_den, do_object, do_probe):  # pragma: no cover
     """Scatter-add the overlap sums of the waves ``v = buf + c_phi·P·O[patch]``.
@@ -235,7 +240,7 @@ def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, pr
                     probe_den[k, y, x] += o.real * o.real + o.imag * o.imag
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
     """Least-squares sub-pixel shift of each frame that moves the model towards ``target``.
 
@@ -269,7 +274,7 @@ def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pra
         shift_yx[j, 1] = nx / dx2 if dx2 > 0 else 0.0
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_gradient(buf, grad, intensity, frames, valid, background, chunks, bg_grad, sums):  # pragma: no cover
     """Poisson negative log-likelihood of the model ``buf`` and its gradient.
 
@@ -309,7 +314,7 @@ def poisson_gradient(buf, grad, intensity, frames, valid, background, chunks, bg
         sums[t, 2] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, alpha, use_a2, chunks,
                        sums):  # pragma: no cover
     """Derivative in α of L(α) with Ψ(α) = Ψ0 + α A1 + α² A2 and b(α) = b + α Δb, and its
@@ -360,7 +365,7 @@ def poisson_line_terms(psi0, a1, a2, intensity, frames, valid, background, dbg, 
 # ------------------------------------------------------------------------------------------------
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - compiled
     """Single-mode ``exit_waves`` on float views: out (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w)."""
     h, w = probes.shape[1], probes.shape[2] // 2
@@ -368,16 +373,19 @@ def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - co
         j = frames[i]
         y0, x0, k = cy[j], 2 * cx[j], kb[j]
         for y in range(h):
+            prow = probes[k, y]
+            orow = obj[y0 + y, x0:x0 + 2 * w]
+            dst = out[i, y]
             for x in range(w):
-                pr = probes[k, y, 2 * x]
-                pi = probes[k, y, 2 * x + 1]
-                o_r = obj[y0 + y, x0 + 2 * x]
-                o_i = obj[y0 + y, x0 + 2 * x + 1]
-                out[i, y, 2 * x] = pr * o_r - pi * o_i
-                out[i, y, 2 * x + 1] = pr * o_i + pi * o_r
+                pr = prow[2 * x]
+                pi = prow[2 * x + 1]
+                o_r = orow[2 * x]
+                o_i = orow[2 * x + 1]
+                dst[2 * x] = pr * o_r - pi * o_i
+                dst[2 * x + 1] = pr * o_i + pi * o_r
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
     """Single-mode ``raar_fourier`` on float views (buf, state: (n, h, 2w)); ``amplitude`` = √I,
     ``validf`` the mask as 0/1 float32."""
@@ -422,7 +430,7 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums):  # pragma: no cover
     """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (background
     subtracted from the counts, see ``modulus_project``)."""
@@ -457,51 +465,66 @@ def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_rat
         sums[t, 1] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num, probe_den,
                  do_object, do_probe):  # pragma: no cover
     """Single-mode ``accumulate`` on float views: buf (b, h, 2w), obj (oy, 2ox), probes (K, h, 2w),
     obj_num (oy, 2ox), probe_num (K, h, 2w); the dens are plain float32. Rows are owned by
-    threads as in ``accumulate``."""
+    threads as in ``accumulate``. The inner loops run over row slices taken before them (the
+    compiler then sees unit strides and no index arithmetic): 1.3–1.8× faster than indexing
+    the whole arrays inside the loop, the same operations in the same order (the same bits)."""
     h, w = probes.shape[1], probes.shape[2] // 2
     c = np.float32(c_phi)
     nf = frames.shape[0]
     if do_object:
         for yy in prange(obj.shape[0]):
+            orow = obj[yy]
+            nrow = obj_num[yy]
+            drow = obj_den[yy]
             for i in range(nf):
                 j = frames[i]
                 y = yy - cy[j]
                 if y < 0 or y >= h:
                     continue
                 x0, k = cx[j], kb[j]
+                prow = probes[k, y]
+                brow = buf[i, y]
+                oo = orow[2 * x0:2 * x0 + 2 * w]
+                nn = nrow[2 * x0:2 * x0 + 2 * w]
+                dd = drow[x0:x0 + w]
                 for x in range(w):
-                    pr = probes[k, y, 2 * x]
-                    pi = probes[k, y, 2 * x + 1]
-                    o_r = obj[yy, 2 * (x0 + x)]
-                    o_i = obj[yy, 2 * (x0 + x) + 1]
-                    vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
-                    vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
-                    obj_num[yy, 2 * (x0 + x)] += pr * vr + pi * vi
-                    obj_num[yy, 2 * (x0 + x) + 1] += pr * vi - pi * vr
-                    obj_den[yy, x0 + x] += pr * pr + pi * pi
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += pr * vr + pi * vi
+                    nn[2 * x + 1] += pr * vi - pi * vr
+                    dd[x] += pr * pr + pi * pi
     if do_probe:
         for y in prange(h):
             for i in range(nf):
                 j = frames[i]
                 y0, x0, k = cy[j], cx[j], kb[j]
+                prow = probes[k, y]
+                brow = buf[i, y]
+                oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
+                nn = probe_num[k, y]
+                dd = probe_den[k, y]
                 for x in range(w):
-                    pr = probes[k, y, 2 * x]
-                    pi = probes[k, y, 2 * x + 1]
-                    o_r = obj[y0 + y, 2 * (x0 + x)]
-                    o_i = obj[y0 + y, 2 * (x0 + x) + 1]
-                    vr = buf[i, y, 2 * x] + c * (pr * o_r - pi * o_i)
-                    vi = buf[i, y, 2 * x + 1] + c * (pr * o_i + pi * o_r)
-                    probe_num[k, y, 2 * x] += o_r * vr + o_i * vi
-                    probe_num[k, y, 2 * x + 1] += o_r * vi - o_i * vr
-                    probe_den[k, y, x] += o_r * o_r + o_i * o_i
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += o_r * vr + o_i * vi
+                    nn[2 * x + 1] += o_r * vi - o_i * vr
+                    dd[x] += o_r * o_r + o_i * o_i
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks, bg_grad, sums):  # pragma: no cover
     """Single-mode ``poisson_gradient`` on float views (buf, grad: (b, h, 2w))."""
     h, w = buf.shape[1], buf.shape[2] // 2
@@ -539,7 +562,7 @@ def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks,
         sums[t, 2] = tot
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_line_terms_1(psi0, a1, a2, intensity, frames, validf, background, dbg, alpha, use_a2, chunks,
                          sums):  # pragma: no cover
     """Single-mode ``poisson_line_terms`` on float views (psi0, a1, a2: (b, h, 2w))."""
@@ -582,7 +605,7 @@ def poisson_line_terms_1(psi0, a1, a2, intensity, frames, validf, background, db
         sums[t, 2] = r0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, nogil=True, cache=True)
 def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compiled
     """out = (num + λ·previous) / (den + λ), one fused pass, on float views: num, previous, out
     (rows, 2w) interleaved (re, im), den (rows, w).
@@ -598,3 +621,77 @@ def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compi
             scale = one / (den[y, x] + lam)
             out[y, 2 * x] = (num[y, 2 * x] + lam * previous[y, 2 * x]) * scale
             out[y, 2 * x + 1] = (num[y, 2 * x + 1] + lam * previous[y, 2 * x + 1]) * scale
+
+
+# ------------------------------------------------------------------------------------------------
+# PIE batch updates on the batch's patches only. ``accumulate_1`` adds a batch's overlap sums into
+# arrays that stay zero between batches; these kernels find the object pixels the batch reached
+# (per object row, the x-span from the leftmost to the rightmost of its frames), take the step
+# there and zero what they read, so no pass over the whole object and no full-size temporary is
+# made per batch. Same bits as the NumPy expressions they replace (no ``fastmath``).
+# ------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cover - compiled
+    """Per object row ``yy``: the x-span ``[lo[yy], hi[yy])`` covered by the frames ``frames``
+    (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and ``row_max[yy]``, the
+    maximum of ``den`` over it (0 for an empty row). ``den`` is zero outside the spans, so the
+    maximum of ``row_max`` is ``den.max()``."""
+    nf = frames.shape[0]
+    for yy in prange(den.shape[0]):
+        left = den.shape[1]
+        right = 0
+        for i in range(nf):
+            j = frames[i]
+            if cy[j] <= yy < cy[j] + h:
+                left = min(left, cx[j])
+                right = max(right, cx[j] + w)
+        if right <= left:
+            left = 0
+            right = 0
+        m = np.float32(0.0)
+        for x in range(left, right):
+            v = den[yy, x]
+            if v > m:
+                m = v
+        lo[yy] = left
+        hi[yy] = right
+        row_max[yy] = m
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def pie_object_step(obj, num, den, lo, hi, c_den, c_max, tiny):  # pragma: no cover - compiled
+    """rPIE object step on the spans of ``pie_row_spans``, in place, then ``num`` and ``den``
+    zeroed there: ``obj += num / (c_den·den + c_max + tiny)`` on float views (obj, num: (oy, 2ox)
+    interleaved (re, im); den (oy, ox)); ``c_den = 1 − α``, ``c_max = α·max(den)``, float32.
+
+    The same float32 operations in the same order as ``pie._step`` and the addition in NumPy
+    (``((1 − α)·den + α·max) + 1e−30``; complex ÷ real multiplies by the reciprocal): the same
+    bits. Outside the spans ``num`` is 0 and NumPy's step adds 0."""
+    one = np.float32(1.0)
+    for yy in prange(obj.shape[0]):
+        for x in range(lo[yy], hi[yy]):
+            weight = c_den * den[yy, x] + c_max + tiny
+            scale = one / weight
+            obj[yy, 2 * x] = obj[yy, 2 * x] + num[yy, 2 * x] * scale
+            obj[yy, 2 * x + 1] = obj[yy, 2 * x + 1] + num[yy, 2 * x + 1] * scale
+            num[yy, 2 * x] = 0.0
+            num[yy, 2 * x + 1] = 0.0
+            den[yy, x] = 0.0
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def momentum_step(obj, velocity, previous, eta, gamma):  # pragma: no cover - compiled
+    """mPIE momentum on float views (all (rows, 2w)), in place, one pass:
+    ``v ← η v + (O − O_prev); O ← O + γ v; O_prev ← O``, the same float32 operations as the
+    NumPy statements in ``pie._momentum`` (multiplying a complex by a real scalar scales both
+    parts), hence the same bits."""
+    for y in prange(obj.shape[0]):
+        for x in range(obj.shape[1]):
+            o = obj[y, x]
+            v = velocity[y, x] * eta + (o - previous[y, x])
+            velocity[y, x] = v
+            o = o + gamma * v
+            obj[y, x] = o
+            previous[y, x] = o

@@ -85,12 +85,14 @@ class Run:
         return p.refine and self.iteration >= p.start and (self.iteration - p.start) % p.every == 0
 
     # --------------------------------------------------------------------------------- updates
-    def set_probe(self, probe: np.ndarray) -> None:
-        """New probe modes: orthogonalised, then shifted once per sub-pixel bin."""
+    def set_probe(self, probe: np.ndarray, shift: bool = True) -> None:
+        """New probe modes: orthogonalised, then shifted once per sub-pixel bin (``shift=False``
+        leaves ``probes`` stale, for a caller that sets the probe again before using them)."""
         if self.probe_window is not None:
             probe = probe * self.probe_window
         self.state.probe, self.mode_mixing = orthogonalize_modes(probe.astype(np.complex64, copy=False))
-        self.probes = self.model.shifted_probes(self.state.probe)
+        if shift:
+            self.probes = self.model.shifted_probes(self.state.probe)
 
     def overlap_update(self, obj_num, obj_den, probe_num, probe_den) -> None:
         """Least-squares object (and probe) from the accumulated overlap sums."""

@@ -131,6 +131,7 @@ class FarFieldModel:
         self.ramps = np.exp(-2j * np.pi * (fy[None] * self.bin_shifts[:, 0, None, None]
                                            + fx[None] * self.bin_shifts[:, 1, None, None])).astype(np.complex64)
         self.n_bins = self.ramps.shape[0]
+        self.ramps_conj = self.ramps.conj()
         self._buf: np.ndarray | None = None
         self._psi: np.ndarray | None = None
         self.cy = self.cx = self.kb = None
@@ -193,26 +194,32 @@ class FarFieldModel:
         """The probe shifted by each sub-pixel bin: (n_bins, n_modes, h, w) complex64 (bins that no
         frame uses are left zero; scans on whole pixels use one bin and cost no shift at all)."""
         used = self.used_bins
-        out = np.zeros((self.n_bins,) + probe.shape, np.complex64)
         if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
+            out = np.zeros((self.n_bins,) + probe.shape, np.complex64)
             out[used[0]] = probe
             return out
+        out = None if len(used) == self.n_bins else np.zeros((self.n_bins,) + probe.shape, np.complex64)
         spectrum = sfft.fft2(probe, workers=fft_workers())
-        shifted = sfft.ifft2(spectrum[None] * self.ramps[used, None], workers=fft_workers(), overwrite_x=True)
+        ramps = self.ramps[:, None] if len(used) == self.n_bins else self.ramps[used, None]
+        shifted = sfft.ifft2(spectrum[None] * ramps, workers=fft_workers(), overwrite_x=True)
+        if len(used) == self.n_bins:  # every bin in use (np.unique: in order): no copy into zeros
+            return shifted.astype(np.complex64, copy=False)
         out[used] = shifted
         return out
 
-    def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None,
+                    bins: np.ndarray | None = None) -> np.ndarray:
         """Σ_bins (weights_k ×) of (n_bins, n_modes, h, w) arrays shifted back to the unshifted
         probe grid (the adjoint of ``shifted_probes``, and its inverse bin by bin). Only the bins in
-        use contribute (the others hold no frame)."""
-        used = self.used_bins
+        use contribute (the others hold no frame); ``bins`` (sorted) narrows them further to those
+        known to be non-zero (a PIE batch's), which skips the transforms of zeros: the same sum."""
+        used = self.used_bins if bins is None else np.asarray(bins, np.int64)
         w = None if weights is None else np.asarray(weights, np.float32)[used]
-        if len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
+        if len(self.used_bins) == 1 and len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
             out = per_bin[used[0]] * (1 if w is None else w[0])
             return np.ascontiguousarray(out, dtype=np.complex64)
         spectrum = sfft.fft2(per_bin[used], workers=fft_workers())
-        spectrum *= self.ramps[used, None].conj()
+        spectrum *= self.ramps_conj[used, None]
         if w is not None:
             spectrum *= w[:, None, None, None]
         return sfft.ifft2(spectrum.sum(axis=0), workers=fft_workers()).astype(np.complex64, copy=False)
@@ -261,16 +268,22 @@ class FarFieldModel:
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
-    def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False):
+    def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False, out=None):
         """Overlap sums of the waves ``buf + c_phi·P·O`` (``_kernels.accumulate``).
 
         Returns the object sums ``Σ P* v`` and ``Σ |P|²`` (oy, ox) (None unless ``do_object``) and
         the probe sums per shift bin ``Σ O* v`` (n_bins, n_modes, h, w) and ``Σ |O|²``
-        (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``)."""
-        obj_num = np.zeros(self.object_shape if do_object else (1, 1), np.complex64)
-        obj_den = np.zeros(self.object_shape if do_object else (1, 1), np.float32)
-        probe_num = np.zeros((self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1), np.complex64)
-        probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)
+        (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``).
+        ``out = (obj_num, obj_den, probe_num, probe_den)``: arrays of those shapes to add the sums
+        to instead of fresh zeroed ones (PIE keeps them between batches)."""
+        if out is not None:
+            obj_num, obj_den, probe_num, probe_den = out
+        else:
+            obj_num = np.zeros(self.object_shape if do_object else (1, 1), np.complex64)
+            obj_den = np.zeros(self.object_shape if do_object else (1, 1), np.float32)
+            probe_num = np.zeros((self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1),
+                                 np.complex64)
+            probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)
         if self.n_modes == 1:
             K.accumulate_1(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx,
                            self.kb, frames, float(c_phi), float_view(obj_num), obj_den,

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels as K
 from ._kernels import thread_chunks
 from .engine import Run
+from .operators import float_view
 
 __all__ = ["default_batch_size", "run_pie"]
 
@@ -51,6 +53,46 @@ def _step(num: np.ndarray, den: np.ndarray, alpha: float) -> np.ndarray:
     return (num / weight.astype(np.float32)).astype(np.complex64, copy=False)
 
 
+class _BatchSums:
+    """Overlap sums of one PIE batch, kept between batches (zero outside a batch's update).
+
+    A batch reaches a fraction of the object; the sums are added into these arrays
+    (``_kernels.accumulate``), the object step is taken on the object rows' spans that the
+    batch's frames cover and zeroes them again (``_kernels.pie_object_step``), and the probe
+    sums of the bins the batch used are zeroed after the probe step: no zeroed full-object
+    arrays and no full-object passes per batch. The same bits as fresh zeroed sums and
+    ``_step`` on the whole object."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        oy, ox = model.object_shape
+        self.obj_num = np.zeros((oy, ox), np.complex64)
+        self.obj_den = np.zeros((oy, ox), np.float32)
+        self.probe_num = np.zeros((model.n_bins, model.n_modes, model.h, model.w), np.complex64)
+        self.probe_den = np.zeros((model.n_bins, model.h, model.w), np.float32)
+        self.lo = np.zeros(oy, np.int64)
+        self.hi = np.zeros(oy, np.int64)
+        self.row_max = np.zeros(oy, np.float32)
+
+    def object_step(self, obj: np.ndarray, frames: np.ndarray, alpha: float) -> None:
+        """``obj += _step(obj_num, obj_den, α)`` in place on the batch's spans; sums zeroed."""
+        m = self.model
+        K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max)
+        den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
+        K.pie_object_step(float_view(obj), float_view(self.obj_num), self.obj_den, self.lo, self.hi,
+                          np.float32(1.0 - alpha), np.float32(alpha * den_max), np.float32(1e-30))
+
+    def probe_step(self, probe: np.ndarray, bins: np.ndarray, alpha: float) -> np.ndarray:
+        """The probe plus its rPIE step from the sums of the shift bins ``bins`` (those the batch
+        used; the others hold zeros), which are zeroed afterwards."""
+        delta = self.model.unshift_sum(self.probe_num, bins=bins)
+        den = self.probe_den[bins].sum(axis=0)[None]
+        new = probe + _step(delta, den, alpha)
+        self.probe_num[bins] = 0
+        self.probe_den[bins] = 0
+        return new
+
+
 def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,
             momentum: float = 0.0, friction: float = 0.7) -> None:
     """Run ``iterations`` passes of mini-batch PIE over all frames; ``momentum`` γ > 0 (with
@@ -60,6 +102,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
     n_batches = max(1, int(np.ceil(n / batch_size)))
     # One batch of waves, not all frames: PIE never needs the whole stack at once.
     work = np.empty((int(np.ceil(n / n_batches)), model.n_modes, model.h, model.w), np.complex64)
+    sums = _BatchSums(model)
     velocity = None
     if momentum > 0:
         velocity = [np.zeros_like(run.state.obj), np.zeros_like(run.state.probe)]
@@ -82,12 +125,14 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             buf = model.ifft_inplace(buf)
             if steps is not None:
                 steps += model.position_steps(buf, st.obj, run.probes, batch)
-            obj_num, obj_den, probe_num, probe_den = model.accumulate(buf, st.obj, run.probes, batch,
-                                                                      c_phi=-1.0, do_probe=do_probe)
-            st.obj = st.obj + _step(obj_num, obj_den, alpha_object)
+            model.accumulate(buf, st.obj, run.probes, batch, c_phi=-1.0, do_probe=do_probe,
+                             out=(sums.obj_num, sums.obj_den, sums.probe_num, sums.probe_den))
+            # st.obj is updated in place (Run.best_state holds a copy, never this array)
+            sums.object_step(st.obj, batch, alpha_object)
             if do_probe:
-                delta = model.unshift_sum(probe_num)
-                run.set_probe(st.probe + _step(delta, probe_den.sum(axis=0)[None], alpha_probe))
+                # mPIE sets the probe again at once (its momentum): shift it only then
+                again = velocity is not None and st.probe.shape[0] == 1
+                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again)
             if velocity is not None:
                 _momentum(run, velocity, previous, momentum, friction, do_probe)
         if run.refine_background:
@@ -101,10 +146,9 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
 def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool) -> None:
     """mPIE momentum step on the object (and the probe when it is refined), in place."""
     st = run.state
-    velocity[0] *= np.float32(eta)
-    velocity[0] += st.obj - previous[0]
-    st.obj = st.obj + np.float32(gamma) * velocity[0]
-    previous[0] = st.obj.copy()
+    # one fused pass, the same bits as: v *= η; v += O − O_prev; O = O + γ v; O_prev = O.copy()
+    K.momentum_step(float_view(st.obj), float_view(velocity[0]), float_view(previous[0]),
+                    np.float32(eta), np.float32(gamma))
     if do_probe and st.probe.shape[0] == 1:  # several modes are re-orthogonalised (rotated) each update
         velocity[1] *= np.float32(eta)
         velocity[1] += st.probe - previous[1]

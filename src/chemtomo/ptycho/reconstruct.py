@@ -119,6 +119,43 @@ def _scaled_modes(probe: np.ndarray, n_modes: int, counts: np.ndarray, valid: np
     return (probe * np.sqrt(target / on_valid)).astype(np.complex64)
 
 
+def _two_cores_free() -> bool:
+    """True when this call may use two cores or more for two threads at once: scipy.fft and numba
+    both allowed ≥ 2 threads here (not inside ``core.fft.one_core``, as the pipeline's per-scan
+    tasks run), and numba's threading layer takes calls from several threads (OpenMP or TBB;
+    its "workqueue" fallback does not)."""
+    import numba
+
+    from ..core.fft import fft_workers
+    from . import _kernels as K
+
+    if fft_workers() < 2 or numba.get_num_threads() < 2:
+        return False
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process yet: run a tiny one
+        K.momentum_step(*(np.zeros((1, 2), np.float32) for _ in range(3)), np.float32(0), np.float32(0))
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")
+
+
+def _thread_safe_count(progress: Callable[[int, int], None] | None):
+    """A progress callback for solvers in several threads: reports the iterations done so far over
+    all of them (one call per iteration, as each solver makes), under a lock."""
+    if progress is None:
+        return None
+    import threading
+
+    lock = threading.Lock()
+    done = [0]
+
+    def update(_done: int, total: int) -> None:
+        with lock:
+            done[0] += 1
+            progress(done[0], total)
+    return update
+
+
 def _solve(model: FarFieldModel, state: State, options: PtychoOptions, stages, *, progress, offset, total,
            seed) -> Run:
     n_iter = sum(n for _, n in stages)
@@ -297,9 +334,50 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         return State(np.ones(object_shape, np.complex64), probe0.copy(), bg0.copy(), positions_px[rows].copy())
 
     n_iter = sum(n for _, n in stages)
+    if frc and len(used) < 2 * MIN_HALF_FRAMES:
+        warnings.warn(f"{owner}: {len(used)} frames are too few for a split-half FRC (each half needs "
+                      f"{MIN_HALF_FRAMES}); no FRC computed", RuntimeWarning, stacklevel=2)
+        frc = False
     total = n_iter * (3 if frc else 1)
-    run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
-                 total=total, seed=seed)
+
+    def solve_halves(progress_) -> list:
+        """The even and the odd frames reconstructed alone: (air-referenced object, illumination)."""
+        halves = []
+        for k, rows in enumerate((np.arange(0, len(used), 2), np.arange(1, len(used), 2))):
+            half_model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
+                                       subpixel=options.subpixel, amplitude=amplitude[rows])
+            half = _solve(half_model, fresh_state(rows), options, stages, progress=progress_,
+                          offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
+            half_illum = half_model.illumination(half.probes)
+            half_model.release()
+            halves.append((air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum))
+        return halves
+
+    halves = None
+    if frc and _two_cores_free():
+        # The halves (one core) beside the full scan (the other core): each thread runs its kernels
+        # and FFTs on one core, with no waits between two threads inside every pass; the halves
+        # together cost about what the full scan costs. The same bits as one after the other
+        # (every kernel gives the same bits whatever its thread count; each run has its own seed).
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..core.fft import one_core
+
+        progress_ = _thread_safe_count(progress)
+
+        def halves_on_one_core() -> list:
+            with one_core():
+                return solve_halves(progress_)
+
+        with ThreadPoolExecutor(1, thread_name_prefix="chemtomo-frc-halves") as pool:
+            pending = pool.submit(halves_on_one_core)
+            with one_core():
+                run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress_,
+                             offset=0, total=total, seed=seed)
+            halves = pending.result()
+    else:
+        run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
+                     total=total, seed=seed)
     state = run.state
     log.info("ptycho %s: stopped after %d of at most %d iterations (%s)", algorithm, run.iteration, n_iter,
              run.stop_reason)
@@ -320,20 +398,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "position_step_rms_px": run.position_history,
     }
     curve = None
-    if frc and len(used) < 2 * MIN_HALF_FRAMES:
-        warnings.warn(f"{owner}: {len(used)} frames are too few for a split-half FRC (each half needs "
-                      f"{MIN_HALF_FRAMES}); no FRC computed", RuntimeWarning, stacklevel=2)
-        frc = False
     if frc:
-        halves = []
-        for k, rows in enumerate((np.arange(0, len(used), 2), np.arange(1, len(used), 2))):
-            half_model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
-                                       subpixel=options.subpixel, amplitude=amplitude[rows])
-            half = _solve(half_model, fresh_state(rows), options, stages, progress=progress,
-                          offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
-            half_illum = half_model.illumination(half.probes)
-            half_model.release()
-            halves.append((air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum))
+        if halves is None:
+            halves = solve_halves(progress)
         common = np.minimum(halves[0][1], halves[1][1])
         curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
         info["frc_shift_px"] = shift.tolist()
