@@ -33,7 +33,7 @@ def _bin(t, b):
     return t[:, : ny // b * b, : nx // b * b].reshape(n, ny // b, b, nx // b, b).mean(axis=(2, 4))
 
 
-def estimate_tilt_axis(tilt, angles_deg, shifts_px=None, *, span_deg: float = 6.0,
+def estimate_tilt_axis(tilt, angles_deg, shifts_px=None, *, centre_deg: float = 0.0, span_deg: float = 6.0,
                        step_deg: float = 1.0, binning: int = 2, recon_iterations: int = 20,
                        exclude=()) -> tuple[float, dict]:
     """In-plane rotation (degrees) that makes the tilt series' rotation axis parallel to y.
@@ -46,8 +46,8 @@ def estimate_tilt_axis(tilt, angles_deg, shifts_px=None, *, span_deg: float = 6.
         Tilt angles, degrees.
     shifts_px : (n_angles, 2) float, optional
         Per-projection shifts (the DESIGN convention, e.g. a coarse alignment's); zero if None.
-    span_deg, step_deg : float
-        Trial angles ``−span … +span`` in steps of ``step``; the answer is refined between trials
+    centre_deg, span_deg, step_deg : float
+        Trial angles ``centre − span … centre + span`` in steps of ``step``; the answer is refined between trials
         by a parabola, so ``step`` need not be fine.
     binning : int
         Score on ``binning``×``binning``-binned projections (the angle is a global parameter;
@@ -84,7 +84,7 @@ def estimate_tilt_axis(tilt, angles_deg, shifts_px=None, *, span_deg: float = 6.
     keep = np.ones(n, bool)
     keep[list(exclude)] = False
     ones = np.ones(n)
-    trials = np.arange(-span_deg, span_deg + 1e-9, step_deg)
+    trials = float(centre_deg) + np.arange(-span_deg, span_deg + 1e-9, step_deg)
     # one region for every trial: pixels whose source is inside the raw field at every trial
     valid = np.ones(tb.shape, bool)
     for phi in trials:
@@ -106,6 +106,6 @@ def estimate_tilt_axis(tilt, angles_deg, shifts_px=None, *, span_deg: float = 6.
     denom = r[k - 1] - 2 * r[k] + r[k + 1]
     frac = 0.5 * (r[k - 1] - r[k + 1]) / denom if denom > 0 else 0.0
     phi = float(trials[k] + np.clip(frac, -0.5, 0.5) * step_deg)
-    log.info("tilt axis: in-plane rotation %+.2f° (residual %.4f at %+.1f°, %.4f at 0°)", phi,
-             r[k], trials[k], scores.get(0.0, np.nan))
+    log.info("tilt axis: in-plane rotation %+.2f° (residual %.4f at %+.2f°, %.4f at %+.2f°)", phi,
+             r[k], trials[k], r[trials.size // 2], trials[trials.size // 2])
     return phi, scores
