@@ -51,6 +51,7 @@ def test_axis_angle_recovered(tilted):
     assert scores[3.0] < scores[0.0]
 
 
+@pytest.mark.slow  # two full alignments (≈ 1–2 min on a loaded 2-core machine)
 def test_align_with_tilt_axis_keeps_it(tilted):
     raw, angles = tilted
     al = align({0.0: raw}, angles, iterations=3, tilt_axis=True, tol_px=0.05)
