@@ -14,6 +14,7 @@ from .manifest import (
     write_manifest,
     write_references,
 )
+from .mrc import MRCStack, read_mrc, write_mrc
 from .stxm import STXMStack, read_stxm, write_nxstxm, write_stxm_hdr
 
 __all__ = [
@@ -22,5 +23,5 @@ __all__ = [
     "read_references", "write_references", "describe",
     "check_references_cover", "FullField", "read_data_exchange", "read_tiff", "read_field_file",
     "read_angles_file", "read_detector_mask", "STXMStack", "read_stxm", "write_stxm_hdr", "write_nxstxm",
-    "read_reference_spectra", "read_spectrum_table",
+    "read_reference_spectra", "read_spectrum_table", "MRCStack", "read_mrc", "write_mrc",
 ]
