@@ -32,7 +32,7 @@ the phantoms' to ≤ 0.05 px (as without it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -42,7 +42,7 @@ from .register import _correlation_peak, _cross_power, register_common_translati
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
-           "resample_to_reference", "check_tilts"]
+           "keep_significant_scale", "resample_to_reference", "check_tilts"]
 
 _FILTERS = ("none", "highpass", "gradient")
 _COMBINE = ("joint", "median")
@@ -247,6 +247,10 @@ class EnergyRegistration:
         Standard error of the pixel ratio (same jackknife).
     scale_estimated : bool
         Whether the pixel ratio was estimated (True) or only taken from ``pixel_m``.
+    notes : list of str
+        What was decided (e.g. by :func:`keep_significant_scale`).
+    scale_kept : tuple of energies or None
+        The energies whose estimated ratio is used (None: all when ``scale_estimated``).
     """
 
     reference_energy: float
@@ -256,6 +260,7 @@ class EnergyRegistration:
     pixel_ratio_sigma: dict
     scale_estimated: bool = True
     notes: list = field(default_factory=list)
+    scale_kept: tuple | None = None
 
     def summary(self) -> str:
         """One line per energy: offset ± σ (px), pixel ratio ± σ."""
@@ -267,7 +272,21 @@ class EnergyRegistration:
             k, sk = self.pixel_ratio[e], self.pixel_ratio_sigma[e]
             lines.append(f"  {float(e):g} eV: dy {o[0]:+.3f} ± {so[0]:.3f} px, dx {o[1]:+.3f} ± {so[1]:.3f} px, "
                          f"pixel ratio {k:.5f} ± {sk:.5f}")
+        lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def as_attrs(self) -> dict:
+        """JSON-ready record for a store's attributes: per energy (key ``str(eV)``) the offset,
+        pixel ratio and their standard errors, and whether the scale was kept."""
+        out = {}
+        for e in sorted(self.offsets_px, key=float):
+            out[f"{float(e):g}"] = {
+                "offset_px": [float(v) for v in self.offsets_px[e]],
+                "offset_sigma_px": [float(v) for v in self.offsets_sigma_px[e]],
+                "pixel_ratio": float(self.pixel_ratio[e]),
+                "pixel_ratio_sigma": float(self.pixel_ratio_sigma[e]),
+                "scale_kept": bool(e in self.scale_kept) if self.scale_kept is not None else self.scale_estimated}
+        return {"reference_energy_eV": self.reference_energy, "energies": out, "notes": list(self.notes)}
 
 
 def _warp_similarity(stack: np.ndarray, s: float, t) -> np.ndarray:
@@ -548,3 +567,38 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     return EnergyRegistration(reference_energy=float(ref_e), offsets_px=offsets, pixel_ratio=ratios,
                               offsets_sigma_px=s_off, pixel_ratio_sigma=s_rat,
                               scale_estimated=bool(estimate_scale))
+
+
+def keep_significant_scale(reg: EnergyRegistration, tilts, angles_deg, *, pixel_m=None, exclude=None,
+                           n_groups: int = 6, n_sigma: float = 3.0) -> EnergyRegistration:
+    """The documented rule of ``align(..., estimate_energy_scale="auto")``.
+
+    An energy keeps its estimated pixel ratio only where it differs from the nominal one (from
+    ``pixel_m``, else 1) by more than ``n_sigma`` standard errors; the others keep the nominal
+    ratio and their offset is re-estimated alone (a scale that is not resolved only adds its
+    noise to the offsets). With ptychography's known pixel sizes the residual scale is usually
+    not significant and the result equals the shift-only registration.
+    """
+    ref_e = reg.reference_energy
+    energies = sorted(reg.offsets_px, key=float)
+    nominal = pixel_ratios(energies, _pick_reference(energies, ref_e), pixel_m)
+    keep, drop, notes = [], [], []
+    for e in energies:
+        if abs(float(e) - ref_e) < 1e-3:
+            continue
+        k, sk = reg.pixel_ratio[e], reg.pixel_ratio_sigma[e]
+        z = abs(k - nominal[e]) / sk if np.isfinite(sk) and sk > 0 else np.inf
+        (keep if z > n_sigma else drop).append(e)
+        notes.append(f"{float(e):g} eV: pixel ratio {k:.5f} ± {sk:.5f} against the nominal {nominal[e]:.5f} "
+                     f"({z:.1f} σ): {'estimated scale kept' if z > n_sigma else 'nominal kept, shift alone'}")
+    if not drop:
+        return replace(reg, notes=list(reg.notes) + notes, scale_kept=tuple(keep))
+    alone = register_energies_similarity(tilts, angles_deg, reference_energy=ref_e, pixel_m=pixel_m,
+                                         exclude=exclude, estimate_scale=False, n_groups=n_groups)
+    offsets, ratios = dict(reg.offsets_px), dict(reg.pixel_ratio)
+    s_off, s_rat = dict(reg.offsets_sigma_px), dict(reg.pixel_ratio_sigma)
+    for e in drop:
+        offsets[e], ratios[e] = alone.offsets_px[e], alone.pixel_ratio[e]
+        s_off[e], s_rat[e] = alone.offsets_sigma_px[e], 0.0
+    return replace(reg, offsets_px=offsets, pixel_ratio=ratios, offsets_sigma_px=s_off, pixel_ratio_sigma=s_rat,
+                   scale_estimated=bool(keep), notes=list(reg.notes) + notes, scale_kept=tuple(keep))
