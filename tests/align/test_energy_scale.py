@@ -128,7 +128,7 @@ def test_auto_rule_keeps_a_significant_scale_and_drops_a_null_one():
 def test_report_shows_the_energy_registration_table():
     from chemtomo.report.html import energy_registration_table
 
-    tilts, angles, truth = _pair()
+    tilts, angles, _ = _pair()
     r = register_energies_similarity(tilts, angles, n_groups=4)
     html = energy_registration_table(r.as_attrs())
     assert html.count("<tr>") == 3  # header, reference, 708.2 eV

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from .register import _correlation_peak, _cross_power, register_common_translation, register_translation
+from .register import _cross_power, register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
@@ -337,7 +337,7 @@ def _fine_peak(xpow: np.ndarray, up: int) -> np.ndarray:
     fy = np.fft.ifftshift(np.arange(ny) - ny // 2)
     fx = np.fft.ifftshift(np.arange(nx) - nx // 2)
     u = np.arange(15) - 7
-    for stage in (10, int(up)) if int(up) > 10 else (int(up),):
+    for stage in (10, up) if up > 10 else (up,):
         if stage <= 1:
             break
         qy, qx = peak[0] + u / stage, peak[1] + u / stage
