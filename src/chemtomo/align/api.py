@@ -136,11 +136,20 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         raise InputError(f"estimate_energy_scale must be True, False or 'auto', got {estimate_energy_scale!r}")
     reg = None
     if len(energies) > 1 and estimate_energy_scale:
-        reg = register_energies_similarity(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
-                                           exclude=excluded.keys(), n_groups=min(6, usable))
-        if estimate_energy_scale == "auto":
-            reg = keep_significant_scale(reg, tilts, angles, pixel_m=pixel_m, exclude=excluded.keys(),
-                                         n_groups=min(6, usable))
+        try:
+            reg = register_energies_similarity(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
+                                               exclude=excluded.keys(), n_groups=min(6, usable))
+            if estimate_energy_scale == "auto":
+                reg = keep_significant_scale(reg, tilts, angles, pixel_m=pixel_m, exclude=excluded.keys(),
+                                             n_groups=min(6, usable))
+        except InputError as exc:
+            if estimate_energy_scale is True:
+                raise
+            # "auto": a field the scale cannot be measured on (a few rows, no common structure)
+            # falls back to the offsets alone
+            log.info("energy scale not estimated (%s); registering offsets only", exc)
+            reg = None
+    if reg is not None:
         log.info("%s", reg.summary())
         offsets, ratios = reg.offsets_px, reg.pixel_ratio
     elif len(energies) > 1:
