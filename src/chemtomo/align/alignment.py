@@ -65,6 +65,9 @@ class Alignment:
                          converge, and what was done about it
     history            : list of IterationRecord, the starting point first
     method             : how the parameters were found ("coarse", "reprojection", ...)
+    energy_registration : :class:`~chemtomo.align.energies.EnergyRegistration` or None, what the
+                         energy registration estimated (offsets, pixel ratios, standard errors)
+                         when :func:`~chemtomo.align.align` estimated the scale
     """
 
     shifts_px: np.ndarray
@@ -79,6 +82,7 @@ class Alignment:
     unconverged: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     method: str = ""
+    energy_registration: object = None
 
     @property
     def n_angles(self) -> int:

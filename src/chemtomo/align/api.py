@@ -18,7 +18,8 @@ from ..core.errors import InputError
 from .alignment import Alignment
 from .apply import apply
 from .coarse import coarse_align
-from .energies import _pick_reference, check_tilts, pixel_ratios, register_energies, register_energies_similarity
+from .energies import (_pick_reference, check_tilts, keep_significant_scale, pixel_ratios, register_energies,
+                       register_energies_similarity)
 from .reprojection import ReprojectionOptions, reprojection_align
 from .tilt_axis import estimate_tilt_axis
 
@@ -63,7 +64,7 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
           iterations: int = 20, algorithm: str = "sirt", tol_px: float = 0.01,
           similarity: bool = True, options: ReprojectionOptions | None = None,
           progress: Callable[[int, int], None] | None = None, client=None,
-          estimate_energy_scale: bool = False, tilt_axis: bool = False) -> Alignment:
+          estimate_energy_scale: bool | str = False, tilt_axis: bool = False) -> Alignment:
     """Align a spectro-tomographic tilt series: per-angle similarity transforms + energy offsets.
 
     Parameters
@@ -86,13 +87,15 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
     options : ReprojectionOptions, optional
         The remaining settings of the reprojection alignment.
     progress : callable(iteration, total), optional
-    estimate_energy_scale : bool
-        Estimate each energy's pixel-size ratio to the reference as well as its offset
+    estimate_energy_scale : bool or "auto"
+        True: estimate each energy's pixel-size ratio to the reference as well as its offset
         (:func:`~.energies.register_energies_similarity`; ``pixel_m``, if given, is the nominal
         size it corrects). For optics whose magnification changes with energy; on the held-out
-        series of ``benchmarks/energy_registration.py`` (0.6–1.5 % pixel-size changes) it cut the
-        registration error from 0.27 px to 0.013–0.101 px (median 0.044). The estimate and its
-        standard errors are logged at INFO level (logger ``chemtomo.align.api``).
+        series of ``benchmarks/energy_registration.py`` (0.6–1.5 % pixel-size changes) it cuts the
+        registration error from 0.27 px to ≤ 0.05 px. "auto": estimate it, and keep an energy's
+        estimated ratio only where it differs from the nominal by more than 3 standard errors
+        (else the nominal ratio is kept and the offset is estimated alone). The estimate is in
+        ``Alignment.energy_registration`` and logged at INFO level (logger ``chemtomo.align.api``).
     tilt_axis : bool
         Estimate the in-plane angle of the rotation axis after the coarse alignment
         (:func:`~.tilt_axis.estimate_tilt_axis`) and start the reprojection alignment from it;
@@ -101,7 +104,7 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         The reprojection alignment keeps the common rotation of all projections where its start
         put it (near 0° the data fix it only weakly), so without this an axis that is a few
         degrees off the detector's y axis stays off. On etspy's measured HAADF-STEM series (axis
-        ≈ 3° off) it is what makes chemtomo's alignment better than etspy's
+        ≈ 2.4° off) it takes chemtomo's residual from 1.06× to 0.98× etspy's
         (``benchmarks/stem_measured.py``).
     client : distributed.Client, optional
         Run the reconstructions and registrations of the reprojection alignment as Dask tasks
@@ -140,9 +143,24 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         raise InputError(f"tilts: only {usable} of {n} projections are usable (excluded: "
                          f"{dict(sorted(excluded.items()))}); at least 3 are needed to align")
 
+    if estimate_energy_scale not in (True, False, "auto"):
+        raise InputError(f"estimate_energy_scale must be True, False or 'auto', got {estimate_energy_scale!r}")
+    reg = None
     if len(energies) > 1 and estimate_energy_scale:
-        reg = register_energies_similarity(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
-                                           exclude=excluded.keys(), n_groups=min(6, usable))
+        try:
+            reg = register_energies_similarity(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
+                                               exclude=excluded.keys(), n_groups=min(6, usable))
+            if estimate_energy_scale == "auto":
+                reg = keep_significant_scale(reg, tilts, angles, pixel_m=pixel_m, exclude=excluded.keys(),
+                                             n_groups=min(6, usable))
+        except InputError as exc:
+            if estimate_energy_scale is True:
+                raise
+            # "auto": a field the scale cannot be measured on (a few rows, no common structure)
+            # falls back to the offsets alone
+            log.info("energy scale not estimated (%s); registering offsets only", exc)
+            reg = None
+    if reg is not None:
         log.info("%s", reg.summary())
         offsets, ratios = reg.offsets_px, reg.pixel_ratio
     elif len(energies) > 1:
@@ -162,7 +180,7 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
 
     coarse = coarse_align(combined, angles, exclude=bad)
     coarse = replace(coarse, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
-                     reference_energy=float(ref_e), excluded=dict(excluded))
+                     reference_energy=float(ref_e), excluded=dict(excluded), energy_registration=reg)
     if tilt_axis:
         phi, _ = estimate_tilt_axis(combined, angles, coarse.shifts_px, exclude=bad,
                                     binning=2 if min(ny, nx) >= 64 else 1)
@@ -183,4 +201,4 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
             result = reprojection_align(combined, angles, init=start, options=opts,
                                         exclude=excluded, progress=progress, client=client)
     return replace(result, energy_offsets_px=offsets, energy_pixel_ratio=ratios,
-                   reference_energy=float(ref_e))
+                   reference_energy=float(ref_e), energy_registration=reg)

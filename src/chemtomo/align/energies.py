@@ -32,17 +32,17 @@ the phantoms' to ≤ 0.05 px (as without it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from .register import _correlation_peak, _cross_power, register_common_translation, register_translation
+from .register import _cross_power, register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
-           "resample_to_reference", "check_tilts"]
+           "keep_significant_scale", "resample_to_reference", "check_tilts"]
 
 _FILTERS = ("none", "highpass", "gradient")
 _COMBINE = ("joint", "median")
@@ -114,13 +114,17 @@ def resample_to_reference(tilt, pixel_ratio: float, *, out_shape: tuple[int, int
                                    prefilter=order > 1, output=np.float32)
 
 
-def _sample_weighted(tilt: np.ndarray, n_sigma: float = 6.0) -> np.ndarray:
-    """Each (ny, nx) image times a soft support of its sample: 0 at the median, 1 at n_sigma robust σ above."""
+def _support(tilt: np.ndarray, n_sigma: float = 6.0) -> np.ndarray:
+    """Soft support of each (ny, nx) image's sample: 0 at the median, 1 at n_sigma robust σ above."""
     smooth = ndimage.gaussian_filter(tilt, (0, 1, 1))
     med = np.median(smooth, axis=(1, 2), keepdims=True)
     sigma = 1.4826 * np.median(np.abs(smooth - med), axis=(1, 2), keepdims=True)
-    support = np.clip((smooth - med) / (n_sigma * sigma + 1e-12), 0.0, 1.0)
-    return (tilt * support).astype(np.float32)
+    return np.clip((smooth - med) / (n_sigma * sigma + 1e-12), 0.0, 1.0).astype(np.float32)
+
+
+def _sample_weighted(tilt: np.ndarray, n_sigma: float = 6.0) -> np.ndarray:
+    """Each (ny, nx) image times a soft support of its sample (:func:`_support`)."""
+    return (tilt * _support(tilt, n_sigma)).astype(np.float32)
 
 
 def _edges(tilt, kind: str, sigma_px: float = 1.0) -> np.ndarray:
@@ -243,6 +247,10 @@ class EnergyRegistration:
         Standard error of the pixel ratio (same jackknife).
     scale_estimated : bool
         Whether the pixel ratio was estimated (True) or only taken from ``pixel_m``.
+    notes : list of str
+        What was decided (e.g. by :func:`keep_significant_scale`).
+    scale_kept : tuple of energies or None
+        The energies whose estimated ratio is used (None: all when ``scale_estimated``).
     """
 
     reference_energy: float
@@ -252,6 +260,7 @@ class EnergyRegistration:
     pixel_ratio_sigma: dict
     scale_estimated: bool = True
     notes: list = field(default_factory=list)
+    scale_kept: tuple | None = None
 
     def summary(self) -> str:
         """One line per energy: offset ± σ (px), pixel ratio ± σ."""
@@ -263,7 +272,21 @@ class EnergyRegistration:
             k, sk = self.pixel_ratio[e], self.pixel_ratio_sigma[e]
             lines.append(f"  {float(e):g} eV: dy {o[0]:+.3f} ± {so[0]:.3f} px, dx {o[1]:+.3f} ± {so[1]:.3f} px, "
                          f"pixel ratio {k:.5f} ± {sk:.5f}")
+        lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def as_attrs(self) -> dict:
+        """JSON-ready record for a store's attributes: per energy (key ``str(eV)``) the offset,
+        pixel ratio and their standard errors, and whether the scale was kept."""
+        out = {}
+        for e in sorted(self.offsets_px, key=float):
+            out[f"{float(e):g}"] = {
+                "offset_px": [float(v) for v in self.offsets_px[e]],
+                "offset_sigma_px": [float(v) for v in self.offsets_sigma_px[e]],
+                "pixel_ratio": float(self.pixel_ratio[e]),
+                "pixel_ratio_sigma": float(self.pixel_ratio_sigma[e]),
+                "scale_kept": bool(e in self.scale_kept) if self.scale_kept is not None else self.scale_estimated}
+        return {"reference_energy_eV": self.reference_energy, "energies": out, "notes": list(self.notes)}
 
 
 def _warp_similarity(stack: np.ndarray, s: float, t) -> np.ndarray:
@@ -298,14 +321,45 @@ def _patch_grid(ny: int, nx: int, n_side: int | None = None, fraction: float | N
     return out
 
 
+def _fine_peak(xpow: np.ndarray, up: int) -> np.ndarray:
+    """Peak (2,) of the inverse DFT of one pooled cross-power (ny, nx), refined to 1/``up`` px.
+
+    The same peak as :func:`.register._correlation_peak` (integer peak, then the upsampled DFT
+    about it, Guizar-Sicairos et al. 2008), in two stages of 15 × 15 samples (1/10 px, then
+    1/``up`` px) instead of one of 1.5 ``up`` squared: the Newton iteration evaluates ~25
+    patches a dozen times per energy, and this is 50× less arithmetic at ``up`` = 100.
+    """
+    ny, nx = xpow.shape
+    corr = np.abs(np.fft.ifft2(xpow))
+    peak = np.array(np.unravel_index(int(corr.argmax()), (ny, nx)), np.float64)
+    size = np.array([ny, nx], np.float64)
+    peak = np.where(peak > size // 2, peak - size, peak)
+    fy = np.fft.ifftshift(np.arange(ny) - ny // 2)
+    fx = np.fft.ifftshift(np.arange(nx) - nx // 2)
+    u = np.arange(15) - 7
+    for stage in (10, up) if up > 10 else (up,):
+        if stage <= 1:
+            break
+        qy, qx = peak[0] + u / stage, peak[1] + u / stage
+        ky = np.exp(2j * np.pi / ny * qy[:, None] * fy[None, :])
+        kx = np.exp(2j * np.pi / nx * fx[:, None] * qx[None, :])
+        local = np.abs(ky @ xpow @ kx)
+        iy, ix = np.unravel_index(int(local.argmax()), local.shape)
+        peak = np.array([qy[iy], qx[ix]])
+    return peak
+
+
 def _common_translation(ref, mov, upsample: int, f0: float) -> np.ndarray:
-    """Joint phase correlation, its pooled cross-power weighted by exp(−f²/2f0²) when f0 > 0."""
-    if not f0:
-        return register_common_translation(ref, mov, upsample=upsample)
-    xp = _cross_power(np.asarray(ref, np.float32), np.asarray(mov, np.float32), upsample, True, "phase")
-    ny, nx = ref.shape[-2:]
-    f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2
-    return _correlation_peak((xp * np.exp(-f2 / (2.0 * f0 ** 2))).sum(axis=0, keepdims=True), int(upsample))[0]
+    """Joint phase correlation over all angles, its pooled cross-power weighted by
+    exp(−f²/2f0²) when f0 > 0 (the translation taking ``mov`` onto ``ref``, as
+    :func:`.register.register_common_translation`)."""
+    xp = _cross_power(np.asarray(ref, np.float32), np.asarray(mov, np.float32), upsample, True,
+                      "phase").sum(axis=0)
+    if f0:
+        ny, nx = ref.shape[-2:]
+        f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2
+        xp = xp * np.exp(-f2 / (2.0 * f0 ** 2))
+    return _fine_peak(xp, int(upsample))
 
 
 def _fit_similarity(ref, mov, weight, upsample, scale: bool):
@@ -313,13 +367,14 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool):
 
     Each patch's common translation over all angles (joint phase correlation) is its local
     displacement ``d_j ≈ δt + δs · p_j`` at its centre p_j (offset from the field centre). δs is
-    the weighted least-squares slope, δt its intercept (the caller refines the offset last from
-    the whole field). Patches are weighted by their gradient energy Σ|∇ref|² (a translation
+    the weighted least-squares slope (the intercept is not used: δt is the whole field's joint
+    phase correlation). Patches are weighted by their gradient energy Σ|∇ref|² (a translation
     estimate's Cramér–Rao variance is inversely proportional to it); patches without sample
     support (``weight``) are skipped.
     """
+    dt = _common_translation(ref, mov, upsample, 0.0)
     if not scale:
-        return 0.0, register_common_translation(ref, mov, upsample=upsample)
+        return 0.0, dt
     ny, nx = ref.shape[-2:]
     gy, gx = np.gradient(ref, axis=(1, 2))
     gweight = gy * gy + gx * gx
@@ -340,30 +395,78 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool):
             w.append(wj)
     a, d, w = np.array(rows), np.array(d), np.sqrt(np.array(w))
     if a.shape[0] < 6:
-        return 0.0, register_common_translation(ref, mov, upsample=upsample)
+        return 0.0, dt
     sol = np.linalg.lstsq(a * w[:, None], d * w, rcond=None)[0]
-    return float(sol[2]), sol[:2]
+    return float(sol[2]), dt
 
 
-def _estimate_pair(ref, mov_nominal, weight, *, scale: bool, upsample: int, iterations: int,
-                   start=(1.0, np.zeros(2))):
-    """(s, t): ``mov_nominal(c + s (x − c) + t)`` ≈ ``ref(x)``, by iterated residual fits."""
-    s, t = float(start[0]), np.asarray(start[1], np.float64).copy()
-    for _ in range(iterations):
-        warped = _warp_similarity(mov_nominal, s, t)
-        ds, dt = _fit_similarity(ref, warped, weight, upsample, scale)
-        # x → x + dt + ds (x − c) composed into the warp: s ← s (1 + ds), t ← t + s dt
-        t = t + s * np.asarray(dt)
-        s = s * (1.0 + ds)
-    # the translation last, on the final scale, from the whole field
-    warped = _warp_similarity(mov_nominal, s, t)
-    t = t + s * register_common_translation(ref, warped, upsample=upsample)
-    return s, t
+def _residual(ref, mov, support, weight, p, *, scale: bool, upsample: int) -> np.ndarray:
+    """The measured residual (δs, δty, δtx) of ``mov`` warped by p = (s, ty, tx) against ``ref``.
+
+    ``support`` (the reference's soft sample support, (n, ny, nx) or None) multiplies the warped
+    moving images, so both sides carry the same weighting at the same place; ``ref`` is already
+    weighted by it.
+    """
+    warped = _warp_similarity(mov, p[0], p[1:])
+    if support is not None:
+        warped = warped * support
+    ds, dt = _fit_similarity(ref, warped, weight, upsample, scale)
+    return np.array([ds, dt[0], dt[1]]) if scale else np.asarray(dt, np.float64)
+
+
+# finite-difference steps of the Jacobian: scale, then translation (px); a few 1/upsample steps
+# of the translation estimate, small against the residual's linear range (~0.5 px at the edge)
+_FD_STEP = (0.004, 0.25)
+
+
+def _estimate_pair(ref, mov, support, weight, *, scale: bool, upsample: int, iterations: int,
+                   tol_px: float = 1e-3):
+    """(p, J): ``mov(c + s (x − c) + t)`` ≈ ``ref(x)`` with p = (s, ty, tx) (or (ty, tx)).
+
+    The phase-correlation measurement of the residual (:func:`_residual`) is the fixed-point
+    function F(p), zero at the estimate. Its gain is below 1 (0.5 for the scale measured on the
+    held-out series: the patches' windows and the common support are fixed features that pull
+    each measurement towards "no change"), so plain fixed-point iteration converges slowly and a
+    few iterations stop short of the estimate (the former 3 iterations left the largest scale
+    change 0.002–0.006 short). So the Jacobian J = ∂F/∂p is measured once by finite differences
+    and Newton steps p ← p − J⁻¹F(p) are taken until the step moves the field by less than
+    ``tol_px`` (at most ``iterations`` steps). J is returned for the linearised jackknife.
+    """
+    ny, nx = ref.shape[-2:]
+    radius = 0.5 * float(np.hypot(ny, nx))
+    # one plain step first (from the identity) to be within the linear range
+    p = np.array([1.0, 0.0, 0.0])
+    f = _residual(ref, mov, support, weight, p, scale=scale, upsample=upsample)
+    p = np.array([1.0 + f[0], f[1], f[2]]) if scale else np.array([1.0, f[0], f[1]])
+    free = [0, 1, 2] if scale else [1, 2]
+    steps = np.array([_FD_STEP[0], _FD_STEP[1], _FD_STEP[1]])
+
+    def F(q):
+        return _residual(ref, mov, support, weight, q, scale=scale, upsample=upsample)
+
+    f = F(p)
+    jac = np.empty((len(free), len(free)))
+    for j, k in enumerate(free):
+        q = p.copy()
+        q[k] += steps[k]
+        jac[:, j] = (F(q) - f) / steps[k]
+    if not np.all(np.isfinite(jac)) or abs(np.linalg.det(jac)) < 1e-12:
+        raise InputError("register_energies_similarity: the registration's response to a change of "
+                         "scale or shift is singular (no structure common to the energies?); "
+                         "pass estimate_scale=False or pixel_m")
+    for _ in range(int(iterations)):
+        dp = -np.linalg.solve(jac, f)
+        p[free] += dp
+        f = F(p)
+        moved = (abs(dp[0]) * radius if scale else 0.0) + float(np.abs(dp[-2:]).max())
+        if moved < tol_px:
+            break
+    return p, jac
 
 
 def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
                                  exclude=None, estimate_scale: bool = True, air_weight: bool = True,
-                                 upsample: int = 100, iterations: int = 3,
+                                 upsample: int = 100, iterations: int = 6,
                                  n_groups: int = 6) -> EnergyRegistration:
     """Offset AND pixel-size ratio of every energy's tilt series from the reference's, with errors.
 
@@ -375,20 +478,22 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     ``raw_E(c + k_E (x − c + o_E))`` ≈ ``raw_ref(x)`` at every angle (one ``k_E``, one ``o_E``,
     the :class:`~chemtomo.align.Alignment` convention) and both are estimated:
 
-    1. after resampling to the nominal pixel size (``pixel_m``), the local translation of a 3×3
-       grid of overlapping half-field patches is measured by joint phase correlation over all
-       angles; its slope against the patch centre is the scale, its intercept the shift (weighted
-       least squares, weights the sample support in the patch);
-    2. the moving series is warped by the estimate (cubic spline) and step 1 repeated on the
-       residual (``iterations`` times); the offset is refined last from the whole field;
+    1. after resampling to the nominal pixel size (``pixel_m``), the moving series is warped by a
+       trial (scale, shift) and the residual measured: the local translation of a 5×5 grid of
+       overlapping patches by joint phase correlation over all angles gives the residual scale
+       (slope against the patch centres), the whole field's joint phase correlation the residual
+       shift; both sides carry the reference's soft sample support (one support: a support of
+       each energy's own image fades the rim by a noise-dependent amount, which reads as a scale);
+    2. the estimate is the zero of that residual, by Newton steps with a Jacobian measured once by
+       finite differences (each measurement recovers only about half of a scale error, so plain
+       iteration converges slowly; see :func:`_estimate_pair`);
     3. the standard errors come from a delete-one-group jackknife over ``n_groups`` interleaved
-       groups of angles (each group's estimate starts from the full estimate).
+       groups of angles (each group's estimate one Newton step from the full estimate).
 
-    Measured on ten held-out series (``benchmarks/energy_registration.py``): 0.013–0.101 px RMS
-    over the field (median 0.044) where ignoring the scale gives 0.27 px. The scale of a 1.5 %
-    change is pulled towards 1 by 0.002–0.006 (phase correlation's bias in patches; it is there
-    without noise), which the jackknife does not see: its errors are the repeatability over
-    angles, not the accuracy.
+    Measured on twenty held-out series (``benchmarks/energy_registration.py``, seeds 100–109 and
+    200–209): ≤ 0.05 px RMS over the field on every one (docs/results/fidelity.md), where ignoring
+    the scale gives 0.27 px. The jackknife errors are the repeatability over angles; the offsets
+    also carry a contrast-dependent bias of phase correlation (≈ 0.02 px) that they do not see.
 
     Parameters
     ----------
@@ -398,7 +503,7 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     estimate_scale : bool
         False: offsets only (as :func:`register_energies`), still with standard errors.
     iterations : int
-        Residual fits (≥ 1).
+        Newton steps at most (≥ 1; they stop when a step moves the field by < 0.001 px).
     n_groups : int
         Jackknife groups (≥ 2; 0 skips the standard errors, reported as NaN).
 
@@ -421,26 +526,35 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     if idx.size < max(3, int(n_groups)):
         raise InputError(f"register_energies_similarity: {idx.size} usable projections; at least "
                          f"{max(3, int(n_groups))} are needed (one per jackknife group)")
-    prep = _sample_weighted if air_weight else (lambda x: x)
     ref_raw = np.nan_to_num(np.asarray(tilts[ref_e], np.float32)[idx])
-    ref = prep(ref_raw)
-    weight = ref if air_weight else np.abs(ref)
-    weight = np.clip(weight, 0.0, None)
+    # one support, the reference's, weights both sides at the same place: a support computed from
+    # each energy's own image depends on its noise (the ramp is n σ wide) and shrinks the sample
+    # by a noise-dependent amount, which reads as a scale (measured: −0.005 on the pixel ratio of
+    # the noisiest held-out energy, OD noise 0.02, mean over noise draws; 0.000 without noise)
+    support = _support(ref_raw) if air_weight else None
+    ref = ref_raw * support if air_weight else ref_raw
+    weight = np.clip(ref if air_weight else np.abs(ref), 0.0, None)
     offsets, ratios, s_off, s_rat = {ref_e: np.zeros(2)}, {ref_e: 1.0}, {ref_e: np.zeros(2)}, {ref_e: 0.0}
     groups = [np.arange(idx.size)[g::int(n_groups)] for g in range(int(n_groups))] if n_groups else []
+    free = [0, 1, 2] if estimate_scale else [1, 2]
     for e in energies:
         if e == ref_e:
             continue
         mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), nominal[e],
                                     order=3)[idx]
-        mov = prep(mov)
-        s, t = _estimate_pair(ref, mov, weight, scale=estimate_scale, upsample=upsample,
-                              iterations=int(iterations))
+        p, jac = _estimate_pair(ref, mov, support, weight, scale=estimate_scale, upsample=upsample,
+                                iterations=int(iterations))
+        s, t = float(p[0]), p[1:]
         jack = []
         for g in groups:
+            # linearised jackknife: one Newton step from the full estimate with the full data's
+            # Jacobian, on the angles outside group g
             keep = np.setdiff1d(np.arange(idx.size), g)
-            jack.append(_estimate_pair(ref[keep], mov[keep], weight[keep], scale=estimate_scale,
-                                       upsample=upsample, iterations=1, start=(s, t)))
+            f = _residual(ref[keep], mov[keep], None if support is None else support[keep], weight[keep], p,
+                          scale=estimate_scale, upsample=upsample)
+            pg = p.copy()
+            pg[free] -= np.linalg.solve(jac, f)
+            jack.append((float(pg[0]), pg[1:]))
         # Alignment convention: raw_E(c + k0 (s (x − c) + t)) = raw_E(c + k0 s (x − c + t / s))
         offsets[e] = t / s
         ratios[e] = nominal[e] * s
@@ -455,3 +569,38 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     return EnergyRegistration(reference_energy=float(ref_e), offsets_px=offsets, pixel_ratio=ratios,
                               offsets_sigma_px=s_off, pixel_ratio_sigma=s_rat,
                               scale_estimated=bool(estimate_scale))
+
+
+def keep_significant_scale(reg: EnergyRegistration, tilts, angles_deg, *, pixel_m=None, exclude=None,
+                           n_groups: int = 6, n_sigma: float = 3.0) -> EnergyRegistration:
+    """The documented rule of ``align(..., estimate_energy_scale="auto")``.
+
+    An energy keeps its estimated pixel ratio only where it differs from the nominal one (from
+    ``pixel_m``, else 1) by more than ``n_sigma`` standard errors; the others keep the nominal
+    ratio and their offset is re-estimated alone (a scale that is not resolved only adds its
+    noise to the offsets). With ptychography's known pixel sizes the residual scale is usually
+    not significant and the result equals the shift-only registration.
+    """
+    ref_e = reg.reference_energy
+    energies = sorted(reg.offsets_px, key=float)
+    nominal = pixel_ratios(energies, _pick_reference(energies, ref_e), pixel_m)
+    keep, drop, notes = [], [], []
+    for e in energies:
+        if abs(float(e) - ref_e) < 1e-3:
+            continue
+        k, sk = reg.pixel_ratio[e], reg.pixel_ratio_sigma[e]
+        z = abs(k - nominal[e]) / sk if np.isfinite(sk) and sk > 0 else np.inf
+        (keep if z > n_sigma else drop).append(e)
+        notes.append(f"{float(e):g} eV: pixel ratio {k:.5f} ± {sk:.5f} against the nominal {nominal[e]:.5f} "
+                     f"({z:.1f} σ): {'estimated scale kept' if z > n_sigma else 'nominal kept, shift alone'}")
+    if not drop:
+        return replace(reg, notes=list(reg.notes) + notes, scale_kept=tuple(keep))
+    alone = register_energies_similarity(tilts, angles_deg, reference_energy=ref_e, pixel_m=pixel_m,
+                                         exclude=exclude, estimate_scale=False, n_groups=n_groups)
+    offsets, ratios = dict(reg.offsets_px), dict(reg.pixel_ratio)
+    s_off, s_rat = dict(reg.offsets_sigma_px), dict(reg.pixel_ratio_sigma)
+    for e in drop:
+        offsets[e], ratios[e] = alone.offsets_px[e], alone.pixel_ratio[e]
+        s_off[e], s_rat[e] = alone.offsets_sigma_px[e], 0.0
+    return replace(reg, offsets_px=offsets, pixel_ratio=ratios, offsets_sigma_px=s_off, pixel_ratio_sigma=s_rat,
+                   scale_estimated=bool(keep), notes=list(reg.notes) + notes, scale_kept=tuple(keep))

@@ -239,6 +239,7 @@ def aligned_tilt_series(store: RunStore) -> dict[float, np.ndarray]:
     al = Alignment(shifts_px=store.read("alignment/shifts_px"), rotation_deg=store.read("alignment/rotation_deg"),
                    scale=store.read("alignment/scale"),
                    energy_offsets_px={float(e): np.asarray(v, float) for e, v in g["energy_offsets_px"].items()},
+                   energy_pixel_ratio={float(e): float(v) for e, v in g.get("energy_pixel_ratio", {}).items()},
                    angles_deg=np.asarray(g["angles_deg"]), reference_energy=float(t["reference_energy_eV"]),
                    method=g.get("method", ""))
     return {float(e): apply(store.read(f"tiltseries/{energy_key(e)}"), al, float(e)) for e in t["energies_eV"]}

@@ -94,6 +94,10 @@ class AlignConfig:
     binned_iterations: int = _f(3, "Outer iterations on 2×2-binned data first (0: none); each is about 8× cheaper and they "
                                    "remove the bulk of the misalignment.", low=0, high=100)
     reference_energy: float = _f(0.0, "Energy (eV) whose grid, frame and FSC are the reference; 0: the lowest energy with at least half the strongest mean OD (skips pre-edge energies).", low=0.0)
+    energy_scale: str = _f("auto", "Pixel-size ratio between energies (the zone plate's magnification changes with energy): 'auto' estimates it "
+                                   "with the offsets and keeps it for an energy only where it differs from the nominal (ptychography's pixel "
+                                   "size) by more than 3 standard errors; 'on' always keeps the estimate; 'off' registers offsets only.",
+                           choices=("auto", "on", "off"))
 
 
 @dataclass(frozen=True)

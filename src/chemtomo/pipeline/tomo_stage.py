@@ -100,7 +100,8 @@ def run_align(ctx: RunContext) -> dict:
         result = None
         arrays = {"shifts_px": np.zeros((n, 2)), "rotation_deg": np.zeros(n), "scale": np.ones(n)}
         offsets = {energy_key(e): [0.0, 0.0] for e in tilts}
-        attrs = {"method": "none", "excluded": {}, "energy_offsets_px": offsets}
+        attrs = {"method": "none", "excluded": {}, "energy_offsets_px": offsets,
+                 "energy_pixel_ratio": {energy_key(e): 1.0 for e in tilts}}
     else:
         bar = ctx.progress("alignment (iterations)")
         seen = [0, cfg.iterations]
@@ -114,6 +115,7 @@ def run_align(ctx: RunContext) -> dict:
         result = align(tilts, angles, reference_energy=ref_e, method=cfg.method, iterations=cfg.iterations,
                        algorithm=cfg.algorithm, tol_px=cfg.tol_px, similarity=cfg.similarity, options=options,
                        progress=progress,
+                       estimate_energy_scale={"auto": "auto", "on": True, "off": False}[cfg.energy_scale],
                        # on a cluster (compute.scheduler) the loop's reconstructions and registrations are
                        # Dask tasks; locally the compiled kernels already use every core in this process
                        client=ctx.client if ctx.config.compute.scheduler else None)
@@ -128,7 +130,10 @@ def run_align(ctx: RunContext) -> dict:
         offsets = {energy_key(e): np.asarray(v, float).tolist() for e, v in result.energy_offsets_px.items()}
         attrs = {"method": result.method, "excluded": {str(k): v for k, v in result.excluded.items()},
                  "unconverged": {str(k): v for k, v in result.unconverged.items()},
-                 "energy_offsets_px": offsets}
+                 "energy_offsets_px": offsets,
+                 "energy_pixel_ratio": {energy_key(e): float(result.energy_pixel_ratio.get(e, 1.0)) for e in tilts}}
+        if result.energy_registration is not None:
+            attrs["energy_registration"] = result.energy_registration.as_attrs()
     attrs.update(reference_energy_eV=ref_e, angles_deg=angles.tolist())
     ctx.store.write_group("alignment", arrays, attrs=attrs)
     resid = arrays.get("residual_history")
@@ -144,7 +149,8 @@ def load_alignment(ctx: RunContext):
     g = ctx.store.group_attrs("alignment")
     tilts_attrs = ctx.store.group_attrs("tiltseries")
     offsets = {float(e): np.asarray(v, float) for e, v in g["energy_offsets_px"].items()}
-    return Alignment(shifts_px=ctx.store.read("alignment/shifts_px"),
+    ratios = {float(e): float(v) for e, v in g.get("energy_pixel_ratio", {}).items()}
+    return Alignment(energy_pixel_ratio=ratios, shifts_px=ctx.store.read("alignment/shifts_px"),
                      rotation_deg=ctx.store.read("alignment/rotation_deg"),
                      scale=ctx.store.read("alignment/scale"), energy_offsets_px=offsets,
                      angles_deg=np.asarray(g["angles_deg"]),

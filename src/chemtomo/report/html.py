@@ -164,7 +164,29 @@ def _section_alignment(store: RunStore) -> str:
     text = (f"<p>Method: {html.escape(g.get('method', ''))}. Per-energy offsets (dy, dx): {offs}. "
             f"Excluded projections: {len(excl)}"
             + ("".join(f"<br/>angle #{k}: {html.escape(str(v))}" for k, v in excl.items())) + "</p>")
-    return text + _negative_od_text(store) + _png(fig)
+    return text + energy_registration_table(g.get("energy_registration")) + _negative_od_text(store) + _png(fig)
+
+
+def energy_registration_table(reg: dict | None) -> str:
+    """HTML table of the energy registration's estimate: energy, pixel ratio ± σ, offset ± σ.
+
+    ``reg`` is the ``energy_registration`` attribute of the alignment group
+    (:meth:`chemtomo.align.energies.EnergyRegistration.as_attrs`); "" when there is none.
+    """
+    if not reg or not reg.get("energies"):
+        return ""
+    rows = []
+    for e, r in sorted(reg["energies"].items(), key=lambda kv: float(kv[0])):
+        o, so = r["offset_px"], r["offset_sigma_px"]
+        k, sk = r["pixel_ratio"], r["pixel_ratio_sigma"]
+        ref = abs(float(e) - float(reg["reference_energy_eV"])) < 1e-3
+        kept = "reference" if ref else ("estimated" if r.get("scale_kept") else "nominal (not significant)")
+        rows.append(f"<tr><td>{float(e):g}</td><td>{k:.5f} ± {sk:.5f}</td><td>{kept}</td>"
+                    f"<td>{o[0]:+.3f} ± {so[0]:.3f}</td><td>{o[1]:+.3f} ± {so[1]:.3f}</td></tr>")
+    return ("<p>Energy registration (pixel-size ratio p<sub>ref</sub>/p<sub>E</sub> and offset onto the reference "
+            "energy; ± one standard error, jackknife over groups of angles):</p>"
+            "<table><tr><th>energy (eV)</th><th>pixel ratio</th><th>scale used</th><th>dy (px)</th><th>dx (px)</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def negative_od_shares(store: RunStore) -> dict[str, tuple[float, float]] | None:
