@@ -15,9 +15,12 @@ Each iteration visits all frames in mini-batches. For a batch of frames j:
 
        ΔO = Σ_j P_j* χ_j / (Σ_j |P_j|² + δ_O),   ΔP = Σ_j O_j* χ_j / (Σ_j |O_j|² + δ_P)
 
-   with ``δ = reg · max(·)`` (``dose_regularisation``: reg 0.1 at high counts, up to 0.5 at a few
-   counts per pixel; the direction is the least-squares one where the illumination is strong and
-   a damped gradient where it is weak).
+   with ``δ = reg · max(·)``, reg = 1 by default: the direction is the least-squares one where
+   the illumination is strong and a damped gradient (``P* χ / max|P|²``, ePIE's) where it is
+   weak, so the probe's dim, noisy tails take small steps. Measured on the regime matrix
+   (seed 0): reg 1 against 0.1 lowers the OD error at 10⁴ photons per frame from 0.82 to 0.75
+   (Gaussian probe) and from 1.61 to 1.09 (pinhole with background), and costs ≤ 4 % at 10⁶;
+   ``dose_regularisation`` (0.1–0.5 from the counts) was tried and lost to the constant.
 3. **Optimal step lengths** for every frame (paper eq. 27): ``(α_O,j, α_P,j)`` minimise
    ``Σ_r |χ_j − α_O ΔO_j P_j − α_P ΔP O_j|²``, a 2×2 linear system per frame (solved in closed
    form, a little Tikhonov damping on its diagonal, steps clipped to [0, 1]; with the probe fixed
@@ -147,10 +150,10 @@ def dose_regularisation(model) -> float:
     return float(np.clip(1.0 / np.sqrt(max(mean, 1e-12)), 0.1, 0.5))
 
 
-def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, reg: float | None = None,
-              damping: float = 0.1) -> None:
-    """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None is
-    ``dose_regularisation``."""
+def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, reg: float | None = 1.0,
+              damping: float = 0.1, probe_beta: float = 1.0) -> None:
+    """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None uses
+    ``dose_regularisation``; ``probe_beta`` scales the probe's step (1: the optimal one)."""
     model = run.model
     n = model.n_frames
     if reg is None:
@@ -193,7 +196,7 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, 
             step_map = weight / (obj_den + np.float32(1e-30))
             st.obj = (st.obj + np.float32(beta) * step_map * d_obj).astype(np.complex64)
             if do_probe:
-                run.set_probe(st.probe + np.float32(beta * float(np.mean(alpha_p))) * d_probe)
+                run.set_probe(st.probe + np.float32(probe_beta * beta * float(np.mean(alpha_p))) * d_probe)
         if run.refine_background:
             run.background_update(ratio_sum, n)
         if steps is not None:
