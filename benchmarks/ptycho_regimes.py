@@ -6,7 +6,8 @@ Each cell is a scan simulated here with ``chemtomo.simulate.ptychography`` (Pois
 shifts the phase, with an area of air. Cells vary
 
 * the probe: a defocused zone plate with a central stop (``chemtomo.ptycho.zone_plate_probe``),
-  a Gaussian with a curved (quadratic) phase front, a pinhole propagated out of focus;
+  a Gaussian with a curved (quadratic) phase front, a pinhole propagated out of focus, the probe
+  reconstructed from the measured Siemens star (``star_probe``);
 * the probe guess handed to the reconstruction (the file's probe): the truth ("exact"), the truth
   propagated until its overlap with the truth is 0.9 ("defocus", as a previous reconstruction
   at another focus gives), the truth stretched 2× ("broad"), a flat disc of the nominal diameter
@@ -14,7 +15,11 @@ shifts the phase, with an area of air. Cells vary
 * the dose (photons per frame, 1e4 .. 1e9), the frame size (64², a few 128², one 256²), the scan
   step as a fraction of the probe diameter (0.15 .. 0.6), a static background (2 photons/pixel)
   and position errors (the file's positions off by 1 px rms). The raster has random offsets of up
-  to ±0.15 step (whole pixels), as real stages give.
+  to ±0.15 step (whole pixels), as real stages give;
+* two cells are the pipeline's own scans (``simulate_dataset("demo")``: LiFePO4/FePO4 plates,
+  zone plate, its dose, background, dead pixels, recorded positions off the actual ones).
+
+Each axis value appears in at least two cells (not the Cartesian product); 256² frames once.
 
 The probe diameter is ``2·sqrt(2 <r²>)`` of its intensity (the diameter of a flat disc with the
 same second moment). Every reconstruction starts from unit transmission and the guess, runs on
@@ -25,7 +30,13 @@ one core, ``frc=False``. Codes:
   itself, iterations a maximum);
 * ``textbook``: plain ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)) written below,
   60 iterations, one frame at a time in a random order, object and probe updated from the start;
-* PtyLab mPIE and pty-chi LSQML are not installed here (no torch), so they are not in the table.
+* ``PtyLab mPIE`` and ``pty-chi LSQML`` (where installed): the drivers of ``_anchors_ptycho.py``,
+  50 iterations from the same guess scaled to the counts, whole-pixel positions.
+
+Two tables: the error at the end (chemtomo codes stop by themselves), and the error of the
+object at the end of the first iteration past a fixed time (2 s per 49 frames of 64², scaled by
+frames × pixels; start-up included). The default is chosen on seed 0; the table is printed for
+``--seed`` (default 1, held out).
 
 Error: OD = −2 ln|T| on the region lit by at least 25 % of the peak summed probe intensity, after
 a 1/20-pixel registration of the complex images; the best constant OD offset removed (the air
@@ -33,9 +44,10 @@ reference of each code differs); RMS of the OD difference over the truth's OD sp
 its mean). 0 is perfect, 1 is no information. A cell's best is the lowest over all codes; the
 last columns give the default's ratio to it (goal ≤ 1.05).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/ptycho_regimes.py [--cells 0 3 5] [--algos default RAAR:200]
+    PYTHONPATH=src .venv/bin/python benchmarks/ptycho_regimes.py [--cells 0 3 5] [--algos default RAAR:200] [--seed 1]
 
-Not a test; not run in CI. About 5 minutes on a busy 2-core machine.
+Not a test; not run in CI. All 24 cells and 12 codes take over an hour on a busy 2-core machine:
+give ``--cells`` and ``--algos`` (docs/results/ptychography.md has the command used).
 """
 
 from __future__ import annotations

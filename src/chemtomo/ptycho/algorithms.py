@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import numpy as np
-
 from ..core.errors import InputError
 from .dm import run_dm
 from .engine import Run
