@@ -109,12 +109,12 @@ def amplitude_cost(model, obj: np.ndarray, probes: np.ndarray, frames: np.ndarra
                    *, gradient: bool = False):
     """The amplitude likelihood ``L = Σ_jq v_q (|Ψ_jq| − √I_jq)²`` of ``frames`` (module docstring)
     and, with ``gradient=True``, its Wirtinger gradients ``∂L/∂O*`` (oy, ox) and ``∂L/∂P*``
-    (n_bins, n_modes, h, w; per shift bin, in each bin's coordinates). Single mode, no background
-    (the form the solver's direction is derived from; used by the gradient test).
+    (n_bins, n_modes, h, w; per shift bin, in each bin's coordinates). Single mode; ``background``
+    is not used (the background-free form the solver's direction is derived from; used by the
+    gradient test).
     """
     buf = np.empty((len(frames), model.n_modes, model.h, model.w), np.complex64)
     model.exit_waves(buf, obj, probes, frames)
-    psi = buf.copy()
     far = model.fft_inplace(buf)
     amp = model.amplitude[frames][:, None]
     mag = np.abs(far)
@@ -124,7 +124,6 @@ def amplitude_cost(model, obj: np.ndarray, probes: np.ndarray, frames: np.ndarra
     # ∂L/∂Ψ* = (|Ψ| − √I) Ψ/|Ψ| = Ψ − √I Ψ/|Ψ|; back through the unitary F and ψ = P·O_j.
     g_far = np.where(model.validf > 0, far - amp * far / np.maximum(mag, 1e-30), 0).astype(np.complex64)
     g_psi = np.ascontiguousarray(model.ifft_inplace(g_far), dtype=np.complex64)
-    del psi
     g_obj, _, g_probe, _ = model.accumulate(g_psi, obj, probes, frames, do_probe=True)
     return cost, g_obj, g_probe
 
