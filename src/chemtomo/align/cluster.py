@@ -53,6 +53,8 @@ __all__ = ["ClusterLevel", "REGISTER_TASKS_PER_THREAD"]
 
 #: registration tasks per worker thread and outer iteration (see the module's docstring)
 REGISTER_TASKS_PER_THREAD = 6
+#: projections per registration call inside a task (see ``_register_block``)
+REGISTER_CHUNK = 4
 
 
 def _threads(client) -> int:
@@ -70,9 +72,25 @@ def _recon_project_block(block, angles_use, angles_target, algorithm, iterations
 
 def _register_block(i0, i1, tilt, window, init, similarity, max_iter, *parts):
     """Register raw projections ``i0:i1`` (``tilt``) onto their reprojections, assembled from the
-    slice blocks' reprojections ``parts`` (each (n_angles, rows, nx)); a Dask task."""
+    slice blocks' reprojections ``parts`` (each (n_angles, rows, nx)); a Dask task.
+
+    The fits run ``REGISTER_CHUNK`` projections at a time: each projection's fit is independent
+    (the same result as one call), and a few projections' float64 Jacobian (6 values per pixel)
+    stays in the cache where 14 do not (paper size: 1.9 MiB a projection). Measured on 56
+    projections of the paper preset in one process: 22 ms a projection in chunks of 4 against
+    29–34 ms in chunks of 14–28, and more so when two workers share the cache.
+    """
     reproj = np.concatenate([np.asarray(p[i0:i1]) for p in parts], axis=1).astype(np.float32, copy=False)
-    return register_similarity(reproj, tilt, init=init, weight=window, similarity=similarity, max_iter=max_iter)
+    n = i1 - i0
+    fits = [register_similarity(reproj[a:a + REGISTER_CHUNK], tilt[a:a + REGISTER_CHUNK],
+                                init=tuple(np.asarray(p[a:a + REGISTER_CHUNK]) for p in init), weight=window,
+                                similarity=similarity, max_iter=max_iter)
+            for a in range(0, n, REGISTER_CHUNK)]
+    if len(fits) == 1:
+        return fits[0]
+    cat = {name: np.concatenate([getattr(f, name) for f in fits])
+           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
 
 
 class ClusterLevel:
