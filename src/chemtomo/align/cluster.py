@@ -77,8 +77,8 @@ def _register_block(i0, i1, tilt, window, init, similarity, max_iter, *parts):
     The fits run ``REGISTER_CHUNK`` projections at a time: each projection's fit is independent
     (the same result as one call), and a few projections' float64 Jacobian (6 values per pixel)
     stays in the cache where 14 do not (paper size: 1.9 MiB a projection). Measured on 56
-    projections of the paper preset in one process: 22 ms a projection in chunks of 4 against
-    29–34 ms in chunks of 14–28, and more so when two workers share the cache.
+    projections of the paper preset in one process (two passes each, a loaded machine): 1.2 s
+    in chunks of 4 against 1.8–1.9 s in chunks of 14 and 1.6–2.6 s in chunks of 28.
     """
     reproj = np.concatenate([np.asarray(p[i0:i1]) for p in parts], axis=1).astype(np.float32, copy=False)
     n = i1 - i0
