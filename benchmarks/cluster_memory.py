@@ -41,7 +41,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cluster_client import CLIENT  # noqa: E402  (the counted client, shared with that benchmark)
+from cluster_client import CLIENT  # the counted client, shared with that benchmark
 
 WORKER_ENV = {"CHEMTOMO_FFT_WORKERS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 MIB = 2**20
@@ -92,7 +92,7 @@ def _dask(*args: str, env=None, log=None) -> subprocess.Popen:
 
 def run_once(manifest: Path, out: Path, shared: bool, overrides: dict, memory_limit: str, tmp: Path) -> dict:
     env = dict(os.environ, **WORKER_ENV)
-    slog = open(tmp / "scheduler.log", "w")
+    slog = open(tmp / "scheduler.log", "w")  # noqa: SIM115 (the scheduler's log for its whole life)
     sched = _dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", log=slog)
     address = None
     for _ in range(600):
@@ -105,7 +105,7 @@ def run_once(manifest: Path, out: Path, shared: bool, overrides: dict, memory_li
         sched.kill()
         raise SystemExit("dask scheduler did not start: " + (tmp / "scheduler.log").read_text()[-2000:])
     workers = [_dask("worker", address, "--nthreads", "1", "--memory-limit", memory_limit, "--no-dashboard",
-                     "--local-directory", str(tmp / f"w{k}"), env=env, log=open(tmp / f"worker{k}.log", "w"))
+                     "--local-directory", str(tmp / f"w{k}"), env=env, log=open(tmp / f"worker{k}.log", "w"))  # noqa: SIM115
                for k in range(2)]
     procs = {f"worker {k}": psutil.Process(w.pid) for k, w in enumerate(workers)}
     try:
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="2GiB")
     ap.add_argument("--out", type=Path, default=Path("/tmp/chemtomo-memory"))
     args = ap.parse_args()
-    overrides = dict((kv.split("=", 1)[0], _value(kv.split("=", 1)[1])) for kv in args.set)
+    overrides = {kv.split("=", 1)[0]: _value(kv.split("=", 1)[1]) for kv in args.set}
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for shared in args.shared:

@@ -210,7 +210,6 @@ def _support_update(shape, new, old, reproj):
 
     Returns (n,) float64, pixels; 0 for an angle whose support is empty.
     """
-    ny, nx = shape
     a = np.abs(reproj)
     support = a > 0.1 * a.max(axis=(1, 2), keepdims=True)
     vy, vx = grid(shape)
