@@ -9,7 +9,8 @@ Every stage is one of three shapes:
   blocks per worker, but never fewer than ``MIN_SLICES`` slices a block) and a farm of
   registrations (six tasks per worker, at least one angle each), then the client's own serial
   work (warp, gauge removal, support update) and the transfer of the warped projections out
-  and the reprojections back and out again;
+  and the reprojections back (the registration tasks take the reprojections from the workers
+  that made them, not through the client: issue 25);
 - **client serial** (reading the projections into tilt series, energy registration, coarse
   alignment, FSC, chemistry, particles, report): on the client whatever W is.
 
@@ -95,7 +96,7 @@ def predict(workers: int, energies: int, task_s: dict, shared_storage: bool = Tr
         angles = max(1, math.ceil(N_ANGLES / (REGISTER_PER_WORKER * workers)))
         reg_tasks = math.ceil(N_ANGLES / angles)
         it = (farm(blocks, slices * per_slice * recon_f * (2 if k == 0 else 1), workers, 2 * proj_bytes * pix_f)
-              + farm(reg_tasks, angles * per_angle * pix_f, workers, proj_bytes * pix_f))
+              + farm(reg_tasks, angles * per_angle * pix_f, workers, 0.0))  # reprojections: worker to worker
         align += n_it * it
     out["align"] = align
     # reconstruction: blocks of 16 slices per energy; tilt blocks out, volume blocks back (or not)

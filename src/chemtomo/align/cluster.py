@@ -6,9 +6,13 @@ On a cluster (``client=``) the reconstruction and reprojection run as tasks over
 (slices are independent problems in parallel-beam geometry) and the registrations as tasks over
 blocks of angles (each projection's fit is independent). What travels, per outer iteration:
 
-- client → workers: the warped projections (one slice block per task) and the reprojections
-  (one angle block per registration task): ``2 · n·ny·nx`` float32 values;
-- workers → client: the reprojections, and each registration's few numbers per angle.
+- client → workers: the warped projections (one slice block per task): ``n·ny·nx`` float32
+  values;
+- workers → client: the reprojections, and each registration's few numbers per angle;
+- worker → worker: the reprojections, to the registration tasks (each worker fetches the slice
+  blocks it lacks once per iteration). The registration tasks depend on the reconstruction tasks
+  directly, so they run while the client receives the reprojections: no round trip through the
+  client between the two steps (before: gather, concatenate, send back, then register).
 
 What does not travel any more:
 
@@ -49,6 +53,8 @@ __all__ = ["ClusterLevel", "REGISTER_TASKS_PER_THREAD"]
 
 #: registration tasks per worker thread and outer iteration (see the module's docstring)
 REGISTER_TASKS_PER_THREAD = 6
+#: projections per registration call inside a task (see ``_register_block``)
+REGISTER_CHUNK = 4
 
 
 def _threads(client) -> int:
@@ -62,6 +68,29 @@ def _recon_project_block(block, angles_use, angles_target, algorithm, iterations
     extra = {"x0": previous[0]} if previous is not None else {}
     volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
     return volume, tomo.project(volume, angles_target, nu=nx)
+
+
+def _register_block(i0, i1, tilt, window, init, similarity, max_iter, *parts):
+    """Register raw projections ``i0:i1`` (``tilt``) onto their reprojections, assembled from the
+    slice blocks' reprojections ``parts`` (each (n_angles, rows, nx)); a Dask task.
+
+    The fits run ``REGISTER_CHUNK`` projections at a time: each projection's fit is independent
+    (the same result as one call), and a few projections' float64 Jacobian (6 values per pixel)
+    stays in the cache where 14 do not (paper size: 1.9 MiB a projection). Measured on 56
+    projections of the paper preset in one process (two passes each, a loaded machine): 1.2 s
+    in chunks of 4 against 1.8–1.9 s in chunks of 14 and 1.6–2.6 s in chunks of 28.
+    """
+    reproj = np.concatenate([np.asarray(p[i0:i1]) for p in parts], axis=1).astype(np.float32, copy=False)
+    n = i1 - i0
+    fits = [register_similarity(reproj[a:a + REGISTER_CHUNK], tilt[a:a + REGISTER_CHUNK],
+                                init=tuple(np.asarray(p[a:a + REGISTER_CHUNK]) for p in init), weight=window,
+                                similarity=similarity, max_iter=max_iter)
+            for a in range(0, n, REGISTER_CHUNK)]
+    if len(fits) == 1:
+        return fits[0]
+    cat = {name: np.concatenate([getattr(f, name) for f in fits])
+           for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
+    return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
 
 
 class ClusterLevel:
@@ -91,10 +120,19 @@ class ClusterLevel:
         self.window = client.scatter(np.asarray(window), broadcast=True)
         self.volumes = None  # futures of each slice block's (volume, reprojection), on the workers
 
-    def reference(self, aligned: np.ndarray, angles_deg: np.ndarray, keep: np.ndarray, opts, nx: int) -> np.ndarray:
-        """Reprojections (n_angles, ny, nx) of the volume reconstructed from ``aligned[keep]``,
-        warm-started (``opts.warm_start``) from the last call's volume, which never leaves the
-        workers."""
+    def iterate(self, aligned: np.ndarray, angles_deg: np.ndarray, keep: np.ndarray, params, opts,
+                nx: int) -> tuple[np.ndarray, SimilarityFit]:
+        """One outer iteration's heavy steps: the reprojections (n_angles, ny, nx) of the volume
+        reconstructed from ``aligned[keep]`` (warm-started, ``opts.warm_start``, from the last
+        call's volume, which never leaves the workers), and the similarity registration of every
+        raw projection onto its reprojection, started from ``params``.
+
+        The registration tasks depend on the slice blocks' reprojections directly: they start on
+        the workers as soon as the reconstruction ends, taking the pieces they need from the
+        workers that made them, while the client receives the reprojections (which it needs for
+        the update's support and the restarts) at the same time. No step waits for a round trip
+        through the client between the reconstruction and the registration.
+        """
         a_use = angles_deg[keep]
         workers = sorted(self.client.scheduler_info()["workers"])
         futures = []
@@ -106,20 +144,15 @@ class ClusterLevel:
                                               a_use, angles_deg, opts.algorithm, opts.recon_iterations, previous,
                                               nx, pure=False, workers=[workers[k % len(workers)]],
                                               allow_other_workers=True))
-        reproj = self.client.gather([self.client.submit(operator.getitem, f, 1, pure=False) for f in futures])
-        self.volumes = futures  # the last iteration's are released here: their successors hold the warm start
-        return np.concatenate(reproj, axis=1).astype(np.float32, copy=False)
-
-    def register(self, reproj: np.ndarray, params, opts) -> SimilarityFit:
-        """:func:`~.register.register_similarity` of every raw projection onto its reprojection,
-        as tasks over blocks of angles, started from ``params``."""
-        futures = []
+        parts = [self.client.submit(operator.getitem, f, 1, pure=False) for f in futures]
+        fits = []
         for (i0, i1), tilt in zip(self.angle_blocks, self.tilt):
             init = tuple(np.asarray(p[i0:i1]) for p in params)
-            futures.append(self.client.submit(register_similarity, np.ascontiguousarray(reproj[i0:i1]), tilt,
-                                              init=init, weight=self.window, similarity=opts.similarity,
-                                              max_iter=opts.register_iter, pure=False))
-        fits = self.client.gather(futures)
+            fits.append(self.client.submit(_register_block, i0, i1, tilt, self.window, init, opts.similarity,
+                                           opts.register_iter, *parts, pure=False))
+        reproj = np.concatenate(self.client.gather(parts), axis=1).astype(np.float32, copy=False)
+        self.volumes = futures  # the last iteration's are released here: their successors hold the warm start
+        fits = self.client.gather(fits)
         cat = {name: np.concatenate([getattr(f, name) for f in fits])
                for name in ("shifts_px", "rotation_deg", "scale", "gain", "offset", "residual", "converged")}
-        return SimilarityFit(**cat, iterations=max(f.iterations for f in fits))
+        return reproj, SimilarityFit(**cat, iterations=max(f.iterations for f in fits))

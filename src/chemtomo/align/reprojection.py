@@ -41,7 +41,7 @@ from ..core.errors import InputError
 from .alignment import Alignment, IterationRecord
 from .cluster import ClusterLevel
 from .register import SimilarityFit, edge_window, register_similarity, register_translation
-from .transform import raw_coordinates, remove_gauge, warp
+from .transform import grid, remove_gauge, warp
 
 __all__ = ["reprojection_align", "ReprojectionOptions"]
 
@@ -198,13 +198,48 @@ def _support_update(shape, new, old, reproj):
     """Per angle, RMS displacement between two transforms over the sample's support (pixels
     where the reprojection exceeds a tenth of its maximum): how far the *content* moved. Over the
     whole field, rotation about the centre and translation trade off where there is nothing to
-    see, and the field's empty corners would dominate."""
-    support = np.abs(reproj) > 0.1 * np.abs(reproj).max(axis=(1, 2), keepdims=True)
-    qa = raw_coordinates(shape, *new)
-    qb = raw_coordinates(shape, *old)
-    d2 = ((qa - qb) ** 2).sum(axis=0)
-    count = np.maximum(support.sum(axis=(1, 2)), 1)
-    return np.sqrt((d2 * support).sum(axis=(1, 2)) / count)
+    see, and the field's empty corners would dominate.
+
+    Both transforms are affine in the pixel offset ``v`` from the centre (``q = c + M v + t``),
+    so the displacement is ``d(v) = D v + e`` with ``D = M_new − M_old`` and ``e = t_new − t_old``,
+    and its mean square over the support follows exactly from the support's mean ``m`` and
+    covariance ``C``: ``tr(D C Dᵀ) + |D m + e|²`` (two non-negative terms, no cancellation). This
+    needs only the support's first and second moments, not the (2, n, ny, nx) coordinate arrays
+    of both transforms: on the paper preset it was about 1 s of the client's serial time per outer
+    iteration.
+
+    Returns (n,) float64, pixels; 0 for an angle whose support is empty.
+    """
+    a = np.abs(reproj)
+    support = a > 0.1 * a.max(axis=(1, 2), keepdims=True)
+    vy, vx = grid(shape)
+    count = support.sum(axis=(1, 2)).astype(np.float64)
+    ys = support.sum(axis=2).astype(np.float64)  # (n, ny) support pixels per row
+    xs = support.sum(axis=1).astype(np.float64)  # (n, nx) per column
+    cy, cx = vy[:, 0], vx[0]
+    safe = np.maximum(count, 1.0)
+    my = ys @ cy / safe
+    mx = xs @ cx / safe
+    # second moments about the mean (float64; the offsets are at most half the field)
+    syy = ys @ (cy * cy) / safe - my * my
+    sxx = xs @ (cx * cx) / safe - mx * mx
+
+    def matrix(params):
+        phi = np.deg2rad(np.asarray(params[1], np.float64).reshape(-1))
+        s = np.asarray(params[2], np.float64).reshape(-1)
+        return s * np.cos(phi), s * np.sin(phi), np.asarray(params[0], np.float64).reshape(-1, 2)
+
+    ca, sa, ta = matrix(new)
+    cb, sb, tb = matrix(old)
+    dc, ds = ca - cb, sa - sb
+    e = ta - tb
+    # D = [[dc, −ds], [ds, dc]] on (vy, vx) has DᵀD = (dc² + ds²)·I, so tr(D C Dᵀ) = (dc² + ds²)·tr(C)
+    # (the covariance's off-diagonal term drops out)
+    trace = (dc * dc + ds * ds) * (syy + sxx)
+    mean_y = dc * my - ds * mx + e[:, 0]
+    mean_x = ds * my + dc * mx + e[:, 1]
+    ms = trace + mean_y * mean_y + mean_x * mean_x
+    return np.where(count > 0, np.sqrt(np.maximum(ms, 0.0)), 0.0)
 
 
 def _neighbour_scores(residual, angles_deg, keep):
@@ -296,8 +331,7 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
         # gives them no weight, so material pushed out of the field does not vanish from the volume
         aligned = warp(tilt, *params, fill=np.nan)
         if level is not None:
-            reproj = level.reference(aligned, angles_deg, keep, opts, nx)
-            fit = level.register(reproj, params, opts)
+            reproj, fit = level.iterate(aligned, angles_deg, keep, params, opts, nx)
         else:
             reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
             fit = _register_chunked(reproj, tilt, params, window, opts)
