@@ -60,6 +60,9 @@ def test_no_probe_or_one_scan_leaves_the_objects_alone():
     assert np.array_equal(probe_frame_shifts([np.zeros((0, 0, 0), np.complex64)] * 3), np.zeros((3, 2)))
     assert np.array_equal(probe_frame_shifts([probe[None]]), np.zeros((1, 2)))
     assert shift_transmission(obj, (0.0, 0.0)) is obj
+    # a probe moved by far more than a drift (a failed scan) is not "corrected"
+    far = [probe[None], probe[None], np.roll(probe, 9, axis=1)[None]]
+    assert np.array_equal(probe_frame_shifts(far)[2], np.zeros(2))
 
 
 @pytest.mark.parametrize("n_modes", [2])

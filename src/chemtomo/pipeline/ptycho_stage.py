@@ -146,7 +146,7 @@ def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m
     return float(max(hy, 1) * pixel_m), float(max(hx, 1) * pixel_m)
 
 
-def probe_frame_shifts(probes: list[np.ndarray], upsample: int = 100) -> np.ndarray:
+def probe_frame_shifts(probes: list[np.ndarray], upsample: int = 100, max_px: float = 1.0) -> np.ndarray:
     """Per scan: the shift (dy, dx), pixels, that brings its reconstructed probe onto the scans' mean
     probe, ``(n_scans, 2)`` (zeros for scans without a probe).
 
@@ -158,6 +158,8 @@ def probe_frame_shifts(probes: list[np.ndarray], upsample: int = 100) -> np.ndar
     the volume's error grows by it. Every scan of one energy is lit by the same optics, so the
     drift is measured on the probe (the modes' summed intensity, registered to the mean of all
     scans by upsampled cross-correlation) and undone on the object (:func:`shift_transmission`).
+    A shift over ``max_px`` is not such a drift (a probe that changed, or a failed scan) and is
+    left at zero.
     """
     from skimage.registration import phase_cross_correlation
 
@@ -171,7 +173,7 @@ def probe_frame_shifts(probes: list[np.ndarray], upsample: int = 100) -> np.ndar
         if a is not None:
             shift, _, _ = phase_cross_correlation(ref, a.astype(np.float64), upsample_factor=upsample,
                                                   normalization=None)
-            out[i] = shift
+            out[i] = shift if np.abs(shift).max() <= max_px else 0.0
     return out
 
 
