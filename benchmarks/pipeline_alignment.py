@@ -33,8 +33,8 @@ projection's content against where the truth puts it, and the pipeline's error m
     PYTHONPATH=src .venv/bin/python benchmarks/pipeline_alignment.py [--seeds 11 12] [--preset demo]
         [--out /tmp/pipealign] [--keep]
 
-The demo preset takes about 3–5 minutes per seed on 2 cores (ptychography of 62 scans is most
-of it). Not a test; not run in CI.
+The demo preset takes about 4 minutes per seed on 2 free cores (ptychography of 62 scans is
+most of it; 18 minutes at load average 15–20). Not a test; not run in CI.
 """
 
 from __future__ import annotations
