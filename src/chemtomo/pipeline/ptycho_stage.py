@@ -18,7 +18,7 @@ from ..io.store import energy_key
 from .context import RunContext, file_fingerprint, stable_hash
 
 __all__ = ["run_ptycho", "plan_object_shapes", "reconstruct_scan_file", "frc_indices", "detector_summary",
-           "detector_totals"]
+           "detector_totals", "probe_frame_shifts", "shift_transmission"]
 
 
 def _read_options(ctx: RunContext) -> dict:
@@ -146,6 +146,46 @@ def _illuminated_half_extent(positions_m: np.ndarray, probe: np.ndarray, pixel_m
     return float(max(hy, 1) * pixel_m), float(max(hx, 1) * pixel_m)
 
 
+def probe_frame_shifts(probes: list[np.ndarray], upsample: int = 100, max_px: float = 1.0) -> np.ndarray:
+    """Per scan: the shift (dy, dx), pixels, that brings its reconstructed probe onto the scans' mean
+    probe, ``(n_scans, 2)`` (zeros for scans without a probe).
+
+    Far-field data do not fix where a reconstruction puts its frame: a probe ``P(r − d)`` with an
+    object ``O(r − d)`` gives the same diffraction patterns as ``P(r)`` with ``O(r)`` (the exit
+    wave only moves, which changes no intensity). Each scan's solver drifts a little along this
+    freedom, so its object sits a fraction of a pixel off where its positions put it, by a
+    different amount in every scan: to the alignment that is misalignment, which it follows, and
+    the volume's error grows by it. Every scan of one energy is lit by the same optics, so the
+    drift is measured on the probe (the modes' summed intensity, registered to the mean of all
+    scans by upsampled cross-correlation) and undone on the object (:func:`shift_transmission`).
+    A shift over ``max_px`` is not such a drift (a probe that changed, or a failed scan) and is
+    left at zero.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    amps = [np.sqrt((np.abs(p) ** 2).sum(axis=0)) if p.size else None for p in probes]
+    have = [a for a in amps if a is not None]
+    out = np.zeros((len(probes), 2))
+    if len(have) < 2 or len({a.shape for a in have}) != 1:
+        return out
+    ref = np.mean(have, axis=0).astype(np.float64)
+    for i, a in enumerate(amps):
+        if a is not None:
+            shift, _, _ = phase_cross_correlation(ref, a.astype(np.float64), upsample_factor=upsample,
+                                                  normalization=None)
+            out[i] = shift if np.abs(shift).max() <= max_px else 0.0
+    return out
+
+
+def shift_transmission(t: np.ndarray, shift_px) -> np.ndarray:
+    """Complex transmission (oy, ox) moved by ``shift_px`` (dy, dx) pixels, by an exact Fourier shift
+    (periodic: what wraps round is the unlit margin, which the tilt-series stage crops away)."""
+    if not np.any(np.asarray(shift_px)):
+        return t
+    spectrum = ndimage.fourier_shift(np.fft.fft2(t), shift_px)
+    return np.fft.ifft2(spectrum).astype(np.complex64)
+
+
 def frc_indices(n_angles: int, n_frc: int) -> set[int]:
     """Which of ``n_angles`` projections get a split-half FRC: ``n_frc`` evenly spaced ones, away
     from the ends of the tilt range (high tilts image a thicker sample), the middle one included
@@ -229,7 +269,10 @@ def run_ptycho(ctx: RunContext) -> dict:
         ek = energy_key(energy)
         keys = [j[0] for j in jobs if j[2] == energy]
         parts = [ctx.store.load_partial("ptycho", k) for k in keys]
-        stack = np.stack([p[0]["transmission"] for p in parts]).astype(np.complex64)
+        # each scan's frame drift (probe and object moved together) undone: probe_frame_shifts
+        drift = probe_frame_shifts([p[0]["probe"] for p in parts])
+        stack = np.stack([shift_transmission(p[0]["transmission"], d) for p, d in zip(parts, drift)]
+                         ).astype(np.complex64)
         metas = [p[1] for p in parts]
         arrays[ek] = stack
         res = np.array([m["resolution_m"] if m["resolution_m"] is not None else np.nan for m in metas])
@@ -238,7 +281,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "final_error": [float(p[0]["errors"][-1]) if p[0]["errors"].size else None
                                            for p in parts],
                            "sources": [r.path for r in refs],
-                           "detector": [m.get("detector") for m in metas]}
+                           "detector": [m.get("detector") for m in metas],
+                           "probe_drift_px": (-drift).tolist()}
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])
         array_attrs[ek]["illuminated_half_extent_m"] = halves.min(axis=0).tolist()
