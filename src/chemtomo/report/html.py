@@ -181,8 +181,9 @@ def energy_registration_table(reg: dict | None) -> str:
         k, sk = r["pixel_ratio"], r["pixel_ratio_sigma"]
         ref = abs(float(e) - float(reg["reference_energy_eV"])) < 1e-3
         kept = "reference" if ref else ("estimated" if r.get("scale_kept") else "nominal (not significant)")
+        pm = [f" ± {v:.3f}" if v is not None else "" for v in so]  # None: offsets-only registration
         rows.append(f"<tr><td>{float(e):g}</td><td>{k:.5f} ± {sk:.5f}</td><td>{kept}</td>"
-                    f"<td>{o[0]:+.3f} ± {so[0]:.3f}</td><td>{o[1]:+.3f} ± {so[1]:.3f}</td></tr>")
+                    f"<td>{o[0]:+.3f}{pm[0]}</td><td>{o[1]:+.3f}{pm[1]}</td></tr>")
     return ("<p>Energy registration (pixel-size ratio p<sub>ref</sub>/p<sub>E</sub> and offset onto the reference "
             "energy; ± one standard error, jackknife over groups of angles):</p>"
             "<table><tr><th>energy (eV)</th><th>pixel ratio</th><th>scale used</th><th>dy (px)</th><th>dx (px)</th></tr>"
