@@ -357,20 +357,22 @@ def component_noise(conc: np.ndarray, density_threshold: float | None = None) ->
     c = np.asarray(conc, np.float32)
     mask = sample_mask(c.sum(axis=0), threshold=density_threshold)
     core = ndimage.binary_erosion(mask)
-    best = math.nan
-    for ck in c:
-        d = []
-        for ax in range(3):
-            a = [slice(None)] * 3
-            b = [slice(None)] * 3
-            a[ax], b[ax] = slice(1, None), slice(None, -1)
-            a, b = tuple(a), tuple(b)
-            d.append((ck[a] - ck[b])[core[a] & core[b]])
-        d = np.concatenate(d)
-        if d.size >= 50:
-            s = float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
-            best = s if not math.isfinite(best) else max(best, s)
-    return best
+    sigmas = [_mad_sigma(np.concatenate([(ck[a] - ck[b])[core[a] & core[b]] for a, b in _FACE_PAIRS]))
+              for ck in c]
+    finite = [s for s in sigmas if math.isfinite(s)]
+    return max(finite) if finite else math.nan
+
+
+#: (later, earlier) slices of every pair of face neighbours of a 3D array, one per axis
+_FACE_PAIRS = tuple((tuple(slice(1, None) if i == ax else slice(None) for i in range(3)),
+                     tuple(slice(None, -1) if i == ax else slice(None) for i in range(3))) for ax in range(3))
+
+
+def _mad_sigma(d: np.ndarray, min_pairs: int = 50) -> float:
+    """σ from neighbour differences d: 1.4826 · median|d| / √2 (MAD); NaN with fewer than ``min_pairs``."""
+    if d.size < min_pairs:
+        return math.nan
+    return float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
 
 
 def fraction_noise(frac: np.ndarray, density: np.ndarray, mask: np.ndarray) -> float:
@@ -388,18 +390,8 @@ def fraction_noise(frac: np.ndarray, density: np.ndarray, mask: np.ndarray) -> f
     core = ndimage.binary_erosion(np.asarray(mask, bool)) & np.isfinite(frac)
     x = np.nan_to_num(frac.astype(np.float64))
     rho = np.clip(density.astype(np.float64), 0.0, None)
-    d = []
-    for ax in range(3):
-        a = [slice(None)] * 3
-        b = [slice(None)] * 3
-        a[ax], b[ax] = slice(1, None), slice(None, -1)
-        a, b = tuple(a), tuple(b)
-        ok = core[a] & core[b]
-        d.append(((x[a] - x[b]) * 0.5 * (rho[a] + rho[b]))[ok])
-    d = np.concatenate(d)
-    if d.size < 50:
-        return math.nan
-    return float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
+    return _mad_sigma(np.concatenate([((x[a] - x[b]) * 0.5 * (rho[a] + rho[b]))[core[a] & core[b]]
+                                      for a, b in _FACE_PAIRS]))
 
 
 def _grad(u: np.ndarray) -> np.ndarray:
