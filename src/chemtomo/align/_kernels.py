@@ -7,6 +7,13 @@ warps of the similarity registration its largest cost. This kernel does the same
 ``out[i, p] = image_i(q[:, i, p])``, with 2D bilinear weights, parallel over the images, with
 ``map_coordinates``' ``mode="constant"`` rule: a point outside ``[0, ny − 1] × [0, nx − 1]``
 takes the fill value, a point inside interpolates between in-range pixels only.
+
+``affine_warp`` is the same pull for the similarity transform of ``transform.py``, with each
+pixel's raw coordinates computed in the loop from the transform's few numbers instead of read
+from a (2, n, ny, nx) float64 coordinate array: at the paper's size that array is 118 MB per
+warp, and building it (``transform.raw_coordinates``) cost five times the interpolation itself.
+The coordinates are computed with the same float64 operations in the same order as
+``raw_coordinates``, so both paths give the same bits.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["bilinear_warp"]
+__all__ = ["bilinear_warp", "affine_warp", "affine_warp3"]
 
 
 @njit(parallel=True, cache=True)
@@ -41,6 +48,121 @@ def _warp(imgs, qy, qx, fill, out):
                 v = ((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
                      + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
                 out[i, a, b] = v
+
+
+@njit(parallel=True, cache=True)
+def _affine(imgs, c0, c1, cosv, sinv, ty, tx, ratio, row0, fill, out):
+    n, ny, nx = imgs.shape
+    my, mx = out.shape[1], out.shape[2]
+    for i in prange(n):
+        img = imgs[i]
+        ci, si, ti, ui = cosv[i], sinv[i], ty[i], tx[i]
+        for a in range(my):
+            vy = (a + row0) - c0
+            for b in range(mx):
+                vx = b - c1
+                # the expression of transform._raw_at, term for term (same rounding)
+                y = c0 + ci * vy - si * vx + ti
+                x = c1 + si * vy + ci * vx + ui
+                if ratio != 1.0:
+                    y = c0 + ratio * (y - c0)
+                    x = c1 + ratio * (x - c1)
+                if not (y >= 0.0 and y <= ny - 1 and x >= 0.0 and x <= nx - 1):
+                    out[i, a, b] = fill
+                    continue
+                y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
+                x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
+                fy = y - y0
+                fx = x - x0
+                y1 = min(y0 + 1, ny - 1)
+                x1 = min(x0 + 1, nx - 1)
+                v = ((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
+                     + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
+                out[i, a, b] = v
+
+
+def affine_warp(images: np.ndarray, shifts_px, rotation_deg, scale, fill: float = 0.0,
+                ratio: float = 1.0, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """``out[i](p) = images[i](c + s_i R(φ_i)(p − c) + t_i)`` bilinearly, then, when ``ratio`` is
+    not 1, about the centre scaled by ``ratio`` (``c + ratio (q − c)``, an energy's pixel ratio).
+
+    images (n, ny, nx); shifts_px (n, 2); rotation_deg, scale (n,). Returns (n, ny, nx) float32,
+    the same bits as ``bilinear_warp(images, raw_coordinates(...))``; with ``rows = (r0, r1)``
+    only the aligned rows ``r0:r1`` (n, r1 − r0, nx), the same bits as those rows of the whole.
+    """
+    imgs = np.ascontiguousarray(images, dtype=np.float32)
+    n, ny, nx = imgs.shape
+    t = np.asarray(shifts_px, dtype=np.float64).reshape(-1, 2)
+    phi = np.deg2rad(np.asarray(rotation_deg, dtype=np.float64)).reshape(-1)
+    s = np.asarray(scale, dtype=np.float64).reshape(-1)
+    cosv = np.ascontiguousarray(np.broadcast_to(s * np.cos(phi), (n,)))
+    sinv = np.ascontiguousarray(np.broadcast_to(s * np.sin(phi), (n,)))
+    ty = np.ascontiguousarray(np.broadcast_to(t[:, 0], (n,)))
+    tx = np.ascontiguousarray(np.broadcast_to(t[:, 1], (n,)))
+    r0, r1 = (0, ny) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= r0 <= r1 <= ny:
+        raise ValueError(f"rows must lie within 0..{ny}, got {rows!r}")
+    out = np.empty((n, r1 - r0, nx), np.float32)
+    _affine(imgs, (ny - 1) / 2.0, (nx - 1) / 2.0, cosv, sinv, ty, tx, float(ratio), r0, np.float32(fill), out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _affine3(imgs, gys, gxs, idx, c0, c1, cosv, sinv, ty, tx, m, my, mx, inside):
+    n, ny, nx = imgs.shape
+    k, oy, ox = m.shape
+    for j in prange(k):
+        i = idx[j]
+        img, gyi, gxi = imgs[i], gys[i], gxs[i]
+        ci, si, ti, ui = cosv[j], sinv[j], ty[j], tx[j]
+        for a in range(oy):
+            vy = a - c0
+            for b in range(ox):
+                vx = b - c1
+                y = c0 + ci * vy - si * vx + ti
+                x = c1 + si * vy + ci * vx + ui
+                if not (y >= 0.0 and y <= ny - 1 and x >= 0.0 and x <= nx - 1):
+                    m[j, a, b] = 0.0
+                    my[j, a, b] = 0.0
+                    mx[j, a, b] = 0.0
+                    inside[j, a, b] = False
+                    continue
+                inside[j, a, b] = True
+                y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
+                x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
+                fy = y - y0
+                fx = x - x0
+                y1 = min(y0 + 1, ny - 1)
+                x1 = min(x0 + 1, nx - 1)
+                # rounded to float32 as bilinear_warp's output is, then widened (same bits)
+                m[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
+                                        + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
+                my[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * gyi[y0, x0] + fx * gyi[y0, x1])
+                                         + fy * ((1.0 - fx) * gyi[y1, x0] + fx * gyi[y1, x1]))
+                mx[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * gxi[y0, x0] + fx * gxi[y0, x1])
+                                         + fy * ((1.0 - fx) * gxi[y1, x0] + fx * gxi[y1, x1]))
+
+
+def affine_warp3(image, grad_y, grad_x, idx, shifts_px, rotation_rad, scale):
+    """The similarity registration's pull: ``image``, ``grad_y`` and ``grad_x`` (each (n, ny, nx)
+    float32) of the images ``idx`` warped with one transform each (``shifts_px`` (k, 2),
+    ``rotation_rad``, ``scale`` (k,)), fill 0, as float64, and the (k, ny, nx) bool mask of the
+    pixels whose source lies inside the raw field. ``idx``: indices or a slice. The same values as three ``bilinear_warp``
+    calls on ``raw_coordinates`` (each rounded to float32) and the mask from those coordinates."""
+    idx = np.arange(image.shape[0])[idx] if isinstance(idx, slice) else np.ascontiguousarray(idx, dtype=np.int64)
+    k = idx.size
+    _, ny, nx = image.shape
+    t = np.asarray(shifts_px, dtype=np.float64).reshape(-1, 2)
+    # radians to degrees and back, as the registration passed degrees to raw_coordinates: same bits
+    phi = np.deg2rad(np.rad2deg(np.asarray(rotation_rad, dtype=np.float64))).reshape(-1)
+    s = np.asarray(scale, dtype=np.float64).reshape(-1)
+    cosv = np.ascontiguousarray(s * np.cos(phi))
+    sinv = np.ascontiguousarray(s * np.sin(phi))
+    m, my, mx = (np.empty((k, ny, nx)) for _ in range(3))
+    inside = np.empty((k, ny, nx), np.bool_)
+    _affine3(image, grad_y, grad_x, idx, (ny - 1) / 2.0, (nx - 1) / 2.0, cosv, sinv,
+             np.ascontiguousarray(t[:, 0]), np.ascontiguousarray(t[:, 1]), m, my, mx, inside)
+    return m, my, mx, inside
 
 
 def bilinear_warp(images: np.ndarray, q: np.ndarray, fill: float = 0.0) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 from ..core.backend import to_numpy
 from ..core.errors import InputError
 from .alignment import Alignment
+from ._kernels import affine_warp
 from .transform import centre, raw_coordinates, warp_stack
 
 __all__ = ["apply"]
@@ -71,6 +72,8 @@ def apply(tilt, alignment: Alignment, energy_eV=None, *, fill: float = 0.0, orde
     offset = np.zeros(2) if key is None else np.asarray(alignment.energy_offsets_px[key], np.float64)
     ratio = 1.0 if key is None else float(alignment.energy_pixel_ratio.get(key, 1.0))
     shifts, rot, scale = alignment.params
+    if order == 1:  # the coordinates computed in the kernel: the same bits as below, without the (2, n, ny, nx) array
+        return affine_warp(t.astype(np.float32, copy=False), shifts + offset[None, :], rot, scale, fill, ratio)
     q = raw_coordinates(t.shape[1:], shifts + offset[None, :], rot, scale)
     if ratio != 1.0:
         c = centre(t.shape)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.fft import fft2, ifft2
+from ._kernels import affine_warp3
 from .transform import grid, raw_coordinates, warp_stack
 
 __all__ = ["register_translation", "register_common_translation", "register_similarity", "SimilarityFit",
@@ -290,7 +291,8 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         params[:, 2] = np.deg2rad(np.asarray(r_i, np.float64).reshape(n))
         params[:, 3] = np.asarray(s_i, np.float64).reshape(n)
 
-    gy, gx = (g.astype(np.float32) for g in np.gradient(mov, axis=(1, 2)))
+    gy, gx = (np.ascontiguousarray(g, dtype=np.float32) for g in np.gradient(mov, axis=(1, 2)))
+    mov32 = np.ascontiguousarray(mov, dtype=np.float32)
     vy, vx = grid((ny, nx))
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
@@ -298,9 +300,9 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
     def evaluate(p, idx):
         """Warped moving image and its gradients, weights, gain/offset, residual and cost of the
         images ``idx`` under the parameters ``p`` (one row per index)."""
-        q = raw_coordinates((ny, nx), p[:, :2], np.rad2deg(p[:, 2]), p[:, 3])
-        m, my, mx = (warp_stack(img[idx], q).astype(np.float64) for img in (mov, gy, gx))
-        inside = ((q[0] >= 0) & (q[0] <= ny - 1) & (q[1] >= 0) & (q[1] <= nx - 1))
+        # one compiled pass: the coordinates in the loop, three pulls, the in-field mask (the same
+        # values as raw_coordinates + three warp_stack calls, without their (2, k, ny, nx) arrays)
+        m, my, mx, inside = affine_warp3(mov32, gy, gx, idx, p[:, :2], p[:, 2], p[:, 3])
         ww = w[None] * inside
         rws = rw[idx]
         # closed-form gain/offset for the current geometry (weighted linear fit)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._kernels import bilinear_warp
+from ._kernels import affine_warp, bilinear_warp
 
 __all__ = [
     "centre", "grid", "raw_coordinates", "warp", "warp_stack", "displacement_px",
@@ -95,6 +95,8 @@ def warp_stack(images, q, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
 def warp(images, shifts_px, rotation_deg, scale, *, order: int = 1, fill: float = 0.0) -> np.ndarray:
     """Aligned stack ``aligned[i](p) = images[i](c + s_i R(φ_i)(p − c) + t_i)`` (bilinear)."""
     imgs = np.asarray(images, dtype=np.float32)
+    if order == 1 and imgs.ndim == 3:  # the coordinates computed in the kernel (same bits, no (2, n, ny, nx) array)
+        return affine_warp(imgs, shifts_px, rotation_deg, scale, fill)
     return warp_stack(imgs, raw_coordinates(imgs.shape[-2:], shifts_px, rotation_deg, scale),
                       order=order, fill=fill)
 
