@@ -6,8 +6,11 @@ On a cluster (``client=``) the reconstruction and reprojection run as tasks over
 (slices are independent problems in parallel-beam geometry) and the registrations as tasks over
 blocks of angles (each projection's fit is independent). What travels, per outer iteration:
 
-- client → workers: the warped projections (one slice block per task): ``n·ny·nx`` float32
-  values;
+- client → workers: the transforms (four numbers per angle). Each slice block's task warps its
+  own rows of every projection from the raw projections already on its worker (the bilinear
+  pull of ``_kernels.affine_warp``, the same bits as the client's ``transform.warp``). Before,
+  the client warped the whole stack and sent it, ``n·ny·nx`` float32 values per iteration (29 MB
+  at the paper's size), and that warp was the largest serial step of the client's loop;
 - workers → client: the reprojections, and each registration's few numbers per angle;
 - worker → worker: the reprojections, to the registration tasks (each worker fetches the slice
   blocks it lacks once per iteration). The registration tasks depend on the reconstruction tasks
@@ -22,7 +25,7 @@ What does not travel any more:
   loop (``ny·nx²`` against ``n·ny·nx`` for the projections: 1.7× at the paper's 158 angles of
   274 px, and it went out and back every iteration);
 - the raw projections and the registration window: scattered once per resolution level, to
-  every worker.
+  every worker (the registrations and the warps of every slice block read them).
 
 If a worker holding a block's volume dies, Dask recomputes it from its lineage (the same
 deterministic tasks), so the result does not change. The price of that lineage: the scheduler
@@ -47,6 +50,7 @@ import operator
 import numpy as np
 
 from .. import tomo
+from ._kernels import affine_warp
 from .register import SimilarityFit, register_similarity
 
 __all__ = ["ClusterLevel", "REGISTER_TASKS_PER_THREAD"]
@@ -61,10 +65,17 @@ def _threads(client) -> int:
     return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
 
 
-def _recon_project_block(block, angles_use, angles_target, algorithm, iterations, previous, nx):
-    """One block of slices: reconstruct from ``block`` (warm-started from ``previous``, the
-    block's ``(volume, reprojection)`` of the last outer iteration, when given) and reproject at
-    ``angles_target``. Returns ``(volume, reprojection)``; a Dask task."""
+def _recon_project_block(rows, angle_blocks, params, keep, angles_use, angles_target, algorithm, iterations,
+                         previous, nx, *tilt):
+    """One block of slices: warp the aligned rows ``rows = (y0, y1)`` of every kept projection
+    from the raw projections ``tilt`` (the level's angle blocks, on every worker) with ``params``
+    (NaN outside the raw field, as ``transform.warp``: the same bits as the client's warp),
+    reconstruct them (warm-started from ``previous``, the block's ``(volume, reprojection)`` of
+    the last outer iteration, when given) and reproject at ``angles_target``. Returns
+    ``(volume, reprojection)``; a Dask task."""
+    shifts, rot, scale = params
+    block = np.concatenate([affine_warp(t, shifts[i0:i1], rot[i0:i1], scale[i0:i1], np.nan, rows=rows)
+                            for (i0, i1), t in zip(angle_blocks, tilt)])[keep]
     extra = {"x0": previous[0]} if previous is not None else {}
     volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
     return volume, tomo.project(volume, angles_target, nu=nx)
@@ -120,10 +131,12 @@ class ClusterLevel:
         self.window = client.scatter(np.asarray(window), broadcast=True)
         self.volumes = None  # futures of each slice block's (volume, reprojection), on the workers
 
-    def iterate(self, aligned: np.ndarray, angles_deg: np.ndarray, keep: np.ndarray, params, opts,
+    def iterate(self, angles_deg: np.ndarray, keep: np.ndarray, params, opts,
                 nx: int) -> tuple[np.ndarray, SimilarityFit]:
         """One outer iteration's heavy steps: the reprojections (n_angles, ny, nx) of the volume
-        reconstructed from ``aligned[keep]`` (warm-started, ``opts.warm_start``, from the last
+        reconstructed from the raw projections warped with ``params``, kept ones only (each slice
+        block's task warps its own rows from the raw projections already on its worker: only the
+        transforms travel, not the warped stack; warm-started, ``opts.warm_start``, from the last
         call's volume, which never leaves the workers), and the similarity registration of every
         raw projection onto its reprojection, started from ``params``.
 
@@ -134,15 +147,16 @@ class ClusterLevel:
         through the client between the reconstruction and the registration.
         """
         a_use = angles_deg[keep]
+        transforms = tuple(np.asarray(p, np.float64) for p in params)
         workers = sorted(self.client.scheduler_info()["workers"])
         futures = []
         for k, (y0, y1) in enumerate(self.slice_blocks):
             previous = self.volumes[k] if opts.warm_start and self.volumes is not None else None
             # block k on worker k mod W, every iteration: the blocks spread evenly and each finds its
             # warm start where it ran before (a preference only: a lost worker's blocks go elsewhere)
-            futures.append(self.client.submit(_recon_project_block, np.ascontiguousarray(aligned[keep, y0:y1]),
+            futures.append(self.client.submit(_recon_project_block, (y0, y1), self.angle_blocks, transforms, keep,
                                               a_use, angles_deg, opts.algorithm, opts.recon_iterations, previous,
-                                              nx, pure=False, workers=[workers[k % len(workers)]],
+                                              nx, *self.tilt, pure=False, workers=[workers[k % len(workers)]],
                                               allow_other_workers=True))
         parts = [self.client.submit(operator.getitem, f, 1, pure=False) for f in futures]
         fits = []

@@ -329,10 +329,10 @@ def _run_level(tilt, angles_deg, params, reference, opts, excluded, history, bin
         keep[list(excluded)] = False
         # rays from outside the measured field are missing (NaN), not empty: the reconstruction
         # gives them no weight, so material pushed out of the field does not vanish from the volume
-        aligned = warp(tilt, *params, fill=np.nan)
-        if level is not None:
-            reproj, fit = level.iterate(aligned, angles_deg, keep, params, opts, nx)
+        if level is not None:  # the workers warp the rows they reconstruct
+            reproj, fit = level.iterate(angles_deg, keep, params, opts, nx)
         else:
+            aligned = warp(tilt, *params, fill=np.nan)
             reproj = _reference(aligned, angles_deg, keep, opts, nx, volumes)
             fit = _register_chunked(reproj, tilt, params, window, opts)
         fit = _restart_stuck(tilt, reproj, angles_deg, keep, fit, window, opts)
