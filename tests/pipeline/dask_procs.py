@@ -94,10 +94,11 @@ class DaskProcesses:
 
     def close(self) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=30)
+            # the whole process group, even when its leader is gone: a nanny killed by a test
+            # leaves its worker process running in the group (it was the leak of earlier runs)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=30)
         self.procs.clear()
