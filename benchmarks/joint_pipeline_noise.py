@@ -202,8 +202,8 @@ def analyse(work: Path, seed: int, noise_seeds) -> list[dict]:
                 "rms": float(np.sqrt(0.5 * (np.mean((fa[ok] - x[ok]) ** 2) + np.mean((fb[ok] - x[ok]) ** 2)))),
                 "soc": (soc_a, soc_b), "seconds": 0.5 * (dta + dtb),
                 "cover": float((on_true & np.isfinite(fa) & np.isfinite(fb)).sum() / on_true.sum())}
-        for name in out:
-            out[name]["soc_dev"] = max(abs(out[name]["soc"][i] - out["two-step"]["soc"][i]) for i in (0, 1))
+        for r in out.values():
+            r["soc_dev"] = max(abs(r["soc"][i] - out["two-step"]["soc"][i]) for i in (0, 1))
         rows.append({"seed": seed, "variant": variant, "align": align, "truth_soc": float(truth.sample.soc),
                      "methods": out, "registration": reg.tolist(), "scored": float(common.sum() / on_true.sum())})
     return rows
