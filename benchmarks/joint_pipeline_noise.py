@@ -30,7 +30,7 @@ methods, both runs) are defined ("cover" is each method's own share of the parti
 Alignment: each run's pipeline estimates its own alignment from its own noisy projections, so
 their difference also lands in (a − b). The table gives the RMS difference of the per-angle
 shifts between the runs (after their mean, a common translation, is removed; and that mean) and
-reports both variants:
+the largest difference of the energy-to-energy offsets; it reports both variants:
 
 - **own alignment**: each run with the alignment its pipeline found (what a user repeating the
   measurement sees: noise of the data and of the alignment);
@@ -229,7 +229,7 @@ def main(argv=None) -> None:
     for s in args.seeds:
         for n in args.noise_seeds:
             ensure_run(args.work, s, n)
-    header = ("| seed | alignment | shift diff RMS / mean px | method | excess noise | ratio | RMS error vs truth "
+    header = ("| seed | alignment | shift diff RMS / mean; energy offset diff, px | method | excess noise | ratio | RMS error vs truth "
               "| ratio | systematic error | ratio | SOC run a / b (truth) | max abs(SOC − two-step) | cover (scored) | time s |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
@@ -240,7 +240,7 @@ def main(argv=None) -> None:
             base = m["two-step"]
             for name, r in m.items():
                 pooled.setdefault((row["variant"], name), []).append(r)
-                print(f"| {s} | {row['variant']} | {a['shift_rms']:.3f} / {a['shift_mean']:.3f} | {name} | "
+                print(f"| {s} | {row['variant']} | {a['shift_rms']:.3f} / {a['shift_mean']:.3f}; {a['offset']:.3f} | {name} | "
                       f"{r['noise']:.4f} | {r['noise'] / base['noise']:.2f} | {r['rms']:.4f} | "
                       f"{r['rms'] / base['rms']:.2f} | {r['bias']:.4f} | {r['bias'] / base['bias']:.2f} | {r['soc'][0]:.4f} / {r['soc'][1]:.4f} ({row['truth_soc']:.4f}) | "
                       f"{r['soc_dev']:.4f} | {r['cover']:.3f} ({row['scored']:.3f}) | {r['seconds']:.1f} |", flush=True)
