@@ -45,8 +45,9 @@ Usage::
 
     PYTHONPATH=src python benchmarks/joint_pipeline_noise.py --work /tmp/jpn            # seeds 0 3
     PYTHONPATH=src python benchmarks/joint_pipeline_noise.py --work /tmp/jpn --seeds 1
+    PYTHONPATH=src python benchmarks/joint_pipeline_noise.py --work /tmp/jpn --seeds 3 --dose 0.25
 
-Missing runs are simulated and run first (``WORK/s{seed}n{noise}/``: ~3 min each on 2 shared
+Missing runs are simulated and run first (``WORK/s{seed}n{noise}[d{dose}]/``: ~3-6 min each on 2 shared
 cores, mostly ptychography); the analysis takes ~1 min per sample seed.
 """
 
@@ -71,13 +72,26 @@ from chemtomo.tomo import reconstruct
 NOISE_SEEDS = (101, 102)
 
 
-def ensure_run(work: Path, seed: int, noise: int) -> Path:
-    """Simulate (sample ``seed``, photon noise ``noise``) and run the pipeline unless it is done."""
-    d = work / f"s{seed}n{noise}"
+def run_dir(work: Path, seed: int, noise: int, dose: float = 1.0) -> Path:
+    """``WORK/s{seed}n{noise}`` (``…d{dose}`` at a dose other than the demo's)."""
+    return work / (f"s{seed}n{noise}" + ("" if dose == 1.0 else f"d{dose:g}"))
+
+
+def ensure_run(work: Path, seed: int, noise: int, dose: float = 1.0) -> Path:
+    """Simulate (sample ``seed``, photon noise ``noise``, ``dose`` × the demo's photons per frame)
+    and run the pipeline on it unless that is done."""
+    d = run_dir(work, seed, noise, dose)
     cli = [sys.executable, "-m", "chemtomo.cli", "--quiet"]
     if not (d / "data" / "manifest.csv").exists():
-        subprocess.run(cli + ["simulate", str(d / "data"), "--preset", "demo", "--seed", str(seed),
-                              "--noise-seed", str(noise)], check=True)
+        if dose == 1.0:
+            subprocess.run(cli + ["simulate", str(d / "data"), "--preset", "demo", "--seed", str(seed),
+                                  "--noise-seed", str(noise)], check=True)
+        else:   # the command line has no dose option: the same simulation with the preset's dose scaled
+            from chemtomo.io.simulated import write_dataset
+            from chemtomo.simulate import PRESETS, simulate_dataset
+
+            write_dataset(d / "data", simulate_dataset("demo", seed=seed, noise_seed=noise,
+                                                       dose_photons=PRESETS["demo"].dose_photons * dose))
     # resumes: a finished run is only checked
     subprocess.run(cli + ["run", str(d / "data" / "manifest.csv"), "--out", str(d / "run.zarr"), "--no-report"],
                    check=True)
@@ -141,13 +155,13 @@ def _on_truth(v, shape, shift):
     return np.where(v < 0, np.nan, v)
 
 
-def analyse(work: Path, seed: int, noise_seeds) -> list[dict]:
+def analyse(work: Path, seed: int, noise_seeds, dose: float = 1.0) -> list[dict]:
     from skimage.registration import phase_cross_correlation
 
     from chemtomo.io.simulated import read_truth
     from chemtomo.pipeline import config_for_manifest
 
-    da, db = (work / f"s{seed}n{n}" for n in noise_seeds)
+    da, db = (run_dir(work, seed, n, dose) for n in noise_seeds)
     cfg = config_for_manifest(da / "data" / "manifest.csv")      # what `chemtomo run MANIFEST` used
     truth = read_truth(da / "data")
     ta, angles, pixel, al_a = load_run(da)
@@ -210,7 +224,7 @@ def analyse(work: Path, seed: int, noise_seeds) -> list[dict]:
                 "cover": float((on_true & np.isfinite(fa) & np.isfinite(fb)).sum() / on_true.sum())}
         for r in out.values():
             r["soc_dev"] = max(abs(r["soc"][i] - out["two-step"]["soc"][i]) for i in (0, 1))
-        rows.append({"seed": seed, "variant": variant, "align": align, "truth_soc": float(truth.sample.soc),
+        rows.append({"seed": seed if dose == 1.0 else f"{seed}, dose × {dose:g}", "variant": variant, "align": align, "truth_soc": float(truth.sample.soc),
                      "methods": out, "registration": reg.tolist(), "scored": float(common.sum() / on_true.sum())})
     return rows
 
@@ -221,6 +235,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 3],
                     help="sample seeds (0: developed on in session 3; 3: not used before)")
     ap.add_argument("--noise-seeds", type=int, nargs=2, default=list(NOISE_SEEDS))
+    ap.add_argument("--dose", type=float, default=1.0,
+                    help="photons per frame as a multiple of the demo preset's (runs in WORK/s{seed}n{noise}d{dose})")
     args = ap.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cores (shared, load {load:.1f}), "
@@ -228,19 +244,19 @@ def main(argv=None) -> None:
           f"noise seeds {args.noise_seeds}")
     for s in args.seeds:
         for n in args.noise_seeds:
-            ensure_run(args.work, s, n)
+            ensure_run(args.work, s, n, args.dose)
     header = ("| seed | alignment | shift diff RMS / mean; energy offset diff, px | method | excess noise | ratio | RMS error vs truth "
               "| ratio | systematic error | ratio | SOC run a / b (truth) | max abs(SOC − two-step) | cover (scored) | time s |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     pooled = {}
     for s in args.seeds:
-        for row in analyse(args.work, s, args.noise_seeds):
+        for row in analyse(args.work, s, args.noise_seeds, args.dose):
             m, a = row["methods"], row["align"]
             base = m["two-step"]
             for name, r in m.items():
                 pooled.setdefault((row["variant"], name), []).append(r)
-                print(f"| {s} | {row['variant']} | {a['shift_rms']:.3f} / {a['shift_mean']:.3f}; {a['offset']:.3f} | {name} | "
+                print(f"| {row['seed']} | {row['variant']} | {a['shift_rms']:.3f} / {a['shift_mean']:.3f}; {a['offset']:.3f} | {name} | "
                       f"{r['noise']:.4f} | {r['noise'] / base['noise']:.2f} | {r['rms']:.4f} | "
                       f"{r['rms'] / base['rms']:.2f} | {r['bias']:.4f} | {r['bias'] / base['bias']:.2f} | {r['soc'][0]:.4f} / {r['soc'][1]:.4f} ({row['truth_soc']:.4f}) | "
                       f"{r['soc_dev']:.4f} | {r['cover']:.3f} ({row['scored']:.3f}) | {r['seconds']:.1f} |", flush=True)
