@@ -29,6 +29,10 @@ Noise level: the demo pipeline's aligned OD tilt series (``chemtomo demo``, seed
 σ of 0.0030-0.0035 OD in air and ART-20 volumes with μ noise 1500 1/m; white noise of σ = 0.0035
 OD on the truth projections gives ART-20 volumes with μ noise 1500-2000 1/m (measured while
 writing this script), so σ = 0.0035 is the demo's level.
+Measured later from two noise realisations of the same demo run (benchmarks/joint_pipeline_noise.py,
+issue 24 session 4), the pipeline's per-pixel OD noise is 0.006-0.007 in air and 0.011-0.012
+through the sample (neighbour differences read the correlated ptychographic noise low, 0.005):
+white σ = 0.0035 is about half the demo pipeline's noise; case (b) is closer to it.
 
 Usage::
 

@@ -124,6 +124,10 @@ def simulate(
                                         "TXM XANES at the Fe K-edge, Data Exchange HDF5)."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same dataset."),
     soc: float = typer.Option(0.5, help="Overall state of charge: mean FePO4 fraction of the material."),
+    noise_seed: Optional[int] = typer.Option(None, "--noise-seed",
+                                             help="Seed of the photon noise only (default: --seed): the same --seed "
+                                                  "with another --noise-seed is another noise realisation of the same "
+                                                  "sample and measurement (ptychography presets)."),
 ):
     """Simulate a ptychographic spectro-tomography experiment with known truth.
 
@@ -137,13 +141,16 @@ def simulate(
 
     t0 = time.perf_counter()
     if preset in TXM_PRESETS:
+        if noise_seed is not None:
+            raise typer.BadParameter("--noise-seed is for the ptychography presets (demo, paper), not txm")
         with ProgressReporter(_state["quiet"]) as bars:
             ds = simulate_txm(preset=preset, seed=seed, soc=soc, progress=bars("simulate " + preset))
             manifest = write_txm_dataset(out, ds, progress=bars("write Data Exchange files"))
         say(f"wrote {manifest} ({time.perf_counter() - t0:.1f} s)")
         return
     with ProgressReporter(_state["quiet"]) as bars:
-        ds = simulate_dataset(preset=preset, seed=seed, soc=soc, progress=bars("simulate " + preset))
+        ds = simulate_dataset(preset=preset, seed=seed, soc=soc, progress=bars("simulate " + preset),
+                              noise_seed=noise_seed)
         manifest = write_dataset(out, ds, progress=bars("write CXI files"))
     say(f"wrote {manifest} ({time.perf_counter() - t0:.1f} s)")
 

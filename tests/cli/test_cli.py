@@ -59,6 +59,18 @@ def test_simulate_txm_preset_writes_data_exchange(tmp_path):
     assert (tmp_path / "truth.h5").is_file() and (tmp_path / "README.txt").is_file()
 
 
+def test_simulate_noise_seed_is_recorded_and_refused_for_txm(tmp_path):
+    import h5py
+
+    r = runner.invoke(app, ["--quiet", "simulate", str(tmp_path / "d"), "--seed", "2", "--noise-seed", "7"])
+    assert r.exit_code == 0, r.output
+    with h5py.File(tmp_path / "d" / "truth.h5", "r") as f:
+        assert int(f.attrs["seed"]) == 2 and int(f.attrs["noise_seed"]) == 7
+    assert "seed 2, noise seed 7" in (tmp_path / "d" / "README.txt").read_text()
+    r = runner.invoke(app, ["simulate", str(tmp_path / "t"), "--preset", "txm", "--noise-seed", "7"])
+    assert r.exit_code != 0 and "--noise-seed is for the ptychography presets" in r.output
+
+
 def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp_path):
     from tests.ptycho.conftest import make_scan
 

@@ -106,6 +106,34 @@ def test_scans_are_deterministic(ds):
     np.testing.assert_array_equal(other.scans[5].frames, ds.scans[5].frames)
 
 
+def test_noise_seed_changes_only_the_photon_noise(ds):
+    # the default noise seed is the sample seed: the data are those of before the option
+    same = simulate_dataset("demo", seed=3, soc=0.3, angles_deg=[-60.0, 0.0, 45.0], noise_seed=3)
+    np.testing.assert_array_equal(same.scans[2].frames, ds.scans[2].frames)
+    assert ds.noise_seed == 3
+    other = simulate_dataset("demo", seed=3, soc=0.3, angles_deg=[-60.0, 0.0, 45.0], noise_seed=11)
+    assert other.seed == 3 and other.noise_seed == 11
+    # same sample, misalignment, positions and detector: only the counts differ
+    np.testing.assert_array_equal(other.sample.fraction, ds.sample.fraction)
+    np.testing.assert_array_equal(other.alignment.shifts_px, ds.alignment.shifts_px)
+    np.testing.assert_array_equal(other.scans[2].positions_m, ds.scans[2].positions_m)
+    np.testing.assert_array_equal(other.mask, ds.mask)
+    a, b = ds.scans[2].frames.astype(np.float64), other.scans[2].frames.astype(np.float64)
+    assert not np.array_equal(a, b)
+    # independent Poisson draws of one expectation: var(a - b) = 2 E[counts] (summed over the
+    # frames) to within the sampling error of ~10^5 pixels, far tighter than the 10 % allowed
+    valid = np.broadcast_to(ds.mask, a.shape)
+    assert np.var((a - b)[valid]) == pytest.approx(np.mean((a + b)[valid]), rel=0.1)
+    # and the 2D XAS noise follows the noise seed too
+    assert not np.array_equal(other.xas_od, ds.xas_od)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "a"])
+def test_bad_noise_seed_raises(bad):
+    with pytest.raises(InputError, match="noise_seed must be a non-negative integer"):
+        simulate_dataset("demo", seed=3, angles_deg=[0.0], noise_seed=bad)
+
+
 def test_mu_volume_matches_references(ds):
     mu = ds.mu_volume(710.2)
     full = (ds.sample.occupancy == 1) & (ds.sample.fraction == 1)

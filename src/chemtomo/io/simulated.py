@@ -68,7 +68,7 @@ TRUTH_LAYOUT = {
 
 _README = """Simulated ptychographic spectro-tomography dataset (chemtomo.simulate; Yu et al. 2018)
 
-preset {preset}, seed {seed}, state of charge {soc}
+preset {preset}, seed {seed}, noise seed {noise_seed}, state of charge {soc}
 {n_angles} angles from {a0} to {a1} deg, energies {energies} eV, {n_scans} scans of {n_frames} frames of {frame}x{frame}
 
 Conventions: lengths in metres, energies in eV, angles in degrees. Positions (y, x) are the probe
@@ -144,6 +144,7 @@ def write_dataset(out_dir: str | os.PathLike, dataset: Dataset,
     layout = "\n".join(f"                         {k:28s} {v}" for k, v in TRUTH_LAYOUT.items())
     (out / "README.txt").write_text(_README.format(
         preset=dataset.preset_name, seed=dataset.seed, soc=dataset.soc, n_angles=len(dataset.angles_deg),
+        noise_seed=dataset.seed if dataset.noise_seed is None else dataset.noise_seed,
         a0=dataset.angles_deg[0], a1=dataset.angles_deg[-1], energies=", ".join(_ekey(e) for e in dataset.energies_ev),
         n_scans=n, n_frames=dataset.nominal_positions_m.shape[0], frame=p.frame_px, layout=layout))
     manifest = write_manifest(out / "manifest.csv", refs)
@@ -157,6 +158,7 @@ def _write_truth(path: Path, ds: Dataset) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["preset"] = ds.preset_name
         f.attrs["seed"] = ds.seed
+        f.attrs["noise_seed"] = ds.seed if ds.noise_seed is None else ds.noise_seed
         f.attrs["parameters"] = json.dumps(asdict(ds.preset))
         for name, arr in (("occupancy", s.occupancy), ("fraction", s.fraction), ("labels", s.labels)):
             f.create_dataset(name, data=arr, compression="gzip")

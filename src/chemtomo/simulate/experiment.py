@@ -135,6 +135,7 @@ class _Setup:
 
     preset: Preset
     seed: int
+    noise_seed: int                # seeds the photon (Poisson) noise of the frames and the XAS noise
     lfp_proj: np.ndarray           # (n_angles, ny, nx) projected LiFePO4 volume, voxel lengths
     fp_proj: np.ndarray            # (n_angles, ny, nx) projected FePO4 volume, voxel lengths
     alignment: AlignmentTruth
@@ -171,6 +172,8 @@ class Dataset:
 
     preset          : the Preset used (overrides applied); ``preset_name`` its name
     seed            : the integer seed everything derives from
+    noise_seed      : the integer seed of the photon noise (the frames' Poisson counts) and the
+                      2D XAS noise; equal to ``seed`` unless another was asked for
     sample          : the truth :class:`Sample` (occupancy, FePO4 fraction, labels, particle table)
     angles_deg      : (n_angles,) tilt angles in acquisition order
     energies_ev     : (n_energies,) tomography energies
@@ -213,6 +216,7 @@ class Dataset:
     xas_energies_ev: np.ndarray
     xas_od: np.ndarray
     _setup: _Setup = field(repr=False, compare=False, default=None)
+    noise_seed: int | None = None
 
     @property
     def voxel_m(self) -> float:
@@ -293,7 +297,7 @@ def _simulate_scan(setup: _Setup, i: int) -> Scan:
     obj, positions_px, _ = _scan_object(setup, i)
     frames = diffraction_frames(obj, setup.probes[energy], positions_px, dose_photons=p.dose_photons,
                                 background=setup.background, mask=setup.mask,
-                                seed=np.random.default_rng([setup.seed, 1, i]))
+                                seed=np.random.default_rng([setup.noise_seed, 1, i]))
     guess = (setup.probes[energy] * np.float32(math.sqrt(p.dose_photons)))[None].astype(np.complex64)
     return Scan(frames=frames, positions_m=setup.recorded_m[i].copy(), energy_ev=energy, distance_m=setup.distance_m,
                 detector_pixel_m=p.detector_pixel_m, mask=setup.mask.copy(), angle_deg=float(p.angles_deg[ia]),
@@ -341,7 +345,8 @@ def _validate(p: Preset) -> None:
 
 
 def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Generator = 0, soc: float = 0.5,
-                     progress: Callable[[int, int], None] | None = None, **overrides) -> Dataset:
+                     progress: Callable[[int, int], None] | None = None, noise_seed: int | None = None,
+                     **overrides) -> Dataset:
     """Simulate the paper's experiment: scans at every (angle, energy) plus the ground truth.
 
     Parameters
@@ -353,6 +358,12 @@ def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Gen
         State of charge (mean FePO4 fraction over the material), in [0, 1].
     progress : callable(done, total), optional
         Called after each of the set-up stages (sample, projections, optics and detector, XAS).
+    noise_seed : int, optional
+        Seed of the photon noise only (the Poisson counts of every frame and the noise of the 2D
+        XAS stack); default ``seed``, which gives the same data as before this option. The
+        sample, misalignment, scan positions, probes and detector mask still derive from
+        ``seed``: two datasets with one ``seed`` and different ``noise_seed`` are independent
+        noise realisations of the same measurement (benchmarks/joint_pipeline_noise.py).
     **overrides
         Any :class:`Preset` field, e.g. ``dose_photons=1e7`` or ``angles_deg=[-60, 0, 60]``.
 
@@ -372,6 +383,13 @@ def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Gen
     if not (isinstance(soc, (int, float)) and 0.0 <= soc <= 1.0):
         raise InputError(f"simulate_dataset: soc (mean FePO4 fraction) must be in [0, 1], got {soc!r}")
     seed_int = int(seed.integers(2 ** 63)) if isinstance(seed, np.random.Generator) else int(seed)
+    if noise_seed is None:
+        noise_int = seed_int
+    elif isinstance(noise_seed, (int, np.integer)) and not isinstance(noise_seed, bool) and noise_seed >= 0:
+        noise_int = int(noise_seed)
+    else:
+        raise InputError(f"simulate_dataset: noise_seed must be a non-negative integer (or None: the sample's "
+                         f"seed), got {noise_seed!r}")
     total = 4
 
     def report(k):
@@ -408,7 +426,7 @@ def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Gen
     recorded = actual + rng.normal(0.0, 1.0, actual.shape) * p.position_error_m
     background = detector_background(frame, p.background_counts)
     mask = detector_mask(frame, dead_fraction=p.dead_fraction, seed=rng)
-    setup = _Setup(p, seed_int, lfp_proj, fp_proj, alignment, distance, probes, nominal, actual, recorded,
+    setup = _Setup(p, seed_int, noise_int, lfp_proj, fp_proj, alignment, distance, probes, nominal, actual, recorded,
                    background, mask)
     report(3)
 
@@ -416,7 +434,7 @@ def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Gen
     lfp0, fp0 = phase_volume_projections(sample, [0.0])
     mu_l, mu_f = absorption_coefficient("LiFePO4", xas_e), absorption_coefficient("FePO4", xas_e)
     xas = p.voxel_m * (mu_l[:, None, None] * lfp0[0][None] + mu_f[:, None, None] * fp0[0][None])
-    xas = xas + np.random.default_rng([seed_int, 4]).normal(0.0, 1.0, xas.shape) * p.xas_noise_sigma
+    xas = xas + np.random.default_rng([noise_int, 4]).normal(0.0, 1.0, xas.shape) * p.xas_noise_sigma
     references = reference_spectra(np.unique(np.concatenate([xas_e, energies])))
     report(4)
 
@@ -427,4 +445,4 @@ def simulate_dataset(preset: str | Preset = "demo", *, seed: int | np.random.Gen
                            for e, pr in probes.items()},
                    background=background, mask=mask, pixel_m=pixels, distance_m=distance,
                    detector_pixel_m=p.detector_pixel_m, references=references, xas_energies_ev=xas_e,
-                   xas_od=xas.astype(np.float32), _setup=setup)
+                   xas_od=xas.astype(np.float32), _setup=setup, noise_seed=noise_int)
