@@ -193,7 +193,8 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         # the first estimate rests on the coarse, whole-pixel shifts; with the refined ones the
         # residual's minimum is sharper: estimate again near it and, if it moved, align again
         phi0 = float(np.median(result.rotation_deg))
-        phi, _ = estimate_tilt_axis(combined, angles, result.shifts_px, exclude=sorted(result.excluded),
+        ang = angles if result.angle_corrections_deg is None else angles + result.angle_corrections_deg
+        phi, _ = estimate_tilt_axis(combined, ang, result.shifts_px, exclude=sorted(result.excluded),
                                     centre_deg=phi0, span_deg=1.5, step_deg=0.5,
                                     binning=2 if min(ny, nx) >= 64 else 1)
         if abs(phi - phi0) > 0.1:
