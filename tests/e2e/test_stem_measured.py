@@ -1,7 +1,7 @@
 """Optional: chemtomo's alignment of etspy's measured HAADF-STEM tilt series against etspy's own.
 
 Skips without the data (tests/data/measured/README.md) or without ASTRA (the judge). Runs the
-same alignment and judge as ``benchmarks/stem_measured.py`` on every 4th slice: a few minutes.
+same alignment and judges as ``benchmarks/stem_measured.py`` on every 8th slice: several minutes.
 """
 
 import os
@@ -31,7 +31,7 @@ def test_haadf_mrc_reads_as_the_etspy_series():
     assert -31950 < np.median(m.data[38, :8]) < -31800 and m.data[38].max() > 0
 
 
-@pytest.mark.slow  # ≈ 5–8 min on one free core: a 6-iteration alignment and four judged stacks
+@pytest.mark.slow  # ≈ 5 min on a free core (11 min measured at load 6): a 6-iteration alignment, four judged stacks
 def test_chemtomo_residual_below_etspy():
     pytest.importorskip("astra", reason="the judge is ASTRA's SIRT (anchors extra)")
     pytest.importorskip("h5py")
