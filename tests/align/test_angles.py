@@ -93,3 +93,27 @@ def test_reprojection_alignment_recovers_angle_errors():
     assert np.allclose(al.refined_angles_deg, ANGLES + al.angle_corrections_deg)
     plain = reprojection_align(measured, ANGLES, options=ReprojectionOptions(iterations=3, similarity=False))
     assert plain.angle_corrections_deg is None
+
+
+def test_reprojection_alignment_recovers_angular_scale():
+    # a goniometer whose steps are 1 % long: views at θ(1 + 0.01), reconstructed as θ
+    vol = _balls()
+    rng = np.random.default_rng(2)
+    measured = tomo.project(vol, ANGLES * 1.01)
+    measured = measured + 0.01 * measured.max() * rng.standard_normal(measured.shape).astype(np.float32)
+    opts = ReprojectionOptions(iterations=6, similarity=False, refine_angles="scale", tol_px=0.002)
+    al = reprojection_align(measured, ANGLES, options=opts)
+    beta = np.polyfit(ANGLES, al.angle_corrections_deg, 1)[0]
+    resid = al.angle_corrections_deg - np.polyval(np.polyfit(ANGLES, al.angle_corrections_deg, 1), ANGLES)
+    # one parameter from all 29 views: the per-view standard errors (0.05–0.09° at this noise, see
+    # above) average down to ≈ 0.015° over the ±70° lever, ≈ 0.0004 in the scale. The volume,
+    # reconstructed from the same views at the wrong angles, deforms to absorb part of the scale
+    # (over ±70° a stretched angle set is partly mimicked by a deformed volume), so the estimate is
+    # shrunk: measured β = 0.0061 against the true 0.01, and 0.0008 on the same series without a
+    # scale error; hence the one-sided band and the null check
+    assert 0.004 < beta < 0.0125, beta
+    assert np.abs(resid).max() < 1e-9  # "scale" keeps only the common scale
+    null = tomo.project(vol, ANGLES)
+    null = null + 0.01 * null.max() * rng.standard_normal(null.shape).astype(np.float32)
+    al0 = reprojection_align(null, ANGLES, options=opts)
+    assert abs(np.polyfit(ANGLES, al0.angle_corrections_deg, 1)[0]) < 0.0025
