@@ -117,7 +117,7 @@ def refine_full(sig, angles, al, iterations, *, refine_angles=None, width=128, r
     shifts become ``t − T_i``; the refined ones get ``T_i`` back."""
     n, ny, nx = sig.shape
     o = (nx - width) // 2
-    t, r, s = (np.array(p, np.float64) for p in al.params)
+    t = np.array(al.shifts_px, np.float64)
     T = np.clip(np.round(t[:, 1]).astype(int), -o, nx - o - width)
     crop = np.stack([sig[i, :, o + T[i]:o + T[i] + width] for i in range(n)])
     t0 = t.copy()
@@ -276,7 +276,7 @@ def noise_floor(stack, angles_deg, noise, *, step=8, iterations=30, truth_iterat
     import astra
 
     rng = np.random.default_rng(seed)
-    n, ny, nx = stack.shape
+    _, ny, nx = stack.shape
     proj_geom = astra.create_proj_geom("parallel", 1.0, ny, np.deg2rad(angles_deg))
     vol_geom = astra.create_vol_geom(ny, ny)
     proj_id = astra.create_projector("linear", proj_geom, vol_geom)
@@ -326,7 +326,7 @@ def sirt_residual(stack, angles_deg, iterations=30, step=1):
     ‖Px − b‖/‖b‖ over those slices."""
     import astra
 
-    n, ny, nx = stack.shape
+    _, ny, nx = stack.shape
     proj_geom = astra.create_proj_geom("parallel", 1.0, ny, np.deg2rad(angles_deg))
     vol_geom = astra.create_vol_geom(ny, ny)
     proj_id = astra.create_projector("linear", proj_geom, vol_geom)

@@ -57,7 +57,7 @@ def angle_derivative(volume, angles_deg, *, nu: int | None = None) -> np.ndarray
     v = np.asarray(volume, np.float32)
     if v.ndim != 3:
         raise InputError(f"angle_derivative: volume must be (ny, nz, nx), got shape {v.shape}")
-    ny, nz, nx = v.shape
+    _, nz, nx = v.shape
     th = np.deg2rad(np.asarray(angles_deg, np.float64)).reshape(-1, 1, 1)
     z = (np.arange(nz, dtype=np.float32) - (nz - 1) / 2.0)[None, :, None]
     x = (np.arange(nx, dtype=np.float32) - (nx - 1) / 2.0)[None, None, :]

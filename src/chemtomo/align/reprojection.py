@@ -337,7 +337,7 @@ def _angle_step(tilt, fit, reproj, volume, angles_eff, keep, window, opts, curre
     correction δ moves a point at depth v along the ray by ``v δ`` across the detector; the
     displacement reported is ``|δ|`` (radians) times the RMS distance from the axis of the
     support of the view's reprojection (the sample's extent)."""
-    n, ny, nx = tilt.shape
+    nx = tilt.shape[2]
     registered = warp(tilt, fit.shifts_px, fit.rotation_deg, fit.scale, fill=np.nan)
     matched = fit.gain[:, None, None] * registered + fit.offset[:, None, None]
     deriv = angle_derivative(volume, angles_eff, nu=nx)
