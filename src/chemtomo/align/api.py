@@ -85,7 +85,9 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         convergence tolerance (pixels) and whether to fit rotation and scale; they override the
         same fields of ``options``.
     options : ReprojectionOptions, optional
-        The remaining settings of the reprojection alignment.
+        The remaining settings of the reprojection alignment, e.g. ``refine_angles`` ("per_view"
+        or "scale": also correct the tilt angles by projection matching; the corrections are in
+        ``Alignment.angle_corrections_deg``, reconstruct at ``Alignment.refined_angles_deg``).
     progress : callable(iteration, total), optional
     estimate_energy_scale : bool or "auto"
         True: estimate each energy's pixel-size ratio to the reference as well as its offset
