@@ -33,6 +33,8 @@ class IterationRecord:
     max_update_px  : largest RMS displacement of the sample's points (the support of its
                      reprojection) that any projection moved in this iteration, pixels
     binning        : the binning factor this iteration worked at (1 = full resolution)
+    angle_corrections_deg : (n_angles,) float64 or None, the tilt-angle corrections after this
+                     iteration (None when angles are not refined)
     """
 
     iteration: int
@@ -42,6 +44,7 @@ class IterationRecord:
     residual: np.ndarray
     max_update_px: float
     binning: int = 1
+    angle_corrections_deg: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,10 @@ class Alignment:
     energy_registration : :class:`~chemtomo.align.energies.EnergyRegistration` or None, what the
                          energy registration estimated (offsets, pixel ratios, standard errors)
                          when :func:`~chemtomo.align.align` estimated the scale
+    angle_corrections_deg : (n_angles,) float64 or None, corrections to the nominal tilt angles
+                         found by projection matching (``ReprojectionOptions.refine_angles``);
+                         reconstruct the aligned series at ``angles_deg + angle_corrections_deg``
+                         (:attr:`refined_angles_deg`). None: the angles were not refined
     """
 
     shifts_px: np.ndarray
@@ -83,6 +90,7 @@ class Alignment:
     history: list = field(default_factory=list)
     method: str = ""
     energy_registration: object = None
+    angle_corrections_deg: np.ndarray | None = None
 
     @property
     def n_angles(self) -> int:
@@ -93,6 +101,15 @@ class Alignment:
         """(shifts_px, rotation_deg, scale) as a tuple, the form the transform helpers take."""
         return (np.asarray(self.shifts_px, np.float64), np.asarray(self.rotation_deg, np.float64),
                 np.asarray(self.scale, np.float64))
+
+    @property
+    def refined_angles_deg(self) -> np.ndarray | None:
+        """The angles to reconstruct the aligned series at: ``angles_deg`` plus the corrections
+        (``angles_deg`` itself when the angles were not refined; None when neither is known)."""
+        if self.angles_deg is None:
+            return None
+        a = np.asarray(self.angles_deg, np.float64)
+        return a if self.angle_corrections_deg is None else a + np.asarray(self.angle_corrections_deg, np.float64)
 
     @property
     def residuals(self) -> np.ndarray:

@@ -85,7 +85,9 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         convergence tolerance (pixels) and whether to fit rotation and scale; they override the
         same fields of ``options``.
     options : ReprojectionOptions, optional
-        The remaining settings of the reprojection alignment.
+        The remaining settings of the reprojection alignment, e.g. ``refine_angles`` ("per_view"
+        or "scale": also correct the tilt angles by projection matching; the corrections are in
+        ``Alignment.angle_corrections_deg``, reconstruct at ``Alignment.refined_angles_deg``).
     progress : callable(iteration, total), optional
     estimate_energy_scale : bool or "auto"
         True: estimate each energy's pixel-size ratio to the reference as well as its offset
@@ -193,7 +195,8 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
         # the first estimate rests on the coarse, whole-pixel shifts; with the refined ones the
         # residual's minimum is sharper: estimate again near it and, if it moved, align again
         phi0 = float(np.median(result.rotation_deg))
-        phi, _ = estimate_tilt_axis(combined, angles, result.shifts_px, exclude=sorted(result.excluded),
+        ang = angles if result.angle_corrections_deg is None else angles + result.angle_corrections_deg
+        phi, _ = estimate_tilt_axis(combined, ang, result.shifts_px, exclude=sorted(result.excluded),
                                     centre_deg=phi0, span_deg=1.5, step_deg=0.5,
                                     binning=2 if min(ny, nx) >= 64 else 1)
         if abs(phi - phi0) > 0.1:
