@@ -193,11 +193,14 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
                                 progress=progress, client=client)
     if tilt_axis:
         # the first estimate rests on the coarse, whole-pixel shifts; with the refined ones the
-        # residual's minimum is sharper: estimate again near it and, if it moved, align again
+        # residual's minimum is sharper: estimate again near it and, if it moved, align again.
+        # Trials 1° apart (±2°): with 0.5° steps the three points of the parabola differ by
+        # less than the residual's noise on a small series (tests/align/test_tilt_axis.py: 36
+        # angles of 48 × 40 px, the estimate went from 3.02° to 2.55° against a true 3.0°)
         phi0 = float(np.median(result.rotation_deg))
         ang = angles if result.angle_corrections_deg is None else angles + result.angle_corrections_deg
         phi, _ = estimate_tilt_axis(combined, ang, result.shifts_px, exclude=sorted(result.excluded),
-                                    centre_deg=phi0, span_deg=1.5, step_deg=0.5,
+                                    centre_deg=phi0, span_deg=2.0, step_deg=1.0,
                                     binning=2 if min(ny, nx) >= 64 else 1)
         if abs(phi - phi0) > 0.1:
             start = replace(result, rotation_deg=result.rotation_deg + (phi - phi0))
