@@ -11,7 +11,8 @@ Error metric (the same for all solvers, so a chained run has one curve): the nor
 amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels, measured on
 the model ``Ψ = F[P·O]`` of the current object and probe: for RAAR and DM at the start of each
 iteration, for PIE on each batch before its update, for ML before each step. Poisson noise puts
-a floor under it (≈ n_pixels / (4 Σ I) per frame when counts are large).
+a floor under it (≈ n_pixels / (4 Σ I) per frame when counts are large; ``noise.amplitude_floor``
+computes it for the measured counts, and the stopping rule uses it, ``Run._has_converged``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .noise import NoiseFloor, amplitude_floor
 from .operators import FarFieldModel, State, orthogonalize_modes, regularized_ratio
 from .options import PtychoOptions
 
@@ -52,6 +54,9 @@ class Run:
         self.stop_reason = "max_iterations"
         self.stage_start = 0
         self.converged = False
+        #: Which rule ended the last converged stage: "noise floor", "noise-level fall" or
+        #: "relative fall" (``_has_converged``); None while none has.
+        self.convergence_rule: str | None = None
         self.progress = progress
         self.progress_offset = progress_offset
         self.progress_total = progress_total or total_iterations
@@ -67,6 +72,24 @@ class Run:
             self.probe_window = np.exp(-(r / options.probe.support) ** 8).astype(np.float32)
         model.set_positions(state.positions_px)
         self.probes = model.shifted_probes(state.probe)
+        #: Poisson floor of the error metric (None: the data are not photon counts, or the rule is off).
+        self.floor: NoiseFloor | None = None
+        #: Expected fall of the metric below the floor from fitting the noise, (p / n)·floor.
+        self.noise_fit_level = 0.0
+        if options.convergence.noise_floor and options.convergence.tolerance > 0:
+            self.floor = amplitude_floor(model.amplitude, model.validf)
+            if self.floor is not None:
+                self.noise_fit_level = self.floor.relative * self._free_parameters() / self.floor.n_pixels
+
+    def _free_parameters(self) -> int:
+        """Real unknowns of the model: two per object pixel lit by ≥ 1 % of the peak illumination,
+        two per probe pixel (each mode) above 1 % of the probe's peak, one per background pixel."""
+        lit = self.model.illumination(self.probes)
+        n_obj = int(np.count_nonzero(lit >= 0.01 * float(lit.max()))) if lit.size else 0
+        power = np.abs(self.state.probe) ** 2
+        n_probe = int(np.count_nonzero(power >= 0.01 * power.max(axis=(1, 2), keepdims=True)))
+        n_bg = self.model.h * self.model.w if self.options.background.retrieve else 0
+        return 2 * n_obj + 2 * n_probe + n_bg
 
     # ------------------------------------------------------------------------------- schedules
     @property
@@ -157,10 +180,14 @@ class Run:
             log.warning("ptycho diverged at iteration %d; best error %.4g kept", self.iteration, self.best_error)
             self.stop_reason = "diverged"
             return False
-        if self._has_converged():
+        rule = self._has_converged()
+        if rule is not None:
             self.converged = True
             self.stop_reason = "converged"
-            log.info("ptycho stage converged at iteration %d (error %.4g)", self.iteration, error)
+            self.convergence_rule = rule
+            floor = f"; noise floor {self.floor.relative:.4g}" if self.floor is not None else ""
+            log.info("ptycho stage converged at iteration %d (error %.4g%s; rule: %s)", self.iteration, error,
+                     floor, rule)
             return False
         return True
 
@@ -170,13 +197,38 @@ class Run:
         self.converged = False
         self.stop_reason = "max_iterations"
 
-    def _has_converged(self) -> bool:
-        """The windowed error of this stage fell by less than ``convergence.tolerance``."""
+    def _has_converged(self) -> str | None:
+        """Which rule says this stage has converged, or None (``ConvergenceOptions``).
+
+        With the Poisson floor F of the data (``noise.amplitude_floor``), after two windows:
+
+        - "noise floor": the windowed error is within the floor's uncertainty of F
+          (``floor_sigmas`` standard deviations, or its systematic uncertainty if larger): the
+          model explains the data down to the photon noise; more iterations fit the noise.
+        - "noise-level fall": the windowed error fell by less than ``noise_fit`` × (p / n)·F over
+          the last window, p the model's free parameters and n the data's pixels. Fitting p
+          parameters to pure noise lowers the misfit by (p / n)·F in expectation (χ² with n − p
+          degrees of freedom), so a smaller fall cannot be told apart from fitting the noise:
+          the run is on a plateau above the floor (a stochastic solver's noise, model mismatch).
+
+        And always, after ``min_iterations`` (the fallback when F is unknown or negligible,
+        at high dose): "relative fall", the windowed error fell by less than ``tolerance`` of
+        itself."""
         c = self.options.convergence
         done = self.iteration - self.stage_start
-        if c.tolerance <= 0 or done < max(c.min_iterations, 2 * c.window):
-            return False
+        if c.tolerance <= 0 or done < 2 * c.window:
+            return None
         recent = self.errors[-c.window:]
         before = self.errors[-2 * c.window:-c.window]
         new, old = float(np.mean(recent)), float(np.mean(before))
-        return math.isfinite(new) and math.isfinite(old) and old - new < c.tolerance * old
+        if not (math.isfinite(new) and math.isfinite(old)):
+            return None
+        if self.floor is not None:
+            f = self.floor
+            if new <= f.relative + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
+                return "noise floor"
+            if old - new < c.noise_fit * self.noise_fit_level:
+                return "noise-level fall"
+        if done >= c.min_iterations and old - new < c.tolerance * old:
+            return "relative fall"
+        return None

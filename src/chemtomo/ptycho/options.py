@@ -169,21 +169,38 @@ class ConvergenceOptions:
     """When a solver stage has converged and stops by itself (its iteration count is a maximum).
 
     The error metric (``engine.py``) of the last ``window`` iterations, averaged, is compared with
-    the average of the ``window`` iterations before; when it fell by less than ``tolerance``
-    (relative), the stage has converged: the next stage of the chain starts, or the run ends with
-    ``info["stop_reason"] = "converged"``. A stage runs at least ``min_iterations`` (and at least
-    ``2 * window``) iterations. With Poisson noise the metric levels off at its noise floor once
-    the reconstruction has converged; at high dose it keeps falling and the stage runs its
-    maximum. ``tolerance = 0`` disables the rule (every stage runs its full count).
+    the average of the ``window`` iterations before and with the Poisson noise floor F of the
+    data (``noise.amplitude_floor``: the metric's expected value at the true object and probe,
+    from the measured counts). The stage has converged (the next stage of the chain starts, or
+    the run ends with ``info["stop_reason"] = "converged"``) when, after two windows,
+
+    - the windowed error is within ``floor_sigmas`` standard deviations of F (or F's systematic
+      uncertainty, if larger): the data are explained down to the photon noise;
+    - or it fell by less than ``noise_fit`` × (p / n)·F over the last window (p free parameters,
+      n data pixels: what fitting the noise alone would gain), a plateau above the floor;
+    - or, after ``min_iterations``, it fell by less than ``tolerance`` of itself (the fallback
+      for data without a known floor, i.e. not photon counts, and for high doses, where F is
+      negligible and the metric keeps falling: such a stage runs on, up to its maximum).
+
+    ``tolerance = 0`` disables every rule (each stage runs its full count); ``noise_floor =
+    False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
+    say which rule stopped the last stage.
 
     window         : iterations averaged on each side of the comparison.
     tolerance      : relative fall of the windowed error below which the stage has converged.
-    min_iterations : fewest iterations of a stage before the rule applies.
+    min_iterations : fewest iterations of a stage before the relative-fall rule applies.
+    noise_floor    : use the Poisson floor rules (photon-counting data only; ignored otherwise).
+    floor_sigmas   : how many standard deviations of the floor count as reaching it.
+    noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
+                     counts as a plateau.
     """
 
     window: int = 10
     tolerance: float = 2e-3
     min_iterations: int = 30
+    noise_floor: bool = True
+    floor_sigmas: float = 3.0
+    noise_fit: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +278,8 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.divergence.tolerance > 0, "divergence.tolerance", "positive", o.divergence.tolerance)
     _check(o.convergence.window >= 1, "convergence.window", "a positive integer", o.convergence.window)
     _check(o.convergence.tolerance >= 0, "convergence.tolerance", ">= 0", o.convergence.tolerance)
+    _check(o.convergence.floor_sigmas >= 0, "convergence.floor_sigmas", ">= 0", o.convergence.floor_sigmas)
+    _check(o.convergence.noise_fit >= 0, "convergence.noise_fit", ">= 0", o.convergence.noise_fit)
     _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
            o.convergence.min_iterations)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)

@@ -379,8 +379,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
                      total=total, seed=seed)
     state = run.state
-    log.info("ptycho %s: stopped after %d of at most %d iterations (%s)", algorithm, run.iteration, n_iter,
-             run.stop_reason)
+    log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s)", algorithm, run.iteration, n_iter,
+             run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "")
     illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
@@ -388,7 +388,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     model.release()
     info = {
         "algorithm": algorithm, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
-        "stop_reason": run.stop_reason,
+        "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
+        "noise_floor": run.floor.relative if run.floor is not None else None,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
