@@ -78,7 +78,7 @@ class Run:
         self.noise_fit_level = 0.0
         if options.convergence.noise_floor and options.convergence.tolerance > 0:
             self.floor = amplitude_floor(model.amplitude, model.validf)
-            if self.floor is not None:
+            if self.floor is not None and options.convergence.noise_fit > 0:
                 self.noise_fit_level = self.floor.relative * self._free_parameters() / self.floor.n_pixels
 
     def _free_parameters(self) -> int:
@@ -205,11 +205,10 @@ class Run:
         - "noise floor": the windowed error is within the floor's uncertainty of F
           (``floor_sigmas`` standard deviations, or its systematic uncertainty if larger): the
           model explains the data down to the photon noise; more iterations fit the noise.
-        - "noise-level fall": the windowed error fell by less than ``noise_fit`` × (p / n)·F over
-          the last window, p the model's free parameters and n the data's pixels. Fitting p
-          parameters to pure noise lowers the misfit by (p / n)·F in expectation (χ² with n − p
-          degrees of freedom), so a smaller fall cannot be told apart from fitting the noise:
-          the run is on a plateau above the floor (a stochastic solver's noise, model mismatch).
+        - "noise-level fall" (only with ``noise_fit`` > 0, off by default): the windowed error
+          fell by less than ``noise_fit`` × (p / n)·F over the last window, p the model's free
+          parameters and n the data's pixels. Fitting p parameters to pure noise lowers the
+          misfit by (p / n)·F in expectation (χ² with n − p degrees of freedom).
 
         And always, after ``min_iterations`` (the fallback when F is unknown or negligible,
         at high dose): "relative fall", the windowed error fell by less than ``tolerance`` of
@@ -227,7 +226,7 @@ class Run:
             f = self.floor
             if new <= f.relative + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
                 return "noise floor"
-            if old - new < c.noise_fit * self.noise_fit_level:
+            if c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
                 return "noise-level fall"
         if done >= c.min_iterations and old - new < c.tolerance * old:
             return "relative fall"

@@ -390,6 +390,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "algorithm": algorithm, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
         "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
         "noise_floor": run.floor.relative if run.floor is not None else None,
+        "noise_fit_level": run.noise_fit_level or None,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
