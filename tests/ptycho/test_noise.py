@@ -9,7 +9,7 @@ from chemtomo.ptycho import ConvergenceOptions, PtychoOptions, reconstruct
 from chemtomo.ptycho.noise import amplitude_floor, poisson_amplitude_moments
 from chemtomo.simulate.ptychography import diffraction_frames
 
-from .conftest import make_scan
+from .conftest import make_scan, object_error
 
 
 def test_the_moments_match_their_limits_and_a_monte_carlo():
@@ -64,20 +64,27 @@ def test_the_floor_is_a_quarter_per_pixel_at_high_counts_and_absent_for_non_coun
 
 
 def test_the_stopping_rule_stops_early_on_a_converged_low_dose_scan(caplog):
-    # 10⁴ photons per frame on 36 frames of 32²: the model reaches the noise within a few dozen
-    # iterations. With the floor the run stops there; with the relative-fall rule alone it runs on
-    # (it needs at least min_iterations = 30 per stage, each stage until its error is flat).
+    # 10⁴ photons per frame on 36 frames of 32² (~10 counts per pixel), LSQML (the default's
+    # low-dose chain). With the discrepancy principle (stop where the misfit reaches the floor F)
+    # the run stops once the model explains the data as well as the truth does; by default it
+    # waits for the best fit's level F·(1 − p/n) and, not reaching it, for a flat error.
+    # Measured on seeds 0 and 1 at 10³ and 10⁴ photons: 17–45 iterations against 96–163, at an
+    # object error 1.02–1.11× the longer run's (the last per cent of fit is mostly noise).
     t = make_scan(dose=1e4)
+    early = PtychoOptions(convergence=ConvergenceOptions(discrepancy_counts=50.0))
     with caplog.at_level(logging.INFO, logger="chemtomo.ptycho"):
-        p = reconstruct(t.scan, frc=False)
-    q = reconstruct(t.scan, frc=False, options=PtychoOptions(convergence=ConvergenceOptions(noise_floor=False)))
+        p = reconstruct(t.scan, "LSQML:300", frc=False, options=early)
+    q = reconstruct(t.scan, "LSQML:300", frc=False)
     assert p.info["stop_reason"] == "converged" and not p.info["diverged"]
-    assert p.info["convergence_rule"] in ("noise floor", "noise-level fall")
-    assert p.info["noise_floor"] == pytest.approx(t.floor, rel=0.1)
-    assert q.info["convergence_rule"] == "relative fall"
-    assert p.info["iterations"] < q.info["iterations"], (p.info["iterations"], q.info["iterations"])
-    assert any("rule: noise" in r.getMessage() for r in caplog.records)
-    # the data error at the stop is at the floor, not far above it (the floor's relative
-    # systematic uncertainty is 4 %, the rule's margin; a stochastic solver's plateau sits
-    # ~15 % above)
-    assert p.errors[-10:].mean() < 1.2 * p.info["noise_floor"]
+    assert p.info["convergence_rule"] == "noise floor" and q.info["convergence_rule"] == "relative fall"
+    assert p.info["noise_floor"] == pytest.approx(t.floor, rel=0.05)  # the estimate, within its systematic 4 %
+    assert p.info["floor_target"] == p.info["noise_floor"] > q.info["floor_target"]
+    assert 2 * p.info["iterations"] < q.info["iterations"], (p.info["iterations"], q.info["iterations"])
+    assert any("rule: noise floor" in r.getMessage() for r in caplog.records)
+    # stopped at the floor: the last window's misfit is within the rule's margin (the floor's 4 %
+    # systematic uncertainty) of it, where the long run went on to fit ~10 % of the noise
+    assert p.errors[-10:].mean() < 1.06 * p.info["noise_floor"]
+    assert q.errors[-10:].mean() < 0.95 * q.info["noise_floor"]
+    e_early = object_error(p.transmission, t.obj, 12)
+    e_long = object_error(q.transmission, t.obj, 12)
+    assert e_early < 1.15 * e_long, (e_early, e_long)

@@ -1,6 +1,15 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
+from .algorithms import (
+    ALGORITHMS,
+    BACKGROUND_ALGORITHM,
+    DEFAULT_ALGORITHM,
+    HIGH_DOSE_ALGORITHM,
+    LOW_DOSE_ALGORITHM,
+    PAPER_ALGORITHM,
+    default_chain,
+    parse_algorithm,
+)
 from .options import (
     BackgroundOptions,
     ConvergenceOptions,
@@ -20,8 +29,12 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
+    "BACKGROUND_ALGORITHM",
     "DEFAULT_ALGORITHM",
+    "HIGH_DOSE_ALGORITHM",
+    "LOW_DOSE_ALGORITHM",
     "PAPER_ALGORITHM",
+    "default_chain",
     "BackgroundOptions",
     "ConvergenceOptions",
     "DMOptions",

@@ -76,20 +76,29 @@ class Run:
         self.floor: NoiseFloor | None = None
         #: Expected fall of the metric below the floor from fitting the noise, (p / n)·floor.
         self.noise_fit_level = 0.0
-        if options.convergence.noise_floor and options.convergence.tolerance > 0:
+        #: The error the rule waits for: the floor less what fitting the noise takes off, or the
+        #: floor itself (the discrepancy principle) at low counts (``ConvergenceOptions``).
+        self.floor_target = math.nan
+        c = options.convergence
+        if c.noise_floor and c.tolerance > 0:
             self.floor = amplitude_floor(model.amplitude, model.validf)
-            if self.floor is not None and options.convergence.noise_fit > 0:
-                self.noise_fit_level = self.floor.relative * self._free_parameters() / self.floor.n_pixels
+            if self.floor is not None:
+                f = self.floor
+                self.noise_fit_level = f.relative * min(self._free_parameters() / f.n_pixels, 1.0)
+                if f.counts / f.n_pixels < c.discrepancy_counts:
+                    self.floor_target = f.relative
+                else:
+                    self.floor_target = f.relative - self.noise_fit_level
 
     def _free_parameters(self) -> int:
-        """Real unknowns of the model: two per object pixel lit by ≥ 1 % of the peak illumination,
-        two per probe pixel (each mode) above 1 % of the probe's peak, one per background pixel."""
-        lit = self.model.illumination(self.probes)
-        n_obj = int(np.count_nonzero(lit >= 0.01 * float(lit.max()))) if lit.size else 0
-        power = np.abs(self.state.probe) ** 2
-        n_probe = int(np.count_nonzero(power >= 0.01 * power.max(axis=(1, 2), keepdims=True)))
-        n_bg = self.model.h * self.model.w if self.options.background.retrieve else 0
-        return 2 * n_obj + 2 * n_probe + n_bg
+        """Real unknowns of the model: two per object pixel that any frame reaches, two per
+        probe pixel and mode, one per background pixel when it is retrieved."""
+        m = self.model
+        seen = np.zeros(m.object_shape, bool)
+        for y0, x0 in zip(m.cy, m.cx):
+            seen[y0:y0 + m.h, x0:x0 + m.w] = True
+        n_bg = m.h * m.w if self.options.background.retrieve else 0
+        return 2 * int(np.count_nonzero(seen)) + 2 * m.n_modes * m.h * m.w + n_bg
 
     # ------------------------------------------------------------------------------- schedules
     @property
@@ -200,12 +209,16 @@ class Run:
     def _has_converged(self) -> str | None:
         """Which rule says this stage has converged, or None (``ConvergenceOptions``).
 
-        With the Poisson floor F of the data (``noise.amplitude_floor``), after two windows:
+        With the Poisson floor F of the data (``noise.amplitude_floor``):
 
-        - "noise floor": the windowed error is within the floor's uncertainty of F
-          (``floor_sigmas`` standard deviations, or its systematic uncertainty if larger): the
-          model explains the data down to the photon noise; more iterations fit the noise.
-        - "noise-level fall" (only with ``noise_fit`` > 0, off by default): the windowed error
+        - "noise floor" (after one window): the windowed error is within the floor's uncertainty
+          (``floor_sigmas`` standard deviations, or its systematic uncertainty if larger) of the
+          misfit expected at the best fit, F·(1 − p/n) (p the model's free parameters, n the
+          data's pixels: a least-squares fit absorbs p of the n noise terms, χ² with n − p
+          degrees of freedom); or of F itself where the data hold fewer than
+          ``discrepancy_counts`` counts per pixel (Morozov's discrepancy principle: stop where the
+          model explains the data as well as the truth does, before it fits the noise).
+        - "noise-level fall" (after two windows; only with ``noise_fit`` > 0, off by default): the windowed error
           fell by less than ``noise_fit`` × (p / n)·F over the last window, p the model's free
           parameters and n the data's pixels. Fitting p parameters to pure noise lowers the
           misfit by (p / n)·F in expectation (χ² with n − p degrees of freedom).
@@ -215,19 +228,21 @@ class Run:
         itself."""
         c = self.options.convergence
         done = self.iteration - self.stage_start
-        if c.tolerance <= 0 or done < 2 * c.window:
+        if c.tolerance <= 0 or done < c.window:
             return None
-        recent = self.errors[-c.window:]
-        before = self.errors[-2 * c.window:-c.window]
-        new, old = float(np.mean(recent)), float(np.mean(before))
-        if not (math.isfinite(new) and math.isfinite(old)):
+        new = float(np.mean(self.errors[-c.window:]))
+        if not math.isfinite(new):
             return None
-        if self.floor is not None:
-            f = self.floor
-            if new <= f.relative + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
-                return "noise floor"
-            if c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
-                return "noise-level fall"
+        f = self.floor
+        if f is not None and new <= self.floor_target + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
+            return "noise floor"
+        if done < 2 * c.window:
+            return None
+        old = float(np.mean(self.errors[-2 * c.window:-c.window]))
+        if not math.isfinite(old):
+            return None
+        if f is not None and c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
+            return "noise-level fall"
         if done >= c.min_iterations and old - new < c.tolerance * old:
             return "relative fall"
         return None

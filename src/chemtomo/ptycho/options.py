@@ -172,13 +172,15 @@ class ConvergenceOptions:
     the average of the ``window`` iterations before and with the Poisson noise floor F of the
     data (``noise.amplitude_floor``: the metric's expected value at the true object and probe,
     from the measured counts). The stage has converged (the next stage of the chain starts, or
-    the run ends with ``info["stop_reason"] = "converged"``) when, after two windows,
+    the run ends with ``info["stop_reason"] = "converged"``) when
 
-    - the windowed error is within ``floor_sigmas`` standard deviations of F (or F's systematic
-      uncertainty, if larger): the data are explained down to the photon noise, and more
-      iterations only fit the noise (at 10⁴ photons per frame the default then stops after
-      about half the iterations, at the same or a lower error against the truth);
-    - or, after ``min_iterations``, it fell by less than ``tolerance`` of itself (the rule for
+    - after one window, the windowed error is within ``floor_sigmas`` standard deviations (or
+      F's systematic uncertainty, if larger) of the misfit of the best fit, F·(1 − p/n): a fit
+      of p free parameters to n data absorbs p of the noise terms (χ² with n − p degrees of
+      freedom), so a run there has fitted all the data can tell; where the data hold fewer than
+      ``discrepancy_counts`` counts per pixel, of F itself (Morozov's discrepancy principle,
+      which stops before the noise is fitted);
+    - or, after two windows and ``min_iterations``, it fell by less than ``tolerance`` of itself (the rule for
       data without a known floor, i.e. not photon counts, and for every stage whose error stays
       above the floor: high doses, model mismatch, a stochastic solver's plateau);
     - or, only when ``noise_fit`` > 0, it fell by less than ``noise_fit`` × (p / n)·F over the
@@ -199,6 +201,8 @@ class ConvergenceOptions:
     floor_sigmas   : how many standard deviations of the floor count as reaching it.
     noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
                      counts as a plateau; 0 (default) leaves this rule off.
+    discrepancy_counts : mean counts per valid detector pixel below which the floor rule stops
+                     at F (the discrepancy principle) instead of F·(1 − p/n).
     """
 
     window: int = 10
@@ -207,6 +211,7 @@ class ConvergenceOptions:
     noise_floor: bool = True
     floor_sigmas: float = 3.0
     noise_fit: float = 0.0
+    discrepancy_counts: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,8 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.convergence.window >= 1, "convergence.window", "a positive integer", o.convergence.window)
     _check(o.convergence.tolerance >= 0, "convergence.tolerance", ">= 0", o.convergence.tolerance)
     _check(o.convergence.floor_sigmas >= 0, "convergence.floor_sigmas", ">= 0", o.convergence.floor_sigmas)
+    _check(o.convergence.discrepancy_counts >= 0, "convergence.discrepancy_counts", ">= 0",
+           o.convergence.discrepancy_counts)
     _check(o.convergence.noise_fit >= 0, "convergence.noise_fit", ">= 0", o.convergence.noise_fit)
     _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
            o.convergence.min_iterations)
