@@ -490,6 +490,8 @@ def main() -> None:
             errs[algo] = od_error(rec, truth, lit)
             errs_t[algo] = od_error(rec_t, truth, lit)
             it = f", {info['iterations']} it" if algo == "default" and "iterations" in info else ""
+            if algo == "default" and info.get("default_rule"):  # the chain the default picked
+                it += f", {info['algorithm']}"
             cells_txt.append(f"{errs[algo]:.3f} ({dt:.1f} s{it})")
         best = min(errs.values())
         for i, algo in enumerate(algos):
