@@ -14,7 +14,6 @@ import pytest
 from chemtomo.core import Scan
 from chemtomo.ptycho import (
     BACKGROUND_ALGORITHM,
-    BRIGHT_ALGORITHM,
     HIGH_DOSE_ALGORITHM,
     LOW_DOSE_ALGORITHM,
     ConvergenceOptions,
@@ -152,12 +151,10 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
 
 
 def test_the_dose_rule_picks_what_it_should():
-    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 and BRIGHT_COUNTS = 500 counts per pixel,
-    # BACKGROUND_SHARE = 0.1)
+    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 counts per pixel, BACKGROUND_SHARE = 0.1)
     assert default_chain(49.0, 0.0)[0] == LOW_DOSE_ALGORITHM
     assert default_chain(51.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
-    assert default_chain(499.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
-    assert default_chain(501.0, 0.0)[0] == BRIGHT_ALGORITHM
+    assert default_chain(1e5, 0.0)[0] == HIGH_DOSE_ALGORITHM
     assert default_chain(500.0, 0.2)[0] == BACKGROUND_ALGORITHM
     # on scans: 10⁴ photons on 32² frames is ~10 counts per pixel, 10⁵ is ~100
     low, _, _ = _scan("zone plate", "defocus", 1e4)

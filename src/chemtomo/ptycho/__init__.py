@@ -3,7 +3,6 @@
 from .algorithms import (
     ALGORITHMS,
     BACKGROUND_ALGORITHM,
-    BRIGHT_ALGORITHM,
     DEFAULT_ALGORITHM,
     HIGH_DOSE_ALGORITHM,
     LOW_DOSE_ALGORITHM,
@@ -31,7 +30,6 @@ from .reconstruct import reconstruct, reconstruct_many
 __all__ = [
     "ALGORITHMS",
     "BACKGROUND_ALGORITHM",
-    "BRIGHT_ALGORITHM",
     "DEFAULT_ALGORITHM",
     "HIGH_DOSE_ALGORITHM",
     "LOW_DOSE_ALGORITHM",

@@ -18,7 +18,7 @@ from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
-__all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "BRIGHT_ALGORITHM", "DEFAULT_ALGORITHM", "HIGH_DOSE_ALGORITHM", "LOW_DOSE_ALGORITHM",
+__all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "DEFAULT_ALGORITHM", "HIGH_DOSE_ALGORITHM", "LOW_DOSE_ALGORITHM",
            "PAPER_ALGORITHM", "default_chain", "is_default", "parse_algorithm", "run_chain"]
 
 #: The default, the same for ``chemtomo ptycho``, ``ptycho.reconstruct``, ``chemtomo run`` and every
@@ -28,17 +28,11 @@ __all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "BRIGHT_ALGORITHM", "DEFAULT_AL
 #: (seed 0; docs/results/ptychography.md, "Session 4"). Each chain's counts are maxima: a stage
 #: stops by itself (``ConvergenceOptions``: the Poisson noise floor, or a flat error).
 DEFAULT_ALGORITHM = "default"
-#: The default's chain between ``LOW_DOSE_COUNTS`` and ``BRIGHT_COUNTS`` counts per detector pixel: rPIE (steps normalised
+#: The default's chain at ≥ ``LOW_DOSE_COUNTS`` counts per detector pixel: rPIE (steps normalised
 #: the rPIE way, α = 0.1: large, fast steps) until it has converged, then ePIE (steps normalised by
 #: the brightest illumination: small steps that average the photon noise down). It recovers from
 #: a flat-disc or too-broad probe guess (the probe is updated from the first iteration).
 HIGH_DOSE_ALGORITHM = "rPIE:300,ePIE:200"
-#: The default's chain at ≥ ``BRIGHT_COUNTS`` counts per pixel: rPIE until it has converged, then
-#: RAAR, which converges to the exact fit of the data where ePIE's small stochastic steps average
-#: the noise: at high counts there is little noise to average (seed 0 of the regime matrix: the
-#: demo's plates, 1,200 counts per pixel, OD error 0.120 and 0.092 against rPIE,ePIE's 0.151 and
-#: 0.110; 10⁹ photons 0.002 against 0.007; at 240 counts per pixel it loses, 0.180 against 0.118).
-BRIGHT_ALGORITHM = "rPIE:300,RAAR:200"
 #: The default's chain below ``LOW_DOSE_COUNTS``: LSQML (Odstrčil et al. 2018), whose optimal
 #: steps reach the Poisson floor in a few iterations where PIE's stochastic steps hover ~15 %
 #: above it; it then stops at the floor (more iterations fit the noise).
@@ -50,9 +44,6 @@ BACKGROUND_ALGORITHM = "RAAR:200"
 #: (seed 0 of the regime matrix: LSQML won every cell at ≤ 24 counts per pixel but one, lost
 #: every cell at ≥ 244).
 LOW_DOSE_COUNTS = 50.0
-#: Mean counts per valid detector pixel from which the default runs ``BRIGHT_ALGORITHM`` (between
-#: the 240 of 10⁶ photons on 64² frames, where rPIE,ePIE wins, and the demo's 1,200).
-BRIGHT_COUNTS = 500.0
 #: Share of the counts in a flat detector background above which the default runs
 #: ``BACKGROUND_ALGORITHM`` (``noise.background_share``: 0.29 on the pinhole cell with 2
 #: photons per pixel at 10⁴ photons per frame, ≤ 0.04 on every other cell).
@@ -112,8 +103,6 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
     --------
     >>> default_chain(2.4, 0.0)[0], default_chain(2.4, 0.3)[0], default_chain(220.0, 0.0)[0]
     ('LSQML:300', 'RAAR:200', 'rPIE:300,ePIE:200')
-    >>> default_chain(1200.0, 0.0)[0]
-    'rPIE:300,RAAR:200'
     """
     if background_share > BACKGROUND_SHARE:
         return BACKGROUND_ALGORITHM, (f"background carries {background_share:.0%} of the counts "
@@ -121,11 +110,8 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
     if mean_counts < LOW_DOSE_COUNTS:
         return LOW_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (< {LOW_DOSE_COUNTS:g}): "
                                     f"{LOW_DOSE_ALGORITHM}")
-    if mean_counts >= BRIGHT_COUNTS:
-        return BRIGHT_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (≥ {BRIGHT_COUNTS:g}): "
-                                  f"{BRIGHT_ALGORITHM}")
-    return HIGH_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel ({LOW_DOSE_COUNTS:g} to "
-                                 f"{BRIGHT_COUNTS:g}): {HIGH_DOSE_ALGORITHM}")
+    return HIGH_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (≥ {LOW_DOSE_COUNTS:g}): "
+                                 f"{HIGH_DOSE_ALGORITHM}")
 
 
 _STAGE = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(\d+)\s*$")

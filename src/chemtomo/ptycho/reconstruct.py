@@ -187,10 +187,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         The default, ``DEFAULT_ALGORITHM = "default"``, picks one chain per scan from the
         measured counts (``algorithms.default_chain``): ``"RAAR:200"`` where a flat detector
         background carries more than 10 % of the counts, ``"LSQML:300"`` (Odstrčil et al.,
-        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, ``"rPIE:300,RAAR:200"``
-        from 500, and otherwise ``"rPIE:300,ePIE:200"``: rPIE (Maiden, Johnson & Li, Optica 4,
-        736 (2017)) until it has converged, then ePIE (Maiden & Rodenburg, Ultramicroscopy 109,
-        1256 (2009)), whose small steps average the photon noise.
+        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, and otherwise
+        ``"rPIE:300,ePIE:200"``: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has
+        converged, then ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose
+        small steps average the photon noise.
         Iteration counts are maxima: a stage stops when its error reaches the Poisson noise
         floor of the data or levels off (``options.convergence``); ``info["stop_reason"]``
         says why the run ended, ``info["algorithm"]`` which chain ran and
