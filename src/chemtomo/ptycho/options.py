@@ -177,18 +177,23 @@ class ConvergenceOptions:
     - after one window, the windowed error is within ``floor_sigmas`` standard deviations (or
       F's systematic uncertainty, if larger) of the misfit of the best fit, F·(1 − p/n): a fit
       of p free parameters to n data absorbs p of the noise terms (χ² with n − p degrees of
-      freedom), so a run there has fitted all the data can tell; where the data hold fewer than
-      ``discrepancy_counts`` counts per pixel, of F itself (Morozov's discrepancy principle,
-      which stops before the noise is fitted);
-    - or, after two windows and ``min_iterations``, it fell by less than ``tolerance`` of itself (the rule for
-      data without a known floor, i.e. not photon counts, and for every stage whose error stays
-      above the floor: high doses, model mismatch, a stochastic solver's plateau);
+      freedom), so a run there has fitted all the data can tell (on the regime matrix this
+      changed 1 run of 69: runs rarely get there before their error levels off); where the data
+      hold fewer than ``discrepancy_counts`` counts per pixel, of F itself (Morozov's
+      discrepancy principle, which stops before the noise is fitted: 3–6× fewer LSQML
+      iterations at 2–10 counts per pixel on 32² frames, at 1–11 % more error; on 128²–256²
+      frames it stopped LSQML too early, 12–26 % more error, so it is off by default);
+    - or, after two windows and ``min_iterations``, it fell by less than ``tolerance`` of
+      itself (the rule for data without a known floor, i.e. not photon counts, and for every
+      stage whose error stays above the floor: high doses, model mismatch, a stochastic
+      solver's plateau);
     - or, only when ``noise_fit`` > 0, it fell by less than ``noise_fit`` × (p / n)·F over the
       last window (p free parameters, n data pixels: fitting p parameters to pure noise lowers
-      the misfit by (p / n)·F). Off by default: with ``noise_fit = 1`` the measured Siemens star
-      stops after 35 iterations instead of 103, but on the regime matrix (seed 0) rPIE stops
-      while a slow solver is still escaping a bad start (pinhole probe, defocused guess: OD
-      error 1.22 at the stop against 0.25 run on; Gaussian probe 0.33 against 0.28).
+      the misfit by (p / n)·F). Off by default: measured with ``noise_fit = 1`` (and p counted
+      over the pixels lit above 1 % of the peak), the measured Siemens star stops after 55
+      iterations instead of 103, but rPIE also stops while a slow start is still converging
+      (regime matrix, seed 0: Gaussian probe 0.33 against 0.28; the pinhole cell's rPIE would
+      end at an OD error of 1.22 that runs on to 0.25). docs/results/ptychography.md, "Session 4".
 
     ``tolerance = 0`` disables every rule (each stage runs its full count); ``noise_floor =
     False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
