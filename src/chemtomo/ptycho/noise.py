@@ -194,7 +194,7 @@ def amplitude_floor(amplitude: np.ndarray, valid: np.ndarray | None = None) -> N
     scale = a.shape[0] / sub.shape[0]  # the sums of the whole data, from the frames taken
     f_sum, v_sum, low_sum, total = f_sum * scale, v_sum * scale, low_sum * scale, total * scale
     return NoiseFloor(relative=f_sum / total, sigma=float(np.sqrt(v_sum)) / total,
-                      per_pixel=f_sum / (counts.size * scale), n_pixels=int(round(counts.size * scale)), counts=total,
+                      per_pixel=f_sum / (counts.size * scale), n_pixels=round(counts.size * scale), counts=total,
                       systematic=0.04 * low_sum / max(f_sum, 1e-300))
 
 

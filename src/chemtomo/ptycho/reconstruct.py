@@ -29,7 +29,13 @@ import numpy as np
 from ..core.containers import Projection, Scan
 from ..core.errors import InputError
 from ..core.fft import fft2
-from .algorithms import DEFAULT_ALGORITHM, default_chain, is_default, parse_algorithm, run_chain
+from .algorithms import (
+    DEFAULT_ALGORITHM,
+    default_chain,
+    is_default,
+    parse_algorithm,
+    run_chain,
+)
 from .detector import clean_scan
 from .engine import Run
 from .noise import dose_summary
