@@ -427,9 +427,13 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
 
     with warnings.catch_warnings(), one_core():
         warnings.simplefilter("ignore")
-        p = reconstruct(scan, chain, object_shape=shape, frc=False, seed=0, progress=progress)
+        p = reconstruct(scan, chain, object_shape=shape, frc=False, seed=0, progress=progress, options=OPTIONS[0])
     final = np.asarray(p.transmission)
     return final, (snap[0] if snap else final), p.info
+
+
+#: Solver options of every chemtomo run (``--convergence`` changes the stopping rule's fields).
+OPTIONS = [None]
 
 
 #: The dose rule the summary evaluates (not chemtomo's default): LSQML where the mean count per
@@ -449,13 +453,22 @@ def main() -> None:
     ap.add_argument("--algos", nargs="+", default=None, help=f"codes (default: {' '.join(DEFAULT_ALGOS)})")
     ap.add_argument("--seed", type=int, default=1,
                     help="simulation seed (default 1: held out; the default algorithm was chosen on seed 0)")
+    ap.add_argument("--convergence", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="ConvergenceOptions fields for every chemtomo run, e.g. noise_floor=0 (the session-3 rule)")
     args = ap.parse_args()
-    from chemtomo.ptycho import DEFAULT_ALGORITHM
+    from chemtomo.ptycho import DEFAULT_ALGORITHM, ConvergenceOptions, PtychoOptions
+
+    if args.convergence:
+        fields = {k: float(v) for k, v in (item.split("=", 1) for item in args.convergence)}
+        fields = {k: (bool(v) if k == "noise_floor" else int(v) if k in ("window", "min_iterations") else v)
+                  for k, v in fields.items()}
+        OPTIONS[0] = PtychoOptions(convergence=ConvergenceOptions(**fields))
 
     algos = [a for a in (args.algos or DEFAULT_ALGOS) if a not in ANCHORS or anchor_available(a)]
     cells = [CELLS[i] for i in (args.cells if args.cells is not None else range(len(CELLS)))]
     print(f"{platform.machine()}, {os.cpu_count()} cores, load average {tuple(round(v, 1) for v in os.getloadavg())}; "
-          f"one core per reconstruction; seed {args.seed}; default = {DEFAULT_ALGORITHM}")
+          f"one core per reconstruction; seed {args.seed}; default = {DEFAULT_ALGORITHM}; "
+          f"convergence {OPTIONS[0].convergence if OPTIONS[0] else 'defaults'}")
     print()
     header = "| cell: probe, guess, photons/frame, frame, step/diameter | " + " | ".join(algos) + " | default/best |"
     rule = "|---|" + "---:|" * len(algos) + "---:|"
@@ -477,6 +490,8 @@ def main() -> None:
             errs[algo] = od_error(rec, truth, lit)
             errs_t[algo] = od_error(rec_t, truth, lit)
             it = f", {info['iterations']} it" if algo == "default" and "iterations" in info else ""
+            if algo == "default" and info.get("default_rule"):  # the chain the default picked
+                it += f", {info['algorithm']}"
             cells_txt.append(f"{errs[algo]:.3f} ({dt:.1f} s{it})")
         best = min(errs.values())
         for i, algo in enumerate(algos):

@@ -156,7 +156,7 @@ def main() -> None:
 
     from chemtomo.core import energy_to_wavelength
     from chemtomo.io import read_projection, write_scan
-    from chemtomo.ptycho import DEFAULT_ALGORITHM, parse_algorithm
+    from chemtomo.ptycho import ALGORITHMS, DEFAULT_ALGORITHM, parse_algorithm
 
     src = measured.data_dir(args.data) / measured.STAR
     work = Path(args.out or tempfile.mkdtemp(prefix="chemtomo_star_"))
@@ -185,7 +185,9 @@ def main() -> None:
                             + os.environ.get("PYTHONPATH", "")}
     # warm the numba cache with every solver of the chain (a first launch compiles; a user's second
     # launch does not)
-    warm_chain = ",".join(f"{name}:1" for name, _ in parse_algorithm(algorithm))
+    # (the default picks its chain from the data: warm every solver)
+    names = list(ALGORITHMS) if algorithm == DEFAULT_ALGORITHM else [n for n, _ in parse_algorithm(algorithm)]
+    warm_chain = ",".join(f"{name}:1" for name in names)
     for e in envs.values():
         subprocess.run(chemtomo_cmd[:5] + [str(cxi), "-o", str(work / "warm.cxi"), "--algorithm", warm_chain,
                                            "--no-frc"], env=e, capture_output=True)
@@ -197,6 +199,8 @@ def main() -> None:
         if p.returncode != 0:
             raise SystemExit(f"chemtomo failed: {(p.stdout + p.stderr)[-1000:]}")
         times["chemtomo"].append(s)
+        ran = " ".join((p.stdout + p.stderr).split())  # "... CHAIN stopped after N iterations (why)"
+        stop = ran[ran.rfind("pixel") + 1:] if "stopped after" in ran else ""
         proj = read_projection(work / "chemtomo.cxi")
         frc["chemtomo"] = proj.frc.resolution_m / proj.pixel_m
         if "baseline" in envs:
@@ -219,7 +223,8 @@ def main() -> None:
     print("| code | process wall time (s) | ÷ PtyLab's time | ½-bit FRC (px, smaller is finer) | ÷ PtyLab's FRC |")
     print("|---|---|---|---|---|")
     t_pl = float(np.median(times["ptylab"])) if times["ptylab"] else float("nan")
-    rows = [("chemtomo", f"chemtomo ptycho, {algorithm}, split-half FRC")]
+    ran_text = stop.split("nm; ", 1)[-1] if times["chemtomo"] else ""
+    rows = [("chemtomo", f"chemtomo ptycho, {algorithm} ({ran_text}), split-half FRC")]
     if args.baseline_src:
         rows.append(("baseline", f"the same, source tree {args.baseline_src}"))
     rows.append(("ptylab", f"PtyLab {args.ptylab_engine}-{args.ptylab_iterations} (full + halves)"))

@@ -268,7 +268,7 @@ def ptycho(
     scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output CXI file (reconstructed image convention)."),
     algorithm: Optional[str] = typer.Option(None, help="Algorithm or chain, e.g. RAAR (the paper, with --iterations 500), "
-                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default chain, rPIE:300,ePIE:200 (maxima: it stops at convergence)."),
+                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default, a chain chosen from the counts (rPIE:300,ePIE:200; LSQML:300 at low counts; RAAR:200 with background; maxima: it stops at convergence)."),
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
@@ -304,12 +304,15 @@ def ptycho(
         raise InputError("give the output file with --out (or use --guess-orientation)")
     if algorithm is None:
         if iterations is not None:
-            raise InputError("--iterations needs an --algorithm NAME (the default is the chain "
-                             f"{DEFAULT_ALGORITHM}, which carries its own counts)")
+            raise InputError("--iterations needs an --algorithm NAME (the default picks a chain from the "
+                             "data, each carrying its own counts)")
         algorithm = DEFAULT_ALGORITHM
-    if ":" in algorithm and iterations is not None:
+    if algorithm.strip().lower() == DEFAULT_ALGORITHM:
+        if iterations is not None:
+            raise InputError("--iterations needs an --algorithm NAME, not the default (its chains carry their counts)")
+    elif ":" in algorithm and iterations is not None:
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
-    if ":" not in algorithm and "," not in algorithm:
+    elif ":" not in algorithm and "," not in algorithm:
         algorithm = f"{algorithm}:{iterations or 500}"
     from .io import read_detector_mask
     from .ptycho.detector import DetectorReport
@@ -327,7 +330,8 @@ def ptycho(
     err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
     res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
-                  f"stopped after {proj.info.get('iterations')} iterations ({proj.info.get('stop_reason')})",
+                  f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
+                  f"({proj.info.get('stop_reason')})",
                   highlight=False)
 
 

@@ -35,15 +35,24 @@ def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
 
     from chemtomo.pipeline.config import PtychoConfig
     from chemtomo.ptycho import (
+        BACKGROUND_ALGORITHM,
         DEFAULT_ALGORITHM,
+        HIGH_DOSE_ALGORITHM,
+        LOW_DOSE_ALGORITHM,
         PAPER_ALGORITHM,
         reconstruct,
         reconstruct_many,
     )
 
-    # issue 22: rPIE then ePIE, each stage stopping at convergence; the same default everywhere
-    # (the pipeline's "default" is this chain; "auto" is gone); the paper's RAAR:500 by name
-    assert parse_algorithm(DEFAULT_ALGORITHM) == [("rPIE", 300), ("ePIE", 200)]
+    # issue 22: one default everywhere, a rule on the measured counts (algorithms.default_chain)
+    # that picks one of three chains, each stage stopping at convergence (the pipeline's
+    # "default" is this rule; "auto" is gone); the paper's RAAR:500 by name
+    assert DEFAULT_ALGORITHM == "default"
+    with pytest.raises(InputError, match="chosen from the data"):
+        parse_algorithm(DEFAULT_ALGORITHM)
+    assert parse_algorithm(HIGH_DOSE_ALGORITHM) == [("rPIE", 300), ("ePIE", 200)]
+    assert parse_algorithm(LOW_DOSE_ALGORITHM) == [("LSQML", 300)]
+    assert parse_algorithm(BACKGROUND_ALGORITHM) == [("RAAR", 200)]
     assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]
     for func in (reconstruct, reconstruct_many):
         assert inspect.signature(func).parameters["algorithm"].default == DEFAULT_ALGORITHM

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 from chemtomo.core import Scan
-from chemtomo.ptycho import DEFAULT_ALGORITHM, ConvergenceOptions, PtychoOptions, reconstruct, zone_plate_probe
+from chemtomo.ptycho import (
+    BACKGROUND_ALGORITHM,
+    HIGH_DOSE_ALGORITHM,
+    LOW_DOSE_ALGORITHM,
+    ConvergenceOptions,
+    PtychoOptions,
+    default_chain,
+    reconstruct,
+    zone_plate_probe,
+)
 from chemtomo.simulate.ptychography import diffraction_frames, object_shape
 
 from .conftest import DISTANCE_M, ENERGY_EV, PIXEL_M, N, blob_object
@@ -138,4 +147,30 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
     scan, obj, _ = _scan("zone plate", "defocus", 1e4)
     p = reconstruct(scan, "rPIE:500,ePIE:3", object_shape=obj.shape, frc=False)
     assert p.info["iterations"] < 500 and p.info["stop_reason"] == "max_iterations"
-    assert DEFAULT_ALGORITHM.startswith("rPIE")
+    assert HIGH_DOSE_ALGORITHM.startswith("rPIE")
+
+
+def test_the_dose_rule_picks_what_it_should():
+    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 counts per pixel, BACKGROUND_SHARE = 0.1)
+    assert default_chain(49.0, 0.0)[0] == LOW_DOSE_ALGORITHM
+    assert default_chain(51.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
+    assert default_chain(1e5, 0.0)[0] == HIGH_DOSE_ALGORITHM
+    assert default_chain(500.0, 0.2)[0] == BACKGROUND_ALGORITHM
+    # on scans: 10⁴ photons on 32² frames is ~10 counts per pixel, 10⁵ is ~100
+    low, _, _ = _scan("zone plate", "defocus", 1e4)
+    high, _, _ = _scan("zone plate", "defocus", 1e5)
+    p_low = reconstruct(low, "default", frc=False)
+    assert p_low.info["algorithm"] == LOW_DOSE_ALGORITHM and "counts per detector pixel" in p_low.info["default_rule"]
+    assert reconstruct(high, "LSQML:2", frc=False).info["default_rule"] is None  # a chain given: no rule
+    from chemtomo.ptycho.noise import dose_summary
+    assert dose_summary(np.sqrt(high.frames))[0] > 50 > dose_summary(np.sqrt(low.frames))[0]
+    # a flat background of 2 photons per pixel at 10³ photons per frame (~1 per pixel) carries
+    # about two thirds of the counts: RAAR with background retrieval
+    rng = np.random.default_rng(0)
+    dim, _, _ = _scan("pinhole", "defocus", 1e3)
+    frames = (dim.frames + rng.poisson(2.0, dim.frames.shape)).astype(np.float32)
+    bg = Scan(frames=frames, positions_m=dim.positions_m, energy_ev=dim.energy_ev, distance_m=dim.distance_m,
+              detector_pixel_m=dim.detector_pixel_m, probe=dim.probe)
+    p_bg = reconstruct(bg, frc=False)
+    assert p_bg.info["algorithm"] == BACKGROUND_ALGORITHM and not p_bg.info["diverged"]
+    assert p_bg.info["stop_reason"] == "converged"

@@ -85,7 +85,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
         "meta": {"pixel_m": proj.pixel_m, "energy_ev": proj.energy_ev, "angle_deg": scan.angle_deg,
                  "resolution_m": (frc.resolution_m if frc else float("nan")),
                  "n_frames": scan.n_frames, "iterations": int(proj.info.get("iterations", 0)),
-                 "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector")},
+                 "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector"),
+                 "algorithm": str(proj.info.get("algorithm", ""))},  # the chain the default picked
     }
 
 
@@ -223,7 +224,8 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         if det and (det.get("dropped_frames") or det.get("masked_nonfinite") or det.get("masked_saturated")
                     or det.get("negative_clipped")):
             det_text = "; detector: " + detector_summary(det)
-        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {opts['algorithm']}) "
+        chain = meta.get("algorithm") or opts["algorithm"]
+        ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {chain}) "
                 f"done{frc_text}{stop}{det_text}")
 
 

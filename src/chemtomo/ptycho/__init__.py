@@ -1,6 +1,15 @@
 """chemtomo.ptycho: far-field ptychographic reconstruction (probe models, operators, solvers)."""
 
-from .algorithms import ALGORITHMS, DEFAULT_ALGORITHM, PAPER_ALGORITHM, parse_algorithm
+from .algorithms import (
+    ALGORITHMS,
+    BACKGROUND_ALGORITHM,
+    DEFAULT_ALGORITHM,
+    HIGH_DOSE_ALGORITHM,
+    LOW_DOSE_ALGORITHM,
+    PAPER_ALGORITHM,
+    default_chain,
+    parse_algorithm,
+)
 from .options import (
     BackgroundOptions,
     ConvergenceOptions,
@@ -20,7 +29,10 @@ from .reconstruct import reconstruct, reconstruct_many
 
 __all__ = [
     "ALGORITHMS",
+    "BACKGROUND_ALGORITHM",
     "DEFAULT_ALGORITHM",
+    "HIGH_DOSE_ALGORITHM",
+    "LOW_DOSE_ALGORITHM",
     "PAPER_ALGORITHM",
     "BackgroundOptions",
     "ConvergenceOptions",
@@ -36,6 +48,7 @@ __all__ = [
     "RAAROptions",
     "ZonePlateOptions",
     "apply_convention",
+    "default_chain",
     "guess_orientation",
     "parse_algorithm",
     "probe_from_diffraction",

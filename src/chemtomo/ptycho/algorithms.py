@@ -18,19 +18,36 @@ from .options import PtychoOptions
 from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "PAPER_ALGORITHM", "parse_algorithm", "run_chain"]
+__all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "DEFAULT_ALGORITHM", "HIGH_DOSE_ALGORITHM", "LOW_DOSE_ALGORITHM",
+           "PAPER_ALGORITHM", "default_chain", "is_default", "parse_algorithm", "run_chain"]
 
-#: The default chain, the same for ``chemtomo ptycho``, ``ptycho.reconstruct`` and ``chemtomo run``:
-#: rPIE (steps normalised the rPIE way, α = 0.1: large, fast steps) until it has converged, then
-#: ePIE (steps normalised by the brightest illumination: small steps that average the photon
-#: noise down) until it has converged. The counts are maxima: each stage stops by itself
-#: (``ConvergenceOptions``), so a low-dose scan stops after a few dozen iterations (where more
-#: would fit the noise) and a high-dose one runs on. Chosen on the regime matrix of
-#: ``benchmarks/ptycho_regimes.py`` (docs/results/ptychography.md): against the chain it
-#: replaces (``mPIE:5,ePIE:45``) its OD error is lower in every cell where either is better than
-#: 5 %, and it recovers from a flat-disc or too-broad probe guess, which needs the probe updated
-#: from the first iteration (``ProbeOptions.start = 0``).
-DEFAULT_ALGORITHM = "rPIE:300,ePIE:200"
+#: The default, the same for ``chemtomo ptycho``, ``ptycho.reconstruct``, ``chemtomo run`` and every
+#: preset: a rule on the measured data (``default_chain``) that picks one of the chains below
+#: per scan, before any iteration; ``Projection.info["algorithm"]`` records the chain it picked
+#: and ``info["default_rule"]`` why. Chosen on the regime matrix of ``benchmarks/ptycho_regimes.py``
+#: (seed 0; docs/results/ptychography.md, "Session 4"). Each chain's counts are maxima: a stage
+#: stops by itself (``ConvergenceOptions``: the Poisson noise floor, or a flat error).
+DEFAULT_ALGORITHM = "default"
+#: The default's chain at ≥ ``LOW_DOSE_COUNTS`` counts per detector pixel: rPIE (steps normalised
+#: the rPIE way, α = 0.1: large, fast steps) until it has converged, then ePIE (steps normalised by
+#: the brightest illumination: small steps that average the photon noise down). It recovers from
+#: a flat-disc or too-broad probe guess (the probe is updated from the first iteration).
+HIGH_DOSE_ALGORITHM = "rPIE:300,ePIE:200"
+#: The default's chain below ``LOW_DOSE_COUNTS``: LSQML (Odstrčil et al. 2018), whose optimal
+#: steps reach the Poisson floor in a few iterations where PIE's stochastic steps hover ~15 %
+#: above it; it then stops at the floor (more iterations fit the noise).
+LOW_DOSE_ALGORITHM = "LSQML:300"
+#: The default's chain where a detector background carries more than ``BACKGROUND_SHARE`` of the
+#: counts: RAAR with background retrieval (the paper's solver; SHARP's incoherent background).
+BACKGROUND_ALGORITHM = "RAAR:200"
+#: Mean counts per valid detector pixel below which the default runs ``LOW_DOSE_ALGORITHM``
+#: (seed 0 of the regime matrix: LSQML won every cell at ≤ 24 counts per pixel but one, lost
+#: every cell at ≥ 244).
+LOW_DOSE_COUNTS = 50.0
+#: Share of the counts in a flat detector background above which the default runs
+#: ``BACKGROUND_ALGORITHM`` (``noise.background_share``: 0.29 on the pinhole cell with 2
+#: photons per pixel at 10⁴ photons per frame, ≤ 0.04 on every other cell).
+BACKGROUND_SHARE = 0.1
 #: The paper's solver (Yu et al. 2018): 500 RAAR iterations.
 PAPER_ALGORITHM = "RAAR:500"
 
@@ -63,6 +80,40 @@ def lsqml_batch_size(n_frames: int) -> int:
     return default_batch_size(n_frames)
 
 
+def is_default(text) -> bool:
+    """True for the default's name (``DEFAULT_ALGORITHM``, any case and spacing)."""
+    return isinstance(text, str) and text.strip().lower() == DEFAULT_ALGORITHM
+
+
+def default_chain(mean_counts: float, background_share: float) -> tuple[str, str]:
+    """The chain the default runs on a scan, and why.
+
+    Parameters
+    ----------
+    mean_counts : float
+        Mean photon count per valid detector pixel over all frames (``noise.dose_summary``).
+    background_share : float
+        Share of the counts in a flat background (``noise.dose_summary``), in [0, 1].
+
+    Returns
+    -------
+    (chain, reason) : the algorithm string and a sentence for the log and ``info["default_rule"]``.
+
+    Examples
+    --------
+    >>> default_chain(2.4, 0.0)[0], default_chain(2.4, 0.3)[0], default_chain(220.0, 0.0)[0]
+    ('LSQML:300', 'RAAR:200', 'rPIE:300,ePIE:200')
+    """
+    if background_share > BACKGROUND_SHARE:
+        return BACKGROUND_ALGORITHM, (f"background carries {background_share:.0%} of the counts "
+                                      f"(> {BACKGROUND_SHARE:.0%}): {BACKGROUND_ALGORITHM}")
+    if mean_counts < LOW_DOSE_COUNTS:
+        return LOW_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (< {LOW_DOSE_COUNTS:g}): "
+                                    f"{LOW_DOSE_ALGORITHM}")
+    return HIGH_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (≥ {LOW_DOSE_COUNTS:g}): "
+                                 f"{HIGH_DOSE_ALGORITHM}")
+
+
 _STAGE = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(\d+)\s*$")
 
 
@@ -78,6 +129,9 @@ def parse_algorithm(text: str) -> list[tuple[str, int]]:
     [('DM', 100), ('RAAR', 300), ('ML', 100)]
     """
     valid = ", ".join(ALGORITHMS)
+    if is_default(text):
+        raise InputError(f"algorithm {text!r} is chosen from the data (default_chain); ptycho.reconstruct "
+                         "resolves it, parse_algorithm takes a chain such as 'RAAR:500'")
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"algorithm must be a string like 'RAAR:500' or 'DM:100,RAAR:300,ML:100' "
                          f"(valid names: {valid}), got {text!r}")

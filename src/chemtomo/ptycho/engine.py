@@ -11,7 +11,8 @@ Error metric (the same for all solvers, so a chained run has one curve): the nor
 amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels, measured on
 the model ``Ψ = F[P·O]`` of the current object and probe: for RAAR and DM at the start of each
 iteration, for PIE on each batch before its update, for ML before each step. Poisson noise puts
-a floor under it (≈ n_pixels / (4 Σ I) per frame when counts are large).
+a floor under it (≈ n_pixels / (4 Σ I) per frame when counts are large; ``noise.amplitude_floor``
+computes it for the measured counts, and the stopping rule uses it, ``Run._has_converged``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .noise import NoiseFloor, amplitude_floor
 from .operators import FarFieldModel, State, orthogonalize_modes, regularized_ratio
 from .options import PtychoOptions
 
@@ -52,6 +54,9 @@ class Run:
         self.stop_reason = "max_iterations"
         self.stage_start = 0
         self.converged = False
+        #: Which rule ended the last converged stage: "noise floor", "noise-level fall" or
+        #: "relative fall" (``_has_converged``); None while none has.
+        self.convergence_rule: str | None = None
         self.progress = progress
         self.progress_offset = progress_offset
         self.progress_total = progress_total or total_iterations
@@ -67,6 +72,33 @@ class Run:
             self.probe_window = np.exp(-(r / options.probe.support) ** 8).astype(np.float32)
         model.set_positions(state.positions_px)
         self.probes = model.shifted_probes(state.probe)
+        #: Poisson floor of the error metric (None: the data are not photon counts, or the rule is off).
+        self.floor: NoiseFloor | None = None
+        #: Expected fall of the metric below the floor from fitting the noise, (p / n)·floor.
+        self.noise_fit_level = 0.0
+        #: The error the rule waits for: the floor less what fitting the noise takes off, or the
+        #: floor itself (the discrepancy principle) at low counts (``ConvergenceOptions``).
+        self.floor_target = math.nan
+        c = options.convergence
+        if c.noise_floor and c.tolerance > 0:
+            self.floor = amplitude_floor(model.amplitude, model.validf)
+            if self.floor is not None:
+                f = self.floor
+                self.noise_fit_level = f.relative * min(self._free_parameters() / f.n_pixels, 1.0)
+                if f.counts / f.n_pixels < c.discrepancy_counts:
+                    self.floor_target = f.relative
+                else:
+                    self.floor_target = f.relative - self.noise_fit_level
+
+    def _free_parameters(self) -> int:
+        """Real unknowns of the model: two per object pixel that any frame reaches, two per
+        probe pixel and mode, one per background pixel when it is retrieved."""
+        m = self.model
+        seen = np.zeros(m.object_shape, bool)
+        for y0, x0 in zip(m.cy, m.cx):
+            seen[y0:y0 + m.h, x0:x0 + m.w] = True
+        n_bg = m.h * m.w if self.options.background.retrieve else 0
+        return 2 * int(np.count_nonzero(seen)) + 2 * m.n_modes * m.h * m.w + n_bg
 
     # ------------------------------------------------------------------------------- schedules
     @property
@@ -157,10 +189,14 @@ class Run:
             log.warning("ptycho diverged at iteration %d; best error %.4g kept", self.iteration, self.best_error)
             self.stop_reason = "diverged"
             return False
-        if self._has_converged():
+        rule = self._has_converged()
+        if rule is not None:
             self.converged = True
             self.stop_reason = "converged"
-            log.info("ptycho stage converged at iteration %d (error %.4g)", self.iteration, error)
+            self.convergence_rule = rule
+            floor = f"; noise floor {self.floor.relative:.4g}" if self.floor is not None else ""
+            log.info("ptycho stage converged at iteration %d (error %.4g%s; rule: %s)", self.iteration, error,
+                     floor, rule)
             return False
         return True
 
@@ -170,13 +206,43 @@ class Run:
         self.converged = False
         self.stop_reason = "max_iterations"
 
-    def _has_converged(self) -> bool:
-        """The windowed error of this stage fell by less than ``convergence.tolerance``."""
+    def _has_converged(self) -> str | None:
+        """Which rule says this stage has converged, or None (``ConvergenceOptions``).
+
+        With the Poisson floor F of the data (``noise.amplitude_floor``):
+
+        - "noise floor" (after one window): the windowed error is within the floor's uncertainty
+          (``floor_sigmas`` standard deviations, or its systematic uncertainty if larger) of the
+          misfit expected at the best fit, F·(1 − p/n) (p the model's free parameters, n the
+          data's pixels: a least-squares fit absorbs p of the n noise terms, χ² with n − p
+          degrees of freedom); or of F itself where the data hold fewer than
+          ``discrepancy_counts`` counts per pixel (Morozov's discrepancy principle: stop where the
+          model explains the data as well as the truth does, before it fits the noise).
+        - "noise-level fall" (after two windows; only with ``noise_fit`` > 0, off by default): the windowed error
+          fell by less than ``noise_fit`` × (p / n)·F over the last window, p the model's free
+          parameters and n the data's pixels. Fitting p parameters to pure noise lowers the
+          misfit by (p / n)·F in expectation (χ² with n − p degrees of freedom).
+
+        And always, after ``min_iterations`` (the fallback when F is unknown or negligible,
+        at high dose): "relative fall", the windowed error fell by less than ``tolerance`` of
+        itself."""
         c = self.options.convergence
         done = self.iteration - self.stage_start
-        if c.tolerance <= 0 or done < max(c.min_iterations, 2 * c.window):
-            return False
-        recent = self.errors[-c.window:]
-        before = self.errors[-2 * c.window:-c.window]
-        new, old = float(np.mean(recent)), float(np.mean(before))
-        return math.isfinite(new) and math.isfinite(old) and old - new < c.tolerance * old
+        if c.tolerance <= 0 or done < c.window:
+            return None
+        new = float(np.mean(self.errors[-c.window:]))
+        if not math.isfinite(new):
+            return None
+        f = self.floor
+        if f is not None and new <= self.floor_target + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
+            return "noise floor"
+        if done < 2 * c.window:
+            return None
+        old = float(np.mean(self.errors[-2 * c.window:-c.window]))
+        if not math.isfinite(old):
+            return None
+        if f is not None and c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
+            return "noise-level fall"
+        if done >= c.min_iterations and old - new < c.tolerance * old:
+            return "relative fall"
+        return None

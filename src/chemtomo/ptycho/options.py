@@ -169,21 +169,54 @@ class ConvergenceOptions:
     """When a solver stage has converged and stops by itself (its iteration count is a maximum).
 
     The error metric (``engine.py``) of the last ``window`` iterations, averaged, is compared with
-    the average of the ``window`` iterations before; when it fell by less than ``tolerance``
-    (relative), the stage has converged: the next stage of the chain starts, or the run ends with
-    ``info["stop_reason"] = "converged"``. A stage runs at least ``min_iterations`` (and at least
-    ``2 * window``) iterations. With Poisson noise the metric levels off at its noise floor once
-    the reconstruction has converged; at high dose it keeps falling and the stage runs its
-    maximum. ``tolerance = 0`` disables the rule (every stage runs its full count).
+    the average of the ``window`` iterations before and with the Poisson noise floor F of the
+    data (``noise.amplitude_floor``: the metric's expected value at the true object and probe,
+    from the measured counts). The stage has converged (the next stage of the chain starts, or
+    the run ends with ``info["stop_reason"] = "converged"``) when
+
+    - after one window, the windowed error is within ``floor_sigmas`` standard deviations (or
+      F's systematic uncertainty, if larger) of the misfit of the best fit, F·(1 − p/n): a fit
+      of p free parameters to n data absorbs p of the noise terms (χ² with n − p degrees of
+      freedom), so a run there has fitted all the data can tell (on the regime matrix this
+      changed 1 run of 69: runs rarely get there before their error levels off); where the data
+      hold fewer than ``discrepancy_counts`` counts per pixel, of F itself (Morozov's
+      discrepancy principle, which stops before the noise is fitted: 3–6× fewer LSQML
+      iterations at 2–10 counts per pixel on 32² frames, at 1–11 % more error; on 128²–256²
+      frames it stopped LSQML too early, 12–26 % more error, so it is off by default);
+    - or, after two windows and ``min_iterations``, it fell by less than ``tolerance`` of
+      itself (the rule for data without a known floor, i.e. not photon counts, and for every
+      stage whose error stays above the floor: high doses, model mismatch, a stochastic
+      solver's plateau);
+    - or, only when ``noise_fit`` > 0, it fell by less than ``noise_fit`` × (p / n)·F over the
+      last window (p free parameters, n data pixels: fitting p parameters to pure noise lowers
+      the misfit by (p / n)·F). Off by default: measured with ``noise_fit = 1`` (and p counted
+      over the pixels lit above 1 % of the peak), the measured Siemens star stops after 55
+      iterations instead of 103, but rPIE also stops while a slow start is still converging
+      (regime matrix, seed 0: Gaussian probe 0.33 against 0.28; the pinhole cell's rPIE would
+      end at an OD error of 1.22 that runs on to 0.25). docs/results/ptychography.md, "Session 4".
+
+    ``tolerance = 0`` disables every rule (each stage runs its full count); ``noise_floor =
+    False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
+    say which rule stopped the last stage.
 
     window         : iterations averaged on each side of the comparison.
     tolerance      : relative fall of the windowed error below which the stage has converged.
-    min_iterations : fewest iterations of a stage before the rule applies.
+    min_iterations : fewest iterations of a stage before the relative-fall rule applies.
+    noise_floor    : use the Poisson floor (photon-counting data only; ignored otherwise).
+    floor_sigmas   : how many standard deviations of the floor count as reaching it.
+    noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
+                     counts as a plateau; 0 (default) leaves this rule off.
+    discrepancy_counts : mean counts per valid detector pixel below which the floor rule stops
+                     at F (the discrepancy principle) instead of F·(1 − p/n).
     """
 
     window: int = 10
     tolerance: float = 2e-3
     min_iterations: int = 30
+    noise_floor: bool = True
+    floor_sigmas: float = 3.0
+    noise_fit: float = 0.0
+    discrepancy_counts: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +294,10 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.divergence.tolerance > 0, "divergence.tolerance", "positive", o.divergence.tolerance)
     _check(o.convergence.window >= 1, "convergence.window", "a positive integer", o.convergence.window)
     _check(o.convergence.tolerance >= 0, "convergence.tolerance", ">= 0", o.convergence.tolerance)
+    _check(o.convergence.floor_sigmas >= 0, "convergence.floor_sigmas", ">= 0", o.convergence.floor_sigmas)
+    _check(o.convergence.discrepancy_counts >= 0, "convergence.discrepancy_counts", ">= 0",
+           o.convergence.discrepancy_counts)
+    _check(o.convergence.noise_fit >= 0, "convergence.noise_fit", ">= 0", o.convergence.noise_fit)
     _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
            o.convergence.min_iterations)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)

@@ -29,9 +29,16 @@ import numpy as np
 from ..core.containers import Projection, Scan
 from ..core.errors import InputError
 from ..core.fft import fft2
-from .algorithms import DEFAULT_ALGORITHM, parse_algorithm, run_chain
+from .algorithms import (
+    DEFAULT_ALGORITHM,
+    default_chain,
+    is_default,
+    parse_algorithm,
+    run_chain,
+)
 from .detector import clean_scan
 from .engine import Run
+from .noise import dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
 from .postprocess import air_reference, air_region, split_half_frc
@@ -183,15 +190,19 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Solver chain ``"NAME:ITERATIONS[,...]"`` with NAME in ``ALGORITHMS`` (RAAR, DM, ePIE,
         rPIE, mPIE, LSQML, ML), e.g. the paper's ``"RAAR:500"`` or ``"DM:100,RAAR:300,ML:100"``.
 
-        The default, ``DEFAULT_ALGORITHM = "rPIE:300,ePIE:200"``, is rPIE (Maiden, Johnson & Li,
-        Optica 4, 736 (2017)) until it has converged, then ePIE (Maiden & Rodenburg,
-        Ultramicroscopy 109, 1256 (2009)) until it has converged: rPIE's large steps converge
-        fast (high dose, sparse scans), ePIE's small ones then average the photon noise down, as
-        a decreasing step size does in any stochastic-gradient method. Iteration counts are
-        maxima: a stage stops when its error metric levels off (``options.convergence``), which
-        at low dose also stops the noise from being fitted; ``info["stop_reason"]`` says why the
-        run ended. Figures: the regime matrix of ``benchmarks/ptycho_regimes.py``
-        (docs/results/ptychography.md). ``PAPER_ALGORITHM`` ("RAAR:500") reproduces the paper.
+        The default, ``DEFAULT_ALGORITHM = "default"``, picks one chain per scan from the
+        measured counts (``algorithms.default_chain``): ``"RAAR:200"`` where a flat detector
+        background carries more than 10 % of the counts, ``"LSQML:300"`` (Odstrčil et al.,
+        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, and otherwise
+        ``"rPIE:300,ePIE:200"``: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has
+        converged, then ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose
+        small steps average the photon noise.
+        Iteration counts are maxima: a stage stops when its error reaches the Poisson noise
+        floor of the data or levels off (``options.convergence``); ``info["stop_reason"]``
+        says why the run ended, ``info["algorithm"]`` which chain ran and
+        ``info["default_rule"]`` why. Figures: the regime matrix of
+        ``benchmarks/ptycho_regimes.py`` (docs/results/ptychography.md).
+        ``PAPER_ALGORITHM`` ("RAAR:500") reproduces the paper.
     probe : array, {"file", "zone_plate", "diffraction"} or None
         Initial probe: an (ny, nx) or (n_modes, ny, nx) array; the scan's own guess; a zone plate
         (``options.zone_plate``); the mean diffraction pattern. None: the scan's guess if it has
@@ -234,7 +245,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ramp in the empty region); ``probe`` (n_modes, ny, nx) complex64 (scaled so that probe ×
         transmission reproduces the data); ``background`` (ny, nx) float32 counts per pixel in
         detector order, or None; ``errors`` per iteration (see ``engine.py``); ``frc`` the
-        split-half Curve (½-bit) or None; ``info``: ``algorithm``, ``stages``, ``iterations``
+        split-half Curve (½-bit) or None; ``info``: ``algorithm`` (the chain run), ``default_rule`` (why the default chose it, or
+        None), ``convergence_rule`` and ``noise_floor`` (``options.convergence``), ``stages``, ``iterations``
         run, ``diverged``, ``stop_reason`` ("converged", "diverged" or "max_iterations": why the
         last solver stage ended; iterations are a maximum), ``positions_m`` (refined, one row per frame used) and
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
@@ -272,7 +284,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         background=dataclasses.replace(options.background, retrieve=bool(background)),
         positions=dataclasses.replace(options.positions, refine=bool(refine_positions)))
     validate_options(options)
-    stages = parse_algorithm(algorithm)
+    default_rule = None
+    if not is_default(algorithm):
+        stages = parse_algorithm(algorithm)
     if not isinstance(scan, Scan):
         raise InputError(f"scan must be a chemtomo.core.Scan, got {type(scan).__name__}")
     owner = _owner(scan)
@@ -309,6 +323,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     np.maximum(amplitude, 0, out=amplitude)
     counts = np.einsum("jyx,yx->j", amplitude, valid.astype(np.float32))  # photons per frame
     np.sqrt(amplitude, out=amplitude)
+    if is_default(algorithm):  # the default picks its chain from the measured counts (default_chain)
+        algorithm, default_rule = default_chain(*dose_summary(amplitude, valid))
+        stages = parse_algorithm(algorithm)
+        log.info("ptycho: the default runs %s", default_rule)
     model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel, amplitude=amplitude)
     outside = model.out_of_bounds(positions_px)
@@ -379,16 +397,19 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
                      total=total, seed=seed)
     state = run.state
-    log.info("ptycho %s: stopped after %d of at most %d iterations (%s)", algorithm, run.iteration, n_iter,
-             run.stop_reason)
+    log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s)", algorithm, run.iteration, n_iter,
+             run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "")
     illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
     probe_out = (state.probe * factor).astype(np.complex64)
     model.release()
     info = {
-        "algorithm": algorithm, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
-        "stop_reason": run.stop_reason,
+        "algorithm": algorithm, "default_rule": default_rule, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
+        "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
+        "noise_floor": run.floor.relative if run.floor is not None else None,
+        "noise_fit_level": run.noise_fit_level or None,
+        "floor_target": run.floor_target if run.floor is not None else None,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
@@ -436,7 +457,8 @@ def reconstruct_many(scans: Sequence[Scan], algorithm: str = DEFAULT_ALGORITHM, 
     """
     import dask
 
-    parse_algorithm(algorithm)
+    if not is_default(algorithm):
+        parse_algorithm(algorithm)
     scans = list(scans)
     for i, scan in enumerate(scans):
         if not isinstance(scan, Scan):
