@@ -285,9 +285,15 @@ class FarFieldModel:
                                  np.complex64)
             probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)
         if self.n_modes == 1:
-            K.accumulate_1(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx,
-                           self.kb, frames, float(c_phi), float_view(obj_num), obj_den,
-                           float_view(probe_num[:, 0]), probe_den, bool(do_object), bool(do_probe))
+            # The same bits either way (tests/ptycho/test_sum_kernels.py): both sums in one
+            # frame-major sweep on one thread, else the row-owned kernel.
+            args = (float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
+                    frames, float(c_phi))
+            sums = (float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den)
+            if do_object and do_probe and K.one_thread():
+                K.accumulate_1_fused(*args, *sums)
+            else:
+                K.accumulate_1(*args, *sums, bool(do_object), bool(do_probe))
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))

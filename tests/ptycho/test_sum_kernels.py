@@ -1,0 +1,68 @@
+"""The overlap-sum kernel that replaces ``_kernels.accumulate_1`` on one thread gives its bits
+(issue 22, part 3: faster, same results): ``accumulate_1_fused``, the object and probe sums in
+one frame-major sweep. Bitwise equality is the right test: each sum
+element gets the same float32 operations in the same frame order, so any difference is a real
+change of what RAAR, DM, ePIE/rPIE/mPIE, ML and LSQML compute on one core."""
+
+import numba
+import numpy as np
+import pytest
+
+from chemtomo.ptycho import _kernels as K
+from chemtomo.ptycho.operators import float_view
+
+
+def problem(seed, n_frames=23, h=16, w=12, n_bins=4):
+    rng = np.random.default_rng(seed)
+
+    def cplx(*shape):
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+    obj = cplx(40, 37)
+    probes = cplx(n_bins, h, w)
+    buf = cplx(n_frames, h, w)
+    cy = rng.integers(0, obj.shape[0] - h + 1, n_frames).astype(np.int64)
+    cx = rng.integers(0, obj.shape[1] - w + 1, n_frames).astype(np.int64)
+    kb = rng.integers(0, n_bins, n_frames).astype(np.int64)
+    # a batch: the first 17 waves belong to these frames, in a random order (PIE's)
+    frames = rng.permutation(n_frames)[:17].astype(np.int64)
+    # the sums start from earlier batches' values (PIE keeps them) or zero
+    start = [cplx(*obj.shape), rng.random(obj.shape).astype(np.float32),
+             cplx(n_bins, h, w), rng.random((n_bins, h, w)).astype(np.float32)]
+    return obj, probes, buf, cy, cx, kb, frames, start
+
+
+def run(kernel, obj, probes, buf, cy, cx, kb, frames, start, c_phi, do_object=True, do_probe=True):
+    sums = [a.copy() for a in start]
+    views = (float_view(sums[0]), sums[1], float_view(sums[2]), sums[3])
+    args = (float_view(buf), float_view(obj), float_view(probes), cy, cx, kb, frames)
+    if kernel is K.accumulate_1:
+        kernel(*args, c_phi, *views, do_object, do_probe)
+    else:
+        kernel(*args, c_phi, *views)
+    return [np.ascontiguousarray(a).view(np.uint32) for a in sums]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("c_phi", [0.0, -1.0])
+def test_fused_one_thread_pass_is_bitwise_the_two_row_owned_passes(seed, c_phi):
+    data = problem(seed)
+    want = run(K.accumulate_1, *data, c_phi)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert K.one_thread()
+        got = run(K.accumulate_1_fused, *data, c_phi)
+    finally:
+        numba.set_num_threads(previous)
+    for g, w_ in zip(got, want):
+        assert np.array_equal(g, w_)
+
+
+def test_the_check_sees_a_changed_sum():
+    # the comparison can fail: the sums of the waves (c_phi = 0) are not those of the
+    # corrections (c_phi = -1)
+    data = problem(0)
+    want = run(K.accumulate_1, *data, -1.0)
+    got = run(K.accumulate_1_fused, *data, 0.0)
+    assert not np.array_equal(got[0], want[0]) and not np.array_equal(got[2], want[2])
