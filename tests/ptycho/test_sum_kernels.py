@@ -36,23 +36,21 @@ def run(kernel, obj, probes, buf, cy, cx, kb, frames, start, c_phi, do_object=Tr
     sums = [a.copy() for a in start]
     views = (float_view(sums[0]), sums[1], float_view(sums[2]), sums[3])
     args = (float_view(buf), float_view(obj), float_view(probes), cy, cx, kb, frames)
-    if kernel is K.accumulate_1:
-        kernel(*args, c_phi, *views, do_object, do_probe)
-    else:
-        kernel(*args, c_phi, *views)
+    kernel(*args, c_phi, *views, do_object, do_probe)
     return [np.ascontiguousarray(a).view(np.uint32) for a in sums]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("c_phi", [0.0, -1.0])
-def test_fused_one_thread_pass_is_bitwise_the_two_row_owned_passes(seed, c_phi):
+@pytest.mark.parametrize("do_object, do_probe", [(True, True), (True, False), (False, True)])
+def test_frame_major_one_thread_sweep_is_bitwise_the_row_owned_kernel(seed, c_phi, do_object, do_probe):
     data = problem(seed)
-    want = run(K.accumulate_1, *data, c_phi)
+    want = run(K.accumulate_1, *data, c_phi, do_object, do_probe)
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
         assert K.one_thread()
-        got = run(K.accumulate_1_fused, *data, c_phi)
+        got = run(K.accumulate_1_fused, *data, c_phi, do_object, do_probe)
     finally:
         numba.set_num_threads(previous)
     for g, w_ in zip(got, want):

@@ -535,10 +535,11 @@ def one_thread() -> bool:
 
 @njit(nogil=True, cache=True, fastmath=True)
 def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
-                       probe_den):  # pragma: no cover - compiled
-    """``accumulate_1`` with both sums (object and probe) in one sweep over the waves, frame by
-    frame and row by row, on one thread: each row of the waves, the probe and the object is
-    brought into cache once for both sums instead of once per sum.
+                       probe_den, do_object, do_probe):  # pragma: no cover - compiled
+    """``accumulate_1`` frame by frame and row by row on one thread: when both sums are asked
+    for, each row of the waves, the probe and the object is brought into cache once for both
+    instead of once per sum; each alone also streams the waves in memory order (RAAR's separate
+    object and probe passes over all frames).
 
     Every element of the four sums still receives its frames' terms in the order of ``frames``,
     and the two inner loops are ``accumulate_1``'s own (the same expressions, so the compiler
@@ -556,30 +557,32 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
             prow = probes[k, y]
             brow = buf[i, y]
             oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
-            nn = obj_num[y0 + y, 2 * x0:2 * x0 + 2 * w]
-            dd = obj_den[y0 + y, x0:x0 + w]
-            for x in range(w):
-                pr = prow[2 * x]
-                pi = prow[2 * x + 1]
-                o_r = oo[2 * x]
-                o_i = oo[2 * x + 1]
-                vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
-                vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
-                nn[2 * x] += pr * vr + pi * vi
-                nn[2 * x + 1] += pr * vi - pi * vr
-                dd[x] += pr * pr + pi * pi
-            nn = probe_num[k, y]
-            dd = probe_den[k, y]
-            for x in range(w):
-                pr = prow[2 * x]
-                pi = prow[2 * x + 1]
-                o_r = oo[2 * x]
-                o_i = oo[2 * x + 1]
-                vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
-                vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
-                nn[2 * x] += o_r * vr + o_i * vi
-                nn[2 * x + 1] += o_r * vi - o_i * vr
-                dd[x] += o_r * o_r + o_i * o_i
+            if do_object:
+                nn = obj_num[y0 + y, 2 * x0:2 * x0 + 2 * w]
+                dd = obj_den[y0 + y, x0:x0 + w]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += pr * vr + pi * vi
+                    nn[2 * x + 1] += pr * vi - pi * vr
+                    dd[x] += pr * pr + pi * pi
+            if do_probe:
+                nn = probe_num[k, y]
+                dd = probe_den[k, y]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += o_r * vr + o_i * vi
+                    nn[2 * x + 1] += o_r * vi - o_i * vr
+                    dd[x] += o_r * o_r + o_i * o_i
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)

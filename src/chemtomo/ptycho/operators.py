@@ -285,15 +285,13 @@ class FarFieldModel:
                                  np.complex64)
             probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)
         if self.n_modes == 1:
-            # The same bits either way (tests/ptycho/test_sum_kernels.py): both sums in one
-            # frame-major sweep on one thread, else the row-owned kernel.
-            args = (float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
-                    frames, float(c_phi))
-            sums = (float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den)
-            if do_object and do_probe and K.one_thread():
-                K.accumulate_1_fused(*args, *sums)
-            else:
-                K.accumulate_1(*args, *sums, bool(do_object), bool(do_probe))
+            # The same bits either way (tests/ptycho/test_sum_kernels.py): on one thread a
+            # frame-major sweep (both sums from one read of each row when both are asked for;
+            # 0.45-0.8x the row-owned kernel's time on 196 frames of 128²), else the row-owned kernel.
+            kernel = K.accumulate_1_fused if K.one_thread() else K.accumulate_1
+            kernel(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
+                   frames, float(c_phi), float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den,
+                   bool(do_object), bool(do_probe))
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))
