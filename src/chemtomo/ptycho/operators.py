@@ -207,6 +207,21 @@ class FarFieldModel:
         out[used] = shifted
         return out
 
+    def shift_probes_into(self, out: np.ndarray, probe: np.ndarray, bins: np.ndarray) -> None:
+        """Write the probe shifted by the sub-pixel bins ``bins`` (sorted, in use) into ``out[bins]``
+        in place, leaving the other bins of ``out`` (n_bins, n_modes, h, w) as they were.
+
+        For a caller that knows which bins its next frames use (a PIE batch: about 12 of 16 on a
+        jittered scan of 20 frames): each bin gets the same values, to the bit, as from
+        ``shifted_probes`` (the same products and pocketfft transforms; a transform in a stack
+        does not depend on the stack's other members)."""
+        bins = np.asarray(bins, np.int64)
+        if len(self.used_bins) == 1 and np.allclose(self.bin_shifts[self.used_bins[0]], 0):
+            out[self.used_bins[0]] = probe
+            return
+        spectrum = sfft.fft2(probe, workers=fft_workers())
+        out[bins] = sfft.ifft2(spectrum[None] * self.ramps[bins, None], workers=fft_workers(), overwrite_x=True)
+
     def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None,
                     bins: np.ndarray | None = None) -> np.ndarray:
         """Σ_bins (weights_k ×) of (n_bins, n_modes, h, w) arrays shifted back to the unshifted

@@ -113,8 +113,13 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
         ratio_sum = np.zeros((model.h, model.w), np.float64)
         do_probe = run.refine_probe
         steps = np.zeros((n, 2)) if run.refine_positions else None
-        for batch in np.array_split(order, n_batches):
+        batches = np.array_split(order, n_batches)
+        for b, batch in enumerate(batches):
             st = run.state
+            # A probe set after this batch is shifted only into the bins the next batch uses; after
+            # the iteration's last batch into every bin (what end_iteration, the next iteration and
+            # the next solver read). The same bits as shifting every bin each time.
+            next_bins = np.unique(model.kb[batches[b + 1]]) if b + 1 < len(batches) else None
             buf = work[: len(batch)]
             model.exit_waves(buf, st.obj, run.probes, batch)
             buf = model.fft_inplace(buf)
@@ -132,9 +137,10 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             if do_probe:
                 # mPIE sets the probe again at once (its momentum): shift it only then
                 again = velocity is not None and st.probe.shape[0] == 1
-                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again)
+                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again,
+                              bins=next_bins)
             if velocity is not None:
-                _momentum(run, velocity, previous, momentum, friction, do_probe)
+                _momentum(run, velocity, previous, momentum, friction, do_probe, next_bins)
         if run.refine_background:
             run.background_update(ratio_sum, n)
         if steps is not None:
@@ -143,8 +149,10 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             return
 
 
-def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool) -> None:
-    """mPIE momentum step on the object (and the probe when it is refined), in place."""
+def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool,
+              bins: np.ndarray | None = None) -> None:
+    """mPIE momentum step on the object (and the probe when it is refined), in place; the probe
+    is shifted into the sub-pixel ``bins`` only (None: all), see ``Run.set_probe``."""
     st = run.state
     # one fused pass, the same bits as: v *= η; v += O − O_prev; O = O + γ v; O_prev = O.copy()
     K.momentum_step(float_view(st.obj), float_view(velocity[0]), float_view(previous[0]),
@@ -152,5 +160,5 @@ def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float
     if do_probe and st.probe.shape[0] == 1:  # several modes are re-orthogonalised (rotated) each update
         velocity[1] *= np.float32(eta)
         velocity[1] += st.probe - previous[1]
-        run.set_probe(st.probe + np.float32(gamma) * velocity[1])
+        run.set_probe(st.probe + np.float32(gamma) * velocity[1], bins=bins)
     previous[1] = st.probe.copy()
