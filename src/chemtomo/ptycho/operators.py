@@ -220,7 +220,10 @@ class FarFieldModel:
             out[self.used_bins[0]] = probe
             return
         spectrum = sfft.fft2(probe, workers=fft_workers())
-        out[bins] = sfft.ifft2(spectrum[None] * self.ramps[bins, None], workers=fft_workers(), overwrite_x=True)
+        work = np.empty((len(bins),) + probe.shape, np.complex64)
+        for i, k in enumerate(bins):  # each bin's ramp read in place: no gathered copy of the ramps
+            np.multiply(spectrum, self.ramps[k], out=work[i])
+        out[bins] = sfft.ifft2(work, workers=fft_workers(), overwrite_x=True)
 
     def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None,
                     bins: np.ndarray | None = None) -> np.ndarray:
@@ -233,8 +236,10 @@ class FarFieldModel:
         if len(self.used_bins) == 1 and len(used) == 1 and np.allclose(self.bin_shifts[used[0]], 0):
             out = per_bin[used[0]] * (1 if w is None else w[0])
             return np.ascontiguousarray(out, dtype=np.complex64)
-        spectrum = sfft.fft2(per_bin[used], workers=fft_workers())
-        spectrum *= self.ramps_conj[used, None]
+        # per_bin[used] is a fresh copy: transformed in place; each bin's ramp read in place
+        spectrum = sfft.fft2(per_bin[used], workers=fft_workers(), overwrite_x=True)
+        for i, k in enumerate(used):
+            spectrum[i] *= self.ramps_conj[k]
         if w is not None:
             spectrum *= w[:, None, None, None]
         return sfft.ifft2(spectrum.sum(axis=0), workers=fft_workers()).astype(np.complex64, copy=False)
