@@ -36,7 +36,12 @@ def run(kernel, obj, probes, buf, cy, cx, kb, frames, start, c_phi, do_object=Tr
     sums = [a.copy() for a in start]
     views = (float_view(sums[0]), sums[1], float_view(sums[2]), sums[3])
     args = (float_view(buf), float_view(obj), float_view(probes), cy, cx, kb, frames)
-    kernel(*args, c_phi, *views, do_object, do_probe)
+    if kernel is K.accumulate_1:
+        kernel(*args, c_phi, *views, do_object, do_probe)
+    else:
+        top = np.zeros(1, np.float32)
+        kernel(*args, c_phi, *views, do_object, do_probe, top)
+        run.den_max = top[0]
     return [np.ascontiguousarray(a).view(np.uint32) for a in sums]
 
 
@@ -64,3 +69,17 @@ def test_the_check_sees_a_changed_sum():
     want = run(K.accumulate_1, *data, -1.0)
     got = run(K.accumulate_1_fused, *data, 0.0)
     assert not np.array_equal(got[0], want[0]) and not np.array_equal(got[2], want[2])
+
+
+def test_the_sweep_finds_the_illumination_maximum_of_a_batch():
+    # PIE's sums start at zero for every batch: the largest value the sweep writes into Σ|P|²
+    # is its maximum, the same float as the spans kernel's (PIE's step then skips that pass)
+    obj, probes, buf, cy, cx, kb, frames, start = problem(2)
+    zero = [np.zeros_like(a) for a in start]
+    sums = run(K.accumulate_1_fused, obj, probes, buf, cy, cx, kb, frames, zero, -1.0)
+    den = sums[1].view(np.float32)
+    assert run.den_max == den.max() > 0
+    lo, hi = np.zeros(den.shape[0], np.int64), np.zeros(den.shape[0], np.int64)
+    row_max = np.zeros(den.shape[0], np.float32)
+    K.pie_row_spans(den, cy, cx, frames, probes.shape[1], probes.shape[2], lo, hi, row_max, True)
+    assert row_max.max() == run.den_max

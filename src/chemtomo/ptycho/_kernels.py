@@ -535,7 +535,7 @@ def one_thread() -> bool:
 
 @njit(nogil=True, cache=True, fastmath=True)
 def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
-                       probe_den, do_object, do_probe):  # pragma: no cover - compiled
+                       probe_den, do_object, do_probe, den_max):  # pragma: no cover - compiled
     """``accumulate_1`` frame by frame and row by row on one thread: when both sums are asked
     for, each row of the waves, the probe and the object is brought into cache once for both
     instead of once per sum; each alone also streams the waves in memory order (RAAR's separate
@@ -547,9 +547,14 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
     measured to change a quarter of the probe sums in their last bit): the same bits as
     ``accumulate_1`` (tests/ptycho/test_sum_kernels.py). Frames overlap on the object, so two
     threads cannot share this sweep: it serves one-thread runs (``one_thread``); the others
-    keep the row-owned ``accumulate_1``."""
+    keep the row-owned ``accumulate_1``.
+
+    ``den_max`` (1,) float32: raised to the largest value written into ``obj_den`` (when
+    ``do_object``). The sums only grow, so for sums that start at zero (a PIE batch's) that is
+    ``obj_den.max()`` exactly, and PIE's step needs no pass of its own to find it."""
     h, w = probes.shape[1], probes.shape[2] // 2
     c = np.float32(c_phi)
+    m = den_max[0]
     for i in range(frames.shape[0]):
         j = frames[i]
         y0, x0, k = cy[j], cx[j], kb[j]
@@ -570,6 +575,9 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
                     nn[2 * x] += pr * vr + pi * vi
                     nn[2 * x + 1] += pr * vi - pi * vr
                     dd[x] += pr * pr + pi * pi
+                for x in range(w):
+                    if dd[x] > m:
+                        m = dd[x]
             if do_probe:
                 nn = probe_num[k, y]
                 dd = probe_den[k, y]
@@ -583,6 +591,7 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
                     nn[2 * x] += o_r * vr + o_i * vi
                     nn[2 * x + 1] += o_r * vi - o_i * vr
                     dd[x] += o_r * o_r + o_i * o_i
+    den_max[0] = m
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
@@ -694,11 +703,11 @@ def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compi
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cover - compiled
+def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max, with_max):  # pragma: no cover - compiled
     """Per object row ``yy``: the x-span ``[lo[yy], hi[yy])`` covered by the frames ``frames``
-    (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and ``row_max[yy]``, the
-    maximum of ``den`` over it (0 for an empty row). ``den`` is zero outside the spans, so the
-    maximum of ``row_max`` is ``den.max()``."""
+    (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and, when ``with_max``,
+    ``row_max[yy]``, the maximum of ``den`` over it (0 for an empty row; ``row_max`` untouched
+    otherwise). ``den`` is zero outside the spans, so the maximum of ``row_max`` is ``den.max()``."""
     nf = frames.shape[0]
     for yy in prange(den.shape[0]):
         left = den.shape[1]
@@ -711,14 +720,15 @@ def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cov
         if right <= left:
             left = 0
             right = 0
-        m = np.float32(0.0)
-        for x in range(left, right):
-            v = den[yy, x]
-            if v > m:
-                m = v
         lo[yy] = left
         hi[yy] = right
-        row_max[yy] = m
+        if with_max:
+            m = np.float32(0.0)
+            for x in range(left, right):
+                v = den[yy, x]
+                if v > m:
+                    m = v
+            row_max[yy] = m
 
 
 @njit(parallel=True, nogil=True, cache=True)

@@ -288,14 +288,20 @@ class FarFieldModel:
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
-    def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False, out=None):
+    def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False, out=None,
+                   den_max=None):
         """Overlap sums of the waves ``buf + c_phi·P·O`` (``_kernels.accumulate``).
 
         Returns the object sums ``Σ P* v`` and ``Σ |P|²`` (oy, ox) (None unless ``do_object``) and
         the probe sums per shift bin ``Σ O* v`` (n_bins, n_modes, h, w) and ``Σ |O|²``
         (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``).
         ``out = (obj_num, obj_den, probe_num, probe_den)``: arrays of those shapes to add the sums
-        to instead of fresh zeroed ones (PIE keeps them between batches)."""
+        to instead of fresh zeroed ones (PIE keeps them between batches). ``den_max``: a (1,)
+        float32 array set to the largest value written into the object's ``Σ |P|²`` (its maximum
+        when it started at zero) where the kernel finds it on the way (one thread, one mode), to
+        NaN where it does not."""
+        if den_max is not None:
+            den_max[0] = np.nan
         if out is not None:
             obj_num, obj_den, probe_num, probe_den = out
         else:
@@ -308,10 +314,16 @@ class FarFieldModel:
             # The same bits either way (tests/ptycho/test_sum_kernels.py): on one thread a
             # frame-major sweep (both sums from one read of each row when both are asked for;
             # 0.45-0.8x the row-owned kernel's time on 196 frames of 128²), else the row-owned kernel.
-            kernel = K.accumulate_1_fused if K.one_thread() else K.accumulate_1
-            kernel(float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
-                   frames, float(c_phi), float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den,
-                   bool(do_object), bool(do_probe))
+            args = (float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
+                    frames, float(c_phi), float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den,
+                    bool(do_object), bool(do_probe))
+            if K.one_thread():
+                top = np.zeros(1, np.float32)
+                K.accumulate_1_fused(*args, top)
+                if den_max is not None and do_object:
+                    den_max[0] = top[0]
+            else:
+                K.accumulate_1(*args)
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))

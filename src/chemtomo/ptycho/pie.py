@@ -73,12 +73,18 @@ class _BatchSums:
         self.lo = np.zeros(oy, np.int64)
         self.hi = np.zeros(oy, np.int64)
         self.row_max = np.zeros(oy, np.float32)
+        #: max Σ|P|² of the batch when the sums kernel found it on the way (else NaN)
+        self.den_max = np.full(1, np.nan, np.float32)
 
     def object_step(self, obj: np.ndarray, frames: np.ndarray, alpha: float) -> None:
         """``obj += _step(obj_num, obj_den, α)`` in place on the batch's spans; sums zeroed."""
         m = self.model
-        K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max)
-        den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
+        known = not np.isnan(self.den_max[0])
+        K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max, not known)
+        if known:  # the same value as the spans' maximum (the sums start at zero, and only grow)
+            den_max = float(self.den_max[0])
+        else:
+            den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
         K.pie_object_step(float_view(obj), float_view(self.obj_num), self.obj_den, self.lo, self.hi,
                           np.float32(1.0 - alpha), np.float32(alpha * den_max), np.float32(1e-30))
 
@@ -131,7 +137,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             if steps is not None:
                 steps += model.position_steps(buf, st.obj, run.probes, batch)
             model.accumulate(buf, st.obj, run.probes, batch, c_phi=-1.0, do_probe=do_probe,
-                             out=(sums.obj_num, sums.obj_den, sums.probe_num, sums.probe_den))
+                             out=(sums.obj_num, sums.obj_den, sums.probe_num, sums.probe_den), den_max=sums.den_max)
             # st.obj is updated in place (Run.best_state holds a copy, never this array)
             sums.object_step(st.obj, batch, alpha_object)
             if do_probe:
