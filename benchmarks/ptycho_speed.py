@@ -2,14 +2,16 @@
 against the FFT floor, all measured in one run of this script.
 
 1. **Start-up**: ``chemtomo ptycho SCAN.cxi -o OUT.cxi --algorithm RAAR:1 --no-frc`` on a 32²
-   scan (36 frames), launched as a separate process three times against a fresh numba cache
-   (``NUMBA_CACHE_DIR``): the first launch compiles the kernels it calls, the next two must load
-   them (kernel compilations counted from numba's cache statistics). Measured from just before
-   the process is spawned: wall time to the first iteration's progress callback, and to the
-   process's exit; the heavy modules it imported (Dask, matplotlib, pandas, Zarr, the report).
-   The **import floor** is a process that only imports what the command cannot do without
-   (``numpy, scipy.fft, numba, h5py, typer, rich.progress``), launched the same way; a bare
-   ``python -c pass`` is the interpreter alone.
+   scan (36 frames), launched as a separate process against a fresh numba cache
+   (``NUMBA_CACHE_DIR``): the first launch compiles the kernels it calls, the next ``--launches``
+   must load them (kernel compilations counted from numba's cache statistics); with
+   ``--baseline-src`` the two trees' cached launches and the floors alternate launch by launch.
+   Measured from just before the process is spawned: wall time to the first iteration's
+   progress callback, and to the process's exit; the heavy modules it imported (Dask,
+   matplotlib, pandas, Zarr, the report). The **import floor** is a process that only imports
+   what the command cannot do without (``numpy, scipy.fft, numba, h5py, typer, rich.progress``),
+   the **numpy floor** one that imports NumPy alone, launched the same way; a bare ``python -c
+   pass`` is the interpreter alone.
 2. **Iterations**: ``ptycho.reconstruct`` on a simulated scan (default 400 frames of 128², a
    zone-plate probe, 10⁶ photons per frame) with each solver, library options (probe and
    background refined, no FRC; RAAR once more with the probe fixed). Per iteration: the
@@ -23,7 +25,7 @@ Usage::
 
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
-    python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src   # before/after
+    python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
     python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
 
@@ -152,7 +154,10 @@ def _import_profile(args: list[str], env: dict, top: int = 8) -> list[tuple[str,
     return sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]
 
 
-def part_startup(python: str, baseline_src: str | None = None) -> str:
+def part_startup(python: str, baseline_src: str | None = None, launches: int = 2) -> str:
+    """Launch 1 of each tree compiles its kernels (fresh numba cache); then ``launches`` cached
+    launches per tree, the trees and the floors alternated launch by launch, so that the
+    machine's drifting load falls on all of them alike; medians (and minima) of those."""
     from chemtomo.io import write_scan
 
     work = Path(tempfile.mkdtemp(prefix="chemtomo_startup_"))
@@ -162,34 +167,46 @@ def part_startup(python: str, baseline_src: str | None = None) -> str:
     harness.write_text(f"HEAVY = {HEAVY!r}\n" + HARNESS)
     cmd = [python, str(harness), "-q", "ptycho", str(cxi), "-o", str(work / "out.cxi"), "--algorithm", "RAAR:1",
            "--no-frc"]
-    rows = []
     trees = [("", ROOT / "src")] + ([("baseline ", Path(baseline_src))] if baseline_src else [])
-    for tag, src in trees:
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(work / f"numba_cache_{len(rows)}"),
-               "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        for k in range(3):
-            rows.append((f"{tag}launch {k + 1} ({'compiles' if k == 0 else 'numba cache'})", _launch(cmd, env)))
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache_0"),
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    floor = [_launch([python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"], env)
-             for _ in range(3)]
-    bare = [_launch([python, "-c", "pass"], env) for _ in range(3)]
-    fl = float(np.median([f["total_s"] for f in floor]))
-    lines = ["| process | to first iteration (s) | to exit (s) | kernels compiled | heavy modules imported |",
-             "|---|---|---|---|---|"]
-    for name, r in rows:
-        if "error" in r:
-            lines.append(f"| {name} | failed: {r['error'][-200:]!r} | | | |")
-            continue
-        lines.append(f"| {name} | {r['first_s']:.3f} ({r['first_s'] / fl:.2f}× import floor) | {r['total_s']:.3f} | "
-                     f"{r['compiled']} | {', '.join(r['heavy']) or 'none'} |")
-    lines.append(f"| import floor: python -c 'import numpy, scipy.fft, numba, h5py, typer, rich.progress' "
-                 f"(median of 3) | — | {fl:.3f} | — | — |")
-    lines.append(f"| bare interpreter: python -c pass (median of 3) | — | "
-                 f"{float(np.median([b['total_s'] for b in bare])):.3f} | — | — |")
-    prof = _import_profile(cmd, env)
+    envs = {tag: {**os.environ, "NUMBA_CACHE_DIR": str(work / f"numba_cache_{k}"),
+                  "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            for k, (tag, src) in enumerate(trees)}
+    first = {tag: _launch(cmd, envs[tag]) for tag, _ in trees}
+    floor_cmds = {"import floor": [python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"],
+                  "numpy floor": [python, "-c", "import numpy"],
+                  "bare interpreter": [python, "-c", "pass"]}
+    cached: dict[str, list[dict]] = {tag: [] for tag, _ in trees}
+    floors: dict[str, list[float]] = {name: [] for name in floor_cmds}
+    for _ in range(max(1, launches)):
+        for tag, _ in trees:
+            cached[tag].append(_launch(cmd, envs[tag]))
+        for name, c in floor_cmds.items():
+            floors[name].append(_launch(c, envs[""])["total_s"])
+    fl = float(np.median(floors["import floor"]))
+    npf = float(np.median(floors["numpy floor"]))
+    lines = ["| process | to first iteration (s) | × import floor | × numpy floor | to exit (s) | kernels compiled | "
+             "heavy modules imported |", "|---|---|---|---|---|---|---|"]
+
+    def row(name: str, recs: list[dict]) -> str:
+        bad = [r for r in recs if "error" in r]
+        if bad:
+            return f"| {name} | failed: {bad[0]['error'][-200:]!r} | | | | | |"
+        t = np.array([r["first_s"] for r in recs])
+        e = np.array([r["total_s"] for r in recs])
+        span = f"{np.median(t):.3f} (min {t.min():.3f})" if len(t) > 1 else f"{t[0]:.3f}"
+        heavy = sorted({h for r in recs for h in r["heavy"]})
+        return (f"| {name} | {span} | {np.median(t) / fl:.2f} | {np.median(t) / npf:.2f} | {np.median(e):.3f} | "
+                f"{max(r['compiled'] for r in recs)} | {', '.join(heavy) or 'none'} |")
+
+    for tag, _ in trees:
+        lines.append(row(f"{tag}launch 1 (compiles)", [first[tag]]))
+        lines.append(row(f"{tag}launches 2–{len(cached[tag]) + 1} (numba cache; median)", cached[tag]))
+    for name, c in floor_cmds.items():
+        lines.append(f"| {name}: `{' '.join(c[1:])}` (median of {len(floors[name])}) | — | — | — | "
+                     f"{float(np.median(floors[name])):.3f} | — | — |")
+    prof = _import_profile(cmd, envs[""])
     lines.append("")
-    lines.append("Import self-time by top-level package, launch 4 (python -X importtime; inflated by the "
+    lines.append("Import self-time by top-level package, one more launch (python -X importtime; inflated by the "
                  "instrumentation): " + ", ".join(f"{p} {s:.3f} s" for p, s in prof))
     return "\n".join(lines)
 
@@ -330,13 +347,15 @@ def main() -> None:
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
     ap.add_argument("--rounds", type=int, default=2, help="alternations of the two trees (--baseline-src)")
+    ap.add_argument("--launches", type=int, default=2,
+                    help="cached start-up launches per tree, alternated with the other tree and the floors")
     ap.add_argument("--baseline-src", default=None,
                     help="another chemtomo source tree (e.g. `git archive` of an older commit) launched the same way")
     args = ap.parse_args()
     print(f"# ptycho_speed: {machine()}\n", flush=True)
     if args.part in ("all", "startup"):
         print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
-        print(part_startup(args.python, args.baseline_src) + "\n", flush=True)
+        print(part_startup(args.python, args.baseline_src, args.launches) + "\n", flush=True)
     if args.part in ("all", "iterations") and args.baseline_src:
         print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
         print(compare_iterations(args), flush=True)
