@@ -83,3 +83,40 @@ def test_the_sweep_finds_the_illumination_maximum_of_a_batch():
     row_max = np.zeros(den.shape[0], np.float32)
     K.pie_row_spans(den, cy, cx, frames, probes.shape[1], probes.shape[2], lo, hi, row_max, True)
     assert row_max.max() == run.den_max
+
+
+@pytest.mark.parametrize("n_modes", [1, 2])
+def test_probe_step_kernels_are_bitwise_numpy(n_modes):
+    # PIE's probe step: gather (and zero) the batch's per-bin sums, then sum the ramp products
+    # over the bins; the reference is the NumPy it replaced (fancy-indexed copy, in-place complex
+    # product per bin, reduction over the bins, zeroing). The products use NumPy's own rounding
+    # (one fused multiply-add per part): a plain a·b − c·d differs in about a quarter of them.
+    rng = np.random.default_rng(5)
+    n_bins, h, w = 16, 8, 12
+    num = (rng.standard_normal((n_bins, n_modes, h, w)) + 1j * rng.standard_normal((n_bins, n_modes, h, w)))
+    num = num.astype(np.complex64)
+    den = rng.random((n_bins, h, w)).astype(np.float32)
+    ramps = np.exp(2j * np.pi * rng.random((n_bins, h, w))).astype(np.complex64)
+    bins = np.array([0, 3, 4, 9, 15], np.int64)
+
+    want_work, want_den = num[bins], den[bins].sum(axis=0)
+    spectrum = want_work.copy()
+    for i, k in enumerate(bins):
+        spectrum[i] *= ramps[k]
+    want_sum = spectrum.sum(axis=0)
+
+    n2, d2 = num.copy(), den.copy()
+    work = np.empty((len(bins), n_modes, h, w), np.complex64)
+    den_sum = np.empty((h, w), np.float32)
+    K.gather_bins(float_view(n2).reshape(n_bins, -1), bins, float_view(work).reshape(len(bins), -1),
+                  d2.reshape(n_bins, -1), den_sum.reshape(-1))
+    assert np.array_equal(work.view(np.uint32), want_work.view(np.uint32))
+    assert np.array_equal(den_sum.view(np.uint32), want_den.view(np.uint32))
+    assert not n2[bins].any() and not d2[bins].any()
+    others = np.setdiff1d(np.arange(n_bins), bins)
+    assert np.array_equal(n2[others], num[others]) and np.array_equal(d2[others], den[others])
+
+    got = np.empty((n_modes, h, w), np.complex64)
+    K.unshift_products_sum(float_view(work).reshape(len(bins), n_modes, -1), float_view(ramps).reshape(n_bins, -1),
+                           bins, float_view(got).reshape(n_modes, -1))
+    assert np.array_equal(got.view(np.uint32), want_sum.view(np.uint32))

@@ -35,7 +35,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.core.extending import intrinsic
 
 __all__ = [
     "accumulate",
@@ -44,6 +46,7 @@ __all__ = [
     "bilinear_waves",
     "exit_waves",
     "exit_waves_1",
+    "gather_bins",
     "modulus_project",
     "modulus_project_1",
     "momentum_step",
@@ -57,6 +60,7 @@ __all__ = [
     "raar_fourier_1",
     "regularized_ratio",
     "thread_chunks",
+    "unshift_products_sum",
 ]
 
 
@@ -766,3 +770,73 @@ def momentum_step(obj, velocity, previous, eta, gamma):  # pragma: no cover - co
             o = o + gamma * v
             obj[y, x] = o
             previous[y, x] = o
+
+
+# ------------------------------------------------------------------------------------------------
+# PIE's probe step: the batch's per-bin sums gathered (and zeroed) in one pass, and after their
+# FFT the ramp products summed over the bins in one pass, where NumPy took a fancy-indexed copy,
+# a multiply per bin, a reduction and two fancy-indexed zeroings. The same bits: NumPy's complex64
+# product on this CPU is (ar·br − ai·bi, ar·bi + ai·br) with the first product of each part fused
+# into a multiply-add (``_fma32`` below, checked against NumPy by tests/ptycho/test_sum_kernels.py),
+# its reduction over the leading axis adds the planes in order, and no ``fastmath`` lets LLVM
+# change either.
+# ------------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):  # pragma: no cover - compiled
+    """``a·b + c`` rounded once (LLVM's fma on float32)."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f], ir.FunctionType(f, [f, f, f]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def gather_bins(src, bins, dst, den, den_sum):  # pragma: no cover - compiled
+    """``dst[i] = src[bins[i]]`` and ``src[bins[i]] = 0`` (the probe sums, (n_bins, L) float
+    views), and ``den_sum = Σ_i den[bins[i]]`` in order, ``den[bins[i]] = 0`` ((n_bins, M) float32):
+    the same values as NumPy's ``src[bins]``, ``den[bins].sum(axis=0)`` and the zeroing after."""
+    for i in range(bins.shape[0]):
+        k = bins[i]
+        for l in range(src.shape[1]):
+            dst[i, l] = src[k, l]
+            src[k, l] = 0.0
+        if i == 0:
+            for l in range(den.shape[1]):
+                den_sum[l] = den[k, l]
+                den[k, l] = 0.0
+        else:
+            for l in range(den.shape[1]):
+                den_sum[l] = den_sum[l] + den[k, l]
+                den[k, l] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def unshift_products_sum(spec, ramps, bins, out):  # pragma: no cover - compiled
+    """``out = Σ_i spec[i] · ramps[bins[i]]`` over the bins in order, on float views: spec
+    (n, n_modes, 2L), ramps (n_bins, 2L), out (n_modes, 2L); the same float32 operations as
+    NumPy's ``spec[i] *= ramps[bins[i]]`` then ``spec.sum(axis=0)``."""
+    n, n_modes, two_l = spec.shape
+    for i in range(n):
+        r = ramps[bins[i]]
+        for m in range(n_modes):
+            s = spec[i, m]
+            o = out[m]
+            for l in range(two_l // 2):
+                ar = s[2 * l]
+                ai = s[2 * l + 1]
+                br = r[2 * l]
+                bi = r[2 * l + 1]
+                re = _fma32(ar, br, -(ai * bi))
+                im = _fma32(ar, bi, ai * br)
+                if i == 0:
+                    o[2 * l] = re
+                    o[2 * l + 1] = im
+                else:
+                    o[2 * l] = o[2 * l] + re
+                    o[2 * l + 1] = o[2 * l + 1] + im

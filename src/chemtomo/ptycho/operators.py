@@ -225,6 +225,21 @@ class FarFieldModel:
             np.multiply(spectrum, self.ramps[k], out=work[i])
         out[bins] = sfft.ifft2(work, workers=fft_workers(), overwrite_x=True)
 
+    def single_unshifted_bin(self) -> bool:
+        """True when every frame sits on whole pixels (one shift bin, no shift: no transforms)."""
+        return len(self.used_bins) == 1 and bool(np.allclose(self.bin_shifts[self.used_bins[0]], 0))
+
+    def unshift_gathered(self, work: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        """``unshift_sum`` of per-bin arrays already gathered into ``work`` (len(bins), n_modes,
+        h, w) complex64 (overwritten): the same bits, the ramp products summed in one kernel pass."""
+        spectrum = sfft.fft2(work, workers=fft_workers(), overwrite_x=True)
+        acc = np.empty(work.shape[1:], np.complex64)
+        n = len(bins)
+        K.unshift_products_sum(float_view(spectrum).reshape(n, work.shape[1], -1),
+                               float_view(self.ramps_conj).reshape(self.n_bins, -1), np.asarray(bins, np.int64),
+                               float_view(acc).reshape(work.shape[1], -1))
+        return sfft.ifft2(acc, workers=fft_workers()).astype(np.complex64, copy=False)
+
     def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None,
                     bins: np.ndarray | None = None) -> np.ndarray:
         """Σ_bins (weights_k ×) of (n_bins, n_modes, h, w) arrays shifted back to the unshifted

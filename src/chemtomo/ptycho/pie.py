@@ -91,12 +91,24 @@ class _BatchSums:
     def probe_step(self, probe: np.ndarray, bins: np.ndarray, alpha: float) -> np.ndarray:
         """The probe plus its rPIE step from the sums of the shift bins ``bins`` (those the batch
         used; the others hold zeros), which are zeroed afterwards."""
-        delta = self.model.unshift_sum(self.probe_num, bins=bins)
-        den = self.probe_den[bins].sum(axis=0)[None]
-        new = probe + _step(delta, den, alpha)
-        self.probe_num[bins] = 0
-        self.probe_den[bins] = 0
-        return new
+        m = self.model
+        bins = np.asarray(bins, np.int64)
+        if m.single_unshifted_bin():
+            delta = m.unshift_sum(self.probe_num, bins=bins)
+            den = self.probe_den[bins].sum(axis=0)[None]
+            self.probe_num[bins] = 0
+            self.probe_den[bins] = 0
+            return probe + _step(delta, den, alpha)
+        # the same values as unshift_sum(probe_num, bins=bins), probe_den[bins].sum(axis=0) and
+        # the zeroing, in two kernel passes around the FFTs (_kernels.gather_bins,
+        # _kernels.unshift_products_sum)
+        work = np.empty((len(bins),) + self.probe_num.shape[1:], np.complex64)
+        den = np.empty((1, m.h, m.w), np.float32)
+        K.gather_bins(float_view(self.probe_num).reshape(m.n_bins, -1), bins,
+                      float_view(work).reshape(len(bins), -1), self.probe_den.reshape(m.n_bins, -1),
+                      den.reshape(-1))
+        delta = m.unshift_gathered(work, bins)
+        return probe + _step(delta, den, alpha)
 
 
 def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,
