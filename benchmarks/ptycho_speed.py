@@ -25,6 +25,7 @@ Usage::
 
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
+    python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
     python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
@@ -211,6 +212,62 @@ def part_startup(python: str, baseline_src: str | None = None, launches: int = 2
     return "\n".join(lines)
 
 
+#: One fresh process that does what ``chemtomo ptycho`` does before its first iteration, step by
+#: step, and prints each step's wall time (seconds since the script's first line).
+TIMELINE = textwrap.dedent("""
+    import time
+    t = [("start", time.perf_counter())]
+    def mark(name): t.append((name, time.perf_counter()))
+    import numpy; mark("import numpy")
+    import scipy.fft; mark("import scipy.fft")
+    import numba; mark("import numba")
+    import h5py; mark("import h5py")
+    import typer, rich.progress; mark("import typer, rich.progress")
+    import typer._adapters; mark("pydantic (typer's parameter coercion)")
+    import chemtomo.cli; mark("import chemtomo.cli")
+    import chemtomo.io, chemtomo.ptycho; mark("import chemtomo.io, chemtomo.ptycho")
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh(); mark("numba's CPU target set-up (on the first kernel load)")
+    import json, sys, warnings
+    s = chemtomo.io.read_scan(sys.argv[1]); mark("read_scan")
+    first = []
+    def progress(d, n):
+        if not first: first.append(time.perf_counter())
+    warnings.simplefilter("ignore")
+    chemtomo.ptycho.reconstruct(s, "RAAR:1", frc=False, progress=progress)
+    t.append(("set-up and the first iteration (kernels from the cache)", first[0]))
+    print("TIMELINE " + json.dumps([(n, v - t[0][1]) for n, v in t[1:]]))
+""")
+
+
+def part_timeline(python: str, repeats: int = 3) -> str:
+    """Where the time to the first iteration goes, step by step (medians over fresh processes;
+    a first process fills the numba cache and is not counted)."""
+    from chemtomo.io import write_scan
+
+    work = Path(tempfile.mkdtemp(prefix="chemtomo_timeline_"))
+    cxi = write_scan(work / "scan32.cxi", simulated_scan(32, 6, 1e5))
+    script = work / "timeline.py"
+    script.write_text(TIMELINE)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache"),
+           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    runs = []
+    for k in range(repeats + 1):
+        p = subprocess.run([python, str(script), str(cxi)], capture_output=True, text=True, env=env)
+        rec = [json.loads(x[len("TIMELINE "):]) for x in p.stdout.splitlines() if x.startswith("TIMELINE ")]
+        if not rec:
+            return f"timeline failed: {(p.stdout + p.stderr)[-500:]!r}"
+        if k:
+            runs.append(rec[0])
+    names = [n for n, _ in runs[0]]
+    at = np.array([[v for _, v in r] for r in runs])
+    step = np.diff(np.concatenate([np.zeros((len(runs), 1)), at], axis=1), axis=1)
+    lines = [f"| step | wall time (s, median of {len(runs)}) | at (s) |", "|---|---|---|"]
+    for i, name in enumerate(names):
+        lines.append(f"| {name} | {np.median(step[:, i]):.3f} | {np.median(at[:, i]):.3f} |")
+    return "\n".join(lines)
+
+
 # -------------------------------------------------------------------------------- iterations
 class _FloorPair:
     """One in-place forward + inverse FFT of an array shaped like the frames (scipy.fft,
@@ -340,7 +397,7 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["all", "startup", "iterations"], default="all")
+    ap.add_argument("--part", choices=["all", "startup", "timeline", "iterations"], default="all")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
     ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
@@ -356,6 +413,9 @@ def main() -> None:
     if args.part in ("all", "startup"):
         print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
         print(part_startup(args.python, args.baseline_src, args.launches) + "\n", flush=True)
+    if args.part in ("all", "timeline"):
+        print("## Start-up step by step: what `chemtomo ptycho` does before its first iteration\n", flush=True)
+        print(part_timeline(args.python) + "\n", flush=True)
     if args.part in ("all", "iterations") and args.baseline_src:
         print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
         print(compare_iterations(args), flush=True)
