@@ -45,7 +45,7 @@ def test_the_probe_sees_a_heavy_import():
     assert "matplotlib" in imported_after("import chemtomo.cli\nfrom chemtomo.resolution import plot_curve")
 
 
-@pytest.mark.parametrize("package", ["core", "resolution", "chem", "particles", "pipeline", "report"])
+@pytest.mark.parametrize("package", ["core", "io", "resolution", "chem", "particles", "pipeline", "report"])
 def test_lazy_public_names_still_resolve(package):
     import importlib
 

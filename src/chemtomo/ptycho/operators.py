@@ -216,7 +216,7 @@ class FarFieldModel:
         ``shifted_probes`` (the same products and pocketfft transforms; a transform in a stack
         does not depend on the stack's other members)."""
         bins = np.asarray(bins, np.int64)
-        if len(self.used_bins) == 1 and np.allclose(self.bin_shifts[self.used_bins[0]], 0):
+        if self.single_unshifted_bin():
             out[self.used_bins[0]] = probe
             return
         spectrum = sfft.fft2(probe, workers=fft_workers())
