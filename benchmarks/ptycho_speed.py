@@ -26,6 +26,7 @@ Usage::
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
     python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
+    python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 196  # whole runs
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
     python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
@@ -379,6 +380,52 @@ def compare_iterations(args) -> str:
     return "\n".join(lines)
 
 
+def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: int) -> str:
+    """``chemtomo ptycho SCAN.cxi -o OUT.cxi`` as a user types it (the library default chain,
+    background retrieval, the split-half FRC; on 2 cores the halves run beside the full scan,
+    each on one core) on a simulated scan, this tree and ``baseline_src`` alternately, whole
+    processes timed from spawn to exit; the outputs' transmissions are compared bit for bit."""
+    import hashlib
+
+    from chemtomo.io import read_projection, write_scan
+
+    work = Path(tempfile.mkdtemp(prefix="chemtomo_command_"))
+    grid = int(round(np.sqrt(frames)))
+    cxi = write_scan(work / "scan.cxi", simulated_scan(n, grid, 1e6))
+    trees = {"this tree": str(ROOT / "src"), "baseline": str(Path(baseline_src).resolve())}
+    times: dict[str, list[float]] = {t: [] for t in trees}
+    digests: dict[str, set[str]] = {t: set() for t in trees}
+    info = ""
+    for k in range(rounds + 1):  # round 0 fills each tree's numba cache and is not counted
+        # the order flips every round (ABBA...), so that a load that drifts during a round falls
+        # on both trees alike
+        for tag, src in (list(trees.items()) if k % 2 else list(trees.items())[::-1]):
+            out = work / f"out_{tag.replace(' ', '_')}.cxi"
+            env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   "NUMBA_CACHE_DIR": str(work / f"numba_{tag.replace(' ', '_')}")}
+            t0 = time.perf_counter()
+            p = subprocess.run([python, "-m", "chemtomo.cli", "-q", "ptycho", str(cxi), "-o", str(out)],
+                               capture_output=True, text=True, env=env)
+            dt = time.perf_counter() - t0
+            if p.returncode != 0:
+                return f"command failed on {tag}: {(p.stdout + p.stderr)[-500:]!r}"
+            if k:
+                times[tag].append(dt)
+            proj = read_projection(out)
+            digests[tag].add(hashlib.sha1(np.ascontiguousarray(proj.transmission).tobytes()).hexdigest()[:12])
+            info = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else info
+    a, b = float(np.median(times["this tree"])), float(np.median(times["baseline"]))
+    same = digests["this tree"] == digests["baseline"] and len(digests["this tree"]) == 1
+    return "\n".join([
+        f"Scan: {grid * grid} frames of {n}², 10⁶ photons; {rounds} timed launches per tree, alternated "
+        f"(the order flipped every round); "
+        f"last output line: {info}", "",
+        "| tree | whole process (s, median) | runs (s) |", "|---|---|---|",
+        f"| this tree | {a:.2f} | {', '.join(f'{t:.2f}' for t in times['this tree'])} |",
+        f"| baseline | {b:.2f} | {', '.join(f'{t:.2f}' for t in times['baseline'])} |",
+        f"| this ÷ baseline | {a / b:.2f} | transmissions bit-identical: {'yes' if same else 'NO'} |"])
+
+
 def machine() -> str:
     cpu = platform.processor() or "?"
     try:
@@ -397,7 +444,8 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["all", "startup", "timeline", "iterations"], default="all")
+    ap.add_argument("--part", choices=["all", "startup", "timeline", "iterations", "command"], default="all",
+                    help="command (only with --baseline-src, not in all): the whole `chemtomo ptycho` run")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
     ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
@@ -416,6 +464,12 @@ def main() -> None:
     if args.part in ("all", "timeline"):
         print("## Start-up step by step: what `chemtomo ptycho` does before its first iteration\n", flush=True)
         print(part_timeline(args.python) + "\n", flush=True)
+    if args.part == "command":
+        if not args.baseline_src:
+            ap.error("--part command needs --baseline-src")
+        print("## `chemtomo ptycho SCAN.cxi -o OUT.cxi` (default chain, FRC): whole processes\n", flush=True)
+        print(part_command(args.python, args.baseline_src, args.frames, args.n, args.rounds), flush=True)
+        return
     if args.part in ("all", "iterations") and args.baseline_src:
         print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
         print(compare_iterations(args), flush=True)
