@@ -2,14 +2,16 @@
 against the FFT floor, all measured in one run of this script.
 
 1. **Start-up**: ``chemtomo ptycho SCAN.cxi -o OUT.cxi --algorithm RAAR:1 --no-frc`` on a 32²
-   scan (36 frames), launched as a separate process three times against a fresh numba cache
-   (``NUMBA_CACHE_DIR``): the first launch compiles the kernels it calls, the next two must load
-   them (kernel compilations counted from numba's cache statistics). Measured from just before
-   the process is spawned: wall time to the first iteration's progress callback, and to the
-   process's exit; the heavy modules it imported (Dask, matplotlib, pandas, Zarr, the report).
-   The **import floor** is a process that only imports what the command cannot do without
-   (``numpy, scipy.fft, numba, h5py, typer, rich.progress``), launched the same way; a bare
-   ``python -c pass`` is the interpreter alone.
+   scan (36 frames), launched as a separate process against a fresh numba cache
+   (``NUMBA_CACHE_DIR``): the first launch compiles the kernels it calls, the next ``--launches``
+   must load them (kernel compilations counted from numba's cache statistics); with
+   ``--baseline-src`` the two trees' cached launches and the floors alternate launch by launch.
+   Measured from just before the process is spawned: wall time to the first iteration's
+   progress callback, and to the process's exit; the heavy modules it imported (Dask,
+   matplotlib, pandas, Zarr, the report). The **import floor** is a process that only imports
+   what the command cannot do without (``numpy, scipy.fft, numba, h5py, typer, rich.progress``),
+   the **numpy floor** one that imports NumPy alone, launched the same way; a bare ``python -c
+   pass`` is the interpreter alone.
 2. **Iterations**: ``ptycho.reconstruct`` on a simulated scan (default 400 frames of 128², a
    zone-plate probe, 10⁶ photons per frame) with each solver, library options (probe and
    background refined, no FRC; RAAR once more with the probe fixed). Per iteration: the
@@ -23,7 +25,9 @@ Usage::
 
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
-    python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src   # before/after
+    python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
+    python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 196  # whole runs
+    python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
     python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
 
@@ -152,7 +156,10 @@ def _import_profile(args: list[str], env: dict, top: int = 8) -> list[tuple[str,
     return sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]
 
 
-def part_startup(python: str, baseline_src: str | None = None) -> str:
+def part_startup(python: str, baseline_src: str | None = None, launches: int = 2) -> str:
+    """Launch 1 of each tree compiles its kernels (fresh numba cache); then ``launches`` cached
+    launches per tree, the trees and the floors alternated launch by launch, so that the
+    machine's drifting load falls on all of them alike; medians (and minima) of those."""
     from chemtomo.io import write_scan
 
     work = Path(tempfile.mkdtemp(prefix="chemtomo_startup_"))
@@ -162,35 +169,103 @@ def part_startup(python: str, baseline_src: str | None = None) -> str:
     harness.write_text(f"HEAVY = {HEAVY!r}\n" + HARNESS)
     cmd = [python, str(harness), "-q", "ptycho", str(cxi), "-o", str(work / "out.cxi"), "--algorithm", "RAAR:1",
            "--no-frc"]
-    rows = []
     trees = [("", ROOT / "src")] + ([("baseline ", Path(baseline_src))] if baseline_src else [])
-    for tag, src in trees:
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(work / f"numba_cache_{len(rows)}"),
-               "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        for k in range(3):
-            rows.append((f"{tag}launch {k + 1} ({'compiles' if k == 0 else 'numba cache'})", _launch(cmd, env)))
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache_0"),
-           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    floor = [_launch([python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"], env)
-             for _ in range(3)]
-    bare = [_launch([python, "-c", "pass"], env) for _ in range(3)]
-    fl = float(np.median([f["total_s"] for f in floor]))
-    lines = ["| process | to first iteration (s) | to exit (s) | kernels compiled | heavy modules imported |",
-             "|---|---|---|---|---|"]
-    for name, r in rows:
-        if "error" in r:
-            lines.append(f"| {name} | failed: {r['error'][-200:]!r} | | | |")
-            continue
-        lines.append(f"| {name} | {r['first_s']:.3f} ({r['first_s'] / fl:.2f}× import floor) | {r['total_s']:.3f} | "
-                     f"{r['compiled']} | {', '.join(r['heavy']) or 'none'} |")
-    lines.append(f"| import floor: python -c 'import numpy, scipy.fft, numba, h5py, typer, rich.progress' "
-                 f"(median of 3) | — | {fl:.3f} | — | — |")
-    lines.append(f"| bare interpreter: python -c pass (median of 3) | — | "
-                 f"{float(np.median([b['total_s'] for b in bare])):.3f} | — | — |")
-    prof = _import_profile(cmd, env)
+    envs = {tag: {**os.environ, "NUMBA_CACHE_DIR": str(work / f"numba_cache_{k}"),
+                  "PYTHONPATH": str(src) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            for k, (tag, src) in enumerate(trees)}
+    first = {tag: _launch(cmd, envs[tag]) for tag, _ in trees}
+    floor_cmds = {"import floor": [python, "-c", "import numpy, scipy.fft, numba, h5py, typer, rich.progress"],
+                  "numpy floor": [python, "-c", "import numpy"],
+                  "bare interpreter": [python, "-c", "pass"]}
+    cached: dict[str, list[dict]] = {tag: [] for tag, _ in trees}
+    floors: dict[str, list[float]] = {name: [] for name in floor_cmds}
+    for _ in range(max(1, launches)):
+        for tag, _ in trees:
+            cached[tag].append(_launch(cmd, envs[tag]))
+        for name, c in floor_cmds.items():
+            floors[name].append(_launch(c, envs[""])["total_s"])
+    fl = float(np.median(floors["import floor"]))
+    npf = float(np.median(floors["numpy floor"]))
+    lines = ["| process | to first iteration (s) | × import floor | × numpy floor | to exit (s) | kernels compiled | "
+             "heavy modules imported |", "|---|---|---|---|---|---|---|"]
+
+    def row(name: str, recs: list[dict]) -> str:
+        bad = [r for r in recs if "error" in r]
+        if bad:
+            return f"| {name} | failed: {bad[0]['error'][-200:]!r} | | | | | |"
+        t = np.array([r["first_s"] for r in recs])
+        e = np.array([r["total_s"] for r in recs])
+        span = f"{np.median(t):.3f} (min {t.min():.3f})" if len(t) > 1 else f"{t[0]:.3f}"
+        heavy = sorted({h for r in recs for h in r["heavy"]})
+        return (f"| {name} | {span} | {np.median(t) / fl:.2f} | {np.median(t) / npf:.2f} | {np.median(e):.3f} | "
+                f"{max(r['compiled'] for r in recs)} | {', '.join(heavy) or 'none'} |")
+
+    for tag, _ in trees:
+        lines.append(row(f"{tag}launch 1 (compiles)", [first[tag]]))
+        lines.append(row(f"{tag}launches 2–{len(cached[tag]) + 1} (numba cache; median)", cached[tag]))
+    for name, c in floor_cmds.items():
+        lines.append(f"| {name}: `{' '.join(c[1:])}` (median of {len(floors[name])}) | — | — | — | "
+                     f"{float(np.median(floors[name])):.3f} | — | — |")
+    prof = _import_profile(cmd, envs[""])
     lines.append("")
-    lines.append("Import self-time by top-level package, launch 4 (python -X importtime; inflated by the "
+    lines.append("Import self-time by top-level package, one more launch (python -X importtime; inflated by the "
                  "instrumentation): " + ", ".join(f"{p} {s:.3f} s" for p, s in prof))
+    return "\n".join(lines)
+
+
+#: One fresh process that does what ``chemtomo ptycho`` does before its first iteration, step by
+#: step, and prints each step's wall time (seconds since the script's first line).
+TIMELINE = textwrap.dedent("""
+    import time
+    t = [("start", time.perf_counter())]
+    def mark(name): t.append((name, time.perf_counter()))
+    import numpy; mark("import numpy")
+    import scipy.fft; mark("import scipy.fft")
+    import numba; mark("import numba")
+    import h5py; mark("import h5py")
+    import typer, rich.progress; mark("import typer, rich.progress")
+    import typer._adapters; mark("pydantic (typer's parameter coercion)")
+    import chemtomo.cli; mark("import chemtomo.cli")
+    import chemtomo.io, chemtomo.ptycho; mark("import chemtomo.io, chemtomo.ptycho")
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh(); mark("numba's CPU target set-up (on the first kernel load)")
+    import json, sys, warnings
+    s = chemtomo.io.read_scan(sys.argv[1]); mark("read_scan")
+    first = []
+    def progress(d, n):
+        if not first: first.append(time.perf_counter())
+    warnings.simplefilter("ignore")
+    chemtomo.ptycho.reconstruct(s, "RAAR:1", frc=False, progress=progress)
+    t.append(("set-up and the first iteration (kernels from the cache)", first[0]))
+    print("TIMELINE " + json.dumps([(n, v - t[0][1]) for n, v in t[1:]]))
+""")
+
+
+def part_timeline(python: str, repeats: int = 3) -> str:
+    """Where the time to the first iteration goes, step by step (medians over fresh processes;
+    a first process fills the numba cache and is not counted)."""
+    from chemtomo.io import write_scan
+
+    work = Path(tempfile.mkdtemp(prefix="chemtomo_timeline_"))
+    cxi = write_scan(work / "scan32.cxi", simulated_scan(32, 6, 1e5))
+    script = work / "timeline.py"
+    script.write_text(TIMELINE)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(work / "numba_cache"),
+           "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    runs = []
+    for k in range(repeats + 1):
+        p = subprocess.run([python, str(script), str(cxi)], capture_output=True, text=True, env=env)
+        rec = [json.loads(x[len("TIMELINE "):]) for x in p.stdout.splitlines() if x.startswith("TIMELINE ")]
+        if not rec:
+            return f"timeline failed: {(p.stdout + p.stderr)[-500:]!r}"
+        if k:
+            runs.append(rec[0])
+    names = [n for n, _ in runs[0]]
+    at = np.array([[v for _, v in r] for r in runs])
+    step = np.diff(np.concatenate([np.zeros((len(runs), 1)), at], axis=1), axis=1)
+    lines = [f"| step | wall time (s, median of {len(runs)}) | at (s) |", "|---|---|---|"]
+    for i, name in enumerate(names):
+        lines.append(f"| {name} | {np.median(step[:, i]):.3f} | {np.median(at[:, i]):.3f} |")
     return "\n".join(lines)
 
 
@@ -305,6 +380,52 @@ def compare_iterations(args) -> str:
     return "\n".join(lines)
 
 
+def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: int) -> str:
+    """``chemtomo ptycho SCAN.cxi -o OUT.cxi`` as a user types it (the library default chain,
+    background retrieval, the split-half FRC; on 2 cores the halves run beside the full scan,
+    each on one core) on a simulated scan, this tree and ``baseline_src`` alternately, whole
+    processes timed from spawn to exit; the outputs' transmissions are compared bit for bit."""
+    import hashlib
+
+    from chemtomo.io import read_projection, write_scan
+
+    work = Path(tempfile.mkdtemp(prefix="chemtomo_command_"))
+    grid = int(round(np.sqrt(frames)))
+    cxi = write_scan(work / "scan.cxi", simulated_scan(n, grid, 1e6))
+    trees = {"this tree": str(ROOT / "src"), "baseline": str(Path(baseline_src).resolve())}
+    times: dict[str, list[float]] = {t: [] for t in trees}
+    digests: dict[str, set[str]] = {t: set() for t in trees}
+    info = ""
+    for k in range(rounds + 1):  # round 0 fills each tree's numba cache and is not counted
+        # the order flips every round (ABBA...), so that a load that drifts during a round falls
+        # on both trees alike
+        for tag, src in (list(trees.items()) if k % 2 else list(trees.items())[::-1]):
+            out = work / f"out_{tag.replace(' ', '_')}.cxi"
+            env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   "NUMBA_CACHE_DIR": str(work / f"numba_{tag.replace(' ', '_')}")}
+            t0 = time.perf_counter()
+            p = subprocess.run([python, "-m", "chemtomo.cli", "-q", "ptycho", str(cxi), "-o", str(out)],
+                               capture_output=True, text=True, env=env)
+            dt = time.perf_counter() - t0
+            if p.returncode != 0:
+                return f"command failed on {tag}: {(p.stdout + p.stderr)[-500:]!r}"
+            if k:
+                times[tag].append(dt)
+            proj = read_projection(out)
+            digests[tag].add(hashlib.sha1(np.ascontiguousarray(proj.transmission).tobytes()).hexdigest()[:12])
+            info = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else info
+    a, b = float(np.median(times["this tree"])), float(np.median(times["baseline"]))
+    same = digests["this tree"] == digests["baseline"] and len(digests["this tree"]) == 1
+    return "\n".join([
+        f"Scan: {grid * grid} frames of {n}², 10⁶ photons; {rounds} timed launches per tree, alternated "
+        f"(the order flipped every round); "
+        f"last output line: {info}", "",
+        "| tree | whole process (s, median) | runs (s) |", "|---|---|---|",
+        f"| this tree | {a:.2f} | {', '.join(f'{t:.2f}' for t in times['this tree'])} |",
+        f"| baseline | {b:.2f} | {', '.join(f'{t:.2f}' for t in times['baseline'])} |",
+        f"| this ÷ baseline | {a / b:.2f} | transmissions bit-identical: {'yes' if same else 'NO'} |"])
+
+
 def machine() -> str:
     cpu = platform.processor() or "?"
     try:
@@ -323,20 +444,32 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["all", "startup", "iterations"], default="all")
+    ap.add_argument("--part", choices=["all", "startup", "timeline", "iterations", "command"], default="all",
+                    help="command (only with --baseline-src, not in all): the whole `chemtomo ptycho` run")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
     ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
     ap.add_argument("--rounds", type=int, default=2, help="alternations of the two trees (--baseline-src)")
+    ap.add_argument("--launches", type=int, default=2,
+                    help="cached start-up launches per tree, alternated with the other tree and the floors")
     ap.add_argument("--baseline-src", default=None,
                     help="another chemtomo source tree (e.g. `git archive` of an older commit) launched the same way")
     args = ap.parse_args()
     print(f"# ptycho_speed: {machine()}\n", flush=True)
     if args.part in ("all", "startup"):
         print("## Start-up: chemtomo ptycho on a 32² scan (36 frames), RAAR:1, --no-frc\n", flush=True)
-        print(part_startup(args.python, args.baseline_src) + "\n", flush=True)
+        print(part_startup(args.python, args.baseline_src, args.launches) + "\n", flush=True)
+    if args.part in ("all", "timeline"):
+        print("## Start-up step by step: what `chemtomo ptycho` does before its first iteration\n", flush=True)
+        print(part_timeline(args.python) + "\n", flush=True)
+    if args.part == "command":
+        if not args.baseline_src:
+            ap.error("--part command needs --baseline-src")
+        print("## `chemtomo ptycho SCAN.cxi -o OUT.cxi` (default chain, FRC): whole processes\n", flush=True)
+        print(part_command(args.python, args.baseline_src, args.frames, args.n, args.rounds), flush=True)
+        return
     if args.part in ("all", "iterations") and args.baseline_src:
         print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
         print(compare_iterations(args), flush=True)

@@ -75,3 +75,28 @@ def test_probe_from_diffraction_matches_the_probe_far_field_modulus():
 def test_probe_from_diffraction_rejects_wrong_mask_shape():
     with pytest.raises(InputError, match="mask must have the frame shape"):
         probe_from_diffraction(np.ones((2, 8, 8)), mask=np.ones((4, 4), bool))
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (33, 48)])
+def test_zoom_is_map_coordinates_bit_for_bit(shape):
+    # the probe-size match's bilinear zoom is written in NumPy (no scipy.ndimage on the way to
+    # the first iteration) with scipy's operations in scipy's order: exactly the same values,
+    # +0.0 outside the input's extent, for the 33 sizes the match tries (strides < 1 and > 1,
+    # samples beyond both edges)
+    from scipy import ndimage
+
+    from chemtomo.ptycho.probe import _zoom
+
+    rng = np.random.default_rng(1)
+    probe = (rng.standard_normal((2,) + shape) + 1j * rng.standard_normal((2,) + shape)).astype(np.complex64)
+    h, w = shape
+    y, x = np.indices(shape, dtype=np.float64)
+    for scale in 2.0 ** np.linspace(-2, 2, 33):
+        coords = np.stack([h // 2 + (y - h // 2) / scale, w // 2 + (x - w // 2) / scale])
+        ref = np.empty(probe.shape, np.complex64)
+        for k in range(2):
+            ref[k] = (ndimage.map_coordinates(probe[k].real.astype(np.float64), coords, order=1)
+                      + 1j * ndimage.map_coordinates(probe[k].imag.astype(np.float64), coords, order=1))
+        got = _zoom(probe, scale)
+        assert got.dtype == np.complex64
+        assert np.array_equal(got.view(np.uint32), ref.view(np.uint32)), scale

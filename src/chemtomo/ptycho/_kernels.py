@@ -35,17 +35,22 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import get_num_threads, njit, prange, types
+from numba.core.extending import intrinsic
 
 __all__ = [
     "accumulate",
     "accumulate_1",
+    "accumulate_1_fused",
     "bilinear_waves",
     "exit_waves",
     "exit_waves_1",
+    "gather_bins",
     "modulus_project",
     "modulus_project_1",
     "momentum_step",
+    "one_thread",
     "pie_object_step",
     "pie_row_spans",
     "poisson_gradient",
@@ -55,6 +60,7 @@ __all__ = [
     "raar_fourier_1",
     "regularized_ratio",
     "thread_chunks",
+    "unshift_products_sum",
 ]
 
 
@@ -524,6 +530,74 @@ def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, 
                     dd[x] += o_r * o_r + o_i * o_i
 
 
+def one_thread() -> bool:
+    """True when numba runs this thread's parallel kernels on one thread (``NUMBA_NUM_THREADS=1``,
+    or ``numba.set_num_threads(1)`` here, as the pipeline's per-scan tasks and the split-half
+    FRC's halves do): then the frame-major kernels below, which no two threads may share, apply."""
+    return get_num_threads() == 1
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, probe_num,
+                       probe_den, do_object, do_probe, den_max):  # pragma: no cover - compiled
+    """``accumulate_1`` frame by frame and row by row on one thread: when both sums are asked
+    for, each row of the waves, the probe and the object is brought into cache once for both
+    instead of once per sum; each alone also streams the waves in memory order (RAAR's separate
+    object and probe passes over all frames).
+
+    Every element of the four sums still receives its frames' terms in the order of ``frames``,
+    and the two inner loops are ``accumulate_1``'s own (the same expressions, so the compiler
+    contracts them into the same multiply-adds; one loop forming ``v`` once for both sums was
+    measured to change a quarter of the probe sums in their last bit): the same bits as
+    ``accumulate_1`` (tests/ptycho/test_sum_kernels.py). Frames overlap on the object, so two
+    threads cannot share this sweep: it serves one-thread runs (``one_thread``); the others
+    keep the row-owned ``accumulate_1``.
+
+    ``den_max`` (1,) float32: raised to the largest value written into ``obj_den`` (when
+    ``do_object``). The sums only grow, so for sums that start at zero (a PIE batch's) that is
+    ``obj_den.max()`` exactly, and PIE's step needs no pass of its own to find it."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    c = np.float32(c_phi)
+    m = den_max[0]
+    for i in range(frames.shape[0]):
+        j = frames[i]
+        y0, x0, k = cy[j], cx[j], kb[j]
+        for y in range(h):
+            prow = probes[k, y]
+            brow = buf[i, y]
+            oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
+            if do_object:
+                nn = obj_num[y0 + y, 2 * x0:2 * x0 + 2 * w]
+                dd = obj_den[y0 + y, x0:x0 + w]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += pr * vr + pi * vi
+                    nn[2 * x + 1] += pr * vi - pi * vr
+                    dd[x] += pr * pr + pi * pi
+                for x in range(w):
+                    if dd[x] > m:
+                        m = dd[x]
+            if do_probe:
+                nn = probe_num[k, y]
+                dd = probe_den[k, y]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x] + c * (pr * o_r - pi * o_i)
+                    vi = brow[2 * x + 1] + c * (pr * o_i + pi * o_r)
+                    nn[2 * x] += o_r * vr + o_i * vi
+                    nn[2 * x + 1] += o_r * vi - o_i * vr
+                    dd[x] += o_r * o_r + o_i * o_i
+    den_max[0] = m
+
+
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def poisson_gradient_1(buf, grad, intensity, frames, validf, background, chunks, bg_grad, sums):  # pragma: no cover
     """Single-mode ``poisson_gradient`` on float views (buf, grad: (b, h, 2w))."""
@@ -633,11 +707,11 @@ def regularized_ratio(num, den, previous, lam, out):  # pragma: no cover - compi
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cover - compiled
+def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max, with_max):  # pragma: no cover - compiled
     """Per object row ``yy``: the x-span ``[lo[yy], hi[yy])`` covered by the frames ``frames``
-    (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and ``row_max[yy]``, the
-    maximum of ``den`` over it (0 for an empty row). ``den`` is zero outside the spans, so the
-    maximum of ``row_max`` is ``den.max()``."""
+    (patches ``cy, cx`` of ``h × w``; empty rows get ``lo = hi = 0``) and, when ``with_max``,
+    ``row_max[yy]``, the maximum of ``den`` over it (0 for an empty row; ``row_max`` untouched
+    otherwise). ``den`` is zero outside the spans, so the maximum of ``row_max`` is ``den.max()``."""
     nf = frames.shape[0]
     for yy in prange(den.shape[0]):
         left = den.shape[1]
@@ -650,14 +724,15 @@ def pie_row_spans(den, cy, cx, frames, h, w, lo, hi, row_max):  # pragma: no cov
         if right <= left:
             left = 0
             right = 0
-        m = np.float32(0.0)
-        for x in range(left, right):
-            v = den[yy, x]
-            if v > m:
-                m = v
         lo[yy] = left
         hi[yy] = right
-        row_max[yy] = m
+        if with_max:
+            m = np.float32(0.0)
+            for x in range(left, right):
+                v = den[yy, x]
+                if v > m:
+                    m = v
+            row_max[yy] = m
 
 
 @njit(parallel=True, nogil=True, cache=True)
@@ -695,3 +770,73 @@ def momentum_step(obj, velocity, previous, eta, gamma):  # pragma: no cover - co
             o = o + gamma * v
             obj[y, x] = o
             previous[y, x] = o
+
+
+# ------------------------------------------------------------------------------------------------
+# PIE's probe step: the batch's per-bin sums gathered (and zeroed) in one pass, and after their
+# FFT the ramp products summed over the bins in one pass, where NumPy took a fancy-indexed copy,
+# a multiply per bin, a reduction and two fancy-indexed zeroings. The same bits: NumPy's complex64
+# product on this CPU is (ar·br − ai·bi, ar·bi + ai·br) with the first product of each part fused
+# into a multiply-add (``_fma32`` below, checked against NumPy by tests/ptycho/test_sum_kernels.py),
+# its reduction over the leading axis adds the planes in order, and no ``fastmath`` lets LLVM
+# change either.
+# ------------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):  # pragma: no cover - compiled
+    """``a·b + c`` rounded once (LLVM's fma on float32)."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f], ir.FunctionType(f, [f, f, f]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def gather_bins(src, bins, dst, den, den_sum):  # pragma: no cover - compiled
+    """``dst[i] = src[bins[i]]`` and ``src[bins[i]] = 0`` (the probe sums, (n_bins, L) float
+    views), and ``den_sum = Σ_i den[bins[i]]`` in order, ``den[bins[i]] = 0`` ((n_bins, M) float32):
+    the same values as NumPy's ``src[bins]``, ``den[bins].sum(axis=0)`` and the zeroing after."""
+    for i in range(bins.shape[0]):
+        k = bins[i]
+        for l in range(src.shape[1]):
+            dst[i, l] = src[k, l]
+            src[k, l] = 0.0
+        if i == 0:
+            for l in range(den.shape[1]):
+                den_sum[l] = den[k, l]
+                den[k, l] = 0.0
+        else:
+            for l in range(den.shape[1]):
+                den_sum[l] = den_sum[l] + den[k, l]
+                den[k, l] = 0.0
+
+
+@njit(nogil=True, cache=True)
+def unshift_products_sum(spec, ramps, bins, out):  # pragma: no cover - compiled
+    """``out = Σ_i spec[i] · ramps[bins[i]]`` over the bins in order, on float views: spec
+    (n, n_modes, 2L), ramps (n_bins, 2L), out (n_modes, 2L); the same float32 operations as
+    NumPy's ``spec[i] *= ramps[bins[i]]`` then ``spec.sum(axis=0)``."""
+    n, n_modes, two_l = spec.shape
+    for i in range(n):
+        r = ramps[bins[i]]
+        for m in range(n_modes):
+            s = spec[i, m]
+            o = out[m]
+            for l in range(two_l // 2):
+                ar = s[2 * l]
+                ai = s[2 * l + 1]
+                br = r[2 * l]
+                bi = r[2 * l + 1]
+                re = _fma32(ar, br, -(ai * bi))
+                im = _fma32(ar, bi, ai * br)
+                if i == 0:
+                    o[2 * l] = re
+                    o[2 * l + 1] = im
+                else:
+                    o[2 * l] = o[2 * l] + re
+                    o[2 * l + 1] = o[2 * l + 1] + im

@@ -117,14 +117,19 @@ class Run:
         return p.refine and self.iteration >= p.start and (self.iteration - p.start) % p.every == 0
 
     # --------------------------------------------------------------------------------- updates
-    def set_probe(self, probe: np.ndarray, shift: bool = True) -> None:
+    def set_probe(self, probe: np.ndarray, shift: bool = True, bins: np.ndarray | None = None) -> None:
         """New probe modes: orthogonalised, then shifted once per sub-pixel bin (``shift=False``
-        leaves ``probes`` stale, for a caller that sets the probe again before using them)."""
+        leaves ``probes`` stale, for a caller that sets the probe again before using them;
+        ``bins`` shifts only those bins, in place, leaving the others stale, for a caller whose
+        next frames use only them and that sets the probe with every bin before anyone else
+        reads ``probes``: PIE between the batches of one iteration)."""
         if self.probe_window is not None:
             probe = probe * self.probe_window
         self.state.probe, self.mode_mixing = orthogonalize_modes(probe.astype(np.complex64, copy=False))
-        if shift:
+        if shift and bins is None:
             self.probes = self.model.shifted_probes(self.state.probe)
+        elif shift:
+            self.model.shift_probes_into(self.probes, self.state.probe, bins)
 
     def overlap_update(self, obj_num, obj_den, probe_num, probe_den) -> None:
         """Least-squares object (and probe) from the accumulated overlap sums."""

@@ -73,24 +73,42 @@ class _BatchSums:
         self.lo = np.zeros(oy, np.int64)
         self.hi = np.zeros(oy, np.int64)
         self.row_max = np.zeros(oy, np.float32)
+        #: max Σ|P|² of the batch when the sums kernel found it on the way (else NaN)
+        self.den_max = np.full(1, np.nan, np.float32)
 
     def object_step(self, obj: np.ndarray, frames: np.ndarray, alpha: float) -> None:
         """``obj += _step(obj_num, obj_den, α)`` in place on the batch's spans; sums zeroed."""
         m = self.model
-        K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max)
-        den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
+        known = not np.isnan(self.den_max[0])
+        K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max, not known)
+        if known:  # the same value as the spans' maximum (the sums start at zero, and only grow)
+            den_max = float(self.den_max[0])
+        else:
+            den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
         K.pie_object_step(float_view(obj), float_view(self.obj_num), self.obj_den, self.lo, self.hi,
                           np.float32(1.0 - alpha), np.float32(alpha * den_max), np.float32(1e-30))
 
     def probe_step(self, probe: np.ndarray, bins: np.ndarray, alpha: float) -> np.ndarray:
         """The probe plus its rPIE step from the sums of the shift bins ``bins`` (those the batch
         used; the others hold zeros), which are zeroed afterwards."""
-        delta = self.model.unshift_sum(self.probe_num, bins=bins)
-        den = self.probe_den[bins].sum(axis=0)[None]
-        new = probe + _step(delta, den, alpha)
-        self.probe_num[bins] = 0
-        self.probe_den[bins] = 0
-        return new
+        m = self.model
+        bins = np.asarray(bins, np.int64)
+        if m.single_unshifted_bin():
+            delta = m.unshift_sum(self.probe_num, bins=bins)
+            den = self.probe_den[bins].sum(axis=0)[None]
+            self.probe_num[bins] = 0
+            self.probe_den[bins] = 0
+            return probe + _step(delta, den, alpha)
+        # the same values as unshift_sum(probe_num, bins=bins), probe_den[bins].sum(axis=0) and
+        # the zeroing, in two kernel passes around the FFTs (_kernels.gather_bins,
+        # _kernels.unshift_products_sum)
+        work = np.empty((len(bins),) + self.probe_num.shape[1:], np.complex64)
+        den = np.empty((1, m.h, m.w), np.float32)
+        K.gather_bins(float_view(self.probe_num).reshape(m.n_bins, -1), bins,
+                      float_view(work).reshape(len(bins), -1), self.probe_den.reshape(m.n_bins, -1),
+                      den.reshape(-1))
+        delta = m.unshift_gathered(work, bins)
+        return probe + _step(delta, den, alpha)
 
 
 def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,
@@ -113,8 +131,13 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
         ratio_sum = np.zeros((model.h, model.w), np.float64)
         do_probe = run.refine_probe
         steps = np.zeros((n, 2)) if run.refine_positions else None
-        for batch in np.array_split(order, n_batches):
+        batches = np.array_split(order, n_batches)
+        for b, batch in enumerate(batches):
             st = run.state
+            # A probe set after this batch is shifted only into the bins the next batch uses; after
+            # the iteration's last batch into every bin (what end_iteration, the next iteration and
+            # the next solver read). The same bits as shifting every bin each time.
+            next_bins = np.unique(model.kb[batches[b + 1]]) if b + 1 < len(batches) else None
             buf = work[: len(batch)]
             model.exit_waves(buf, st.obj, run.probes, batch)
             buf = model.fft_inplace(buf)
@@ -126,15 +149,16 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             if steps is not None:
                 steps += model.position_steps(buf, st.obj, run.probes, batch)
             model.accumulate(buf, st.obj, run.probes, batch, c_phi=-1.0, do_probe=do_probe,
-                             out=(sums.obj_num, sums.obj_den, sums.probe_num, sums.probe_den))
+                             out=(sums.obj_num, sums.obj_den, sums.probe_num, sums.probe_den), den_max=sums.den_max)
             # st.obj is updated in place (Run.best_state holds a copy, never this array)
             sums.object_step(st.obj, batch, alpha_object)
             if do_probe:
                 # mPIE sets the probe again at once (its momentum): shift it only then
                 again = velocity is not None and st.probe.shape[0] == 1
-                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again)
+                run.set_probe(sums.probe_step(st.probe, np.unique(model.kb[batch]), alpha_probe), shift=not again,
+                              bins=next_bins)
             if velocity is not None:
-                _momentum(run, velocity, previous, momentum, friction, do_probe)
+                _momentum(run, velocity, previous, momentum, friction, do_probe, next_bins)
         if run.refine_background:
             run.background_update(ratio_sum, n)
         if steps is not None:
@@ -143,8 +167,10 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
             return
 
 
-def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool) -> None:
-    """mPIE momentum step on the object (and the probe when it is refined), in place."""
+def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float, do_probe: bool,
+              bins: np.ndarray | None = None) -> None:
+    """mPIE momentum step on the object (and the probe when it is refined), in place; the probe
+    is shifted into the sub-pixel ``bins`` only (None: all), see ``Run.set_probe``."""
     st = run.state
     # one fused pass, the same bits as: v *= η; v += O − O_prev; O = O + γ v; O_prev = O.copy()
     K.momentum_step(float_view(st.obj), float_view(velocity[0]), float_view(previous[0]),
@@ -152,5 +178,5 @@ def _momentum(run: Run, velocity: list, previous: list, gamma: float, eta: float
     if do_probe and st.probe.shape[0] == 1:  # several modes are re-orthogonalised (rotated) each update
         velocity[1] *= np.float32(eta)
         velocity[1] += st.probe - previous[1]
-        run.set_probe(st.probe + np.float32(gamma) * velocity[1])
+        run.set_probe(st.probe + np.float32(gamma) * velocity[1], bins=bins)
     previous[1] = st.probe.copy()
