@@ -26,6 +26,21 @@ from numba import njit, prange
 __all__ = ["bilinear_warp", "affine_warp", "affine_warp3"]
 
 
+@njit(inline="always", cache=True)
+def _bilinear(img, y, x):
+    """``img`` at the in-range point ``(y, x)`` (``0 ≤ y ≤ ny − 1``, ``0 ≤ x ≤ nx − 1``), bilinearly
+    between in-range pixels only; float64. The one interpolation of every warp in this module."""
+    ny, nx = img.shape
+    y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
+    x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
+    fy = y - y0
+    fx = x - x0
+    y1 = min(y0 + 1, ny - 1)
+    x1 = min(x0 + 1, nx - 1)
+    return ((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
+            + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
+
+
 @njit(parallel=True, cache=True)
 def _warp(imgs, qy, qx, fill, out):
     n, ny, nx = imgs.shape
@@ -39,15 +54,7 @@ def _warp(imgs, qy, qx, fill, out):
                 if not (y >= 0.0 and y <= ny - 1 and x >= 0.0 and x <= nx - 1):
                     out[i, a, b] = fill
                     continue
-                y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
-                x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
-                fy = y - y0
-                fx = x - x0
-                y1 = min(y0 + 1, ny - 1)
-                x1 = min(x0 + 1, nx - 1)
-                v = ((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
-                     + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
-                out[i, a, b] = v
+                out[i, a, b] = _bilinear(img, y, x)
 
 
 @njit(parallel=True, cache=True)
@@ -70,15 +77,7 @@ def _affine(imgs, c0, c1, cosv, sinv, ty, tx, ratio, row0, fill, out):
                 if not (y >= 0.0 and y <= ny - 1 and x >= 0.0 and x <= nx - 1):
                     out[i, a, b] = fill
                     continue
-                y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
-                x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
-                fy = y - y0
-                fx = x - x0
-                y1 = min(y0 + 1, ny - 1)
-                x1 = min(x0 + 1, nx - 1)
-                v = ((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
-                     + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
-                out[i, a, b] = v
+                out[i, a, b] = _bilinear(img, y, x)
 
 
 def affine_warp(images: np.ndarray, shifts_px, rotation_deg, scale, fill: float = 0.0,
@@ -128,19 +127,10 @@ def _affine3(imgs, gys, gxs, idx, c0, c1, cosv, sinv, ty, tx, m, my, mx, inside)
                     inside[j, a, b] = False
                     continue
                 inside[j, a, b] = True
-                y0 = min(int(math.floor(y)), ny - 2) if ny > 1 else 0
-                x0 = min(int(math.floor(x)), nx - 2) if nx > 1 else 0
-                fy = y - y0
-                fx = x - x0
-                y1 = min(y0 + 1, ny - 1)
-                x1 = min(x0 + 1, nx - 1)
                 # rounded to float32 as bilinear_warp's output is, then widened (same bits)
-                m[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * img[y0, x0] + fx * img[y0, x1])
-                                        + fy * ((1.0 - fx) * img[y1, x0] + fx * img[y1, x1]))
-                my[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * gyi[y0, x0] + fx * gyi[y0, x1])
-                                         + fy * ((1.0 - fx) * gyi[y1, x0] + fx * gyi[y1, x1]))
-                mx[j, a, b] = np.float32((1.0 - fy) * ((1.0 - fx) * gxi[y0, x0] + fx * gxi[y0, x1])
-                                         + fy * ((1.0 - fx) * gxi[y1, x0] + fx * gxi[y1, x1]))
+                m[j, a, b] = np.float32(_bilinear(img, y, x))
+                my[j, a, b] = np.float32(_bilinear(gyi, y, x))
+                mx[j, a, b] = np.float32(_bilinear(gxi, y, x))
 
 
 def affine_warp3(image, grad_y, grad_x, idx, shifts_px, rotation_rad, scale):
