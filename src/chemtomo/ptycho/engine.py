@@ -3,7 +3,8 @@
 A ``Run`` carries the model, the refined ``State`` and the options through a chain of solvers
 (``"DM:100,RAAR:300,ML:100"``): the iteration counter, the error per iteration and the best
 state so far continue from one solver to the next. Solvers call ``Run.end_iteration`` once per
-iteration; it returns False when the stage must stop: diverged (the run ends, the best state is
+iteration (through ``Run.finish_sweep``, which first applies the sweep's background and position
+updates); it returns False when the stage must stop: diverged (the run ends, the best state is
 kept) or converged (``ConvergenceOptions``; the next stage of a chain starts). ``stop_reason``
 says why the last stage ended: "converged", "diverged" or "max_iterations".
 
@@ -165,6 +166,17 @@ class Run:
         self.position_history.append(float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1)))))
 
     # ------------------------------------------------------------------------------ iteration
+    def finish_sweep(self, ratio_sum: np.ndarray, n_frames: int, steps: np.ndarray | None, err: float,
+                     total: float) -> bool:
+        """The end of one sweep over the frames, common to every solver: the background update
+        (when refined) from the sweep's ``ratio_sum`` over ``n_frames``, the position steps (when
+        refined, ``steps`` not None), then :meth:`end_iteration`. False when the run must stop."""
+        if self.refine_background:
+            self.background_update(ratio_sum, n_frames)
+        if steps is not None:
+            self.move_positions(steps)
+        return self.end_iteration(err, total)
+
     def end_iteration(self, err: float, total: float) -> bool:
         """Record the error of the iteration just done; False when the run must stop."""
         error = float(err / total) if total > 0 else math.nan

@@ -196,9 +196,5 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, 
             st.obj = (st.obj + np.float32(beta) * step_map * d_obj).astype(np.complex64)
             if do_probe:
                 run.set_probe(st.probe + np.float32(probe_beta * beta * float(np.mean(alpha_p))) * d_probe)
-        if run.refine_background:
-            run.background_update(ratio_sum, n)
-        if steps is not None:
-            run.move_positions(steps)
-        if not run.end_iteration(err, tot):
+        if not run.finish_sweep(ratio_sum, n, steps, err, tot):
             return

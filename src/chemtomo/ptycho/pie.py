@@ -159,11 +159,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
                               bins=next_bins)
             if velocity is not None:
                 _momentum(run, velocity, previous, momentum, friction, do_probe, next_bins)
-        if run.refine_background:
-            run.background_update(ratio_sum, n)
-        if steps is not None:
-            run.move_positions(steps)
-        if not run.end_iteration(err, tot):
+        if not run.finish_sweep(ratio_sum, n, steps, err, tot):
             return
 
 

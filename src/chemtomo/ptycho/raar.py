@@ -59,9 +59,5 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
             run.overlap_update(None, None, probe_num, probe_den)
             if model.n_modes > 1:  # the modes were re-orthogonalised: mix the iterate's modes alike
                 state[...] = np.einsum("mn,jnyx->jmyx", run.mode_mixing, state, optimize=True)
-        if run.refine_background:
-            run.background_update(ratio, model.n_frames)
-        if steps is not None:
-            run.move_positions(steps)
-        if not run.end_iteration(err, tot):
+        if not run.finish_sweep(ratio, model.n_frames, steps, err, tot):
             return
