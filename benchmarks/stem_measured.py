@@ -334,20 +334,11 @@ def sirt_residual(stack, angles_deg, iterations=30, step=1):
     try:
         for j in range(0, nx, step):
             b = np.ascontiguousarray(stack[:, :, j], dtype=np.float32)  # (n_angles, ny) sinogram
-            sino_id = astra.data2d.create("-sino", proj_geom, b)
-            rec_id = astra.data2d.create("-vol", vol_geom, 0.0)
-            cfg = astra.astra_dict("SIRT")
-            cfg.update(ProjectorId=proj_id, ProjectionDataId=sino_id, ReconstructionDataId=rec_id,
-                       option={"MinConstraint": 0.0})
-            alg = astra.algorithm.create(cfg)
-            astra.algorithm.run(alg, iterations)
-            rec = astra.data2d.get(rec_id)
+            rec = _astra_sirt(proj_id, proj_geom, vol_geom, b, iterations)
             fp_id, fp = astra.create_sino(rec, proj_id)
             num += float(((fp - b) ** 2).sum())
             den += float((b ** 2).sum())
-            for i in (alg,):
-                astra.algorithm.delete(i)
-            astra.data2d.delete([sino_id, rec_id, fp_id])
+            astra.data2d.delete(fp_id)
     finally:
         astra.projector.delete(proj_id)
     return np.sqrt(num / den)
