@@ -108,7 +108,7 @@ def affine_warp(images: np.ndarray, shifts_px, rotation_deg, scale, fill: float 
 
 @njit(parallel=True, cache=True)
 def _affine3(imgs, gys, gxs, idx, c0, c1, cosv, sinv, ty, tx, m, my, mx, inside):
-    n, ny, nx = imgs.shape
+    _, ny, nx = imgs.shape
     k, oy, ox = m.shape
     for j in prange(k):
         i = idx[j]
