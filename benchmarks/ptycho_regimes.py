@@ -422,18 +422,23 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
     t0 = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
+        if FRC[0]:  # three runs in threads: no snapshot of the full scan's object here
+            return
         if not snap and time.perf_counter() - t0 >= fixed_s:
             snap.append(np.array(sys._getframe(1).f_locals["self"].state.obj))  # the calling Run
 
     with warnings.catch_warnings(), one_core():
         warnings.simplefilter("ignore")
-        p = reconstruct(scan, chain, object_shape=shape, frc=False, seed=0, progress=progress, options=OPTIONS[0])
+        p = reconstruct(scan, chain, object_shape=shape, frc=FRC[0], seed=0, progress=progress, options=OPTIONS[0])
     final = np.asarray(p.transmission)
     return final, (snap[0] if snap else final), p.info
 
 
 #: Solver options of every chemtomo run (``--convergence`` changes the stopping rule's fields).
 OPTIONS = [None]
+#: ``--frc``: every chemtomo run also reconstructs the split halves (as ``chemtomo ptycho`` does),
+#: which turns on the split-half resolution rule; the error is the full scan's.
+FRC = [False]
 
 
 #: The dose rule the summary evaluates (not chemtomo's default): LSQML where the mean count per
@@ -455,7 +460,12 @@ def main() -> None:
                     help="simulation seed (default 1: held out; the default algorithm was chosen on seed 0)")
     ap.add_argument("--convergence", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="ConvergenceOptions fields for every chemtomo run, e.g. noise_floor=0 (the session-3 rule)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="other PtychoOptions fields for every chemtomo run, e.g. lsqml.momentum=0.5")
+    ap.add_argument("--frc", action="store_true",
+                    help="reconstruct the split halves too (chemtomo ptycho's default; the resolution rule)")
     args = ap.parse_args()
+    FRC[0] = args.frc
     from chemtomo.ptycho import DEFAULT_ALGORITHM, ConvergenceOptions, PtychoOptions
 
     if args.convergence:
@@ -463,12 +473,21 @@ def main() -> None:
         fields = {k: (bool(v) if k == "noise_floor" else int(v) if k in ("window", "min_iterations") else v)
                   for k, v in fields.items()}
         OPTIONS[0] = PtychoOptions(convergence=ConvergenceOptions(**fields))
+    for item in args.set:
+        import dataclasses
+
+        key, value = item.split("=", 1)
+        section, name = key.split(".", 1)
+        base = OPTIONS[0] or PtychoOptions()
+        sub = getattr(base, section)
+        kind = type(getattr(sub, name))
+        OPTIONS[0] = dataclasses.replace(base, **{section: dataclasses.replace(sub, **{name: kind(value)})})
 
     algos = [a for a in (args.algos or DEFAULT_ALGOS) if a not in ANCHORS or anchor_available(a)]
     cells = [CELLS[i] for i in (args.cells if args.cells is not None else range(len(CELLS)))]
     print(f"{platform.machine()}, {os.cpu_count()} cores, load average {tuple(round(v, 1) for v in os.getloadavg())}; "
           f"one core per reconstruction; seed {args.seed}; default = {DEFAULT_ALGORITHM}; "
-          f"convergence {OPTIONS[0].convergence if OPTIONS[0] else 'defaults'}")
+          f"options {OPTIONS[0] if OPTIONS[0] else 'defaults'}")
     print()
     header = "| cell: probe, guess, photons/frame, frame, step/diameter | " + " | ".join(algos) + " | default/best |"
     rule = "|---|" + "---:|" * len(algos) + "---:|"
@@ -490,6 +509,8 @@ def main() -> None:
             errs[algo] = od_error(rec, truth, lit)
             errs_t[algo] = od_error(rec_t, truth, lit)
             it = f", {info['iterations']} it" if algo == "default" and "iterations" in info else ""
+            if algo == "default" and info.get("convergence_rule"):
+                it += f" ({info['convergence_rule']})"
             if algo == "default" and info.get("default_rule"):  # the chain the default picked
                 it += f", {info['algorithm']}"
             cells_txt.append(f"{errs[algo]:.3f} ({dt:.1f} s{it})")

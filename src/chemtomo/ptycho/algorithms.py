@@ -69,7 +69,8 @@ ALGORITHMS: dict[str, Callable[[Run, int, PtychoOptions], None]] = {
     "ePIE": _pie(1.0),
     "rPIE": _pie(None),
     "mPIE": _pie(None, with_momentum=True),
-    "LSQML": lambda run, n, o: run_lsqml(run, n, batch_size=o.pie.batch_size or lsqml_batch_size(run.model.n_frames)),
+    "LSQML": lambda run, n, o: run_lsqml(run, n, batch_size=o.pie.batch_size or lsqml_batch_size(run.model.n_frames),
+                                         momentum=o.lsqml.momentum),
     "ML": lambda run, n, o: run_ml(run, n, newton_steps=o.ml.newton_steps, precond_reg=o.ml.precond_reg),
 }
 
@@ -155,8 +156,8 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     """Run the parsed stages in order on one ``Run``; each stage stops early when it has converged
     (``ConvergenceOptions``; the next stage starts), the chain when a stage diverged.
     ``run.stop_reason`` then says why the last stage ended."""
-    for name, count in stages:
-        run.start_stage()
+    for i, (name, count) in enumerate(stages):
+        run.start_stage(final=i == len(stages) - 1)
         ALGORITHMS[name](run, count, run.options)
         if run.diverged:
             return

@@ -54,6 +54,13 @@ class Run:
         #: Why the last stage ended: "converged", "diverged" or "max_iterations" (set by run_chain).
         self.stop_reason = "max_iterations"
         self.stage_start = 0
+        #: True in the last stage of the chain (the resolution rule stops only that stage).
+        self.final_stage = True
+        #: Optional ``monitor(run) -> bool`` called after every iteration that did not diverge
+        #: (also one that another rule ends); True stops the stage as converged by "resolution"
+        #: where no other rule did (``reconstruct``'s split-half rule,
+        #: ``ConvergenceOptions.resolution_tolerance``).
+        self.monitor: Callable[[Run], bool] | None = None
         self.converged = False
         #: Which rule ended the last converged stage: "noise floor", "noise-level fall" or
         #: "relative fall" (``_has_converged``); None while none has.
@@ -207,6 +214,9 @@ class Run:
             self.stop_reason = "diverged"
             return False
         rule = self._has_converged()
+        # the monitor hears of every iteration, also one that another rule ends (its halves keep
+        # their appointments at fixed iterations); it stops the run only where no other rule did
+        resolution = self.monitor is not None and self.monitor(self)
         if rule is not None:
             self.converged = True
             self.stop_reason = "converged"
@@ -215,11 +225,29 @@ class Run:
             log.info("ptycho stage converged at iteration %d (error %.4g%s; rule: %s)", self.iteration, error,
                      floor, rule)
             return False
+        if resolution:
+            self.converged = True
+            self.stop_reason = "converged"
+            self.convergence_rule = "resolution"
+            log.info("ptycho stage converged at iteration %d (error %.4g; rule: resolution)", self.iteration, error)
+            return False
         return True
 
-    def start_stage(self) -> None:
-        """Mark the start of a solver stage (the convergence rule looks at this stage only)."""
+    def windowed_fall(self) -> float | None:
+        """Relative fall of the error, the mean of the last ``window`` iterations against the mean of
+        the ``window`` before (``ConvergenceOptions.window``); None before two windows of this stage."""
+        w = self.options.convergence.window
+        if self.iteration - self.stage_start < 2 * w:
+            return None
+        new = float(np.mean(self.errors[-w:]))
+        old = float(np.mean(self.errors[-2 * w:-w]))
+        return (old - new) / old if math.isfinite(new) and math.isfinite(old) and old > 0 else None
+
+    def start_stage(self, final: bool = True) -> None:
+        """Mark the start of a solver stage (the convergence rule looks at this stage only);
+        ``final``: the chain's last stage."""
         self.stage_start = self.iteration
+        self.final_stage = final
         self.converged = False
         self.stop_reason = "max_iterations"
 

@@ -51,7 +51,7 @@ import numpy as np
 from ._kernels import thread_chunks
 from .engine import Run
 
-__all__ = ["amplitude_cost", "dose_regularisation", "lsqml_batches", "optimal_steps", "run_lsqml"]
+__all__ = ["EpochMomentum", "amplitude_cost", "dose_regularisation", "lsqml_batches", "optimal_steps", "run_lsqml"]
 
 
 def lsqml_batches(positions_px: np.ndarray, batch_size: int, iteration: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -149,10 +149,56 @@ def dose_regularisation(model) -> float:
     return float(np.clip(1.0 / np.sqrt(max(mean, 1e-12)), 0.1, 0.5))
 
 
+class EpochMomentum:
+    """Heavy-ball momentum over whole iterations (epochs) of the object, with restarts.
+
+    After iteration k has moved the object by Δ_k (all its batches together), the object also
+    takes ``γ · w · s_{k−1}``, a fraction γ of the previous iteration's total step
+    ``s_{k−1} = Δ_{k−1} + γ · w · s_{k−2}``, so that a direction the iterations keep taking is
+    followed with steps up to 1/(1 − γ) times longer (Polyak's heavy ball; the epoch-level momentum
+    of PtychoShelves' LSQML engine, Odstrčil et al.). ``w = I / (I + 0.1 max I)`` with ``I`` the
+    illumination keeps it off the dim edges, where a step is mostly noise. The momentum restarts
+    from zero (O'Donoghue & Candès, Found. Comput. Math. 15, 715 (2015)) when the error rose in
+    the last iteration or when Δ_k and Δ_{k−1} point apart (a negative illumination-weighted
+    correlation): an oscillation, not a direction.
+    """
+
+    def __init__(self, gain: float):
+        self.gain = float(gain)
+        self.start: np.ndarray | None = None
+        self.last_delta: np.ndarray | None = None
+        self.velocity: np.ndarray | None = None
+        self.restarts = 0
+
+    def begin(self, obj: np.ndarray) -> None:
+        self.start = obj.copy()
+
+    def end(self, run: Run) -> None:
+        """Add the momentum step to ``run.state.obj`` after an iteration (see the class)."""
+        obj = run.state.obj
+        delta = obj - self.start
+        illum = run.model.illumination(run.probes)
+        w = (illum / (illum + np.float32(0.1 * float(illum.max()) + 1e-30))).astype(np.float32)
+        errors = run.errors
+        falling = len(errors) >= 2 and errors[-1] < errors[-2]
+        aligned = False
+        if self.last_delta is not None:
+            aligned = float(np.sum(w * (np.conj(self.last_delta) * delta).real, dtype=np.float64)) > 0
+        if falling and aligned and self.velocity is not None:
+            kick = (np.float32(self.gain) * w) * self.velocity
+            run.state.obj = (obj + kick).astype(np.complex64)
+            self.velocity = delta + kick
+        else:
+            self.restarts += self.velocity is not None and not (falling and aligned)
+            self.velocity = delta
+        self.last_delta = delta
+
+
 def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, reg: float | None = 1.0,
-              damping: float = 0.1, probe_beta: float = 1.0) -> None:
+              damping: float = 0.1, probe_beta: float = 1.0, momentum: float = 0.0) -> None:
     """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None uses
-    ``dose_regularisation``; ``probe_beta`` scales the probe's step (1: the optimal one)."""
+    ``dose_regularisation``; ``probe_beta`` scales the probe's step (1: the optimal one);
+    ``momentum`` is the gain γ of ``EpochMomentum`` (0: none)."""
     model = run.model
     n = model.n_frames
     if reg is None:
@@ -161,7 +207,10 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, 
     work = np.empty((cap, model.n_modes, model.h, model.w), np.complex64)
     dop = np.empty_like(work)
     dpo = np.empty_like(work)
+    accel = EpochMomentum(momentum) if momentum > 0 else None
     for _ in range(iterations):
+        if accel is not None:
+            accel.begin(run.state.obj)
         err = tot = 0.0
         ratio_sum = np.zeros((model.h, model.w), np.float64)
         do_probe = run.refine_probe
@@ -198,3 +247,5 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, 
                 run.set_probe(st.probe + np.float32(probe_beta * beta * float(np.mean(alpha_p))) * d_probe)
         if not run.finish_sweep(ratio_sum, n, steps, err, tot):
             return
+        if accel is not None:
+            accel.end(run)

@@ -15,6 +15,7 @@ from ..core.errors import InputError
 __all__ = [
     "BackgroundOptions",
     "ConvergenceOptions",
+    "LSQMLOptions",
     "DMOptions",
     "DivergenceOptions",
     "MLOptions",
@@ -88,6 +89,23 @@ class MLOptions:
 
     newton_steps: int = 3
     precond_reg: float = 0.05
+
+
+@dataclass(frozen=True)
+class LSQMLOptions:
+    """LSQML (``lsqml.py``; Odstrčil, Menzel & Guizar-Sicairos 2018).
+
+    momentum : gain γ of the epoch momentum (``lsqml.EpochMomentum``): after every iteration the
+               object takes γ times its previous total step again, where the illumination is
+               strong and while successive iterations' steps point the same way and the error
+               falls (else the momentum restarts from zero). 0 (default) turns it off: on the
+               regime matrix (seed 0, the 10 cells where the default runs LSQML) γ = 0.5 and 0.9
+               moved the OD error by −2 % to +3 % and no cell stopped much earlier; on the
+               measured Siemens star γ = 0.9 gives after 30 iterations the FRC that 35–40 give
+               without it (2.12 against 2.26 px), too little to pay for the risk.
+    """
+
+    momentum: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +213,21 @@ class ConvergenceOptions:
       (regime matrix, seed 0: Gaussian probe 0.33 against 0.28; the pinhole cell's rPIE would
       end at an OD error of 1.22 that runs on to 0.25). docs/results/ptychography.md, "Session 4".
 
+    The split-half rule (off by default: ``resolution_tolerance = 0``), with ``reconstruct(frc=True)``
+    only: the full scan and its even and odd halves run side by side, and every ``window``
+    iterations (after ``min_iterations``) the information the halves share is measured from their
+    FRC (``reconstruct.split_half_information``, bits). Where it grew by less than
+    ``resolution_tolerance`` over the last window, a run in its chain's last stage whose own
+    windowed error fell by less than ``resolution_error_fall`` stops ("resolution"). The checks
+    happen at fixed iterations on the halves alone, so where a run stops does not depend on
+    timing. Measured on the regime matrix (seed 0, docs/results/ptychography.md, "Session 5"):
+    with 0.02 and the ½-bit resolution instead of the information, no error gate, runs stopped
+    1.1–4× earlier and 4 cells of 24 improved by 2–14 %, but on sparse scans (18 or 12 frames per
+    half) the halves level off while the full scan still converges: OD error +35–40 %; with the
+    information and a 1 % (0.5 %) error gate, one of them still lost 13 % (3 %), and the measured
+    Siemens star, whose halves keep gaining 2 % per 10 iterations up to 90, stopped no earlier.
+    Hence off by default.
+
     ``tolerance = 0`` disables every rule (each stage runs its full count); ``noise_floor =
     False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
     say which rule stopped the last stage.
@@ -208,6 +241,11 @@ class ConvergenceOptions:
                      counts as a plateau; 0 (default) leaves this rule off.
     discrepancy_counts : mean counts per valid detector pixel below which the floor rule stops
                      at F (the discrepancy principle) instead of F·(1 − p/n).
+    resolution_tolerance : relative growth of the halves' shared information per window below
+                     which the split-half rule may stop the last stage (``frc=True`` only); 0
+                     (default) turns the rule off.
+    resolution_error_fall : the split-half rule's gate: a run stops only once its own windowed
+                     error falls by less than this (relative) per window.
     """
 
     window: int = 10
@@ -217,6 +255,8 @@ class ConvergenceOptions:
     floor_sigmas: float = 3.0
     noise_fit: float = 0.0
     discrepancy_counts: float = 0.0
+    resolution_tolerance: float = 0.0
+    resolution_error_fall: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -245,6 +285,7 @@ class PtychoOptions:
     dm: DMOptions = field(default_factory=DMOptions)
     pie: PIEOptions = field(default_factory=PIEOptions)
     ml: MLOptions = field(default_factory=MLOptions)
+    lsqml: LSQMLOptions = field(default_factory=LSQMLOptions)
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     background: BackgroundOptions = field(default_factory=BackgroundOptions)
     positions: PositionOptions = field(default_factory=PositionOptions)
@@ -292,12 +333,17 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.positions.max_step_px > 0, "positions.max_step_px", "positive", o.positions.max_step_px)
     _check(o.divergence.patience >= 1, "divergence.patience", "a positive integer", o.divergence.patience)
     _check(o.divergence.tolerance > 0, "divergence.tolerance", "positive", o.divergence.tolerance)
+    _check(o.lsqml.momentum >= 0, "lsqml.momentum", ">= 0", o.lsqml.momentum)
     _check(o.convergence.window >= 1, "convergence.window", "a positive integer", o.convergence.window)
     _check(o.convergence.tolerance >= 0, "convergence.tolerance", ">= 0", o.convergence.tolerance)
     _check(o.convergence.floor_sigmas >= 0, "convergence.floor_sigmas", ">= 0", o.convergence.floor_sigmas)
     _check(o.convergence.discrepancy_counts >= 0, "convergence.discrepancy_counts", ">= 0",
            o.convergence.discrepancy_counts)
     _check(o.convergence.noise_fit >= 0, "convergence.noise_fit", ">= 0", o.convergence.noise_fit)
+    _check(o.convergence.resolution_error_fall >= 0, "convergence.resolution_error_fall", ">= 0",
+           o.convergence.resolution_error_fall)
+    _check(0 <= o.convergence.resolution_tolerance < 1, "convergence.resolution_tolerance", "in [0, 1)",
+           o.convergence.resolution_tolerance)
     _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
            o.convergence.min_iterations)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)

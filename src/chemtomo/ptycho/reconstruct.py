@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -163,13 +164,145 @@ def _thread_safe_count(progress: Callable[[int, int], None] | None):
     return update
 
 
+def _prepared_run(model: FarFieldModel, state: State, options: PtychoOptions, stages, *, progress, offset,
+                  total, seed) -> Run:
+    n_iter = sum(n for _, n in stages)
+    return Run(model, state, options, total_iterations=n_iter, progress=progress, progress_offset=offset,
+               progress_total=total, rng=np.random.default_rng(seed))
+
+
 def _solve(model: FarFieldModel, state: State, options: PtychoOptions, stages, *, progress, offset, total,
            seed) -> Run:
-    n_iter = sum(n for _, n in stages)
-    run = Run(model, state, options, total_iterations=n_iter, progress=progress, progress_offset=offset,
-              progress_total=total, rng=np.random.default_rng(seed))
+    run = _prepared_run(model, state, options, stages, progress=progress, offset=offset, total=total, seed=seed)
     run_chain(run, stages)
     return run
+
+
+def split_half_information(curve) -> float:
+    """Information (bits) that two half reconstructions share: ``Σ_s n_s log2(1 + SNR_s)`` over
+    the Fourier rings s of their FRC (``n_s`` samples each), with ``SNR_s = C_s / (1 − C_s)`` the
+    signal-to-noise ratio of a half implied by its correlation ``C_s`` (clipped to [0, 0.999];
+    Shannon's capacity of each Fourier sample). Unlike the ½-bit resolution, which moves only
+    where the first crossing moves (and sits still on a dip of the object's spectrum), it grows
+    with every ring that the halves agree on better, so it levels off only when the
+    reconstruction does."""
+    c = np.clip(np.nan_to_num(np.asarray(curve.correlation, np.float64), nan=0.0), 0.0, 0.999)
+    n = np.ones_like(c) if curve.n_per_shell is None else np.asarray(curve.n_per_shell, np.float64)
+    return float(np.sum(n * np.log2(1.0 + c / (1.0 - c))))
+
+
+class _ResolutionStop:
+    """The split-half resolution rule (``ConvergenceOptions.resolution_tolerance``) for a full scan
+    and its two halves solved side by side, one thread each.
+
+    Every ``window`` iterations each half hands in its object; once both have (or a half has
+    finished: its last object stands in), the pair's ½-bit FRC resolution is measured once and
+    one decision is made for that iteration: stop when, after ``min_iterations``, it improved by
+    less than ``tolerance`` (relative) since the previous check. The halves wait for the decision
+    at their check, the full scan waits for it at the same iteration (the full scan is never
+    waited for), and a run stops on it only in its chain's last stage. A decision depends only on
+    the halves' states at fixed iterations, never on which thread got there first."""
+
+    def __init__(self, window: int, tolerance: float, min_iterations: int, pixel_yx: tuple[float, float],
+                 error_fall: float = 0.01):
+        import threading
+
+        self.cond = threading.Condition()
+        self.window, self.tolerance, self.min_iterations = int(window), float(tolerance), int(min_iterations)
+        self.error_fall = float(error_fall)
+        self.pixel_yx = pixel_yx
+        self.handed: dict[int, dict[int, tuple]] = {}
+        self.final: dict[int, tuple | None] = {}
+        self.decisions: dict[int, bool] = {}
+        self.checks: list[tuple[int, float]] = []
+        self.levelled_at: int | None = None
+        self.turn = 0
+
+    def _measure(self, pair) -> tuple[float, float]:
+        """(½-bit resolution in metres, split-half information in bits) of two halves."""
+        refs = [air_reference(obj, air_region(obj, illum))[0] for obj, illum in pair]
+        curve, _ = split_half_frc(refs[0], refs[1], np.minimum(pair[0][1], pair[1][1]), self.pixel_yx)
+        return float(curve.resolution_m), split_half_information(curve)
+
+    def _decide(self, it: int) -> None:
+        """Decide iteration ``it`` if both halves' objects are there (call with the lock held)."""
+        if it in self.decisions:
+            return
+        got = self.handed.get(it, {})
+        pair = [got[k] if k in got else self.final.get(k, "missing") for k in (0, 1)]
+        if any(isinstance(p, str) for p in pair):
+            return
+        if any(p is None for p in pair):  # a half failed: no decision but "go on"
+            self.decisions[it] = False
+        else:
+            res, bits = self._measure(pair)
+            prev = self.checks[-1][2] if self.checks else None
+            self.checks.append((it, res, bits))
+            stop = it >= self.min_iterations and prev is not None and bits < prev * (1 + self.tolerance)
+            if stop and self.levelled_at is None:
+                self.levelled_at = it
+                log.info("ptycho: split-half information %.4g bits at iteration %d, %.4g bits %d iterations "
+                         "before (resolution %.4g m): grew by less than %.0f%%", bits, it, prev, self.window, res,
+                         100 * self.tolerance)
+            self.decisions[it] = stop
+        self.handed.pop(it, None)
+        self.cond.notify_all()
+
+    def wait_turn(self, k: int) -> None:
+        """Block half ``k`` until it may compute: the halves take turns of one window each (one
+        core between them, the full scan on the other), until the other half has finished."""
+        with self.cond:
+            while self.turn != k and (1 - k) not in self.final:
+                self.cond.wait()
+
+    def half_monitor(self, k: int, model: FarFieldModel):
+        def monitor(run: Run) -> bool:
+            it = run.iteration
+            if it % self.window:
+                return False
+            handed = (run.state.obj.copy(), model.illumination(run.probes))
+            with self.cond:
+                self.handed.setdefault(it, {})[k] = handed
+                self._decide(it)
+                self.turn = 1 - k
+                self.cond.notify_all()
+                while not (it in self.decisions and (self.turn == k or (1 - k) in self.final)):
+                    self.cond.wait()
+                return self._stops(run, self.decisions[it])
+        return monitor
+
+    def _stops(self, run: Run, levelled: bool) -> bool:
+        """A run stops where the halves' information has levelled off, its own error (windowed)
+        fell by less than ``error_fall`` over the last window, and it is in its last stage."""
+        if not (levelled and run.final_stage):
+            return False
+        fall = run.windowed_fall()
+        return fall is not None and fall < self.error_fall
+
+    def finished(self, k: int, run: Run | None, model: FarFieldModel) -> None:
+        """Half ``k`` has ended (``run`` None: it failed); its last object stands in from now on."""
+        last = None if run is None else (run.state.obj.copy(), model.illumination(run.probes))
+        with self.cond:
+            self.final[k] = last
+            self.turn = 1 - k
+            for it in sorted(self.handed):
+                self._decide(it)
+            self.cond.notify_all()
+
+    def full_monitor(self, run: Run) -> bool:
+        it = run.iteration
+        if it % self.window:
+            return False
+        with self.cond:
+            while it not in self.decisions and len(self.final) < 2:
+                self.cond.wait()
+            levelled = self.decisions.get(it, self.levelled_at is not None and it >= self.levelled_at)
+            return self._stops(run, levelled)
+
+    def summary(self) -> dict:
+        return {"window": self.window, "tolerance": self.tolerance, "error_fall": self.error_fall,
+                "levelled_at": self.levelled_at,
+                "checks": [(it, res, bits) for it, res, bits in self.checks]}
 
 
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int = 1,
@@ -358,21 +491,58 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         frc = False
     total = n_iter * (3 if frc else 1)
 
-    def solve_halves(progress_) -> list:
-        """The even and the odd frames reconstructed alone: (air-referenced object, illumination)."""
-        halves = []
-        for k, rows in enumerate((np.arange(0, len(used), 2), np.arange(1, len(used), 2))):
-            half_model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
-                                       subpixel=options.subpixel, amplitude=amplitude[rows])
-            half = _solve(half_model, fresh_state(rows), options, stages, progress=progress_,
-                          offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
+    def solve_half(k: int, progress_, rule: _ResolutionStop | None = None):
+        """The even (k = 0) or odd (k = 1) frames reconstructed alone: (air-referenced object,
+        illumination)."""
+        rows = np.arange(k, len(used), 2)
+        half_model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
+                                   subpixel=options.subpixel, amplitude=amplitude[rows])
+        half = None
+        try:
+            half = _prepared_run(half_model, fresh_state(rows), options, stages, progress=progress_,
+                                 offset=n_iter * (k + 1), total=total, seed=seed + k + 1)
+            if rule is not None:
+                half.monitor = rule.half_monitor(k, half_model)
+                rule.wait_turn(k)
+            run_chain(half, stages)
             half_illum = half_model.illumination(half.probes)
-            half_model.release()
-            halves.append((air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum))
-        return halves
+        finally:
+            if rule is not None:
+                rule.finished(k, half, half_model)
+        half_model.release()
+        return air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum
+
+    def solve_halves(progress_) -> list:
+        return [solve_half(k, progress_) for k in (0, 1)]
 
     halves = None
-    if frc and _two_cores_free():
+    c = options.convergence
+    if frc and c.tolerance > 0 and c.resolution_tolerance > 0:
+        # The split-half resolution rule (ConvergenceOptions): the full scan and each half in its
+        # own thread on one core, the halves handing in their objects every window; the rule's
+        # decisions depend only on the halves' states at fixed iterations, not on the threads.
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..core.fft import one_core
+
+        rule = _ResolutionStop(c.window, c.resolution_tolerance, c.min_iterations, tuple(pixel_yx),
+                               c.resolution_error_fall)
+        progress_ = _thread_safe_count(progress)
+
+        def half_on_one_core(k: int):
+            with one_core():
+                return solve_half(k, progress_, rule)
+
+        with ThreadPoolExecutor(2, thread_name_prefix="chemtomo-frc-halves") as pool:
+            pending = [pool.submit(half_on_one_core, k) for k in (0, 1)]
+            with one_core():
+                run = _prepared_run(model, fresh_state(np.arange(len(used))), options, stages,
+                                    progress=progress_, offset=0, total=total, seed=seed)
+                run.monitor = rule.full_monitor
+                run_chain(run, stages)
+            halves = [f.result() for f in pending]
+        info_rule = rule.summary()
+    elif frc and _two_cores_free():
         # The halves (one core) beside the full scan (the other core): each thread runs its kernels
         # and FFTs on one core, with no waits between two threads inside every pass; the halves
         # together cost about what the full scan costs. The same bits as one after the other
@@ -393,9 +563,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                 run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress_,
                              offset=0, total=total, seed=seed)
             halves = pending.result()
+        info_rule = None
     else:
         run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
                      total=total, seed=seed)
+        info_rule = None
     state = run.state
     log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s)", algorithm, run.iteration, n_iter,
              run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "")
@@ -426,6 +598,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
         info["frc_shift_px"] = shift.tolist()
         info["frc_resolution_m"] = curve.resolution_m
+        if info_rule is not None:
+            info["resolution_checks"] = info_rule
     info["detector"] = detector.as_dict()
     info["seconds"] = time.perf_counter() - t0
     bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
