@@ -130,7 +130,19 @@ def test_step_sums_do_not_depend_on_the_thread_count(truth):
         assert np.array_equal(sums, out[0][0]) and np.array_equal(obj.view(np.uint32), out[0][1].view(np.uint32))
 
 
-def test_one_iteration_fused_equals_numpy(truth):
+@pytest.mark.parametrize("one_thread", [True, False])
+def test_one_iteration_fused_equals_numpy(truth, one_thread):
+    # one thread: the sums kernel reports max Σ|P|² on the way (accumulate_1_fused's den_max);
+    # otherwise the spans kernel finds it
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1 if one_thread else previous)
+    try:
+        _one_iteration(truth)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _one_iteration(truth):
     ref, new = _run(truth), _run(truth)
     m = ref.model
     cap = m.n_frames
