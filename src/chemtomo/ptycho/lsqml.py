@@ -38,6 +38,12 @@ the condition under which the per-frame optimal steps are optimal together), on 
 into *random* batches (which breaks any fixed pattern the sparse dealing would imprint). The
 detector background (EM step) and position refinement are those of the PIE solver.
 
+With one probe mode the batch update runs on fused kernels (``_FusedUpdate``: the five sums of
+step 3 in one pass that never stores χ, P·ΔO or ΔP·O; the object step on the batch's rows only;
+the new shifted probes by linearity from the shifted ΔP already made for ΔP·O): the same
+mathematics as the NumPy reference ``_update_numpy`` (kept for several modes), equal to float32
+rounding, about 0.6× its time per iteration (docs/results/ptychography_speed.md, session 5).
+
 References
 ----------
 M. Odstrčil, A. Menzel, M. Guizar-Sicairos, "Iterative least-squares solver for generalized
