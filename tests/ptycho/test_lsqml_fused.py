@@ -211,3 +211,20 @@ def test_several_probe_modes_keep_the_numpy_update(truth):
     p = reconstruct(truth.scan, "LSQML:5", object_shape=truth.obj.shape, frc=False, n_modes=2)
     assert np.asarray(p.probe).shape[0] == 2 and np.all(np.isfinite(np.asarray(p.transmission)))
     assert not p.info["diverged"]
+
+
+def test_a_whole_lsqml_run_is_the_same_bits_on_one_and_two_threads(truth):
+    # one thread takes the frame-major sums and their maximum from the sweep, two the row-owned
+    # sums and the spans' maximum: the same bits (test_sum_kernels), and the LSQML kernels own
+    # frames and rows, so the reconstruction must not depend on the thread count at all
+    out = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(threads)
+            p = reconstruct(truth.scan, "LSQML:10", object_shape=truth.obj.shape, frc=False)
+            out.append((np.asarray(p.transmission).copy(), np.asarray(p.probe).copy()))
+    finally:
+        numba.set_num_threads(previous)
+    for obj, probe in out[1:]:
+        assert np.array_equal(obj, out[0][0]) and np.array_equal(probe, out[0][1])
