@@ -119,9 +119,9 @@ def test_step_sums_do_not_depend_on_the_thread_count(truth):
             n2, d2 = num.copy(), den.copy()
             lo, hi = np.zeros(obj.shape[0], np.int64), np.zeros(obj.shape[0], np.int64)
             K.pie_row_spans(d2, m.cy, m.cx, batch, m.h, m.w, lo, hi, np.zeros(obj.shape[0], np.float32), False)
+            alpha = np.linspace(0, 1, len(batch), dtype=np.float32)
             K.lsqml_object_step(float_view(obj), float_view(n2), d2, np.float32(1.0), np.float32(1e-30),
-                                np.float32(0.9), float_view(run.probes[:, 0]), np.linspace(0, 1, len(batch), dtype=np.float32),
-                                m.cy, m.cx, m.kb, batch, lo, hi)
+                                np.float32(0.9), float_view(run.probes[:, 0]), alpha, m.cy, m.cx, m.kb, batch, lo, hi)
             assert not n2.any() and not d2.any()  # the sums are zeroed where the batch wrote them
             out.append((sums.copy(), obj))
     finally:
@@ -191,7 +191,8 @@ def test_a_whole_lsqml_run_changes_only_by_rounding(truth, monkeypatch, variant)
     options = {"default": PtychoOptions(),
                "probe window": PtychoOptions(probe=ProbeOptions(support=1.2)),
                "positions": PtychoOptions(positions=PositionOptions(start=10))}[variant]
-    kw = dict(object_shape=truth.obj.shape, frc=False, options=options, refine_positions=variant == "positions")
+    kw = {"object_shape": truth.obj.shape, "frc": False, "options": options,
+          "refine_positions": variant == "positions"}
     new = reconstruct(truth.scan, "LSQML:30", **kw)
     monkeypatch.setattr(lsqml, "_FusedUpdate", lambda model: None)  # run_lsqml's NumPy path
     old = reconstruct(truth.scan, "LSQML:30", **kw)
