@@ -481,7 +481,8 @@ def main() -> None:
         base = OPTIONS[0] or PtychoOptions()
         sub = getattr(base, section)
         kind = type(getattr(sub, name))
-        OPTIONS[0] = dataclasses.replace(base, **{section: dataclasses.replace(sub, **{name: kind(value)})})
+        parsed = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        OPTIONS[0] = dataclasses.replace(base, **{section: dataclasses.replace(sub, **{name: parsed})})
 
     algos = [a for a in (args.algos or DEFAULT_ALGOS) if a not in ANCHORS or anchor_available(a)]
     cells = [CELLS[i] for i in (args.cells if args.cells is not None else range(len(CELLS)))]

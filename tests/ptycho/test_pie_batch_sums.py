@@ -15,12 +15,13 @@ import pytest
 
 from chemtomo.ptycho import PIEOptions, ProbeOptions, PtychoOptions, algorithms, reconstruct
 from chemtomo.ptycho._kernels import thread_chunks
-from chemtomo.ptycho.pie import _step
+from chemtomo.ptycho.pie import _step, pie_batches
 
 from .conftest import make_scan
 
 
-def reference_run_pie(run, iterations, *, alpha_object, alpha_probe, batch_size, momentum=0.0, friction=0.7):
+def reference_run_pie(run, iterations, *, alpha_object, alpha_probe, batch_size, momentum=0.0, friction=0.7,
+                      group_bins=True):
     model = run.model
     n = model.n_frames
     n_batches = max(1, int(np.ceil(n / batch_size)))
@@ -36,7 +37,9 @@ def reference_run_pie(run, iterations, *, alpha_object, alpha_probe, batch_size,
         ratio_sum = np.zeros((model.h, model.w), np.float64)
         do_probe = run.refine_probe
         steps = np.zeros((n, 2)) if run.refine_positions else None
-        for batch in np.array_split(order, n_batches):
+        # the same schedule as run_pie (pie_batches: grouped by shift bin); what is compared is the update
+        for batch in (pie_batches(order, model.kb, n_batches, run.rng) if group_bins
+                      else np.array_split(order, n_batches)):
             st = run.state
             buf = work[: len(batch)]
             model.exit_waves(buf, st.obj, run.probes, batch)

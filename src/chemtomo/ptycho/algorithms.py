@@ -58,7 +58,7 @@ def _pie(alpha_fixed: float | None, with_momentum: bool = False):
         batch = o.batch_size if o.batch_size else default_batch_size(run_.model.n_frames)
         run_pie(run_, iterations, alpha_object=alpha_fixed if alpha_fixed is not None else o.alpha_object,
                 alpha_probe=alpha_fixed if alpha_fixed is not None else o.alpha_probe, batch_size=batch,
-                momentum=o.momentum if with_momentum else 0.0, friction=o.friction)
+                momentum=o.momentum if with_momentum else 0.0, friction=o.friction, group_bins=o.group_bins)
     return run
 
 

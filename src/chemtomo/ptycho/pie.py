@@ -39,12 +39,32 @@ from ._kernels import thread_chunks
 from .engine import Run
 from .operators import float_view
 
-__all__ = ["default_batch_size", "run_pie"]
+__all__ = ["default_batch_size", "pie_batches", "run_pie"]
 
 
 def default_batch_size(n_frames: int) -> int:
     """A tenth of the frames, between 4 and 64 (enough frames per FFT call, many updates)."""
     return int(np.clip(n_frames // 10, 4, 64))
+
+
+def pie_batches(order: np.ndarray, kb: np.ndarray, n_batches: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The batches of one PIE iteration: the frames in ``order`` (a random permutation), grouped by
+    their sub-pixel shift bin ``kb`` (the bins in a random order, the frames of a bin in the order
+    they have in ``order``), cut into ``n_batches`` consecutive batches.
+
+    A batch then spans one or two shift bins instead of most of them, so the probe is shifted into
+    (and its update shifted back from) two bins per batch rather than about twelve of sixteen: on
+    196 frames of 128² the probe-sized transforms fall from about 26 to about 6 per batch of 20
+    frames. The frames of one bin are as scattered over the scan as a random batch on a jittered
+    scan (the sub-pixel part of a position says nothing about where it is), and on a regular
+    raster with a fractional step they form a sparse sub-lattice, which suits a joint update. A
+    scan on whole pixels (one bin) keeps the random batches and draws nothing more from ``rng``."""
+    used = np.unique(kb)
+    if len(used) > 1:
+        rank = np.empty(int(kb.max()) + 1, np.int64)
+        rank[used] = rng.permutation(len(used))
+        order = order[np.argsort(rank[kb[order]], kind="stable")]
+    return np.array_split(order, n_batches)
 
 
 def _step(num: np.ndarray, den: np.ndarray, alpha: float) -> np.ndarray:
@@ -112,9 +132,10 @@ class _BatchSums:
 
 
 def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,
-            momentum: float = 0.0, friction: float = 0.7) -> None:
+            momentum: float = 0.0, friction: float = 0.7, group_bins: bool = True) -> None:
     """Run ``iterations`` passes of mini-batch PIE over all frames; ``momentum`` γ > 0 (with
-    ``friction`` η) is mPIE's momentum, applied after every batch."""
+    ``friction`` η) is mPIE's momentum, applied after every batch; ``group_bins``: batches grouped
+    by sub-pixel shift bin (``pie_batches``), else random batches."""
     model = run.model
     n = model.n_frames
     n_batches = max(1, int(np.ceil(n / batch_size)))
@@ -131,7 +152,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
         ratio_sum = np.zeros((model.h, model.w), np.float64)
         do_probe = run.refine_probe
         steps = np.zeros((n, 2)) if run.refine_positions else None
-        batches = np.array_split(order, n_batches)
+        batches = pie_batches(order, model.kb, n_batches, run.rng) if group_bins else np.array_split(order, n_batches)
         for b, batch in enumerate(batches):
             st = run.state
             # A probe set after this batch is shifted only into the bins the next batch uses; after
