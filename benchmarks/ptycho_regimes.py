@@ -53,6 +53,7 @@ give ``--cells`` and ``--algos`` (docs/results/ptychography.md has the command u
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import os
@@ -466,16 +467,9 @@ def main() -> None:
                     help="reconstruct the split halves too (chemtomo ptycho's default; the resolution rule)")
     args = ap.parse_args()
     FRC[0] = args.frc
-    from chemtomo.ptycho import DEFAULT_ALGORITHM, ConvergenceOptions, PtychoOptions
+    from chemtomo.ptycho import DEFAULT_ALGORITHM, PtychoOptions
 
-    if args.convergence:
-        fields = {k: float(v) for k, v in (item.split("=", 1) for item in args.convergence)}
-        fields = {k: (bool(v) if k == "noise_floor" else int(v) if k in ("window", "min_iterations") else v)
-                  for k, v in fields.items()}
-        OPTIONS[0] = PtychoOptions(convergence=ConvergenceOptions(**fields))
-    for item in args.set:
-        import dataclasses
-
+    for item in [f"convergence.{c}" for c in args.convergence] + args.set:
         key, value = item.split("=", 1)
         section, name = key.split(".", 1)
         base = OPTIONS[0] or PtychoOptions()

@@ -892,6 +892,8 @@ def lsqml_step_sums(chi, obj, probes, obj_num, obj_den, lam, dprobes, cy, cx, kb
             oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
             nn = obj_num[y0 + y, 2 * x0:2 * x0 + 2 * w]
             dd = obj_den[y0 + y, x0:x0 + w]
+            # two copies of the pixel loop, with and without the probe's sums, so that neither
+            # branches per pixel (the branch-free loop is what the compiler vectorises)
             if do_probe:
                 for x in range(w):
                     pr = prow[2 * x]

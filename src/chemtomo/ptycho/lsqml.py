@@ -58,6 +58,7 @@ from . import _kernels as K
 from ._kernels import thread_chunks
 from .engine import Run
 from .operators import float_view
+from .pie import _BatchSums
 
 __all__ = ["EpochMomentum", "amplitude_cost", "dose_regularisation", "lsqml_batches", "optimal_steps", "run_lsqml",
            "solve_steps"]
@@ -186,7 +187,6 @@ class EpochMomentum:
         self.start: np.ndarray | None = None
         self.last_delta: np.ndarray | None = None
         self.velocity: np.ndarray | None = None
-        self.restarts = 0
 
     def begin(self, obj: np.ndarray) -> None:
         self.start = obj.copy()
@@ -207,7 +207,6 @@ class EpochMomentum:
             run.state.obj = (obj + kick).astype(np.complex64)
             self.velocity = delta + kick
         else:
-            self.restarts += self.velocity is not None and not (falling and aligned)
             self.velocity = delta
         self.last_delta = delta
 
@@ -242,10 +241,10 @@ def _update_numpy(run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, 
 class _FusedUpdate:
     """``_update_numpy`` for one probe mode, the same mathematics in fewer passes:
 
-    - the overlap sums go into arrays kept between batches and zeroed only where a batch wrote
-      them (as PIE's ``_BatchSums``): no zeroed full-object arrays per batch;
-    - the probe direction from the batch's shift bins only (``gather_bins``/``unshift_gathered``,
-      the sum ``unshift_sum`` makes over all bins, whose others hold zeros);
+    - the overlap sums go into PIE's ``_BatchSums``, kept between batches and zeroed only where a
+      batch wrote them: no zeroed full-object arrays per batch;
+    - the probe direction from the batch's shift bins only (``_BatchSums.probe_sums``: the sum
+      ``unshift_sum`` makes over all bins, whose others hold zeros);
     - the five sums of the optimal steps in one kernel pass that forms χ, P·ΔO and ΔP·O on the fly
       (``_kernels.lsqml_step_sums``), then ``solve_steps``;
     - the object step on the rows' spans the batch reached, in one pass with its weights
@@ -259,52 +258,24 @@ class _FusedUpdate:
 
     def __init__(self, model) -> None:
         self.model = model
-        oy, ox = model.object_shape
-        self.obj_num = np.zeros((oy, ox), np.complex64)
-        self.obj_den = np.zeros((oy, ox), np.float32)
-        self.probe_num = np.zeros((model.n_bins, 1, model.h, model.w), np.complex64)
-        self.probe_den = np.zeros((model.n_bins, model.h, model.w), np.float32)
-        self.lo = np.zeros(oy, np.int64)
-        self.hi = np.zeros(oy, np.int64)
-        self.row_max = np.zeros(oy, np.float32)
-        self.den_max = np.full(1, np.nan, np.float32)
-
-    def _probe_direction(self, batch: np.ndarray, reg: float) -> np.ndarray:
-        """ΔP = Σ O*χ (unshifted) / (Σ|O|² + δ_P) from the batch's bins, whose sums are zeroed."""
-        m = self.model
-        bins = np.unique(m.kb[batch])
-        if m.single_unshifted_bin():
-            num = m.unshift_sum(self.probe_num, bins=bins)
-            den = self.probe_den[bins].sum(axis=0)[None]
-            self.probe_num[bins] = 0
-            self.probe_den[bins] = 0
-        else:
-            work = np.empty((len(bins), 1, m.h, m.w), np.complex64)
-            den = np.empty((1, m.h, m.w), np.float32)
-            K.gather_bins(float_view(self.probe_num).reshape(m.n_bins, -1), bins,
-                          float_view(work).reshape(len(bins), -1), self.probe_den.reshape(m.n_bins, -1),
-                          den.reshape(-1))
-            num = m.unshift_gathered(work, bins)
-        return (num / (den + np.float32(reg * float(den.max()) + 1e-30))).astype(np.complex64)
+        self.sums = _BatchSums(model)  # PIE's sums kept between batches, their spans and probe sums
 
     def __call__(self, run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, reg: float, beta: float,
                  damping: float, probe_beta: float, last: bool) -> None:
         """One batch's update from the projected exit waves ``chi`` (k, 1, h, w); ``last``: the
         iteration's last batch (the probe is then set the full way)."""
-        m, st = self.model, run.state
+        m, st, bs = self.model, run.state, self.sums
         m.accumulate(chi, st.obj, run.probes, batch, c_phi=-1.0, do_probe=do_probe,
-                     out=(self.obj_num, self.obj_den, self.probe_num, self.probe_den), den_max=self.den_max)
-        known = not np.isnan(self.den_max[0])
-        K.pie_row_spans(self.obj_den, m.cy, m.cx, batch, m.h, m.w, self.lo, self.hi, self.row_max, not known)
-        den_max = float(self.den_max[0]) if known else float(self.row_max.max())
-        lam = np.float32(reg * den_max + 1e-30)
+                     out=(bs.obj_num, bs.obj_den, bs.probe_num, bs.probe_den), den_max=bs.den_max)
+        lam = np.float32(reg * bs.spans(batch) + 1e-30)
         d_probe = shifted = None
-        if do_probe:
-            d_probe = self._probe_direction(batch, reg)
+        if do_probe:  # ΔP = Σ O*χ / (Σ|O|² + δ_P) from the batch's bins
+            num, den = bs.probe_sums(np.unique(m.kb[batch]))
+            d_probe = (num / (den + np.float32(reg * float(den.max()) + 1e-30))).astype(np.complex64)
             shifted = m.shifted_probes(d_probe)
         sums = np.empty((len(batch), 5), np.float64)
         K.lsqml_step_sums(float_view(chi[:, 0]), float_view(st.obj), float_view(run.probes[:, 0]),
-                          float_view(self.obj_num), self.obj_den, lam,
+                          float_view(bs.obj_num), bs.obj_den, lam,
                           float_view((shifted if do_probe else run.probes)[:, 0]), m.cy, m.cx, m.kb, batch,
                           bool(do_probe), sums)
         if do_probe:
@@ -312,9 +283,9 @@ class _FusedUpdate:
         else:
             alpha_o, alpha_p = solve_steps(sums[:, 0], sums[:, 1], None, None, None, damping)
         # st.obj is updated in place (Run.best_state holds a copy, never this array)
-        K.lsqml_object_step(float_view(st.obj), float_view(self.obj_num), self.obj_den, lam, np.float32(1e-30),
+        K.lsqml_object_step(float_view(st.obj), float_view(bs.obj_num), bs.obj_den, lam, np.float32(1e-30),
                             np.float32(beta), float_view(run.probes[:, 0]), alpha_o.astype(np.float32), m.cy, m.cx,
-                            m.kb, batch, self.lo, self.hi)
+                            m.kb, batch, bs.lo, bs.hi)
         if do_probe:
             c = np.float32(probe_beta * beta * float(np.mean(alpha_p)))
             probe = st.probe + c * d_probe

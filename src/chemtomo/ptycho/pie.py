@@ -96,29 +96,34 @@ class _BatchSums:
         #: max Σ|P|² of the batch when the sums kernel found it on the way (else NaN)
         self.den_max = np.full(1, np.nan, np.float32)
 
-    def object_step(self, obj: np.ndarray, frames: np.ndarray, alpha: float) -> None:
-        """``obj += _step(obj_num, obj_den, α)`` in place on the batch's spans; sums zeroed."""
+    def spans(self, frames: np.ndarray) -> float:
+        """Set ``lo``/``hi`` to the object rows' spans that ``frames`` cover and return the batch's
+        max Σ|P|² (from the sums kernel when it found it on the way, else from the spans)."""
         m = self.model
         known = not np.isnan(self.den_max[0])
         K.pie_row_spans(self.obj_den, m.cy, m.cx, frames, m.h, m.w, self.lo, self.hi, self.row_max, not known)
         if known:  # the same value as the spans' maximum (the sums start at zero, and only grow)
-            den_max = float(self.den_max[0])
-        else:
-            den_max = float(self.row_max.max()) if len(self.row_max) else 0.0
+            return float(self.den_max[0])
+        return float(self.row_max.max()) if len(self.row_max) else 0.0
+
+    def object_step(self, obj: np.ndarray, frames: np.ndarray, alpha: float) -> None:
+        """``obj += _step(obj_num, obj_den, α)`` in place on the batch's spans; sums zeroed."""
+        den_max = self.spans(frames)
         K.pie_object_step(float_view(obj), float_view(self.obj_num), self.obj_den, self.lo, self.hi,
                           np.float32(1.0 - alpha), np.float32(alpha * den_max), np.float32(1e-30))
 
-    def probe_step(self, probe: np.ndarray, bins: np.ndarray, alpha: float) -> np.ndarray:
-        """The probe plus its rPIE step from the sums of the shift bins ``bins`` (those the batch
-        used; the others hold zeros), which are zeroed afterwards."""
+    def probe_sums(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The probe sums of the shift bins ``bins`` (those the batch used; the others hold zeros)
+        shifted back and added, ``(Σ conj(O) χ, Σ|O|²)`` as (n_modes, h, w) complex64 and
+        (1, h, w) float32; those bins' sums are zeroed."""
         m = self.model
         bins = np.asarray(bins, np.int64)
         if m.single_unshifted_bin():
-            delta = m.unshift_sum(self.probe_num, bins=bins)
+            num = m.unshift_sum(self.probe_num, bins=bins)
             den = self.probe_den[bins].sum(axis=0)[None]
             self.probe_num[bins] = 0
             self.probe_den[bins] = 0
-            return probe + _step(delta, den, alpha)
+            return num, den
         # the same values as unshift_sum(probe_num, bins=bins), probe_den[bins].sum(axis=0) and
         # the zeroing, in two kernel passes around the FFTs (_kernels.gather_bins,
         # _kernels.unshift_products_sum)
@@ -127,8 +132,12 @@ class _BatchSums:
         K.gather_bins(float_view(self.probe_num).reshape(m.n_bins, -1), bins,
                       float_view(work).reshape(len(bins), -1), self.probe_den.reshape(m.n_bins, -1),
                       den.reshape(-1))
-        delta = m.unshift_gathered(work, bins)
-        return probe + _step(delta, den, alpha)
+        return m.unshift_gathered(work, bins), den
+
+    def probe_step(self, probe: np.ndarray, bins: np.ndarray, alpha: float) -> np.ndarray:
+        """The probe plus its rPIE step from the sums of the shift bins ``bins`` (``probe_sums``)."""
+        num, den = self.probe_sums(bins)
+        return probe + _step(num, den, alpha)
 
 
 def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: float, batch_size: int,

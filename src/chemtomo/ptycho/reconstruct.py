@@ -178,6 +178,15 @@ def _solve(model: FarFieldModel, state: State, options: PtychoOptions, stages, *
     return run
 
 
+def _air_referenced(obj: np.ndarray, illumination: np.ndarray) -> np.ndarray:
+    """A half reconstruction referenced to its own air (``postprocess.air_reference``)."""
+    return air_reference(obj, air_region(obj, illumination))[0]
+
+
+#: A half that has not handed in its object for a check yet (``_ResolutionStop``).
+_MISSING = object()
+
+
 def split_half_information(curve) -> float:
     """Information (bits) that two half reconstructions share: ``Σ_s n_s log2(1 + SNR_s)`` over
     the Fourier rings s of their FRC (``n_s`` samples each), with ``SNR_s = C_s / (1 − C_s)`` the
@@ -192,16 +201,18 @@ def split_half_information(curve) -> float:
 
 
 class _ResolutionStop:
-    """The split-half resolution rule (``ConvergenceOptions.resolution_tolerance``) for a full scan
-    and its two halves solved side by side, one thread each.
+    """The split-half rule (``ConvergenceOptions.resolution_tolerance``) for a full scan and its two
+    halves solved side by side, one thread each (the halves taking turns of one window).
 
     Every ``window`` iterations each half hands in its object; once both have (or a half has
-    finished: its last object stands in), the pair's ½-bit FRC resolution is measured once and
-    one decision is made for that iteration: stop when, after ``min_iterations``, it improved by
-    less than ``tolerance`` (relative) since the previous check. The halves wait for the decision
-    at their check, the full scan waits for it at the same iteration (the full scan is never
-    waited for), and a run stops on it only in its chain's last stage. A decision depends only on
-    the halves' states at fixed iterations, never on which thread got there first."""
+    finished: its last object stands in), the pair's FRC is measured once and one decision is
+    made for that iteration: "levelled off" when, after ``min_iterations``, the information the
+    halves share (``split_half_information``) grew by less than ``tolerance`` (relative) since the
+    previous check. The halves wait for the decision at their check, the full scan waits for it
+    at the same iteration (the full scan is never waited for). A run stops where it levelled off,
+    its own windowed error fell by less than ``error_fall``, and it is in its chain's last stage.
+    A decision depends only on the halves' states at fixed iterations, never on which thread got
+    there first."""
 
     def __init__(self, window: int, tolerance: float, min_iterations: int, pixel_yx: tuple[float, float],
                  error_fall: float = 0.01):
@@ -214,13 +225,13 @@ class _ResolutionStop:
         self.handed: dict[int, dict[int, tuple]] = {}
         self.final: dict[int, tuple | None] = {}
         self.decisions: dict[int, bool] = {}
-        self.checks: list[tuple[int, float]] = []
+        self.checks: list[tuple[int, float, float]] = []  # (iteration, resolution m, information bits)
         self.levelled_at: int | None = None
         self.turn = 0
 
     def _measure(self, pair) -> tuple[float, float]:
         """(½-bit resolution in metres, split-half information in bits) of two halves."""
-        refs = [air_reference(obj, air_region(obj, illum))[0] for obj, illum in pair]
+        refs = [_air_referenced(obj, illum) for obj, illum in pair]
         curve, _ = split_half_frc(refs[0], refs[1], np.minimum(pair[0][1], pair[1][1]), self.pixel_yx)
         return float(curve.resolution_m), split_half_information(curve)
 
@@ -229,8 +240,8 @@ class _ResolutionStop:
         if it in self.decisions:
             return
         got = self.handed.get(it, {})
-        pair = [got[k] if k in got else self.final.get(k, "missing") for k in (0, 1)]
-        if any(isinstance(p, str) for p in pair):
+        pair = [got[k] if k in got else self.final.get(k, _MISSING) for k in (0, 1)]
+        if any(p is _MISSING for p in pair):
             return
         if any(p is None for p in pair):  # a half failed: no decision but "go on"
             self.decisions[it] = False
@@ -302,7 +313,7 @@ class _ResolutionStop:
     def summary(self) -> dict:
         return {"window": self.window, "tolerance": self.tolerance, "error_fall": self.error_fall,
                 "levelled_at": self.levelled_at,
-                "checks": [(it, res, bits) for it, res, bits in self.checks]}
+                "checks": list(self.checks)}
 
 
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int = 1,
@@ -510,7 +521,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
             if rule is not None:
                 rule.finished(k, half, half_model)
         half_model.release()
-        return air_reference(half.state.obj, air_region(half.state.obj, half_illum))[0], half_illum
+        return _air_referenced(half.state.obj, half_illum), half_illum
 
     def solve_halves(progress_) -> list:
         return [solve_half(k, progress_) for k in (0, 1)]
