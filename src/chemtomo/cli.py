@@ -296,6 +296,7 @@ def ptycho(
     from .core.errors import InputError
     from .io import read_scan, write_projection
     from .ptycho import DEFAULT_ALGORITHM, reconstruct
+    from .ptycho.algorithms import is_default
 
     if guess_orientation:
         _guess_orientation(scan)
@@ -303,13 +304,11 @@ def ptycho(
     if out is None:
         raise InputError("give the output file with --out (or use --guess-orientation)")
     if algorithm is None:
-        if iterations is not None:
-            raise InputError("--iterations needs an --algorithm NAME (the default picks a chain from the "
-                             "data, each carrying its own counts)")
         algorithm = DEFAULT_ALGORITHM
-    if algorithm.strip().lower() == DEFAULT_ALGORITHM:
+    if is_default(algorithm):
         if iterations is not None:
-            raise InputError("--iterations needs an --algorithm NAME, not the default (its chains carry their counts)")
+            raise InputError("--iterations needs an --algorithm NAME, not the default (it picks a chain from "
+                             "the data, each carrying its own counts)")
     elif ":" in algorithm and iterations is not None:
         raise InputError("give iteration counts in --algorithm (e.g. RAAR:500) or --iterations, not both")
     elif ":" not in algorithm and "," not in algorithm:
