@@ -49,7 +49,8 @@ def main() -> None:
     old = _rows(text[start:])
     new_lines = args.new.read_text().splitlines()
     new = _rows(new_lines)
-    new_it = {int(m.group(1)): m.group(2) for m in (re.match(r"\| (\d+):.*\| \**[0-9.]+ \(([^)]*)\)", line)
+    # the default's column: "0.617 (0.7 s, 80 it (relative fall), LSQML:300)" (stages "50+63+35 it")
+    new_it = {int(m.group(1)): m.group(2) for m in (re.match(r"\| (\d+):[^|]*\| \**[0-9.]+ \((.*?)\)\** \|", line)
                                                      for line in new_lines) if m}
     print("| cell | default now | chain it ran | best stored code | default/best | session-3 default/best |")
     print("|---|---:|---|---|---:|---:|")

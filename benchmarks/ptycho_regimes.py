@@ -503,7 +503,10 @@ def main() -> None:
             dt = time.perf_counter() - t0
             errs[algo] = od_error(rec, truth, lit)
             errs_t[algo] = od_error(rec_t, truth, lit)
-            it = f", {info['iterations']} it" if algo == "default" and "iterations" in info else ""
+            it = ""
+            if "iterations" in info and algo not in ANCHORS and algo != "textbook":  # chemtomo: per stage
+                stages = info.get("stage_iterations") or []
+                it = f", {'+'.join(str(n) for _, n in stages) if len(stages) > 1 else info['iterations']} it"
             if algo == "default" and info.get("convergence_rule"):
                 it += f" ({info['convergence_rule']})"
             if algo == "default" and info.get("default_rule"):  # the chain the default picked

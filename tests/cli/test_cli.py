@@ -80,11 +80,11 @@ def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp
     r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
     assert r.exit_code == 0, r.output
     from chemtomo.io import read_projection
-    from chemtomo.ptycho import HIGH_DOSE_ALGORITHM
+    from chemtomo.ptycho import MID_DOSE_ALGORITHM
 
     proj = read_projection(tmp_path / "p.cxi")
     # the default's counts are maxima (issue 22): it stops at convergence and says so; 10⁵ photons
-    # on 32² frames is ~100 counts per pixel, its high-dose chain
-    assert 0 < len(proj.errors) <= sum(int(stage.split(":")[1]) for stage in HIGH_DOSE_ALGORITHM.split(","))
-    assert HIGH_DOSE_ALGORITHM in " ".join(r.output.split())
+    # on 32² frames is ~100 counts per pixel, its mid-dose chain
+    assert 0 < len(proj.errors) <= sum(int(stage.split(":")[1]) for stage in MID_DOSE_ALGORITHM.split(","))
+    assert MID_DOSE_ALGORITHM in " ".join(r.output.split())
     assert f"stopped after {len(proj.errors)} iterations (converged)" in " ".join(r.output.split())

@@ -39,6 +39,7 @@ def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
         DEFAULT_ALGORITHM,
         HIGH_DOSE_ALGORITHM,
         LOW_DOSE_ALGORITHM,
+        MID_DOSE_ALGORITHM,
         PAPER_ALGORITHM,
         reconstruct,
         reconstruct_many,
@@ -51,6 +52,7 @@ def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
     with pytest.raises(InputError, match="chosen from the data"):
         parse_algorithm(DEFAULT_ALGORITHM)
     assert parse_algorithm(HIGH_DOSE_ALGORITHM) == [("rPIE", 300), ("ePIE", 200)]
+    assert parse_algorithm(MID_DOSE_ALGORITHM) == [("LSQML", 50), ("rPIE", 300), ("ePIE", 200)]
     assert parse_algorithm(LOW_DOSE_ALGORITHM) == [("LSQML", 300)]
     assert parse_algorithm(BACKGROUND_ALGORITHM) == [("RAAR", 200)]
     assert parse_algorithm(PAPER_ALGORITHM) == [("RAAR", 500)]

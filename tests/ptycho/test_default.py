@@ -16,6 +16,7 @@ from chemtomo.ptycho import (
     BACKGROUND_ALGORITHM,
     HIGH_DOSE_ALGORITHM,
     LOW_DOSE_ALGORITHM,
+    MID_DOSE_ALGORITHM,
     ConvergenceOptions,
     PtychoOptions,
     default_chain,
@@ -147,13 +148,23 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
     scan, obj, _ = _scan("zone plate", "defocus", 1e4)
     p = reconstruct(scan, "rPIE:500,ePIE:3", object_shape=obj.shape, frc=False)
     assert p.info["iterations"] < 500 and p.info["stop_reason"] == "max_iterations"
-    assert HIGH_DOSE_ALGORITHM.startswith("rPIE")
+    # the default's chain at ~100 counts per pixel: its bounded LSQML start (50) hands over to
+    # rPIE, then ePIE
+    mid, obj, _ = _scan("gaussian", "defocus", 1e5)
+    q = reconstruct(mid, object_shape=obj.shape, frc=False)
+    assert q.info["algorithm"] == MID_DOSE_ALGORITHM and [s for s, _ in q.info["stages"]] == ["LSQML", "rPIE", "ePIE"]
+    ran = q.info["stage_iterations"]  # what each stage ran: LSQML stops at convergence (≥ 30) or 50
+    assert [s for s, _ in ran] == ["LSQML", "rPIE", "ePIE"] and sum(n for _, n in ran) == q.info["iterations"]
+    assert 30 <= ran[0][1] <= 50 and min(n for _, n in ran) >= 1
 
 
 def test_the_dose_rule_picks_what_it_should():
-    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 counts per pixel, BACKGROUND_SHARE = 0.1)
+    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 and HIGH_DOSE_COUNTS = 500 counts per pixel,
+    # BACKGROUND_SHARE = 0.1)
     assert default_chain(49.0, 0.0)[0] == LOW_DOSE_ALGORITHM
-    assert default_chain(51.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
+    assert default_chain(51.0, 0.0)[0] == MID_DOSE_ALGORITHM
+    assert default_chain(499.0, 0.0)[0] == MID_DOSE_ALGORITHM
+    assert default_chain(501.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
     assert default_chain(1e5, 0.0)[0] == HIGH_DOSE_ALGORITHM
     assert default_chain(500.0, 0.2)[0] == BACKGROUND_ALGORITHM
     # on scans: 10⁴ photons on 32² frames is ~10 counts per pixel, 10⁵ is ~100

@@ -16,7 +16,7 @@ import pytest
 from chemtomo.core import InputError, Projection
 from chemtomo.ptycho import (
     DEFAULT_ALGORITHM,
-    HIGH_DOSE_ALGORITHM,
+    MID_DOSE_ALGORITHM,
     DivergenceOptions,
     PositionOptions,
     ProbeOptions,
@@ -66,8 +66,8 @@ def test_every_solver_converges_on_the_same_scan(truth, algorithm):
 
 def test_default_chain_is_more_accurate_than_raar(truth):
     default = reconstruct(truth.scan, frc=False)
-    # 10⁵ photons on 32² frames: ~100 counts per pixel, so the default runs its high-dose chain
-    assert DEFAULT_ALGORITHM == "default" and default.info["algorithm"] == HIGH_DOSE_ALGORITHM
+    # 10⁵ photons on 32² frames: ~100 counts per pixel, so the default runs its mid-dose chain
+    assert DEFAULT_ALGORITHM == "default" and default.info["algorithm"] == MID_DOSE_ALGORITHM
     raar = reconstruct(truth.scan, "RAAR:100", frc=False)
     e_default = object_error(default.transmission, truth.obj, HALF_BOX)
     e_raar = object_error(raar.transmission, truth.obj, HALF_BOX)

@@ -19,7 +19,7 @@ from .pie import default_batch_size, run_pie
 from .raar import run_raar
 
 __all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "DEFAULT_ALGORITHM", "HIGH_DOSE_ALGORITHM", "LOW_DOSE_ALGORITHM",
-           "PAPER_ALGORITHM", "default_chain", "is_default", "parse_algorithm", "run_chain"]
+           "MID_DOSE_ALGORITHM", "PAPER_ALGORITHM", "default_chain", "is_default", "parse_algorithm", "run_chain"]
 
 #: The default, the same for ``chemtomo ptycho``, ``ptycho.reconstruct``, ``chemtomo run`` and every
 #: preset: a rule on the measured data (``default_chain``) that picks one of the chains below
@@ -28,11 +28,21 @@ __all__ = ["ALGORITHMS", "BACKGROUND_ALGORITHM", "DEFAULT_ALGORITHM", "HIGH_DOSE
 #: (seed 0; docs/results/ptychography.md, "Session 4"). Each chain's counts are maxima: a stage
 #: stops by itself (``ConvergenceOptions``: the Poisson noise floor, or a flat error).
 DEFAULT_ALGORITHM = "default"
-#: The default's chain at ≥ ``LOW_DOSE_COUNTS`` counts per detector pixel: rPIE (steps normalised
+#: The default's chain at ≥ ``HIGH_DOSE_COUNTS`` counts per detector pixel: rPIE (steps normalised
 #: the rPIE way, α = 0.1: large, fast steps) until it has converged, then ePIE (steps normalised by
 #: the brightest illumination: small steps that average the photon noise down). It recovers from
 #: a flat-disc or too-broad probe guess (the probe is updated from the first iteration).
 HIGH_DOSE_ALGORITHM = "rPIE:300,ePIE:200"
+#: The default's chain from ``LOW_DOSE_COUNTS`` to ``HIGH_DOSE_COUNTS``: at most 50 LSQML
+#: iterations first (optimal object and probe steps for every frame pull the probe from a wrong
+#: guess towards the data before any stochastic step), then ``HIGH_DOSE_ALGORITHM``. Session 6,
+#: regime matrix: at 244 counts per pixel it took the Gaussian probe with a defocused guess from
+#: 0.278 to 0.237 (seed 0) and from 0.338 to 0.217 (held-out seed 1, where the best other code
+#: has 0.262), the broad guess from 0.176 to 0.153 and 0.197 to 0.169; no cell of either seed
+#: worse than 1.05×. It costs about twice the time; above ``HIGH_DOSE_COUNTS`` (the demo's
+#: 1,200, 10⁹ photons) no cell with information gained, so bright scans keep the cheaper chain
+#: (docs/results/ptychography.md, "Session 6").
+MID_DOSE_ALGORITHM = "LSQML:50,rPIE:300,ePIE:200"
 #: The default's chain below ``LOW_DOSE_COUNTS``: LSQML (Odstrčil et al. 2018), whose optimal
 #: steps reach the Poisson floor in a few iterations where PIE's stochastic steps hover ~15 %
 #: above it; it then stops at the floor (more iterations fit the noise).
@@ -44,6 +54,9 @@ BACKGROUND_ALGORITHM = "RAAR:200"
 #: (seed 0 of the regime matrix: LSQML won every cell at ≤ 24 counts per pixel but one, lost
 #: every cell at ≥ 244).
 LOW_DOSE_COUNTS = 50.0
+#: Mean counts per valid detector pixel from which the default runs ``HIGH_DOSE_ALGORITHM``
+#: instead of ``MID_DOSE_ALGORITHM``.
+HIGH_DOSE_COUNTS = 500.0
 #: Share of the counts in a flat detector background above which the default runs
 #: ``BACKGROUND_ALGORITHM`` (``noise.background_share``: 0.29 on the pinhole cell with 2
 #: photons per pixel at 10⁴ photons per frame, ≤ 0.04 on every other cell).
@@ -103,7 +116,9 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
     Examples
     --------
     >>> default_chain(2.4, 0.0)[0], default_chain(2.4, 0.3)[0], default_chain(220.0, 0.0)[0]
-    ('LSQML:300', 'RAAR:200', 'rPIE:300,ePIE:200')
+    ('LSQML:300', 'RAAR:200', 'LSQML:50,rPIE:300,ePIE:200')
+    >>> default_chain(1200.0, 0.0)[0]
+    'rPIE:300,ePIE:200'
     """
     if background_share > BACKGROUND_SHARE:
         return BACKGROUND_ALGORITHM, (f"background carries {background_share:.0%} of the counts "
@@ -111,7 +126,10 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
     if mean_counts < LOW_DOSE_COUNTS:
         return LOW_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (< {LOW_DOSE_COUNTS:g}): "
                                     f"{LOW_DOSE_ALGORITHM}")
-    return HIGH_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (≥ {LOW_DOSE_COUNTS:g}): "
+    if mean_counts < HIGH_DOSE_COUNTS:
+        return MID_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel ({LOW_DOSE_COUNTS:g} to "
+                                    f"{HIGH_DOSE_COUNTS:g}): {MID_DOSE_ALGORITHM}")
+    return HIGH_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (≥ {HIGH_DOSE_COUNTS:g}): "
                                  f"{HIGH_DOSE_ALGORITHM}")
 
 
@@ -159,5 +177,6 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     for i, (name, count) in enumerate(stages):
         run.start_stage(final=i == len(stages) - 1)
         ALGORITHMS[name](run, count, run.options)
+        run.stage_iterations.append((name, run.iteration - run.stage_start))
         if run.diverged:
             return

@@ -54,6 +54,8 @@ class Run:
         #: Why the last stage ended: "converged", "diverged" or "max_iterations" (set by run_chain).
         self.stop_reason = "max_iterations"
         self.stage_start = 0
+        #: (solver, iterations it ran) for every stage run so far (set by run_chain).
+        self.stage_iterations: list[tuple[str, int]] = []
         #: True in the last stage of the chain (the resolution rule stops only that stage).
         self.final_stage = True
         #: Optional ``monitor(run) -> bool`` called after every iteration that did not diverge

@@ -337,14 +337,16 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         The default, ``DEFAULT_ALGORITHM = "default"``, picks one chain per scan from the
         measured counts (``algorithms.default_chain``): ``"RAAR:200"`` where a flat detector
         background carries more than 10 % of the counts, ``"LSQML:300"`` (Odstrčil et al.,
-        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, and otherwise
-        ``"rPIE:300,ePIE:200"``: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has
-        converged, then ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose
-        small steps average the photon noise.
+        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, ``"rPIE:300,ePIE:200"``
+        from 500: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has converged, then
+        ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose small steps average
+        the photon noise; and in between ``"LSQML:50,rPIE:300,ePIE:200"``, the same after at most
+        50 LSQML iterations, whose optimal steps pull the probe from the guess towards the data.
         Iteration counts are maxima: a stage stops when its error reaches the Poisson noise
         floor of the data or levels off (``options.convergence``); ``info["stop_reason"]``
-        says why the run ended, ``info["algorithm"]`` which chain ran and
-        ``info["default_rule"]`` why. Figures: the regime matrix of
+        says why the run ended, ``info["algorithm"]`` which chain ran,
+        ``info["default_rule"]`` why and ``info["stage_iterations"]`` how many iterations
+        each stage ran. Figures: the regime matrix of
         ``benchmarks/ptycho_regimes.py`` (docs/results/ptychography.md).
         ``PAPER_ALGORITHM`` ("RAAR:500") reproduces the paper.
     probe : array, {"file", "zone_plate", "diffraction"} or None
@@ -580,15 +582,17 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                      total=total, seed=seed)
         info_rule = None
     state = run.state
-    log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s)", algorithm, run.iteration, n_iter,
-             run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "")
+    log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s; %s)", algorithm, run.iteration, n_iter,
+             run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "",
+             ", ".join(f"{name} {n}" for name, n in run.stage_iterations))
     illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
     probe_out = (state.probe * factor).astype(np.complex64)
     model.release()
     info = {
-        "algorithm": algorithm, "default_rule": default_rule, "stages": stages, "iterations": run.iteration, "diverged": run.diverged,
+        "algorithm": algorithm, "default_rule": default_rule, "stages": stages,
+        "stage_iterations": list(run.stage_iterations), "iterations": run.iteration, "diverged": run.diverged,
         "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
         "noise_floor": run.floor.relative if run.floor is not None else None,
         "noise_fit_level": run.noise_fit_level or None,
