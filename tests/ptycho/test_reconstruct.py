@@ -17,6 +17,7 @@ from chemtomo.core import InputError, Projection
 from chemtomo.ptycho import (
     DEFAULT_ALGORITHM,
     MID_DOSE_ALGORITHM,
+    BackgroundOptions,
     DivergenceOptions,
     PositionOptions,
     ProbeOptions,
@@ -159,6 +160,23 @@ def test_position_refinement_reduces_injected_errors(truth):
     # measured 1.23 px -> 0.12 px (10x); require 3x
     assert after < before / 3
     assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
+
+
+def test_keyword_arguments_override_the_options_only_where_given(truth):
+    # options.positions.refine = True alone turns refinement on (it was silently turned off by the
+    # keyword's default); refine_positions=False given explicitly still wins
+    rng = np.random.default_rng(6)
+    shifted = truth.positions_px + rng.uniform(-1.0, 1.0, truth.positions_px.shape)
+    scan = dataclasses.replace(truth.scan, positions_m=shifted * PIXEL_M)
+    on = PtychoOptions(positions=PositionOptions(refine=True, start=2, every=1))
+    moved = reconstruct(scan, "rPIE:8", frc=False, options=on).info["positions_m"] / PIXEL_M
+    kept = reconstruct(scan, "rPIE:8", frc=False, options=on, refine_positions=False).info["positions_m"] / PIXEL_M
+    assert np.abs(moved - shifted).max() > 0.01
+    assert np.allclose(kept, shifted, atol=1e-9)
+    # the same for the background: options alone, then the keyword over them
+    off = PtychoOptions(background=BackgroundOptions(retrieve=False))
+    assert reconstruct(truth.scan, "rPIE:3", frc=False, options=off).background is None
+    assert reconstruct(truth.scan, "rPIE:3", frc=False, options=off, background=True).background is not None
 
 
 def test_incoherent_modes_are_orthogonal_and_the_coherent_scan_puts_power_in_the_first(truth):

@@ -316,8 +316,8 @@ class _ResolutionStop:
                 "checks": list(self.checks)}
 
 
-def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int = 1,
-                background: bool = True, refine_positions: bool = False,
+def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int | None = None,
+                background: bool | None = None, refine_positions: bool | None = None,
                 object_shape: tuple[int, int] | None = None, frc: bool = True, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None, device: str = "cpu",
                 options: PtychoOptions | None = None, saturation: float | None = None,
@@ -353,12 +353,15 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Initial probe: an (ny, nx) or (n_modes, ny, nx) array; the scan's own guess; a zone plate
         (``options.zone_plate``); the mean diffraction pattern. None: the scan's guess if it has
         one, else the mean diffraction pattern. Always rescaled to the data's photon count.
-    n_modes : int
-        Incoherent probe modes (overrides ``options.probe.n_modes``).
-    background : bool
-        Retrieve a static additive background (overrides ``options.background.retrieve``).
-    refine_positions : bool
-        Refine the scan positions (overrides ``options.positions.refine``).
+    n_modes : int or None
+        Incoherent probe modes; overrides ``options.probe.n_modes`` (default 1) when given.
+    background : bool or None
+        Retrieve a static additive background; overrides ``options.background.retrieve``
+        (default True) when given.
+    refine_positions : bool or None
+        Refine the scan positions; overrides ``options.positions.refine`` (default False) when
+        given. (None leaves ``options`` as they are: ``options.positions.refine = True`` alone
+        turns refinement on.)
     object_shape : (oy, ox) or None
         Object array shape in pixels; None makes it just large enough (pipelines pass one
         common shape for all scans). Every frame, with one pixel to spare, must fit inside.
@@ -420,15 +423,20 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     """
     t0 = time.perf_counter()
     options = options or PtychoOptions()
-    if not isinstance(n_modes, (int, np.integer)) or n_modes < 1:
+    if n_modes is not None and (isinstance(n_modes, bool) or not isinstance(n_modes, (int, np.integer))
+                                or n_modes < 1):
         raise InputError(f"n_modes must be a positive integer, got {n_modes!r}")
     if device != "cpu":
         raise InputError(f"device must be 'cpu' for ptycho.reconstruct (the solvers are CPU kernels), got {device!r}")
-    options = dataclasses.replace(
-        options,
-        probe=dataclasses.replace(options.probe, n_modes=int(n_modes)),
-        background=dataclasses.replace(options.background, retrieve=bool(background)),
-        positions=dataclasses.replace(options.positions, refine=bool(refine_positions)))
+    # the keyword arguments override the options only where given
+    if n_modes is not None:
+        options = dataclasses.replace(options, probe=dataclasses.replace(options.probe, n_modes=int(n_modes)))
+    if background is not None:
+        options = dataclasses.replace(options, background=dataclasses.replace(options.background,
+                                                                              retrieve=bool(background)))
+    if refine_positions is not None:
+        options = dataclasses.replace(options, positions=dataclasses.replace(options.positions,
+                                                                             refine=bool(refine_positions)))
     validate_options(options)
     default_rule = None
     if not is_default(algorithm):
