@@ -272,7 +272,9 @@ def ptycho(
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
-    refine_positions: bool = typer.Option(False, help="Refine scan positions."),
+    refine_positions: Optional[bool] = typer.Option(
+        None, "--refine-positions/--no-refine-positions",
+        help="Refine scan positions, in the chain's last stage (default: off; ptycho.PositionOptions)."),
     frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",

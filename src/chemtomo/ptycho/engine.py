@@ -34,6 +34,21 @@ __all__ = ["Run"]
 log = logging.getLogger(__name__)
 
 
+def affine_free_steps(positions_px: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``steps`` (n, 2) less their least-squares affine part ``A·(r − r̄) + b`` over the positions
+    ``r`` (a common shift, scale, shear and rotation of the scan): the position updates a wrong
+    probe or a drifting object can mimic, and that a far-field scan cannot tell from a change of
+    the probe or the object's pixel size. Random per-frame errors, uncorrelated with the
+    positions, are kept but for 6 of their 2n degrees of freedom. Fewer than 6 frames: only the
+    mean is removed."""
+    steps = np.asarray(steps, np.float64)
+    if len(steps) < 6:
+        return steps - steps.mean(axis=0)
+    design = np.column_stack([positions_px - positions_px.mean(axis=0), np.ones(len(steps))])
+    coef, *_ = np.linalg.lstsq(design, steps, rcond=None)
+    return steps - design @ coef
+
+
 class Run:
     """State and schedule of one reconstruction (possibly a chain of solvers)."""
 
@@ -124,7 +139,10 @@ class Run:
     @property
     def refine_positions(self) -> bool:
         p = self.options.positions
-        return p.refine and self.iteration >= p.start and (self.iteration - p.start) % p.every == 0
+        if p.final_stage_only and not self.final_stage:
+            return False
+        first = p.start + (self.stage_start if p.final_stage_only else 0)
+        return p.refine and self.iteration >= first and (self.iteration - first) % p.every == 0
 
     # --------------------------------------------------------------------------------- updates
     def set_probe(self, probe: np.ndarray, shift: bool = True, bins: np.ndarray | None = None) -> None:
@@ -165,7 +183,10 @@ class Run:
         norm = np.hypot(steps[:, 0], steps[:, 1])
         scale = np.minimum(1.0, limit / np.maximum(norm, 1e-12))
         steps = steps * scale[:, None]
-        steps -= steps.mean(axis=0)
+        if self.options.positions.affine_free:
+            steps = affine_free_steps(self.state.positions_px, steps)
+        else:
+            steps -= steps.mean(axis=0)
         new = self.state.positions_px + steps
         outside = self.model.out_of_bounds(new)
         new[outside] = self.state.positions_px[outside]

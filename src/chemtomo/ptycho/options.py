@@ -161,20 +161,37 @@ class BackgroundOptions:
 @dataclass(frozen=True)
 class PositionOptions:
     """Scan-position refinement from the exit-wave residual (least-squares shift per frame,
-    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``, ψ the exit wave after the modulus projection), with the
-    mean shift of all frames removed (a common shift of every position is not measurable). Done
-    by RAAR, DM, ePIE and rPIE; ML keeps the positions it is given.
+    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``, ψ the exit wave after the modulus projection). Done by
+    RAAR, DM, ePIE, rPIE, mPIE and LSQML; ML keeps the positions it is given.
 
-    refine      : refine at all.
-    start       : first iteration of the updates (the object must show structure first).
-    every       : update every this many iterations.
-    max_step_px : largest position change of one frame per update, object pixels.
+    Off by default. When on (session 6): in the chain's last stage only, and without the
+    updates' affine part (``engine.affine_free_steps``): a common shift, scale, shear or
+    rotation of all frames is what a wrong probe or object pixel size mimics, and refining from
+    the first stage, or with it, moved the positions of scans that had no errors (regime matrix,
+    seed 0: OD error up to 16 % worse where the probe guess was poor, 2.7× at 10⁹ photons). As
+    set, the cells with 1 px random position errors went from 0.845 to 0.381 and 1.128 to 0.615
+    (seed 0) and from 0.859 to 0.426 and 1.121 to 0.512 (held-out seed 1; the best other code
+    0.771 and 1.025), and every other cell moved by less than 2 %. It stays off because on small
+    scans (36 frames of 32²) with a poor probe guess and no position errors an LSQML-only run
+    ends at 2–3σ of the shot-noise limit instead of 1.5σ (docs/results/ptychography.md,
+    "Session 6").
+
+    refine           : refine at all.
+    start            : first iteration of the updates (the object must show structure first),
+                       counted from the start of the last stage when ``final_stage_only``.
+    every            : update every this many iterations.
+    max_step_px      : largest position change of one frame per update, object pixels.
+    affine_free      : remove the least-squares affine part of every update (else only its mean:
+                       a common shift of every position is never measurable).
+    final_stage_only : refine in the chain's last stage only (its probe is then close to right).
     """
 
     refine: bool = False
-    start: int = 20
+    start: int = 10
     every: int = 2
     max_step_px: float = 0.5
+    affine_free: bool = True
+    final_stage_only: bool = True
 
 
 @dataclass(frozen=True)
