@@ -71,7 +71,8 @@ class Run:
         self.stage_start = 0
         #: (solver, iterations it ran) for every stage run so far (set by run_chain).
         self.stage_iterations: list[tuple[str, int]] = []
-        #: True in the last stage of the chain (the resolution rule stops only that stage).
+        #: True in the last stage of the chain (the resolution rule stops only that stage; with
+        #: ``PositionOptions.final_stage_only`` positions are refined only in it).
         self.final_stage = True
         #: Optional ``monitor(run) -> bool`` called after every iteration that did not diverge
         #: (also one that another rule ends); True stops the stage as converged by "resolution"
@@ -139,10 +140,10 @@ class Run:
     @property
     def refine_positions(self) -> bool:
         p = self.options.positions
-        if p.final_stage_only and not self.final_stage:
+        if not p.refine or (p.final_stage_only and not self.final_stage):
             return False
         first = p.start + (self.stage_start if p.final_stage_only else 0)
-        return p.refine and self.iteration >= first and (self.iteration - first) % p.every == 0
+        return self.iteration >= first and (self.iteration - first) % p.every == 0
 
     # --------------------------------------------------------------------------------- updates
     def set_probe(self, probe: np.ndarray, shift: bool = True, bins: np.ndarray | None = None) -> None:
@@ -256,14 +257,19 @@ class Run:
             return False
         return True
 
+    def _window_mean(self, back: int) -> float:
+        """Mean error of the ``ConvergenceOptions.window`` iterations that end ``back`` windows
+        before the last iteration (0: the last window)."""
+        w = self.options.convergence.window
+        end = len(self.errors) - back * w
+        return float(np.mean(self.errors[end - w:end]))
+
     def windowed_fall(self) -> float | None:
         """Relative fall of the error, the mean of the last ``window`` iterations against the mean of
         the ``window`` before (``ConvergenceOptions.window``); None before two windows of this stage."""
-        w = self.options.convergence.window
-        if self.iteration - self.stage_start < 2 * w:
+        if self.iteration - self.stage_start < 2 * self.options.convergence.window:
             return None
-        new = float(np.mean(self.errors[-w:]))
-        old = float(np.mean(self.errors[-2 * w:-w]))
+        new, old = self._window_mean(0), self._window_mean(1)
         return (old - new) / old if math.isfinite(new) and math.isfinite(old) and old > 0 else None
 
     def start_stage(self, final: bool = True) -> None:
@@ -298,7 +304,7 @@ class Run:
         done = self.iteration - self.stage_start
         if c.tolerance <= 0 or done < c.window:
             return None
-        new = float(np.mean(self.errors[-c.window:]))
+        new = self._window_mean(0)
         if not math.isfinite(new):
             return None
         f = self.floor
@@ -306,7 +312,7 @@ class Run:
             return "noise floor"
         if done < 2 * c.window:
             return None
-        old = float(np.mean(self.errors[-2 * c.window:-c.window]))
+        old = self._window_mean(1)
         if not math.isfinite(old):
             return None
         if f is not None and c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
