@@ -252,9 +252,10 @@ def accumulate(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, pr
 def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
     """Least-squares sub-pixel shift of each frame that moves the model towards ``target``.
 
-    With φ = P·O[patch] and ∂φ/∂r = P·∇O (central differences), the shift that best explains
-    the residual ``target − φ`` is ``δ = Re⟨∂φ/∂r, target − φ⟩ / ‖∂φ/∂r‖²`` per axis.
-    Writes ``shift_yx[frames[i]] = (δy, δx)`` in pixels.
+    With φ = P·O[patch] and a_y, a_x = P·∂O/∂y, P·∂O/∂x (central differences), the shift that
+    best explains the residual ``r = target − φ`` solves the 2×2 normal equations
+    ``[[⟨a_y,a_y⟩, ⟨a_y,a_x⟩], [⟨a_x,a_y⟩, ⟨a_x,a_x⟩]] δ = [⟨a_y,r⟩, ⟨a_x,r⟩]`` (real parts;
+    ``solve_shift``). Writes ``shift_yx[frames[i]] = (δy, δx)`` in pixels.
     """
     n_modes, h, w = probes.shape[1], probes.shape[2], probes.shape[3]
     for i in prange(frames.shape[0]):
@@ -264,6 +265,7 @@ def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pra
         nx = 0.0
         dy2 = 0.0
         dx2 = 0.0
+        dxy = 0.0
         for m in range(n_modes):
             for y in range(h):
                 for x in range(w):
@@ -278,8 +280,77 @@ def position_gradient(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pra
                     nx += (ax.conjugate() * r).real
                     dy2 += ay.real * ay.real + ay.imag * ay.imag
                     dx2 += ax.real * ax.real + ax.imag * ax.imag
-        shift_yx[j, 0] = ny / dy2 if dy2 > 0 else 0.0
-        shift_yx[j, 1] = nx / dx2 if dx2 > 0 else 0.0
+                    dxy += ay.real * ax.real + ay.imag * ax.imag
+        shift_yx[j, 0], shift_yx[j, 1] = solve_shift(ny, nx, dy2, dx2, dxy)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def solve_shift(ny, nx, dy2, dx2, dxy):  # pragma: no cover - compiled
+    """(δy, δx) from the 2×2 normal equations of ``position_gradient``. The cross term ⟨a_y, a_x⟩
+    matters wherever the object's gradients have a preferred direction (an edge, a spoke): solved
+    axis by axis, a shift along y leaks into δx by ⟨a_y,a_x⟩/⟨a_x,a_x⟩ of itself (measured 30–60 %
+    on a smooth random object). Nearly singular (one direction without contrast, det < 10⁻⁶ of
+    its diagonal product): each axis alone."""
+    det = dy2 * dx2 - dxy * dxy
+    if det > 1e-6 * dy2 * dx2 and det > 0:
+        return (dx2 * ny - dxy * nx) / det, (dy2 * nx - dxy * ny) / det
+    return (ny / dy2 if dy2 > 0 else 0.0), (nx / dx2 if dx2 > 0 else 0.0)
+
+
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def position_gradient_1(target, obj, probes, cy, cx, kb, frames, shift_yx):  # pragma: no cover
+    """Single-mode ``position_gradient`` on float views: target (b, h, 2w), obj (oy, 2ox), probes
+    (K, h, 2w). Each row's four sums in float32 (contiguous reads, vectorised), added to the
+    frame's float64 totals: 7–9× faster than the complex kernel on 128² frames."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    half = np.float32(0.5)
+    for i in prange(frames.shape[0]):
+        j = frames[i]
+        y0, x0, k = cy[j], 2 * cx[j], kb[j]
+        ny = 0.0
+        nx = 0.0
+        dy2 = 0.0
+        dx2 = 0.0
+        dxy = 0.0
+        for y in range(h):
+            prow = probes[k, y]
+            trow = target[i, y]
+            # windows of the rows (slices: every index below is 2x + a constant ≥ 0)
+            orow = obj[y0 + y, x0 - 2:x0 + 2 * w + 2]  # one pixel either side
+            up = obj[y0 + y - 1, x0:x0 + 2 * w]
+            down = obj[y0 + y + 1, x0:x0 + 2 * w]
+            rny = np.float32(0.0)
+            rnx = np.float32(0.0)
+            rdy = np.float32(0.0)
+            rdx = np.float32(0.0)
+            rdxy = np.float32(0.0)
+            for x in range(w):
+                c = 2 * x
+                o_r = orow[c + 2]
+                o_i = orow[c + 3]
+                gyr = half * (down[c] - up[c])
+                gyi = half * (down[c + 1] - up[c + 1])
+                gxr = half * (orow[c + 4] - orow[c])
+                gxi = half * (orow[c + 5] - orow[c + 1])
+                pr = prow[2 * x]
+                pi = prow[2 * x + 1]
+                rr = trow[2 * x] - (pr * o_r - pi * o_i)
+                ri = trow[2 * x + 1] - (pr * o_i + pi * o_r)
+                ayr = pr * gyr - pi * gyi
+                ayi = pr * gyi + pi * gyr
+                axr = pr * gxr - pi * gxi
+                axi = pr * gxi + pi * gxr
+                rny += ayr * rr + ayi * ri
+                rnx += axr * rr + axi * ri
+                rdy += ayr * ayr + ayi * ayi
+                rdx += axr * axr + axi * axi
+                rdxy += ayr * axr + ayi * axi
+            ny += rny
+            nx += rnx
+            dy2 += rdy
+            dx2 += rdx
+            dxy += rdxy
+        shift_yx[j, 0], shift_yx[j, 1] = solve_shift(ny, nx, dy2, dx2, dxy)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)

@@ -357,7 +357,11 @@ class FarFieldModel:
     def position_steps(self, target, obj, probes, frames) -> np.ndarray:
         """Least-squares sub-pixel position step (n_frames, 2) of each frame towards ``target``."""
         steps = np.zeros((self.n_frames, 2), np.float64)
-        K.position_gradient(target, obj, probes, self.cy, self.cx, self.kb, frames, steps)
+        if self.n_modes == 1 and target.flags.c_contiguous and obj.flags.c_contiguous:
+            K.position_gradient_1(float_view(target[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy,
+                                  self.cx, self.kb, frames, steps)
+        else:
+            K.position_gradient(target, obj, probes, self.cy, self.cx, self.kb, frames, steps)
         return steps
 
 
