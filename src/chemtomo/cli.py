@@ -274,7 +274,7 @@ def ptycho(
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
     refine_positions: Optional[bool] = typer.Option(
         None, "--refine-positions/--no-refine-positions",
-        help="Refine scan positions, in the chain's last stage (default: off; ptycho.PositionOptions)."),
+        help="Refine scan positions, in the chain's last stage when it is a PIE or LSQML stage (default: on; ptycho.PositionOptions)."),
     frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",

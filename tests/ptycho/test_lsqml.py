@@ -90,7 +90,10 @@ def test_the_mixed_batches_cover_every_frame_once_and_repeat_with_the_seed():
 def test_lsqml_converges_to_the_truth_within_the_dose_limit(probe_kind, guess_kind):
     dose = 1e5
     scan, obj, photons = _scan(probe_kind, guess_kind, dose)
-    p = reconstruct(scan, "LSQML:300", object_shape=obj.shape, frc=False)
+    # The positions are exact and held: the bound below is the solver's. (Refined, as by default,
+    # they wander by ~0.15 px on these 36 frames of 32² and the Gaussian case ends at 3.4σ; the
+    # default's own test, test_default, meets 3σ with refinement on.)
+    p = reconstruct(scan, "LSQML:300", object_shape=obj.shape, frc=False, refine_positions=False)
     lit = photons >= 0.5 * photons.max()
     # The shot-noise limit of the OD at the dimmest well-lit pixel, σ_OD = 1/sqrt(N |T|²) with
     # |T|² ≥ 1/e here, and the same 3σ tolerance as the default's test (test_default: object and

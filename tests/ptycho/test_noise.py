@@ -70,11 +70,13 @@ def test_the_stopping_rule_stops_early_on_a_converged_low_dose_scan(caplog):
     # waits for the best fit's level F·(1 − p/n) and, not reaching it, for a flat error.
     # Measured on seeds 0 and 1 at 10³ and 10⁴ photons: 17–45 iterations against 96–163, at an
     # object error 1.02–1.11× the longer run's (the last per cent of fit is mostly noise).
+    # The positions are exact and held, so that the two runs differ only in where they stop (with
+    # refinement on, the early run stops 17 position updates into it: 0.072 against 0.063 on seed 0).
     t = make_scan(dose=1e4)
     early = PtychoOptions(convergence=ConvergenceOptions(discrepancy_counts=50.0))
     with caplog.at_level(logging.INFO, logger="chemtomo.ptycho"):
-        p = reconstruct(t.scan, "LSQML:300", frc=False, options=early)
-    q = reconstruct(t.scan, "LSQML:300", frc=False)
+        p = reconstruct(t.scan, "LSQML:300", frc=False, options=early, refine_positions=False)
+    q = reconstruct(t.scan, "LSQML:300", frc=False, refine_positions=False)
     assert p.info["stop_reason"] == "converged" and not p.info["diverged"]
     assert p.info["convergence_rule"] == "noise floor" and q.info["convergence_rule"] == "relative fall"
     assert p.info["noise_floor"] == pytest.approx(t.floor, rel=0.05)  # the estimate, within its systematic 4 %

@@ -189,6 +189,24 @@ def test_positions_are_refined_in_the_last_stage_only(truth):
     assert len(q.info["position_step_rms_px"]) == 11
 
 
+def test_positions_are_refined_by_default_in_pie_and_lsqml_stages_but_not_raar_and_dm(truth):
+    rng = np.random.default_rng(7)
+    shifted = truth.positions_px + rng.uniform(-1.0, 1.0, truth.positions_px.shape)
+    scan = dataclasses.replace(truth.scan, positions_m=shifted * PIXEL_M)
+    early = PtychoOptions(positions=PositionOptions(start=2, every=1))  # the default but for when
+    for chain in ("rPIE:8", "LSQML:8"):
+        p = reconstruct(scan, chain, frc=False, options=early)
+        assert np.abs(p.info["positions_m"] / PIXEL_M - shifted).max() > 0.01, chain
+    # RAAR's and DM's update wave is the relaxed reflection, not the data's projection: its
+    # residual moves right positions (PositionOptions), so they keep them unless asked
+    for chain in ("RAAR:8", "DM:8"):
+        kept = reconstruct(scan, chain, frc=False, options=early).info["positions_m"] / PIXEL_M
+        assert np.allclose(kept, shifted, atol=1e-9), chain
+    asked = PtychoOptions(positions=PositionOptions(start=2, every=1, projection_solvers=True))
+    moved = reconstruct(scan, "RAAR:8", frc=False, options=asked).info["positions_m"] / PIXEL_M
+    assert np.abs(moved - shifted).max() > 0.01
+
+
 def test_keyword_arguments_override_the_options_only_where_given(truth):
     # options.positions.refine = True alone turns refinement on (it was silently turned off by the
     # keyword's default); refine_positions=False given explicitly still wins

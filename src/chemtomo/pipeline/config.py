@@ -68,8 +68,8 @@ class PtychoConfig:
                                    "'DM:100,RAAR:300,ML:100'.")
     n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
-    refine_positions: bool = _f(False, "Refine scan positions (in the chain's last stage, without a common affine "
-                                       "change; ptycho.PositionOptions).")
+    refine_positions: bool = _f(True, "Refine scan positions (in the chain's last stage when it is a PIE or LSQML stage, "
+                                      "without a common affine change; ptycho.PositionOptions).")
     frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of ptycho.frc_angles projections per energy.")
     mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "
                        "any other value masked, in the files' detector orientation; combined with each scan's own mask. "

@@ -161,37 +161,43 @@ class BackgroundOptions:
 @dataclass(frozen=True)
 class PositionOptions:
     """Scan-position refinement from the exit-wave residual (least-squares shift per frame,
-    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``, ψ the exit wave after the modulus projection). Done by
-    RAAR, DM, ePIE, rPIE, mPIE and LSQML; ML keeps the positions it is given.
+    ``δ = Re⟨P∇O, ψ − P·O⟩ / ‖P∇O‖²``, ψ the exit wave after the modulus projection).
 
-    Off by default. When on (session 6): in the chain's last stage only, and without the
-    updates' affine part (``engine.affine_free_steps``): a common shift, scale, shear or
-    rotation of all frames is what a wrong probe or object pixel size mimics, and refining from
-    the first stage, or with it, moved the positions of scans that had no errors (regime matrix,
-    seed 0: OD error up to 16 % worse where the probe guess was poor, 2.7× at 10⁹ photons). As
-    set, the cells with 1 px random position errors went from 0.845 to 0.381 and 1.128 to 0.615
-    (seed 0) and from 0.859 to 0.426 and 1.121 to 0.512 (held-out seed 1; the best other code
-    0.771 and 1.025), and every other cell moved by less than 2 %. It stays off because on small
-    scans (36 frames of 32²) with a poor probe guess and no position errors an LSQML-only run
-    ends at 2–3σ of the shot-noise limit instead of 1.5σ (docs/results/ptychography.md,
-    "Session 6").
+    On by default (session 7), in the chain's last stage only, from its 10th iteration, and
+    without the updates' affine part (``engine.affine_free_steps``): a common shift, scale, shear
+    or rotation of all frames is what a wrong probe or object pixel size mimics, and refining
+    from the first stage moved the positions of scans that had none (regime matrix, seed 0: OD
+    error up to 16 % worse where the probe guess was poor). Measured with the default chains
+    (docs/results/ptychography.md, "Session 7"): the cells with 1 px random position errors went
+    from 0.845 to 0.381 and 1.128 to 0.669 (seed 0), 0.859 to 0.428 and 1.121 to 0.495 (held-out
+    seed 1; the best other code 0.771 and 1.025); every other cell of either seed moved by
+    −6 % to +2.3 %. On small scans without position errors (36 frames of 32²) the default's error
+    rose by 0–14 % (``tests/ptycho/test_default.py`` holds it to its 3σ bound).
 
-    refine           : refine at all.
-    start            : first iteration of the updates (the object must show structure first),
-                       counted from the start of the last stage when ``final_stage_only``.
-    every            : update every this many iterations.
-    max_step_px      : largest position change of one frame per update, object pixels.
-    affine_free      : remove the least-squares affine part of every update (else only its mean:
-                       a common shift of every position is never measurable).
-    final_stage_only : refine in the chain's last stage only (its probe is then close to right).
+    Done by ePIE, rPIE, mPIE and LSQML, whose residual is taken against the data's projection.
+    RAAR and DM refine only with ``projection_solvers``: their update wave is the relaxed
+    reflection ``β(2P_M − I)·… + …``, not the projection, and its residual moves positions that
+    are right (36 frames of 32², exact positions: split-half FRC 31 → 116 nm, background test
+    error ×2.5). ML keeps the positions it is given.
+
+    refine             : refine at all.
+    start              : first iteration of the updates (the object must show structure first),
+                         counted from the start of the last stage when ``final_stage_only``.
+    every              : update every this many iterations.
+    max_step_px        : largest position change of one frame per update, object pixels.
+    affine_free        : remove the least-squares affine part of every update (else only its
+                         mean: a common shift of every position is never measurable).
+    final_stage_only   : refine in the chain's last stage only (its probe is then close to right).
+    projection_solvers : also refine in RAAR and DM stages.
     """
 
-    refine: bool = False
+    refine: bool = True
     start: int = 10
     every: int = 2
     max_step_px: float = 0.5
     affine_free: bool = True
     final_stage_only: bool = True
+    projection_solvers: bool = False
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,10 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
             first = False
         err, tot, ratio = model.raar_step(buf, state, st.background, beta)
         buf = model.ifft_inplace(buf)
-        steps = model.position_steps(buf, st.obj, run.probes, frames) if run.refine_positions else None
+        # positions only when asked for RAAR/DM too (PositionOptions.projection_solvers): ``buf``
+        # is the relaxed reflection, not the data's projection, and biases the steps
+        refine = run.refine_positions and run.options.positions.projection_solvers
+        steps = model.position_steps(buf, st.obj, run.probes, frames) if refine else None
         obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames)
         run.overlap_update(obj_num, obj_den, None, None)
         if run.refine_probe:

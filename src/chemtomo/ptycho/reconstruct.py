@@ -358,9 +358,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Retrieve a static additive background; overrides ``options.background.retrieve``
         (default True) when given.
     refine_positions : bool or None
-        Refine the scan positions; overrides ``options.positions.refine`` (default False) when
-        given. (None leaves ``options`` as they are: ``options.positions.refine = True`` alone
-        turns refinement on.)
+        Refine the scan positions; overrides ``options.positions.refine`` (default True: in the
+        chain's last stage when it is a PIE or LSQML stage) when given. (None leaves ``options``
+        as they are.)
     object_shape : (oy, ox) or None
         Object array shape in pixels; None makes it just large enough (pipelines pass one
         common shape for all scans). Every frame, with one pixel to spare, must fit inside.
