@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep (resume) the existing run store")
     ap.add_argument("--algorithm", default=None, help="ptycho.algorithm for this run (default: the pipeline's)")
+    ap.add_argument("--no-refine-positions", action="store_true",
+                    help="ptycho.refine_positions = false (the scan positions held as the files give them)")
     args = ap.parse_args()
 
     from chemtomo.io.simulated import write_dataset
@@ -163,8 +165,10 @@ def main() -> None:
     store_path = root / "run.zarr"
     if not args.keep:
         shutil.rmtree(store_path, ignore_errors=True)
-    cfg = config_for_manifest(data / "manifest.csv",
-                              {"ptycho": {"algorithm": args.algorithm}} if args.algorithm else None)
+    ptycho = {"algorithm": args.algorithm} if args.algorithm else {}
+    if args.no_refine_positions:
+        ptycho["refine_positions"] = False
+    cfg = config_for_manifest(data / "manifest.csv", {"ptycho": ptycho} if ptycho else None)
     names = args.stages or [s.name for s in STAGES]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()}", flush=True)
