@@ -330,9 +330,12 @@ def ptycho(
     write_projection(out, proj)
     err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
     res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
+    moves = proj.info.get("position_changes")
+    moved = (f"; positions refined by {moves['rms_px']:.2f} px RMS ({moves['non_affine_rms_px']:.2f} px without a "
+             f"common affine change), largest {moves['max_px']:.2f} px" if moves else "")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
-                  f"({proj.info.get('stop_reason')})",
+                  f"({proj.info.get('stop_reason')}){moved}",
                   highlight=False)
 
 

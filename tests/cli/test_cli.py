@@ -88,3 +88,7 @@ def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp
     assert 0 < len(proj.errors) <= sum(int(stage.split(":")[1]) for stage in MID_DOSE_ALGORITHM.split(","))
     assert MID_DOSE_ALGORITHM in " ".join(r.output.split())
     assert f"stopped after {len(proj.errors)} iterations (converged)" in " ".join(r.output.split())
+    # positions are refined in the last stage by default, and the summary says by how much
+    assert "positions refined by" in " ".join(r.output.split())
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "--no-refine-positions", "-o", str(tmp_path / "q.cxi")])
+    assert r.exit_code == 0 and "positions refined" not in " ".join(r.output.split())

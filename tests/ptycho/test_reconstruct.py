@@ -27,6 +27,7 @@ from chemtomo.ptycho import (
     zone_plate_probe,
 )
 from chemtomo.ptycho.engine import affine_free_steps
+from chemtomo.ptycho.reconstruct import position_changes
 
 from .conftest import ENERGY_EV, PIXEL_M, N, make_scan, object_error
 
@@ -163,6 +164,21 @@ def test_position_refinement_reduces_injected_errors(truth):
     assert object_error(proj.transmission, truth.obj, HALF_BOX) < TOL
 
 
+def test_position_changes_tell_a_common_affine_change_from_random_moves():
+    rng = np.random.default_rng(1)
+    pos = rng.uniform(-20, 20, (30, 2))
+    assert position_changes(pos, pos) is None
+    shift = position_changes(pos, pos + [0.3, -0.4])  # a common shift: 0.5 px, none of it measurable
+    assert shift["rms_px"] == pytest.approx(0.5) and shift["max_px"] == pytest.approx(0.5)
+    assert shift["non_affine_rms_px"] < 1e-9
+    noise = rng.normal(0, 0.2, pos.shape)
+    both = position_changes(pos, pos + 0.01 * pos + noise)
+    # a 1 % scale (up to 0.3 px here) goes; the random part stays but for the 6 of its 60 degrees
+    # of freedom that the affine fit takes (√(54/60) ≈ 0.95 of its RMS expected)
+    noise_rms = np.sqrt(np.mean(np.sum(noise ** 2, axis=1)))
+    assert 0.8 * noise_rms < both["non_affine_rms_px"] <= noise_rms
+
+
 def test_affine_free_steps_remove_a_common_affine_change_and_keep_random_errors():
     rng = np.random.default_rng(0)
     pos = rng.uniform(0, 100, (40, 2))
@@ -196,12 +212,19 @@ def test_positions_are_refined_by_default_in_pie_and_lsqml_stages_but_not_raar_a
     early = PtychoOptions(positions=PositionOptions(start=2, every=1))  # the default but for when
     for chain in ("rPIE:8", "LSQML:8"):
         p = reconstruct(scan, chain, frc=False, options=early)
-        assert np.abs(p.info["positions_m"] / PIXEL_M - shifted).max() > 0.01, chain
+        moved = p.info["positions_m"] / PIXEL_M - shifted
+        assert np.abs(moved).max() > 0.01, chain
+        # the projection says how far they moved (the log and the CLI's summary line print it)
+        changes = p.info["position_changes"]
+        assert changes["rms_px"] == pytest.approx(np.sqrt(np.mean(np.sum(moved ** 2, axis=1))))
+        assert changes["max_px"] == pytest.approx(np.hypot(moved[:, 0], moved[:, 1]).max())
+        assert changes["non_affine_rms_px"] <= changes["rms_px"]
     # RAAR's and DM's update wave is the relaxed reflection, not the data's projection: its
     # residual moves right positions (PositionOptions), so they keep them unless asked
     for chain in ("RAAR:8", "DM:8"):
-        kept = reconstruct(scan, chain, frc=False, options=early).info["positions_m"] / PIXEL_M
-        assert np.allclose(kept, shifted, atol=1e-9), chain
+        p = reconstruct(scan, chain, frc=False, options=early)
+        assert np.allclose(p.info["positions_m"] / PIXEL_M, shifted, atol=1e-9), chain
+        assert p.info["position_changes"] is None
     asked = PtychoOptions(positions=PositionOptions(start=2, every=1, projection_solvers=True))
     moved = reconstruct(scan, "RAAR:8", frc=False, options=asked).info["positions_m"] / PIXEL_M
     assert np.abs(moved - shifted).max() > 0.01

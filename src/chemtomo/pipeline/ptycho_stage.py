@@ -86,7 +86,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
                  "resolution_m": (frc.resolution_m if frc else float("nan")),
                  "n_frames": scan.n_frames, "iterations": int(proj.info.get("iterations", 0)),
                  "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector"),
-                 "algorithm": str(proj.info.get("algorithm", ""))},  # the chain the default picked
+                 "algorithm": str(proj.info.get("algorithm", "")),  # the chain the default picked
+                 "position_changes": proj.info.get("position_changes")},  # None where none moved
     }
 
 
@@ -225,8 +226,10 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
                     or det.get("negative_clipped")):
             det_text = "; detector: " + detector_summary(det)
         chain = meta.get("algorithm") or opts["algorithm"]
+        moves = meta.get("position_changes")
+        moved = f"; positions refined by {moves['rms_px']:.2f} px RMS" if moves else ""
         ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {chain}) "
-                f"done{frc_text}{stop}{det_text}")
+                f"done{frc_text}{stop}{moved}{det_text}")
 
 
 def run_ptycho(ctx: RunContext) -> dict:

@@ -37,7 +37,7 @@ from .algorithms import (
     run_chain,
 )
 from .detector import clean_scan
-from .engine import Run
+from .engine import Run, affine_free_steps
 from .noise import dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
@@ -313,6 +313,19 @@ class _ResolutionStop:
         return {"window": self.window, "tolerance": self.tolerance, "error_fall": self.error_fall,
                 "levelled_at": self.levelled_at,
                 "checks": list(self.checks)}
+
+
+def position_changes(initial_px: np.ndarray, refined_px: np.ndarray) -> dict | None:
+    """How far refinement moved the positions (n, 2), in object pixels: the RMS and largest change
+    of a frame, and the RMS change without its least-squares affine part (the part the data can
+    tell from a change of the probe; ``engine.affine_free_steps``). None where none moved."""
+    d = np.asarray(refined_px, np.float64) - np.asarray(initial_px, np.float64)
+    norm = np.hypot(d[:, 0], d[:, 1])
+    if not len(d) or norm.max() == 0:
+        return None
+    free = affine_free_steps(initial_px, d)
+    return {"rms_px": float(np.sqrt(np.mean(norm ** 2))), "max_px": float(norm.max()),
+            "non_affine_rms_px": float(np.sqrt(np.mean(np.sum(free ** 2, axis=1))))}
 
 
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int | None = None,
@@ -592,6 +605,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s; %s)", algorithm, run.iteration, n_iter,
              run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "",
              ", ".join(f"{name} {n}" for name, n in run.stage_iterations))
+    moves = position_changes(positions_px, state.positions_px)
+    if moves is not None:
+        log.info("ptycho positions refined: RMS change %.3f px (without a common affine change %.3f px), "
+                 "largest %.3f px", moves["rms_px"], moves["non_affine_rms_px"], moves["max_px"])
     illumination = model.illumination(run.probes)
     air = air_region(state.obj, illumination)
     transmission, factor, ramp = air_reference(state.obj, air)
@@ -611,6 +628,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
         "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
+        "position_changes": moves,
     }
     curve = None
     if frc:
