@@ -49,7 +49,8 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
         err, tot, ratio = model.raar_step(buf, state, st.background, beta)
         buf = model.ifft_inplace(buf)
         # positions only when asked for RAAR/DM too (PositionOptions.projection_solvers): ``buf``
-        # is the relaxed reflection, not the data's projection, and biases the steps
+        # is the relaxed reflection, not the data's projection, and the iterate Ψ keeps each
+        # frame's wave from before it moved (steps from the projection did no better)
         refine = run.refine_positions and run.options.positions.projection_solvers
         steps = model.position_steps(buf, st.obj, run.probes, frames) if refine else None
         obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames)
