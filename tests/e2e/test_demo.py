@@ -99,6 +99,13 @@ def test_demo_recovers_the_truth(demo):
     agree = np.mean((frac[on] > 0.7) == (truth.sample.fraction[on] > 0.7))
     assert agree > 0.9, agree
 
+    # positions are refined by default (the last ePIE stage) and the simulated ones are exact: they
+    # must stay put to well within the model's ¼-pixel bins (measured ≤ 0.06 px non-affine on the
+    # regime cells at ≥ 10⁶ photons; a drift would show here)
+    for energy in store.group_attrs("projections")["energies_eV"]:
+        moves = store.array_attrs(f"projections/{energy:g}")["position_changes"]
+        assert all(m is not None and m["non_affine_rms_px"] < 0.25 for m in moves), moves
+
     res = store.group_attrs("resolution/fsc")["resolution_m"]
     assert res is not None and np.isfinite(res), "split-half FSC did not cross the ½-bit threshold"
     voxel = store.group_attrs("volumes")["voxel_m"]

@@ -59,6 +59,9 @@ def test_defective_detector_data_gives_the_clean_chemistry(tiny_dataset, referen
     attrs = store.array_attrs("projections/708.2")
     # the config's 35 pixels with the file's own mask (8 pixels, one of them in the gap column)
     assert {d["masked_by_file"] for d in attrs["detector"]} == {35 + 8}
+    # each projection records how far position refinement moved its scan's frames: none here,
+    # where the tiny config runs RAAR:30 (RAAR keeps the positions, ptycho.PositionOptions)
+    assert attrs["position_changes"] == [None] * len(attrs["angles_deg"])
     html = (tmp_path / "run_report.html").read_text()
     assert f"Detector: {n} of {n} scans needed cleaning" in html
     # The chemistry: the state of charge of both runs, each with its one-sigma error from the

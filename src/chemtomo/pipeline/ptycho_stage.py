@@ -287,6 +287,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                                            for p in parts],
                            "sources": [r.path for r in refs],
                            "detector": [m.get("detector") for m in metas],
+                           # how far refinement moved each scan's positions (px; None: not refined)
+                           "position_changes": [m.get("position_changes") for m in metas],
                            "probe_drift_px": (-drift).tolist()}
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])
