@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chemtomo.ptycho import ConvergenceOptions, PtychoOptions, reconstruct
-from chemtomo.ptycho.noise import amplitude_floor, poisson_amplitude_moments
+from chemtomo.ptycho.noise import amplitude_floor, dim_background, poisson_amplitude_moments
 from chemtomo.simulate.ptychography import diffraction_frames
 
 from .conftest import make_scan, object_error
@@ -90,3 +90,21 @@ def test_the_stopping_rule_stops_early_on_a_converged_low_dose_scan(caplog):
     e_early = object_error(p.transmission, t.obj, 12)
     e_long = object_error(q.transmission, t.obj, 12)
     assert e_early < 1.15 * e_long, (e_early, e_long)
+
+
+def test_dim_background_tells_a_detector_background_from_diffraction():
+    # 36 frames of 32²: with 0.5 photons per pixel of background the dimmest quarter holds
+    # ~0.27 counts per frame, all of it background (a constant count: variance = mean), and the
+    # two extremes are ~18 standard errors apart (√(⟨mean²⟩ n P / 2) with n = 36, P = 256)
+    with_bg = make_scan(background_counts=0.5)
+    m, fraction, separation = dim_background(np.sqrt(with_bg.scan.frames))
+    assert m == pytest.approx(0.27, rel=0.2)
+    assert fraction > 0.5 and separation > 3
+    # without it the quarter holds ~0.01 counts: too few to tell (separation < 1), whatever the
+    # fraction says
+    assert dim_background(np.sqrt(make_scan().scan.frames))[2] < 3
+    # a bright scan without background: the dim pixels hold diffraction, which changes from frame
+    # to frame (variance above the mean)
+    bright = make_scan(dose=1e8)
+    m, fraction, separation = dim_background(np.sqrt(bright.scan.frames))
+    assert separation > 3 and fraction < 0.5

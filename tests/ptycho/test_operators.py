@@ -182,3 +182,30 @@ def test_position_steps_measure_a_known_shift_and_the_one_mode_kernel_matches_th
     general = np.zeros_like(steps)
     K.position_gradient(target, obj, probes, model.cy, model.cx, model.kb, model.all_frames, general)
     np.testing.assert_allclose(steps, general, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("n_modes", [1, 2])
+def test_modulus_projection_that_shares_gives_the_waves_their_expected_share_of_the_counts(n_modes):
+    h = 16
+    intensity = RNG.uniform(0, 10, (3, h, h)).astype(np.float32)
+    valid = np.ones((h, h), bool)
+    valid[2, 3] = False
+    model = FarFieldModel(intensity, valid, (40, 40), n_modes=n_modes)
+    model.background_share = True
+    waves = _crandn(3, n_modes, h, h)
+    before = waves.copy()
+    background = np.full((h, h), 0.5, np.float32)
+    model.modulus_project(waves, model.all_frames, background, model.chunks)
+    # the expectation step of coherent + background: the modes' summed intensity becomes
+    # I·s/(s + b), s their intensity before (so a pixel where s ≪ b hands its counts to b)
+    s_before = np.sum(np.abs(before) ** 2, axis=1)
+    s_after = np.sum(np.abs(waves) ** 2, axis=1)
+    expected = intensity * s_before / (s_before + background)
+    np.testing.assert_allclose(s_after[:, valid], expected[:, valid], rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(waves[:, :, 2, 3], before[:, :, 2, 3])
+    # without a background the two rules are the same projection
+    a, b = before.copy(), before.copy()
+    model.modulus_project(a, model.all_frames, np.zeros_like(background), model.chunks)
+    model.background_share = False
+    model.modulus_project(b, model.all_frames, np.zeros_like(background), model.chunks)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -127,6 +127,34 @@ def test_background_retrieval_recovers_the_background_and_improves_the_object():
     assert np.corrcoef(with_bg.background.ravel(), t.background.ravel())[0, 1] > 0.3
 
 
+def test_the_projection_shares_the_counts_where_the_data_show_a_background_and_that_helps():
+    # 0.5 photons per pixel of background: it fills the detector's dim high-angle pixels, where the
+    # object's finest detail is weaker than it; subtracting it hands every background photon there
+    # to the object (noise at high spatial frequencies), sharing hands it to the background
+    errors = {"subtract": [], "share": []}
+    for seed in (0, 1, 2):
+        t = make_scan(background_counts=0.5, seed=seed)
+        auto = reconstruct(t.scan, DEFAULT_ALGORITHM, frc=False)
+        assert auto.info["background_projection"] == "share", auto.info["background_rule"]
+        errors["share"].append(object_error(auto.transmission, t.obj, HALF_BOX))
+        asked = PtychoOptions(background=BackgroundOptions(projection="subtract"))
+        sub = reconstruct(t.scan, DEFAULT_ALGORITHM, frc=False, options=asked)
+        assert sub.info["background_projection"] == "subtract" and sub.info["background_rule"] is None
+        errors["subtract"].append(object_error(sub.transmission, t.obj, HALF_BOX))
+    # measured: 0.039, 0.051, 0.036 subtracted against 0.035, 0.025, 0.029 shared (mean 0.71×);
+    # the bound leaves room for the three scans' spread
+    assert np.mean(errors["share"]) < 0.85 * np.mean(errors["subtract"]), errors
+
+
+def test_the_projection_subtracts_where_the_data_cannot_show_a_background(truth):
+    # the default scan's dim pixels hold ~0.01 counts per frame: a background cannot be told from
+    # diffraction there (noise.dim_background), so "auto" keeps the subtracting projection
+    p = reconstruct(truth.scan, "ePIE:3", frc=False)
+    assert p.info["background_projection"] == "subtract"
+    assert "too few counts" in p.info["background_rule"]
+    assert reconstruct(truth.scan, "ePIE:3", frc=False, background=False).info["background_projection"] is None
+
+
 def test_probe_refinement_converges_from_a_wrong_probe(truth):
     # a zone plate focused 2.5x further away than the truth: a wider beam with the wrong curvature
     wavelength_defocus = 2.5 * 0.3 * N * PIXEL_M * 100e-9 / (1.239841984e-6 / ENERGY_EV)
@@ -222,6 +250,16 @@ def test_positions_are_refined_in_the_last_stage_only(truth):
     every_stage = PtychoOptions(positions=PositionOptions(refine=True, start=0, every=1, final_stage_only=False))
     q = reconstruct(truth.scan, "rPIE:6,ePIE:5", frc=False, background=False, options=every_stage)
     assert len(q.info["position_step_rms_px"]) == 11
+
+
+def test_positions_are_refined_in_the_last_stage_that_can_refine_them(truth):
+    # a chain ending in RAAR (which keeps positions unless asked) refines them in its last PIE
+    # stage instead of nowhere
+    on = PtychoOptions(positions=PositionOptions(refine=True, start=0, every=1))
+    p = reconstruct(truth.scan, "rPIE:4,ePIE:6,RAAR:5", frc=False, background=False, options=on)
+    assert [n for _, n in p.info["stage_iterations"]] == [4, 6, 5]
+    assert len(p.info["position_step_rms_px"]) == 6  # one update per ePIE iteration
+    assert p.info["position_changes"] is not None
 
 
 def test_positions_are_refined_by_default_in_pie_and_lsqml_stages_but_not_raar_and_dm(truth):

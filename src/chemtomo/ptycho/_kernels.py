@@ -160,19 +160,21 @@ def raar_fourier(buf, state, intensity, valid, background, chunks, bg_ratio, sum
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums):  # pragma: no cover
+def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio, sums, share):  # pragma: no cover
     """Fourier-modulus projection of the waves ``buf[i]`` of frames ``frames[i]``, in place.
 
     Model intensity ``s + b = Σ_m |Ψ_m|² + b``; valid pixels are scaled by ``sqrt(max(I − b, 0) / s)``
     (the background subtracted from the counts: the coherent waves fit what the background does not
-    explain), masked pixels keep the model. Per chunk t: ``bg_ratio[t] += b·I/(s + b)`` (b where
-    masked), ``sums[t] = (Σ (√I − √(s + b))², Σ I)`` over valid pixels.
+    explain) or, with ``share``, by ``sqrt(I / (s + b))`` (the waves' expected share of the counts);
+    masked pixels keep the model. Per chunk t: ``bg_ratio[t] += b·I/(s + b)`` (b where masked),
+    ``sums[t] = (Σ (√I − √(s + b))², Σ I)`` over valid pixels.
 
-    Subtracting b rather than scaling by ``sqrt(I / (s + b))`` matters at low counts: there the
-    scaled form hands most of a 1-photon pixel to the background whenever the model ``s`` is below
-    b, which shrinks the object's high spatial frequencies iteration after iteration (measured on
-    the 10⁶-photon benchmark scan: error against the truth 0.023 with the scaled form, 0.019 with
-    the subtracted one, 0.018 without background).
+    The two differ where the model ``s`` is below b: sharing hands most of a 1-photon pixel there
+    to the background. Where the data have no background (and b is the model's misfit) that
+    shrinks the object's high spatial frequencies (session 1, the 10⁶-photon benchmark scan: 0.023
+    shared, 0.019 subtracted, 0.018 without background); where a real background fills the dim
+    pixels it keeps its noise out of the object (``BackgroundOptions.projection`` picks from the
+    data).
     """
     n_modes, h, w = buf.shape[1], buf.shape[2], buf.shape[3]
     for t in prange(chunks.shape[0] - 1):
@@ -194,7 +196,10 @@ def modulus_project(buf, intensity, frames, valid, background, chunks, bg_ratio,
                         err += d * d
                         tot += meas
                         bg_ratio[t, y, x] += bgv * meas / model
-                        f = np.sqrt(max(meas - bgv, np.float32(0.0)) / (s + np.float32(1e-20)))
+                        if share:
+                            f = np.sqrt(meas / model)
+                        else:
+                            f = np.sqrt(max(meas - bgv, np.float32(0.0)) / (s + np.float32(1e-20)))
                         for m in range(n_modes):
                             buf[i, m, y, x] *= f
                     else:
@@ -511,7 +516,7 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums):  # pragma: no cover
+def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums, share):  # pragma: no cover
     """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (background
     subtracted from the counts, see ``modulus_project``)."""
     h, w = buf.shape[1], buf.shape[2] // 2
@@ -536,7 +541,10 @@ def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_rat
                     e_row += v * d * d
                     t_row += v * a * a
                     bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
-                    f = v * (np.sqrt(max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny))) + (one - v)
+                    if share:
+                        f = v * (a / np.sqrt(model)) + (one - v)
+                    else:
+                        f = v * (np.sqrt(max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny))) + (one - v)
                     buf[i, y, 2 * x] = f * re
                     buf[i, y, 2 * x + 1] = f * im
                 err += e_row

@@ -170,12 +170,31 @@ def parse_algorithm(text: str) -> list[tuple[str, int]]:
     return stages
 
 
+#: Solvers that refine scan positions (``PositionOptions``); RAAR and DM only with
+#: ``projection_solvers``.
+POSITION_SOLVERS = frozenset({"ePIE", "rPIE", "mPIE", "LSQML"})
+
+
+def last_refining_stage(stages: list[tuple[str, int]], projection_solvers: bool = False) -> int | None:
+    """Index of the chain's last stage whose solver refines positions, or None.
+
+    >>> last_refining_stage([("rPIE", 300), ("ePIE", 200), ("RAAR", 50)])
+    1
+    >>> last_refining_stage([("RAAR", 200)]), last_refining_stage([("RAAR", 200)], projection_solvers=True)
+    (None, 0)
+    """
+    able = POSITION_SOLVERS | ({"RAAR", "DM"} if projection_solvers else set())
+    hits = [i for i, (name, _) in enumerate(stages) if name in able]
+    return hits[-1] if hits else None
+
+
 def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     """Run the parsed stages in order on one ``Run``; each stage stops early when it has converged
     (``ConvergenceOptions``; the next stage starts), the chain when a stage diverged.
     ``run.stop_reason`` then says why the last stage ended."""
+    refining = last_refining_stage(stages, run.options.positions.projection_solvers)
     for i, (name, count) in enumerate(stages):
-        run.start_stage(final=i == len(stages) - 1)
+        run.start_stage(final=i == len(stages) - 1, positions=i == refining)
         ALGORITHMS[name](run, count, run.options)
         run.stage_iterations.append((name, run.iteration - run.stage_start))
         if run.diverged:

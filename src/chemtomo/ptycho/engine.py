@@ -71,9 +71,11 @@ class Run:
         self.stage_start = 0
         #: (solver, iterations it ran) for every stage run so far (set by run_chain).
         self.stage_iterations: list[tuple[str, int]] = []
-        #: True in the last stage of the chain (the resolution rule stops only that stage; with
-        #: ``PositionOptions.final_stage_only`` positions are refined only in it).
+        #: True in the last stage of the chain (the resolution rule stops only that stage).
         self.final_stage = True
+        #: True in the chain's last stage whose solver refines positions (with
+        #: ``PositionOptions.final_stage_only`` positions are refined only in it).
+        self.position_stage = True
         #: Optional ``monitor(run) -> bool`` called after every iteration that did not diverge
         #: (also one that another rule ends); True stops the stage as converged by "resolution"
         #: where no other rule did (``reconstruct``'s split-half rule,
@@ -97,6 +99,9 @@ class Run:
             r = np.hypot((y - model.h // 2) / (model.h / 2), (x - model.w // 2) / (model.w / 2))
             self.probe_window = np.exp(-(r / options.probe.support) ** 8).astype(np.float32)
         model.set_positions(state.positions_px)
+        # "auto" is resolved by reconstruct from the data (noise.dim_background); a Run made from
+        # options that still say "auto" subtracts
+        model.background_share = options.background.projection == "share"
         self.probes = model.shifted_probes(state.probe)
         #: Poisson floor of the error metric (None: the data are not photon counts, or the rule is off).
         self.floor: NoiseFloor | None = None
@@ -140,7 +145,7 @@ class Run:
     @property
     def refine_positions(self) -> bool:
         p = self.options.positions
-        if not p.refine or (p.final_stage_only and not self.final_stage):
+        if not p.refine or (p.final_stage_only and not self.position_stage):
             return False
         first = p.start + (self.stage_start if p.final_stage_only else 0)
         return self.iteration >= first and (self.iteration - first) % p.every == 0
@@ -272,11 +277,13 @@ class Run:
         new, old = self._window_mean(0), self._window_mean(1)
         return (old - new) / old if math.isfinite(new) and math.isfinite(old) and old > 0 else None
 
-    def start_stage(self, final: bool = True) -> None:
+    def start_stage(self, final: bool = True, positions: bool | None = None) -> None:
         """Mark the start of a solver stage (the convergence rule looks at this stage only);
-        ``final``: the chain's last stage."""
+        ``final``: the chain's last stage; ``positions``: the chain's last stage that refines
+        positions (None: the same as ``final``)."""
         self.stage_start = self.iteration
         self.final_stage = final
+        self.position_stage = final if positions is None else positions
         self.converged = False
         self.stop_reason = "max_iterations"
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NoiseFloor", "amplitude_floor", "dose_summary", "poisson_amplitude_moments"]
+__all__ = ["NoiseFloor", "amplitude_floor", "dim_background", "dose_summary", "poisson_amplitude_moments"]
 
 #: Counts at and above which the measured count is used as the plug-in for λ.
 PLUGIN_COUNTS = 64
@@ -239,3 +239,88 @@ def dose_summary(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tupl
         return 0.0, 0.0
     dim = float(np.mean(np.sort(mean)[: max(1, mean.size // 4)]))
     return float(mean.mean()), float(min(1.0, dim * mean.size / mean.sum()))
+
+
+def dim_background(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float, float]:
+    """How much of the dimmest detector pixels' counts a constant background explains.
+
+    The dimmest quarter of the valid pixels (by their mean count over the frames) is where a
+    detector background shows: a probe's far field leaves it nearly dark. Its counts are modelled
+    per pixel as a constant background ``b`` (Poisson: variance = mean over the frames) plus the
+    object's diffraction, which changes from frame to frame as the probe moves over the object;
+    speckle of that kind has intensity statistics with a contrast of one (its variance over the
+    frames is its mean squared). Per pixel, then, ``var − mean = s̄²`` (``s̄`` the diffraction's
+    mean count) and ``b = mean − s̄``. Averaged over the quarter (``var − mean`` first, so that the
+    square root is taken of an average, not of each pixel's noisy estimate):
+
+        background = mean − √max(⟨var − mean⟩, 0)
+
+    Where the quarter holds few counts the two cannot be told apart: for a constant background
+    ``var − mean`` averages to 0 with a standard error of ``√(2⟨mean²⟩ / (n P))`` (n frames, P
+    pixels; Poisson moments), for diffraction alone it averages to ``⟨mean²⟩``. Their separation in
+    standard errors, ``√(⟨mean²⟩ n P / 2)``, is returned too: 0.7 on 36 frames of 32² with 0.01
+    counts in the dim quarter (not told apart), 45 on the demo's scans (0.27 counts, 54 frames of
+    64²).
+
+    Parameters
+    ----------
+    amplitude : (n_frames, ny, nx) float
+        √ of the measured counts, any pixel order.
+    valid : (ny, nx) bool or float, optional
+        Valid detector pixels (non-zero); None: all.
+
+    Returns
+    -------
+    dim_counts : float
+        Mean count per pixel and frame of the dimmest quarter of the valid pixels.
+    background_fraction : float in [0, 1]
+        The share of those counts explained by a constant background (0 where they are all
+        diffraction, or where the quarter holds no count at all; 1 where they are constant).
+    separation : float
+        How many standard errors apart the two extremes (all background, all diffraction) are
+        on these data; below about 3 the fraction says little.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> flat = rng.poisson(0.3, (50, 16, 16)).astype(float)      # a background alone
+    >>> m, fraction, separation = dim_background(np.sqrt(flat))
+    >>> round(fraction, 1), separation > 3
+    (1.0, True)
+    >>> speckle = rng.poisson(rng.exponential(0.3, (50, 16, 16))).astype(float)  # diffraction alone
+    >>> dim_background(np.sqrt(speckle))[1] < 0.3
+    True
+    """
+    a = np.asarray(amplitude)
+    if a.ndim != 3 or a.shape[0] < 2:
+        raise ValueError(f"amplitude must be (n_frames ≥ 2, ny, nx), got shape {a.shape}")
+    n = a.shape[0]
+    flat = a.reshape(n, -1)
+    pixels = np.arange(flat.shape[1]) if valid is None else np.flatnonzero(np.asarray(valid).ravel() != 0)
+    if pixels.size == 0:
+        return 0.0, 0.0, 0.0
+    # in blocks of frames: no float64 copy of the whole scan (1,000 frames of 256² would be 0.5 GB)
+    total = np.zeros(pixels.size)
+    for k in range(0, n, _BLOCK):
+        total += np.square(flat[k:k + _BLOCK][:, pixels], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    dim = pixels[np.argsort(mean, kind="stable")[: max(1, pixels.size // 4)]]
+    s1 = np.zeros(dim.size)
+    s2 = np.zeros(dim.size)
+    for k in range(0, n, _BLOCK):
+        c = np.square(flat[k:k + _BLOCK][:, dim], dtype=np.float64)
+        s1 += c.sum(axis=0)
+        s2 += np.square(c).sum(axis=0)
+    m_pix = s1 / n
+    m = float(m_pix.mean())
+    if m <= 0:
+        return 0.0, 0.0, 0.0
+    var = (s2 - n * m_pix ** 2) / (n - 1)
+    excess = float(np.mean(var - m_pix))
+    fraction = float(np.clip((m - np.sqrt(max(excess, 0.0))) / m, 0.0, 1.0))
+    separation = float(np.sqrt(np.mean(m_pix ** 2) * n * dim.size / 2))
+    return m, fraction, separation
+
+
+#: Frames per block in ``dim_background``'s sums.
+_BLOCK = 64

@@ -134,6 +134,9 @@ class FarFieldModel:
         self.ramps_conj = self.ramps.conj()
         self._buf: np.ndarray | None = None
         self._psi: np.ndarray | None = None
+        #: The modulus projection's background rule for PIE and LSQML (``BackgroundOptions.share``):
+        #: False subtracts b from the counts, True scales by ``sqrt(I / (s + b))``.
+        self.background_share = False
         self.cy = self.cx = self.kb = None
         #: Shift bins that some frame uses (only those probe shifts are computed).
         self.used_bins = np.arange(self.n_bins)
@@ -284,9 +287,10 @@ class FarFieldModel:
         sums = np.zeros((t, 2), np.float64)
         if self.n_modes == 1:
             K.modulus_project_1(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
-                                ratio, sums)
+                                ratio, sums, self.background_share)
         else:
-            K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums)
+            K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums,
+                              self.background_share)
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 

@@ -38,7 +38,7 @@ from .algorithms import (
 )
 from .detector import clean_scan
 from .engine import Run, affine_free_steps
-from .noise import dose_summary
+from .noise import dim_background, dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
 from .postprocess import air_reference, air_region, split_half_frc
@@ -124,6 +124,33 @@ def _scaled_modes(probe: np.ndarray, n_modes: int, counts: np.ndarray, valid: np
     if on_valid <= 0:
         raise InputError("probe: the initial probe has no power on the valid detector pixels")
     return (probe * np.sqrt(target / on_valid)).astype(np.complex64)
+
+
+#: Standard errors by which a background must be told from diffraction (``noise.dim_background``)
+#: before ``BackgroundOptions.projection = "auto"`` shares.
+BACKGROUND_SEPARATION = 3.0
+
+
+def _background_projection(options: PtychoOptions, amplitude: np.ndarray,
+                           valid: np.ndarray) -> tuple[PtychoOptions, str | None]:
+    """Options whose ``background.projection`` is "subtract" or "share", "auto" resolved from the
+    data (``BackgroundOptions``), and a sentence saying why (None where nothing was resolved)."""
+    b = options.background
+    if not b.retrieve or b.projection != "auto":
+        return options, None
+    dim_counts, fraction, separation = dim_background(amplitude, valid)
+    told = separation >= BACKGROUND_SEPARATION
+    chosen = "share" if told and fraction >= b.share_evidence else "subtract"
+    if told:
+        why = (f"a constant background explains {fraction:.0%} of the counts of the dimmest quarter of the "
+               f"detector pixels ({dim_counts:.3g} per frame; {'≥' if chosen == 'share' else '<'} "
+               f"{b.share_evidence:.0%})")
+    else:
+        why = (f"the dimmest quarter of the detector pixels holds too few counts ({dim_counts:.3g} per frame) "
+               f"to tell a background from diffraction")
+    rule = f"{why}: the modulus projection {'shares the counts with' if chosen == 'share' else 'subtracts'} the background"
+    log.info("ptycho: %s", rule)
+    return dataclasses.replace(options, background=dataclasses.replace(b, projection=chosen)), rule
 
 
 def _two_cores_free() -> bool:
@@ -493,6 +520,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         algorithm, default_rule = default_chain(*dose_summary(amplitude, valid))
         stages = parse_algorithm(algorithm)
         log.info("ptycho: the default runs %s", default_rule)
+    options, background_rule = _background_projection(options, amplitude, valid)
     model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel, amplitude=amplitude)
     outside = model.out_of_bounds(positions_px)
@@ -629,6 +657,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
         "position_changes": moves,
+        "background_projection": options.background.projection if options.background.retrieve else None,
+        "background_rule": background_rule,
     }
     curve = None
     if frc:
