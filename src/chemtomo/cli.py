@@ -333,9 +333,12 @@ def ptycho(
     moves = proj.info.get("position_changes")
     moved = (f"; positions refined by {moves['rms_px']:.2f} px RMS ({moves['non_affine_rms_px']:.2f} px without a "
              f"common affine change), largest {moves['max_px']:.2f} px" if moves else "")
+    evidence = proj.info.get("background_evidence")
+    shared = (f"; the background takes its share of the counts (it explains {evidence['background_fraction']:.0%} of "
+              f"the dimmest pixels')" if proj.info.get("background_projection") == "share" and evidence else "")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
-                  f"({proj.info.get('stop_reason')}){moved}",
+                  f"({proj.info.get('stop_reason')}){moved}{shared}",
                   highlight=False)
 
 

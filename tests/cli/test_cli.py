@@ -92,3 +92,9 @@ def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp
     assert "positions refined by" in " ".join(r.output.split())
     r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "--no-refine-positions", "-o", str(tmp_path / "q.cxi")])
     assert r.exit_code == 0 and "positions refined" not in " ".join(r.output.split())
+    # this scan has no background: the projection subtracts and the line says nothing of it; one
+    # with 0.5 photons per pixel of background shares, and the line says so
+    assert "share of the counts" not in " ".join(r.output.split())
+    bg = write_scan(tmp_path / "bg.cxi", make_scan(background_counts=0.5).scan)
+    r = runner.invoke(app, ["ptycho", str(bg), "--algorithm", "ePIE:3", "--no-frc", "-o", str(tmp_path / "b.cxi")])
+    assert r.exit_code == 0 and "the background takes its share of the counts" in " ".join(r.output.split())

@@ -152,6 +152,7 @@ def test_the_projection_subtracts_where_the_data_cannot_show_a_background(truth)
     p = reconstruct(truth.scan, "ePIE:3", frc=False)
     assert p.info["background_projection"] == "subtract"
     assert "too few counts" in p.info["background_rule"]
+    assert p.info["background_evidence"]["separation"] < 3
     assert reconstruct(truth.scan, "ePIE:3", frc=False, background=False).info["background_projection"] is None
 
 

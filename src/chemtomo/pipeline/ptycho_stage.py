@@ -87,7 +87,9 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
                  "n_frames": scan.n_frames, "iterations": int(proj.info.get("iterations", 0)),
                  "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector"),
                  "algorithm": str(proj.info.get("algorithm", "")),  # the chain the default picked
-                 "position_changes": proj.info.get("position_changes")},  # None where none moved
+                 "position_changes": proj.info.get("position_changes"),  # None where none moved
+                 # "share" where the data show a detector background (ptycho.BackgroundOptions)
+                 "background_projection": proj.info.get("background_projection")},
     }
 
 
@@ -228,8 +230,9 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         chain = meta.get("algorithm") or opts["algorithm"]
         moves = meta.get("position_changes")
         moved = f"; positions refined by {moves['rms_px']:.2f} px RMS" if moves else ""
+        shared = "; the background takes its share of the counts" if meta.get("background_projection") == "share" else ""
         ctx.log(f"ptycho: {r.path} ({r.angle_deg:g}°, {r.energy_ev:g} eV, {chain}) "
-                f"done{frc_text}{stop}{moved}{det_text}")
+                f"done{frc_text}{stop}{moved}{shared}{det_text}")
 
 
 def run_ptycho(ctx: RunContext) -> dict:
@@ -289,6 +292,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "detector": [m.get("detector") for m in metas],
                            # how far refinement moved each scan's positions (px; None: not refined)
                            "position_changes": [m.get("position_changes") for m in metas],
+                           # the modulus projection's background rule per scan ("subtract", "share")
+                           "background_projection": [m.get("background_projection") for m in metas],
                            "probe_drift_px": (-drift).tolist()}
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])

@@ -171,10 +171,9 @@ def amplitude_floor(amplitude: np.ndarray, valid: np.ndarray | None = None) -> N
     counts = np.square(sel, dtype=np.float32).ravel()
     if counts.size == 0:
         return None
-    rounded = np.rint(counts)
-    non_integer = np.count_nonzero(np.abs(counts - rounded) > np.float32(1e-3) * np.maximum(rounded, 1))
-    if non_integer > MAX_NON_INTEGER * counts.size:
+    if not _integers(counts):
         return None
+    rounded = np.rint(counts)
     hist = np.bincount(rounded.astype(np.int64)).astype(np.float64)  # pixels per count value
     n = np.arange(len(hist), dtype=np.float64)
     total = float(hist @ n)
@@ -278,7 +277,9 @@ def dim_background(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tu
         diffraction, or where the quarter holds no count at all; 1 where they are constant).
     separation : float
         How many standard errors apart the two extremes (all background, all diffraction) are
-        on these data; below about 3 the fraction says little.
+        on these data; below about 3 the fraction says little. 0 (and the fraction 0) where the
+        frames are not photon counts (more than ``MAX_NON_INTEGER`` of the dim pixels' values
+        are not whole numbers: scaled or normalised data, whose variance says nothing).
 
     Examples
     --------
@@ -290,6 +291,8 @@ def dim_background(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tu
     >>> speckle = rng.poisson(rng.exponential(0.3, (50, 16, 16))).astype(float)  # diffraction alone
     >>> dim_background(np.sqrt(speckle))[1] < 0.3
     True
+    >>> dim_background(np.sqrt(0.37 * flat))[1:]  # not counts: nothing can be told
+    (0.0, 0.0)
     """
     a = np.asarray(amplitude)
     if a.ndim != 3 or a.shape[0] < 2:
@@ -307,10 +310,14 @@ def dim_background(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tu
     dim = pixels[np.argsort(mean, kind="stable")[: max(1, pixels.size // 4)]]
     s1 = np.zeros(dim.size)
     s2 = np.zeros(dim.size)
+    counts = True
     for k in range(0, n, _BLOCK):
         c = np.square(flat[k:k + _BLOCK][:, dim], dtype=np.float64)
+        counts = counts and _integers(c)
         s1 += c.sum(axis=0)
         s2 += np.square(c).sum(axis=0)
+    if not counts:  # the variance test needs photon counts (Poisson: variance = mean)
+        return float(s1.mean() / n), 0.0, 0.0
     m_pix = s1 / n
     m = float(m_pix.mean())
     if m <= 0:
@@ -320,6 +327,13 @@ def dim_background(amplitude: np.ndarray, valid: np.ndarray | None = None) -> tu
     fraction = float(np.clip((m - np.sqrt(max(excess, 0.0))) / m, 0.0, 1.0))
     separation = float(np.sqrt(np.mean(m_pix ** 2) * n * dim.size / 2))
     return m, fraction, separation
+
+
+def _integers(counts: np.ndarray) -> bool:
+    """True when at most ``MAX_NON_INTEGER`` of ``counts`` (float) are not whole numbers."""
+    rounded = np.rint(counts)
+    non_integer = np.count_nonzero(np.abs(counts - rounded) > 1e-3 * np.maximum(rounded, 1))
+    return non_integer <= MAX_NON_INTEGER * counts.size
 
 
 #: Frames per block in ``dim_background``'s sums.

@@ -132,25 +132,29 @@ BACKGROUND_SEPARATION = 3.0
 
 
 def _background_projection(options: PtychoOptions, amplitude: np.ndarray,
-                           valid: np.ndarray) -> tuple[PtychoOptions, str | None]:
+                           valid: np.ndarray) -> tuple[PtychoOptions, str | None, dict | None]:
     """Options whose ``background.projection`` is "subtract" or "share", "auto" resolved from the
-    data (``BackgroundOptions``), and a sentence saying why (None where nothing was resolved)."""
+    data (``BackgroundOptions``), a sentence saying why and the evidence (``noise.dim_background``;
+    both None where nothing was resolved)."""
     b = options.background
     if not b.retrieve or b.projection != "auto":
-        return options, None
+        return options, None, None
     dim_counts, fraction, separation = dim_background(amplitude, valid)
+    evidence = {"dim_counts": dim_counts, "background_fraction": fraction, "separation": separation}
     told = separation >= BACKGROUND_SEPARATION
     chosen = "share" if told and fraction >= b.share_evidence else "subtract"
     if told:
         why = (f"a constant background explains {fraction:.0%} of the counts of the dimmest quarter of the "
                f"detector pixels ({dim_counts:.3g} per frame; {'≥' if chosen == 'share' else '<'} "
                f"{b.share_evidence:.0%})")
+    elif separation == 0 and dim_counts > 0:
+        why = "the frames are not photon counts, whose statistics would tell a background from diffraction"
     else:
         why = (f"the dimmest quarter of the detector pixels holds too few counts ({dim_counts:.3g} per frame) "
                f"to tell a background from diffraction")
     rule = f"{why}: the modulus projection {'shares the counts with' if chosen == 'share' else 'subtracts'} the background"
     log.info("ptycho: %s", rule)
-    return dataclasses.replace(options, background=dataclasses.replace(b, projection=chosen)), rule
+    return dataclasses.replace(options, background=dataclasses.replace(b, projection=chosen)), rule, evidence
 
 
 def _two_cores_free() -> bool:
@@ -440,8 +444,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
         ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source), ``probe_guess_scale`` (the size factor applied to a guess
         that disagreed with the mean diffraction pattern, 1.0 when left alone),
-        ``position_step_rms_px`` per refinement, ``frc_shift_px`` and ``frc_resolution_m``
-        (with ``frc``), ``seconds``.
+        ``position_step_rms_px`` per refinement, ``position_changes``, ``background_projection``
+        ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
+        ``background_rule`` (why, where "auto" chose) and ``background_evidence``
+        (``noise.dim_background``), ``frc_shift_px`` and ``frc_resolution_m`` (with ``frc``),
+        ``seconds``.
 
         The air reference is the most transmissive 30 % of the well-illuminated pixels
         (``postprocess.air_region``); a field without empty space is referenced to its most
@@ -520,7 +527,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         algorithm, default_rule = default_chain(*dose_summary(amplitude, valid))
         stages = parse_algorithm(algorithm)
         log.info("ptycho: the default runs %s", default_rule)
-    options, background_rule = _background_projection(options, amplitude, valid)
+    options, background_rule, background_evidence = _background_projection(options, amplitude, valid)
     model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel, amplitude=amplitude)
     outside = model.out_of_bounds(positions_px)
@@ -658,7 +665,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "position_step_rms_px": run.position_history,
         "position_changes": moves,
         "background_projection": options.background.projection if options.background.retrieve else None,
-        "background_rule": background_rule,
+        "background_rule": background_rule, "background_evidence": background_evidence,
     }
     curve = None
     if frc:
