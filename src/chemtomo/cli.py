@@ -275,6 +275,9 @@ def ptycho(
     refine_positions: Optional[bool] = typer.Option(
         None, "--refine-positions/--no-refine-positions",
         help="Refine scan positions, in the chain's last stage when it is a PIE or LSQML stage (default: on; ptycho.PositionOptions)."),
+    background_projection: str = typer.Option(
+        "auto", help="How the modulus projection treats the background: auto (share where the data show a "
+                     "detector background, else subtract), subtract, or share (ptycho.BackgroundOptions)."),
     frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",
@@ -322,7 +325,8 @@ def ptycho(
     s = read_scan(scan, swap_xy=swap_xy, flip_x=flip_x, flip_y=flip_y, extra_mask=extra)
     with ProgressReporter(_state["quiet"]) as bars:
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
-                           refine_positions=refine_positions, frc=frc, progress=bars(f"ptycho {algorithm}"),
+                           refine_positions=refine_positions, background_projection=background_projection,
+                           frc=frc, progress=bars(f"ptycho {algorithm}"),
                            saturation=saturation or None, warn_detector=False)
     det = DetectorReport.from_dict(proj.info["detector"])
     if not det.clean:

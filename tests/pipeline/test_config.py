@@ -76,3 +76,10 @@ def test_alignment_cost_knobs_are_validated():
     assert cfg.align.binned_iterations == 3 and cfg.align.recon_iterations == 10
     with pytest.raises(ConfigError, match="align.binned_iterations = -1 must be ≥ 0"):
         config_from_dict({"align": {"binned_iterations": -1}})
+
+
+
+def test_background_projection_is_checked_against_its_choices():
+    with pytest.raises(ConfigError, match="ptycho.background_projection = 'halve' is not allowed"):
+        config_from_dict({"ptycho": {"background_projection": "halve"}})
+    assert config_from_dict({"ptycho": {"background_projection": "share"}}).ptycho.background_projection == "share"

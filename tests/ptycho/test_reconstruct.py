@@ -445,3 +445,11 @@ def test_too_few_frames_for_frc_warn_and_skip_it(truth):
     with pytest.warns(RuntimeWarning, match="too few for a split-half FRC"):
         proj = reconstruct(scan, "rPIE:2", frc=True)
     assert proj.frc is None
+
+
+def test_background_projection_keyword_overrides_auto_and_bad_values_are_refused():
+    t = make_scan(background_counts=0.5)
+    p = reconstruct(t.scan, "ePIE:3", frc=False, background_projection="subtract")
+    assert p.info["background_projection"] == "subtract" and p.info["background_rule"] is None
+    with pytest.raises(InputError, match="background.projection"):
+        reconstruct(t.scan, "ePIE:3", frc=False, background_projection="halve")

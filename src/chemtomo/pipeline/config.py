@@ -70,6 +70,11 @@ class PtychoConfig:
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
     refine_positions: bool = _f(True, "Refine scan positions (in the chain's last stage when it is a PIE or LSQML stage, "
                                       "without a common affine change; ptycho.PositionOptions).")
+    background_projection: str = _f("auto", "How the modulus projection treats the retrieved background: auto (share the "
+                                            "counts with it where the data show a detector background, else subtract; "
+                                            "decided per scan, and the log says when the scans of one energy disagree), "
+                                            "subtract or share (ptycho.BackgroundOptions).",
+                                    choices=("auto", "subtract", "share"))
     frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of ptycho.frc_angles projections per energy.")
     mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "
                        "any other value masked, in the files' detector orientation; combined with each scan's own mask. "

@@ -235,6 +235,25 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
                 f"done{frc_text}{stop}{moved}{shared}{det_text}")
 
 
+def mixed_background_note(rules: list, energy: float) -> str | None:
+    """A warning line where the scans of one energy disagree on the background rule (the
+    projection's "auto" decides per scan, ``ptycho.BackgroundOptions``), else None.
+
+    >>> mixed_background_note(["share", "share"], 708.2) is None
+    True
+    >>> print(mixed_background_note(["share", "subtract", "share"], 708.2))
+    ptycho: warning: at 708.2 eV 2 scans share the counts with a background the data show and 1 subtracts it: their projections are not made alike; set ptycho.background_projection = "share" or "subtract" to make them so
+    """
+    share = sum(r == "share" for r in rules)
+    subtract = sum(r == "subtract" for r in rules)
+    if not share or not subtract:
+        return None
+    return (f"ptycho: warning: at {energy:g} eV {share} scan{'s' if share != 1 else ''} share{'' if share != 1 else 's'} "
+            f"the counts with a background the data show and {subtract} subtract{'' if subtract != 1 else 's'} it: "
+            f"their projections are not made alike; set ptycho.background_projection = \"share\" or \"subtract\" "
+            f"to make them so")
+
+
 def run_ptycho(ctx: RunContext) -> dict:
     """Reconstruct every scan not yet done with ``ptycho.algorithm`` ("default":
     ``chemtomo.ptycho.DEFAULT_ALGORITHM``, the same chain as ``chemtomo ptycho`` and
@@ -254,7 +273,8 @@ def run_ptycho(ctx: RunContext) -> dict:
 
     def job(r, energy, chain, frc):
         opts = {"algorithm": chain, "n_modes": cfg.n_modes, "background": cfg.background,
-                "refine_positions": cfg.refine_positions, "object_shape": plan[energy]["object_shape"],
+                "refine_positions": cfg.refine_positions, "background_projection": cfg.background_projection,
+                "object_shape": plan[energy]["object_shape"],
                 "frc": frc, "seed": 0, "saturation": cfg.saturation or None}
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
@@ -295,6 +315,9 @@ def run_ptycho(ctx: RunContext) -> dict:
                            # the modulus projection's background rule per scan ("subtract", "share")
                            "background_projection": [m.get("background_projection") for m in metas],
                            "probe_drift_px": (-drift).tolist()}
+        note = mixed_background_note(array_attrs[ek]["background_projection"], energy)
+        if note:
+            ctx.log(note)
         halves = np.array([_illuminated_half_extent(p[0]["positions_m"], p[0]["probe"], metas[0]["pixel_m"],
                                                     p[0]["transmission"].shape) for p in parts])
         array_attrs[ek]["illuminated_half_extent_m"] = halves.min(axis=0).tolist()

@@ -361,6 +361,7 @@ def position_changes(initial_px: np.ndarray, refined_px: np.ndarray) -> dict | N
 
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int | None = None,
                 background: bool | None = None, refine_positions: bool | None = None,
+                background_projection: str | None = None,
                 object_shape: tuple[int, int] | None = None, frc: bool = True, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None, device: str = "cpu",
                 options: PtychoOptions | None = None, saturation: float | None = None,
@@ -405,6 +406,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         Refine the scan positions; overrides ``options.positions.refine`` (default True: in the
         chain's last stage when it is a PIE or LSQML stage) when given. (None leaves ``options``
         as they are.)
+    background_projection : {"auto", "subtract", "share"} or None
+        How PIE and LSQML's modulus projection treats the retrieved background; overrides
+        ``options.background.projection`` (default "auto": "share" where the data show a
+        detector background, ``BackgroundOptions``) when given.
     object_shape : (oy, ox) or None
         Object array shape in pixels; None makes it just large enough (pipelines pass one
         common shape for all scans). Every frame, with one pixel to spare, must fit inside.
@@ -483,6 +488,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if refine_positions is not None:
         options = dataclasses.replace(options, positions=dataclasses.replace(options.positions,
                                                                              refine=bool(refine_positions)))
+    if background_projection is not None:
+        options = dataclasses.replace(options, background=dataclasses.replace(
+            options.background, projection=str(background_projection).strip().lower()))
     validate_options(options)
     default_rule = None
     if not is_default(algorithm):
