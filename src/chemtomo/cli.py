@@ -274,7 +274,7 @@ def ptycho(
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),
     refine_positions: Optional[bool] = typer.Option(
         None, "--refine-positions/--no-refine-positions",
-        help="Refine scan positions, in the chain's last stage when it is a PIE or LSQML stage (default: on; ptycho.PositionOptions)."),
+        help="Refine scan positions, in the chain's last PIE or LSQML stage (default: on; ptycho.PositionOptions)."),
     background_projection: str = typer.Option(
         "auto", help="How the modulus projection treats the background: auto (share where the data show a "
                      "detector background, else subtract), subtract, or share (ptycho.BackgroundOptions)."),

@@ -105,16 +105,20 @@ def test_position_zero_sits_at_the_object_centre_with_no_sub_pixel_shift():
     assert np.all(model.bin_shifts[kb[0]] == 0)
 
 
-@pytest.mark.parametrize("n_modes", [1, 2])
-def test_modulus_projection_matches_data_and_leaves_masked_pixels(n_modes):
-    h = 16
+def _projection_case(n_modes, h=16):
+    """Random counts on 3 frames of h² with pixel (2, 3) masked, their model, random waves, a
+    copy of them and a flat background of 0.5."""
     intensity = RNG.uniform(0, 10, (3, h, h)).astype(np.float32)
     valid = np.ones((h, h), bool)
     valid[2, 3] = False
     model = FarFieldModel(intensity, valid, (40, 40), n_modes=n_modes)
     waves = _crandn(3, n_modes, h, h)
-    before = waves.copy()
-    background = np.full((h, h), 0.5, np.float32)
+    return intensity, valid, model, waves, waves.copy(), np.full((h, h), 0.5, np.float32)
+
+
+@pytest.mark.parametrize("n_modes", [1, 2])
+def test_modulus_projection_matches_data_and_leaves_masked_pixels(n_modes):
+    intensity, valid, model, waves, before, background = _projection_case(n_modes)
     model.modulus_project(waves, model.all_frames, background, model.chunks)
     # the background is subtracted from the counts: the modes keep their ratios and their summed
     # intensity becomes max(I − b, 0) on valid pixels (float32: relative error ~1e-6)
@@ -186,15 +190,8 @@ def test_position_steps_measure_a_known_shift_and_the_one_mode_kernel_matches_th
 
 @pytest.mark.parametrize("n_modes", [1, 2])
 def test_modulus_projection_that_shares_gives_the_waves_their_expected_share_of_the_counts(n_modes):
-    h = 16
-    intensity = RNG.uniform(0, 10, (3, h, h)).astype(np.float32)
-    valid = np.ones((h, h), bool)
-    valid[2, 3] = False
-    model = FarFieldModel(intensity, valid, (40, 40), n_modes=n_modes)
+    intensity, valid, model, waves, before, background = _projection_case(n_modes)
     model.background_share = True
-    waves = _crandn(3, n_modes, h, h)
-    before = waves.copy()
-    background = np.full((h, h), 0.5, np.float32)
     model.modulus_project(waves, model.all_frames, background, model.chunks)
     # the expectation step of coherent + background: the modes' summed intensity becomes
     # I·s/(s + b), s their intensity before (so a pixel where s ≪ b hands its counts to b)

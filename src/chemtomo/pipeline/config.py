@@ -68,7 +68,7 @@ class PtychoConfig:
                                    "'DM:100,RAAR:300,ML:100'.")
     n_modes: int = _f(1, "Incoherent probe modes.", low=1, high=10)
     background: bool = _f(True, "Retrieve a static incoherent background (as in the paper).")
-    refine_positions: bool = _f(True, "Refine scan positions (in the chain's last stage when it is a PIE or LSQML stage, "
+    refine_positions: bool = _f(True, "Refine scan positions (in the chain's last PIE or LSQML stage, "
                                       "without a common affine change; ptycho.PositionOptions).")
     background_projection: str = _f("auto", "How the modulus projection treats the retrieved background: auto (share the "
                                             "counts with it where the data show a detector background, else subtract; "

@@ -242,16 +242,14 @@ def mixed_background_note(rules: list, energy: float) -> str | None:
     >>> mixed_background_note(["share", "share"], 708.2) is None
     True
     >>> print(mixed_background_note(["share", "subtract", "share"], 708.2))
-    ptycho: warning: at 708.2 eV 2 scans share the counts with a background the data show and 1 subtracts it: their projections are not made alike; set ptycho.background_projection = "share" or "subtract" to make them so
+    ptycho: warning: at 708.2 eV the scans' background rules differ (share 2, subtract 1): their projections are not made alike; set ptycho.background_projection = "share" or "subtract" to make them so
     """
-    share = sum(r == "share" for r in rules)
-    subtract = sum(r == "subtract" for r in rules)
+    share, subtract = rules.count("share"), rules.count("subtract")
     if not share or not subtract:
         return None
-    return (f"ptycho: warning: at {energy:g} eV {share} scan{'s' if share != 1 else ''} share{'' if share != 1 else 's'} "
-            f"the counts with a background the data show and {subtract} subtract{'' if subtract != 1 else 's'} it: "
-            f"their projections are not made alike; set ptycho.background_projection = \"share\" or \"subtract\" "
-            f"to make them so")
+    return (f"ptycho: warning: at {energy:g} eV the scans' background rules differ (share {share}, subtract "
+            f"{subtract}): their projections are not made alike; set ptycho.background_projection = \"share\" "
+            f"or \"subtract\" to make them so")
 
 
 def run_ptycho(ctx: RunContext) -> dict:

@@ -517,8 +517,8 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums, share):  # pragma: no cover
-    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (background
-    subtracted from the counts, see ``modulus_project``)."""
+    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (the background
+    subtracted from the counts, or with ``share`` shared with them; see ``modulus_project``)."""
     h, w = buf.shape[1], buf.shape[2] // 2
     one = np.float32(1.0)
     tiny = np.float32(1e-20)

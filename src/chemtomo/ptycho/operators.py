@@ -134,8 +134,8 @@ class FarFieldModel:
         self.ramps_conj = self.ramps.conj()
         self._buf: np.ndarray | None = None
         self._psi: np.ndarray | None = None
-        #: The modulus projection's background rule for PIE and LSQML (``BackgroundOptions.share``):
-        #: False subtracts b from the counts, True scales by ``sqrt(I / (s + b))``.
+        #: The modulus projection's background rule for PIE and LSQML (``BackgroundOptions.projection``,
+        #: set by ``engine.Run``): False subtracts b from the counts, True scales by ``sqrt(I / (s + b))``.
         self.background_share = False
         self.cy = self.cx = self.kb = None
         #: Shift bins that some frame uses (only those probe shifts are computed).

@@ -147,7 +147,7 @@ def _background_projection(options: PtychoOptions, amplitude: np.ndarray,
         why = (f"a constant background explains {fraction:.0%} of the counts of the dimmest quarter of the "
                f"detector pixels ({dim_counts:.3g} per frame; {'≥' if chosen == 'share' else '<'} "
                f"{b.share_evidence:.0%})")
-    elif separation == 0 and dim_counts > 0:
+    elif separation == 0 and dim_counts > 0:  # dim_background's answer for frames that are not counts
         why = "the frames are not photon counts, whose statistics would tell a background from diffraction"
     else:
         why = (f"the dimmest quarter of the detector pixels holds too few counts ({dim_counts:.3g} per frame) "
@@ -404,8 +404,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         (default True) when given.
     refine_positions : bool or None
         Refine the scan positions; overrides ``options.positions.refine`` (default True: in the
-        chain's last stage when it is a PIE or LSQML stage) when given. (None leaves ``options``
-        as they are.)
+        chain's last PIE or LSQML stage) when given. (None leaves ``options`` as they are.)
     background_projection : {"auto", "subtract", "share"} or None
         How PIE and LSQML's modulus projection treats the retrieved background; overrides
         ``options.background.projection`` (default "auto": "share" where the data show a
