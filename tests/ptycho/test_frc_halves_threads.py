@@ -34,3 +34,37 @@ def test_halves_beside_the_full_scan_give_the_same_bits(monkeypatch):
     assert side_by_side.frc.resolution_m == one_after_other.frc.resolution_m
     assert side_by_side.info["frc_shift_px"] == one_after_other.info["frc_shift_px"]
     assert calls == list(range(1, len(calls) + 1)) and len(calls) == 3 * 10
+
+
+@pytest.mark.skipif(not R._two_cores_free(), reason="needs two cores and a thread-safe numba threading layer")
+def test_a_core_handed_over_mid_run_gives_the_same_bits(monkeypatch):
+    # LSQML:40: the halves (80 iterations in their thread) outlast the full scan (40), so the halves'
+    # thread takes the freed core in the middle of a run; the bits must not change
+    truth = make_scan(grid=6, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        side_by_side = reconstruct(truth.scan, "LSQML:40")
+        monkeypatch.setattr(R, "_two_cores_free", lambda: False)
+        one_after_other = reconstruct(truth.scan, "LSQML:40")
+    assert np.array_equal(_bits(side_by_side.transmission), _bits(one_after_other.transmission))
+    assert side_by_side.frc.resolution_m == one_after_other.frc.resolution_m
+    assert all(name in ("halves", "full scan") for name, _ in side_by_side.info["frc_core_handover"])
+    assert one_after_other.info["frc_core_handover"] == []
+
+
+def test_the_core_handover_widens_the_waiting_thread_once():
+    import numba
+
+    from chemtomo.core.fft import WORKERS, fft_workers, one_core
+
+    handover = R._CoreHandover()
+    seen = []
+    with one_core():
+        hook = handover.hook("halves", lambda done, total: seen.append((done, fft_workers(), numba.get_num_threads())))
+        hook(1, 9)
+        handover.finished()
+        hook(2, 9)
+        hook(3, 9)
+    assert seen == [(1, 1, 1), (2, WORKERS, numba.config.NUMBA_NUM_THREADS), (3, WORKERS, numba.config.NUMBA_NUM_THREADS)]
+    assert handover.handed_over == [("halves", 2)]
+    assert fft_workers() == WORKERS  # the one_core block restored what it found

@@ -15,7 +15,7 @@ import scipy.fft as sfft
 
 from .backend import get_array_module
 
-__all__ = ["fft2c", "ifft2c", "fft2", "ifft2", "WORKERS", "fft_workers", "one_core"]
+__all__ = ["fft2c", "ifft2c", "fft2", "ifft2", "WORKERS", "fft_workers", "one_core", "all_cores"]
 
 #: Threads for scipy.fft; all cores by default, ``CHEMTOMO_FFT_WORKERS`` overrides.
 WORKERS = int(os.environ.get("CHEMTOMO_FFT_WORKERS", os.cpu_count() or 1))
@@ -53,6 +53,16 @@ def one_core():
             del _local.workers
         else:
             _local.workers = before_fft
+
+
+def all_cores() -> None:
+    """Let the calling thread use every core again from now on (scipy.fft with ``WORKERS``
+    workers, numba with all its threads), inside a :func:`one_core` block too: for a thread that
+    is handed the core of another that has finished. The block's end restores what it found."""
+    import numba
+
+    _local.workers = WORKERS
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 def fft2(a, *, norm: str = "ortho"):

@@ -194,6 +194,45 @@ def _thread_safe_count(progress: Callable[[int, int], None] | None):
     return update
 
 
+class _CoreHandover:
+    """Two threads on one core each, the full scan in one and the two halves one after the other
+    in the other: the first to finish hands its core over, and the other runs the rest of its
+    iterations on every core (``core.fft.all_cores``), instead of leaving a core idle. Whichever
+    thread finishes first, and whichever iteration the other is at, the bits are the same: every
+    kernel and transform gives the same result whatever its thread count
+    (tests/ptycho/test_frc_halves_threads.py). ``handed_over`` records (which, iteration) of the
+    run that took the core, for the log and the tests."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._free = threading.Event()
+        self._widened = threading.local()
+        self.handed_over: list[tuple[str, int]] = []
+
+    def finished(self) -> None:
+        """The calling thread has no work left: its core is free."""
+        self._free.set()
+
+    def hook(self, name: str, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        """``progress`` for the runs of thread ``name``: after every iteration, takes the free core
+        once one is free."""
+        from ..core.fft import all_cores
+
+        count = [0]
+
+        def call(done: int, total: int) -> None:
+            count[0] += 1
+            if self._free.is_set() and not getattr(self._widened, "done", False):
+                self._widened.done = True
+                all_cores()
+                self.handed_over.append((name, count[0]))
+                log.debug("ptycho: the %s thread takes the freed core after its iteration %d", name, count[0])
+            if progress is not None:
+                progress(done, total)
+        return call
+
+
 def _prepared_run(model: FarFieldModel, state: State, options: PtychoOptions, stages, *, progress, offset,
                   total, seed) -> Run:
     n_iter = sum(n for _, n in stages)
@@ -591,6 +630,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         return [solve_half(k, progress_) for k in (0, 1)]
 
     halves = None
+    handed_over: list[tuple[str, int]] = []
     c = options.convergence
     if frc and c.tolerance > 0 and c.resolution_tolerance > 0:
         # The split-half resolution rule (ConvergenceOptions): the full scan and each half in its
@@ -626,18 +666,29 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
 
         from ..core.fft import one_core
 
+        # The first thread to finish hands its core to the other (_CoreHandover): on the measured
+        # star the halves run longer than the full scan (more iterations to converge, smaller
+        # batches), and would otherwise finish on one core while the other waits.
         progress_ = _thread_safe_count(progress)
+        handover = _CoreHandover()
 
         def halves_on_one_core() -> list:
-            with one_core():
-                return solve_halves(progress_)
+            try:
+                with one_core():
+                    return solve_halves(handover.hook("halves", progress_))
+            finally:
+                handover.finished()
 
         with ThreadPoolExecutor(1, thread_name_prefix="chemtomo-frc-halves") as pool:
             pending = pool.submit(halves_on_one_core)
-            with one_core():
-                run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress_,
-                             offset=0, total=total, seed=seed)
+            try:
+                with one_core():
+                    run = _solve(model, fresh_state(np.arange(len(used))), options, stages,
+                                 progress=handover.hook("full scan", progress_), offset=0, total=total, seed=seed)
+            finally:
+                handover.finished()
             halves = pending.result()
+        handed_over = handover.handed_over
         info_rule = None
     else:
         run = _solve(model, fresh_state(np.arange(len(used))), options, stages, progress=progress, offset=0,
@@ -682,6 +733,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
         info["frc_shift_px"] = shift.tolist()
         info["frc_resolution_m"] = curve.resolution_m
+        info["frc_core_handover"] = handed_over  # [(the run that took a freed core, its iteration)]
         if info_rule is not None:
             info["resolution_checks"] = info_rule
     info["detector"] = detector.as_dict()
