@@ -448,6 +448,14 @@ FRC = [False]
 RULE_LOW, RULE_COUNTS = "LSQML:300", 50.0
 
 
+def _parses(kind, text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
+
+
 def fixed_seconds(scan) -> float:
     """The fixed-time budget of a cell: 0.5 s per 49 frames of 64² (scaled by frames × pixels)."""
     return 2.0 * scan.n_frames / 49 * (scan.frames.shape[-1] / 64) ** 2
@@ -475,6 +483,8 @@ def main() -> None:
         base = OPTIONS[0] or PtychoOptions()
         sub = getattr(base, section)
         kind = type(getattr(sub, name))
+        if kind is type(None):  # an optional field left at None: a number if the value reads as one
+            kind = next((k for k in (int, float) if _parses(k, value)), str)
         parsed = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
         OPTIONS[0] = dataclasses.replace(base, **{section: dataclasses.replace(sub, **{name: parsed})})
 
