@@ -52,11 +52,12 @@ def test_a_core_handed_over_mid_run_gives_the_same_bits(monkeypatch):
     assert one_after_other.info["frc_core_handover"] == []
 
 
-def test_the_core_handover_widens_the_waiting_thread_once():
+def test_the_core_handover_widens_the_waiting_thread_once_to_the_callers_threads():
     import numba
 
-    from chemtomo.core.fft import WORKERS, fft_workers, one_core
+    from chemtomo.core.fft import fft_workers, one_core
 
+    callers = (fft_workers(), numba.get_num_threads())  # made here: what a widened thread gets
     handover = R._CoreHandover()
     seen = []
     with one_core():
@@ -65,6 +66,25 @@ def test_the_core_handover_widens_the_waiting_thread_once():
         handover.finished()
         hook(2, 9)
         hook(3, 9)
-    assert seen == [(1, 1, 1), (2, WORKERS, numba.config.NUMBA_NUM_THREADS), (3, WORKERS, numba.config.NUMBA_NUM_THREADS)]
+    assert seen == [(1, 1, 1), (2, *callers), (3, *callers)]
     assert handover.handed_over == [("halves", 2)]
-    assert fft_workers() == WORKERS  # the one_core block restored what it found
+    assert (fft_workers(), numba.get_num_threads()) == callers  # the one_core block restored them
+
+
+def test_the_core_handover_keeps_a_callers_thread_limit():
+    import numba
+
+    from chemtomo.core.fft import one_core
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)  # a caller that asked numba for one thread is not widened past it
+    try:
+        handover = R._CoreHandover()
+        seen = []
+        with one_core():
+            hook = handover.hook("full scan", lambda done, total: seen.append(numba.get_num_threads()))
+            handover.finished()
+            hook(1, 9)
+        assert seen == [1] and handover.handed_over == [("full scan", 1)]
+    finally:
+        numba.set_num_threads(before)

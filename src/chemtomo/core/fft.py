@@ -15,7 +15,7 @@ import scipy.fft as sfft
 
 from .backend import get_array_module
 
-__all__ = ["fft2c", "ifft2c", "fft2", "ifft2", "WORKERS", "fft_workers", "one_core", "all_cores"]
+__all__ = ["fft2c", "ifft2c", "fft2", "ifft2", "WORKERS", "fft_workers", "one_core", "use_threads"]
 
 #: Threads for scipy.fft; all cores by default, ``CHEMTOMO_FFT_WORKERS`` overrides.
 WORKERS = int(os.environ.get("CHEMTOMO_FFT_WORKERS", os.cpu_count() or 1))
@@ -55,14 +55,14 @@ def one_core():
             _local.workers = before_fft
 
 
-def all_cores() -> None:
-    """Let the calling thread use every core again from now on (scipy.fft with ``WORKERS``
-    workers, numba with all its threads), inside a :func:`one_core` block too: for a thread that
-    is handed the core of another that has finished. The block's end restores what it found."""
+def use_threads(fft: int, numba_threads: int) -> None:
+    """Let the calling thread use ``fft`` scipy.fft workers and ``numba_threads`` numba threads
+    from now on, inside a :func:`one_core` block too (whose end restores what it found): for a
+    thread that is handed the core of another that has finished."""
     import numba
 
-    _local.workers = WORKERS
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    _local.workers = int(fft)
+    numba.set_num_threads(int(numba_threads))
 
 
 def fft2(a, *, norm: str = "ortho"):

@@ -197,15 +197,21 @@ def _thread_safe_count(progress: Callable[[int, int], None] | None):
 class _CoreHandover:
     """Two threads on one core each, the full scan in one and the two halves one after the other
     in the other: the first to finish hands its core over, and the other runs the rest of its
-    iterations on every core (``core.fft.all_cores``), instead of leaving a core idle. Whichever
+    iterations on both (``core.fft.use_threads``), instead of leaving a core idle. Whichever
     thread finishes first, and whichever iteration the other is at, the bits are the same: every
     kernel and transform gives the same result whatever its thread count
-    (tests/ptycho/test_frc_halves_threads.py). ``handed_over`` records (which, iteration) of the
-    run that took the core, for the log and the tests."""
+    (tests/ptycho/test_frc_halves_threads.py). Made in the caller's thread, whose thread counts
+    (``fft_workers()``, numba's) are what a widened thread gets. ``handed_over`` records (which,
+    iteration) of the run that took the core, for the log and the tests."""
 
     def __init__(self) -> None:
         import threading
 
+        import numba
+
+        from ..core.fft import fft_workers
+
+        self._threads = (fft_workers(), numba.get_num_threads())
         self._free = threading.Event()
         self._widened = threading.local()
         self.handed_over: list[tuple[str, int]] = []
@@ -217,7 +223,7 @@ class _CoreHandover:
     def hook(self, name: str, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
         """``progress`` for the runs of thread ``name``: after every iteration, takes the free core
         once one is free."""
-        from ..core.fft import all_cores
+        from ..core.fft import use_threads
 
         count = [0]
 
@@ -225,7 +231,7 @@ class _CoreHandover:
             count[0] += 1
             if self._free.is_set() and not getattr(self._widened, "done", False):
                 self._widened.done = True
-                all_cores()
+                use_threads(*self._threads)
                 self.handed_over.append((name, count[0]))
                 log.debug("ptycho: the %s thread takes the freed core after its iteration %d", name, count[0])
             if progress is not None:
