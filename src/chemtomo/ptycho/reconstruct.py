@@ -496,8 +496,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ``position_step_rms_px`` per refinement, ``position_changes``, ``background_projection``
         ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
         ``background_rule`` (why, where "auto" chose) and ``background_evidence``
-        (``noise.dim_background``), ``frc_shift_px`` and ``frc_resolution_m`` (with ``frc``),
-        ``seconds``.
+        (``noise.dim_background``), ``frc_shift_px``, ``frc_resolution_m`` and
+        ``frc_core_handover`` (with ``frc``: [(the run that took a core freed by the other
+        thread, after which of its iterations)], empty when the runs shared no cores;
+        ``_CoreHandover``), ``seconds``.
 
         The air reference is the most transmissive 30 % of the well-illuminated pixels
         (``postprocess.air_region``); a field without empty space is referenced to its most
