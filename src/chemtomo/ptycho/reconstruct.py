@@ -213,7 +213,6 @@ class _CoreHandover:
 
         self._threads = (fft_workers(), numba.get_num_threads())
         self._free = threading.Event()
-        self._widened = threading.local()
         self.handed_over: list[tuple[str, int]] = []
 
     def finished(self) -> None:
@@ -221,16 +220,16 @@ class _CoreHandover:
         self._free.set()
 
     def hook(self, name: str, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
-        """``progress`` for the runs of thread ``name``: after every iteration, takes the free core
-        once one is free."""
+        """``progress`` for the runs of thread ``name`` (one hook per thread): after every
+        iteration, takes the free core once one is free."""
         from ..core.fft import use_threads
 
-        count = [0]
+        count, widened = [0], [False]
 
         def call(done: int, total: int) -> None:
             count[0] += 1
-            if self._free.is_set() and not getattr(self._widened, "done", False):
-                self._widened.done = True
+            if not widened[0] and self._free.is_set():
+                widened[0] = True
                 use_threads(*self._threads)
                 self.handed_over.append((name, count[0]))
                 log.debug("ptycho: the %s thread takes the freed core after its iteration %d", name, count[0])
