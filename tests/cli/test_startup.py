@@ -95,5 +95,5 @@ def test_a_one_scan_run_loads_only_what_it_uses(tmp_path):
     mods, used = json.loads(out.stdout.strip().splitlines()[-1])
     assert (tmp_path / "out.cxi").exists()
     assert mods == []
-    assert used and set(used) <= {"exit_waves_1", "raar_fourier_1", "accumulate_1", "accumulate_1_fused",
+    assert used and set(used) <= {"exit_waves_1", "raar_fourier_1", "accumulate_1_waves", "accumulate_1_waves_rows",
                                   "regularized_ratio"}, used

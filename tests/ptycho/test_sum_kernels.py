@@ -62,6 +62,38 @@ def test_frame_major_one_thread_sweep_is_bitwise_the_row_owned_kernel(seed, c_ph
         assert np.array_equal(g, w_)
 
 
+def run_waves(kernel, obj, probes, buf, cy, cx, kb, frames, start, do_object=True, do_probe=True):
+    sums = [a.copy() for a in start]
+    views = (float_view(sums[0]), sums[1], float_view(sums[2]), sums[3])
+    kernel(float_view(buf), float_view(obj), float_view(probes), cy, cx, kb, frames, *views, do_object, do_probe)
+    return sums
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("do_object, do_probe", [(True, True), (True, False), (False, True)])
+def test_the_sums_of_the_waves_are_the_same_bits_on_one_thread_and_on_two(seed, do_object, do_probe):
+    # RAAR and DM (c_phi = 0) take kernels that do not form the zero term 0·P·O: the frame-major
+    # sweep (one thread) and the row-owned kernel (threads) must give the same bits, as the
+    # general pair does, so that RAAR's result does not depend on the thread count
+    data = problem(seed)
+    want = run_waves(K.accumulate_1_waves_rows, *data, do_object, do_probe)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        got = run_waves(K.accumulate_1_waves, *data, do_object, do_probe)
+    finally:
+        numba.set_num_threads(previous)
+    for g, w_ in zip(got, want):
+        assert np.array_equal(g.view(np.uint32), w_.view(np.uint32))
+    # and they are the general kernels' sums with c_phi = 0, to float32 rounding: without the zero
+    # term the compiler contracts the products into multiply-adds in another order, which moves
+    # some sums by an ulp or two (of the terms' magnitude: ~30 terms of size ~2 per element)
+    general = run(K.accumulate_1, *data, 0.0, do_object, do_probe)
+    for g, w_ in zip(got, general):
+        w_ = w_.view(g.dtype)
+        np.testing.assert_allclose(g, w_, rtol=0, atol=1e-5 * max(1.0, float(np.abs(w_).max())))
+
+
 def test_the_check_sees_a_changed_sum():
     # the comparison can fail: the sums of the waves (c_phi = 0) are not those of the
     # corrections (c_phi = -1)

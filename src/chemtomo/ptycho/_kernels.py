@@ -471,17 +471,20 @@ def exit_waves_1(out, obj, probes, cy, cx, kb, frames):  # pragma: no cover - co
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, sums, beta):  # pragma: no cover
-    """Single-mode ``raar_fourier`` on float views (buf, state: (n, h, 2w)); ``amplitude`` = √I,
-    ``validf`` the mask as 0/1 float32."""
+def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, sums, beta, first):  # pragma: no cover
+    """Single-mode ``raar_fourier`` on float views (buf, state: (n, h, 2w)) of the frames
+    ``first``.. (``amplitude`` = √I of every frame, indexed from ``first``); ``validf`` the mask as
+    0/1 float32. Each chunk's error sums continue from ``sums[t]`` and its background terms add
+    to ``bg_ratio[t]``, so that a run over consecutive ranges of frames, each with its chunks'
+    rows of the accumulators, adds every term in the order one call over all frames does."""
     h, w = buf.shape[1], buf.shape[2] // 2
     b = np.float32(beta)
     one = np.float32(1.0)
     two = np.float32(2.0)
     tiny = np.float32(1e-20)
     for t in prange(chunks.shape[0] - 1):
-        err = 0.0
-        tot = 0.0
+        err = sums[t, 0]
+        tot = sums[t, 1]
         for j in range(chunks[t], chunks[t + 1]):
             for y in range(h):
                 e_row = np.float32(0.0)
@@ -495,7 +498,7 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
                     zi = two * pi - si
                     bgv = background[y, x]
                     v = validf[y, x]
-                    a = amplitude[j, y, x]
+                    a = amplitude[first + j, y, x]
                     model = pr * pr + pi * pi + bgv + tiny
                     zm = zr * zr + zi * zi + bgv + tiny
                     d = a - np.sqrt(model)
@@ -612,6 +615,58 @@ def accumulate_1(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj_den, 
                     dd[x] += o_r * o_r + o_i * o_i
 
 
+@njit(parallel=True, nogil=True, cache=True, fastmath=True)
+def accumulate_1_waves_rows(buf, obj, probes, cy, cx, kb, frames, obj_num, obj_den, probe_num, probe_den,
+                            do_object, do_probe):  # pragma: no cover
+    """``accumulate_1`` of the waves themselves (``c_phi`` = 0: RAAR, DM, ML), without forming the
+    zero term ``0 · P·O``; the threads' counterpart of ``accumulate_1_waves``, with the same fused
+    multiply-adds in the same order and so the same bits (tests/ptycho/test_sum_kernels.py)."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    nf = frames.shape[0]
+    if do_object:
+        for yy in prange(obj.shape[0]):
+            nrow = obj_num[yy]
+            drow = obj_den[yy]
+            for i in range(nf):
+                j = frames[i]
+                y = yy - cy[j]
+                if y < 0 or y >= h:
+                    continue
+                x0, k = cx[j], kb[j]
+                prow = probes[k, y]
+                brow = buf[i, y]
+                nn = nrow[2 * x0:2 * x0 + 2 * w]
+                dd = drow[x0:x0 + w]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    vr = brow[2 * x]
+                    vi = brow[2 * x + 1]
+                    nn[2 * x] = _fma32(pr, vr, _fma32(pi, vi, nn[2 * x]))
+                    nn[2 * x + 1] = _fma32(pr, vi, _fma32(-pi, vr, nn[2 * x + 1]))
+                    dd[x] = _fma32(pr, pr, _fma32(pi, pi, dd[x]))
+    if do_probe:
+        for y in prange(h):
+            for i in range(nf):
+                j = frames[i]
+                y0, x0, k = cy[j], cx[j], kb[j]
+                prow = probes[k, y]
+                brow = buf[i, y]
+                oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
+                nn = probe_num[k, y]
+                dd = probe_den[k, y]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x]
+                    vi = brow[2 * x + 1]
+                    nn[2 * x] = _fma32(o_r, vr, _fma32(o_i, vi, nn[2 * x]))
+                    nn[2 * x + 1] = _fma32(o_r, vi, _fma32(-o_i, vr, nn[2 * x + 1]))
+                    dd[x] = _fma32(o_r, o_r, _fma32(o_i, o_i, dd[x]))
+
+
 def one_thread() -> bool:
     """True when numba runs this thread's parallel kernels on one thread (``NUMBA_NUM_THREADS=1``,
     or ``numba.set_num_threads(1)`` here, as the pipeline's per-scan tasks and the split-half
@@ -678,6 +733,50 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
                     nn[2 * x + 1] += o_r * vi - o_i * vr
                     dd[x] += o_r * o_r + o_i * o_i
     den_max[0] = m
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def accumulate_1_waves(buf, obj, probes, cy, cx, kb, frames, obj_num, obj_den, probe_num,
+                       probe_den, do_object, do_probe):  # pragma: no cover - compiled
+    """``accumulate_1_fused`` of the waves themselves (``c_phi`` = 0: RAAR, DM, ML), without the
+    zero term ``0 · P·O`` that the general kernel must form and without PIE's ``den_max``: about
+    0.75× its time (196 frames of 128², one thread). Each product is added by an explicit fused
+    multiply-add (``_fma32``) in a fixed order, as in ``accumulate_1_waves_rows`` (threads), so
+    the two give the same bits whatever the frame width (left to the compiler, the contraction of
+    a vector loop's scalar remainder differed between them); they round some sums an ulp away
+    from the general kernels (tests/ptycho/test_sum_kernels.py)."""
+    h, w = probes.shape[1], probes.shape[2] // 2
+    for i in range(frames.shape[0]):
+        j = frames[i]
+        y0, x0, k = cy[j], cx[j], kb[j]
+        for y in range(h):
+            prow = probes[k, y]
+            brow = buf[i, y]
+            oo = obj[y0 + y, 2 * x0:2 * x0 + 2 * w]
+            if do_object:
+                nn = obj_num[y0 + y, 2 * x0:2 * x0 + 2 * w]
+                dd = obj_den[y0 + y, x0:x0 + w]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    vr = brow[2 * x]
+                    vi = brow[2 * x + 1]
+                    nn[2 * x] = _fma32(pr, vr, _fma32(pi, vi, nn[2 * x]))
+                    nn[2 * x + 1] = _fma32(pr, vi, _fma32(-pi, vr, nn[2 * x + 1]))
+                    dd[x] = _fma32(pr, pr, _fma32(pi, pi, dd[x]))
+            if do_probe:
+                nn = probe_num[k, y]
+                dd = probe_den[k, y]
+                for x in range(w):
+                    pr = prow[2 * x]
+                    pi = prow[2 * x + 1]
+                    o_r = oo[2 * x]
+                    o_i = oo[2 * x + 1]
+                    vr = brow[2 * x]
+                    vi = brow[2 * x + 1]
+                    nn[2 * x] = _fma32(o_r, vr, _fma32(o_i, vi, nn[2 * x]))
+                    nn[2 * x + 1] = _fma32(o_r, vi, _fma32(-o_i, vr, nn[2 * x + 1]))
+                    dd[x] = _fma32(o_r, o_r, _fma32(o_i, o_i, dd[x]))
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)

@@ -294,18 +294,47 @@ class FarFieldModel:
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
-    def raar_step(self, buf, state, background, beta):
-        """Detector-plane RAAR step (``_kernels.raar_fourier``); returns (error², Σ I, background numerator)."""
+    def raar_accumulators(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed sums of ``raar_step_range``: the background numerator (n_chunks, h, w) float32
+        and (error², Σ I) (n_chunks, 2) float64, one row per chunk of ``thread_chunks``."""
         t = self.chunks.shape[0] - 1
-        ratio = np.zeros((t, self.h, self.w), np.float32)
-        sums = np.zeros((t, 2), np.float64)
-        if self.n_modes == 1:
-            K.raar_fourier_1(float_view(buf[:, 0]), float_view(state[:, 0]), self.amplitude, self.validf,
-                             background, self.chunks, ratio, sums, float(beta))
-        else:
-            K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
+        return np.zeros((t, self.h, self.w), np.float32), np.zeros((t, 2), np.float64)
+
+    @staticmethod
+    def raar_totals(acc) -> tuple[float, float, np.ndarray]:
+        """(error², Σ I, background numerator (h, w)) from ``raar_accumulators``' sums."""
+        ratio, sums = acc
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
+
+    def raar_step(self, buf, state, background, beta):
+        """Detector-plane RAAR step (``_kernels.raar_fourier``) of all frames; returns (error², Σ I,
+        background numerator)."""
+        acc = self.raar_accumulators()
+        if self.n_modes == 1:
+            self.raar_step_range(buf, state, background, beta, 0, acc)
+        else:
+            K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, *acc, float(beta))
+        return self.raar_totals(acc)
+
+    def raar_step_range(self, buf, state, background, beta, start: int, acc) -> None:
+        """The single-mode RAAR step of the consecutive frames ``start .. start + len(buf)``
+        (``buf``, ``state``: theirs), adding to ``acc`` (``raar_accumulators``). Consecutive ranges
+        covering the frames in order add every term in the order of one call over all of them:
+        the same bits (tests/ptycho/test_raar_chunks.py)."""
+        ratio, sums = acc
+        n = buf.shape[0]
+        first = int(np.searchsorted(self.chunks, start, "right")) - 1
+        last = int(np.searchsorted(self.chunks, start + n - 1, "right")) - 1
+        bounds = np.clip(self.chunks[first:last + 2], start, start + n) - start
+        K.raar_fourier_1(float_view(buf[:, 0]), float_view(state[:, 0]), self.amplitude, self.validf, background,
+                         bounds, ratio[first:last + 1], sums[first:last + 1], float(beta), int(start))
+
+    def object_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Zeroed object sums for ``accumulate(..., out=)`` without the probe's: ``Σ P* v``
+        (oy, ox) complex64, ``Σ |P|²`` float32, and placeholders for the probe sums."""
+        return (np.zeros(self.object_shape, np.complex64), np.zeros(self.object_shape, np.float32),
+                np.zeros((1, 1, 1, 1), np.complex64), np.zeros((1, 1, 1), np.float32))
 
     def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False, out=None,
                    den_max=None):
@@ -317,8 +346,8 @@ class FarFieldModel:
         ``out = (obj_num, obj_den, probe_num, probe_den)``: arrays of those shapes to add the sums
         to instead of fresh zeroed ones (PIE keeps them between batches). ``den_max``: a (1,)
         float32 array set to the largest value written into the object's ``Σ |P|²`` (its maximum
-        when it started at zero) where the kernel finds it on the way (one thread, one mode), to
-        NaN where it does not."""
+        when it started at zero) where the kernel finds it on the way (one thread, one mode,
+        ``c_phi`` ≠ 0), to NaN where it does not."""
         if den_max is not None:
             den_max[0] = np.nan
         if out is not None:
@@ -333,16 +362,21 @@ class FarFieldModel:
             # The same bits either way (tests/ptycho/test_sum_kernels.py): on one thread a
             # frame-major sweep (both sums from one read of each row when both are asked for;
             # 0.45-0.8x the row-owned kernel's time on 196 frames of 128²), else the row-owned kernel.
-            args = (float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
-                    frames, float(c_phi), float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den,
-                    bool(do_object), bool(do_probe))
-            if K.one_thread():
+            # The waves themselves (c_phi = 0: RAAR, DM, ML) take a pair of kernels that do not
+            # form the zero term 0·P·O (0.75x the time), with their own rounding.
+            views = (float_view(buf[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy, self.cx, self.kb,
+                     frames)
+            sums = (float_view(obj_num), obj_den, float_view(probe_num[:, 0]), probe_den, bool(do_object),
+                    bool(do_probe))
+            if c_phi == 0:
+                (K.accumulate_1_waves if K.one_thread() else K.accumulate_1_waves_rows)(*views, *sums)
+            elif K.one_thread():
                 top = np.zeros(1, np.float32)
-                K.accumulate_1_fused(*args, top)
+                K.accumulate_1_fused(*views, float(c_phi), *sums, top)
                 if den_max is not None and do_object:
                     den_max[0] = top[0]
             else:
-                K.accumulate_1(*args)
+                K.accumulate_1(*views, float(c_phi), *sums)
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))
@@ -358,9 +392,11 @@ class FarFieldModel:
             den[y0:y0 + self.h, x0:x0 + self.w] += power[k]
         return den
 
-    def position_steps(self, target, obj, probes, frames) -> np.ndarray:
-        """Least-squares sub-pixel position step (n_frames, 2) of each frame towards ``target``."""
-        steps = np.zeros((self.n_frames, 2), np.float64)
+    def position_steps(self, target, obj, probes, frames, out: np.ndarray | None = None) -> np.ndarray:
+        """Least-squares sub-pixel position step (n_frames, 2) of each frame towards ``target``
+        (``target[i]`` the wave of frame ``frames[i]``), written into the rows ``frames`` of
+        ``out`` where given (the other rows left as they are)."""
+        steps = np.zeros((self.n_frames, 2), np.float64) if out is None else out
         if self.n_modes == 1 and target.flags.c_contiguous and obj.flags.c_contiguous:
             K.position_gradient_1(float_view(target[:, 0]), float_view(obj), float_view(probes[:, 0]), self.cy,
                                   self.cx, self.kb, frames, steps)

@@ -18,6 +18,16 @@ extra cost. One iteration:
 One forward and one inverse FFT per frame and mode, plus three fused passes over the waves
 (make Φ, RAAR step, accumulate the object), and a fourth when the probe is refined.
 
+On one thread with one probe mode (the pipeline's per-scan tasks, the CLI's FRC threads), the
+first four lines run on a few frames at a time (``WAVE_CHUNK_BYTES`` of waves, ``chunk_bounds``)
+while they are in the core's cache, instead of each line streaming every frame's waves through
+memory: the iterate Ψ is read and written once per iteration and the new ψ written once for the
+probe's pass. Every term is formed and added in the same order as over all frames at once, so
+the result is the same bits (tests/ptycho/test_raar_chunks.py). With the object sums' kernel for
+the waves themselves (``_kernels.accumulate_1_waves``), an iteration on one core takes 0.87–0.91×
+the time on 196 frames of 128², 0.91–0.94× on 441 of 64² (docs/results/ptychography_speed.md,
+"Session 10").
+
 References
 ----------
 Luke, Inverse Problems 21, 37 (2005). Marchesini et al., J. Appl. Cryst. 49, 1245 (2016) (SHARP).
@@ -25,11 +35,31 @@ Luke, Inverse Problems 21, 37 (2005). Marchesini et al., J. Appl. Cryst. 49, 124
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
+from . import _kernels as K
 from .engine import Run
 
 __all__ = ["run_raar"]
+
+
+#: Bytes of waves per chunk of frames on one thread (``chunk_bounds``): a few frames that stay
+#: in a core's L2 cache (2 MiB here) between the passes over them. Measured on 196 frames of 128²
+#: (1 MiB is 8 frames; before the waves' sums kernel): ×FFT floor 1.57 at 256 KiB, 1.50–1.54 at
+#: 0.5–1 MiB, 1.48 at 2–4 MiB; 1.72 over all frames at once.
+WAVE_CHUNK_BYTES = 2 << 20
+
+
+def chunk_bounds(model) -> np.ndarray:
+    """Bounds (n_chunks + 1,) of the consecutive chunks of frames that ``run_raar`` takes at a time:
+    ``WAVE_CHUNK_BYTES`` of waves each on one thread with one probe mode, else all frames."""
+    n = model.n_frames
+    if model.n_modes > 1 or not K.one_thread():
+        return np.array([0, n], np.int64)
+    per = max(1, WAVE_CHUNK_BYTES // (model.h * model.w * np.dtype(np.complex64).itemsize))
+    return np.unique(np.append(np.arange(0, n, per, dtype=np.int64), n))
 
 
 def run_raar(run: Run, iterations: int, beta: float) -> None:
@@ -37,24 +67,37 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
     model = run.model
     frames = model.all_frames
     state = model.psi  # the detector-plane iterate Ψ
+    bounds = chunk_bounds(model)
+    whole = len(bounds) == 2
     first = True
     for _ in range(iterations):
         st = run.state
         buf = model.buf
-        model.exit_waves(buf, st.obj, run.probes, frames)
-        buf = model.fft_inplace(buf)
-        if first:  # start from the consistent iterate Ψ = Φ
-            np.copyto(state, buf)
-            first = False
-        err, tot, ratio = model.raar_step(buf, state, st.background, beta)
-        buf = model.ifft_inplace(buf)
-        # positions only when asked for RAAR/DM too (PositionOptions.projection_solvers): ``buf``
-        # is the relaxed reflection, not the data's projection, and the iterate Ψ keeps each
-        # frame's wave from before it moved (steps from the projection did no better)
+        # positions only when asked for RAAR/DM too (PositionOptions.projection_solvers): the
+        # waves are the relaxed reflection, not the data's projection, and the iterate Ψ keeps
+        # each frame's wave from before it moved (steps from the projection did no better)
         refine = run.refine_positions and run.options.positions.projection_solvers
-        steps = model.position_steps(buf, st.obj, run.probes, frames) if refine else None
-        obj_num, obj_den, _, _ = model.accumulate(buf, st.obj, run.probes, frames)
-        run.overlap_update(obj_num, obj_den, None, None)
+        steps = np.zeros((model.n_frames, 2), np.float64) if refine else None
+        acc = None if whole else model.raar_accumulators()
+        obj_sums = model.object_sums()
+        for a, b in itertools.pairwise(bounds.tolist()):
+            waves = buf[a:b]
+            model.exit_waves(waves, st.obj, run.probes, frames[a:b])
+            waves = _in_place(model.fft_inplace(waves), buf, a, b)
+            if first:  # start from the consistent iterate Ψ = Φ
+                np.copyto(state[a:b], waves)
+            if whole:
+                err, tot, ratio = model.raar_step(waves, state, st.background, beta)
+            else:
+                model.raar_step_range(waves, state[a:b], st.background, beta, a, acc)
+            waves = _in_place(model.ifft_inplace(waves), buf, a, b)
+            if refine:
+                model.position_steps(waves, st.obj, run.probes, frames[a:b], out=steps)
+            model.accumulate(waves, st.obj, run.probes, frames[a:b], out=obj_sums)
+        first = False
+        if not whole:
+            err, tot, ratio = model.raar_totals(acc)
+        run.overlap_update(obj_sums[0], obj_sums[1], None, None)
         if run.refine_probe:
             # Probe from the new object (not the old one: updating both from the same ψ at once
             # would apply every common scale error twice and oscillate).
@@ -65,3 +108,11 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
                 state[...] = np.einsum("mn,jnyx->jmyx", run.mode_mixing, state, optimize=True)
         if not run.finish_sweep(ratio, model.n_frames, steps, err, tot):
             return
+
+
+def _in_place(result: np.ndarray, buf: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``buf[a:b]`` holding an FFT's ``result`` (scipy.fft transforms a contiguous complex64 array
+    in place when allowed to; copied back where it did not)."""
+    if not np.shares_memory(result, buf):
+        buf[a:b] = result
+    return buf[a:b]
