@@ -469,8 +469,8 @@ def main() -> None:
                     help="simulation seed (default 1: held out; the default algorithm was chosen on seed 0)")
     ap.add_argument("--convergence", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="ConvergenceOptions fields for every chemtomo run, e.g. noise_floor=0 (the session-3 rule)")
-    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE",
-                    help="other PtychoOptions fields for every chemtomo run, e.g. lsqml.momentum=0.5")
+    ap.add_argument("--set", nargs="*", default=[], metavar="[SECTION.]FIELD=VALUE",
+                    help="other PtychoOptions fields for every chemtomo run, e.g. lsqml.momentum=0.5 or subpixel=2")
     ap.add_argument("--frc", action="store_true",
                     help="reconstruct the split halves too (chemtomo ptycho's default; the resolution rule)")
     args = ap.parse_args()
@@ -479,14 +479,15 @@ def main() -> None:
 
     for item in [f"convergence.{c}" for c in args.convergence] + args.set:
         key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
+        section, name = key.split(".", 1) if "." in key else (None, key)  # FIELD: a top-level one
         base = OPTIONS[0] or PtychoOptions()
-        sub = getattr(base, section)
+        sub = base if section is None else getattr(base, section)
         kind = type(getattr(sub, name))
         if kind is type(None):  # an optional field left at None: a number if the value reads as one
             kind = next((k for k in (int, float) if _parses(k, value)), str)
         parsed = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-        OPTIONS[0] = dataclasses.replace(base, **{section: dataclasses.replace(sub, **{name: parsed})})
+        changed = dataclasses.replace(sub, **{name: parsed})
+        OPTIONS[0] = changed if section is None else dataclasses.replace(base, **{section: changed})
 
     algos = [a for a in (args.algos or DEFAULT_ALGOS) if a not in ANCHORS or anchor_available(a)]
     cells = [CELLS[i] for i in (args.cells if args.cells is not None else range(len(CELLS)))]
