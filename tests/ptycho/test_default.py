@@ -167,6 +167,13 @@ def test_the_dose_rule_picks_what_it_should():
     assert default_chain(501.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
     assert default_chain(1e5, 0.0)[0] == HIGH_DOSE_ALGORITHM
     assert default_chain(500.0, 0.2)[0] == BACKGROUND_ALGORITHM
+    # below 50 counts per pixel, a frame of ≥ 3·10⁵ photons (algorithms.MID_DOSE_PHOTONS: large
+    # frames spread thin) takes the mid-dose chain; the counts alone (no photon count) keep LSQML
+    assert default_chain(15.0, 0.0, 15.0 * 256 ** 2)[0] == MID_DOSE_ALGORITHM
+    assert "photons per frame" in default_chain(15.0, 0.0, 15.0 * 256 ** 2)[1]
+    assert default_chain(24.0, 0.0, 1e5)[0] == LOW_DOSE_ALGORITHM
+    assert default_chain(15.0, 0.0)[0] == LOW_DOSE_ALGORITHM
+    assert default_chain(15.0, 0.2, 1e6)[0] == BACKGROUND_ALGORITHM
     # on scans: 10⁴ photons on 32² frames is ~10 counts per pixel, 10⁵ is ~100
     low, _, _ = _scan("zone plate", "defocus", 1e4)
     high, _, _ = _scan("zone plate", "defocus", 1e5)

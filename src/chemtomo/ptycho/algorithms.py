@@ -57,6 +57,16 @@ LOW_DOSE_COUNTS = 50.0
 #: Mean counts per valid detector pixel from which the default runs ``HIGH_DOSE_ALGORITHM``
 #: instead of ``MID_DOSE_ALGORITHM``.
 HIGH_DOSE_COUNTS = 500.0
+#: Photons per frame from which a scan below ``LOW_DOSE_COUNTS`` counts per pixel runs
+#: ``MID_DOSE_ALGORITHM`` all the same: a large detector frame spreads many photons thinly. The
+#: regime matrix's one such cell (zone plate, 10⁶ photons on 256² frames, 15 counts per pixel)
+#: ends LSQML on a plateau at 0.530 (seed 0) and 0.545 (seed 1), where the mid-dose chain reaches
+#: 0.490 and 0.498, the best of every code on both seeds; its cells at ≤ 10⁵ photons per frame
+#: keep LSQML, which wins them. On the measured Siemens star (4.6·10⁵ photons per frame, 28 per
+#: pixel) the mid-dose chain gives the same split-half FRC (1.79 px) in 0.9× the time. 3·10⁵ is
+#: the geometric middle between the matrix's 10⁵ and 10⁶ (docs/results/ptychography.md,
+#: "Session 10").
+MID_DOSE_PHOTONS = 3e5
 #: Share of the counts in a flat detector background above which the default runs
 #: ``BACKGROUND_ALGORITHM`` (``noise.background_share``: 0.29 on the pinhole cell with 2
 #: photons per pixel at 10⁴ photons per frame, ≤ 0.04 on every other cell).
@@ -99,7 +109,8 @@ def is_default(text) -> bool:
     return isinstance(text, str) and text.strip().lower() == DEFAULT_ALGORITHM
 
 
-def default_chain(mean_counts: float, background_share: float) -> tuple[str, str]:
+def default_chain(mean_counts: float, background_share: float,
+                  photons_per_frame: float | None = None) -> tuple[str, str]:
     """The chain the default runs on a scan, and why.
 
     Parameters
@@ -108,6 +119,10 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
         Mean photon count per valid detector pixel over all frames (``noise.dose_summary``).
     background_share : float
         Share of the counts in a flat background (``noise.dose_summary``), in [0, 1].
+    photons_per_frame : float or None
+        Mean photons per frame (``mean_counts`` times the valid pixels); from
+        ``MID_DOSE_PHOTONS`` on, a scan below ``LOW_DOSE_COUNTS`` counts per pixel takes the
+        mid-dose chain. None: the counts per pixel alone decide.
 
     Returns
     -------
@@ -117,13 +132,17 @@ def default_chain(mean_counts: float, background_share: float) -> tuple[str, str
     --------
     >>> default_chain(2.4, 0.0)[0], default_chain(2.4, 0.3)[0], default_chain(220.0, 0.0)[0]
     ('LSQML:300', 'RAAR:200', 'LSQML:50,rPIE:300,ePIE:200')
-    >>> default_chain(1200.0, 0.0)[0]
-    'rPIE:300,ePIE:200'
+    >>> default_chain(1200.0, 0.0)[0], default_chain(15.0, 0.0, 15.0 * 256 ** 2)[0]
+    ('rPIE:300,ePIE:200', 'LSQML:50,rPIE:300,ePIE:200')
     """
     if background_share > BACKGROUND_SHARE:
         return BACKGROUND_ALGORITHM, (f"background carries {background_share:.0%} of the counts "
                                       f"(> {BACKGROUND_SHARE:.0%}): {BACKGROUND_ALGORITHM}")
     if mean_counts < LOW_DOSE_COUNTS:
+        if photons_per_frame is not None and photons_per_frame >= MID_DOSE_PHOTONS:
+            return MID_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (< {LOW_DOSE_COUNTS:g}) "
+                                        f"but {photons_per_frame:.3g} photons per frame (≥ {MID_DOSE_PHOTONS:.3g}): "
+                                        f"{MID_DOSE_ALGORITHM}")
         return LOW_DOSE_ALGORITHM, (f"{mean_counts:.3g} counts per detector pixel (< {LOW_DOSE_COUNTS:g}): "
                                     f"{LOW_DOSE_ALGORITHM}")
     if mean_counts < HIGH_DOSE_COUNTS:

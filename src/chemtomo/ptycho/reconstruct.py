@@ -425,7 +425,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         The default, ``DEFAULT_ALGORITHM = "default"``, picks one chain per scan from the
         measured counts (``algorithms.default_chain``): ``"RAAR:200"`` where a flat detector
         background carries more than 10 % of the counts, ``"LSQML:300"`` (Odstrčil et al.,
-        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel, ``"rPIE:300,ePIE:200"``
+        Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel (unless a frame holds
+        3·10⁵ photons or more: a large frame spread thin takes the chain in between),
+        ``"rPIE:300,ePIE:200"``
         from 500: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has converged, then
         ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose small steps average
         the photon noise; and in between ``"LSQML:50,rPIE:300,ePIE:200"``, the same after at most
@@ -577,7 +579,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     counts = np.einsum("jyx,yx->j", amplitude, valid.astype(np.float32))  # photons per frame
     np.sqrt(amplitude, out=amplitude)
     if is_default(algorithm):  # the default picks its chain from the measured counts (default_chain)
-        algorithm, default_rule = default_chain(*dose_summary(amplitude, valid))
+        mean_counts, background_share = dose_summary(amplitude, valid)
+        algorithm, default_rule = default_chain(mean_counts, background_share,
+                                                photons_per_frame=mean_counts * int(np.count_nonzero(valid)))
         stages = parse_algorithm(algorithm)
         log.info("ptycho: the default runs %s", default_rule)
     options, background_rule, background_evidence = _background_projection(options, amplitude, valid)
