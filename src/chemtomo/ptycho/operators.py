@@ -295,7 +295,7 @@ class FarFieldModel:
         return float(err), float(tot), ratio.sum(axis=0)
 
     def raar_accumulators(self) -> tuple[np.ndarray, np.ndarray]:
-        """Zeroed sums of ``raar_step_range``: the background numerator (n_chunks, h, w) float32
+        """Zeroed sums of ``raar_step``: the background numerator (n_chunks, h, w) float32
         and (error², Σ I) (n_chunks, 2) float64, one row per chunk of ``thread_chunks``."""
         t = self.chunks.shape[0] - 1
         return np.zeros((t, self.h, self.w), np.float32), np.zeros((t, 2), np.float64)
@@ -307,34 +307,24 @@ class FarFieldModel:
         err, tot = sums.sum(axis=0)
         return float(err), float(tot), ratio.sum(axis=0)
 
-    def raar_step(self, buf, state, background, beta):
-        """Detector-plane RAAR step (``_kernels.raar_fourier``) of all frames; returns (error², Σ I,
-        background numerator)."""
-        acc = self.raar_accumulators()
-        if self.n_modes == 1:
-            self.raar_step_range(buf, state, background, beta, 0, acc)
-        else:
-            K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, *acc, float(beta))
-        return self.raar_totals(acc)
-
-    def raar_step_range(self, buf, state, background, beta, start: int, acc) -> None:
-        """The single-mode RAAR step of the consecutive frames ``start .. start + len(buf)``
-        (``buf``, ``state``: theirs), adding to ``acc`` (``raar_accumulators``). Consecutive ranges
-        covering the frames in order add every term in the order of one call over all of them:
-        the same bits (tests/ptycho/test_raar_chunks.py)."""
+    def raar_step(self, buf, state, background, beta, start: int, acc) -> None:
+        """Detector-plane RAAR step (``_kernels.raar_fourier``) of the consecutive frames
+        ``start .. start + len(buf)`` (``buf``, ``state``: theirs), adding to ``acc``
+        (``raar_accumulators``; ``raar_totals`` reads them). Consecutive ranges covering the frames
+        in order add every term in the order of one call over all of them: the same bits
+        (tests/ptycho/test_raar_chunks.py). Several probe modes: all frames at once only."""
         ratio, sums = acc
         n = buf.shape[0]
+        if self.n_modes > 1:
+            if start != 0 or n != self.n_frames:
+                raise ValueError("internal: RAAR with several probe modes steps all frames at once")
+            K.raar_fourier(buf, state, self.intensity, self.valid, background, self.chunks, ratio, sums, float(beta))
+            return
         first = int(np.searchsorted(self.chunks, start, "right")) - 1
         last = int(np.searchsorted(self.chunks, start + n - 1, "right")) - 1
         bounds = np.clip(self.chunks[first:last + 2], start, start + n) - start
         K.raar_fourier_1(float_view(buf[:, 0]), float_view(state[:, 0]), self.amplitude, self.validf, background,
                          bounds, ratio[first:last + 1], sums[first:last + 1], float(beta), int(start))
-
-    def object_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed object sums for ``accumulate(..., out=)`` without the probe's: ``Σ P* v``
-        (oy, ox) complex64, ``Σ |P|²`` float32, and placeholders for the probe sums."""
-        return (np.zeros(self.object_shape, np.complex64), np.zeros(self.object_shape, np.float32),
-                np.zeros((1, 1, 1, 1), np.complex64), np.zeros((1, 1, 1), np.float32))
 
     def accumulate(self, buf, obj, probes, frames, *, c_phi=0.0, do_object=True, do_probe=False, out=None,
                    den_max=None):
@@ -344,17 +334,18 @@ class FarFieldModel:
         the probe sums per shift bin ``Σ O* v`` (n_bins, n_modes, h, w) and ``Σ |O|²``
         (n_bins, h, w), in each bin's shifted coordinates (None unless ``do_probe``).
         ``out = (obj_num, obj_den, probe_num, probe_den)``: arrays of those shapes to add the sums
-        to instead of fresh zeroed ones (PIE keeps them between batches). ``den_max``: a (1,)
+        to instead of fresh zeroed ones (PIE keeps them between batches; the probe's may be None
+        without ``do_probe``, the object's None without ``do_object``). ``den_max``: a (1,)
         float32 array set to the largest value written into the object's ``Σ |P|²`` (its maximum
         when it started at zero) where the kernel finds it on the way (one thread, one mode,
         ``c_phi`` ≠ 0), to NaN where it does not."""
         if den_max is not None:
             den_max[0] = np.nan
-        if out is not None:
-            obj_num, obj_den, probe_num, probe_den = out
-        else:
+        obj_num, obj_den, probe_num, probe_den = out if out is not None else (None,) * 4
+        if obj_num is None:  # fresh zeroed sums (a 1-element stand-in for sums not asked for)
             obj_num = np.zeros(self.object_shape if do_object else (1, 1), np.complex64)
             obj_den = np.zeros(self.object_shape if do_object else (1, 1), np.float32)
+        if probe_num is None:
             probe_num = np.zeros((self.n_bins, self.n_modes, self.h, self.w) if do_probe else (1, 1, 1, 1),
                                  np.complex64)
             probe_den = np.zeros((self.n_bins, self.h, self.w) if do_probe else (1, 1, 1), np.float32)

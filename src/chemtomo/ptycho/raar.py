@@ -68,7 +68,6 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
     frames = model.all_frames
     state = model.psi  # the detector-plane iterate Ψ
     bounds = chunk_bounds(model)
-    whole = len(bounds) == 2
     first = True
     for _ in range(iterations):
         st = run.state
@@ -78,26 +77,23 @@ def run_raar(run: Run, iterations: int, beta: float) -> None:
         # each frame's wave from before it moved (steps from the projection did no better)
         refine = run.refine_positions and run.options.positions.projection_solvers
         steps = np.zeros((model.n_frames, 2), np.float64) if refine else None
-        acc = None if whole else model.raar_accumulators()
-        obj_sums = model.object_sums()
+        acc = model.raar_accumulators()
+        obj_num = np.zeros(model.object_shape, np.complex64)
+        obj_den = np.zeros(model.object_shape, np.float32)
         for a, b in itertools.pairwise(bounds.tolist()):
             waves = buf[a:b]
             model.exit_waves(waves, st.obj, run.probes, frames[a:b])
             waves = _in_place(model.fft_inplace(waves), buf, a, b)
             if first:  # start from the consistent iterate Ψ = Φ
                 np.copyto(state[a:b], waves)
-            if whole:
-                err, tot, ratio = model.raar_step(waves, state, st.background, beta)
-            else:
-                model.raar_step_range(waves, state[a:b], st.background, beta, a, acc)
+            model.raar_step(waves, state[a:b], st.background, beta, a, acc)
             waves = _in_place(model.ifft_inplace(waves), buf, a, b)
             if refine:
                 model.position_steps(waves, st.obj, run.probes, frames[a:b], out=steps)
-            model.accumulate(waves, st.obj, run.probes, frames[a:b], out=obj_sums)
+            model.accumulate(waves, st.obj, run.probes, frames[a:b], out=(obj_num, obj_den, None, None))
         first = False
-        if not whole:
-            err, tot, ratio = model.raar_totals(acc)
-        run.overlap_update(obj_sums[0], obj_sums[1], None, None)
+        err, tot, ratio = model.raar_totals(acc)
+        run.overlap_update(obj_num, obj_den, None, None)
         if run.refine_probe:
             # Probe from the new object (not the old one: updating both from the same ψ at once
             # would apply every common scale error twice and oscillate).

@@ -581,7 +581,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if is_default(algorithm):  # the default picks its chain from the measured counts (default_chain)
         mean_counts, background_share = dose_summary(amplitude, valid)
         algorithm, default_rule = default_chain(mean_counts, background_share,
-                                                photons_per_frame=mean_counts * int(np.count_nonzero(valid)))
+                                                photons_per_frame=float(counts.mean()))
         stages = parse_algorithm(algorithm)
         log.info("ptycho: the default runs %s", default_rule)
     options, background_rule, background_evidence = _background_projection(options, amplitude, valid)
