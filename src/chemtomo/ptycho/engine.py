@@ -82,6 +82,13 @@ class Run:
         #: ``ConvergenceOptions.resolution_tolerance``).
         self.monitor: Callable[[Run], bool] | None = None
         self.converged = False
+        #: True in the chain's last stage when its solver's result is averaged
+        #: (``algorithms.AVERAGED_SOLVERS``, ``ConvergenceOptions.average``).
+        self.average_stage = False
+        #: Moving average of the objects of that stage; None before its first iteration.
+        self.object_average: np.ndarray | None = None
+        #: True once the last stage's average replaced its last object (``use_average``).
+        self.averaged = False
         #: Which rule ended the last converged stage: "noise floor", "noise-level fall" or
         #: "relative fall" (``_has_converged``); None while none has.
         self.convergence_rule: str | None = None
@@ -218,6 +225,8 @@ class Run:
         error = float(err / total) if total > 0 else math.nan
         self.errors.append(error)
         self.iteration += 1
+        if self.final_stage and self.average_stage and self.options.convergence.average:
+            self._average_object()
         if self.progress is not None:
             self.progress(self.progress_offset + self.iteration, self.progress_total)
         div = self.options.divergence
@@ -262,6 +271,26 @@ class Run:
             return False
         return True
 
+    def _average_object(self) -> None:
+        """Fold this iteration's object into the last stage's moving average (weight 2 / (window + 1))."""
+        obj = self.state.obj
+        if self.object_average is None or self.iteration - self.stage_start == 1:
+            self.object_average = obj.copy()
+            return
+        weight = np.complex64(2.0 / (self.options.convergence.window + 1))
+        self.object_average += weight * (obj - self.object_average)
+
+    def use_average(self) -> None:
+        """Replace the object by the last stage's moving average where that stage stopped
+        converged (``ConvergenceOptions.average``); else leave the last (or best) object."""
+        if (self.stop_reason == "converged" and self.final_stage and self.average_stage
+                and self.object_average is not None):
+            self.state.obj = self.object_average
+            self.object_average = None
+            self.averaged = True
+            log.info("ptycho: the object is the moving average of the last stage's iterates (window %d)",
+                     self.options.convergence.window)
+
     def _window_mean(self, back: int) -> float:
         """Mean error of the ``ConvergenceOptions.window`` iterations that end ``back`` windows
         before the last iteration (0: the last window)."""
@@ -277,12 +306,14 @@ class Run:
         new, old = self._window_mean(0), self._window_mean(1)
         return (old - new) / old if math.isfinite(new) and math.isfinite(old) and old > 0 else None
 
-    def start_stage(self, final: bool = True, positions: bool | None = None) -> None:
+    def start_stage(self, final: bool = True, positions: bool | None = None, average: bool = False) -> None:
         """Mark the start of a solver stage (the convergence rule looks at this stage only);
         ``final``: the chain's last stage; ``positions``: the chain's last stage that refines
-        positions (None: the same as ``final``)."""
+        positions (None: the same as ``final``); ``average``: its solver's converged result is
+        the moving average of its iterates (``use_average``)."""
         self.stage_start = self.iteration
         self.final_stage = final
+        self.average_stage = average
         self.position_stage = final if positions is None else positions
         self.converged = False
         self.stop_reason = "max_iterations"

@@ -722,6 +722,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "algorithm": algorithm, "default_rule": default_rule, "stages": stages,
         "stage_iterations": list(run.stage_iterations), "iterations": run.iteration, "diverged": run.diverged,
         "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
+        "object_averaged": run.averaged,
         "noise_floor": run.floor.relative if run.floor is not None else None,
         "noise_fit_level": run.noise_fit_level or None,
         "floor_target": run.floor_target if run.floor is not None else None,
