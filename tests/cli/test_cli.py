@@ -88,6 +88,8 @@ def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp
     assert 0 < len(proj.errors) <= sum(int(stage.split(":")[1]) for stage in MID_DOSE_ALGORITHM.split(","))
     assert MID_DOSE_ALGORITHM in " ".join(r.output.split())
     assert f"stopped after {len(proj.errors)} iterations (converged)" in " ".join(r.output.split())
+    # its last stage (ePIE) converged: the object is the average of its last iterates, and it says so
+    assert "the object is the average of the last stage's last iterates" in " ".join(r.output.split())
     # positions are refined in the last stage by default, and the summary says by how much
     assert "positions refined by" in " ".join(r.output.split())
     r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "--no-refine-positions", "-o", str(tmp_path / "q.cxi")])

@@ -62,6 +62,9 @@ def test_defective_detector_data_gives_the_clean_chemistry(tiny_dataset, referen
     # each projection records how far position refinement moved its scan's frames: none here,
     # where the tiny config runs RAAR:30 (RAAR keeps the positions, ptycho.PositionOptions)
     assert attrs["position_changes"] == [None] * len(attrs["angles_deg"])
+    # and whether its object is the average of its last iterates (a converged RAAR is): one flag per scan
+    assert len(attrs["object_averaged"]) == len(attrs["angles_deg"])
+    assert all(isinstance(flag, bool) for flag in attrs["object_averaged"])
     html = (tmp_path / "run_report.html").read_text()
     assert f"Detector: {n} of {n} scans needed cleaning" in html
     # The chemistry: the state of charge of both runs, each with its one-sigma error from the

@@ -88,6 +88,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
                  "stop_reason": str(proj.info.get("stop_reason", "")), "detector": proj.info.get("detector"),
                  "algorithm": str(proj.info.get("algorithm", "")),  # the chain the default picked
                  "position_changes": proj.info.get("position_changes"),  # None where none moved
+                 # the last stage's moving average was returned (ptycho.ConvergenceOptions.average)
+                 "object_averaged": bool(proj.info.get("object_averaged", False)),
                  # "share" where the data show a detector background (ptycho.BackgroundOptions)
                  "background_projection": proj.info.get("background_projection")},
     }
@@ -220,7 +222,8 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         bar(n, n_total)
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
                     and np.isfinite(meta["resolution_m"]) else "")
-        stop = (f"; stopped after {meta['iterations']} iterations ({meta['stop_reason']})"
+        averaged = ", averaged" if meta.get("object_averaged") else ""
+        stop = (f"; stopped after {meta['iterations']} iterations ({meta['stop_reason']}{averaged})"
                 if meta.get("stop_reason") else "")
         det = meta.get("detector") or {}
         det_text = ""
@@ -310,6 +313,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "detector": [m.get("detector") for m in metas],
                            # how far refinement moved each scan's positions (px; None: not refined)
                            "position_changes": [m.get("position_changes") for m in metas],
+                           # the scan's object is its last stage's moving average (converged PIE/RAAR/DM)
+                           "object_averaged": [bool(m.get("object_averaged", False)) for m in metas],
                            # the modulus projection's background rule per scan ("subtract", "share")
                            "background_projection": [m.get("background_projection") for m in metas],
                            "probe_drift_px": (-drift).tolist()}
