@@ -32,21 +32,51 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ptycho_regimes as R  # noqa: E402
+import ptycho_regimes as R
 
 
-def _run(scan, chain: str, shape, options=None, on_iteration=None):
-    """chemtomo's reconstruction on one core; ``on_iteration(done, obj)`` after every iteration."""
+def _run(scan, chain: str, shape, options=None, iterates: _Iterates | None = None):
+    """chemtomo's reconstruction on one core, every iterate handed to ``iterates``."""
     from chemtomo.core.fft import one_core
     from chemtomo.ptycho import reconstruct
 
     def progress(done: int, total: int) -> None:
-        if on_iteration is not None:
-            on_iteration(done, np.array(sys._getframe(1).f_locals["self"].state.obj))  # the calling Run
+        if iterates is not None:
+            iterates.add(done, sys._getframe(1).f_locals["self"])  # the calling Run
 
     with warnings.catch_warnings(), one_core():
         warnings.simplefilter("ignore")
         return reconstruct(scan, chain, object_shape=shape, frc=False, seed=0, progress=progress, options=options)
+
+
+class _Iterates:
+    """The objects a run passes through: every ``every``-th, the last ``keep``, and the
+    exponential moving average (weight 2/11) over the stage the run is in, as
+    ``ConvergenceOptions.average`` forms it. They are taken before the air reference;
+    :meth:`referenced` carries the final transmission's reference onto any of them."""
+
+    def __init__(self, every: int = 10, keep: int = 20):
+        self.every = every
+        self.sampled: list[tuple[int, np.ndarray]] = []
+        self.recent: collections.deque = collections.deque(maxlen=keep)
+        self.ema: np.ndarray | None = None
+        self._stage = -1
+
+    def add(self, done: int, run) -> None:
+        obj = np.array(run.state.obj)
+        self.recent.append(obj)
+        if done % self.every == 0:
+            self.sampled.append((done, obj))
+        if len(run.stage_iterations) != self._stage:  # the first iterate of a stage starts its average
+            self.ema, self._stage = obj.astype(np.complex128), len(run.stage_iterations)
+        else:
+            self.ema += (2 / 11) * (obj - self.ema)
+
+    def referenced(self, transmission: np.ndarray):
+        """A function that gives an iterate the final transmission's air reference (a factor
+        and a phase ramp: final transmission ÷ final iterate)."""
+        ref = np.asarray(transmission) / self.recent[-1]
+        return lambda obj: obj * ref
 
 
 def trajectory(cells, seeds, algos, every: int = 10) -> None:
@@ -59,19 +89,10 @@ def trajectory(cells, seeds, algos, every: int = 10) -> None:
             textbook, _ = R.textbook_epie(scan, obj.shape)
             print(f"cell {ci}, seed {seed}: textbook ePIE (60 it) {R.od_error(textbook, obj, lit):.3f}", flush=True)
             for chain in algos:
-                objects: list[tuple[int, np.ndarray]] = []
-                last: list[np.ndarray] = []
-
-                def keep(done: int, o: np.ndarray) -> None:
-                    last[:] = [o]
-                    if done % every == 0:
-                        objects.append((done, o))
-
-                p = _run(scan, chain, obj.shape, no_stop, keep)
-                # the iterates are before the air reference: final transmission / final iterate
-                # carries the same reference (a factor and a phase ramp) onto each of them
-                ref = np.asarray(p.transmission) / last[0]
-                cols = [f"{d}:{R.od_error(o * ref, obj, lit):.3f}" for d, o in objects]
+                its = _Iterates(every=every, keep=1)
+                p = _run(scan, chain, obj.shape, no_stop, its)
+                referenced = its.referenced(p.transmission)
+                cols = [f"{d}:{R.od_error(referenced(o), obj, lit):.3f}" for d, o in its.sampled]
                 print(f"  {chain}: {' '.join(cols)}", flush=True)
 
 
@@ -80,31 +101,18 @@ def average(cells, seeds, algos) -> None:
     from chemtomo.ptycho.options import ConvergenceOptions, PtychoOptions
 
     last_iterate = PtychoOptions(convergence=ConvergenceOptions(average=False))  # the averages are computed here
-
     for seed in seeds:
         for ci in cells:
             scan, obj, lit, _ = R.simulate(R.CELLS[ci], seed)
             for chain in algos:
-                ring: collections.deque = collections.deque(maxlen=20)
-                ema: list = [None, -1]  # the moving average, the stage it belongs to
-
-                def keep(done: int, o: np.ndarray) -> None:
-                    ring.append(o)
-                    run = sys._getframe(2).f_locals["self"]
-                    stage = len(run.stage_iterations)
-                    if ema[1] != stage:
-                        ema[:] = [o.astype(np.complex128), stage]
-                    else:
-                        ema[0] = ema[0] + (2 / 11) * (o - ema[0])
-
-                p = _run(scan, DEFAULT_ALGORITHM if chain == "default" else chain, obj.shape, last_iterate,
-                         on_iteration=keep)
-                final = np.asarray(p.transmission)
-                ref = final / ring[-1]  # the air reference of the final iterate, applied to each
-                cols = [f"final {R.od_error(final, obj, lit):.3f}"]
-                cols += [f"mean of last {k} {R.od_error(np.mean(list(ring)[-k:], axis=0) * ref, obj, lit):.3f}"
+                its = _Iterates()
+                p = _run(scan, DEFAULT_ALGORITHM if chain == "default" else chain, obj.shape, last_iterate, its)
+                referenced = its.referenced(p.transmission)
+                recent = list(its.recent)
+                cols = [f"final {R.od_error(np.asarray(p.transmission), obj, lit):.3f}"]
+                cols += [f"mean of last {k} {R.od_error(referenced(np.mean(recent[-k:], axis=0)), obj, lit):.3f}"
                          for k in (5, 10, 20)]
-                cols.append(f"EMA 2/11 over the last stage {R.od_error(ema[0] * ref, obj, lit):.3f}")
+                cols.append(f"EMA 2/11 over the last stage {R.od_error(referenced(its.ema), obj, lit):.3f}")
                 print(f"seed {seed}, cell {ci}, {p.info['algorithm']} "
                       f"({'+'.join(str(n) for _, n in p.info['stage_iterations'])} it, {p.info['stop_reason']}): "
                       + ", ".join(cols), flush=True)

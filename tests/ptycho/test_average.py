@@ -17,7 +17,8 @@ def test_the_average_is_exponential_with_the_windows_noise_reduction():
     # weight a = 2 / (window + 1): the first iterate of the stage starts it, each later one moves
     # it by a towards itself
     run = types.SimpleNamespace(options=PtychoOptions(convergence=ConvergenceOptions(window=3)),
-                                object_average=None, stage_start=4, iteration=4, state=types.SimpleNamespace())
+                                object_average=np.zeros((2, 2), np.complex64),  # a stale one from before
+                                stage_start=4, iteration=4, state=types.SimpleNamespace())
     iterates = [np.full((2, 2), v, np.complex64) for v in (1.0, 2.0, 4.0 + 1j)]
     for k, obj in enumerate(iterates):
         run.iteration, run.state.obj = 5 + k, obj

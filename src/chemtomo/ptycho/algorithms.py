@@ -224,7 +224,8 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     (``ConvergenceOptions.average``)."""
     refining = last_refining_stage(stages, run.options.positions.projection_solvers)
     for i, (name, count) in enumerate(stages):
-        run.start_stage(final=i == len(stages) - 1, positions=i == refining, average=name in AVERAGED_SOLVERS)
+        final = i == len(stages) - 1
+        run.start_stage(final=final, positions=i == refining, average=final and name in AVERAGED_SOLVERS)
         ALGORITHMS[name](run, count, run.options)
         run.stage_iterations.append((name, run.iteration - run.stage_start))
         if run.diverged:

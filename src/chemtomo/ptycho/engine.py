@@ -82,8 +82,8 @@ class Run:
         #: ``ConvergenceOptions.resolution_tolerance``).
         self.monitor: Callable[[Run], bool] | None = None
         self.converged = False
-        #: True in the chain's last stage when its solver's result is averaged
-        #: (``algorithms.AVERAGED_SOLVERS``, ``ConvergenceOptions.average``).
+        #: True in a stage whose converged result is the moving average of its iterates: the
+        #: chain's last, when its solver is one of ``algorithms.AVERAGED_SOLVERS``.
         self.average_stage = False
         #: Moving average of the objects of that stage; None before its first iteration.
         self.object_average: np.ndarray | None = None
@@ -225,7 +225,7 @@ class Run:
         error = float(err / total) if total > 0 else math.nan
         self.errors.append(error)
         self.iteration += 1
-        if self.final_stage and self.average_stage and self.options.convergence.average:
+        if self.average_stage and self.options.convergence.average:
             self._average_object()
         if self.progress is not None:
             self.progress(self.progress_offset + self.iteration, self.progress_total)
@@ -272,19 +272,19 @@ class Run:
         return True
 
     def _average_object(self) -> None:
-        """Fold this iteration's object into the last stage's moving average (weight 2 / (window + 1))."""
+        """Fold this iteration's object into the stage's moving average (weight 2 / (window + 1));
+        the stage's first iterate starts it (a copy: the solvers update their object in place)."""
         obj = self.state.obj
-        if self.object_average is None or self.iteration - self.stage_start == 1:
+        if self.iteration - self.stage_start == 1:
             self.object_average = obj.copy()
             return
         weight = np.complex64(2.0 / (self.options.convergence.window + 1))
         self.object_average += weight * (obj - self.object_average)
 
     def use_average(self) -> None:
-        """Replace the object by the last stage's moving average where that stage stopped
-        converged (``ConvergenceOptions.average``); else leave the last (or best) object."""
-        if (self.stop_reason == "converged" and self.final_stage and self.average_stage
-                and self.object_average is not None):
+        """Replace the object by the stage's moving average where that stage stopped converged
+        (``ConvergenceOptions.average``); else leave the last (or best) object."""
+        if self.stop_reason == "converged" and self.object_average is not None:
             self.state.obj = self.object_average
             self.object_average = None
             self.averaged = True
@@ -309,8 +309,8 @@ class Run:
     def start_stage(self, final: bool = True, positions: bool | None = None, average: bool = False) -> None:
         """Mark the start of a solver stage (the convergence rule looks at this stage only);
         ``final``: the chain's last stage; ``positions``: the chain's last stage that refines
-        positions (None: the same as ``final``); ``average``: its solver's converged result is
-        the moving average of its iterates (``use_average``)."""
+        positions (None: the same as ``final``); ``average``: its converged result is the moving
+        average of its iterates (``use_average``)."""
         self.stage_start = self.iteration
         self.final_stage = final
         self.average_stage = average
