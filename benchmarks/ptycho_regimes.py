@@ -158,11 +158,14 @@ def propagate(field: np.ndarray, lz_px2: float) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def star_probe(n: int) -> np.ndarray:
     """The probe reconstructed from the measured Siemens star (``probe`` of
-    /work/data/siemens-star-small.npz.bz2, 128², or $CHEMTOMO_STAR), 2×2-binned down to n."""
+    siemens-star-small.npz.bz2, 128²: $CHEMTOMO_STAR, else the file in $CHEMTOMO_MEASURED_DATA or
+    tests/data/measured, ``measured.data_dir``), 2×2-binned down to n."""
     import bz2
     import io
 
-    path = os.environ.get("CHEMTOMO_STAR", "/work/data/siemens-star-small.npz.bz2")
+    from measured import STAR, data_dir
+
+    path = os.environ.get("CHEMTOMO_STAR") or data_dir(None) / STAR
     with bz2.open(path) as f:
         raw = np.load(io.BytesIO(f.read()))["probe"]
     p = raw.reshape(-1, *raw.shape[-2:])[0].astype(np.complex128)
