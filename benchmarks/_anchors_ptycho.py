@@ -389,16 +389,15 @@ def _torchvision_op_schemas() -> None:
         return
     except (AttributeError, RuntimeError):
         pass
-    import importlib.util
-    import os as _os
+    import subprocess
 
-    spec = importlib.util.find_spec("torchvision")
-    if spec is not None:
-        try:
-            torch.ops.load_library(_os.path.join(_os.path.dirname(spec.origin), "_C.so"))
-            return
-        except (OSError, RuntimeError):
-            pass
+    # Whether torchvision imports as it is, asked of a child process: a failed load of its
+    # compiled operators here cannot be undone (torch.ops.load_library also fails where
+    # torchvision's own import loads them, and declaring the schemas first then aborts the
+    # process on the duplicate registration: torch 2.14 with torchvision 0.29).
+    probe = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True)
+    if probe.returncode == 0:
+        return
     lib = torch.library.Library("torchvision", "DEF")
     for name in ("nms", "qnms"):
         lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
