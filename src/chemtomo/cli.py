@@ -268,7 +268,7 @@ def ptycho(
     scan: Path = typer.Argument(..., help="A CXI ptychography scan."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output CXI file (reconstructed image convention)."),
     algorithm: Optional[str] = typer.Option(None, help="Algorithm or chain, e.g. RAAR (the paper, with --iterations 500), "
-                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default, a chain chosen from the counts (rPIE:300,ePIE:200; LSQML:50 first at 50-500 counts per pixel; LSQML:300 below; RAAR:200 with background; maxima: it stops at convergence)."),
+                                                        "DM:100,RAAR:300,ML:100; default: chemtomo.ptycho's default, a chain chosen from the counts (LSQML:50,rPIE:300,ePIE:200 from 50 counts per pixel up; LSQML:300 below; RAAR:200 with background; maxima: it stops at convergence)."),
     iterations: Optional[int] = typer.Option(None, help="Iterations, for an algorithm given without counts (default 500)."),
     modes: int = typer.Option(1, help="Incoherent probe modes."),
     background: bool = typer.Option(True, "--background/--no-background", help="Retrieve a static background."),

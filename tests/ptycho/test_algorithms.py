@@ -37,7 +37,6 @@ def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
     from chemtomo.ptycho import (
         BACKGROUND_ALGORITHM,
         DEFAULT_ALGORITHM,
-        HIGH_DOSE_ALGORITHM,
         LOW_DOSE_ALGORITHM,
         MID_DOSE_ALGORITHM,
         PAPER_ALGORITHM,
@@ -51,7 +50,6 @@ def test_the_default_chain_is_the_same_in_the_library_and_the_pipeline():
     assert DEFAULT_ALGORITHM == "default"
     with pytest.raises(InputError, match="chosen from the data"):
         parse_algorithm(DEFAULT_ALGORITHM)
-    assert parse_algorithm(HIGH_DOSE_ALGORITHM) == [("rPIE", 300), ("ePIE", 200)]
     assert parse_algorithm(MID_DOSE_ALGORITHM) == [("LSQML", 50), ("rPIE", 300), ("ePIE", 200)]
     assert parse_algorithm(LOW_DOSE_ALGORITHM) == [("LSQML", 300)]
     assert parse_algorithm(BACKGROUND_ALGORITHM) == [("RAAR", 200)]

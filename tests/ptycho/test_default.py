@@ -14,7 +14,6 @@ import pytest
 from chemtomo.core import Scan
 from chemtomo.ptycho import (
     BACKGROUND_ALGORITHM,
-    HIGH_DOSE_ALGORITHM,
     LOW_DOSE_ALGORITHM,
     MID_DOSE_ALGORITHM,
     ConvergenceOptions,
@@ -159,13 +158,12 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
 
 
 def test_the_dose_rule_picks_what_it_should():
-    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 and HIGH_DOSE_COUNTS = 500 counts per pixel,
-    # BACKGROUND_SHARE = 0.1)
+    # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 counts per pixel, BACKGROUND_SHARE = 0.1);
+    # from 50 counts up one chain, however bright (session 12: no separate bright-scan chain)
     assert default_chain(49.0, 0.0)[0] == LOW_DOSE_ALGORITHM
     assert default_chain(51.0, 0.0)[0] == MID_DOSE_ALGORITHM
-    assert default_chain(499.0, 0.0)[0] == MID_DOSE_ALGORITHM
-    assert default_chain(501.0, 0.0)[0] == HIGH_DOSE_ALGORITHM
-    assert default_chain(1e5, 0.0)[0] == HIGH_DOSE_ALGORITHM
+    assert default_chain(501.0, 0.0)[0] == MID_DOSE_ALGORITHM
+    assert default_chain(1e5, 0.0)[0] == MID_DOSE_ALGORITHM
     assert default_chain(500.0, 0.2)[0] == BACKGROUND_ALGORITHM
     # below 50 counts per pixel, a frame of ≥ 3·10⁵ photons (algorithms.MID_DOSE_PHOTONS: large
     # frames spread thin) takes the mid-dose chain; the counts alone (no photon count) keep LSQML
