@@ -426,12 +426,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         measured counts (``algorithms.default_chain``): ``"RAAR:200"`` where a flat detector
         background carries more than 10 % of the counts, ``"LSQML:300"`` (Odstrčil et al.,
         Opt. Express 26, 3108 (2018)) below 50 counts per detector pixel (unless a frame holds
-        3·10⁵ photons or more: a large frame spread thin takes the chain in between),
-        ``"rPIE:300,ePIE:200"``
-        from 500: rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)) until it has converged, then
-        ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)), whose small steps average
-        the photon noise; and in between ``"LSQML:50,rPIE:300,ePIE:200"``, the same after at most
-        50 LSQML iterations, whose optimal steps pull the probe from the guess towards the data.
+        3·10⁵ photons or more: a large frame spread thin takes the other chain), and
+        ``"LSQML:50,rPIE:300,ePIE:200"`` from 50 counts up: at most 50 LSQML iterations, whose
+        optimal steps pull the probe from the guess towards the data, then rPIE (Maiden, Johnson
+        & Li, Optica 4, 736 (2017)) until it has converged, then ePIE (Maiden & Rodenburg,
+        Ultramicroscopy 109, 1256 (2009)), whose small steps average the photon noise.
         Iteration counts are maxima: a stage stops when its error reaches the Poisson noise
         floor of the data or levels off (``options.convergence``); ``info["stop_reason"]``
         says why the run ended, ``info["algorithm"]`` which chain ran,
