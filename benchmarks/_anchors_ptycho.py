@@ -395,7 +395,7 @@ def _torchvision_op_schemas() -> None:
     # compiled operators here cannot be undone (torch.ops.load_library also fails where
     # torchvision's own import loads them, and declaring the schemas first then aborts the
     # process on the duplicate registration: torch 2.14 with torchvision 0.29).
-    probe = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True)
+    probe = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, check=False)
     if probe.returncode == 0:
         return
     lib = torch.library.Library("torchvision", "DEF")
