@@ -39,8 +39,9 @@ DEFAULT_ALGORITHM = "default"
 #: also runs above 500 counts per pixel, where ``rPIE:300,ePIE:200`` alone used to run. There, from
 #: a flat-disc guess of a Gaussian probe with 1 px position errors at 10⁹ photons, that chain ended at
 #: OD error 1.18, 2.85 and 2.70 on three of five seeds (0.67 and 0.50 on the other two). The LSQML
-#: start ended at 0.44–0.87 on all five, the best of every code on average. On the bright cells where
-#: both chains recover, the two are within 0.005 of each other (0.0058 against 0.0062 on the
+#: start ended at 0.44–0.87 on all five, the best of every code on average; over ten seeds it ends
+#: worse than no image (OD error above 1) once, the bright chain five times. On the bright cells where
+#: both chains recover, the two are within 0.005 of each other on seeds 0–4 (0.0058 against 0.0062 on the
 #: pinhole, 0.105 against 0.110 and 0.087 against 0.086 on the demo's scans, 0.009 against 0.008 on
 #: the 10⁹-photon zone plate). It costs 1.5× the time on the demo's scans
 #: (docs/results/ptychography.md, "Session 12").
