@@ -1,0 +1,127 @@
+"""The regime matrix over several seeds: how often the default is within 5 % of the best code,
+per seed and on the mean over seeds (issue 22).
+
+Reads the at-convergence tables that ``benchmarks/ptycho_regimes.py`` prints (one file per seed,
+or several files per seed holding different cells), takes each cell's OD error per code, and
+prints
+
+- per seed: the cells where the default is within 5 % of the best code, and the ratios it missed;
+- on the mean over the seeds: each cell's mean error of the default against the best other code's
+  mean error (the criterion this project reports: a single seed's best code changes from seed to
+  seed by more than 5 % in the noise-limited cells);
+- a hindsight oracle: per cell the code with the best mean, counted per seed (what no fixed
+  choice can beat).
+
+The tables of session 12 (every code, seeds 0–9) are kept in ``benchmarks/regimes/``; the files
+``default_session12_seedS.md`` hold the default's column after that session's rule change and
+replace the default's column of ``seedS.md`` (``--default``, on by default for those seeds).
+A new default is judged without rerunning every code: run it alone
+(``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those files with
+``--default``.
+
+Usage::
+
+    python benchmarks/ptycho_seeds.py                                   # benchmarks/regimes/, seeds 0-9
+    python benchmarks/ptycho_seeds.py --seeds 5 6 7 8 9
+    python benchmarks/ptycho_seeds.py --default new_{5..9}.md --seeds 5 6 7 8 9
+
+Not a test; reads text only (no reconstruction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "regimes"
+ROW = re.compile(r"^\| (\d+): (.*?) \((\d+) frames\) \|(.*)\|\s*$")
+NUMBER = re.compile(r"(\d+\.\d+|inf|nan)")
+
+
+def read_table(path: Path) -> tuple[int | None, dict[int, dict[str, float]], dict[int, str]]:
+    """(seed, {cell: {code: error}}, {cell: name}) from one ``ptycho_regimes.py`` output."""
+    text = path.read_text().splitlines()
+    seed = next((int(m.group(1)) for line in text if (m := re.search(r"; seed (\d+);", line))), None)
+    header = next(line for line in text if line.startswith("| cell:"))
+    codes = [c.strip() for c in header.split("|")[2:-2]]
+    table, names = {}, {}
+    for line in text:
+        m = ROW.match(line)
+        if not m:
+            continue
+        cells = m.group(4).split("|")[:len(codes)]
+        table[int(m.group(1))] = {code: float(NUMBER.search(txt.replace("*", "")).group(1))
+                                  for code, txt in zip(codes, cells)}
+        names[int(m.group(1))] = m.group(2)
+    return seed, table, names
+
+
+def load(paths, default_paths) -> tuple[dict[int, dict[int, dict[str, float]]], dict[int, str]]:
+    """{seed: {cell: {code: error}}} from every file, the ``--default`` files' default column
+    replacing the one of the full tables."""
+    data: dict[int, dict[int, dict[str, float]]] = defaultdict(dict)
+    names: dict[int, str] = {}
+    for path in paths:
+        seed, table, n = read_table(Path(path))
+        names.update(n)
+        for cell, row in table.items():
+            data[seed].setdefault(cell, {}).update(row)
+    for path in default_paths:
+        seed, table, _ = read_table(Path(path))
+        for cell, row in table.items():
+            if seed in data and cell in data[seed]:
+                data[seed][cell]["default"] = row["default"]
+    return data, names
+
+
+def summarise(data, names, seeds: list[int], tolerance: float = 1.05) -> None:
+    cells = sorted(set.intersection(*(set(data[s]) for s in seeds)))
+    others = sorted(set.intersection(*(set(data[s][c]) for s in seeds for c in cells)) - {"default"})
+    print(f"seeds {seeds}; {len(cells)} cells; codes: default and {', '.join(others)}\n")
+    print("| seed | default within 5 % of the best | missed (default ÷ best) |\n|---|---:|---|")
+    for s in seeds:
+        ratios = {c: data[s][c]["default"] / min(min(data[s][c][k] for k in others), data[s][c]["default"])
+                  for c in cells}
+        missed = ", ".join(f"{c}: {r:.2f}" for c, r in ratios.items() if r > tolerance)
+        print(f"| {s} | {sum(r <= tolerance for r in ratios.values())} of {len(cells)} | {missed} |")
+    print(f"\nOn the mean over seeds {seeds}:\n")
+    print("| cell | default | best other code | default ÷ best |\n|---|---:|---|---:|")
+    within, oracle = 0, [0] * len(seeds)
+    for c in cells:
+        mean = {k: sum(data[s][c][k] for s in seeds) / len(seeds) for k in others + ["default"]}
+        best = min(others, key=mean.get)
+        ratio = mean["default"] / mean[best]
+        within += ratio <= tolerance
+        fmt = "{:.4f}" if mean["default"] < 0.05 else "{:.3f}"
+        mark = f"**{ratio:.2f}**" if ratio > tolerance else f"{ratio:.2f}"
+        print(f"| {c}: {names.get(c, '')} | {fmt.format(mean['default'])} | {best} {fmt.format(mean[best])} | {mark} |")
+        top = min(mean, key=mean.get)  # the oracle: the code best on the mean, default included
+        for i, s in enumerate(seeds):
+            oracle[i] += data[s][c][top] <= tolerance * min(data[s][c].values())
+    print(f"\nDefault within 5 % of the best on the mean: {within} of {len(cells)}.")
+    print(f"Hindsight oracle (per cell the code best on the mean), within 5 % per seed: {oracle}.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs (default: benchmarks/regimes/seed*.md)")
+    ap.add_argument("--default", nargs="*", default=None,
+                    help="outputs of --algos default whose column replaces the default's "
+                         "(default: benchmarks/regimes/default_session12_seed*.md; --default alone: "
+                         "keep the tables' own default column, for seeds 0-4 the session-11 rule)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
+    args = ap.parse_args()
+    tables = args.tables or sorted(HERE.glob("seed*.md"))
+    defaults = args.default if args.default is not None else sorted(HERE.glob("default_session12_seed*.md"))
+    data, names = load(tables, defaults)
+    seeds = args.seeds or sorted(data)
+    missing = [s for s in seeds if s not in data]
+    if missing:
+        raise SystemExit(f"no table for seed(s) {missing} in {[str(t) for t in tables]}")
+    summarise(data, names, seeds)
+
+
+if __name__ == "__main__":
+    main()
