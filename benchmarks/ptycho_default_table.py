@@ -18,8 +18,9 @@ from pathlib import Path
 SECTION = "## Issue 22: regimes (session 3)"
 
 
-def _rows(lines, first_only=True):
-    """{cell: (name, {column: value})} of the first markdown results table in ``lines``."""
+def read_rows(lines, first_only=True):
+    """{cell: (name, {column: value})} of the first markdown results table in ``lines`` (the
+    at-convergence table of a ``ptycho_regimes.py`` output; ``inf`` where a code diverged)."""
     header, rows = None, {}
     for line in lines:
         if line.startswith("| cell:"):
@@ -32,7 +33,7 @@ def _rows(lines, first_only=True):
             parts = [p.strip() for p in line.strip().strip("|").split("|")]
             values = {}
             for col, text in zip(header[1:-1], parts[1:-1]):
-                num = re.match(r"\**([0-9.]+)", text)
+                num = re.match(r"\**([0-9.]+|inf)", text)
                 if num:
                     values[col] = float(num.group(1))
             rows[int(m.group(1))] = (m.group(2), values)
@@ -46,9 +47,9 @@ def main() -> None:
     args = ap.parse_args()
     text = args.results.read_text().splitlines()
     start = next(i for i, line in enumerate(text) if line.startswith(SECTION))
-    old = _rows(text[start:])
+    old = read_rows(text[start:])
     new_lines = args.new.read_text().splitlines()
-    new = _rows(new_lines)
+    new = read_rows(new_lines)
     # the default's column: "0.617 (0.7 s, 80 it (relative fall), LSQML:300)" (stages "50+63+35 it")
     new_it = {int(m.group(1)): m.group(2) for m in (re.match(r"\| (\d+):[^|]*\| \**[0-9.]+ \((.*?)\)\** \|", line)
                                                      for line in new_lines) if m}

@@ -32,30 +32,26 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ptycho_default_table import read_rows
+
 HERE = Path(__file__).resolve().parent / "regimes"
-ROW = re.compile(r"^\| (\d+): (.*?) \((\d+) frames\) \|(.*)\|\s*$")
-NUMBER = re.compile(r"(\d+\.\d+|inf|nan)")
 
 
-def read_table(path: Path) -> tuple[int | None, dict[int, dict[str, float]], dict[int, str]]:
+def read_table(path: Path) -> tuple[int, dict[int, dict[str, float]], dict[int, str]]:
     """(seed, {cell: {code: error}}, {cell: name}) from one ``ptycho_regimes.py`` output."""
-    text = path.read_text().splitlines()
-    seed = next((int(m.group(1)) for line in text if (m := re.search(r"; seed (\d+);", line))), None)
-    header = next(line for line in text if line.startswith("| cell:"))
-    codes = [c.strip() for c in header.split("|")[2:-2]]
-    table, names = {}, {}
-    for line in text:
-        m = ROW.match(line)
-        if not m:
-            continue
-        cells = m.group(4).split("|")[:len(codes)]
-        table[int(m.group(1))] = {code: float(NUMBER.search(txt.replace("*", "")).group(1))
-                                  for code, txt in zip(codes, cells)}
-        names[int(m.group(1))] = m.group(2)
-    return seed, table, names
+    lines = path.read_text().splitlines()
+    seed = next((int(m.group(1)) for line in lines if (m := re.search(r"; seed (\d+);", line))), None)
+    if seed is None:
+        raise SystemExit(f"{path}: no '; seed N;' line: not an output of ptycho_regimes.py")
+    rows = read_rows(lines)
+    if not rows:
+        raise SystemExit(f"{path}: no results table ('| cell: ...' header and '| N: ... (K frames) |' rows)")
+    return seed, {cell: values for cell, (_, values) in rows.items()}, {cell: name for cell, (name, _) in rows.items()}
 
 
 def load(paths, default_paths) -> tuple[dict[int, dict[int, dict[str, float]]], dict[int, str]]:
@@ -99,7 +95,7 @@ def summarise(data, names, seeds: list[int], tolerance: float = 1.05) -> None:
         print(f"| {c}: {names.get(c, '')} | {fmt.format(mean['default'])} | {best} {fmt.format(mean[best])} | {mark} |")
         top = min(mean, key=mean.get)  # the oracle: the code best on the mean, default included
         for i, s in enumerate(seeds):
-            oracle[i] += data[s][c][top] <= tolerance * min(data[s][c].values())
+            oracle[i] += data[s][c][top] <= tolerance * min(data[s][c][k] for k in mean)
     print(f"\nDefault within 5 % of the best on the mean: {within} of {len(cells)}.")
     print(f"Hindsight oracle (per cell the code best on the mean), within 5 % per seed: {oracle}.")
 
