@@ -9,9 +9,17 @@ absorbing and phase-shifting blobs, the probe guess the truth out of focus or 2�
 import numpy as np
 import pytest
 
-from chemtomo.ptycho import reconstruct
-from chemtomo.ptycho.lsqml import amplitude_cost, lsqml_batches, optimal_steps
+from chemtomo.ptycho import PtychoOptions, reconstruct
+from chemtomo.ptycho.lsqml import (
+    BRIGHT_STEP_CAP,
+    STEP_CAP_COUNTS,
+    amplitude_cost,
+    lsqml_batches,
+    optimal_steps,
+    step_cap,
+)
 from chemtomo.ptycho.operators import FarFieldModel
+from chemtomo.ptycho.options import LSQMLOptions
 
 from .test_default import _od_error, _scan
 
@@ -71,6 +79,42 @@ def test_the_optimal_steps_solve_the_two_by_two_system():
     assert np.all(d_o <= alpha[:, 0] + 1e-12)
     only, zero = optimal_steps(0.4 * dop, dop, None, damping=0.0)
     np.testing.assert_allclose(only, 0.4) and np.testing.assert_array_equal(zero, 0)
+
+
+def test_the_optimal_steps_are_clipped_to_the_cap():
+    rng = np.random.default_rng(2)
+    dop = rng.standard_normal((2, 16)) + 1j * rng.standard_normal((2, 16))
+    chi = 2.5 * dop  # the exact step is 2.5 for both frames
+    np.testing.assert_allclose(optimal_steps(chi, dop, None, damping=0.0)[0], 1.0)
+    np.testing.assert_allclose(optimal_steps(chi, dop, None, damping=0.0, cap=3.0)[0], 2.5)
+    np.testing.assert_allclose(optimal_steps(-chi, dop, None, damping=0.0, cap=3.0)[0], 0.0)  # never backwards
+
+
+def test_the_step_cap_follows_the_counts():
+    model, *_ = _tiny_model()  # Poisson counts of mean 20 per pixel
+    assert model.amplitude.mean() ** 2 < STEP_CAP_COUNTS and step_cap(model) == 1.0
+    bright = FarFieldModel(np.full((4, 8, 8), 2 * STEP_CAP_COUNTS, np.float32), np.ones((8, 8), bool), (12, 12),
+                           subpixel=1)
+    assert step_cap(bright) == BRIGHT_STEP_CAP
+
+
+def test_on_bright_data_the_longer_steps_converge_faster():
+    # 10⁸ photons per frame (~10⁵ counts per pixel): the noise is negligible and the per-frame
+    # optimal steps are trustworthy. Capped at 1, the damped direction (δ = max Σ|P|²) moves
+    # about half the least-squares step per batch; measured after 20 iterations, OD error
+    # 0.101 → 0.081 (zone plate) and 0.029 → 0.017 (Gaussian, broad guess) with the default cap
+    # (2), and lower on all eight probe/guess/seed pairs tried (by 5–50 %). Asked: 10 % lower on
+    # the mean of these two, where 25 % was measured, so that a cap that did nothing (ratio 1)
+    # or hurt fails.
+    capped, default = [], []
+    for probe_kind, guess_kind in (("zone plate", "defocus"), ("gaussian", "broad")):
+        scan, obj, photons = _scan(probe_kind, guess_kind, 1e8)
+        lit = photons >= 0.5 * photons.max()
+        for max_step, out in ((1.0, capped), (None, default)):
+            p = reconstruct(scan, "LSQML:20", object_shape=obj.shape, frc=False, refine_positions=False,
+                            options=PtychoOptions(lsqml=LSQMLOptions(max_step=max_step)))
+            out.append(_od_error(np.asarray(p.transmission), obj, lit))
+    assert np.mean(default) < 0.9 * np.mean(capped), (default, capped)
 
 
 def test_the_mixed_batches_cover_every_frame_once_and_repeat_with_the_seed():

@@ -93,7 +93,7 @@ ALGORITHMS: dict[str, Callable[[Run, int, PtychoOptions], None]] = {
     "rPIE": _pie(None),
     "mPIE": _pie(None, with_momentum=True),
     "LSQML": lambda run, n, o: run_lsqml(run, n, batch_size=o.pie.batch_size or lsqml_batch_size(run.model.n_frames),
-                                         momentum=o.lsqml.momentum),
+                                         momentum=o.lsqml.momentum, max_step=o.lsqml.max_step),
     "ML": lambda run, n, o: run_ml(run, n, newton_steps=o.ml.newton_steps, precond_reg=o.ml.precond_reg),
 }
 

@@ -23,8 +23,11 @@ Each iteration visits all frames in mini-batches. For a batch of frames j:
    ``dose_regularisation`` (0.1–0.5 from the counts) was tried and lost to the constant.
 3. **Optimal step lengths** for every frame (paper eq. 27): ``(α_O,j, α_P,j)`` minimise
    ``Σ_r |χ_j − α_O ΔO_j P_j − α_P ΔP O_j|²``, a 2×2 linear system per frame (solved in closed
-   form, a little Tikhonov damping on its diagonal, steps clipped to [0, 1]; with the probe fixed
-   it is the 1×1 case).
+   form, a little Tikhonov damping on its diagonal, steps clipped to [0, ``step_cap``]; with the
+   probe fixed it is the 1×1 case). The cap is 1 on dim data, where a step longer than the
+   linearised optimum mostly follows the noise, and 2 from ``STEP_CAP_COUNTS`` counts per pixel
+   up, where the damped direction (``reg``, below) would otherwise hold LSQML to about half the
+   least-squares step (``step_cap``).
 4. **Update**: ``O ← O + β · ᾱ_O · ΔO`` where ``ᾱ_O(r) = Σ_j α_O,j |P_j|² / Σ_j |P_j|²`` is the
    illumination-weighted mean of the frames' steps at each object pixel, and
    ``P ← P + β · mean_j(α_P,j) · ΔP``; β = 0.9 (``LSQMLOptions.beta``) keeps a margin from the
@@ -60,8 +63,23 @@ from .engine import Run
 from .operators import float_view
 from .pie import _BatchSums
 
-__all__ = ["EpochMomentum", "amplitude_cost", "dose_regularisation", "lsqml_batches", "optimal_steps", "run_lsqml",
-           "solve_steps"]
+__all__ = ["BRIGHT_STEP_CAP", "STEP_CAP_COUNTS", "EpochMomentum", "amplitude_cost", "dose_regularisation",
+           "lsqml_batches", "mean_counts", "optimal_steps", "run_lsqml", "solve_steps", "step_cap"]
+
+#: Mean counts per valid detector pixel from which LSQML's per-frame steps may exceed 1 (the
+#: default chain's ``LOW_DOSE_COUNTS``: below it LSQML is the default's solver, above it the
+#: start of the bright chain).
+STEP_CAP_COUNTS = 50.0
+#: The cap of the per-frame optimal steps from ``STEP_CAP_COUNTS`` up: about the step that undoes
+#: the preconditioner's damping. With δ = max(Σ|P|²) the object direction is about half the
+#: least-squares one where the illumination is even, so steps clipped at 1 make at most ~0.45 of
+#: the least-squares update per batch. At 10⁹ photons per frame, 50 LSQML iterations from a
+#: defocused zone-plate guess reached OD error 0.48 (0.27 with the cap at 2), and the rPIE after
+#: them settled at 0.013 instead of 0.008 (regime matrix cell 2, seed 1). Below those counts the
+#: short steps keep the noise out (cap 2 at 24 counts per pixel: 0.265 against 0.241, cell 5).
+#: Caps of 3 and ∞ gave the same on the matrix's bright cells within ±1 %; ten seeds:
+#: docs/results/ptychography.md, "Session 13".
+BRIGHT_STEP_CAP = 2.0
 
 
 def lsqml_batches(positions_px: np.ndarray, batch_size: int, iteration: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -81,7 +99,8 @@ def lsqml_batches(positions_px: np.ndarray, batch_size: int, iteration: int, rng
     return [b for b in np.array_split(order, n_batches) if len(b)]
 
 
-def optimal_steps(chi: np.ndarray, dop: np.ndarray, dpo: np.ndarray | None, damping: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def optimal_steps(chi: np.ndarray, dop: np.ndarray, dpo: np.ndarray | None, damping: float = 0.1,
+                  cap: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame step lengths (α_O, α_P) minimising ``Σ_r |χ − α_O·dop − α_P·dpo|²``.
 
     Parameters
@@ -92,36 +111,38 @@ def optimal_steps(chi: np.ndarray, dop: np.ndarray, dpo: np.ndarray | None, damp
     damping : float
         Tikhonov damping of the 2×2 matrix relative to the mean of its diagonal (0.1, as
         PtychoShelves' LSQML: it keeps α bounded when the two directions are nearly parallel).
+    cap : float
+        Largest step (``step_cap``); steps are clipped to [0, cap].
 
     Returns
     -------
-    alpha_o, alpha_p : (B,) float64, clipped to [0, 1]
+    alpha_o, alpha_p : (B,) float64, clipped to [0, cap]
     """
     axes = tuple(range(1, chi.ndim))
     a11 = np.sum(np.abs(dop) ** 2, axis=axes, dtype=np.float64)
     r1 = np.sum((np.conj(dop) * chi).real, axis=axes, dtype=np.float64)
     if dpo is None:
-        return solve_steps(a11, r1, None, None, None, damping)
+        return solve_steps(a11, r1, None, None, None, damping, cap)
     a22 = np.sum(np.abs(dpo) ** 2, axis=axes, dtype=np.float64)
     a12 = np.sum((np.conj(dop) * dpo).real, axis=axes, dtype=np.float64)
     r2 = np.sum((np.conj(dpo) * chi).real, axis=axes, dtype=np.float64)
-    return solve_steps(a11, r1, a22, a12, r2, damping)
+    return solve_steps(a11, r1, a22, a12, r2, damping, cap)
 
 
 def solve_steps(a11: np.ndarray, r1: np.ndarray, a22: np.ndarray | None, a12: np.ndarray | None,
-                r2: np.ndarray | None, damping: float) -> tuple[np.ndarray, np.ndarray]:
+                r2: np.ndarray | None, damping: float, cap: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The damped 2×2 (or, ``a22`` None, 1×1) solve of ``optimal_steps`` from its sums per frame
     (B,) float64: ``a11 = Σ|dop|²``, ``r1 = Σ Re dop*χ``, ``a22 = Σ|dpo|²``, ``a12 = Σ Re dop*dpo``,
-    ``r2 = Σ Re dpo*χ``. Returns (α_O, α_P), (B,) float64 clipped to [0, 1]."""
+    ``r2 = Σ Re dpo*χ``. Returns (α_O, α_P), (B,) float64 clipped to [0, cap]."""
     if a22 is None:
         alpha_o = r1 / (a11 * (1 + damping) + 1e-30)
-        return np.clip(alpha_o, 0, 1), np.zeros(len(a11))
+        return np.clip(alpha_o, 0, cap), np.zeros(len(a11))
     lam = damping * 0.5 * (a11 + a22) + 1e-30
     m11, m22 = a11 + lam, a22 + lam
     det = m11 * m22 - a12 * a12
     alpha_o = (m22 * r1 - a12 * r2) / det
     alpha_p = (m11 * r2 - a12 * r1) / det
-    return np.clip(alpha_o, 0, 1), np.clip(alpha_p, 0, 1)
+    return np.clip(alpha_o, 0, cap), np.clip(alpha_p, 0, cap)
 
 
 def amplitude_cost(model, obj: np.ndarray, probes: np.ndarray, frames: np.ndarray, background: np.ndarray,
@@ -157,15 +178,25 @@ def _weighted_illumination(model, probes: np.ndarray, frames: np.ndarray, weight
     return out
 
 
+def mean_counts(model) -> float:
+    """Mean count per valid detector pixel over all frames (background included)."""
+    valid = model.validf > 0
+    return float(np.mean(np.square(model.amplitude[:, valid], dtype=np.float64))) if valid.any() else 0.0
+
+
+def step_cap(model) -> float:
+    """The cap of LSQML's per-frame optimal steps on these data: ``BRIGHT_STEP_CAP`` from
+    ``STEP_CAP_COUNTS`` mean counts per valid detector pixel up, else 1 (``BRIGHT_STEP_CAP``)."""
+    return BRIGHT_STEP_CAP if mean_counts(model) >= STEP_CAP_COUNTS else 1.0
+
+
 def dose_regularisation(model) -> float:
     """The preconditioner's relative damping δ/max from the data: ``clip(1/√n̄, 0.1, 0.5)`` with n̄
     the mean count per valid detector pixel. The relative amplitude noise of a pixel is
     ``1/(2√n)``; where it is large the least-squares direction divided by a weak illumination
     mostly carries noise, so the direction is damped towards the plain gradient (0.5 at ≲ 4
     counts per pixel, 10⁴ photons on 64²) and left least-squares (0.1) at ≳ 100 counts."""
-    valid = model.validf > 0
-    mean = float(np.mean(np.square(model.amplitude[:, valid], dtype=np.float64))) if valid.any() else 0.0
-    return float(np.clip(1.0 / np.sqrt(max(mean, 1e-12)), 0.1, 0.5))
+    return float(np.clip(1.0 / np.sqrt(max(mean_counts(model), 1e-12)), 0.1, 0.5))
 
 
 class EpochMomentum:
@@ -212,7 +243,7 @@ class EpochMomentum:
 
 
 def _update_numpy(run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, reg: float, beta: float,
-                  damping: float, probe_beta: float, dop: np.ndarray, dpo: np.ndarray) -> None:
+                  damping: float, probe_beta: float, dop: np.ndarray, dpo: np.ndarray, cap: float = 1.0) -> None:
     """One batch's LSQML update (module docstring, steps 2–4) in NumPy, from the projected exit
     waves ``chi`` (overwritten): any number of probe modes. ``dop``, ``dpo``: work buffers of
     ``chi``'s shape. The reference that ``_FusedUpdate`` is tested against."""
@@ -230,7 +261,7 @@ def _update_numpy(run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, 
         den = probe_den.sum(axis=0)[None]
         d_probe = (num / (den + np.float32(reg * float(den.max()) + 1e-30))).astype(np.complex64)
         model.exit_waves(dpo[:k], st.obj, model.shifted_probes(d_probe), batch)  # ΔP·O_j
-    alpha_o, alpha_p = optimal_steps(chi, dop[:k], dpo[:k] if do_probe else None, damping)
+    alpha_o, alpha_p = optimal_steps(chi, dop[:k], dpo[:k] if do_probe else None, damping, cap)
     weight = _weighted_illumination(model, run.probes, batch, alpha_o)
     step_map = weight / (obj_den + np.float32(1e-30))
     st.obj = (st.obj + np.float32(beta) * step_map * d_obj).astype(np.complex64)
@@ -261,7 +292,7 @@ class _FusedUpdate:
         self.sums = _BatchSums(model)  # PIE's sums kept between batches, their spans and probe sums
 
     def __call__(self, run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, reg: float, beta: float,
-                 damping: float, probe_beta: float, last: bool) -> None:
+                 damping: float, probe_beta: float, last: bool, cap: float = 1.0) -> None:
         """One batch's update from the projected exit waves ``chi`` (k, 1, h, w); ``last``: the
         iteration's last batch (the probe is then set the full way)."""
         m, st, bs = self.model, run.state, self.sums
@@ -279,9 +310,9 @@ class _FusedUpdate:
                           float_view((shifted if do_probe else run.probes)[:, 0]), m.cy, m.cx, m.kb, batch,
                           bool(do_probe), sums)
         if do_probe:
-            alpha_o, alpha_p = solve_steps(sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3], sums[:, 4], damping)
+            alpha_o, alpha_p = solve_steps(sums[:, 0], sums[:, 1], sums[:, 2], sums[:, 3], sums[:, 4], damping, cap)
         else:
-            alpha_o, alpha_p = solve_steps(sums[:, 0], sums[:, 1], None, None, None, damping)
+            alpha_o, alpha_p = solve_steps(sums[:, 0], sums[:, 1], None, None, None, damping, cap)
         # st.obj is updated in place (Run.best_state holds a copy, never this array)
         K.lsqml_object_step(float_view(st.obj), float_view(bs.obj_num), bs.obj_den, lam, np.float32(1e-30),
                             np.float32(beta), float_view(run.probes[:, 0]), alpha_o.astype(np.float32), m.cy, m.cx,
@@ -299,16 +330,19 @@ class _FusedUpdate:
 
 
 def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, reg: float | None = 1.0,
-              damping: float = 0.1, probe_beta: float = 1.0, momentum: float = 0.0) -> None:
+              damping: float = 0.1, probe_beta: float = 1.0, momentum: float = 0.0,
+              max_step: float | None = None) -> None:
     """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None uses
     ``dose_regularisation``; ``probe_beta`` scales the probe's step (1: the optimal one);
-    ``momentum`` is the gain γ of ``EpochMomentum`` (0: none)."""
+    ``momentum`` is the gain γ of ``EpochMomentum`` (0: none); ``max_step`` caps the per-frame
+    optimal steps (None: ``step_cap`` from the counts)."""
     model = run.model
     n = model.n_frames
     if reg is None:
         reg = dose_regularisation(model)
-    cap = int(np.ceil(n / max(1, int(np.ceil(n / batch_size))))) + 1
-    work = np.empty((cap, model.n_modes, model.h, model.w), np.complex64)
+    cap = step_cap(model) if max_step is None else float(max_step)
+    rows = int(np.ceil(n / max(1, int(np.ceil(n / batch_size))))) + 1  # the largest batch, and one spare
+    work = np.empty((rows, model.n_modes, model.h, model.w), np.complex64)
     fused = _FusedUpdate(model) if model.n_modes == 1 else None
     if fused is None:
         dop = np.empty_like(work)
@@ -335,9 +369,9 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, 
             if steps is not None:
                 steps += model.position_steps(chi, st.obj, run.probes, batch)
             if fused is not None:
-                fused(run, chi, batch, do_probe, reg, beta, damping, probe_beta, last=b == len(batches) - 1)
+                fused(run, chi, batch, do_probe, reg, beta, damping, probe_beta, last=b == len(batches) - 1, cap=cap)
             else:
-                _update_numpy(run, chi, batch, do_probe, reg, beta, damping, probe_beta, dop, dpo)
+                _update_numpy(run, chi, batch, do_probe, reg, beta, damping, probe_beta, dop, dpo, cap)
         if not run.finish_sweep(ratio_sum, n, steps, err, tot):
             return
         if accel is not None:
