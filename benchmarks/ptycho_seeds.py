@@ -12,17 +12,21 @@ prints
 - a hindsight oracle: per cell the code with the best mean, counted per seed (what no fixed
   choice can beat).
 
-The tables of session 12 (every code, seeds 0–9) are kept in ``benchmarks/regimes/``; the files
-``default_session12_seedS.md`` hold the default's column after that session's rule change and
-replace the default's column of ``seedS.md`` (``--default``, on by default for those seeds).
-A new default is judged without rerunning every code: run it alone
-(``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those files with
-``--default``.
+The tables are kept in ``benchmarks/regimes/``: ``seedS.md``, every code (seeds 0–9 run in
+session 12, seeds 10–14 in session 13); ``lsqml_session13_seedS.md``, ``LSQML:300`` rerun on
+seeds 0–9's cells from 50 counts per pixel up after session 13 changed its steps there (read
+after ``seedS.md``, so they replace its values); ``default_session13_seedS.md``, today's
+default on seeds 0–9, and ``default_session12_seedS.md``, the session-12 default on seeds 0–4
+and 10–14 (on seeds 5–9 it is ``seedS.md``'s own default column). A ``--default`` file replaces
+the default's column of its seed; by default the session-13 files do. A new default is judged
+without rerunning every code: run it alone (``ptycho_regimes.py --seed S --algos default >
+new_S.md``) and pass those files with ``--default``.
 
 Usage::
 
-    python benchmarks/ptycho_seeds.py                                   # benchmarks/regimes/, seeds 0-9
-    python benchmarks/ptycho_seeds.py --seeds 5 6 7 8 9
+    python benchmarks/ptycho_seeds.py --seeds 0 1 2 3 4 5 6 7 8 9        # today's default, seeds 0-9
+    python benchmarks/ptycho_seeds.py --seeds 10 11 12 13 14              # held out until session 13
+    python benchmarks/ptycho_seeds.py --default benchmarks/regimes/default_session12_seed*.md --seeds 10 11 12 13 14
     python benchmarks/ptycho_seeds.py --default new_{5..9}.md --seeds 5 6 7 8 9
 
 Not a test; reads text only (no reconstruction).
@@ -102,15 +106,17 @@ def summarise(data, names, seeds: list[int], tolerance: float = 1.05) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs (default: benchmarks/regimes/seed*.md)")
+    ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
+                                               "ones' (default: benchmarks/regimes/seed*.md, then lsqml_session13_seed*.md)")
     ap.add_argument("--default", nargs="*", default=None,
                     help="outputs of --algos default whose column replaces the default's "
-                         "(default: benchmarks/regimes/default_session12_seed*.md; --default alone: "
-                         "keep the tables' own default column, for seeds 0-4 the session-11 rule)")
+                         "(default: benchmarks/regimes/default_session13_seed*.md; --default alone: "
+                         "keep the tables' own default column: the session-11 rule on seeds 0-4, "
+                         "session 12's on 5-9, session 13's on 10-14)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
-    tables = args.tables or sorted(HERE.glob("seed*.md"))
-    defaults = args.default if args.default is not None else sorted(HERE.glob("default_session12_seed*.md"))
+    tables = args.tables or sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("lsqml_session13_seed*.md"))
+    defaults = args.default if args.default is not None else sorted(HERE.glob("default_session13_seed*.md"))
     data, names = load(tables, defaults)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]
