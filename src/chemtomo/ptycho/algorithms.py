@@ -44,7 +44,10 @@ DEFAULT_ALGORITHM = "default"
 #: both chains recover, the two are within 0.005 of each other on seeds 0–4 (0.0058 against 0.0062 on the
 #: pinhole, 0.105 against 0.110 and 0.087 against 0.086 on the demo's scans, 0.009 against 0.008 on
 #: the 10⁹-photon zone plate). It costs 1.5× the time on the demo's scans
-#: (docs/results/ptychography.md, "Session 12").
+#: (docs/results/ptychography.md, "Session 12"). Session 13: on these data LSQML's per-frame steps
+#: may reach 2 (``lsqml.step_cap``), which took the zone plate to 0.008 on all ten seeds, kept
+#: the Gaussian from a disc guess below 1 on all fifteen, and stops the LSQML start on the demo's
+#: scans after 30 iterations (the demo 0.88× the time).
 MID_DOSE_ALGORITHM = "LSQML:50,rPIE:300,ePIE:200"
 #: The default's chain below ``LOW_DOSE_COUNTS``: LSQML (Odstrčil et al. 2018), whose optimal
 #: steps reach the Poisson floor in a few iterations where PIE's stochastic steps hover ~15 %
