@@ -1,4 +1,4 @@
-"""The converged result of a PIE or projection stage is the moving average of its iterates
+"""The converged result of a PIE, LSQML or projection stage is the moving average of its iterates
 (``ConvergenceOptions.average``, ``Run.use_average``, ``algorithms.AVERAGED_SOLVERS``)."""
 
 from __future__ import annotations
@@ -54,13 +54,31 @@ def test_a_converged_pie_stage_returns_its_average_and_it_is_no_worse():
     assert a <= 1.01 * b, (a, b)
 
 
-def test_no_average_where_the_stage_ran_out_of_iterations_or_its_solver_is_lsqml():
+def test_no_average_where_the_stage_ran_out_of_iterations_or_its_solver_is_ml():
     scan, obj, _ = _scan("zone plate", "defocus", 1e5)
     # a stage stopped by its count is still changing: its last iterate is kept, bit for bit
     counted, plain = _pair("ePIE:12", scan, obj, {"tolerance": 0.0})
     assert counted.info["stop_reason"] == "max_iterations" and not counted.info["object_averaged"]
     assert np.array_equal(np.asarray(counted.transmission), np.asarray(plain.transmission))
-    # LSQML approaches the solution from one side: not averaged (AVERAGED_SOLVERS)
-    lsqml, lsqml_plain = _pair("LSQML:300", scan, obj, {})
-    assert lsqml.info["stop_reason"] == "converged" and not lsqml.info["object_averaged"]
-    assert np.array_equal(np.asarray(lsqml.transmission), np.asarray(lsqml_plain.transmission))
+    # ML's line-searched steps approach the solution from one side: not averaged (AVERAGED_SOLVERS)
+    ml, ml_plain = _pair("ML:300", scan, obj, {})
+    assert not ml.info["object_averaged"]
+    assert np.array_equal(np.asarray(ml.transmission), np.asarray(ml_plain.transmission))
+
+
+def test_a_converged_lsqml_run_at_low_dose_returns_its_average_and_it_is_no_worse():
+    # 10⁴ photons per frame (~10 counts per bright pixel): the default runs LSQML:300 alone, its
+    # mini-batch steps leave the converged object wandering by ~1 % on a plateau, and the average
+    # of the last ~10 iterates was lower on 8 of 9 such cells of the regime matrix over ten seeds
+    # (up to 2 %). The bound: no more than 1 % worse (a lag behind a still-moving object, as
+    # for PIE above), on the mean of two seeds so that one noise realisation does not decide it
+    errors = []
+    for seed in (0, 1):
+        scan, obj, photons = _scan("zone plate", "defocus", 1e4, seed=seed)
+        averaged, last = _pair("LSQML:300", scan, obj, {})
+        assert averaged.info["stop_reason"] == "converged" and averaged.info["object_averaged"]
+        assert averaged.info["iterations"] == last.info["iterations"]
+        lit = photons >= 0.5 * photons.max()
+        errors.append([_od_error(np.asarray(p.transmission), obj, lit) for p in (averaged, last)])
+    a, b = np.mean(errors, axis=0)
+    assert a <= 1.01 * b, errors

@@ -195,12 +195,19 @@ POSITION_SOLVERS = frozenset({"ePIE", "rPIE", "mPIE", "LSQML"})
 
 #: Solvers whose converged iterates fluctuate about the solution, so that the chain's result is
 #: the moving average of its last stage's iterates when that stage is one of them
-#: (``ConvergenceOptions.average``): PIE's full steps frame by frame in random order, and the
-#: projection solvers' oscillation (DM codes average their last iterates). Not LSQML and ML,
-#: whose optimal and line-searched steps approach the solution from one side: where the error
-#: metric has levelled off their object can still be improving, and the average lags behind it
-#: (2–3 % more OD error with LSQML at 10⁴ photons on a Gaussian probe, three seeds).
-AVERAGED_SOLVERS = frozenset({"ePIE", "rPIE", "mPIE", "RAAR", "DM"})
+#: (``ConvergenceOptions.average``): PIE's full steps frame by frame in random order, the
+#: projection solvers' oscillation (DM codes average their last iterates), and LSQML's
+#: mini-batches (a batch's optimal step fits that batch's noise, the next batch's undoes part of
+#: it). LSQML joined in session 13: where it stops converged at low dose its OD error then
+#: wanders by ±1 % from iteration to iteration on a plateau (cell 5 of the regime matrix:
+#: 0.241–0.246 over 200 more iterations), and the average over ten seeds was lower on 8 of the
+#: 9 cells where the default runs LSQML alone (by up to 2.2 %: cell 13 0.253 → 0.247, cell 11
+#: 0.752 → 0.740) and 0.3 % higher on the ninth, where no code recovers the object (held-out
+#: seeds 10–14: lower on 7 of 9, ≤ 2 % higher on the two where no code recovers;
+#: docs/results/ptychography.md, "Session 13"). Session 5 had found the average lagging (2–3 %
+#: more error at 10⁴ photons on a Gaussian probe, three seeds), when LSQML stopped earlier. Not
+#: ML, whose line-searched full-gradient steps approach the solution from one side.
+AVERAGED_SOLVERS = frozenset({"ePIE", "rPIE", "mPIE", "LSQML", "RAAR", "DM"})
 
 
 def last_refining_stage(stages: list[tuple[str, int]], projection_solvers: bool = False) -> int | None:

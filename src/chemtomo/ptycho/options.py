@@ -15,9 +15,9 @@ from ..core.errors import InputError
 __all__ = [
     "BackgroundOptions",
     "ConvergenceOptions",
-    "LSQMLOptions",
     "DMOptions",
     "DivergenceOptions",
+    "LSQMLOptions",
     "MLOptions",
     "PIEOptions",
     "PositionOptions",
@@ -308,8 +308,8 @@ class ConvergenceOptions:
                      (default) turns the rule off.
     resolution_error_fall : the split-half rule's gate: a run stops only once its own windowed
                      error falls by less than this (relative) per window.
-    average        : when the chain's last stage stops converged and its solver is a PIE or a
-                     projection solver (``algorithms.AVERAGED_SOLVERS``), return the moving
+    average        : when the chain's last stage stops converged and its solver is a PIE, LSQML
+                     or a projection solver (``algorithms.AVERAGED_SOLVERS``), return the moving
                      average of its objects (``Run.object_average``: exponential, weight
                      2 / (window + 1), the noise reduction of a mean of the last ``window``
                      iterates) instead of the last one. At convergence those iterates fluctuate
@@ -319,7 +319,7 @@ class ConvergenceOptions:
                      (seeds 0 and 1, docs/results/ptychography.md, "Session 11"): up to 3 % less
                      OD error, at most 0.6 % more in any cell. A stage that stops at its
                      iteration count (still changing) or diverges keeps its last (best) object;
-                     LSQML and ML are not averaged (see ``AVERAGED_SOLVERS``).
+                     ML is not averaged, LSQML is since session 13 (see ``AVERAGED_SOLVERS``).
     """
 
     window: int = 10
