@@ -13,20 +13,21 @@ prints
   choice can beat).
 
 The tables are kept in ``benchmarks/regimes/``: ``seedS.md``, every code (seeds 0–9 run in
-session 12, seeds 10–14 in session 13); ``lsqml_session13_seedS.md``, ``LSQML:300`` rerun on
-seeds 0–9's cells from 50 counts per pixel up after session 13 changed its steps there (read
-after ``seedS.md``, so they replace its values); ``default_session13_seedS.md``, today's
-default on seeds 0–9, and ``default_session12_seedS.md``, the session-12 default on seeds 0–4
-and 10–14 (on seeds 5–9 it is ``seedS.md``'s own default column). A ``--default`` file replaces
-the default's column of its seed; by default the session-13 files do. A new default is judged
-without rerunning every code: run it alone (``ptycho_regimes.py --seed S --algos default >
-new_S.md``) and pass those files with ``--default``.
+session 12, seeds 10–14 in session 13); ``session13_seedS.md``, the default and ``LSQML:300``
+with session 13's final code on every seed (read after ``seedS.md``, so they replace those two
+columns: session 13 changed LSQML); ``default_session12_seedS.md``, the session-12 default on
+seeds 0–4 and 10–14 (on seeds 5–9 it is ``seedS.md``'s own default column). A ``--default``
+file replaces the default's column of its seed. A new default is judged without rerunning every
+code: run it alone (``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those
+files with ``--default``.
 
 Usage::
 
     python benchmarks/ptycho_seeds.py --seeds 0 1 2 3 4 5 6 7 8 9        # today's default, seeds 0-9
     python benchmarks/ptycho_seeds.py --seeds 10 11 12 13 14              # held out until session 13
-    python benchmarks/ptycho_seeds.py --default benchmarks/regimes/default_session12_seed*.md --seeds 10 11 12 13 14
+    python benchmarks/ptycho_seeds.py --default benchmarks/regimes/default_session12_seed*.md benchmarks/regimes/seed[5-9].md
+                                      # the session-12 rule against today's codes (its column of seeds 5-9 is in seedS.md)
+    python benchmarks/ptycho_seeds.py benchmarks/regimes/seed*.md --seeds 10 11 12 13 14   # without session13_*.md
     python benchmarks/ptycho_seeds.py --default new_{5..9}.md --seeds 5 6 7 8 9
 
 Not a test; reads text only (no reconstruction).
@@ -107,16 +108,13 @@ def summarise(data, names, seeds: list[int], tolerance: float = 1.05) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
-                                               "ones' (default: benchmarks/regimes/seed*.md, then lsqml_session13_seed*.md)")
-    ap.add_argument("--default", nargs="*", default=None,
-                    help="outputs of --algos default whose column replaces the default's "
-                         "(default: benchmarks/regimes/default_session13_seed*.md; --default alone: "
-                         "keep the tables' own default column: the session-11 rule on seeds 0-4, "
-                         "session 12's on 5-9, session 13's on 10-14)")
+                                               "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md)")
+    ap.add_argument("--default", nargs="*", default=[],
+                    help="outputs of --algos default whose column replaces the default's (default: none)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
-    tables = args.tables or sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("lsqml_session13_seed*.md"))
-    defaults = args.default if args.default is not None else sorted(HERE.glob("default_session13_seed*.md"))
+    tables = args.tables or sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
+    defaults = args.default
     data, names = load(tables, defaults)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]
