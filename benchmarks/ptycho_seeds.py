@@ -114,8 +114,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
     tables = args.tables or sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
-    defaults = args.default
-    data, names = load(tables, defaults)
+    data, names = load(tables, args.default)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]
     if missing:

@@ -60,11 +60,12 @@ import numpy as np
 from . import _kernels as K
 from ._kernels import thread_chunks
 from .engine import Run
+from .noise import dose_summary
 from .operators import float_view
 from .pie import _BatchSums
 
 __all__ = ["BRIGHT_STEP_CAP", "STEP_CAP_COUNTS", "EpochMomentum", "amplitude_cost", "dose_regularisation",
-           "lsqml_batches", "mean_counts", "optimal_steps", "run_lsqml", "solve_steps", "step_cap"]
+           "lsqml_batches", "optimal_steps", "run_lsqml", "solve_steps", "step_cap"]
 
 #: Mean counts per valid detector pixel from which LSQML's per-frame steps may exceed 1 (the
 #: default chain's ``LOW_DOSE_COUNTS``: below it LSQML is the default's solver, above it the
@@ -77,7 +78,8 @@ STEP_CAP_COUNTS = 50.0
 #: defocused zone-plate guess reached OD error 0.48 (0.27 with the cap at 2), and the rPIE after
 #: them settled at 0.013 instead of 0.008 (regime matrix cell 2, seed 1). Below those counts the
 #: short steps keep the noise out (cap 2 at 24 counts per pixel: 0.265 against 0.241, cell 5).
-#: Caps of 3 and ∞ gave the same on the matrix's bright cells within ±1 %; ten seeds:
+#: Caps of 3 and ∞ moved the bright cells' mean errors by ≤ 4 % against 2 and brought fewer
+#: seed-cells within 5 % of the best code (188 against 193 of 240); ten seeds:
 #: docs/results/ptychography.md, "Session 13".
 BRIGHT_STEP_CAP = 2.0
 
@@ -178,16 +180,16 @@ def _weighted_illumination(model, probes: np.ndarray, frames: np.ndarray, weight
     return out
 
 
-def mean_counts(model) -> float:
-    """Mean count per valid detector pixel over all frames (background included)."""
-    valid = model.validf > 0
-    return float(np.mean(np.square(model.amplitude[:, valid], dtype=np.float64))) if valid.any() else 0.0
+def _mean_counts(model) -> float:
+    """Mean count per valid detector pixel over all frames (``noise.dose_summary``, the default
+    rule's figure)."""
+    return dose_summary(model.amplitude, model.validf)[0]
 
 
 def step_cap(model) -> float:
     """The cap of LSQML's per-frame optimal steps on these data: ``BRIGHT_STEP_CAP`` from
-    ``STEP_CAP_COUNTS`` mean counts per valid detector pixel up, else 1 (``BRIGHT_STEP_CAP``)."""
-    return BRIGHT_STEP_CAP if mean_counts(model) >= STEP_CAP_COUNTS else 1.0
+    ``STEP_CAP_COUNTS`` mean counts per valid detector pixel up, else 1."""
+    return BRIGHT_STEP_CAP if _mean_counts(model) >= STEP_CAP_COUNTS else 1.0
 
 
 def dose_regularisation(model) -> float:
@@ -196,7 +198,7 @@ def dose_regularisation(model) -> float:
     ``1/(2√n)``; where it is large the least-squares direction divided by a weak illumination
     mostly carries noise, so the direction is damped towards the plain gradient (0.5 at ≲ 4
     counts per pixel, 10⁴ photons on 64²) and left least-squares (0.1) at ≳ 100 counts."""
-    return float(np.clip(1.0 / np.sqrt(max(mean_counts(model), 1e-12)), 0.1, 0.5))
+    return float(np.clip(1.0 / np.sqrt(max(_mean_counts(model), 1e-12)), 0.1, 0.5))
 
 
 class EpochMomentum:
