@@ -523,6 +523,8 @@ def main() -> None:
                 it = f", {'+'.join(str(n) for _, n in stages) if len(stages) > 1 else info['iterations']} it"
             if algo == "default" and info.get("convergence_rule"):
                 it += f" ({info['convergence_rule']})"
+            if algo == "default" and info.get("position_trials"):  # positions refined on trial: RMS, kept
+                it += "; trial " + ", ".join(f"{r:.3f} px{' kept' if k else ''}" for r, k in info["position_trials"])
             if algo == "default" and info.get("default_rule"):  # the chain the default picked
                 it += f", {info['algorithm']}"
             cells_txt.append(f"{errs[algo]:.3f} ({dt:.1f} s{it})")

@@ -263,6 +263,40 @@ def test_positions_are_refined_in_the_last_stage_that_can_refine_them(truth):
     assert p.info["position_changes"] is not None
 
 
+def _bits(a):
+    return np.ascontiguousarray(a).view(np.uint32)
+
+
+def test_a_middle_stage_refines_positions_only_where_its_first_update_asks_for_it(truth):
+    # The trial (PositionOptions.trial_rms_px): the rPIE stage between the LSQML start and the last
+    # stage computes one position update at its 10th iteration and refines on only where that asks
+    # for more than 0.08 px RMS. Measured here: exact positions ask for 0.034 px (the 2×2 shift
+    # estimate's noise at ~100 counts per pixel, and what the object has not fitted yet), positions
+    # off by ±1.5 px (0.87 px RMS) for 0.276 px (each frame's step is clipped at 0.5 px); the bounds
+    # (0.05 and 0.16 px) keep each 1.6x from its measurement and 1.6–2x from the threshold.
+    chain = "LSQML:20,rPIE:30,ePIE:15"
+    quiet = dataclasses.replace(PtychoOptions(), positions=dataclasses.replace(PositionOptions(), trial_rms_px=0.0))
+    exact = reconstruct(truth.scan, chain, frc=False)
+    off = reconstruct(truth.scan, chain, frc=False, options=quiet)
+    [(rms, kept)] = exact.info["position_trials"]
+    assert not kept and rms < 0.05
+    # a trial that does not refine leaves no trace: the same bits as with the trial off
+    assert np.array_equal(_bits(exact.transmission), _bits(off.transmission))
+    assert off.info["position_trials"] == []
+
+    rng = np.random.default_rng(5)
+    injected = rng.uniform(-1.5, 1.5, truth.positions_px.shape)
+    injected -= injected.mean(axis=0)
+    scan = dataclasses.replace(truth.scan, positions_m=(truth.positions_px + injected) * PIXEL_M)
+    wrong = reconstruct(scan, chain, frc=False)
+    [(rms, kept)] = wrong.info["position_trials"]
+    assert kept and rms > 0.16
+    # refined in rPIE from its 10th iteration, every 2nd, and in ePIE from its 10th: more updates
+    # than the last stage alone gives
+    n_epie = wrong.info["stage_iterations"][-1][1]
+    assert len(wrong.info["position_step_rms_px"]) > len(range(10, n_epie, 2))
+
+
 def test_positions_are_refined_by_default_in_pie_and_lsqml_stages_but_not_raar_and_dm(truth):
     rng = np.random.default_rng(7)
     shifted = truth.positions_px + rng.uniform(-1.0, 1.0, truth.positions_px.shape)

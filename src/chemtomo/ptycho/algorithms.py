@@ -223,16 +223,34 @@ def last_refining_stage(stages: list[tuple[str, int]], projection_solvers: bool 
     return hits[-1] if hits else None
 
 
+def trial_position_stages(stages: list[tuple[str, int]], projection_solvers: bool = False) -> set[int]:
+    """Stages that refine positions on trial (``PositionOptions.trial_rms_px``): those between the
+    chain's first stage and its last refining stage whose solver refines positions.
+
+    >>> sorted(trial_position_stages([("LSQML", 50), ("rPIE", 300), ("ePIE", 200)]))
+    [1]
+    >>> trial_position_stages([("LSQML", 300)]), trial_position_stages([("rPIE", 300), ("ePIE", 200)])
+    (set(), set())
+    """
+    last = last_refining_stage(stages, projection_solvers)
+    if last is None:
+        return set()
+    return {i for i, (name, _) in enumerate(stages) if 0 < i < last and name in POSITION_SOLVERS}
+
+
 def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     """Run the parsed stages in order on one ``Run``; each stage stops early when it has converged
     (``ConvergenceOptions``; the next stage starts), the chain when a stage diverged.
     ``run.stop_reason`` then says why the last stage ended. Where it converged and its solver is
     one of ``AVERAGED_SOLVERS``, the object is the moving average of that stage's iterates
     (``ConvergenceOptions.average``)."""
-    refining = last_refining_stage(stages, run.options.positions.projection_solvers)
+    p = run.options.positions
+    refining = last_refining_stage(stages, p.projection_solvers)
+    trials = trial_position_stages(stages, p.projection_solvers) if p.trial_rms_px > 0 else set()
     for i, (name, count) in enumerate(stages):
         final = i == len(stages) - 1
-        run.start_stage(final=final, positions=i == refining, average=final and name in AVERAGED_SOLVERS)
+        run.start_stage(final=final, positions=i == refining, average=final and name in AVERAGED_SOLVERS,
+                        trial_positions=i in trials)
         ALGORITHMS[name](run, count, run.options)
         run.stage_iterations.append((name, run.iteration - run.stage_start))
         if run.diverged:

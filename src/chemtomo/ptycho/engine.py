@@ -76,6 +76,12 @@ class Run:
         #: True in the chain's last stage whose solver refines positions (with
         #: ``PositionOptions.final_stage_only`` positions are refined only in it).
         self.position_stage = True
+        #: True in a stage that refines positions only if its first update asks for more than
+        #: ``PositionOptions.trial_rms_px`` (``start_stage(trial_positions=True)``); cleared by
+        #: that update, which decides.
+        self.position_trial = False
+        #: RMS (px) of each trial's first update, and whether it went on refining: [(rms, kept)].
+        self.position_trials: list[tuple[float, bool]] = []
         #: Optional ``monitor(run) -> bool`` called after every iteration that did not diverge
         #: (also one that another rule ends); True stops the stage as converged by "resolution"
         #: where no other rule did (``reconstruct``'s split-half rule,
@@ -152,7 +158,7 @@ class Run:
     @property
     def refine_positions(self) -> bool:
         p = self.options.positions
-        if not p.refine or (p.final_stage_only and not self.position_stage):
+        if not p.refine or (p.final_stage_only and not (self.position_stage or self.position_trial)):
             return False
         first = p.start + (self.stage_start if p.final_stage_only else 0)
         return self.iteration >= first and (self.iteration - first) % p.every == 0
@@ -200,6 +206,15 @@ class Run:
             steps = affine_free_steps(self.state.positions_px, steps)
         else:
             steps -= steps.mean(axis=0)
+        if self.position_trial:  # this update decides whether the stage refines at all
+            self.position_trial = False
+            rms = float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1))))
+            self.position_stage = rms > self.options.positions.trial_rms_px
+            self.position_trials.append((rms, self.position_stage))
+            log.debug("ptycho positions: the first update of stage at iteration %d asks for %.3f px RMS; %s",
+                      self.stage_start, rms, "refining" if self.position_stage else "left for the last stage")
+            if not self.position_stage:
+                return
         new = self.state.positions_px + steps
         outside = self.model.out_of_bounds(new)
         new[outside] = self.state.positions_px[outside]
@@ -306,15 +321,19 @@ class Run:
         new, old = self._window_mean(0), self._window_mean(1)
         return (old - new) / old if math.isfinite(new) and math.isfinite(old) and old > 0 else None
 
-    def start_stage(self, final: bool = True, positions: bool | None = None, average: bool = False) -> None:
+    def start_stage(self, final: bool = True, positions: bool | None = None, average: bool = False,
+                    trial_positions: bool = False) -> None:
         """Mark the start of a solver stage (the convergence rule looks at this stage only);
         ``final``: the chain's last stage; ``positions``: the chain's last stage that refines
         positions (None: the same as ``final``); ``average``: its converged result is the moving
-        average of its iterates (``use_average``)."""
+        average of its iterates (``use_average``); ``trial_positions``: an earlier stage that
+        refines positions only where its first update asks for more than
+        ``PositionOptions.trial_rms_px`` (``algorithms.trial_position_stages``)."""
         self.stage_start = self.iteration
         self.final_stage = final
         self.average_stage = average
         self.position_stage = final if positions is None else positions
+        self.position_trial = bool(trial_positions) and not self.position_stage
         self.converged = False
         self.stop_reason = "max_iterations"
 

@@ -732,6 +732,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
         "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
+        "position_trials": list(run.position_trials),
         "position_changes": moves,
         "background_projection": options.background.projection if options.background.retrieve else None,
         "background_rule": background_rule, "background_evidence": background_evidence,
