@@ -13,11 +13,12 @@ prints
   choice can beat).
 
 The tables are kept in ``benchmarks/regimes/``: ``seedS.md``, every code (seeds 0–9 run in
-session 12, seeds 10–14 in session 13); ``session13_seedS.md``, the default and ``LSQML:300``
+session 12, seeds 10–14 in session 13, seeds 15–19 in session 14); ``session13_seedS.md``, the default and ``LSQML:300``
 with session 13's final code on every seed (read after ``seedS.md``, so they replace those two
 columns: session 13 changed LSQML); ``session14_seedS.md``, the default alone with session 14's
 code (read last: it replaces the default's column; session 14 changed nothing else);
-``default_session12_seedS.md``, the session-12 default on
+``default_session13_seedS.md``, session 13's default on seeds 15–19 (whose ``seedS.md``, every
+code, were first run with session 14's code); ``default_session12_seedS.md``, the session-12 default on
 seeds 0–4 and 10–14 (on seeds 5–9 it is ``seedS.md``'s own default column). A ``--default``
 file replaces the default's column of its seed. A new default is judged without rerunning every
 code: run it alone (``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those
@@ -27,6 +28,8 @@ Usage::
 
     python benchmarks/ptycho_seeds.py --seeds 0 1 2 3 4 5 6 7 8 9        # today's default, seeds 0-9
     python benchmarks/ptycho_seeds.py --seeds 10 11 12 13 14              # held out until session 13
+    python benchmarks/ptycho_seeds.py --seeds 15 16 17 18 19              # held out until session 14
+    python benchmarks/ptycho_seeds.py --seeds 15 16 17 18 19 --default benchmarks/regimes/default_session13_seed*.md
     python benchmarks/ptycho_seeds.py --default benchmarks/regimes/default_session12_seed*.md benchmarks/regimes/seed[5-9].md
                                       # the session-12 rule against today's codes (its column of seeds 5-9 is in seedS.md)
     python benchmarks/ptycho_seeds.py benchmarks/regimes/seed*.md --seeds 10 11 12 13 14   # without session13_*.md
