@@ -84,3 +84,8 @@ def object_error(rec: np.ndarray, truth: np.ndarray, half_width_px: int) -> floa
 @pytest.fixture(scope="session")
 def truth() -> Truth:
     return make_scan()
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    """The raw bits of a float or complex64 array, for tests that require bit-identical results."""
+    return np.ascontiguousarray(a).view(np.uint32)

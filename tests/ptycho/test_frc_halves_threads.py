@@ -11,17 +11,13 @@ import pytest
 
 from chemtomo.ptycho import reconstruct
 
-from .conftest import make_scan
+from .conftest import bits, make_scan
 
 R = sys.modules["chemtomo.ptycho.reconstruct"]
 
 
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
-
-
 @pytest.mark.skipif(not R._two_cores_free(), reason="needs two cores and a thread-safe numba threading layer")
-def test_halves_beside_the_full_scan_give_the_same_bits(monkeypatch):
+def test_halves_beside_the_full_scan_give_the_samebits(monkeypatch):
     truth = make_scan(grid=6, seed=3)
     calls = []
     with warnings.catch_warnings():
@@ -29,15 +25,15 @@ def test_halves_beside_the_full_scan_give_the_same_bits(monkeypatch):
         side_by_side = reconstruct(truth.scan, "rPIE:6,ePIE:4", progress=lambda done, total: calls.append(done))
         monkeypatch.setattr(R, "_two_cores_free", lambda: False)
         one_after_other = reconstruct(truth.scan, "rPIE:6,ePIE:4")
-    assert np.array_equal(_bits(side_by_side.transmission), _bits(one_after_other.transmission))
-    assert np.array_equal(_bits(side_by_side.probe), _bits(one_after_other.probe))
+    assert np.array_equal(bits(side_by_side.transmission), bits(one_after_other.transmission))
+    assert np.array_equal(bits(side_by_side.probe), bits(one_after_other.probe))
     assert side_by_side.frc.resolution_m == one_after_other.frc.resolution_m
     assert side_by_side.info["frc_shift_px"] == one_after_other.info["frc_shift_px"]
     assert calls == list(range(1, len(calls) + 1)) and len(calls) == 3 * 10
 
 
 @pytest.mark.skipif(not R._two_cores_free(), reason="needs two cores and a thread-safe numba threading layer")
-def test_a_core_handed_over_mid_run_gives_the_same_bits(monkeypatch):
+def test_a_core_handed_over_mid_run_gives_the_samebits(monkeypatch):
     # LSQML:40: the halves (80 iterations in their thread) outlast the full scan (40), so the halves'
     # thread takes the freed core in the middle of a run; the bits must not change
     truth = make_scan(grid=6, seed=3)
@@ -46,7 +42,7 @@ def test_a_core_handed_over_mid_run_gives_the_same_bits(monkeypatch):
         side_by_side = reconstruct(truth.scan, "LSQML:40")
         monkeypatch.setattr(R, "_two_cores_free", lambda: False)
         one_after_other = reconstruct(truth.scan, "LSQML:40")
-    assert np.array_equal(_bits(side_by_side.transmission), _bits(one_after_other.transmission))
+    assert np.array_equal(bits(side_by_side.transmission), bits(one_after_other.transmission))
     assert side_by_side.frc.resolution_m == one_after_other.frc.resolution_m
     assert all(name in ("halves", "full scan") for name, _ in side_by_side.info["frc_core_handover"])
     assert one_after_other.info["frc_core_handover"] == []

@@ -13,11 +13,17 @@ import warnings
 import numpy as np
 import pytest
 
-from chemtomo.ptycho import PIEOptions, ProbeOptions, PtychoOptions, algorithms, reconstruct
+from chemtomo.ptycho import (
+    PIEOptions,
+    ProbeOptions,
+    PtychoOptions,
+    algorithms,
+    reconstruct,
+)
 from chemtomo.ptycho._kernels import thread_chunks
 from chemtomo.ptycho.pie import _step, pie_batches
 
-from .conftest import make_scan
+from .conftest import bits, make_scan
 
 
 def reference_run_pie(run, iterations, *, alpha_object, alpha_probe, batch_size, momentum=0.0, friction=0.7,
@@ -77,10 +83,6 @@ def reference_run_pie(run, iterations, *, alpha_object, alpha_probe, batch_size,
 reference_run_pie.calls = 0
 
 
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
-
-
 @pytest.mark.parametrize("chain", ["ePIE:4", "rPIE:4", "mPIE:4", "rPIE:2,ePIE:2"])
 @pytest.mark.parametrize("n_modes", [1, 2])
 def test_pie_batch_update_is_bitwise_the_whole_object_update(monkeypatch, chain, n_modes):
@@ -94,6 +96,6 @@ def test_pie_batch_update_is_bitwise_the_whole_object_update(monkeypatch, chain,
         old = reconstruct(truth.scan, chain, frc=False, options=options)
     assert reference_run_pie.calls > calls  # the reference really ran
     assert new.info["iterations"] == old.info["iterations"] == 4
-    assert np.array_equal(_bits(new.transmission), _bits(old.transmission))
-    assert np.array_equal(_bits(new.probe), _bits(old.probe))
+    assert np.array_equal(bits(new.transmission), bits(old.transmission))
+    assert np.array_equal(bits(new.probe), bits(old.probe))
     assert np.array_equal(np.asarray(new.errors), np.asarray(old.errors))

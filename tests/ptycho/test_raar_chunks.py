@@ -16,13 +16,9 @@ from chemtomo.ptycho import PositionOptions, PtychoOptions, reconstruct
 from chemtomo.ptycho import _kernels as K
 from chemtomo.ptycho.operators import FarFieldModel
 
-from .conftest import make_scan
+from .conftest import bits, make_scan
 
 RAAR = sys.modules["chemtomo.ptycho.raar"]
-
-
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
 
 
 @pytest.fixture
@@ -50,9 +46,9 @@ def test_chunks_of_frames_give_the_bits_of_one_pass_over_all(monkeypatch, one_th
         chunked = reconstruct(truth.scan, algorithm, frc=False, options=options)
         monkeypatch.setattr(RAAR, "chunk_bounds", lambda model: np.array([0, model.n_frames], np.int64))
         whole = reconstruct(truth.scan, algorithm, frc=False, options=options)
-    assert np.array_equal(_bits(chunked.transmission), _bits(whole.transmission))
-    assert np.array_equal(_bits(chunked.probe), _bits(whole.probe))
-    assert np.array_equal(_bits(chunked.background), _bits(whole.background))
+    assert np.array_equal(bits(chunked.transmission), bits(whole.transmission))
+    assert np.array_equal(bits(chunked.probe), bits(whole.probe))
+    assert np.array_equal(bits(chunked.background), bits(whole.background))
     assert np.array_equal(chunked.errors, whole.errors)
     assert np.array_equal(chunked.info["positions_m"], whole.info["positions_m"])
     if options is not None:  # the refinement ran, so the comparison covers the steps
@@ -88,5 +84,5 @@ def test_the_range_step_adds_to_the_sums_in_the_order_of_the_whole_step():
         model.raar_step(buf2[a:b], state2[a:b], background, 0.75, a, acc)
     err2, tot2, ratio2 = model.raar_totals(acc)
     assert (err2, tot2) == (err, tot) and err > 0
-    assert np.array_equal(_bits(ratio2), _bits(ratio))
-    assert np.array_equal(_bits(buf2), _bits(buf)) and np.array_equal(_bits(state2), _bits(state))
+    assert np.array_equal(bits(ratio2), bits(ratio))
+    assert np.array_equal(bits(buf2), bits(buf)) and np.array_equal(bits(state2), bits(state))

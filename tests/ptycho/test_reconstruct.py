@@ -29,7 +29,7 @@ from chemtomo.ptycho import (
 from chemtomo.ptycho.engine import affine_free_steps
 from chemtomo.ptycho.reconstruct import position_changes
 
-from .conftest import ENERGY_EV, PIXEL_M, N, make_scan, object_error
+from .conftest import ENERGY_EV, PIXEL_M, N, bits, make_scan, object_error
 
 HALF_BOX = 12  # central (2·12)² pixels: the well-scanned field (raster ±12.5 px)
 TOL = 0.06     # see the module docstring: measured 0.025–0.04, failure > 0.1
@@ -263,10 +263,6 @@ def test_positions_are_refined_in_the_last_stage_that_can_refine_them(truth):
     assert p.info["position_changes"] is not None
 
 
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint32)
-
-
 def test_a_middle_stage_refines_positions_only_where_its_first_update_asks_for_it(truth):
     # The trial (PositionOptions.trial_rms_px): the rPIE stage between the LSQML start and the last
     # stage computes one position update at its 10th iteration and refines on only where that asks
@@ -281,8 +277,12 @@ def test_a_middle_stage_refines_positions_only_where_its_first_update_asks_for_i
     [(rms, kept)] = exact.info["position_trials"]
     assert not kept and rms < 0.05
     # a trial that does not refine leaves no trace: the same bits as with the trial off
-    assert np.array_equal(_bits(exact.transmission), _bits(off.transmission))
+    assert np.array_equal(bits(exact.transmission), bits(off.transmission))
     assert off.info["position_trials"] == []
+    # where every stage refines anyway (final_stage_only=False) there is nothing to try
+    everywhere = dataclasses.replace(PtychoOptions(), positions=dataclasses.replace(PositionOptions(),
+                                                                                    final_stage_only=False))
+    assert reconstruct(truth.scan, chain, frc=False, options=everywhere).info["position_trials"] == []
 
     rng = np.random.default_rng(5)
     injected = rng.uniform(-1.5, 1.5, truth.positions_px.shape)

@@ -248,7 +248,9 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     (``ConvergenceOptions.average``)."""
     p = run.options.positions
     refining = last_refining_stage(stages, p.projection_solvers)
-    trials = trial_position_stages(stages, p.projection_solvers) if p.trial_rms_px > 0 else set()
+    # a trial only matters where positions are otherwise refined in one stage (final_stage_only)
+    trials = (trial_position_stages(stages, p.projection_solvers) if p.trial_rms_px > 0 and p.final_stage_only
+              else set())
     for i, (name, count) in enumerate(stages):
         final = i == len(stages) - 1
         run.start_stage(final=final, positions=i == refining, average=final and name in AVERAGED_SOLVERS,

@@ -206,9 +206,9 @@ class Run:
             steps = affine_free_steps(self.state.positions_px, steps)
         else:
             steps -= steps.mean(axis=0)
+        rms = float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1))))
         if self.position_trial:  # this update decides whether the stage refines at all
             self.position_trial = False
-            rms = float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1))))
             self.position_stage = rms > self.options.positions.trial_rms_px
             self.position_trials.append((rms, self.position_stage))
             log.debug("ptycho positions: the first update of stage at iteration %d asks for %.3f px RMS; %s",
@@ -221,7 +221,7 @@ class Run:
         self.state.positions_px = new
         self.model.set_positions(new)
         self.probes = self.model.shifted_probes(self.state.probe)  # the bins in use may have changed
-        self.position_history.append(float(np.sqrt(np.mean(np.sum(steps ** 2, axis=1)))))
+        self.position_history.append(rms)
 
     # ------------------------------------------------------------------------------ iteration
     def finish_sweep(self, ratio_sum: np.ndarray, n_frames: int, steps: np.ndarray | None, err: float,
