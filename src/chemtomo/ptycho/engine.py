@@ -354,9 +354,9 @@ class Run:
           parameters and n the data's pixels. Fitting p parameters to pure noise lowers the
           misfit by (p / n)·F in expectation (χ² with n − p degrees of freedom).
 
-        And always, after ``min_iterations`` (the fallback when F is unknown or negligible,
-        at high dose): "relative fall", the windowed error fell by less than ``tolerance`` of
-        itself."""
+        And always, after ``min_iterations`` in the chain's first stage (``later_min_iterations``
+        in a later one; the fallback when F is unknown or negligible, at high dose): "relative
+        fall", the windowed error fell by less than ``tolerance`` of itself."""
         c = self.options.convergence
         done = self.iteration - self.stage_start
         if c.tolerance <= 0 or done < c.window:
@@ -374,6 +374,7 @@ class Run:
             return None
         if f is not None and c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
             return "noise-level fall"
-        if done >= c.min_iterations and old - new < c.tolerance * old:
+        least = c.min_iterations if self.stage_start == 0 else c.later_min_iterations
+        if done >= least and old - new < c.tolerance * old:
             return "relative fall"
         return None
