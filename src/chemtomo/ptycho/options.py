@@ -312,13 +312,13 @@ class ConvergenceOptions:
     min_iterations : fewest iterations of the chain's first stage before the relative-fall rule
                      applies (a slow start, e.g. from a poor probe guess, is not a plateau).
     later_min_iterations : the same for every later stage, which starts from its predecessor's
-                     converged state; 0 (default): the rule's two windows alone. Session 15
-                     (regime matrix, twenty seeds, docs/results/ptychography.md): 30 for every
-                     stage against two windows for the later ones moved no cell's mean OD error
-                     by more than 1 % (cell 20: 0.547 against 0.554) and brought the default
-                     within 5 % of the best code in as many or more cells on every seed; the
-                     measured Siemens star's ePIE stage, flat after 3 iterations, stops after
-                     21 instead of 30.
+                     converged state (0: the rule's two windows alone). Session 15
+                     (docs/results/ptychography.md): 0 stopped the measured Siemens star's ePIE
+                     stage, flat after 3 iterations, after 21 instead of 30 (the command 0.95×
+                     the time, the same FRC) and ran 2.6 % fewer iterations on the regime matrix,
+                     but on held-out seeds 20–24 the default's mean OD error rose by 2–2.5 % in
+                     cells 2, 9, 10 and 20 (shorter noise averaging, fewer position updates in
+                     the last stage); seeds 0–19: cell 20 +1.3 %, the others unchanged. Hence 30.
     noise_floor    : use the Poisson floor (photon-counting data only; ignored otherwise).
     floor_sigmas   : how many standard deviations of the floor count as reaching it.
     noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
@@ -353,7 +353,7 @@ class ConvergenceOptions:
     discrepancy_counts: float = 0.0
     resolution_tolerance: float = 0.0
     resolution_error_fall: float = 0.01
-    later_min_iterations: int = 0
+    later_min_iterations: int = 30
     average: bool = True
 
 
