@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pytest
 
-from chemtomo.core import Scan
+from chemtomo.core import InputError, Scan
 from chemtomo.ptycho import (
     BACKGROUND_ALGORITHM,
     LOW_DOSE_ALGORITHM,
@@ -159,7 +159,7 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
 
 def test_a_later_stage_has_its_own_minimum():
     # ConvergenceOptions.min_iterations (30) keeps a chain's first stage from stopping during a
-    # slow start; later_min_iterations (30 by default) does the same for the stages after it.
+    # slow start; later_min_iterations (by default the same value) does it for the stages after.
     # On this scan ePIE after rPIE is flat from its first window: held to 30 by default, it
     # stops at the first check past the rule's two windows (20 iterations, 10 per window) with
     # later_min_iterations = 0, and the first stage is the same either way.
@@ -173,6 +173,13 @@ def test_a_later_stage_has_its_own_minimum():
     assert q.info["stage_iterations"][0] == ("rPIE", first)
     assert 20 <= q.info["stage_iterations"][1][1] < 30, q.info["stage_iterations"]
     assert q.info["convergence_rule"] == "relative fall"
+    # a larger min_iterations holds the later stages too unless they are given their own
+    longer = PtychoOptions(convergence=ConvergenceOptions(min_iterations=40))
+    r = reconstruct(scan, "rPIE:100,ePIE:100", object_shape=obj.shape, frc=False, options=longer)
+    assert all(n >= 40 for _, n in r.info["stage_iterations"]), r.info["stage_iterations"]
+    with pytest.raises(InputError, match="later_min_iterations"):
+        reconstruct(scan, "ePIE:5", object_shape=obj.shape, frc=False,
+                    options=PtychoOptions(convergence=ConvergenceOptions(later_min_iterations=-1)))
 
 
 def test_the_dose_rule_picks_what_it_should():

@@ -374,7 +374,8 @@ class Run:
             return None
         if f is not None and c.noise_fit > 0 and old - new < c.noise_fit * self.noise_fit_level:
             return "noise-level fall"
-        least = c.min_iterations if self.stage_start == 0 else c.later_min_iterations
+        first_stage = self.stage_start == 0
+        least = c.min_iterations if first_stage or c.later_min_iterations is None else c.later_min_iterations
         if done >= least and old - new < c.tolerance * old:
             return "relative fall"
         return None

@@ -312,13 +312,14 @@ class ConvergenceOptions:
     min_iterations : fewest iterations of the chain's first stage before the relative-fall rule
                      applies (a slow start, e.g. from a poor probe guess, is not a plateau).
     later_min_iterations : the same for every later stage, which starts from its predecessor's
-                     converged state (0: the rule's two windows alone). Session 15
+                     converged state; None (default): ``min_iterations``; 0: the rule's two
+                     windows alone. Session 15
                      (docs/results/ptychography.md): 0 stopped the measured Siemens star's ePIE
                      stage, flat after 3 iterations, after 21 instead of 30 (the command 0.95×
                      the time, the same FRC) and ran 2.6 % fewer iterations on the regime matrix,
                      but on held-out seeds 20–24 the default's mean OD error rose by 2–2.5 % in
                      cells 2, 9, 10 and 20 (shorter noise averaging, fewer position updates in
-                     the last stage); seeds 0–19: cell 20 +1.3 %, the others unchanged. Hence 30.
+                     the last stage); seeds 0–19: cell 20 +1.3 %, the others unchanged. Hence None.
     noise_floor    : use the Poisson floor (photon-counting data only; ignored otherwise).
     floor_sigmas   : how many standard deviations of the floor count as reaching it.
     noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
@@ -353,7 +354,7 @@ class ConvergenceOptions:
     discrepancy_counts: float = 0.0
     resolution_tolerance: float = 0.0
     resolution_error_fall: float = 0.01
-    later_min_iterations: int = 30
+    later_min_iterations: int | None = None
     average: bool = True
 
 
@@ -451,7 +452,7 @@ def validate_options(options: PtychoOptions) -> None:
            o.convergence.resolution_tolerance)
     _check(o.convergence.min_iterations >= 0, "convergence.min_iterations", "non-negative",
            o.convergence.min_iterations)
-    _check(o.convergence.later_min_iterations >= 0, "convergence.later_min_iterations", "non-negative",
-           o.convergence.later_min_iterations)
+    _check(o.convergence.later_min_iterations is None or o.convergence.later_min_iterations >= 0,
+           "convergence.later_min_iterations", "None or non-negative", o.convergence.later_min_iterations)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
     _check(1 <= o.subpixel <= 16, "subpixel", "an integer in 1..16", o.subpixel)
