@@ -16,7 +16,10 @@ The tables are kept in ``benchmarks/regimes/``: ``seedS.md``, every code (seeds 
 session 12, seeds 10–14 in session 13, seeds 15–19 in session 14); ``session13_seedS.md``, the default and ``LSQML:300``
 with session 13's final code on every seed (read after ``seedS.md``, so they replace those two
 columns: session 13 changed LSQML); ``session14_seedS.md``, the default alone with session 14's
-code (read last: it replaces the default's column; session 14 changed nothing else);
+code (it replaces the default's column; session 14 changed nothing else); ``session16_seedS.md``
+(seeds 0–19), every chemtomo code with session 16's defocus check (``ProbeOptions.defocus_at``),
+read last: it replaces every chemtomo column, and ``seedS.md`` still gives the textbook ePIE,
+PtyLab and pty-chi, which the check does not touch;
 not read by default: ``later_min0_seedS.md`` (seeds 0–24) and ``heldout_default_seedS.md``
 (seeds 20–24), session 15's measurement of ``ConvergenceOptions.later_min_iterations = 0``
 against the default on the fourteen cells that run the mid-dose chain (not adopted);
@@ -116,13 +119,14 @@ def summarise(data, names, seeds: list[int], tolerance: float = 1.05) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
-                                               "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md, then session14_seed*.md)")
+                                               "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md, "
+                                               "session14_seed*.md, then session16_seed*.md)")
     ap.add_argument("--default", nargs="*", default=[],
                     help="outputs of --algos default whose column replaces the default's (default: none)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
     tables = args.tables or (sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
-                             + sorted(HERE.glob("session14_seed*.md")))
+                             + sorted(HERE.glob("session14_seed*.md")) + sorted(HERE.glob("session16_seed*.md")))
     data, names = load(tables, args.default)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]

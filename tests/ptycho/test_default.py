@@ -22,6 +22,8 @@ from chemtomo.ptycho import (
     reconstruct,
     zone_plate_probe,
 )
+from chemtomo.ptycho.options import ProbeOptions
+from chemtomo.ptycho.probe import propagate_probe
 from chemtomo.simulate.ptychography import diffraction_frames, object_shape
 
 from .conftest import DISTANCE_M, ENERGY_EV, PIXEL_M, N, blob_object
@@ -35,24 +37,27 @@ def _propagate(field, lz_px2):
     return np.fft.fftshift(np.fft.ifft2(np.fft.fft2(np.fft.ifftshift(field)) * h))
 
 
-def _probe(kind):
-    y, x = np.indices((N, N)) - N // 2
+def _probe(kind, n=N):
+    y, x = np.indices((n, n)) - n // 2
     r2 = (y * y + x * x).astype(float)
     if kind == "zone plate":
-        p = zone_plate_probe((N, N), PIXEL_M, ENERGY_EV, defocus_m=0.3 * N * PIXEL_M * 100e-9 / WAVELENGTH_M)
+        p = zone_plate_probe((n, n), PIXEL_M, ENERGY_EV, defocus_m=0.3 * n * PIXEL_M * 100e-9 / WAVELENGTH_M)
     elif kind == "gaussian":  # Gaussian with a curved (quadratic-phase) wavefront
-        w0 = 0.15 * N
+        w0 = 0.15 * n
         p = np.exp(-r2 / w0 ** 2 + 3j * r2 / w0 ** 2)
     else:  # a pinhole of radius a, propagated to Fresnel number 1.5
-        a = 0.12 * N
+        a = 0.12 * n
         p = _propagate((r2 <= a * a).astype(complex), a * a / 1.5)
-    p = np.asarray(p, np.complex128).reshape(N, N)
+    p = np.asarray(p, np.complex128).reshape(n, n)
     return p / np.linalg.norm(p)
 
 
 def _guess(probe, kind):
+    n = probe.shape[0]
+    if kind == "exact":
+        return (probe / np.linalg.norm(probe)).astype(np.complex64)
     if kind == "defocus":  # propagate until the overlap with the truth is 0.9
-        lo, hi = 0.0, 50.0 * N
+        lo, hi = 0.0, 50.0 * n
         for _ in range(30):
             mid = 0.5 * (lo + hi)
             g = _propagate(probe, mid)
@@ -60,27 +65,27 @@ def _guess(probe, kind):
         g = _propagate(probe, lo)
     else:  # stretched 2×
         from scipy import ndimage
-        c = N // 2 + (np.indices((N, N)) - N // 2) / 2.0
+        c = n // 2 + (np.indices((n, n)) - n // 2) / 2.0
         g = ndimage.map_coordinates(probe.real, c, order=1) + 1j * ndimage.map_coordinates(probe.imag, c, order=1)
     return (g / np.linalg.norm(g)).astype(np.complex64)
 
 
-def _scan(probe_kind, guess_kind, dose, seed=0):
-    probe = _probe(probe_kind)
+def _scan(probe_kind, guess_kind, dose, seed=0, n=N, side=6):
+    probe = _probe(probe_kind, n)
     intensity = np.abs(probe) ** 2
     y, x = np.indices(intensity.shape)
-    d = 2 * np.sqrt(2 * np.sum(intensity * ((y - N // 2) ** 2 + (x - N // 2) ** 2)))  # flat-disc diameter
+    d = 2 * np.sqrt(2 * np.sum(intensity * ((y - n // 2) ** 2 + (x - n // 2) ** 2)))  # flat-disc diameter
     rng = np.random.default_rng(seed)
-    k = (np.arange(6) - 2.5) * 0.35 * d
+    k = (np.arange(side) - (side - 1) / 2) * 0.35 * d
     raster = np.stack(np.meshgrid(k, k, indexing="ij"), -1).reshape(-1, 2)
     pos = np.rint(raster + rng.uniform(-0.15, 0.15, raster.shape) * 0.35 * d)
-    obj = blob_object(object_shape(pos, (N, N), 6), seed + 1)
+    obj = blob_object(object_shape(pos, (n, n), 6), seed + 1)
     frames = diffraction_frames(obj, probe.astype(np.complex64), pos, dose_photons=dose, seed=seed + 2)
     scan = Scan(frames=frames, positions_m=pos * PIXEL_M, energy_ev=ENERGY_EV, distance_m=DISTANCE_M,
-                detector_pixel_m=WAVELENGTH_M * DISTANCE_M / (N * PIXEL_M), probe=_guess(probe, guess_kind)[None])
+                detector_pixel_m=WAVELENGTH_M * DISTANCE_M / (n * PIXEL_M), probe=_guess(probe, guess_kind)[None])
     photons = np.zeros(obj.shape)  # photons through each object pixel, all frames
-    for cy, cx in pos.astype(int) + np.array(obj.shape) // 2 - N // 2:
-        photons[cy:cy + N, cx:cx + N] += dose * intensity
+    for cy, cx in pos.astype(int) + np.array(obj.shape) // 2 - n // 2:
+        photons[cy:cy + n, cx:cx + n] += dose * intensity
     return scan, obj, photons
 
 
@@ -180,6 +185,51 @@ def test_a_later_stage_has_its_own_minimum():
     with pytest.raises(InputError, match="later_min_iterations"):
         reconstruct(scan, "ePIE:5", object_shape=obj.shape, frc=False,
                     options=PtychoOptions(convergence=ConvergenceOptions(later_min_iterations=-1)))
+
+
+@pytest.mark.parametrize("dose, chain", [(1e5, LOW_DOSE_ALGORITHM), (1e6, MID_DOSE_ALGORITHM)])
+def test_a_guess_out_of_focus_is_carried_to_the_focus_the_data_show(dose, chain):
+    # A Gaussian probe with a curved wavefront on 64² frames (7 × 7 frames; 10⁵ photons is ~24
+    # counts per pixel, the low-dose chain, 10⁶ the mid-dose one), the guess the truth out of
+    # focus (overlap 0.9). At iteration 50 (ProbeOptions.defocus_at) the guess carried to the
+    # distance the data favour is the truth to overlap ≥ 0.999 (measured on seeds 0–4; 0.99 allows
+    # for the fit on a noisier object), and on this seed the probe refined so far fits the data
+    # no better than it: the run starts over from it, the chain from its first stage.
+    scan, obj, photons = _scan("gaussian", "defocus", dose, seed=0, n=64, side=7)
+    truth = _probe("gaussian", 64)
+    p = reconstruct(scan, object_shape=obj.shape, frc=False)
+    check = p.info["probe_defocus"]
+    carried = propagate_probe(scan.probe, check["lambda_z_px2"])[0]
+    assert abs(np.vdot(scan.probe[0], truth)) / np.linalg.norm(scan.probe[0]) < 0.901
+    assert abs(np.vdot(carried, truth)) / np.linalg.norm(carried) > 0.99
+    assert check["iteration"] == 50 and check["restarted"], check
+    assert p.info["algorithm"] == chain
+    first = chain.split(":")[0]
+    ran = p.info["stage_iterations"]
+    assert ran[0] == (first, 50) and ran[1][0] == first and sum(n for _, n in ran) == p.info["iterations"]
+    assert len(ran) == len(p.info["stages"]) + 1  # the first stage twice, then the rest of the chain
+    # without the check: the refined probe keeps the noise of its first 50 iterations, and the
+    # object with it. The restart took 22 % (10⁵) and 11 % (10⁶) off the OD error on this seed
+    # (15 % and 6 % on seed 2); 5 % is the least gain this test accepts.
+    off = reconstruct(scan, object_shape=obj.shape, frc=False, options=PtychoOptions(probe=ProbeOptions(defocus_at=0)))
+    assert off.info["probe_defocus"] is None and len(off.info["stage_iterations"]) == len(off.info["stages"])
+    lit = photons >= 0.5 * photons.max()
+    err, err_off = (_od_error(np.asarray(q.transmission), obj, lit) for q in (p, off))
+    assert err < 0.95 * err_off, (err, err_off)
+
+
+def test_an_exact_guess_is_left_as_it_is():
+    # the guess is the truth: no distance fits the data better than it by more than the noise
+    # allowance, so the run goes on undisturbed
+    scan, obj, _ = _scan("gaussian", "exact", 1e5, seed=0, n=64, side=7)
+    p = reconstruct(scan, object_shape=obj.shape, frc=False)
+    check = p.info["probe_defocus"]
+    assert check is not None and not check["restarted"]
+    assert check["misfit_guess"] - check["misfit_propagated"] < check["allowance"]
+    assert len(p.info["stage_iterations"]) == len(p.info["stages"])
+    with pytest.raises(InputError, match="probe.defocus_at"):
+        reconstruct(scan, "ePIE:5", object_shape=obj.shape, frc=False,
+                    options=PtychoOptions(probe=ProbeOptions(defocus_at=-1)))
 
 
 def test_the_dose_rule_picks_what_it_should():

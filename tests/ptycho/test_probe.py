@@ -5,6 +5,7 @@ import pytest
 
 from chemtomo.core import InputError, energy_to_wavelength, fft2c
 from chemtomo.ptycho import probe_from_diffraction, zone_plate_probe
+from chemtomo.ptycho.probe import fit_probe_defocus, propagate_probe
 
 
 def test_zone_plate_probe_is_unit_intensity_complex64_and_centred():
@@ -47,6 +48,38 @@ def test_defocus_widens_the_beam_as_geometric_optics_predicts():
     # diffraction at Fresnel number ~2 spills ~10 % beyond and brightens the centre a little
     assert intensity[r < 1.15 * expected_radius].sum() > 0.9
     assert intensity[r < 0.5 * expected_radius].sum() < 0.4
+
+
+def test_propagation_carries_a_zone_plate_probe_from_one_defocus_to_another():
+    pixel_m, energy, z1, z2 = 10e-9, 708.2, 4e-6, 9e-6
+    p1 = zone_plate_probe((128, 128), pixel_m, energy, outer_zone_m=60e-9, defocus_m=z1)
+    p2 = zone_plate_probe((128, 128), pixel_m, energy, outer_zone_m=60e-9, defocus_m=z2)
+    lambda_z = energy_to_wavelength(energy) * (z2 - z1) / pixel_m ** 2
+    carried = propagate_probe(p1, lambda_z)
+    # the zone plate is made with the exact angular-spectrum propagator, propagate_probe is its
+    # paraxial form: they differ by the phase k·Δz·(λq)⁴/8 ≤ 3.6e4 · 1.5e-8 ≈ 5e-4 rad at the
+    # outer zone (λq = λ / 2Δr = 0.0146), so the fields agree to ~1e-3 (complex64 rounding 1e-6)
+    assert np.linalg.norm(carried - p2) < 1e-3 * np.linalg.norm(p2)
+    assert abs(float(np.sum(np.abs(carried) ** 2)) - 1.0) < 1e-5  # a pure phase in Fourier space
+    # there and back is the identity
+    assert np.allclose(propagate_probe(carried, -lambda_z), p1, atol=1e-5)
+
+
+def test_defocus_fit_finds_the_distance_and_exactly_zero_for_a_focused_guess():
+    probe = zone_plate_probe((64, 64), 10e-9, 708.2, outer_zone_m=60e-9, defocus_m=3e-6)
+    target = propagate_probe(probe, -37.0)
+
+    def misfit(p):
+        return float(np.sum(np.abs(p - target) ** 2))
+
+    lz, values = fit_probe_defocus(probe, misfit)
+    # the grid brackets −37 between −d²/2ᵏ and −d²/2ᵏ⁺¹ (a factor 2 apart); 12 golden-section steps
+    # shrink that bracket by 0.618¹² ≈ 3e-3: within 1 % of the distance
+    assert abs(lz + 37.0) < 0.37
+    assert values[0.0] > values[lz]
+    lz0, values0 = fit_probe_defocus(probe, lambda p: float(np.sum(np.abs(p - probe) ** 2)))
+    assert lz0 == 0.0 and values0[0.0] == 0.0  # nothing fits better than the probe itself
+    assert len(values) <= 1 + 22 + 13  # the grid, the two first golden points, one per further step
 
 
 @pytest.mark.parametrize("kwargs, message", [

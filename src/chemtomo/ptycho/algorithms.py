@@ -251,7 +251,9 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
     # a trial only matters where positions are otherwise refined in one stage (final_stage_only)
     trials = (trial_position_stages(stages, p.projection_solvers) if p.trial_rms_px > 0 and p.final_stage_only
               else set())
-    for i, (name, count) in enumerate(stages):
+    i = 0
+    while i < len(stages):
+        name, count = stages[i]
         final = i == len(stages) - 1
         run.start_stage(final=final, positions=i == refining, average=final and name in AVERAGED_SOLVERS,
                         trial_positions=i in trials)
@@ -259,4 +261,7 @@ def run_chain(run: Run, stages: list[tuple[str, int]]) -> None:
         run.stage_iterations.append((name, run.iteration - run.stage_start))
         if run.diverged:
             return
+        # the defocus check started the run over from a better probe (Run.defocus_check): the
+        # chain runs again from its first stage, each stage with its full count
+        i = 0 if run.stop_reason == "restart" else i + 1
     run.use_average()

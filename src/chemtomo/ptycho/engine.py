@@ -5,8 +5,10 @@ A ``Run`` carries the model, the refined ``State`` and the options through a cha
 state so far continue from one solver to the next. Solvers call ``Run.end_iteration`` once per
 iteration (through ``Run.finish_sweep``, which first applies the sweep's background and position
 updates); it returns False when the stage must stop: diverged (the run ends, the best state is
-kept) or converged (``ConvergenceOptions``; the next stage of a chain starts). ``stop_reason``
-says why the last stage ended: "converged", "diverged" or "max_iterations".
+kept) or converged (``ConvergenceOptions``; the next stage of a chain starts), or, once, to
+start over from a better probe (``Run.defocus_check``, ``ProbeOptions.defocus_at``: the chain
+runs again from its first stage). ``stop_reason`` says why the last stage ended: "converged",
+"diverged" or "max_iterations" ("restart" only between the check and the chain's new start).
 
 Error metric (the same for all solvers, so a chained run has one curve): the normalised
 amplitude misfit ``Σ (√I − √(Σ_m|Ψ_m|² + b))² / Σ I`` over valid detector pixels, measured on
@@ -25,9 +27,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import _kernels as K
 from .noise import NoiseFloor, amplitude_floor
 from .operators import FarFieldModel, State, orthogonalize_modes, regularized_ratio
 from .options import PtychoOptions
+from .probe import fit_probe_defocus, propagate_probe
 
 __all__ = ["Run"]
 
@@ -66,7 +70,8 @@ class Run:
         self.best_state: State | None = None
         self.bad_count = 0
         self.diverged = False
-        #: Why the last stage ended: "converged", "diverged" or "max_iterations" (set by run_chain).
+        #: Why the last stage ended: "converged", "diverged", "max_iterations" or "restart" (the
+        #: defocus check started the run over; ``run_chain`` then runs the chain again).
         self.stop_reason = "max_iterations"
         self.stage_start = 0
         #: (solver, iterations it ran) for every stage run so far (set by run_chain).
@@ -103,6 +108,12 @@ class Run:
         self.progress_total = progress_total or total_iterations
         self.rng = rng or np.random.default_rng(0)
         self.position_history: list[float] = []
+        #: The state the run started from (the file's probe guess): a defocus restart starts over
+        #: from it (``ProbeOptions.defocus_at``); None once that check is done or where it is off.
+        self.initial_state: State | None = state.copy() if options.probe.defocus_at > 0 else None
+        #: The defocus check, once made: {"iteration", "lambda_z_px2", "misfit_guess",
+        #: "misfit_propagated", "misfit_current", "allowance", "restarted"} (``defocus_check``).
+        self.defocus: dict | None = None
         #: Unitary matrix of the last mode orthogonalisation (solvers with per-mode state apply it).
         self.mode_mixing = np.ones((1, 1), np.complex64)
         self.probe_window = None
@@ -266,6 +277,10 @@ class Run:
             log.warning("ptycho diverged at iteration %d; best error %.4g kept", self.iteration, self.best_error)
             self.stop_reason = "diverged"
             return False
+        if self.initial_state is not None and self.iteration == self.options.probe.defocus_at:
+            if self.defocus_check():
+                self.stop_reason = "restart"
+                return False
         rule = self._has_converged()
         # the monitor hears of every iteration, also one that another rule ends (its halves keep
         # their appointments at fixed iterations); it stops the run only where no other rule did
@@ -284,6 +299,63 @@ class Run:
             self.convergence_rule = "resolution"
             log.info("ptycho stage converged at iteration %d (error %.4g; rule: resolution)", self.iteration, error)
             return False
+        return True
+
+    def probe_misfit(self, probe: np.ndarray, frames: np.ndarray) -> float:
+        """The error metric on ``frames`` with the current object and background and ``probe``
+        (n_modes, h, w) in place of the current probe."""
+        m = self.model
+        buf = np.empty((len(frames), m.n_modes, m.h, m.w), np.complex64)
+        m.exit_waves(buf, self.state.obj, m.shifted_probes(probe), frames)
+        m.fft_inplace(buf)
+        err, tot, _ = m.modulus_project(buf, frames, self.state.background, K.thread_chunks(frames))
+        return err / tot if tot > 0 else math.nan
+
+    def defocus_check(self, max_frames: int = 64) -> bool:
+        """Is the file's probe guess wrong by a defocus that the data can tell? If so, start over
+        from the guess carried to the right distance; True when the run starts over.
+
+        With the current object (``ProbeOptions.defocus_at`` iterations in), the distance λz that
+        best fits the data is found for the *initial* guess (``probe.fit_probe_defocus``, on up
+        to ``max_frames`` frames spread over the scan). The run starts over from that probe
+        (object, positions, background as at the start) where both
+
+        - the carried guess fits better than the guess: its misfit is lower by more than the
+          allowance A = F·2·n_modes·h·w / n (F the data's Poisson floor, n its valid pixels:
+          what the probe's 2·n_modes·h·w free parameters would take off the misfit by fitting
+          pure noise); and
+        - the probe refined so far fits no better than the carried guess by more than A: its
+          thousands of free parameters have found nothing in the data that one distance does
+          not explain, only noise. Starting over from the one-parameter probe then gives
+          the solver a start without that noise (at low counts the refined probe's noise
+          stays in the object).
+
+        Where the refined probe fits the data better (high counts, or a guess wrong in more
+        than its focus), or the data are not photon counts, the run goes on as it was."""
+        start, self.initial_state = self.initial_state, None
+        f = self.floor
+        if start is None or f is None or not self.refine_probe:
+            return False
+        m = self.model
+        frames = np.unique(np.linspace(0, m.n_frames - 1, min(max_frames, m.n_frames)).round().astype(np.int64))
+        lz, values = fit_probe_defocus(start.probe, lambda probe: self.probe_misfit(probe, frames))
+        allowance = f.relative * 2 * m.n_modes * m.h * m.w / f.n_pixels
+        current = self.probe_misfit(self.state.probe, frames)
+        restart = values[0.0] - values[lz] > allowance and values[lz] - current <= allowance
+        self.defocus = {"iteration": self.iteration, "lambda_z_px2": lz, "misfit_guess": values[0.0],
+                        "misfit_propagated": values[lz], "misfit_current": current, "allowance": allowance,
+                        "restarted": bool(restart)}
+        log.info("ptycho: defocus check at iteration %d: the guess carried λz = %.4g px² fits %.5g (the guess "
+                 "%.5g, the refined probe %.5g, allowance %.3g); %s", self.iteration, lz, values[lz], values[0.0],
+                 current, allowance, "starting over from it" if restart else "going on")
+        if not restart:
+            return False
+        self.state = start
+        self.model.set_positions(start.positions_px)
+        self.set_probe(propagate_probe(start.probe, lz))
+        self.best_error, self.best_state, self.bad_count = math.inf, None, 0
+        self.position_history.clear()
+        self.progress_total += self.iteration  # the chain's iterations all over again, at most
         return True
 
     def _average_object(self) -> None:

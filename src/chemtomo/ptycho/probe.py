@@ -20,7 +20,8 @@ import numpy as np
 from ..core import energy_to_wavelength, ifft2c
 from ..core.errors import InputError
 
-__all__ = ["frequency_grid", "match_probe_scale", "probe_from_diffraction", "zone_plate_probe"]
+__all__ = ["fit_probe_defocus", "frequency_grid", "match_probe_scale", "probe_from_diffraction", "propagate_probe",
+           "zone_plate_probe"]
 
 
 def frequency_grid(shape: tuple[int, int], pixel_m: float) -> tuple[np.ndarray, np.ndarray]:
@@ -260,3 +261,51 @@ def match_probe_scale(probe: np.ndarray, mean_pattern: np.ndarray, valid: np.nda
     out = _zoom(probe, best_scale)
     out *= np.sqrt(power / max(float(np.sum(np.abs(out) ** 2)), 1e-300))
     return out.astype(np.complex64), best_scale, before, best
+
+
+def propagate_probe(probe: np.ndarray, lambda_z_px2: float) -> np.ndarray:
+    """Probe modes (..., h, w) carried a distance z along the beam (paraxial Fresnel propagator
+    ``exp(−iπ λz q²)``, q in cycles per pixel): ``lambda_z_px2`` is λz in units of the pixel²
+    (z = λz · pixel² / λ; positive downstream). Power is kept; complex64."""
+    h, w = probe.shape[-2:]
+    q2 = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2
+    kernel = np.exp(-1j * np.pi * lambda_z_px2 * q2)
+    return np.fft.ifft2(np.fft.fft2(probe) * kernel).astype(np.complex64)
+
+
+def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinements: int = 12
+                      ) -> tuple[float, dict[float, float]]:
+    """The propagation distance λz (pixel²) of ``probe`` that minimises ``misfit(propagated)``.
+
+    A one-parameter search: λz = 0 and ±d²·2⁻ᵏ for k < ``levels``, d the probe's diameter
+    (``2·sqrt(2<r²>)`` of its intensity; d² is where a beam of that size changes shape
+    completely), then ``refinements`` golden-section steps between the best point's neighbours.
+    Returns the best λz (exactly 0.0 when no distance fits better) and every misfit evaluated,
+    keyed by λz (0.0 among them)."""
+    power = np.sum(np.abs(probe) ** 2, axis=tuple(range(probe.ndim - 2)))
+    y, x = np.indices(power.shape)
+    total = float(power.sum())
+    cy, cx = float((power * y).sum()) / total, float((power * x).sum()) / total
+    d2 = 8.0 * float((power * ((y - cy) ** 2 + (x - cx) ** 2)).sum()) / total
+    values: dict[float, float] = {}
+
+    def f(lz: float) -> float:
+        if lz not in values:
+            value = float(misfit(probe if lz == 0.0 else propagate_probe(probe, lz)))
+            values[lz] = value if math.isfinite(value) else math.inf
+        return values[lz]
+
+    grid = sorted([0.0] + [sign * d2 * 2.0 ** -k for k in range(levels) for sign in (1.0, -1.0)])
+    i = min(range(len(grid)), key=lambda k: f(grid[k]))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(refinements):
+        if f(a) < f(b):
+            hi, b = b, a
+            a = hi - g * (hi - lo)
+        else:
+            lo, a = a, b
+            b = lo + g * (hi - lo)
+    best = min(values, key=lambda lz: (values[lz], abs(lz)))
+    return best, values

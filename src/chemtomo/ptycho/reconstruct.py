@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..core import energy_to_wavelength
 from ..core.containers import Projection, Scan
 from ..core.errors import InputError
 from ..core.fft import fft2
@@ -403,6 +404,14 @@ def position_changes(initial_px: np.ndarray, refined_px: np.ndarray) -> dict | N
             "non_affine_rms_px": float(np.sqrt(np.mean(np.sum(free ** 2, axis=1))))}
 
 
+def _defocus_info(check: dict | None, pixel_yx, energy_ev: float) -> dict | None:
+    """``Run.defocus`` with the distance in metres, z = λz · pixel² / λ (None: no check made)."""
+    if check is None:
+        return None
+    z_m = check["lambda_z_px2"] * float(pixel_yx[0]) * float(pixel_yx[1]) / energy_to_wavelength(energy_ev)
+    return {**check, "z_m": z_m}
+
+
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int | None = None,
                 background: bool | None = None, refine_positions: bool | None = None,
                 background_projection: str | None = None,
@@ -435,7 +444,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         floor of the data or levels off (``options.convergence``); ``info["stop_reason"]``
         says why the run ended, ``info["algorithm"]`` which chain ran,
         ``info["default_rule"]`` why and ``info["stage_iterations"]`` how many iterations
-        each stage ran. Figures: the regime matrix of
+        each stage ran. At iteration 50 every chain checks whether the file's probe guess is
+        the true probe out of focus and, where the data say so, starts over from the guess
+        carried to the right distance (``ProbeOptions.defocus_at``, ``info["probe_defocus"]``).
+        Figures: the regime matrix of
         ``benchmarks/ptycho_regimes.py`` (docs/results/ptychography.md).
         ``PAPER_ALGORITHM`` ("RAAR:500") reproduces the paper.
     probe : array, {"file", "zone_plate", "diffraction"} or None
@@ -493,7 +505,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
         ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source), ``probe_guess_scale`` (the size factor applied to a guess
         that disagreed with the mean diffraction pattern, 1.0 when left alone),
-        ``position_step_rms_px`` per refinement, ``position_changes``, ``background_projection``
+        ``position_step_rms_px`` per refinement, ``position_changes``, ``probe_defocus`` (the
+        defocus check, ``engine.Run.defocus_check``: ``iteration``, ``lambda_z_px2`` and ``z_m``
+        the distance found, the three misfits, the ``allowance``, ``restarted``; None where no
+        check was made), ``background_projection``
         ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
         ``background_rule`` (why, where "auto" chose) and ``background_evidence``
         (``noise.dim_background``), ``frc_shift_px``, ``frc_resolution_m`` and
@@ -733,6 +748,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
         "position_trials": list(run.position_trials),
+        "probe_defocus": _defocus_info(run.defocus, pixel_yx, scan.energy_ev),
         "position_changes": moves,
         "background_projection": options.background.projection if options.background.retrieve else None,
         "background_rule": background_rule, "background_evidence": background_evidence,
