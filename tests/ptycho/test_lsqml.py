@@ -19,7 +19,7 @@ from chemtomo.ptycho.lsqml import (
     step_cap,
 )
 from chemtomo.ptycho.operators import FarFieldModel
-from chemtomo.ptycho.options import LSQMLOptions
+from chemtomo.ptycho.options import LSQMLOptions, ProbeOptions
 
 from .test_default import _od_error, _scan
 
@@ -155,13 +155,16 @@ def test_lsqml_matches_epie_at_low_dose():
     # The bound is 5 %: above the seed-to-seed spread of the mean (~3 %), below the 12 % that
     # LSQML lost with the undamped preconditioner (reg 0.1), and far below a noise-fitting
     # or diverging run (several times the error). LSQML must also beat rPIE, whose large steps
-    # fit the noise at this dose.
+    # fit the noise at this dose. The solvers are compared as they are, without the defocus check
+    # (ProbeOptions.defocus_at), which starts a run over from a better probe where the data
+    # allow: it restarts ePIE on all three scans and LSQML on one (then 0.0664 against 0.0632).
     lsq, epie, rpie = [], [], []
+    solvers_alone = PtychoOptions(probe=ProbeOptions(defocus_at=0))
     for seed in range(3):
         scan, obj, photons = _scan("zone plate", "defocus", 1e4, seed=seed)
         lit = photons >= 0.5 * photons.max()
         for code, out in (("LSQML:300", lsq), ("ePIE:300", epie), ("rPIE:300", rpie)):
-            p = reconstruct(scan, code, object_shape=obj.shape, frc=False)
+            p = reconstruct(scan, code, object_shape=obj.shape, frc=False, options=solvers_alone)
             assert not p.info["diverged"]
             out.append(_od_error(np.asarray(p.transmission), obj, lit))
     assert np.mean(lsq) <= 1.05 * np.mean(epie), (lsq, epie)

@@ -277,10 +277,10 @@ class Run:
             log.warning("ptycho diverged at iteration %d; best error %.4g kept", self.iteration, self.best_error)
             self.stop_reason = "diverged"
             return False
-        if self.initial_state is not None and self.iteration == self.options.probe.defocus_at:
-            if self.defocus_check():
-                self.stop_reason = "restart"
-                return False
+        due = self.initial_state is not None and self.iteration == self.options.probe.defocus_at
+        if due and self.defocus_check():
+            self.stop_reason = "restart"
+            return False
         rule = self._has_converged()
         # the monitor hears of every iteration, also one that another rule ends (its halves keep
         # their appointments at fixed iterations); it stops the run only where no other rule did
