@@ -71,6 +71,19 @@ def test_simulate_noise_seed_is_recorded_and_refused_for_txm(tmp_path):
     assert r.exit_code != 0 and "--noise-seed is for the ptychography presets" in r.output
 
 
+def test_ptycho_says_when_it_started_over_from_a_guess_carried_to_the_focus(tmp_path):
+    # the scan of tests/ptycho/test_default.py on which the defocus check restarts the low-dose
+    # chain (a Gaussian probe, its guess out of focus, 10⁵ photons on 64² frames)
+    from tests.ptycho.test_default import _scan
+
+    scan, _, _ = _scan("gaussian", "defocus", 1e5, seed=0, n=64, side=7)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert "out of focus: the run started over at iteration 50" in line, line
+
+
 def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp_path):
     from tests.ptycho.conftest import make_scan
 

@@ -146,7 +146,8 @@ class ProbeOptions:
                    A = F·2·n_modes·h·w / n (F the Poisson floor, n the valid pixels) and the probe
                    refined so far fits no better than it by more than A, the run starts over
                    from the carried guess (``info["probe_defocus"]``; ``stage_iterations`` lists
-                   the stages run before and after). 50 (default): the end of the mid-dose
+                   the stages run before and after; the chain's counts then bound the new
+                   pass, so a run does at most ``defocus_at`` iterations more than they sum to). 50 (default): the end of the mid-dose
                    chain's LSQML start. On the regime matrix (twenty seeds, every chemtomo code
                    with it, docs/results/ptychography.md "Session 16") the default's mean OD
                    error fell 15 % on the Gaussian probe at 6 counts per pixel (cell 8: within
