@@ -147,8 +147,8 @@ class ProbeOptions:
                    refined so far fits no better than it by more than A, the run starts over
                    from the carried guess (``info["probe_defocus"]``; ``stage_iterations`` lists
                    the stages run before and after; the chain's counts then bound the new
-                   pass, so a run does at most ``defocus_at`` iterations more than they sum to). 50 (default): the end of the mid-dose
-                   chain's LSQML start. On the regime matrix (twenty seeds, every chemtomo code
+                   pass, so a run does at most ``defocus_at`` iterations more than they sum
+                   to). 50 (default): the end of the mid-dose chain's LSQML start. On the regime matrix (twenty seeds, every chemtomo code
                    with it, docs/results/ptychography.md "Session 16") the default's mean OD
                    error fell 15 % on the Gaussian probe at 6 counts per pixel (cell 8: within
                    5 % of the best code at last) and 30 % on it at 10⁶ photons (cell 9),
