@@ -18,8 +18,10 @@ with session 13's final code on every seed (read after ``seedS.md``, so they rep
 columns: session 13 changed LSQML); ``session14_seedS.md``, the default alone with session 14's
 code (it replaces the default's column; session 14 changed nothing else); ``session16_seedS.md``
 (seeds 0–19), every chemtomo code with session 16's defocus check (``ProbeOptions.defocus_at``),
-read last: it replaces every chemtomo column, and ``seedS.md`` still gives the textbook ePIE,
-PtyLab and pty-chi, which the check does not touch;
+read after them: it replaces every chemtomo column, and ``seedS.md`` still gives the textbook
+ePIE, PtyLab and pty-chi, which the check does not touch; ``session17_seedS.md`` (seeds 0–19,
+cells 6 and 17, the only ones whose guess's far field is unlike the data's), every chemtomo code
+with session 17's probe estimated from the data (``ProbeOptions.far_field_min``), read last;
 not read by default: ``later_min0_seedS.md`` (seeds 0–24) and ``heldout_default_seedS.md``
 (seeds 20–24), session 15's measurement of ``ConvergenceOptions.later_min_iterations = 0``
 against the default on the fourteen cells that run the mid-dose chain (not adopted);
@@ -120,13 +122,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
                                                "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md, "
-                                               "session14_seed*.md, then session16_seed*.md)")
+                                               "session14_seed*.md, session16_seed*.md, then "
+                                               "session17_seed*.md)")
     ap.add_argument("--default", nargs="*", default=[],
                     help="outputs of --algos default whose column replaces the default's (default: none)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
     tables = args.tables or (sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
-                             + sorted(HERE.glob("session14_seed*.md")) + sorted(HERE.glob("session16_seed*.md")))
+                             + sorted(HERE.glob("session14_seed*.md")) + sorted(HERE.glob("session16_seed*.md"))
+                             + sorted(HERE.glob("session17_seed*.md")))
     data, names = load(tables, args.default)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]

@@ -84,6 +84,20 @@ def test_ptycho_says_when_it_started_over_from_a_guess_carried_to_the_focus(tmp_
     assert "out of focus: the run started over at iteration 50" in line, line
 
 
+def test_ptycho_says_when_it_estimated_the_probe_from_the_data(tmp_path):
+    # a flat-disc guess of a zone plate's beam (tests/ptycho/test_default.py): its far field is
+    # unlike the data's, so the probe comes from the mean diffraction pattern, carried out of focus
+    from tests.ptycho.test_default import _scan
+
+    scan, _, _ = _scan("zone plate", "disc", 1e5, seed=0, n=64, side=7)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--algorithm", "ePIE:3", "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert "is not the beam that made these data (its far field has a similarity of 0.3" in line, line
+    assert "the probe was estimated from the mean diffraction pattern" in line and "µm out of focus" in line, line
+
+
 def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp_path):
     from tests.ptycho.conftest import make_scan
 

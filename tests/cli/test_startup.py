@@ -67,7 +67,9 @@ NOT_FOR_ONE_SCAN = HEAVY + ("scipy.ndimage", "skimage", "chemtomo.io.stxm", "che
 def test_a_one_scan_run_loads_only_what_it_uses(tmp_path):
     # a real `chemtomo ptycho` run (9 frames of 16², RAAR:1) in a fresh interpreter: afterwards
     # none of the modules above is loaded, and numba has compiled (or loaded from its cache) only
-    # kernels that RAAR calls, never PIE's or ML's (no kernel is compiled at import)
+    # kernels that RAAR calls, never PIE's or ML's (no kernel is compiled at import). The file
+    # holds a probe guess whose far field is like the data's (a point: flat, as the noise here),
+    # so that no probe is estimated from the data (that runs LSQML, reconstruct._fit_data_probe)
     import numpy as np
 
     from chemtomo.core import Scan
@@ -75,8 +77,10 @@ def test_a_one_scan_run_loads_only_what_it_uses(tmp_path):
 
     rng = np.random.default_rng(0)
     yx = np.stack(np.meshgrid(np.arange(3.0), np.arange(3.0), indexing="ij"), -1).reshape(-1, 2) * 4e-8
+    point = np.zeros((1, 16, 16), np.complex64)
+    point[0, 8, 8] = 1
     scan = Scan(frames=rng.poisson(50.0, (9, 16, 16)).astype(np.float32), positions_m=yx, energy_ev=708.2,
-                distance_m=0.1, detector_pixel_m=1.75e-9 * 0.1 / (16 * 1e-8))  # 10 nm pixels, 4 px steps
+                distance_m=0.1, detector_pixel_m=1.75e-9 * 0.1 / (16 * 1e-8), probe=point)  # 10 nm pixels, 4 px steps
     cxi = write_scan(tmp_path / "scan.cxi", scan)
     probe = (f"import json, sys\n"
              f"sys.argv = ['chemtomo', '-q', 'ptycho', {str(cxi)!r}, '-o', {str(tmp_path / 'out.cxi')!r}, "

@@ -157,6 +157,17 @@ class ProbeOptions:
                    did 0.9. The second condition keeps it from flat-disc and broad guesses,
                    which a restart ruins. Photon counts only (it needs the floor); 0 turns it
                    off.
+    far_field_min : least similarity of a given guess's far field to the data's (the mean
+                   diffraction pattern's square root, ``probe.match_probe_scale``, after its size
+                   match) for it to be used at all. Below it the guess is not the beam that made
+                   the data (a flat disc where a zone plate's annulus lit the detector: 0.2–0.3;
+                   guesses right but for their focus or size reach 0.87–0.999 on the regime
+                   matrix), and the probe is estimated from the data instead, as where the file
+                   holds no guess: the mean pattern's square root with a flat far-field phase
+                   (``probe.probe_from_diffraction``), carried to the distance along the beam
+                   whose object, reconstructed alone, fits the data best
+                   (``reconstruct._fit_data_probe``; ``info["probe_from_data"]``). 0.5 (default);
+                   0 keeps every guess.
     """
 
     refine: bool = True
@@ -166,6 +177,7 @@ class ProbeOptions:
     match_scale: bool = True
     support: float | None = None
     defocus_at: int = 50
+    far_field_min: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -444,6 +456,8 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.ml.precond_reg > 0, "ml.precond_reg", "positive", o.ml.precond_reg)
     _check(o.probe.n_modes >= 1, "probe.n_modes", "a positive integer", o.probe.n_modes)
     _check(o.probe.start >= 0, "probe.start", "non-negative", o.probe.start)
+    _check(0 <= o.probe.far_field_min < 1, "probe.far_field_min", "in [0, 1) (0: keep every guess)",
+           o.probe.far_field_min)
     _check(o.probe.defocus_at >= 0, "probe.defocus_at", "a non-negative iteration (0: no defocus check)",
            o.probe.defocus_at)
     _check(0 < o.probe.mode_power < 1, "probe.mode_power", "in (0, 1)", o.probe.mode_power)

@@ -273,20 +273,23 @@ def propagate_probe(probe: np.ndarray, lambda_z_px2: float) -> np.ndarray:
     return np.fft.ifft2(np.fft.fft2(probe) * kernel).astype(np.complex64)
 
 
-def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinements: int = 12
-                      ) -> tuple[float, dict[float, float]]:
+def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinements: int = 12,
+                      scale: float | None = None) -> tuple[float, dict[float, float]]:
     """The propagation distance λz (pixel²) of ``probe`` that minimises ``misfit(propagated)``.
 
     A one-parameter search: λz = 0 and ±d²·2⁻ᵏ for k < ``levels``, d the probe's diameter
     (``2·sqrt(2<r²>)`` of its intensity; d² is where a beam of that size changes shape
-    completely), then ``refinements`` golden-section steps between the best point's neighbours.
-    Returns the best λz (exactly 0.0 when no distance fits better) and every misfit evaluated,
-    keyed by λz (0.0 among them)."""
-    power = np.sum(np.abs(probe) ** 2, axis=tuple(range(probe.ndim - 2)))
-    y, x = np.indices(power.shape)
-    total = float(power.sum())
-    cy, cx = float((power * y).sum()) / total, float((power * x).sum()) / total
-    d2 = 8.0 * float((power * ((y - cy) ** 2 + (x - cx) ** 2)).sum()) / total
+    completely) unless ``scale`` gives d² (pixel²), then ``refinements`` golden-section steps
+    between the best point's neighbours. Returns the best λz (exactly 0.0 when no distance fits
+    better) and every misfit evaluated, keyed by λz (0.0 among them)."""
+    if scale is None:
+        power = np.sum(np.abs(probe) ** 2, axis=tuple(range(probe.ndim - 2)))
+        y, x = np.indices(power.shape)
+        total = float(power.sum())
+        cy, cx = float((power * y).sum()) / total, float((power * x).sum()) / total
+        d2 = 8.0 * float((power * ((y - cy) ** 2 + (x - cx) ** 2)).sum()) / total
+    else:
+        d2 = float(scale)
     values: dict[float, float] = {}
 
     def f(lz: float) -> float:
