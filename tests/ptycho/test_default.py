@@ -244,9 +244,10 @@ def test_a_guess_unlike_the_beam_is_replaced_by_the_probe_the_data_show():
     # guess a flat disc of the beam's diameter, whose far field (an Airy disc) has a similarity
     # of 0.36–0.37 to the data's (seeds 0, 1), below ProbeOptions.far_field_min = 0.5. The probe
     # is estimated from the mean diffraction pattern and carried to the distance whose object,
-    # reconstructed alone, fits the data best: it overlaps the truth 0.980 on seeds 0 and 1,
-    # where the disc does 0.18 and the estimate in focus 0.76. 0.95 allows for the search's
-    # steps (four golden-section steps between neighbours a factor 2 apart).
+    # reconstructed alone from every other central frame, best predicts the frames between: it
+    # overlaps the truth 0.976–0.984 on seeds 0–2, where the disc does 0.18 and the estimate in
+    # focus 0.76. 0.95 allows for the search's steps (four golden-section steps between
+    # neighbours a factor 2 apart).
     scan, obj, photons = _scan("zone plate", "disc", 1e5, seed=0, n=64, side=7)
     truth = _probe("zone plate", 64)
     p = reconstruct(scan, object_shape=obj.shape, frc=False)
@@ -256,7 +257,8 @@ def test_a_guess_unlike_the_beam_is_replaced_by_the_probe_the_data_show():
     carried = propagate_probe(probe_from_diffraction(scan.frames)[None], fit["lambda_z_px2"])[0]
     assert abs(np.vdot(carried, truth)) / np.linalg.norm(carried) > 0.95
     # and the object is within the dose limit, as from a good guess (the tolerance of
-    # test_the_default_converges_to_the_truth_within_the_dose_limit; 0.9 σ measured)
+    # test_the_default_converges_to_the_truth_within_the_dose_limit; 0.8–0.9 σ measured, the disc
+    # kept 0.8–1.0 σ: on this small scan the disc is recovered from too, only more slowly)
     lit = photons >= 0.5 * photons.max()
     assert _od_error(np.asarray(p.transmission), obj, lit) < 3 / np.sqrt(photons[lit].min() / np.e)
     # far_field_min = 0 keeps every guess

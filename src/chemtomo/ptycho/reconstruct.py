@@ -65,8 +65,9 @@ def _owner(scan: Scan) -> str:
 
 
 def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
-                   pixel_m: float) -> tuple[np.ndarray, str]:
-    """Initial probe (n_modes_given, h, w) complex64, not yet scaled, and where it came from."""
+                   pixel_m: float, background: float = 0.0) -> tuple[np.ndarray, str]:
+    """Initial probe (n_modes_given, h, w) complex64, not yet scaled, and where it came from;
+    ``background`` (counts per pixel) is taken off the mean diffraction pattern first."""
     shape = scan.frame_shape
     owner = _owner(scan)
     if probe is None:
@@ -82,7 +83,7 @@ def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.nd
             frames = scan.frames[frames_used]
             if scan.mask is not None:
                 frames = np.where(np.asarray(scan.mask, bool)[None], frames, 0)
-            return probe_from_diffraction(frames, mask=scan.mask)[None], source
+            return probe_from_diffraction(frames, mask=scan.mask, background=background)[None], source
         elif probe == "zone_plate":
             zp = options.zone_plate
             return zone_plate_probe(shape, pixel_m, scan.energy_ev, outer_zone_m=zp.outer_zone_m,
@@ -679,7 +680,14 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                          f"{scan.positions_m[used[outside[0]]].tolist()} ...) leaves the object array of shape "
                          f"{object_shape}; enlarge object_shape or check the positions")
 
-    probe0, probe_source = _initial_probe(scan, probe, options, used, float(pixel_yx[0]))
+    def data_background() -> float:
+        # the data's own probe estimate (chosen here where the file has no guess, or one unlike
+        # the beam) is the mean pattern less a detector background the data show
+        dim_counts, share, separation = dim_background(amplitude, valid)
+        return dim_counts * share if separation >= BACKGROUND_SEPARATION else 0.0
+
+    probe0, probe_source = _initial_probe(scan, probe, options, used, float(pixel_yx[0]),
+                                          data_background() if probe is None and scan.probe is None else 0.0)
     probe_scale = 1.0
     guess_similarity = None
     if probe_source in ("file", "array") and (options.probe.match_scale or options.probe.far_field_min > 0):
@@ -697,7 +705,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
             log.warning("ptycho: %s: the probe guess's far field has a similarity of only %.3f to the data's "
                         "(mean diffraction pattern; at least %.3g expected): the probe is estimated from "
                         "the data instead", owner, guess_similarity, options.probe.far_field_min)
-            probe0, probe_source = _initial_probe(scan, "diffraction", options, used, float(pixel_yx[0]))
+            probe0, probe_source = _initial_probe(scan, "diffraction", options, used, float(pixel_yx[0]),
+                                                  data_background())
     probe0 = _scaled_modes(probe0, options.probe.n_modes, counts, valid, options.probe.mode_power)
     bg0 = np.full((h, w), 0.1 if options.background.retrieve else 0.0, np.float32)
     data_probe = None
