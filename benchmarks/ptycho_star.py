@@ -27,6 +27,7 @@ Usage::
     python benchmarks/ptycho_star.py --algorithm RAAR:50    # any chain
     python benchmarks/ptycho_star.py --repeats 2 --ptylab-iterations 50 --data DIR
     python benchmarks/ptycho_star.py --baseline-src /tmp/old/src   # + an older tree, same run
+    python benchmarks/ptycho_star.py --without-guess        # + the file with its probe guess removed
 
 ``--baseline-src`` times one more process, the same command run on another chemtomo source
 tree (e.g. ``git archive`` of an older commit), alternated with the other two: before/after
@@ -145,6 +146,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--baseline-src", default=None,
                     help="another chemtomo source tree whose command is timed the same way")
+    ap.add_argument("--without-guess", action="store_true",
+                    help="also time chemtomo on the scan with its probe guess removed (the probe from the data)")
     ap.add_argument("--ptylab-child", nargs=2, metavar=("NPZ", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.ptylab_child:
@@ -163,6 +166,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     scan = measured.star_scan(src)
     cxi = write_scan(work / "siemens_star.cxi", scan)
+    if args.without_guess:
+        import dataclasses
+
+        bare = write_scan(work / "siemens_star_no_guess.cxi", dataclasses.replace(scan, probe=None))
     counts = scan.frames.sum(axis=(1, 2))
     probe = scan.probe[0] * np.sqrt(np.percentile(counts, 90) / np.sum(np.abs(scan.probe[0]) ** 2))
     pixel = float(scan.pixel_yx_m[0])
@@ -191,7 +198,7 @@ def main() -> None:
     for e in envs.values():
         subprocess.run(chemtomo_cmd[:5] + [str(cxi), "-o", str(work / "warm.cxi"), "--algorithm", warm_chain,
                                            "--no-frc"], env=e, capture_output=True)
-    times = {"chemtomo": [], "baseline": [], "ptylab": []}
+    times = {"chemtomo": [], "baseline": [], "no_guess": [], "ptylab": []}
     frc = {}
     ptylab_note = ""
     for _ in range(args.repeats):
@@ -210,6 +217,13 @@ def main() -> None:
             times["baseline"].append(s)
             proj = read_projection(work / "chemtomo.cxi")
             frc["baseline"] = proj.frc.resolution_m / proj.pixel_m
+        if args.without_guess:
+            s, p = _time([*chemtomo_cmd[:5], str(bare), "-o", str(work / "no_guess.cxi"), *chemtomo_cmd[7:]], env)
+            if p.returncode != 0:
+                raise SystemExit(f"chemtomo without the guess failed: {(p.stdout + p.stderr)[-1000:]}")
+            times["no_guess"].append(s)
+            proj = read_projection(work / "no_guess.cxi")
+            frc["no_guess"] = proj.frc.resolution_m / proj.pixel_m
         s, p = _time(ptylab_cmd, env)
         if p.returncode != 0:
             ptylab_note = f"PtyLab failed: {(p.stdout + p.stderr).strip().splitlines()[-1][:300]}"
@@ -227,6 +241,8 @@ def main() -> None:
     rows = [("chemtomo", f"chemtomo ptycho, {algorithm} ({ran_text}), split-half FRC")]
     if args.baseline_src:
         rows.append(("baseline", f"the same, source tree {args.baseline_src}"))
+    if args.without_guess:
+        rows.append(("no_guess", "the same, the file's probe guess removed (the probe estimated from the data)"))
     rows.append(("ptylab", f"PtyLab {args.ptylab_engine}-{args.ptylab_iterations} (full + halves)"))
     for key, name in rows:
         if not times[key]:
