@@ -218,7 +218,7 @@ def main() -> None:
             proj = read_projection(work / "chemtomo.cxi")
             frc["baseline"] = proj.frc.resolution_m / proj.pixel_m
         if args.without_guess:
-            s, p = _time([*chemtomo_cmd[:5], str(bare), "-o", str(work / "no_guess.cxi"), *chemtomo_cmd[7:]], env)
+            s, p = _time([*chemtomo_cmd[:5], str(bare), "-o", str(work / "no_guess.cxi"), *chemtomo_cmd[8:]], env)
             if p.returncode != 0:
                 raise SystemExit(f"chemtomo without the guess failed: {(p.stdout + p.stderr)[-1000:]}")
             times["no_guess"].append(s)
