@@ -265,6 +265,11 @@ def test_a_guess_unlike_the_beam_is_replaced_by_the_probe_the_data_show():
     keep = reconstruct(scan, "ePIE:2", object_shape=obj.shape, frc=False,
                        options=PtychoOptions(probe=ProbeOptions(far_field_min=0.0)))
     assert keep.info["initial_probe"] == "file" and keep.info["probe_from_data"] is None
+    # a scan with no guess is started the same way; one frame is not a ptychography scan
+    bare = Scan(frames=scan.frames[:1], positions_m=scan.positions_m[:1], energy_ev=ENERGY_EV, distance_m=DISTANCE_M,
+                detector_pixel_m=scan.detector_pixel_m, source="one.cxi")
+    with pytest.raises(InputError, match="one.cxi: 1 usable frame"):
+        reconstruct(bare, "ePIE:2", frc=False)
     with pytest.raises(InputError, match="probe.far_field_min"):
         reconstruct(scan, "ePIE:2", object_shape=obj.shape, frc=False,
                     options=PtychoOptions(probe=ProbeOptions(far_field_min=1.0)))

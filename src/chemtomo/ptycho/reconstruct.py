@@ -639,6 +639,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         rows = np.flatnonzero(~np.isfinite(scan.positions_m).all(axis=1))
         raise InputError(f"{owner}: positions of frames {rows[:20].tolist()} are not finite")
     used = np.arange(scan.n_frames)  # clean_scan already left out the lost and empty frames
+    if len(used) < 2:
+        raise InputError(f"{owner}: {len(used)} usable frame(s) (frames): ptychography needs at least two "
+                         f"overlapping frames")
     pixel_yx = np.asarray(scan.pixel_yx_m, dtype=np.float64)
     positions_px = scan.positions_m[used] / pixel_yx
     h, w = scan.frame_shape
