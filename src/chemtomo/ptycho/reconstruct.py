@@ -716,6 +716,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if probe_source == "diffraction" and probe != "diffraction":
         # the data's probe estimate (chosen here, not asked for: the file has no guess, or a guess
         # unlike the beam) is the beam in focus: carried to the distance the data fit best
+        log.info("ptycho: %s: finding the focus of the probe estimated from the data (27 trial distances, "
+                 "%d iterations each on up to %d frames)", owner, FOCUS_ITERATIONS, FOCUS_FRAMES // 2)
         lz, misfits = _fit_data_probe(probe0, amplitude, valid, object_shape, positions_px, bg0, options, seed)
         probe0 = propagate_probe(probe0, lz)
         data_probe = {"guess_similarity": guess_similarity, "lambda_z_px2": lz, "misfit_in_focus": misfits[0.0],
