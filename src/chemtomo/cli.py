@@ -346,15 +346,14 @@ def ptycho(
                  f"iteration {defocus['iteration']} from the guess carried to the focus the data show"
                  if defocus and defocus.get("restarted") else "")
     data_probe = proj.info.get("probe_from_data")
-    if data_probe:
-        unlike = data_probe.get("guess_similarity")
-        restarted = (("; the file's probe guess is not the beam that made these data (its far field has a similarity "
-                      f"of {unlike:.2f} to theirs)" if unlike is not None else "; the file holds no probe guess")
-                     + f": the probe was estimated from the mean diffraction pattern, "
-                     f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" + restarted)
+    unlike = data_probe.get("guess_similarity") if data_probe else None
+    estimated = ((f"; the file's probe guess is not the beam that made these data (its far field has a similarity "
+                  f"of {unlike:.2f} to theirs)" if unlike is not None else "; the file holds no probe guess")
+                 + f": the probe was estimated from the mean diffraction pattern, "
+                   f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" if data_probe else "")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
-                  f"({proj.info.get('stop_reason')}){averaged}{restarted}{moved}{shared}",
+                  f"({proj.info.get('stop_reason')}){averaged}{estimated}{restarted}{moved}{shared}",
                   highlight=False)
 
 

@@ -412,6 +412,11 @@ def position_changes(initial_px: np.ndarray, refined_px: np.ndarray) -> dict | N
 #: Object-only LSQML iterations per trial distance, and most frames, of ``_fit_data_probe``.
 FOCUS_ITERATIONS = 10
 FOCUS_FRAMES = 64
+#: Its search (``probe.fit_probe_defocus``): ±(h·w/4)·2⁻ᵏ for k < FOCUS_LEVELS, and 0, then
+#: FOCUS_REFINEMENTS golden-section steps.
+FOCUS_LEVELS = 11
+FOCUS_REFINEMENTS = 4
+FOCUS_TRIALS = 2 * FOCUS_LEVELS + 1 + FOCUS_REFINEMENTS
 
 
 def _fit_data_probe(probe: np.ndarray, amplitude: np.ndarray, valid: np.ndarray, object_shape: tuple[int, int],
@@ -428,9 +433,9 @@ def _fit_data_probe(probe: np.ndarray, amplitude: np.ndarray, valid: np.ndarray,
     trial probe from every other one of them (``FOCUS_ITERATIONS`` LSQML iterations from unit
     transmission, probe fixed), and the misfit it gives on the frames between, which it never
     saw, is what the search of ``probe.fit_probe_defocus`` minimises: over λz = 0 and
-    ±(h·w/4)·2⁻ᵏ, k < 11 (a beam of numerical aperture q cycles per pixel in focus spreads over
-    about 2·λz·q pixels out of it: h·w/4 fills the frame), then 4 golden-section steps (27 trials
-    in all). The misfit on the frames reconstructed instead favours compact probes, which
+    ±(h·w/4)·2⁻ᵏ, k < ``FOCUS_LEVELS`` = 11 (a beam of numerical aperture q cycles per pixel in
+    focus spreads over about 2·λz·q pixels out of it: h·w/4 fills the frame), then
+    ``FOCUS_REFINEMENTS`` = 4 golden-section steps (``FOCUS_TRIALS`` = 27 trials in all). The misfit on the frames reconstructed instead favours compact probes, which
     overlap less and leave the object freer to fit noise: on the measured Siemens star without
     its guess it chose 41 px² (overlap 0.12 with the file's probe; FRC 33 px), cross-validation
     155 px² (overlap 0.63, the best distance giving 0.75; FRC 1.79 px, as from the file's guess).
@@ -468,7 +473,7 @@ def _fit_data_probe(probe: np.ndarray, amplitude: np.ndarray, valid: np.ndarray,
 
     h, w = probe.shape[-2:]
     try:
-        return fit_probe_defocus(probe, misfit, levels=11, refinements=4, scale=h * w / 4)
+        return fit_probe_defocus(probe, misfit, levels=FOCUS_LEVELS, refinements=FOCUS_REFINEMENTS, scale=h * w / 4)
     finally:
         fit_model.release()
         test_model.release()
@@ -686,7 +691,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     def data_background() -> float:
         # the data's own probe estimate (chosen here where the file has no guess, or one unlike
         # the beam) is the mean pattern less a detector background the data show
-        dim_counts, share, separation = dim_background(amplitude, valid)
+        e = background_evidence
+        dim_counts, share, separation = ((e["dim_counts"], e["background_fraction"], e["separation"]) if e
+                                         else dim_background(amplitude, valid))
         return dim_counts * share if separation >= BACKGROUND_SEPARATION else 0.0
 
     probe0, probe_source = _initial_probe(scan, probe, options, used, float(pixel_yx[0]),
@@ -716,8 +723,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if probe_source == "diffraction" and probe != "diffraction":
         # the data's probe estimate (chosen here, not asked for: the file has no guess, or a guess
         # unlike the beam) is the beam in focus: carried to the distance the data fit best
-        log.info("ptycho: %s: finding the focus of the probe estimated from the data (27 trial distances, "
-                 "%d iterations each on up to %d frames)", owner, FOCUS_ITERATIONS, FOCUS_FRAMES // 2)
+        log.info("ptycho: %s: finding the focus of the probe estimated from the data (%d trial distances, "
+                 "%d iterations each on up to %d frames)", owner, FOCUS_TRIALS, FOCUS_ITERATIONS, FOCUS_FRAMES // 2)
         lz, misfits = _fit_data_probe(probe0, amplitude, valid, object_shape, positions_px, bg0, options, seed)
         probe0 = propagate_probe(probe0, lz)
         data_probe = {"guess_similarity": guess_similarity, "lambda_z_px2": lz, "misfit_in_focus": misfits[0.0],
