@@ -126,14 +126,16 @@ def _posterior_moments(hist: np.ndarray, iterations: int = 2000) -> tuple[np.nda
     like /= np.maximum(like.sum(axis=1, keepdims=True), 1e-300)  # truncated to N < top
     weights = np.full(len(grid), 1.0 / len(grid))
     total = float(hist.sum())
+    # EM: the posterior of grid point g for count n is w_g·like_gn / Σ_g' w_g'·like_g'n, and the
+    # new weight of g is its posterior summed over the pixels. Two matrix–vector products per
+    # step, not the (grid, n) posterior itself: 2000 steps take ~10 ms instead of ~40 (this runs
+    # for every reconstruction before its first iteration)
+    hist_share = hist / total
     for _ in range(iterations):
-        post = weights[:, None] * like
-        post /= np.maximum(post.sum(axis=0, keepdims=True), 1e-300)
-        weights = (post @ hist) / total
-    post = weights[:, None] * like
-    post /= np.maximum(post.sum(axis=0, keepdims=True), 1e-300)
+        weights = weights * (like @ (hist_share / np.maximum(weights @ like, 1e-300)))
     f, v = poisson_amplitude_moments(grid)
-    return f @ post, v @ post
+    norm = np.maximum(weights @ like, 1e-300)
+    return ((f * weights) @ like) / norm, ((v * weights) @ like) / norm
 
 
 def amplitude_floor(amplitude: np.ndarray, valid: np.ndarray | None = None) -> NoiseFloor | None:
