@@ -82,6 +82,37 @@ def test_defocus_fit_finds_the_distance_and_exactly_zero_for_a_focused_guess():
     assert len(values) <= 1 + 22 + 13  # the grid, the two first golden points, one per further step
 
 
+def test_defocus_fit_refines_a_second_minimum_and_counts_twins_once():
+    # A real probe (flat far-field phase, as probe_from_diffraction makes) carried by ±λz gives
+    # complex conjugates: a misfit of the intensity alone has equal minima at ±64 px². A deeper
+    # minimum at 230 px² sits in a dip narrower than the grid's factor-2 steps (its grid point
+    # 256 scores more than the twins' 1.0), as the held-out misfit did on regime cell 15.
+    # One minimum refined finds a twin; two, with the twins counted once, find the dip.
+    n = 64
+    y, x = np.indices((n, n)) - n // 2
+    r = np.exp(-(x ** 2 + y ** 2) / (2 * 4.0 ** 2)).astype(np.complex64)[None]
+    target = propagate_probe(r, 230.0)
+
+    def width(p):
+        i = np.abs(p[0]) ** 2
+        return float(np.sqrt(np.sum(i * (x ** 2 + y ** 2)) / np.sum(i)))
+
+    w64 = width(propagate_probe(r, 64.0))
+
+    def misfit(p):
+        twins = 1.0 + 50 * (width(p) / w64 - 1) ** 2
+        dip = 0.5 + 100 * float(np.sum(np.abs(p - target) ** 2) / np.sum(np.abs(target) ** 2))
+        return min(twins, dip)
+
+    lz1, _ = fit_probe_defocus(r, misfit, scale=1024, refinements=4)
+    lz2, values = fit_probe_defocus(r, misfit, scale=1024, refinements=4, minima=2)
+    assert abs(abs(lz1) - 64.0) < 1.0
+    # the dip is the one minimum between the grid points 128 and 512; four golden-section steps
+    # leave a bracket of 384 · 0.618⁴ = 56 px² around it, and the best point tried lies in it
+    assert abs(lz2 - 230.0) < 56.0 and misfit(propagate_probe(r, lz2)) < 1.0, lz2
+    assert len(values) <= 23 + 2 * 5
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"central_stop": 1.0}, "central_stop"),
     ({"outer_zone_m": 5e-9}, "pixel_m"),

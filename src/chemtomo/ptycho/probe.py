@@ -274,14 +274,16 @@ def propagate_probe(probe: np.ndarray, lambda_z_px2: float) -> np.ndarray:
 
 
 def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinements: int = 12,
-                      scale: float | None = None) -> tuple[float, dict[float, float]]:
+                      scale: float | None = None, minima: int = 1) -> tuple[float, dict[float, float]]:
     """The propagation distance λz (pixel²) of ``probe`` that minimises ``misfit(propagated)``.
 
     A one-parameter search: λz = 0 and ±d²·2⁻ᵏ for k < ``levels``, d the probe's diameter
     (``2·sqrt(2<r²>)`` of its intensity; d² is where a beam of that size changes shape
     completely) unless ``scale`` gives d² (pixel²), then ``refinements`` golden-section steps
-    between the best point's neighbours. Returns the best λz (exactly 0.0 when no distance fits
-    better) and every misfit evaluated, keyed by λz (0.0 among them)."""
+    between the neighbours of each of the ``minima`` lowest local minima of that grid (a noisy
+    misfit can hold two of nearly equal depth, and the grid's factor-2 steps can straddle the
+    deeper one's floor). Returns the best λz (exactly 0.0 when no distance fits better) and
+    every misfit evaluated, keyed by λz (0.0 among them)."""
     if scale is None:
         power = np.sum(np.abs(probe) ** 2, axis=tuple(range(probe.ndim - 2)))
         y, x = np.indices(power.shape)
@@ -299,16 +301,25 @@ def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinement
         return values[lz]
 
     grid = sorted([0.0] + [sign * d2 * 2.0 ** -k for k in range(levels) for sign in (1.0, -1.0)])
-    i = min(range(len(grid)), key=lambda k: f(grid[k]))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    at = [f(lz) for lz in grid]
+    local = [k for k in range(len(grid))
+             if (k == 0 or at[k] <= at[k - 1]) and (k == len(grid) - 1 or at[k] <= at[k + 1])]
     g = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    for _ in range(refinements):
-        if f(a) < f(b):
-            hi, b = b, a
-            a = hi - g * (hi - lo)
-        else:
-            lo, a = a, b
-            b = lo + g * (hi - lo)
+    chosen: list[int] = []
+    for k in sorted(local, key=lambda k: (at[k], abs(grid[k]))):
+        # ±λz of a probe with a flat far-field phase (an estimate from the mean pattern) are
+        # twins, complex conjugates of each other: one minimum, refined once
+        if len(chosen) < max(1, minima) and not any(grid[j] == -grid[k] for j in chosen):
+            chosen.append(k)
+    for i in chosen:
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        for _ in range(refinements):
+            if f(a) < f(b):
+                hi, b = b, a
+                a = hi - g * (hi - lo)
+            else:
+                lo, a = a, b
+                b = lo + g * (hi - lo)
     best = min(values, key=lambda lz: (values[lz], abs(lz)))
     return best, values
