@@ -294,6 +294,22 @@ def test_the_focus_search_starts_from_the_background_the_data_show():
     assert fits[1]["background"] == pytest.approx(0.1), fits[1]
 
 
+def test_the_focus_search_gives_the_same_bits_on_two_threads_as_on_one_core():
+    # Where two cores are free the search's grid runs two trials at a time, one core each
+    # (reconstruct._fit_data_probe); inside one_core it runs one after the other. Every kernel
+    # gives the same bits whatever its thread count, so the distance chosen (a discrete outcome)
+    # and its misfit must be identical, not merely close.
+    from chemtomo.core.fft import one_core
+
+    scan, obj, _ = _scan("zone plate", "disc", 1e5, seed=1, n=64, side=5)
+    bare = dataclasses.replace(scan, probe=None)
+    free = reconstruct(bare, "ePIE:1", object_shape=obj.shape, frc=False).info["probe_from_data"]
+    with one_core():
+        alone = reconstruct(bare, "ePIE:1", object_shape=obj.shape, frc=False).info["probe_from_data"]
+    assert (free["lambda_z_px2"], free["misfit"], free["trials"]) == (alone["lambda_z_px2"], alone["misfit"],
+                                                                       alone["trials"])
+
+
 def test_the_dose_rule_picks_what_it_should():
     # the thresholds (algorithms.LOW_DOSE_COUNTS = 50 counts per pixel, BACKGROUND_SHARE = 0.1);
     # from 50 counts up one chain, however bright (session 12: no separate bright-scan chain)

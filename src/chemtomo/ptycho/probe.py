@@ -274,7 +274,7 @@ def propagate_probe(probe: np.ndarray, lambda_z_px2: float) -> np.ndarray:
 
 
 def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinements: int = 12,
-                      scale: float | None = None, minima: int = 1) -> tuple[float, dict[float, float]]:
+                      scale: float | None = None, minima: int = 1, grid_map=map) -> tuple[float, dict[float, float]]:
     """The propagation distance λz (pixel²) of ``probe`` that minimises ``misfit(propagated)``.
 
     A one-parameter search: λz = 0 and ±d²·2⁻ᵏ for k < ``levels``, d the probe's diameter
@@ -282,8 +282,10 @@ def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinement
     completely) unless ``scale`` gives d² (pixel²), then ``refinements`` golden-section steps
     between the neighbours of each of the ``minima`` lowest local minima of that grid (a noisy
     misfit can hold two of nearly equal depth, and the grid's factor-2 steps can straddle the
-    deeper one's floor). Returns the best λz (exactly 0.0 when no distance fits better) and
-    every misfit evaluated, keyed by λz (0.0 among them)."""
+    deeper one's floor). ``grid_map(function, distances)`` evaluates the grid (e.g. a thread
+    pool's ``map``; the builtin ``map`` by default), the refinements run in the calling thread.
+    Returns the best λz (exactly 0.0 when no distance fits better) and every misfit evaluated,
+    keyed by λz (0.0 among them)."""
     if scale is None:
         power = np.sum(np.abs(probe) ** 2, axis=tuple(range(probe.ndim - 2)))
         y, x = np.indices(power.shape)
@@ -301,7 +303,7 @@ def fit_probe_defocus(probe: np.ndarray, misfit, *, levels: int = 11, refinement
         return values[lz]
 
     grid = sorted([0.0] + [sign * d2 * 2.0 ** -k for k in range(levels) for sign in (1.0, -1.0)])
-    at = [f(lz) for lz in grid]
+    at = list(grid_map(f, grid))
     local = [k for k in range(len(grid))
              if (k == 0 or at[k] <= at[k - 1]) and (k == len(grid) - 1 or at[k] <= at[k + 1])]
     g = (math.sqrt(5.0) - 1.0) / 2.0
