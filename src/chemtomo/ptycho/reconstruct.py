@@ -470,8 +470,10 @@ def _fit_data_probe(probe: np.ndarray, amplitude: np.ndarray, valid: np.ndarray,
     depth on the grid, the deeper one in a dip narrower than the grid's factor-2 steps (regime
     cell 15, 25 frames of 256², its guess removed: on seeds 0–9 the grid's best point was 60 px²,
     overlap 0.02 with the true probe, on five seeds, OD error 2.1–2.3; refined around its second
-    minimum, 256 px², the search finds 219–240 px², overlap 0.96, OD error 0.49–0.57). The misfit on the frames reconstructed instead favours compact probes, which
-    overlap less and leave the object freer to fit noise: on the measured Siemens star without
+    minimum, 256 px², the search finds 219–240 px², overlap 0.96, OD error 0.49–0.57).
+
+    The misfit on the frames reconstructed instead favours compact probes, which overlap less
+    and leave the object freer to fit noise: on the measured Siemens star without
     its guess it chose 41 px² (overlap 0.12 with the file's probe; FRC 33 px), cross-validation
     155 px² (overlap 0.63, the best distance giving 0.75; FRC 1.79 px, as from the file's guess).
     On the star's probe started from a flat disc (regime cell 17) both carry the estimate to an
@@ -756,9 +758,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                          f"{scan.positions_m[used[outside[0]]].tolist()} ...) leaves the object array of shape "
                          f"{object_shape}; enlarge object_shape or check the positions")
 
+    @functools.cache
     def data_background() -> float:
         # the data's own probe estimate (chosen here where the file has no guess, or one unlike
-        # the beam) is the mean pattern less a detector background the data show
+        # the beam) is the mean pattern less a detector background the data show; measured once
+        # (up to three uses below)
         e = background_evidence
         dim_counts, share, separation = ((e["dim_counts"], e["background_fraction"], e["separation"]) if e
                                          else dim_background(amplitude, valid))
