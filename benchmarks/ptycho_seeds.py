@@ -25,10 +25,14 @@ with session 17's probe estimated from the data (``ProbeOptions.far_field_min``)
 not read by default: ``later_min0_seedS.md`` (seeds 0–24) and ``heldout_default_seedS.md``
 (seeds 20–24), session 15's measurement of ``ConvergenceOptions.later_min_iterations = 0``
 against the default on the fourteen cells that run the mid-dose chain (not adopted);
-``default_session13_seedS.md``, session 13's default on seeds 15–19 (whose ``seedS.md``, every
-code, were first run with session 14's code); ``default_session12_seedS.md``, the session-12 default on
-seeds 0–4 and 10–14 (on seeds 5–9 it is ``seedS.md``'s own default column). A ``--default``
-file replaces the default's column of its seed. A new default is judged without rerunning every
+``heldout_every_seedS.md`` (seeds 20–34), every code with session 19's tree (the session-18
+default), read only when passed: seeds 25–34 were never run before, 20–24 only with the default
+as checks of changes chosen on seeds 0–19 (``ptycho_seeds.py benchmarks/regimes/heldout_every_seed*.md
+--seeds 25 26 27 28 29 30 31 32 33 34``); ``default_session13_seedS.md``, session 13's default on
+seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
+``default_session12_seedS.md``, the session-12 default on seeds 0–4 and 10–14 (on seeds 5–9 it
+is ``seedS.md``'s own default column). A ``--default`` file replaces the default's column of its
+seed. A new default is judged without rerunning every
 code: run it alone (``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those
 files with ``--default``.
 
