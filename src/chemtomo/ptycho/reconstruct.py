@@ -234,8 +234,6 @@ class _CoreHandover:
     iteration) of the run that took the core, for the log and the tests."""
 
     def __init__(self, widen: bool = True) -> None:
-        import threading
-
         import numba
 
         from ..core.fft import fft_workers
