@@ -28,7 +28,10 @@ against the default on the fourteen cells that run the mid-dose chain (not adopt
 ``heldout_every_seedS.md`` (seeds 20–34), every code with session 19's tree (the session-18
 default), read only when passed: seeds 25–34 were never run before, 20–24 only with the default
 as checks of changes chosen on seeds 0–19 (``ptycho_seeds.py benchmarks/regimes/heldout_every_seed*.md
---seeds 25 26 27 28 29 30 31 32 33 34``); ``default_session13_seedS.md``, session 13's default on
+--seeds 25 26 27 28 29 30 31 32 33 34``); ``session20_seedS.md`` (seeds 0–19, read last) and
+``heldout_session20_seedS.md`` (seeds 20–34, read only when passed, after
+``heldout_every_seedS.md``), the default and ``LSQML:300`` with session 20's LSQML step fraction
+(``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``default_session13_seedS.md``, session 13's default on
 seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
 ``default_session12_seedS.md``, the session-12 default on seeds 0–4 and 10–14 (on seeds 5–9 it
 is ``seedS.md``'s own default column). A ``--default`` file replaces the default's column of its
@@ -46,6 +49,8 @@ Usage::
                                       # the session-12 rule against today's codes (its column of seeds 5-9 is in seedS.md)
     python benchmarks/ptycho_seeds.py benchmarks/regimes/seed*.md --seeds 10 11 12 13 14   # without session13_*.md
     python benchmarks/ptycho_seeds.py --default new_{5..9}.md --seeds 5 6 7 8 9
+    python benchmarks/ptycho_seeds.py benchmarks/regimes/heldout_every_seed*.md \
+        benchmarks/regimes/heldout_session20_seed*.md --seeds 25 26 27 28 29 30 31 32 33 34
 
 Not a test; reads text only (no reconstruction).
 """
@@ -126,15 +131,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
                                                "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md, "
-                                               "session14_seed*.md, session16_seed*.md, then "
-                                               "session17_seed*.md)")
+                                               "session14_seed*.md, session16_seed*.md, "
+                                               "session17_seed*.md, then session20_seed*.md)")
     ap.add_argument("--default", nargs="*", default=[],
                     help="outputs of --algos default whose column replaces the default's (default: none)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
     tables = args.tables or (sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
                              + sorted(HERE.glob("session14_seed*.md")) + sorted(HERE.glob("session16_seed*.md"))
-                             + sorted(HERE.glob("session17_seed*.md")))
+                             + sorted(HERE.glob("session17_seed*.md")) + sorted(HERE.glob("session20_seed*.md")))
     data, names = load(tables, args.default)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]

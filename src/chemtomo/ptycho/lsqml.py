@@ -30,9 +30,11 @@ Each iteration visits all frames in mini-batches. For a batch of frames j:
    least-squares step (``step_cap``).
 4. **Update**: ``O ← O + β · ᾱ_O · ΔO`` where ``ᾱ_O(r) = Σ_j α_O,j |P_j|² / Σ_j |P_j|²`` is the
    illumination-weighted mean of the frames' steps at each object pixel, and
-   ``P ← P + β · mean_j(α_P,j) · ΔP``; β = 0.9 (``LSQMLOptions.beta``) keeps a margin from the
-   exact least-squares minimum of the linearised problem, which overshoots by the neglected
-   ``ΔO·ΔP`` cross term.
+   ``P ← P + β · mean_j(α_P,j) · ΔP`` with β = ``STEP_FRACTION`` = 1: the optimal steps
+   themselves, as PtychoShelves' LSQML takes them (``beta_object = beta_probe = 1``). The
+   linearised problem neglects the ``ΔO·ΔP`` cross term, so a β below 1 would keep a margin from
+   an overshoot; the step cap and the Tikhonov damping of the 2×2 system already keep that margin,
+   and β = 0.9 measurably slowed LSQML at low dose (``STEP_FRACTION``).
 
 Batches follow a **mixed schedule**: on even iterations the frames are dealt into *sparse*
 batches (frames sorted along the scan and dealt round-robin, so that each batch spans the whole
@@ -64,8 +66,8 @@ from .noise import dose_summary
 from .operators import float_view
 from .pie import _BatchSums
 
-__all__ = ["BRIGHT_STEP_CAP", "STEP_CAP_COUNTS", "EpochMomentum", "amplitude_cost", "dose_regularisation",
-           "lsqml_batches", "optimal_steps", "run_lsqml", "solve_steps", "step_cap"]
+__all__ = ["BRIGHT_STEP_CAP", "STEP_CAP_COUNTS", "STEP_FRACTION", "EpochMomentum", "amplitude_cost",
+           "dose_regularisation", "lsqml_batches", "optimal_steps", "run_lsqml", "solve_steps", "step_cap"]
 
 #: Mean counts per valid detector pixel from which LSQML's per-frame steps may exceed 1 (the
 #: default chain's ``LOW_DOSE_COUNTS``: below it LSQML is the default's solver, above it the
@@ -73,7 +75,7 @@ __all__ = ["BRIGHT_STEP_CAP", "STEP_CAP_COUNTS", "EpochMomentum", "amplitude_cos
 STEP_CAP_COUNTS = 50.0
 #: The cap of the per-frame optimal steps from ``STEP_CAP_COUNTS`` up: about the step that undoes
 #: the preconditioner's damping. With δ = max(Σ|P|²) the object direction is about half the
-#: least-squares one where the illumination is even, so steps clipped at 1 make at most ~0.45 of
+#: least-squares one where the illumination is even, so steps clipped at 1 make at most ~0.5 of
 #: the least-squares update per batch. At 10⁹ photons per frame, 50 LSQML iterations from a
 #: defocused zone-plate guess reached OD error 0.48 (0.27 with the cap at 2), and the rPIE after
 #: them settled at 0.013 instead of 0.008 (regime matrix cell 2, seed 1). Below those counts the
@@ -82,6 +84,16 @@ STEP_CAP_COUNTS = 50.0
 #: seed-cells within 5 % of the best code (188 against 193 of 240); ten seeds:
 #: docs/results/ptychography.md, "Session 13".
 BRIGHT_STEP_CAP = 2.0
+#: β, the fraction of the optimal steps (α_O, α_P) that the update takes (module docstring, step
+#: 4). 1, PtychoShelves' default. Session 20, regime matrix, the default alone on seeds 0–34
+#: against β = 0.9 (chemtomo's value until then): the Gaussian probe at 6 counts per pixel (cell
+#: 8, ``LSQML:300``) 0.859 → 0.840 on the 35 seeds' mean (``ePIE:100`` 0.808), the
+#: pinhole from a defocused guess (cell 12, the mid-dose chain's LSQML start) 0.401 → 0.395 on
+#: seeds 0–19; the one cell that lost is the Gaussian at 10⁹ photons with 1 px position errors
+#: (cell 20, 0.547 → 0.557, still 15 % below every other code); no other cell lost more than
+#: 1.2 % on seeds 0–19 or 20–34 (docs/results/ptychography.md, "Session 20").
+#: β = 1.2 gave cell 8 0.833, but steps beyond the optimum have no justification of their own.
+STEP_FRACTION = 1.0
 
 
 def lsqml_batches(positions_px: np.ndarray, batch_size: int, iteration: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -331,7 +343,7 @@ class _FusedUpdate:
                 run.probes += shifted
 
 
-def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = 0.9, reg: float | None = 1.0,
+def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = STEP_FRACTION, reg: float | None = 1.0,
               damping: float = 0.1, probe_beta: float = 1.0, momentum: float = 0.0,
               max_step: float | None = None) -> None:
     """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None uses
