@@ -31,7 +31,9 @@ as checks of changes chosen on seeds 0–19 (``ptycho_seeds.py benchmarks/regime
 --seeds 25 26 27 28 29 30 31 32 33 34``); ``session20_seedS.md`` (seeds 0–19, read last) and
 ``heldout_session20_seedS.md`` (seeds 20–34, read only when passed, after
 ``heldout_every_seedS.md``), the default and ``LSQML:300`` with session 20's LSQML step fraction
-(``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``default_session13_seedS.md``, session 13's default on
+(``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``tol1e3_seedS.md`` (seeds 0–34,
+read only when passed with ``--default``), session 20's default with the relative-fall tolerance
+halved (``--convergence tolerance=0.001``, measured and not adopted); ``default_session13_seedS.md``, session 13's default on
 seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
 ``default_session12_seedS.md``, the session-12 default on seeds 0–4 and 10–14 (on seeds 5–9 it
 is ``seedS.md``'s own default column). A ``--default`` file replaces the default's column of its
