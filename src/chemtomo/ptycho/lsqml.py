@@ -90,7 +90,7 @@ BRIGHT_STEP_CAP = 2.0
 #: 8, ``LSQML:300``) 0.859 → 0.840 on the 35 seeds' mean (``ePIE:100`` 0.808), the
 #: pinhole from a defocused guess (cell 12, the mid-dose chain's LSQML start) 0.401 → 0.395 on
 #: seeds 0–19; the one cell that lost is the Gaussian at 10⁹ photons with 1 px position errors
-#: (cell 20, 0.547 → 0.557, still 15 % below every other code); no other cell lost more than
+#: (cell 20, 0.547 → 0.557, still 11 % below every other code); no other cell lost more than
 #: 1.2 % on seeds 0–19 or 20–34 (docs/results/ptychography.md, "Session 20").
 #: β = 1.2 gave cell 8 0.833, but steps beyond the optimum have no justification of their own.
 STEP_FRACTION = 1.0
@@ -347,7 +347,8 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = STEP_
               damping: float = 0.1, probe_beta: float = 1.0, momentum: float = 0.0,
               max_step: float | None = None) -> None:
     """Run ``iterations`` LSQML passes over all frames (module docstring); ``reg`` None uses
-    ``dose_regularisation``; ``probe_beta`` scales the probe's step (1: the optimal one);
+    ``dose_regularisation``; ``beta`` is the fraction of the optimal steps taken (``STEP_FRACTION``);
+    ``probe_beta`` scales the probe's step further (1: the optimal one);
     ``momentum`` is the gain γ of ``EpochMomentum`` (0: none); ``max_step`` caps the per-frame
     optimal steps (None: ``step_cap`` from the counts)."""
     model = run.model
