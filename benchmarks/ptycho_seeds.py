@@ -31,7 +31,10 @@ as checks of changes chosen on seeds 0–19 (``ptycho_seeds.py benchmarks/regime
 --seeds 25 26 27 28 29 30 31 32 33 34``); ``session20_seedS.md`` (seeds 0–19, read last) and
 ``heldout_session20_seedS.md`` (seeds 20–34, read only when passed, after
 ``heldout_every_seedS.md``), the default and ``LSQML:300`` with session 20's LSQML step fraction
-(``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``tol1e3_seedS.md`` (seeds 0–34,
+(``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``session21_seedS.md`` (seeds
+0–19, read last) and ``heldout_session21_seedS.md`` (seeds 20–34, read only when passed, after
+``heldout_session20_seedS.md``), the default alone with session 21's defocus margin
+(``ProbeOptions.defocus_margin``): they replace its column; ``tol1e3_seedS.md`` (seeds 0–34,
 read only when passed with ``--default``), session 20's default with the relative-fall tolerance
 halved (``--convergence tolerance=0.001``, measured and not adopted); ``default_session13_seedS.md``, session 13's default on
 seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
@@ -52,7 +55,8 @@ Usage::
     python benchmarks/ptycho_seeds.py benchmarks/regimes/seed*.md --seeds 10 11 12 13 14   # without session13_*.md
     python benchmarks/ptycho_seeds.py --default new_{5..9}.md --seeds 5 6 7 8 9
     python benchmarks/ptycho_seeds.py benchmarks/regimes/heldout_every_seed*.md \
-        benchmarks/regimes/heldout_session20_seed*.md --seeds 25 26 27 28 29 30 31 32 33 34
+        benchmarks/regimes/heldout_session20_seed*.md benchmarks/regimes/heldout_session21_seed*.md \
+        --seeds 25 26 27 28 29 30 31 32 33 34
 
 Not a test; reads text only (no reconstruction).
 """
@@ -134,14 +138,15 @@ def main() -> None:
     ap.add_argument("tables", nargs="*", help="ptycho_regimes.py outputs, later files' values replacing earlier "
                                                "ones' (default: benchmarks/regimes/seed*.md, then session13_seed*.md, "
                                                "session14_seed*.md, session16_seed*.md, "
-                                               "session17_seed*.md, then session20_seed*.md)")
+                                               "session17_seed*.md, session20_seed*.md, then session21_seed*.md)")
     ap.add_argument("--default", nargs="*", default=[],
                     help="outputs of --algos default whose column replaces the default's (default: none)")
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds to summarise (default: all read)")
     args = ap.parse_args()
     tables = args.tables or (sorted(HERE.glob("seed*.md")) + sorted(HERE.glob("session13_seed*.md"))
                              + sorted(HERE.glob("session14_seed*.md")) + sorted(HERE.glob("session16_seed*.md"))
-                             + sorted(HERE.glob("session17_seed*.md")) + sorted(HERE.glob("session20_seed*.md")))
+                             + sorted(HERE.glob("session17_seed*.md")) + sorted(HERE.glob("session20_seed*.md"))
+                             + sorted(HERE.glob("session21_seed*.md")))
     data, names = load(tables, args.default)
     seeds = args.seeds or sorted(data)
     missing = [s for s in seeds if s not in data]

@@ -37,6 +37,18 @@ __all__ = ["Run"]
 
 log = logging.getLogger(__name__)
 
+#: The defocus check's data are *noise-limited* where the carried guess's misfit is at most this
+#: multiple of the Poisson floor F; only there may the refined probe lead it by up to
+#: ``ProbeOptions.defocus_margin`` allowances (elsewhere by one, the rule before session 21). The
+#: margin stands for the object's adaptation to the refined probe's noise; where the misfit is far
+#: above the floor, what the data do not fit is the model, not noise, and the lead is no measure
+#: of it. On the regime matrix the carried guesses' misfits at iteration 50 are 1.0–1.6 F from 10⁴
+#: to 10⁶ photons per frame and 61–74 F at 10⁹ (the zone plate on 128² frames, cell 2), whose one
+#: restart with a lead between 1 and 10 A (seed 24, 9.3 A) ended at OD error 0.015 instead of
+#: 0.008 (docs/results/ptychography.md, "Session 21"). 4 lies between, a factor of 2.5 above the
+#: highest noise-limited misfit.
+NOISE_LIMITED_MISFIT = 4.0
+
 
 def affine_free_steps(positions_px: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``steps`` (n, 2) less their least-squares affine part ``A·(r − r̄) + b`` over the positions
@@ -112,7 +124,7 @@ class Run:
         #: from it (``ProbeOptions.defocus_at``); None once that check is done or where it is off.
         self.initial_state: State | None = state.copy() if options.probe.defocus_at > 0 else None
         #: The defocus check, once made: {"iteration", "lambda_z_px2", "misfit_guess",
-        #: "misfit_propagated", "misfit_current", "allowance", "restarted"} (``defocus_check``).
+        #: "misfit_propagated", "misfit_current", "allowance", "margin", "restarted"} (``defocus_check``).
         self.defocus: dict | None = None
         #: Unitary matrix of the last mode orthogonalisation (solvers with per-mode state apply it).
         self.mode_mixing = np.ones((1, 1), np.complex64)
@@ -324,11 +336,13 @@ class Run:
           allowance A = F·2·n_modes·h·w / n (F the data's Poisson floor, n its valid pixels:
           what the probe's 2·n_modes·h·w free parameters would take off the misfit by fitting
           pure noise); and
-        - the probe refined so far fits no better than the carried guess by more than A: its
-          thousands of free parameters have found nothing in the data that one distance does
-          not explain, only noise. Starting over from the one-parameter probe then gives
-          the solver a start without that noise (at low counts the refined probe's noise
-          stays in the object).
+        - the probe refined so far fits no better than the carried guess by more than
+          ``ProbeOptions.defocus_margin``·A (10 A) where the carried guess's misfit is within
+          ``NOISE_LIMITED_MISFIT``·F of the floor, by more than A elsewhere: its thousands of free
+          parameters have found nothing in the data that one distance does not explain, only
+          noise and the object's adaptation to it (the misfits are taken with the object refined
+          alongside that probe). Starting over from the one-parameter probe then gives the solver a start
+          without that noise (at low counts the refined probe's noise stays in the object).
 
         Where the refined probe fits the data better (high counts, or a guess wrong in more
         than its focus), or the data are not photon counts, the run goes on as it was."""
@@ -341,13 +355,16 @@ class Run:
         lz, values = fit_probe_defocus(start.probe, lambda probe: self.probe_misfit(probe, frames))
         allowance = f.relative * 2 * m.n_modes * m.h * m.w / f.n_pixels
         current = self.probe_misfit(self.state.probe, frames)
-        restart = values[0.0] - values[lz] > allowance and values[lz] - current <= allowance
+        noise_limited = values[lz] <= NOISE_LIMITED_MISFIT * f.relative
+        margin = (self.options.probe.defocus_margin if noise_limited else 1.0) * allowance
+        restart = values[0.0] - values[lz] > allowance and values[lz] - current <= margin
         self.defocus = {"iteration": self.iteration, "lambda_z_px2": lz, "misfit_guess": values[0.0],
                         "misfit_propagated": values[lz], "misfit_current": current, "allowance": allowance,
+                        "margin": margin,
                         "restarted": bool(restart)}
         log.info("ptycho: defocus check at iteration %d: the guess carried λz = %.4g px² fits %.5g (the guess "
-                 "%.5g, the refined probe %.5g, allowance %.3g); %s", self.iteration, lz, values[lz], values[0.0],
-                 current, allowance, "starting over from it" if restart else "going on")
+                 "%.5g, the refined probe %.5g, allowance %.3g, margin %.3g); %s", self.iteration, lz, values[lz],
+                 values[0.0], current, allowance, margin, "starting over from it" if restart else "going on")
         if not restart:
             return False
         self.state = start

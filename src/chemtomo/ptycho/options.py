@@ -144,7 +144,7 @@ class ProbeOptions:
                    one-parameter search on up to 64 frames); where that carried guess fits the
                    data better than the guess by more than the probe's noise-fitting allowance
                    A = F·2·n_modes·h·w / n (F the Poisson floor, n the valid pixels) and the probe
-                   refined so far fits no better than it by more than A, the run starts over
+                   refined so far fits no better than it by more than ``defocus_margin``·A, the run starts over
                    from the carried guess (``info["probe_defocus"]``; ``stage_iterations`` lists
                    the stages run before and after; the chain's counts then bound the new
                    pass, so a run does at most ``defocus_at`` iterations more than they sum
@@ -157,6 +157,22 @@ class ProbeOptions:
                    did 0.9. The second condition keeps it from flat-disc and broad guesses,
                    which a restart ruins. Photon counts only (it needs the floor); 0 turns it
                    off.
+    defocus_margin : how many allowances A the probe refined so far may fit the data better
+                   than the carried guess for the defocus check to start over (its second
+                   condition), where the data are noise-limited (the carried guess's misfit
+                   within ``engine.NOISE_LIMITED_MISFIT`` = 4 times the floor; elsewhere one A). The refined probe's lead is measured with the object it was
+                   refined with, which has adapted to it and not to the carried guess, so a
+                   guess wrong only in its focus can leave it a few A ahead: on the
+                   regime matrix (seeds 6–19, the checks whose carried guess fitted better than
+                   the guess and that did not restart at 1 A) 1.0–4.3 A on guesses wrong only in
+                   their focus (cells 0, 4, 9, 18), 19 and 60 A on the zone plate at 10⁹ photons
+                   (cell 2), 23–28 A on the pinhole (cell 12), 58–77 A on the broad Gaussian guess
+                   (cell 10), 150 A and more from flat discs (cells 6, 14, 20). 10 (default) lies
+                   in that gap, 2.3× above its lower edge and 1.9× below its upper one (its
+                   geometric middle is 9.1). Session 21 (docs/results/ptychography.md): at 1 (the
+                   rule until then) the Gaussian probe at 5.5 counts per pixel on 64² frames
+                   ended at OD error 0.720 from a defocused guess and 0.560 from the exact one
+                   (seeds 0–4); at 10 it restarts and ends at 0.554.
     far_field_min : least similarity of a given guess's far field to the data's (the mean
                    diffraction pattern's square root, ``probe.match_probe_scale``, after its size
                    match) for it to be used at all. Below it the guess is not the beam that made
@@ -177,6 +193,7 @@ class ProbeOptions:
     match_scale: bool = True
     support: float | None = None
     defocus_at: int = 50
+    defocus_margin: float = 10.0
     far_field_min: float = 0.5
 
 
@@ -458,6 +475,8 @@ def validate_options(options: PtychoOptions) -> None:
     _check(o.probe.start >= 0, "probe.start", "non-negative", o.probe.start)
     _check(0 <= o.probe.far_field_min < 1, "probe.far_field_min", "in [0, 1) (0: keep every guess)",
            o.probe.far_field_min)
+    _check(o.probe.defocus_margin >= 0, "probe.defocus_margin", "a non-negative number of noise allowances",
+           o.probe.defocus_margin)
     _check(o.probe.defocus_at >= 0, "probe.defocus_at", "a non-negative iteration (0: no defocus check)",
            o.probe.defocus_at)
     _check(0 < o.probe.mode_power < 1, "probe.mode_power", "in (0, 1)", o.probe.mode_power)
