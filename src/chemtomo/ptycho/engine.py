@@ -340,9 +340,10 @@ class Run:
           ``ProbeOptions.defocus_margin``·A (10 A) where the carried guess's misfit is within
           ``NOISE_LIMITED_MISFIT``·F of the floor, by more than A elsewhere: its thousands of free
           parameters have found nothing in the data that one distance does not explain, only
-          noise and the object's adaptation to it (the misfits are taken with the object refined
-          alongside that probe). Starting over from the one-parameter probe then gives the solver a start
-          without that noise (at low counts the refined probe's noise stays in the object).
+          noise and the object's adaptation to it (the misfits are taken with the object
+          refined alongside that probe). Starting over from the one-parameter probe then gives
+          the solver a start without that noise (at low counts the refined probe's noise stays
+          in the object).
 
         Where the refined probe fits the data better (high counts, or a guess wrong in more
         than its focus), or the data are not photon counts, the run goes on as it was."""

@@ -144,7 +144,8 @@ class ProbeOptions:
                    one-parameter search on up to 64 frames); where that carried guess fits the
                    data better than the guess by more than the probe's noise-fitting allowance
                    A = F·2·n_modes·h·w / n (F the Poisson floor, n the valid pixels) and the probe
-                   refined so far fits no better than it by more than ``defocus_margin``·A, the run starts over
+                   refined so far fits no better than it by more than ``defocus_margin``·A (on
+                   noise-limited data; A elsewhere), the run starts over
                    from the carried guess (``info["probe_defocus"]``; ``stage_iterations`` lists
                    the stages run before and after; the chain's counts then bound the new
                    pass, so a run does at most ``defocus_at`` iterations more than they sum
@@ -160,19 +161,19 @@ class ProbeOptions:
     defocus_margin : how many allowances A the probe refined so far may fit the data better
                    than the carried guess for the defocus check to start over (its second
                    condition), where the data are noise-limited (the carried guess's misfit
-                   within ``engine.NOISE_LIMITED_MISFIT`` = 4 times the floor; elsewhere one A). The refined probe's lead is measured with the object it was
-                   refined with, which has adapted to it and not to the carried guess, so a
-                   guess wrong only in its focus can leave it a few A ahead: on the
-                   regime matrix (seeds 6–19, the checks whose carried guess fitted better than
-                   the guess and that did not restart at 1 A) 1.0–4.3 A on guesses wrong only in
-                   their focus (cells 0, 4, 9, 18), 19 and 60 A on the zone plate at 10⁹ photons
-                   (cell 2), 23–28 A on the pinhole (cell 12), 58–77 A on the broad Gaussian guess
-                   (cell 10), 150 A and more from flat discs (cells 6, 14, 20). 10 (default) lies
-                   in that gap, 2.3× above its lower edge and 1.9× below its upper one (its
-                   geometric middle is 9.1). Session 21 (docs/results/ptychography.md): at 1 (the
-                   rule until then) the Gaussian probe at 5.5 counts per pixel on 64² frames
-                   ended at OD error 0.720 from a defocused guess and 0.560 from the exact one
-                   (seeds 0–4); at 10 it restarts and ends at 0.554.
+                   within ``engine.NOISE_LIMITED_MISFIT`` = 4 times the floor; elsewhere one
+                   A). The refined probe's lead is measured with the object refined alongside
+                   it, which has adapted to that probe and not to the carried guess, so a guess
+                   wrong only in its focus can leave it a few A ahead. On the regime matrix
+                   (docs/results/ptychography.md, "Session 21"; the checks whose carried guess
+                   fitted better than the guess and that did not restart at 1 A): 1.0–4.6 A (one
+                   7.6 A) on guesses wrong only in their focus (cells 0, 4, 9, 18), 23–28 A on
+                   the pinhole (cell 12), 58–77 A on the broad Gaussian guess (cell 10), 150 A
+                   and more from flat discs (cells 6, 14, 20); at 10⁹ photons (cell 2, misfits
+                   61–74 F, so one A there) 9.3–155 A. 10 (default) lies in the gap between 7.6
+                   and 23. At 1 (the rule until session 21) a Gaussian probe from a defocused
+                   guess at 5.5 counts per pixel on 64² frames ended at OD error 0.720, from the
+                   exact guess at 0.560 (seeds 0–4); at 10 it restarts and ends at 0.554.
     far_field_min : least similarity of a given guess's far field to the data's (the mean
                    diffraction pattern's square root, ``probe.match_probe_scale``, after its size
                    match) for it to be used at all. Below it the guess is not the beam that made
