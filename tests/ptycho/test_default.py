@@ -161,9 +161,10 @@ def test_a_chain_moves_to_its_next_stage_when_one_converges():
     p = reconstruct(scan, "rPIE:500,ePIE:3", object_shape=obj.shape, frc=False)
     assert p.info["iterations"] < 500 and p.info["stop_reason"] == "max_iterations"
     # the default's chain at ~100 counts per pixel: its bounded LSQML start (50) hands over to
-    # rPIE, then ePIE
+    # rPIE, then ePIE (the defocus check off: on this scan it starts the chain over at iteration
+    # 50, tested below)
     mid, obj, _ = _scan("gaussian", "defocus", 1e5)
-    q = reconstruct(mid, object_shape=obj.shape, frc=False)
+    q = reconstruct(mid, object_shape=obj.shape, frc=False, options=PtychoOptions(probe=ProbeOptions(defocus_at=0)))
     assert q.info["algorithm"] == MID_DOSE_ALGORITHM and [s for s, _ in q.info["stages"]] == ["LSQML", "rPIE", "ePIE"]
     ran = q.info["stage_iterations"]  # what each stage ran: LSQML stops at convergence (≥ 30) or 50
     assert [s for s, _ in ran] == ["LSQML", "rPIE", "ePIE"] and sum(n for _, n in ran) == q.info["iterations"]
@@ -175,19 +176,22 @@ def test_a_later_stage_has_its_own_minimum():
     # slow start; later_min_iterations (by default the same value) does it for the stages after.
     # On this scan ePIE after rPIE is flat from its first window: held to 30 by default, it
     # stops at the first check past the rule's two windows (20 iterations, 10 per window) with
-    # later_min_iterations = 0, and the first stage is the same either way.
+    # later_min_iterations = 0, and the first stage is the same either way. The defocus check is
+    # off (on this scan it starts the chain over at iteration 50; tested below).
     scan, obj, _ = _scan("zone plate", "defocus", 1e5)
-    p = reconstruct(scan, "rPIE:100,ePIE:100", object_shape=obj.shape, frc=False)
+    no_check = ProbeOptions(defocus_at=0)
+    p = reconstruct(scan, "rPIE:100,ePIE:100", object_shape=obj.shape, frc=False,
+                    options=PtychoOptions(probe=no_check))
     (_, first), (_, last) = p.info["stage_iterations"]
     assert p.info["stop_reason"] == "converged" and p.info["convergence_rule"] == "relative fall"
     assert first >= 30 and last >= 30, p.info["stage_iterations"]
-    short = PtychoOptions(convergence=ConvergenceOptions(later_min_iterations=0))
+    short = PtychoOptions(convergence=ConvergenceOptions(later_min_iterations=0), probe=no_check)
     q = reconstruct(scan, "rPIE:100,ePIE:100", object_shape=obj.shape, frc=False, options=short)
     assert q.info["stage_iterations"][0] == ("rPIE", first)
     assert 20 <= q.info["stage_iterations"][1][1] < 30, q.info["stage_iterations"]
     assert q.info["convergence_rule"] == "relative fall"
     # a larger min_iterations holds the later stages too unless they are given their own
-    longer = PtychoOptions(convergence=ConvergenceOptions(min_iterations=40))
+    longer = PtychoOptions(convergence=ConvergenceOptions(min_iterations=40), probe=no_check)
     r = reconstruct(scan, "rPIE:100,ePIE:100", object_shape=obj.shape, frc=False, options=longer)
     assert all(n >= 40 for _, n in r.info["stage_iterations"]), r.info["stage_iterations"]
     with pytest.raises(InputError, match="later_min_iterations"):
