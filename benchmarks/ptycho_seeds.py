@@ -34,7 +34,9 @@ as checks of changes chosen on seeds 0–19 (``ptycho_seeds.py benchmarks/regime
 (``lsqml.STEP_FRACTION`` = 1): they replace those two columns; ``session21_seedS.md`` (seeds
 0–19, read last) and ``heldout_session21_seedS.md`` (seeds 20–34, read only when passed, after
 ``heldout_session20_seedS.md``), the default alone with session 21's defocus margin
-(``ProbeOptions.defocus_margin``): they replace its column; ``tol1e3_seedS.md`` (seeds 0–34,
+(``ProbeOptions.defocus_margin``): they replace its column; ``heldout_every21_seedS.md`` (seeds
+35–44, read only when passed), every code with session 21's tree, run in session 22 on seeds never
+run before; ``tol1e3_seedS.md`` (seeds 0–34,
 read only when passed with ``--default``), session 20's default with the relative-fall tolerance
 halved (``--convergence tolerance=0.001``, measured and not adopted); ``default_session13_seedS.md``, session 13's default on
 seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
@@ -57,6 +59,7 @@ Usage::
     python benchmarks/ptycho_seeds.py benchmarks/regimes/heldout_every_seed*.md \
         benchmarks/regimes/heldout_session20_seed*.md benchmarks/regimes/heldout_session21_seed*.md \
         --seeds 25 26 27 28 29 30 31 32 33 34
+    python benchmarks/ptycho_seeds.py benchmarks/regimes/heldout_every21_seed*.md --seeds 35 36 37 38 39 40 41 42 43 44
 
 Not a test; reads text only (no reconstruction).
 """
