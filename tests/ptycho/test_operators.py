@@ -206,3 +206,64 @@ def test_modulus_projection_that_shares_gives_the_waves_their_expected_share_of_
     model.background_share = False
     model.modulus_project(b, model.all_frames, np.zeros_like(background), model.chunks)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _dim_pixel_case(lam: float, n_frames: int = 64, h: int = 32):
+    """Frames of Poisson counts with mean ``lam`` in every pixel, and model waves whose intensity is
+    that mean (the truth): one real wave √lam per pixel."""
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(lam, (n_frames, h, h)).astype(np.float32)
+    positions = np.zeros((n_frames, 2))
+    shape = object_shape_for(positions, (h, h), 3)
+    model = FarFieldModel(counts, np.ones((h, h), bool), shape, n_modes=1, subpixel=1)
+    model.set_positions(positions)
+    waves = np.full((n_frames, 1, h, h), np.sqrt(lam), np.complex64)
+    return counts, model, waves
+
+
+@pytest.mark.parametrize("lam", [0.5, 3.0])
+def test_the_poisson_update_is_unbiased_where_the_amplitude_projection_shrinks_dim_pixels(lam):
+    # With the model at the true mean μ = λ, an unbiased update leaves the waves unchanged on
+    # average over frames: E[f] = 1. The Poisson step f = min((1 + I/μ)/2, cap) has
+    # E[f] = (1 + E[I]/μ)/2 = 1 but for the cap, whose share is computed exactly below; the
+    # amplitude projection has E[f] = E[√I]/√λ (0.62 at λ = 0.5, 0.93 at 3: it pulls dim pixels'
+    # model intensity below their mean). The tolerance is 5 standard errors of the mean factor
+    # over the 65,536 pixel draws (f's standard deviation is at most 1.3 at these λ).
+    from scipy.stats import poisson
+
+    from chemtomo.ptycho import _kernels as K
+    counts, model, waves = _dim_pixel_case(lam)
+    k = np.arange(60)
+    pk = poisson.pmf(k, lam)
+    expect_poisson = float(np.sum(pk * np.minimum((1 + k / lam) / 2, K.POISSON_STEP_CAP)))
+    expect_amplitude = float(np.sum(pk * np.sqrt(k))) / np.sqrt(lam)
+    tolerance = 5 * 1.3 / np.sqrt(counts.size)
+    background = np.zeros(counts.shape[1:], np.float32)
+
+    amp = waves.copy()
+    model.modulus_project(amp, model.all_frames, background, model.chunks)
+    model.poisson = True
+    poi = waves.copy()
+    model.modulus_project(poi, model.all_frames, background, model.chunks)
+    f_amp = float(np.mean(amp.real) / np.sqrt(lam))
+    f_poi = float(np.mean(poi.real) / np.sqrt(lam))
+    assert abs(f_poi - expect_poisson) < tolerance
+    assert abs(f_amp - expect_amplitude) < tolerance
+    assert abs(expect_poisson - 1) < 0.01  # the cap's share: 0.009 at λ = 0.5 (I ≥ 3), nil at 3
+    assert f_amp < 1 - 0.05  # the amplitude's bias is far outside the tolerance
+    # near the fit (I ≈ μ) the two updates agree to first order: a pixel measured 5 % brighter
+    near = waves.copy()
+    model.amplitude[:] = np.sqrt(lam * 1.05)
+    model.modulus_project(near, model.all_frames, background, model.chunks)
+    np.testing.assert_allclose(near.real / np.sqrt(lam), 1.025, rtol=1e-5)  # √1.05 = 1.0247
+
+
+def test_the_poisson_update_keeps_the_amplitude_misfit_and_masked_pixels():
+    _, _, model, waves, before, background = _projection_case(1)
+    e1, t1, r1 = model.modulus_project(waves.copy(), model.all_frames, background, model.chunks)
+    model.poisson = True
+    out = waves.copy()
+    e2, t2, r2 = model.modulus_project(out, model.all_frames, background, model.chunks)
+    assert e2 == pytest.approx(e1, rel=1e-6) and t2 == pytest.approx(t1, rel=1e-6)
+    np.testing.assert_allclose(r2, r1, rtol=1e-6)
+    np.testing.assert_array_equal(out[:, :, 2, 3], before[:, :, 2, 3])

@@ -137,6 +137,8 @@ class FarFieldModel:
         #: The modulus projection's background rule for PIE and LSQML (``BackgroundOptions.projection``,
         #: set by ``engine.Run``): False subtracts b from the counts, True scales by ``sqrt(I / (s + b))``.
         self.background_share = False
+        #: The Poisson likelihood's detector update in PIE and LSQML (``PtychoOptions.likelihood``).
+        self.poisson = False
         self.cy = self.cx = self.kb = None
         #: Shift bins that some frame uses (only those probe shifts are computed).
         self.used_bins = np.arange(self.n_bins)
@@ -286,8 +288,9 @@ class FarFieldModel:
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
         if self.n_modes == 1:
-            K.modulus_project_1(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
-                                ratio, sums, self.background_share)
+            kernel = K.modulus_project_poisson_1 if self.poisson else K.modulus_project_1
+            kernel(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
+                   ratio, sums, self.background_share)
         else:
             K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums,
                               self.background_share)

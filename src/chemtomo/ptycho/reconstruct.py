@@ -657,10 +657,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         its trial objects started from; None where the guess was used), ``background_projection``
         ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
         ``background_rule`` (why, where "auto" chose) and ``background_evidence``
-        (``noise.dim_background``), ``frc_shift_px``, ``frc_resolution_m`` and
-        ``frc_core_handover`` (with ``frc``: [(the run that took a core freed by the other
-        thread, after which of its iterations)], empty when the runs shared no cores;
-        ``_CoreHandover``), ``seconds``.
+        (``noise.dim_background``), ``likelihood`` (``PtychoOptions.likelihood``), ``frc_shift_px``,
+        ``frc_resolution_m`` and ``frc_core_handover`` (with ``frc``: [(the run that took a core
+        freed by the other thread, after which of its iterations)], empty when the runs shared no
+        cores; ``_CoreHandover``), ``seconds``.
 
         The air reference is the most transmissive 30 % of the well-illuminated pixels
         (``postprocess.air_region``); a field without empty space is referenced to its most
@@ -949,6 +949,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "probe_from_data": _defocus_info(data_probe, pixel_yx, scan.energy_ev),
         "position_changes": moves,
         "background_projection": options.background.projection if options.background.retrieve else None,
+        "likelihood": options.likelihood,
         "background_rule": background_rule, "background_evidence": background_evidence,
     }
     curve = None
