@@ -518,63 +518,27 @@ def raar_fourier_1(buf, state, amplitude, validf, background, chunks, bg_ratio, 
         sums[t, 1] = tot
 
 
-@njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums, share):  # pragma: no cover
-    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (the background
-    subtracted from the counts, or with ``share`` shared with them; see ``modulus_project``)."""
-    h, w = buf.shape[1], buf.shape[2] // 2
-    one = np.float32(1.0)
-    tiny = np.float32(1e-20)
-    for t in prange(chunks.shape[0] - 1):
-        err = 0.0
-        tot = 0.0
-        for i in range(chunks[t], chunks[t + 1]):
-            j = frames[i]
-            for y in range(h):
-                e_row = np.float32(0.0)
-                t_row = np.float32(0.0)
-                for x in range(w):
-                    re = buf[i, y, 2 * x]
-                    im = buf[i, y, 2 * x + 1]
-                    bgv = background[y, x]
-                    v = validf[y, x]
-                    a = amplitude[j, y, x]
-                    model = re * re + im * im + bgv + tiny
-                    d = a - np.sqrt(model)
-                    e_row += v * d * d
-                    t_row += v * a * a
-                    bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
-                    if share:
-                        f = v * (a / np.sqrt(model)) + (one - v)
-                    else:
-                        f = v * (np.sqrt(max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny))) + (one - v)
-                    buf[i, y, 2 * x] = f * re
-                    buf[i, y, 2 * x + 1] = f * im
-                err += e_row
-                tot += t_row
-        sums[t, 0] = err
-        sums[t, 1] = tot
-
-
-#: Largest factor of ``modulus_project_poisson_1`` (the Poisson step in a pixel whose counts far
-#: exceed the model's): without a cap a single photon where the model expects 10⁻³ would multiply
+#: Largest factor of ``modulus_project_1``'s Poisson step, reached in a pixel whose counts far
+#: exceed the model's: without a cap a single photon where the model expects 10⁻³ would multiply
 #: its wave by 500. Three lets a pixel's model intensity grow ninefold in one step; cap 10 measured
 #: worse than 3 at low counts and no better elsewhere (docs/results/ptychography.md, "Session 22").
 POISSON_STEP_CAP = 3.0
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def modulus_project_poisson_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums, share):  # pragma: no cover
-    """``modulus_project_1`` with the Poisson likelihood's detector update
-    (``PtychoOptions.likelihood = "poisson"``): each wave is scaled by
-    ``f = min((1 + r) / 2, POISSON_STEP_CAP)``, r the measured over the model intensity (the counts
-    less the background over ``|Ψ|²``, or with ``share`` the counts over ``|Ψ|² + b``), where the
-    amplitude projection scales by ``√r``. It is the gradient step of length ½ on the Poisson
-    negative log-likelihood ``μ − I ln μ`` (``∂/∂Ψ* = Ψ (1 − I/μ)``), equal to ``√r`` to first order
-    at r = 1. Averaged over frames its fixed point is ``E[I] = μ`` (unbiased); the amplitude's is
-    ``E[√I] = √μ``, which in pixels of about one count or fewer puts the model's intensity well below
-    the mean (0.60 of it at one count). The error sums are the amplitude misfit, as in
-    ``modulus_project_1``."""
+def modulus_project_1(buf, amplitude, frames, validf, background, chunks, bg_ratio, sums, share,
+                      poisson):  # pragma: no cover
+    """Single-mode ``modulus_project`` on a float view of the batch waves (b, h, 2w) (the background
+    subtracted from the counts, or with ``share`` shared with them; see ``modulus_project``).
+
+    With ``poisson`` (``PtychoOptions.likelihood = "poisson"``) each wave is scaled by
+    ``f = min((1 + r) / 2, POISSON_STEP_CAP)`` instead of ``√r``, r the measured over the model
+    intensity (the counts less the background over ``|Ψ|²``, or with ``share`` the counts over
+    ``|Ψ|² + b``): the gradient step of length ½ on the Poisson negative log-likelihood
+    ``μ − I ln μ`` (``∂/∂Ψ* = Ψ (1 − I/μ)``), equal to ``√r`` to first order at r = 1. Averaged over
+    frames its fixed point is ``E[I] = μ`` (unbiased); the amplitude's is ``E[√I] = √μ``, which in
+    pixels of about one count or fewer puts the model's intensity well below the mean (0.60 of it
+    at one count). The error sums are the amplitude misfit either way."""
     h, w = buf.shape[1], buf.shape[2] // 2
     one = np.float32(1.0)
     half = np.float32(0.5)
@@ -599,11 +563,16 @@ def modulus_project_poisson_1(buf, amplitude, frames, validf, background, chunks
                     e_row += v * d * d
                     t_row += v * a * a
                     bg_ratio[t, y, x] += bgv * (v * (a * a) / model + (one - v))
-                    if share:
-                        r = a * a / model
+                    if poisson:
+                        if share:
+                            r = a * a / model
+                        else:
+                            r = max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny)
+                        f = v * min(half * (one + r), cap) + (one - v)
+                    elif share:
+                        f = v * (a / np.sqrt(model)) + (one - v)
                     else:
-                        r = max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny)
-                    f = v * min(half * (one + r), cap) + (one - v)
+                        f = v * (np.sqrt(max(a * a - bgv, np.float32(0.0)) / (re * re + im * im + tiny))) + (one - v)
                     buf[i, y, 2 * x] = f * re
                     buf[i, y, 2 * x + 1] = f * im
                 err += e_row

@@ -288,9 +288,8 @@ class FarFieldModel:
         ratio = np.zeros((t, self.h, self.w), np.float32)
         sums = np.zeros((t, 2), np.float64)
         if self.n_modes == 1:
-            kernel = K.modulus_project_poisson_1 if self.poisson else K.modulus_project_1
-            kernel(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
-                   ratio, sums, self.background_share)
+            K.modulus_project_1(float_view(buf[:, 0]), self.amplitude, frames, self.validf, background, chunks,
+                                ratio, sums, self.background_share, self.poisson)
         else:
             K.modulus_project(buf, self.intensity, frames, self.valid, background, chunks, ratio, sums,
                               self.background_share)

@@ -433,7 +433,7 @@ class PtychoOptions:
                  ``"amplitude"`` (default): the waves take the measured modulus, ``f = √(I/μ)``
                  (μ the model intensity), the Gaussian likelihood of √I. ``"poisson"``: the
                  Poisson likelihood's gradient step of length ½, ``f = min((1 + I/μ)/2, 3)``
-                 (``_kernels.modulus_project_poisson_1``), unbiased where the amplitude's fixed
+                 (``_kernels.modulus_project_1``), unbiased where the amplitude's fixed
                  point ``E[√I] = √μ`` puts dim pixels' model intensity below their mean; one probe
                  mode only. Measured (docs/results/ptychography.md, "Session 22"): on simulated
                  scans with 50–1,000 counts per pixel and dense overlap (steps ≤ 0.35 of the
