@@ -138,8 +138,8 @@ class Run:
         # "auto" is resolved by reconstruct from the data (noise.dim_background); a Run made from
         # options that still say "auto" subtracts
         model.background_share = options.background.projection == "share"
-        # one probe mode only (validate_options); the several-mode kernel keeps the amplitude
-        model.poisson = options.likelihood == "poisson" and model.n_modes == 1
+        # one probe mode only (validate_options refuses several)
+        model.poisson = options.likelihood == "poisson"
         self.probes = model.shifted_probes(state.probe)
         #: Poisson floor of the error metric (None: the data are not photon counts, or the rule is off).
         self.floor: NoiseFloor | None = None

@@ -949,8 +949,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "probe_from_data": _defocus_info(data_probe, pixel_yx, scan.energy_ev),
         "position_changes": moves,
         "background_projection": options.background.projection if options.background.retrieve else None,
-        "likelihood": options.likelihood,
         "background_rule": background_rule, "background_evidence": background_evidence,
+        "likelihood": options.likelihood,
     }
     curve = None
     if frc:
