@@ -230,6 +230,21 @@ def test_a_guess_out_of_focus_is_carried_to_the_focus_the_data_show(dose, chain)
     assert err < 0.95 * err_off, (err, err_off)
 
 
+@pytest.mark.parametrize("convergence", [ConvergenceOptions(tolerance=0.0), ConvergenceOptions(noise_floor=False)])
+def test_the_defocus_check_runs_whatever_the_stopping_rule(convergence):
+    # The check's allowance comes from the data's Poisson floor, a property of the data, not of
+    # the stopping rule: with a fixed count (tolerance 0) or the floor's rule off, the scan of the
+    # test above still starts over from the carried guess at iteration 50 (until session 23 the
+    # floor was computed only for the rule, and the check was silently skipped).
+    scan, obj, _ = _scan("gaussian", "defocus", 1e5, seed=0, n=64, side=7)
+    p = reconstruct(scan, "LSQML:60", object_shape=obj.shape, frc=False, options=PtychoOptions(convergence=convergence))
+    check = p.info["probe_defocus"]
+    assert check is not None and check["iteration"] == 50 and check["restarted"], check
+    assert p.info["noise_floor"] > 0 and p.info["floor_target"] is None
+    if convergence.tolerance == 0:
+        assert p.info["stage_iterations"] == [("LSQML", 50), ("LSQML", 60)]
+
+
 def test_a_refined_probe_a_few_allowances_ahead_still_restarts_from_the_carried_guess(monkeypatch):
     # The same Gaussian probe at 5·10⁴ photons per frame (about 11 counts per pixel, LSQML:300).
     # At iteration 50 the probe refined so far fits the data better than the carried guess by

@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from chemtomo.ptycho import ConvergenceOptions, PositionOptions, PtychoOptions, reconstruct
+from chemtomo.ptycho import ConvergenceOptions, PositionOptions, ProbeOptions, PtychoOptions, reconstruct
 from chemtomo.ptycho.reconstruct import _ResolutionStop
 
 from .test_default import _scan
@@ -29,9 +29,11 @@ def test_the_resolution_rule_stops_the_three_runs_where_the_frc_levels_off():
     # positions held: a refinement step can raise the error for a window, which the relative-fall
     # rule (a fall below 1e-12) then reads as levelled off, and this test is of the other rule
     # and the last iterate, not the average of the last ones (``ConvergenceOptions.average``), so
-    # that the run can be compared bit for bit with one of a fixed count below
+    # that the run can be compared bit for bit with one of a fixed count below; the defocus check
+    # off, so that the run's iterations are the rule's (a restart at 50 counts them again)
     only = dataclasses.replace(ONLY_RESOLUTION, average=False)
-    options = PtychoOptions(convergence=only, positions=PositionOptions(refine=False))
+    held = PositionOptions(refine=False)
+    options = PtychoOptions(convergence=only, positions=held, probe=ProbeOptions(defocus_at=0))
     p = reconstruct(scan, "rPIE:200", object_shape=obj.shape, frc=True, options=options)
     checks = p.info["resolution_checks"]
     stop = checks["levelled_at"]
@@ -46,7 +48,8 @@ def test_the_resolution_rule_stops_the_three_runs_where_the_frc_levels_off():
         grew = bits[it] >= bits[prev] * 1.05
         assert grew == (it != stop) or it < 20, (prev, it, bits[prev], bits[it])
     # it decides only where to stop: the full scan is, bit for bit, the same run with a fixed count
-    fixed = PtychoOptions(convergence=ConvergenceOptions(tolerance=0.0), positions=PositionOptions(refine=False))
+    fixed = PtychoOptions(convergence=ConvergenceOptions(tolerance=0.0), positions=held,
+                          probe=ProbeOptions(defocus_at=0))
     q = reconstruct(scan, f"rPIE:{stop}", object_shape=obj.shape, frc=False, options=fixed)
     assert np.array_equal(np.asarray(p.transmission), np.asarray(q.transmission))
     # and it does not depend on which thread got where first

@@ -141,23 +141,25 @@ class Run:
         # one probe mode only (validate_options refuses several)
         model.poisson = options.likelihood == "poisson"
         self.probes = model.shifted_probes(state.probe)
-        #: Poisson floor of the error metric (None: the data are not photon counts, or the rule is off).
-        self.floor: NoiseFloor | None = None
+        #: Poisson floor of the error metric (None: the data are not photon counts). A property of
+        #: the data: the defocus check needs it whatever the stopping rule.
+        self.floor: NoiseFloor | None = amplitude_floor(model.amplitude, model.validf)
         #: Expected fall of the metric below the floor from fitting the noise, (p / n)·floor.
         self.noise_fit_level = 0.0
         #: The error the rule waits for: the floor less what fitting the noise takes off, or the
-        #: floor itself (the discrepancy principle) at low counts (``ConvergenceOptions``).
+        #: floor itself (the discrepancy principle) at low counts (``ConvergenceOptions``); NaN
+        #: where the floor is unknown or the rules that use it are off.
         self.floor_target = math.nan
         c = options.convergence
-        if c.noise_floor and c.tolerance > 0:
-            self.floor = amplitude_floor(model.amplitude, model.validf)
-            if self.floor is not None:
-                f = self.floor
-                self.noise_fit_level = f.relative * min(self._free_parameters() / f.n_pixels, 1.0)
-                if f.counts / f.n_pixels < c.discrepancy_counts:
-                    self.floor_target = f.relative
-                else:
-                    self.floor_target = f.relative - self.noise_fit_level
+        #: Do the stopping rules use the floor (``noise_floor``, and a stopping rule at all)?
+        self.floor_rule = self.floor is not None and c.noise_floor and c.tolerance > 0
+        if self.floor_rule:
+            f = self.floor
+            self.noise_fit_level = f.relative * min(self._free_parameters() / f.n_pixels, 1.0)
+            if f.counts / f.n_pixels < c.discrepancy_counts:
+                self.floor_target = f.relative
+            else:
+                self.floor_target = f.relative - self.noise_fit_level
 
     def _free_parameters(self) -> int:
         """Real unknowns of the model: two per object pixel that any frame reaches, two per
@@ -456,7 +458,7 @@ class Run:
         new = self._window_mean(0)
         if not math.isfinite(new):
             return None
-        f = self.floor
+        f = self.floor if self.floor_rule else None
         if f is not None and new <= self.floor_target + max(c.floor_sigmas * f.sigma, f.systematic * f.relative):
             return "noise floor"
         if done < 2 * c.window:

@@ -936,7 +936,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "object_averaged": run.averaged,
         "noise_floor": run.floor.relative if run.floor is not None else None,
         "noise_fit_level": run.noise_fit_level or None,
-        "floor_target": run.floor_target if run.floor is not None else None,
+        "floor_target": run.floor_target if run.floor_rule else None,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
