@@ -354,8 +354,8 @@ class ConvergenceOptions:
     Siemens star, whose halves keep gaining 2 % per 10 iterations up to 90, stopped no earlier.
     Hence off by default.
 
-    ``tolerance = 0`` disables every rule (each stage runs its full count); ``noise_floor =
-    False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
+    ``tolerance = 0`` disables every rule (each stage runs its full count, the defocus check
+    still runs); ``noise_floor = False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
     say which rule stopped the last stage.
 
     window         : iterations averaged on each side of the comparison.
@@ -371,7 +371,9 @@ class ConvergenceOptions:
                      but on held-out seeds 20–24 the default's mean OD error rose by 2–2.5 % in
                      cells 2, 9, 10 and 20 (shorter noise averaging, fewer position updates in
                      the last stage); seeds 0–19: cell 20 +1.3 %, the others unchanged. Hence None.
-    noise_floor    : use the Poisson floor (photon-counting data only; ignored otherwise).
+    noise_floor    : stop at the Poisson floor (photon-counting data only; ignored otherwise).
+                     The floor itself is computed either way: the defocus check
+                     (``ProbeOptions.defocus_at``) sizes its allowance from it.
     floor_sigmas   : how many standard deviations of the floor count as reaching it.
     noise_fit      : multiple of the noise-fitting gain (p / n)·F below which a window's fall
                      counts as a plateau; 0 (default) leaves this rule off.

@@ -642,7 +642,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         transmission reproduces the data); ``background`` (ny, nx) float32 counts per pixel in
         detector order, or None; ``errors`` per iteration (see ``engine.py``); ``frc`` the
         split-half Curve (½-bit) or None; ``info``: ``algorithm`` (the chain run), ``default_rule`` (why the default chose it, or
-        None), ``convergence_rule`` and ``noise_floor`` (``options.convergence``), ``stages``, ``iterations``
+        None), ``convergence_rule`` (``options.convergence``), ``noise_floor`` (the data's Poisson floor of the error
+        metric, None where the data are not counts) and ``floor_target`` (what the floor rule waits for,
+        None where it is off), ``stages``, ``iterations``
         run, ``diverged``, ``stop_reason`` ("converged", "diverged" or "max_iterations": why the
         last solver stage ended; iterations are a maximum), ``positions_m`` (refined, one row per frame used) and
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
