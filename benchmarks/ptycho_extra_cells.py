@@ -35,7 +35,7 @@ import numpy as np
 import ptycho_regimes as PR
 
 from chemtomo.core.fft import one_core
-from chemtomo.ptycho import reconstruct
+from chemtomo.ptycho import DEFAULT_ALGORITHM, reconstruct
 
 C = PR.Cell
 #: The groups of extra cells: (cells, chains, seeds).
@@ -82,8 +82,6 @@ def run(chain: str, scan, truth) -> tuple[np.ndarray, int]:
     """(object, iterations) of one chain, or of the benchmark's textbook ePIE (60 iterations)."""
     if chain == "textbook":
         return PR.textbook_epie(scan, truth.shape)[0], 60
-    from chemtomo.ptycho import DEFAULT_ALGORITHM
-
     with one_core():
         p = reconstruct(scan, DEFAULT_ALGORITHM if chain == "default" else chain, object_shape=truth.shape,
                         frc=False, seed=0)

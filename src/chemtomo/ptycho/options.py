@@ -355,8 +355,8 @@ class ConvergenceOptions:
     Hence off by default.
 
     ``tolerance = 0`` disables every rule (each stage runs its full count, the defocus check
-    still runs); ``noise_floor = False`` keeps only the relative fall. ``Run.convergence_rule`` and ``info["convergence_rule"]``
-    say which rule stopped the last stage.
+    still runs); ``noise_floor = False`` keeps only the relative fall. ``Run.convergence_rule``
+    and ``info["convergence_rule"]`` say which rule stopped the last stage.
 
     window         : iterations averaged on each side of the comparison.
     tolerance      : relative fall of the windowed error below which the stage has converged.
