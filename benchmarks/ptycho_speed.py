@@ -26,6 +26,7 @@ Usage::
     python benchmarks/ptycho_speed.py                    # both parts (about a minute on 2 cores)
     python benchmarks/ptycho_speed.py --part startup
     python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
+    python benchmarks/ptycho_speed.py --part fft-workers # one worker or all, by the stack's size
     python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 196  # whole runs
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
@@ -269,6 +270,40 @@ def part_timeline(python: str, repeats: int = 3) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------- FFT workers
+def part_fft_workers(repeats: int = 300) -> str:
+    """One forward scipy.fft of a stack of frames with one worker and with all cores, the stacks
+    the solvers transform (one probe, a dozen shift bins, a PIE or LSQML batch, every frame), and
+    the count ``core.fft.fft_workers(size)`` chooses: a thread pool's wake-up costs as much as a
+    small transform, so a stack below ``MIN_WORKER_ELEMENTS`` per worker is faster on one."""
+    import scipy.fft as sfft
+
+    from chemtomo.core.fft import MIN_WORKER_ELEMENTS, WORKERS, fft_workers
+
+    def per_call(a: np.ndarray, workers: int) -> float:
+        sfft.fft2(a, workers=workers)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            sfft.fft2(a, workers=workers)
+        return (time.perf_counter() - t) / repeats * 1e6
+
+    head = (f"One forward transform per call, complex64, medians of 3 × {repeats} calls; all cores = "
+            f"{WORKERS} workers; the rule: at least {MIN_WORKER_ELEMENTS:,} elements per worker.")
+    lines = [head, "",
+             f"| stack | elements | 1 worker (µs) | {WORKERS} workers (µs) | {WORKERS} ÷ 1 | chosen | chosen ÷ faster |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for n in (64, 128, 256):
+        for b in (1, 2, 4, 8, 16, 32, 64):
+            a = np.ones((b, n, n), np.complex64)
+            one = float(np.median([per_call(a, 1) for _ in range(3)]))
+            many = float(np.median([per_call(a, WORKERS) for _ in range(3)]))
+            chosen = fft_workers(a.size)
+            got = one if chosen == 1 else many
+            lines.append(f"| {b} × {n}² | {a.size:,} | {one:.0f} | {many:.0f} | {many / one:.2f} | {chosen} | "
+                         f"{got / min(one, many):.2f} |")
+    return "\n".join(lines)
+
+
 # -------------------------------------------------------------------------------- iterations
 class _FloorPair:
     """One in-place forward + inverse FFT of an array shaped like the frames (scipy.fft,
@@ -444,7 +479,8 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["all", "startup", "timeline", "iterations", "command"], default="all",
+    ap.add_argument("--part", choices=["all", "startup", "timeline", "fft-workers", "iterations", "command"],
+                    default="all",
                     help="command (only with --baseline-src, not in all): the whole `chemtomo ptycho` run")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
     ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
@@ -464,6 +500,9 @@ def main() -> None:
     if args.part in ("all", "timeline"):
         print("## Start-up step by step: what `chemtomo ptycho` does before its first iteration\n", flush=True)
         print(part_timeline(args.python) + "\n", flush=True)
+    if args.part in ("all", "fft-workers"):
+        print("## scipy.fft workers by the size of the stack\n", flush=True)
+        print(part_fft_workers() + "\n", flush=True)
     if args.part == "command":
         if not args.baseline_src:
             ap.error("--part command needs --baseline-src")

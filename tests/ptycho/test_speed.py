@@ -53,3 +53,32 @@ def test_raar_iteration_costs_at_most_twice_the_fft_floor(refine_probe):
     per_iteration = float(np.median(np.diff(stamps)))
     # measured 1.6x (fixed probe) and 1.8x (probe refined) on the 2-core development machine
     assert per_iteration <= 2.0 * floor, f"{per_iteration * 1e3:.1f} ms vs floor {floor * 1e3:.1f} ms"
+
+
+def test_small_transforms_run_on_one_fft_worker():
+    """A stack below ``MIN_WORKER_ELEMENTS`` per worker gets one worker (the pool's wake-up would
+    cost more than the transform: a single 128² frame took 2.7× as long on two workers here);
+    larger stacks get a worker per ``MIN_WORKER_ELEMENTS``, never more than the thread may use
+    (one inside ``one_core``). No size: the thread's count, as before."""
+    import numba
+
+    from chemtomo.core.fft import (
+        MIN_WORKER_ELEMENTS,
+        fft_workers,
+        one_core,
+        use_threads,
+    )
+
+    before = (fft_workers(), numba.get_num_threads())
+    use_threads(4, 1)
+    try:
+        assert fft_workers() == 4
+        assert fft_workers(128 * 128) == 1  # one probe, or the acc of a shift-bin sum
+        assert fft_workers(2 * MIN_WORKER_ELEMENTS - 1) == 1
+        assert fft_workers(2 * MIN_WORKER_ELEMENTS) == 2
+        assert fft_workers(3 * MIN_WORKER_ELEMENTS) == 3
+        assert fft_workers(516 * 128 * 128) == 4  # the measured star's frames
+        with one_core():
+            assert fft_workers(516 * 128 * 128) == 1
+    finally:
+        use_threads(*before)

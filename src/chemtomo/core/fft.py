@@ -23,9 +23,25 @@ WORKERS = int(os.environ.get("CHEMTOMO_FFT_WORKERS", os.cpu_count() or 1))
 _local = threading.local()
 
 
-def fft_workers() -> int:
-    """Threads for scipy.fft in the calling thread: ``WORKERS``, or 1 inside :func:`one_core`."""
-    return getattr(_local, "workers", WORKERS)
+#: Elements a scipy.fft worker must have to itself before a transform is split over several.
+#: Waking the pool's threads costs about as much as transforming this many complex64 elements,
+#: so below it a second worker slows the call down: on the 2-core sandbox one 128² frame took
+#: 2.7× as long with two workers, a PIE batch's eight frames of 64² 1.7× (the probe's shift
+#: bins, batches of small frames and single probes are such calls), while 16 frames of 128²
+#: took 0.67× and 32 of them 0.56× (``benchmarks/ptycho_speed.py --part fft-workers``; the
+#: rule picked the faster count for all 21 stacks there). pocketfft splits a stack's 1D
+#: transforms between its workers, each computed the same way: the count changes the time,
+#: not the values (checked to the bit on that machine).
+MIN_WORKER_ELEMENTS = 1 << 16
+
+
+def fft_workers(size: int | None = None) -> int:
+    """Threads for scipy.fft in the calling thread: ``WORKERS``, or 1 inside :func:`one_core`;
+    for a transform of ``size`` elements, no more than gives each ``MIN_WORKER_ELEMENTS``."""
+    workers = getattr(_local, "workers", WORKERS)
+    if size is None:
+        return workers
+    return max(1, min(workers, int(size) // MIN_WORKER_ELEMENTS))
 
 
 @contextmanager
@@ -69,7 +85,7 @@ def fft2(a, *, norm: str = "ortho"):
     """2D FFT over the last two axes, zero frequency at index 0 (no shifts)."""
     xp = get_array_module(a)
     if xp is np:
-        return sfft.fft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(), overwrite_x=False)
+        return sfft.fft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(a.size), overwrite_x=False)
     return xp.fft.fft2(a, axes=(-2, -1), norm=norm)
 
 
@@ -77,7 +93,7 @@ def ifft2(a, *, norm: str = "ortho"):
     """Inverse of :func:`fft2`."""
     xp = get_array_module(a)
     if xp is np:
-        return sfft.ifft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(), overwrite_x=False)
+        return sfft.ifft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(a.size), overwrite_x=False)
     return xp.fft.ifft2(a, axes=(-2, -1), norm=norm)
 
 

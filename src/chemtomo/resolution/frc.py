@@ -161,8 +161,8 @@ def _prepare(a, b, ndim: int, fname: str):
 
 def _fftn(x, xp, real: bool):
     if xp is np:
-        return (sfft.rfftn(x, workers=fft_workers(), overwrite_x=True) if real
-                else sfft.fftn(x, workers=fft_workers(), overwrite_x=True))
+        return (sfft.rfftn(x, workers=fft_workers(x.size), overwrite_x=True) if real
+                else sfft.fftn(x, workers=fft_workers(x.size), overwrite_x=True))
     return xp.fft.rfftn(x) if real else xp.fft.fftn(x)
 
 
