@@ -41,7 +41,10 @@ read only when passed with ``--default``), session 20's default with the relativ
 halved (``--convergence tolerance=0.001``, measured and not adopted); ``default_session13_seedS.md``, session 13's default on
 seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's code);
 ``default_session12_seedS.md``, the session-12 default on seeds 0–4 and 10–14 (on seeds 5–9 it
-is ``seedS.md``'s own default column). A ``--default`` file replaces the default's column of its
+is ``seedS.md``'s own default column); ``intel24_seedS.md`` (seeds 0–44, read only when passed
+with ``--default``), the same default as ``session21_seedS.md`` run in session 24 on the 2-core
+Intel sandbox, where every table before session 23 came from an AMD one (77 of seeds 0–19's 480
+seed-cells differ in the third decimal: the CPU, not the code). A ``--default`` file replaces the default's column of its
 seed. A new default is judged without rerunning every
 code: run it alone (``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those
 files with ``--default``.
