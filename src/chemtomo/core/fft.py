@@ -1,6 +1,7 @@
 """FFT helpers with the detector's convention: zero frequency at the array centre.
 
-scipy.fft with all cores (``workers=-1``) on the CPU; cupy.fft on the GPU. Transforms act on the
+scipy.fft on the CPU, with all cores for large stacks and one for small ones
+(:func:`fft_workers`); cupy.fft on the GPU. Transforms act on the
 last two axes and are orthonormal, so that Parseval holds: sum |ψ|² = sum |Ψ|².
 """
 
