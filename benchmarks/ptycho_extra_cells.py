@@ -34,9 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import ptycho_regimes as PR
 
-from chemtomo.core.fft import one_core
-from chemtomo.ptycho import DEFAULT_ALGORITHM, reconstruct
-
 C = PR.Cell
 #: The groups of extra cells: (cells, chains, seeds).
 GROUPS = {
@@ -79,13 +76,10 @@ GROUPS = {
 
 
 def run(chain: str, scan, truth) -> tuple[np.ndarray, int]:
-    """(object, iterations) of one chain, or of the benchmark's textbook ePIE (60 iterations)."""
-    if chain == "textbook":
-        return PR.textbook_epie(scan, truth.shape)[0], 60
-    with one_core():
-        p = reconstruct(scan, DEFAULT_ALGORITHM if chain == "default" else chain, object_shape=truth.shape,
-                        frc=False, seed=0)
-    return np.asarray(p.transmission), p.info["iterations"]
+    """(final object, iterations) of one chain ("default" and "textbook" as in the regime matrix),
+    through the matrix's own ``ptycho_regimes.run_code`` (one core, seed 0, no FRC)."""
+    final, _, info = PR.run_code(chain, scan, truth.shape)
+    return final, info.get("iterations", 60)  # the textbook ePIE runs 60
 
 
 def main() -> None:
