@@ -44,14 +44,19 @@ seeds 15–19 (whose ``seedS.md``, every code, were first run with session 14's 
 is ``seedS.md``'s own default column); ``intel24_seedS.md`` (seeds 0–44, read only when passed
 with ``--default``), the same default as ``session21_seedS.md`` run in session 24 on the 2-core
 Intel sandbox, where every table before session 23 came from an AMD one (77 of seeds 0–19's 480
-seed-cells differ in the third decimal: the CPU, not the code). A ``--default`` file replaces the default's column of its
+seed-cells differ in the third decimal: the CPU, not the code); ``session25_seedS.md`` (seeds 0–44,
+read only when passed with ``--default``), session 25's default, which weights the low-dose
+chain's object by its split-half FRC (``PtychoOptions.frc_weighting``), on the same Intel
+sandbox: **today's default**. A ``--default`` file replaces the default's column of its
 seed. A new default is judged without rerunning every
 code: run it alone (``ptycho_regimes.py --seed S --algos default > new_S.md``) and pass those
 files with ``--default``.
 
 Usage::
 
-    python benchmarks/ptycho_seeds.py --seeds 0 1 2 3 4 5 6 7 8 9        # today's default, seeds 0-9
+    python benchmarks/ptycho_seeds.py --seeds 0 1 2 3 4 5 6 7 8 9        # the session-21 default, seeds 0-9
+    python benchmarks/ptycho_seeds.py --default benchmarks/regimes/session25_seed*.md --seeds 0 1 2 3 4 5 6 7 8 9
+                                      # today's default (session 25), seeds 0-9
     python benchmarks/ptycho_seeds.py --seeds 10 11 12 13 14              # held out until session 13
     python benchmarks/ptycho_seeds.py --seeds 15 16 17 18 19              # held out until session 14
     python benchmarks/ptycho_seeds.py --seeds 15 16 17 18 19 --default benchmarks/regimes/default_session13_seed*.md

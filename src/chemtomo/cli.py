@@ -279,6 +279,10 @@ def ptycho(
         "auto", help="How the modulus projection treats the background: auto (share where the data show a "
                      "detector background, else subtract), subtract, or share (ptycho.BackgroundOptions)."),
     frc: bool = typer.Option(True, "--frc/--no-frc", help="Split-half FRC (doubles the time)."),
+    frc_weighting: str = typer.Option(
+        "auto", help="Weight the object ring by ring by its split-half FRC, √(2 FRC / (1 + FRC)): auto (where the "
+                     "default runs its low-dose chain, below 50 counts per pixel, the halves reconstructed even "
+                     "with --no-frc), on (any chain), off (ptycho.PtychoOptions.frc_weighting)."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",
         help="Instead of reconstructing: try the 8 position conventions (swap_xy, flip_x, flip_y) on the "
@@ -300,7 +304,7 @@ def ptycho(
     """
     from .core.errors import InputError
     from .io import read_scan, write_projection
-    from .ptycho import DEFAULT_ALGORITHM, reconstruct
+    from .ptycho import DEFAULT_ALGORITHM, PtychoOptions, reconstruct
     from .ptycho.algorithms import is_default
 
     if guess_orientation:
@@ -327,6 +331,7 @@ def ptycho(
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
                            refine_positions=refine_positions, background_projection=background_projection,
                            frc=frc, progress=bars(f"ptycho {algorithm}"),
+                           options=PtychoOptions(frc_weighting=frc_weighting.strip().lower()),
                            saturation=saturation or None, warn_detector=False)
     det = DetectorReport.from_dict(proj.info["detector"])
     if not det.clean:
@@ -341,6 +346,9 @@ def ptycho(
     shared = (f"; the background takes its share of the counts (it explains {evidence['background_fraction']:.0%} of "
               f"the dimmest pixels')" if proj.info.get("background_projection") == "share" and evidence else "")
     averaged = "; the object is the average of the last stage's last iterates" if proj.info.get("object_averaged") else ""
+    if proj.info.get("frc_weighting"):
+        averaged += ("; the object weighted ring by ring by its split-half FRC (" + proj.info["frc_weighting"]["rule"]
+                     + ")")
     defocus = proj.info.get("probe_defocus")
     restarted = (f"; the probe guess was {abs(defocus['z_m']) * 1e6:.3g} µm out of focus: the run started over at "
                  f"iteration {defocus['iteration']} from the guess carried to the focus the data show"

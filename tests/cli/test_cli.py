@@ -84,6 +84,25 @@ def test_ptycho_says_when_it_started_over_from_a_guess_carried_to_the_focus(tmp_
     assert "out of focus: the run started over at iteration 50" in line, line
 
 
+def test_ptycho_says_when_it_weighted_the_object_by_the_split_half_frc(tmp_path):
+    # 10⁴ photons on 32² frames, ~10 counts per pixel: the default's low-dose chain, whose object
+    # is weighted by its halves' FRC (PtychoOptions.frc_weighting = "auto") even with --no-frc
+    from tests.ptycho.test_default import _scan
+
+    scan, _, _ = _scan("pinhole", "defocus", 1e4, seed=0)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert "weighted ring by ring by its split-half FRC (the default's low-dose chain" in line, line
+    assert "FRC resolution nan nm" not in line  # the halves ran: the FRC is reported too
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "--frc-weighting", "off", "-o", str(tmp_path / "q.cxi")])
+    assert r.exit_code == 0, r.output
+    assert "split-half FRC (" not in " ".join(r.output.split())
+    r = runner.invoke(app, ["ptycho", str(path), "--frc-weighting", "maybe", "-o", str(tmp_path / "q.cxi")])
+    assert r.exit_code != 0 and "frc_weighting must be 'auto', 'on' or 'off'" in " ".join(r.output.split())
+
+
 def test_ptycho_says_when_it_estimated_the_probe_from_the_data(tmp_path):
     # a flat-disc guess of a zone plate's beam (tests/ptycho/test_default.py): its far field is
     # unlike the data's, so the probe comes from the mean diffraction pattern, carried out of focus

@@ -14,8 +14,11 @@ Flow (DESIGN.md, "The flow"): io.read_scan → **ptycho.reconstruct** → comple
    data's photon count.
 4. Run the solver chain on all frames; with ``frc=True`` also on each of two interleaved halves
    of the frames (even / odd), register the half reconstructions and correlate them.
-5. Reference to air (linear phase ramp, global phase, amplitude removed) and return a
-   ``Projection`` carrying probe modes, background, errors per iteration and the FRC.
+5. Reference to air (linear phase ramp, global phase, amplitude removed); where photon noise
+   limits the image (the default's low-dose chain, ``PtychoOptions.frc_weighting``), weight it
+   ring by ring by the split-half FRC, √(2 FRC / (1 + FRC)) (the halves are then reconstructed
+   whether or not ``frc`` asked for them). Return a ``Projection`` carrying probe modes,
+   background, errors per iteration and the FRC.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ..core.fft import fft2
 from .algorithms import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
+    LOW_DOSE_ALGORITHM,
     default_chain,
     is_default,
     parse_algorithm,
@@ -49,7 +53,7 @@ from .engine import Run, affine_free_steps
 from .noise import dim_background, dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
-from .postprocess import air_reference, air_region, split_half_frc
+from .postprocess import air_reference, air_region, frc_weighted, split_half_frc
 from .probe import fit_probe_defocus, match_probe_scale, probe_from_diffraction, propagate_probe, zone_plate_probe
 
 __all__ = ["reconstruct", "reconstruct_many"]
@@ -65,6 +69,12 @@ POSITION_MARGIN_PX = 8
 
 def _owner(scan: Scan) -> str:
     return scan.source or "scan"
+
+
+def _weighs(option: str, low_dose_default: bool) -> bool:
+    """Whether the object is weighted by its split-half FRC (``PtychoOptions.frc_weighting``):
+    "on" always, "off" never, "auto" where the default chose its low-dose chain."""
+    return option == "on" or (option == "auto" and low_dose_default)
 
 
 def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
@@ -614,7 +624,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         common shape for all scans). Every frame, with one pixel to spare, must fit inside.
     frc : bool
         Also reconstruct the even and odd frames separately and return their FRC (costs two
-        more reconstructions of half the data each).
+        more reconstructions of half the data each). Where the object is weighted by the FRC
+        (``options.frc_weighting``; by default the low-dose chain's scans) the halves are
+        reconstructed, and the FRC returned, whatever ``frc`` says.
     seed : int
         Seed of the random frame order of PIE solvers.
     progress : callable(done, total) or None
@@ -660,7 +672,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
         ``background_rule`` (why, where "auto" chose) and ``background_evidence``
         (``noise.dim_background``), ``likelihood`` (``PtychoOptions.likelihood``), ``frc_shift_px``,
-        ``frc_resolution_m`` and ``frc_core_handover`` (with ``frc``: [(the run that took a core
+        ``frc_weighting`` (None, or the option and the rule that weighted the object by its
+        split-half FRC), ``frc_resolution_m`` and ``frc_core_handover`` (with ``frc``: [(the run that took a core
         freed by the other thread, after which of its iterations)], empty when the runs shared no
         cores; ``_CoreHandover``), ``seconds``.
 
@@ -813,10 +826,16 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         return State(np.ones(object_shape, np.complex64), probe0.copy(), bg0.copy(), positions_px[rows].copy())
 
     n_iter = sum(n for _, n in stages)
-    if frc and len(used) < 2 * MIN_HALF_FRAMES:
-        warnings.warn(f"{owner}: {len(used)} frames are too few for a split-half FRC (each half needs "
-                      f"{MIN_HALF_FRAMES}); no FRC computed", RuntimeWarning, stacklevel=2)
-        frc = False
+    weigh = _weighs(options.frc_weighting, default_rule is not None and algorithm == LOW_DOSE_ALGORITHM)
+    if (frc or weigh) and len(used) < 2 * MIN_HALF_FRAMES:
+        if frc:
+            warnings.warn(f"{owner}: {len(used)} frames are too few for a split-half FRC (each half needs "
+                          f"{MIN_HALF_FRAMES}); no FRC computed", RuntimeWarning, stacklevel=2)
+        frc = weigh = False
+    if weigh and not frc:
+        log.info("ptycho: %s: the even and odd frames are reconstructed too, to weight the object by their "
+                 "FRC (PtychoOptions.frc_weighting)", owner)
+        frc = True
     total = n_iter * (3 if frc else 1)
 
     def solve_half(k: int, progress_, rule: _ResolutionStop | None = None):
@@ -966,6 +985,14 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         info["frc_core_handover"] = handed_over  # [(the run that took a freed core, its iteration)]
         if info_rule is not None:
             info["resolution_checks"] = info_rule
+    info["frc_weighting"] = None
+    if weigh:
+        transmission = frc_weighted(transmission, curve, tuple(pixel_yx), illumination)
+        info["frc_weighting"] = {"option": options.frc_weighting,
+                                 "rule": ("the default's low-dose chain: photon noise limits the image"
+                                          if options.frc_weighting == "auto" else "asked for")}
+        log.info("ptycho: the object is weighted ring by ring by the split-half FRC, √(2 FRC / (1 + FRC)) (%s)",
+                 info["frc_weighting"]["rule"])
     info["detector"] = detector.as_dict()
     info["seconds"] = time.perf_counter() - t0
     bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
