@@ -428,8 +428,11 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
     def progress(done: int, total: int) -> None:
         if FRC[0]:  # three runs in threads: no snapshot of the full scan's object here
             return
+        run = sys._getframe(1).f_locals["self"]  # the calling Run
+        if run.model.n_frames != scan.n_frames:  # a split half (the default's FRC weighting at low dose)
+            return
         if not snap and time.perf_counter() - t0 >= fixed_s:
-            snap.append(np.array(sys._getframe(1).f_locals["self"].state.obj))  # the calling Run
+            snap.append(np.array(run.state.obj))
 
     with warnings.catch_warnings(), one_core():
         warnings.simplefilter("ignore")
@@ -499,9 +502,9 @@ def main() -> None:
           f"options {OPTIONS[0] if OPTIONS[0] else 'defaults'}")
     print()
     header = "| cell: probe, guess, photons/frame, frame, step/diameter | " + " | ".join(algos) + " | default/best |"
-    rule = "|---|" + "---:|" * len(algos) + "---:|"
+    separator = "|---|" + "---:|" * len(algos) + "---:|"
     print(header)
-    print(rule)
+    print(separator)
     ratios, ratios_t, timed_rows, rule = [], [], [], []
     t_start = time.perf_counter()
     for ci, cell in zip(args.cells if args.cells is not None else range(len(CELLS)), cells):
@@ -556,7 +559,7 @@ def main() -> None:
           "iteration past it):")
     print()
     print(header.replace("default/best", "default/best at that time"))
-    print(rule)
+    print(separator)
     print("\n".join(timed_rows))
     print()
     print(f"At the fixed time, default/best: worst {max(ratios_t):.2f}, cells within 5 %: "

@@ -454,12 +454,13 @@ class PtychoOptions:
                  solvers fit the photon noise (the error rises after the first iterations,
                  docs/results/ptychography.md, "Session 24"); the halves measure, ring by ring,
                  how much of the image is signal. Measured (docs/results/ptychography.md,
-                 "Session 25"): on the regime cells below 50 counts per pixel the OD error falls
-                 by up to 18 % (6 counts per pixel on 128² frames: 0.90 → 0.76) and rises by at
-                 most 0.4 % on the mean; above them, where half the frames overlap too little or
-                 converge less far than all of them (steps of 0.6 of the probe, 10⁹ photons), the
-                 halves' FRC understates the full scan's and the weight costs up to 5×: hence the
-                 low-dose chain only. Costs the two halves' reconstructions there.
+                 "Session 25"): on the regime cells below 50 counts per pixel the mean OD error
+                 falls by 1–14 % (6 counts per pixel on 128² frames: 0.856 → 0.741 on held-out
+                 seeds 20–44) but on one, a dense scan at 24 counts per pixel (+0.4 %). Above
+                 them, where half the frames overlap too little or converge less far than all of
+                 them (steps of 0.6 of the probe, 10⁹ photons), the halves' FRC understates the
+                 full scan's and the weight cost up to 5×: hence the low-dose chain only. Costs
+                 the two halves' reconstructions there (1.5–3.4× the time).
     """
 
     raar: RAAROptions = field(default_factory=RAAROptions)
