@@ -65,6 +65,8 @@ def test_defective_detector_data_gives_the_clean_chemistry(tiny_dataset, referen
     # and whether its object is the average of its last iterates (a converged RAAR is): one flag per scan
     assert len(attrs["object_averaged"]) == len(attrs["angles_deg"])
     assert all(isinstance(flag, bool) for flag in attrs["object_averaged"])
+    # and whether it was weighted by its split-half FRC: never for a chain given by name (RAAR:30)
+    assert attrs["frc_weighted"] == [False] * len(attrs["angles_deg"])
     html = (tmp_path / "run_report.html").read_text()
     assert f"Detector: {n} of {n} scans needed cleaning" in html
     # The chemistry: the state of charge of both runs, each with its one-sigma error from the

@@ -21,3 +21,22 @@ def test_auto_is_refused_with_what_to_use_instead():
 def test_a_misspelt_chain_is_refused_when_the_config_is_read():
     with pytest.raises(ConfigError, match="ptycho.algorithm"):
         config_from_dict({"input": {"manifest": "m.csv"}, "ptycho": {"algorithm": "RAAR:fifty"}})
+
+
+def test_the_frc_weighting_is_a_config_key_that_reaches_each_scan(tmp_path):
+    assert PtychoConfig().frc_weighting == "auto"
+    with pytest.raises(ConfigError, match="ptycho.frc_weighting"):
+        config_from_dict({"ptycho": {"frc_weighting": "sometimes"}})
+    # one task of the ptycho stage on a low-dose scan (10⁴ photons on 32² frames, the default's
+    # low-dose chain): "auto" weights it by its halves' FRC and says so, "off" does not
+    from chemtomo.io import write_scan
+    from chemtomo.pipeline.ptycho_stage import reconstruct_scan_file
+    from tests.ptycho.test_default import _scan
+
+    scan, obj, _ = _scan("pinhole", "defocus", 1e4)
+    path = str(write_scan(tmp_path / "s.cxi", scan))
+    opts = {"algorithm": "default", "object_shape": obj.shape, "frc": False, "seed": 0}
+    auto = reconstruct_scan_file(path, {}, {**opts, "frc_weighting": "auto"})
+    off = reconstruct_scan_file(path, {}, {**opts, "frc_weighting": "off"})
+    assert auto["meta"]["frc_weighted"] and not off["meta"]["frc_weighted"]
+    assert auto["frc_correlation"].size and not off["frc_correlation"].size  # the halves ran for the weight

@@ -76,6 +76,11 @@ class PtychoConfig:
                                             "subtract or share (ptycho.BackgroundOptions).",
                                     choices=("auto", "subtract", "share"))
     frc: bool = _f(False, "Split-half FRC of every projection (triples the cost); false: of ptycho.frc_angles projections per energy.")
+    frc_weighting: str = _f("auto", "Weight each projection ring by ring by its split-half FRC, sqrt(2 FRC / (1 + FRC)): auto (where "
+                                    "the default runs its low-dose chain, below 50 counts per detector pixel, whose converged "
+                                    "solver fits photon noise; the halves are then reconstructed for every such scan), on (every "
+                                    "scan, any chain) or off (ptycho.PtychoOptions.frc_weighting).",
+                            choices=("auto", "on", "off"))
     mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "
                        "any other value masked, in the files' detector orientation; combined with each scan's own mask. "
                        "Masked pixels float free in every update. Relative to the config file.")

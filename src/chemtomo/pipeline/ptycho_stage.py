@@ -59,8 +59,10 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
     core at once, ``core.fft.one_core``). Returns plain arrays and numbers."""
     from ..core.fft import one_core
     from ..io import read_detector_mask
-    from ..ptycho import reconstruct
+    from ..ptycho import PtychoOptions, reconstruct
 
+    recon_options = dict(recon_options)
+    options = PtychoOptions(frc_weighting=recon_options.pop("frc_weighting", "auto"))
     read_options = dict(read_options)
     mask_file = read_options.pop("mask_file", None)
     read_options.pop("mask_fingerprint", None)
@@ -70,7 +72,7 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
     with one_core():
         # what the detector cleaning did comes back in meta["detector"] (logged and stored by the
         # client), not as warnings printed by a worker
-        proj = reconstruct(scan, **recon_options, warn_detector=False)
+        proj = reconstruct(scan, **recon_options, options=options, warn_detector=False)
     frc = proj.frc
     return {
         "transmission": np.asarray(proj.transmission, np.complex64),
@@ -90,6 +92,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
                  "position_changes": proj.info.get("position_changes"),  # None where none moved
                  # the last stage's moving average was returned (ptycho.ConvergenceOptions.average)
                  "object_averaged": bool(proj.info.get("object_averaged", False)),
+                 # weighted ring by ring by its split-half FRC (ptycho.PtychoOptions.frc_weighting)
+                 "frc_weighted": bool(proj.info.get("frc_weighting")),
                  # "share" where the data show a detector background (ptycho.BackgroundOptions)
                  "background_projection": proj.info.get("background_projection")},
     }
@@ -222,7 +226,8 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         bar(n, n_total)
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
                     and np.isfinite(meta["resolution_m"]) else "")
-        averaged = ", averaged" if meta.get("object_averaged") else ""
+        averaged = (", averaged" if meta.get("object_averaged") else "") + (
+            ", FRC-weighted" if meta.get("frc_weighted") else "")
         stop = (f"; stopped after {meta['iterations']} iterations ({meta['stop_reason']}{averaged})"
                 if meta.get("stop_reason") else "")
         det = meta.get("detector") or {}
@@ -276,7 +281,7 @@ def run_ptycho(ctx: RunContext) -> dict:
         opts = {"algorithm": chain, "n_modes": cfg.n_modes, "background": cfg.background,
                 "refine_positions": cfg.refine_positions, "background_projection": cfg.background_projection,
                 "object_shape": plan[energy]["object_shape"],
-                "frc": frc, "seed": 0, "saturation": cfg.saturation or None}
+                "frc": frc, "seed": 0, "saturation": cfg.saturation or None, "frc_weighting": cfg.frc_weighting}
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
     with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}
@@ -315,6 +320,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "position_changes": [m.get("position_changes") for m in metas],
                            # the scan's object is its last stage's moving average (converged PIE/RAAR/DM)
                            "object_averaged": [bool(m.get("object_averaged", False)) for m in metas],
+                           # the scan's object weighted by its split-half FRC (the low-dose chain)
+                           "frc_weighted": [bool(m.get("frc_weighted", False)) for m in metas],
                            # the modulus projection's background rule per scan ("subtract", "share")
                            "background_projection": [m.get("background_projection") for m in metas],
                            "probe_drift_px": (-drift).tolist()}
