@@ -346,9 +346,8 @@ def ptycho(
     shared = (f"; the background takes its share of the counts (it explains {evidence['background_fraction']:.0%} of "
               f"the dimmest pixels')" if proj.info.get("background_projection") == "share" and evidence else "")
     averaged = "; the object is the average of the last stage's last iterates" if proj.info.get("object_averaged") else ""
-    if proj.info.get("frc_weighting"):
-        averaged += ("; the object weighted ring by ring by its split-half FRC (" + proj.info["frc_weighting"]["rule"]
-                     + ")")
+    weighting = proj.info.get("frc_weighting")
+    weighted = (f"; the object weighted ring by ring by its split-half FRC ({weighting['rule']})" if weighting else "")
     defocus = proj.info.get("probe_defocus")
     restarted = (f"; the probe guess was {abs(defocus['z_m']) * 1e6:.3g} µm out of focus: the run started over at "
                  f"iteration {defocus['iteration']} from the guess carried to the focus the data show"
@@ -361,7 +360,7 @@ def ptycho(
                    f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" if data_probe else "")
     console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
-                  f"({proj.info.get('stop_reason')}){averaged}{estimated}{restarted}{moved}{shared}",
+                  f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{shared}",
                   highlight=False)
 
 
