@@ -28,6 +28,7 @@ Usage::
     python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
     python benchmarks/ptycho_speed.py --part fft-workers # one worker or all, by the stack's size
     python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 196  # whole runs
+    python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 49 --n 64 --photons 1e4
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
     python benchmarks/ptycho_speed.py --part iterations --frames 400 --n 128 --iterations 12
     python benchmarks/ptycho_speed.py --part iterations --baseline-src /tmp/old/src --rounds 2
@@ -415,7 +416,7 @@ def compare_iterations(args) -> str:
     return "\n".join(lines)
 
 
-def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: int) -> str:
+def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: int, photons: float = 1e6) -> str:
     """``chemtomo ptycho SCAN.cxi -o OUT.cxi`` as a user types it (the library default chain,
     background retrieval, the split-half FRC; on 2 cores the halves run beside the full scan,
     each on one core) on a simulated scan, this tree and ``baseline_src`` alternately, whole
@@ -426,7 +427,7 @@ def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: in
 
     work = Path(tempfile.mkdtemp(prefix="chemtomo_command_"))
     grid = int(round(np.sqrt(frames)))
-    cxi = write_scan(work / "scan.cxi", simulated_scan(n, grid, 1e6))
+    cxi = write_scan(work / "scan.cxi", simulated_scan(n, grid, photons))
     trees = {"this tree": str(ROOT / "src"), "baseline": str(Path(baseline_src).resolve())}
     times: dict[str, list[float]] = {t: [] for t in trees}
     digests: dict[str, set[str]] = {t: set() for t in trees}
@@ -452,7 +453,7 @@ def part_command(python: str, baseline_src: str, frames: int, n: int, rounds: in
     a, b = float(np.median(times["this tree"])), float(np.median(times["baseline"]))
     same = digests["this tree"] == digests["baseline"] and len(digests["this tree"]) == 1
     return "\n".join([
-        f"Scan: {grid * grid} frames of {n}², 10⁶ photons; {rounds} timed launches per tree, alternated "
+        f"Scan: {grid * grid} frames of {n}², {photons:.0e} photons per frame; {rounds} timed launches per tree, alternated "
         f"(the order flipped every round); "
         f"last output line: {info}", "",
         "| tree | whole process (s, median) | runs (s) |", "|---|---|---|",
@@ -484,6 +485,7 @@ def main() -> None:
                     help="command (only with --baseline-src, not in all): the whole `chemtomo ptycho` run")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
     ap.add_argument("--n", type=int, default=128, help="frame size of the iteration scan (pixels)")
+    ap.add_argument("--photons", type=float, default=1e6, help="photons per frame of the command's scan (--part command)")
     ap.add_argument("--iterations", type=int, default=12, help="timed iterations per solver")
     ap.add_argument("--algorithms", default=",".join(ALGORITHMS))
     ap.add_argument("--python", default=sys.executable, help="interpreter for the start-up launches")
@@ -507,7 +509,7 @@ def main() -> None:
         if not args.baseline_src:
             ap.error("--part command needs --baseline-src")
         print("## `chemtomo ptycho SCAN.cxi -o OUT.cxi` (default chain, FRC): whole processes\n", flush=True)
-        print(part_command(args.python, args.baseline_src, args.frames, args.n, args.rounds), flush=True)
+        print(part_command(args.python, args.baseline_src, args.frames, args.n, args.rounds, args.photons), flush=True)
         return
     if args.part in ("all", "iterations") and args.baseline_src:
         print("## Iteration cost against the FFT floor: this tree and the baseline, alternated\n", flush=True)
