@@ -166,7 +166,11 @@ class ComputeConfig:
     device: str = _f("cpu", "cpu. (gpu is reserved: the ptychography and tomography kernels are CPU-only in this version.)",
                      choices=("cpu", "gpu"))
     scheduler: str = _f("", "Dask scheduler address (tcp://HOST:PORT); empty: a local scheduler on this machine's cores.")
-    workers: int = _f(0, "Local worker threads; 0: all cores.", low=0)
+    workers: int = _f(0, "Local workers; 0: all cores.", low=0)
+    processes: str = _f("auto", "Local workers as processes (one thread each) or as threads of this process: auto (processes "
+                                "where ptychography scans are reconstructed on two workers or more: a scan's many small "
+                                "steps hold Python's GIL, so threads share one core's worth of it; 1.6x on the demo's "
+                                "ptychography), on, or off.", choices=("auto", "on", "off"))
     shared_storage: bool = _f(False, "The inputs and the store are on one file system that every Dask worker sees (the normal "
                                      "case on a beamline cluster): tasks read their scans and write their own results into "
                                      "the store; the client only keeps the bookkeeping (docs/howto/cluster_scaling.md).")
@@ -223,7 +227,7 @@ _UNITS = {
     "chem.max_reference_gap_ev": "eV",
     "particles.active_thresholds": "1 (FePO4 fraction)",
     "particles.min_volume_nm3": "nm³",
-    "compute.workers": "threads",
+    "compute.workers": "workers",
 }
 
 

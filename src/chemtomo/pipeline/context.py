@@ -16,7 +16,7 @@ from ..core.errors import ConfigError, InputError
 from ..io.store import RunStore
 from .config import RunConfig, config_to_dict
 
-__all__ = ["RunContext", "Progress", "StageSkipped", "stable_hash", "file_fingerprint", "make_client",
+__all__ = ["RunContext", "Progress", "StageSkipped", "stable_hash", "file_fingerprint", "local_processes", "make_client",
            "resolve_inputs"]
 
 log = logging.getLogger(__name__)
@@ -169,11 +169,17 @@ def quiet_input_errors() -> None:
             logger.addFilter(_QuietChemtomoErrors())
 
 
-def make_client(scheduler: str = "", workers: int = 0):
-    """A Dask distributed client: the given scheduler address, or a local in-process cluster.
+def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
+    """A Dask distributed client: the given scheduler address, or a local cluster.
 
-    The local default runs tasks in threads of this process (NumPy, SciPy's FFT and the numba
-    kernels release the GIL), with one thread per core unless ``workers`` says otherwise.
+    The local cluster has one worker per core unless ``workers`` says otherwise: threads of this
+    process, or with ``processes`` one process per worker, one thread each
+    (``compute.processes``). NumPy, SciPy's FFT and the numba kernels release the GIL, but a
+    ptychography scan of the demo's size (36–54 frames of 64²) spends much of its time in the
+    Python between them: two threads reconstructed six such scans in 0.84–1.03× the time of one
+    thread, two processes in 0.51–0.55× (``benchmarks/pipeline_workers.py``). Worker processes
+    forward their log records to this process and leave chemtomo's own errors to the client
+    (``_worker_log_plugin``), as threads do.
     """
     from distributed import Client, LocalCluster
 
@@ -188,9 +194,52 @@ def make_client(scheduler: str = "", workers: int = 0):
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = workers or os.cpu_count() or 1
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.DEBUG else False
+    if processes:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=quiet)
+        client = Client(cluster)
+        level = logging.getLogger("chemtomo").getEffectiveLevel()
+        client.register_plugin(_worker_log_plugin(level), name="chemtomo-worker-logs")
+        client.forward_logging("chemtomo", level=level)
+        return client
     cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
                            silence_logs=quiet)
     return Client(cluster)
+
+
+def local_processes(compute, kind: str, stages) -> bool:
+    """Whether the local cluster's workers are processes (``compute.processes``; a scheduler
+    address makes no local cluster). "auto": where ptychography scans are reconstructed
+    (``kind`` "scans", the ptycho stage among ``stages``) on two workers or more.
+
+    >>> from chemtomo.pipeline.config import ComputeConfig
+    >>> local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "recon"))
+    True
+    >>> local_processes(ComputeConfig(workers=2), "od", ("ptycho", "recon")), local_processes(ComputeConfig(workers=1), "scans", ("ptycho",))
+    (False, False)
+    >>> local_processes(ComputeConfig(workers=1, processes="on"), "od", ("recon",))
+    True
+    """
+    if compute.processes != "auto":
+        return compute.processes == "on"
+    workers = compute.workers or os.cpu_count() or 1
+    return workers >= 2 and kind == "scans" and "ptycho" in stages
+
+
+def _worker_log_plugin(level: int):
+    """A Dask worker plugin for worker processes (a worker thread of this process shares its
+    loggers; a worker process has its own): chemtomo's logger at this process's ``level`` (its
+    records forwarded here by ``Client.forward_logging``), and ``quiet_input_errors``."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class _WorkerLogs(WorkerPlugin):
+        idempotent = True
+
+        def setup(self, worker) -> None:
+            logging.getLogger("chemtomo").setLevel(level)
+            quiet_input_errors()
+
+    return _WorkerLogs()
 
 
 def timed(ctx: RunContext, name: str):

@@ -23,7 +23,8 @@ from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
 from .cluster import Profile, cluster_error
 from .config import RunConfig, config_from_dict, config_to_dict
-from .context import RunContext, StageSkipped, file_fingerprint, make_client, resolve_inputs, stable_hash
+from .context import (RunContext, StageSkipped, file_fingerprint, local_processes, make_client, resolve_inputs,
+                      stable_hash)
 from .ingest_stage import input_files, run_input
 from .preflight import preflight
 from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
@@ -221,7 +222,8 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
         raise ConfigError(f"unknown stage(s) {unknown}; stages are {', '.join(_BY_NAME)}")
     needs_client = any(n in ("ptycho", "recon") for n in names) or ("align" in names and config.compute.scheduler)
     if own_client and needs_client:
-        client = make_client(config.compute.scheduler, config.compute.workers)
+        client = make_client(config.compute.scheduler, config.compute.workers,
+                             processes=local_processes(config.compute, kind, names))
     ctx = RunContext(config=config, store=store, refs=refs, references_path=refs_path, xas2d_path=xas,
                      client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say, kind=kind)
     ctx.log(f"input: {found}")

@@ -1,0 +1,55 @@
+"""The local cluster's workers as processes or threads (``compute.processes``): the same run
+either way, and a worker process's log records reach the command's console."""
+
+import os
+
+import numpy as np
+import pytest
+
+from chemtomo.io.store import RunStore
+from chemtomo.pipeline.config import ComputeConfig
+from chemtomo.pipeline.context import local_processes
+
+from runcli import run_cli
+
+TWO_CORES = (os.cpu_count() or 1) >= 2
+
+
+def test_auto_uses_processes_for_scans_on_two_workers_or_more():
+    assert local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "tiltseries"))
+    assert not local_processes(ComputeConfig(workers=2), "scans", ("tiltseries", "recon"))  # no scan to reconstruct
+    assert not local_processes(ComputeConfig(workers=2), "projections", ("ptycho", "recon"))
+    assert not local_processes(ComputeConfig(workers=1), "scans", ("ptycho",))
+    assert not local_processes(ComputeConfig(workers=4, processes="off"), "scans", ("ptycho",))
+    assert local_processes(ComputeConfig(workers=1, processes="on"), "od", ("recon",))
+
+
+def test_threads_give_the_run_that_worker_processes_give(tiny_dataset, reference_run, tmp_path):
+    # reference_run: the default, worker processes on two cores or more (threads on one)
+    config = tmp_path / "threads.toml"
+    config.write_text((tiny_dataset / "run.toml").read_text().replace(
+        'manifest = "manifest.csv"', f'manifest = "{(tiny_dataset / "manifest.csv").as_posix()}"')
+        + '[compute]\nprocesses = "off"\n')
+    out = tmp_path / "threads.zarr"
+    r = run_cli(["run", str(config), "--out", str(out), "--no-report"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = RunStore(out, create=False)
+    assert s.attrs["config"]["compute"]["processes"] == "off"
+    # every scan runs on one core in either (core.fft.one_core), with its own seed: the same
+    # projections to the bit; the volumes are sums over blocks whose numba kernels may run on
+    # more threads in a worker thread than in a one-thread worker process, which can change the
+    # order of float32 additions: float32 rounding over a few hundred SIRT sweeps (rtol 1e-4, as
+    # for a run sent to a cluster, tests/pipeline/test_dask.py)
+    for key in ("projections/708.2", "projections/710.2"):
+        np.testing.assert_array_equal(s.read(key), reference_run.read(key))
+    for key in ("volumes/708.2", "volumes/710.2"):
+        np.testing.assert_allclose(s.read(key), reference_run.read(key), rtol=1e-4,
+                                   atol=1e-6 * np.abs(reference_run.read(key)).max())
+
+
+@pytest.mark.skipif(not TWO_CORES, reason="worker processes are the default on two cores or more")
+def test_worker_process_logs_reach_the_console(tiny_dataset, tmp_path):
+    r = run_cli(["-v", "run", str(tiny_dataset / "run.toml"), "--out", str(tmp_path / "run.zarr"), "--no-report"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    # logged inside a worker process by ptycho.reconstruct, forwarded to this command's handler
+    assert "chemtomo.ptycho.reconstruct: ptycho RAAR:30: stopped after" in r.stderr
