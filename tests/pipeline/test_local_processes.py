@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import pytest
+from runcli import run_cli
 
 from chemtomo.io.store import RunStore
 from chemtomo.pipeline.config import ComputeConfig
 from chemtomo.pipeline.context import local_processes
-
-from runcli import run_cli
 
 TWO_CORES = (os.cpu_count() or 1) >= 2
 

@@ -23,8 +23,15 @@ from ..io.store import RunStore
 from .analysis_stage import run_chem, run_particles
 from .cluster import Profile, cluster_error
 from .config import RunConfig, config_from_dict, config_to_dict
-from .context import (RunContext, StageSkipped, file_fingerprint, local_processes, make_client, resolve_inputs,
-                      stable_hash)
+from .context import (
+    RunContext,
+    StageSkipped,
+    file_fingerprint,
+    local_processes,
+    make_client,
+    resolve_inputs,
+    stable_hash,
+)
 from .ingest_stage import input_files, run_input
 from .preflight import preflight
 from .tomo_stage import run_align, run_fsc, run_recon, run_tiltseries
