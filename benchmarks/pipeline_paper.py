@@ -152,7 +152,7 @@ def main() -> None:
 
     from chemtomo.io.simulated import write_dataset
     from chemtomo.pipeline import config_for_manifest, run_pipeline
-    from chemtomo.pipeline.context import make_client
+    from chemtomo.pipeline.context import local_processes, make_client
     from chemtomo.pipeline.run import STAGES
     from chemtomo.simulate import simulate_dataset
 
@@ -172,7 +172,9 @@ def main() -> None:
     names = args.stages or [s.name for s in STAGES]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()}", flush=True)
-    client = make_client(cfg.compute.scheduler, cfg.compute.workers)
+    # the local cluster the chemtomo command makes (this script's main is guarded: it may spawn)
+    client = make_client(cfg.compute.scheduler, cfg.compute.workers,
+                         processes=local_processes(cfg.compute, "scans", names, can_spawn=True))
     rows = []
     t_all = time.perf_counter()
     try:

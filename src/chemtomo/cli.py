@@ -190,7 +190,7 @@ def _run(config, out: Path, *, only=None, restart=False, force=False, profile=No
     t0 = time.perf_counter()
     with ProgressReporter(_state["quiet"]) as bars:
         run_pipeline(config, out, only=only, restart=restart, force=force, progress=bars, say=bars.log,
-                     command=_command_line(), profile=profile)
+                     command=_command_line(), profile=profile, can_spawn=True)
     return time.perf_counter() - t0
 
 

@@ -14,17 +14,22 @@ from chemtomo.pipeline.context import local_processes
 TWO_CORES = (os.cpu_count() or 1) >= 2
 
 
-def test_auto_uses_processes_for_scans_on_two_workers_or_more():
-    assert local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "tiltseries"))
-    assert not local_processes(ComputeConfig(workers=2), "scans", ("tiltseries", "recon"))  # no scan to reconstruct
-    assert not local_processes(ComputeConfig(workers=2), "projections", ("ptycho", "recon"))
-    assert not local_processes(ComputeConfig(workers=1), "scans", ("ptycho",))
-    assert not local_processes(ComputeConfig(workers=4, processes="off"), "scans", ("ptycho",))
+def test_auto_uses_processes_for_scans_on_two_workers_or_more_from_the_command():
+    def auto(workers, kind, stages, can_spawn=True):
+        return local_processes(ComputeConfig(workers=workers), kind, stages, can_spawn)
+
+    assert auto(2, "scans", ("ptycho", "tiltseries"))
+    assert not auto(2, "scans", ("tiltseries", "recon"))  # no scan to reconstruct
+    assert not auto(2, "projections", ("ptycho", "recon"))
+    assert not auto(1, "scans", ("ptycho",))
+    # from Python (run_pipeline's default): spawning would import an unguarded script afresh
+    assert not auto(2, "scans", ("ptycho",), can_spawn=False)
+    assert not local_processes(ComputeConfig(workers=4, processes="off"), "scans", ("ptycho",), True)
     assert local_processes(ComputeConfig(workers=1, processes="on"), "od", ("recon",))
 
 
 def test_threads_give_the_run_that_worker_processes_give(tiny_dataset, reference_run, tmp_path):
-    # reference_run: the default, worker processes on two cores or more (threads on one)
+    # reference_run: the command's default, worker processes on two cores or more (threads on one)
     config = tmp_path / "threads.toml"
     config.write_text((tiny_dataset / "run.toml").read_text().replace(
         'manifest = "manifest.csv"', f'manifest = "{(tiny_dataset / "manifest.csv").as_posix()}"')

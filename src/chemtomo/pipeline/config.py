@@ -168,9 +168,10 @@ class ComputeConfig:
     scheduler: str = _f("", "Dask scheduler address (tcp://HOST:PORT); empty: a local scheduler on this machine's cores.")
     workers: int = _f(0, "Local workers; 0: all cores.", low=0)
     processes: str = _f("auto", "Local workers as processes (one thread each) or as threads of this process: auto (processes "
-                                "where ptychography scans are reconstructed on two workers or more: a scan's many small "
-                                "steps hold Python's GIL, so threads share one core's worth of it; 1.6x on the demo's "
-                                "ptychography), on, or off.", choices=("auto", "on", "off"))
+                                "where the chemtomo command reconstructs ptychography scans on two workers or more: a scan's "
+                                "many small steps hold Python's GIL, so threads share one core's worth of it; 1.6x on the "
+                                "demo's ptychography; threads from Python), on (a Python script must then start the run "
+                                "under if __name__ == \"__main__\":), or off.", choices=("auto", "on", "off"))
     shared_storage: bool = _f(False, "The inputs and the store are on one file system that every Dask worker sees (the normal "
                                      "case on a beamline cluster): tasks read their scans and write their own results into "
                                      "the store; the client only keeps the bookkeeping (docs/howto/cluster_scaling.md).")

@@ -207,23 +207,28 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
     return Client(cluster)
 
 
-def local_processes(compute, kind: str, stages) -> bool:
+def local_processes(compute, kind: str, stages, can_spawn: bool = False) -> bool:
     """Whether the local cluster's workers are processes (``compute.processes``; a scheduler
     address makes no local cluster). "auto": where ptychography scans are reconstructed
-    (``kind`` "scans", the ptycho stage among ``stages``) on two workers or more.
+    (``kind`` "scans", the ptycho stage among ``stages``) on two workers or more, by a caller
+    that ``can_spawn`` worker processes: Python starts them by importing the caller's main
+    module afresh, so that module must start the run under ``if __name__ == "__main__":`` (the
+    ``chemtomo`` command's does; an unguarded script would fail with "Nanny failed to start").
 
     >>> from chemtomo.pipeline.config import ComputeConfig
-    >>> local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "recon"))
+    >>> local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "recon"), can_spawn=True)
     True
-    >>> local_processes(ComputeConfig(workers=2), "od", ("ptycho", "recon")), local_processes(ComputeConfig(workers=1), "scans", ("ptycho",))
-    (False, False)
+    >>> local_processes(ComputeConfig(workers=2), "scans", ("ptycho", "recon"))  # from Python: threads
+    False
+    >>> local_processes(ComputeConfig(workers=2), "od", ("ptycho", "recon"), can_spawn=True)
+    False
     >>> local_processes(ComputeConfig(workers=1, processes="on"), "od", ("recon",))
     True
     """
     if compute.processes != "auto":
         return compute.processes == "on"
     workers = compute.workers or os.cpu_count() or 1
-    return workers >= 2 and kind == "scans" and "ptycho" in stages
+    return can_spawn and workers >= 2 and kind == "scans" and "ptycho" in stages
 
 
 def _worker_log_plugin(level: int):

@@ -121,7 +121,7 @@ def open_run(out: str | Path, config: RunConfig | None = None) -> tuple[RunStore
 def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, ...] | None = None,
                  restart: bool = False, force: bool = False, progress=None,
                  say: Callable[[str], None] | None = None, client=None, command: str = "",
-                 profile: str | Path | None = None) -> RunStore:
+                 profile: str | Path | None = None, can_spawn: bool = False) -> RunStore:
     """Run (or resume) every stage, or only the named ones, and return the store.
 
     Parameters
@@ -136,6 +136,10 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     client : a ``distributed.Client`` to use (default: from ``compute.scheduler``)
     command : how this run was started, written into the store's lock for other processes' messages
     profile : write Dask's performance report (HTML) of the run to this file (``chemtomo run --profile``)
+    can_spawn : this process may start worker processes, its main module starting the run under
+        ``if __name__ == "__main__":`` (the ``chemtomo`` command's does): then ``compute.processes
+        = "auto"`` makes the local cluster's workers processes where scans are reconstructed
+        (``context.local_processes``); otherwise they are threads unless the config says "on"
 
     Raises
     ------
@@ -163,7 +167,7 @@ def run_pipeline(config: RunConfig | None, out: str | Path, *, only: tuple[str, 
     writer.acquire()  # before anything is written: a second writer stops here
     try:
         return _run_locked(config, out, writer, only=only, restart=restart, force=force, progress=progress,
-                           say=say, client=client, profile=profile, inputs=inputs)
+                           say=say, client=client, profile=profile, inputs=inputs, can_spawn=can_spawn)
     except Exception as exc:  # a lost scheduler: one line and exit 1, not Dask's traceback (cluster.py)
         lost = cluster_error(exc, config.compute.scheduler if config is not None else "", out)
         if lost is None:
@@ -201,7 +205,7 @@ def _damaged_stages(store: RunStore) -> dict[str, tuple[str, str]]:
 
 
 def _run_locked(config, out, writer, *, only, restart, force, progress, say, client, profile=None,
-                inputs=None) -> RunStore:
+                inputs=None, can_spawn: bool = False) -> RunStore:
     say = say or (lambda m: None)
     store, config = open_run(out, config)  # with config None: reads the stored one, writes nothing
     if inputs is None:  # config stored in the store: check the inputs before writing anything
@@ -230,7 +234,7 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
     needs_client = any(n in ("ptycho", "recon") for n in names) or ("align" in names and config.compute.scheduler)
     if own_client and needs_client:
         client = make_client(config.compute.scheduler, config.compute.workers,
-                             processes=local_processes(config.compute, kind, names))
+                             processes=local_processes(config.compute, kind, names, can_spawn))
     ctx = RunContext(config=config, store=store, refs=refs, references_path=refs_path, xas2d_path=xas,
                      client=client, progress=progress or (lambda name: (lambda d, t: None)), say=say, kind=kind)
     ctx.log(f"input: {found}")
