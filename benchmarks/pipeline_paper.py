@@ -13,7 +13,7 @@ threshold) against the truth.
     .venv/bin/python benchmarks/pipeline_paper.py [--preset paper|demo] [--out benchmarks/out]
         [--stages ptycho tiltseries ...] [--keep]
 
-The paper preset takes about 9.5 minutes on a 2-core machine (plus about 2 minutes to simulate it
+The paper preset takes about 15 minutes on the 2-core Intel sandbox (899 s, session 26) (plus about 2 minutes to simulate it
 the first time); ``--preset demo`` checks the script in about a minute. Not a test; not run in CI.
 """
 
@@ -145,6 +145,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep (resume) the existing run store")
+    ap.add_argument("--processes", default="auto", choices=["auto", "on", "off"],
+                    help="compute.processes: the local cluster's workers as processes or threads")
     ap.add_argument("--algorithm", default=None, help="ptycho.algorithm for this run (default: the pipeline's)")
     ap.add_argument("--no-refine-positions", action="store_true",
                     help="ptycho.refine_positions = false (the scan positions held as the files give them)")
@@ -168,7 +170,8 @@ def main() -> None:
     ptycho = {"algorithm": args.algorithm} if args.algorithm else {}
     if args.no_refine_positions:
         ptycho["refine_positions"] = False
-    cfg = config_for_manifest(data / "manifest.csv", {"ptycho": ptycho} if ptycho else None)
+    overrides = {"compute": {"processes": args.processes}} | ({"ptycho": ptycho} if ptycho else {})
+    cfg = config_for_manifest(data / "manifest.csv", overrides)
     names = args.stages or [s.name for s in STAGES]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()}", flush=True)

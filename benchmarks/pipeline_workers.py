@@ -16,6 +16,7 @@ Two parts, on the demo dataset (``chemtomo simulate --preset demo``: 62 scans of
 Not a test; never in CI::
 
     .venv/bin/python benchmarks/pipeline_workers.py [--parts scans run] [--rounds 1] [--out /tmp/workers]
+    .venv/bin/python benchmarks/pipeline_workers.py --parts scans --data benchmarks/out/paper/data  # paper-sized scans
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def part_scans(paths: list[str]) -> str:
         list(ex.map(_reconstruct_one, paths))
         procs = time.perf_counter() - t
     return "\n".join([
-        f"{len(paths)} scans of the demo, the default chain, no FRC, each on one core:", "",
+        f"{len(paths)} scans of {Path(paths[0]).parent.parent}, the default chain, no FRC, each on one core:", "",
         "| how | seconds | one thread ÷ this |", "|---|---:|---:|",
         f"| one thread, one after the other | {one:.2f} | 1.00 |",
         f"| two threads | {threads:.2f} | {one / threads:.2f} |",
@@ -98,7 +99,7 @@ def part_run(manifest: Path, out: Path, rounds: int) -> str:
             digests.add(h.hexdigest())
     med = {m: np.median(np.array(v), axis=0) for m, v in rows.items()}
     return "\n".join([
-        f"`chemtomo run` on the demo, {rounds} round(s), alternated; medians:", "",
+        f"`chemtomo run` on {manifest.parent.name}, {rounds} round(s), alternated; medians:", "",
         "| compute.processes | ptycho stage (s) | whole run (s) | runs (ptycho s) |", "|---|---:|---:|---|",
         *(f"| {m} | {med[m][0]:.1f} | {med[m][1]:.1f} | {', '.join(f'{a:.1f}' for a, _ in rows[m])} |"
           for m in ("off", "on")),
@@ -111,10 +112,12 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["scans", "run"], choices=["scans", "run"])
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", default="/tmp/chemtomo_workers")
+    ap.add_argument("--data", default=None, help="a simulated dataset's folder (e.g. the paper preset's, as "
+                                                 "benchmarks/pipeline_paper.py leaves it); default: the demo, simulated")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = out / "demo"
+    data = Path(args.data) if args.data else out / "demo"
     if not (data / "manifest.csv").exists():
         subprocess.run([sys.executable, "-m", "chemtomo.cli", "-q", "simulate", str(data), "--preset", "demo"], check=True)
     load = os.getloadavg()
