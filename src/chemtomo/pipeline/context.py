@@ -176,8 +176,8 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
     process, or with ``processes`` one process per worker, one thread each
     (``compute.processes``). NumPy, SciPy's FFT and the numba kernels release the GIL, but a
     ptychography scan of the demo's size (36–54 frames of 64²) spends much of its time in the
-    Python between them: two threads reconstructed six such scans in 0.84–1.03× the time of one
-    thread, two processes in 0.51–0.55× (``benchmarks/pipeline_workers.py``). Worker processes
+    Python between them: six such scans went 0.98× as fast on two threads as on one, 1.86× on
+    two processes (``benchmarks/pipeline_workers.py``, session 26). Worker processes
     forward their log records to this process and leave chemtomo's own errors to the client
     (``_worker_log_plugin``), as threads do.
     """
@@ -194,17 +194,14 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = workers or os.cpu_count() or 1
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.DEBUG else False
+    cluster = LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
+                           processes=processes, dashboard_address=None, silence_logs=quiet)
+    client = Client(cluster)
     if processes:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=quiet)
-        client = Client(cluster)
         level = logging.getLogger("chemtomo").getEffectiveLevel()
         client.register_plugin(_worker_log_plugin(level), name="chemtomo-worker-logs")
         client.forward_logging("chemtomo", level=level)
-        return client
-    cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
-                           silence_logs=quiet)
-    return Client(cluster)
+    return client
 
 
 def local_processes(compute, kind: str, stages, can_spawn: bool = False) -> bool:
