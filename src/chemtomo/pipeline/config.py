@@ -141,12 +141,10 @@ class ChemConfig:
     joint_tv: float = _f(-1.0, "TV proximal weight per sweep of the joint solver, volume-fraction units; 0: none; negative "
                                "(default): chosen from the data, 0.5 × the per-voxel noise of a pilot solve "
                                "(chem.joint_reconstruct tv='auto').", low=-1.0)
-    max_reference_gap_ev: float = _f(1.0, "A measured energy that is not a row of the reference table is interpolated only between rows at "
-                                          "most this far apart (eV); otherwise the run stops naming the energy and the rows around it "
-                                          "(interpolating across an L3 peak would give a wrong chemical map).", low=0.0)
     joint_occupancy: bool = _f(False, "Joint solver: bound the sum of the phase volume fractions by 1 in every voxel.")
-    max_reference_gap_ev: float = _f(1.0, "A measured energy is interpolated only between reference rows at most this far apart (eV); "
-                                          "a wider gap is an input error naming the energy and the rows.", low=1e-6)
+    max_reference_gap_ev: float = _f(1.0, "A measured energy that is not a row of the reference table is interpolated only between rows at "
+                                          "most this far apart (eV); a wider gap is an input error naming the energy and the rows around "
+                                          "it (interpolating across an L3 peak would give a wrong chemical map).", low=1e-6)
     reference_columns: dict = _f({}, "Reference spectra chosen by column name, phase -> 'FILE:COLUMN' (XDI, Athena/Larch .nor/.xmu "
                                       "or CSV; FILE relative to the config) or 'COLUMN' of input.references, LiFePO4 first, FePO4 last, "
                                       "e.g. {LiFePO4 = \"lfp.nor:norm\", FePO4 = \"fp.nor:norm\"}; empty: every column of input.references.")
@@ -332,8 +330,6 @@ def load_config(path: str | Path) -> RunConfig:
                           "expected a run configuration (chemtomo config --example)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not a text file (byte {exc.start} is not UTF-8); expected a TOML config") from None
     cfg = config_from_dict(data, where=str(p), base_dir=str(p.parent.resolve()))
     if not cfg.input.manifest:
         raise ConfigError(f"{p}: input.manifest is required (a manifest CSV or a folder of CXI files)")
@@ -346,7 +342,7 @@ def config_for_manifest(manifest: str | Path, overrides: dict | None = None) -> 
     data = {"input": {"manifest": m.name if m.is_file() else str(m)}}
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
-    return config_from_dict(data, where=str(manifest), base_dir=str(m.parent if m.is_file() else m.parent))
+    return config_from_dict(data, where=str(manifest), base_dir=str(m.parent))
 
 
 def config_to_dict(cfg: RunConfig) -> dict:
