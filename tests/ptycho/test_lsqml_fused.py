@@ -131,18 +131,21 @@ def test_step_sums_do_not_depend_on_the_thread_count(truth):
 
 
 @pytest.mark.parametrize("one_thread", [True, False])
-def test_one_iteration_fused_equals_numpy(truth, one_thread):
+@pytest.mark.parametrize("narrow", [False, True])
+def test_one_iteration_fused_equals_numpy(truth, one_thread, narrow):
     # one thread: the sums kernel reports max Σ|P|² on the way (accumulate_1_fused's den_max);
-    # otherwise the spans kernel finds it
+    # otherwise the spans kernel finds it. narrow: each batch told the next one's frames (as
+    # run_lsqml does), so its ΔP is shifted to its own bins and the next batch's bins are made
+    # from the probe; otherwise the linear probe step keeps every bin current.
     previous = numba.get_num_threads()
     numba.set_num_threads(1 if one_thread else previous)
     try:
-        _one_iteration(truth)
+        _one_iteration(truth, narrow)
     finally:
         numba.set_num_threads(previous)
 
 
-def _one_iteration(truth):
+def _one_iteration(truth, narrow=False):
     ref, new = _run(truth), _run(truth)
     m = ref.model
     cap = m.n_frames
@@ -154,8 +157,15 @@ def _one_iteration(truth):
     for b, batch in enumerate(batches):
         last = b == len(batches) - 1
         lsqml._update_numpy(ref, _projected(ref, batch), batch, True, 1.0, 0.9, 0.1, 1.0, dop, dpo)
-        fused(new, _projected(new, batch), batch, True, 1.0, 0.9, 0.1, 1.0, last=last)
-        if not last:
+        following = None if last or not narrow else batches[b + 1]
+        fused(new, _projected(new, batch), batch, True, 1.0, 0.9, 0.1, 1.0, last=last, next_batch=following)
+        if following is not None:
+            # batches of 6 frames reach at most 6 of the 16 bins: 6 + 6 + 1 transforms < 16
+            assert fused.stale
+            # the next batch's bins made from the probe itself: exactly the probe's shifts
+            bins = np.unique(new.model.kb[following])
+            np.testing.assert_array_equal(new.probes[bins], new.model.shifted_probes(new.state.probe)[bins])
+        elif not last:
             # the linear probe step keeps the shifted probes those of the probe: each bin is
             # shifted(P) + c·shifted(ΔP) against shifted(P + cΔP), a few float32 roundings of
             # values ≤ max|P| per pixel, and the transforms' own rounding (~ε log₂(32²) relative):

@@ -298,26 +298,54 @@ class _FusedUpdate:
       then the identity) the new shifted probes are ``probes + c·shifted(ΔP)``, and shifted(ΔP)
       was made for ΔP·O: no second shift. The iteration's last batch sets the probe the full
       way (``Run.set_probe``), so the shifted probes never drift from the probe by more than
-      one iteration's rounding.
+      one iteration's rounding;
+    - small batches (a few frames, a few of the sixteen shift bins: ``narrow``) shift ΔP to the
+      batch's bins only and make the next batch's bins from the new probe (``Run.set_probe``
+      with ``bins``), leaving the others stale until a batch needs them: 2 + (bins of this batch
+      and the next) probe-sized transforms instead of 1 + every bin in use. The last batch,
+      which sets the probe the full way, shifts ΔP to its own bins only (the same bits: a
+      transform in a stack does not depend on the stack's other members).
     """
 
     def __init__(self, model) -> None:
         self.model = model
         self.sums = _BatchSums(model)  # PIE's sums kept between batches, their spans and probe sums
+        self.shifted = np.zeros((model.n_bins, 1, model.h, model.w), np.complex64)  # ΔP in the bins asked for
+        self.stale = False  # some of run.probes' bins are behind the probe (left by a narrow batch)
+
+    def narrow(self, bins: np.ndarray, next_bins: np.ndarray) -> bool:
+        """True when shifting ΔP to ``bins`` and the probe to ``next_bins`` takes fewer
+        transforms than the linear step's ΔP in every bin in use (a decision from the positions
+        and the batches alone)."""
+        m = self.model
+        return not m.single_unshifted_bin() and len(bins) + len(next_bins) + 1 < len(m.used_bins)
 
     def __call__(self, run: Run, chi: np.ndarray, batch: np.ndarray, do_probe: bool, reg: float, beta: float,
-                 damping: float, probe_beta: float, last: bool, cap: float = 1.0) -> None:
+                 damping: float, probe_beta: float, last: bool, cap: float = 1.0,
+                 next_batch: np.ndarray | None = None) -> None:
         """One batch's update from the projected exit waves ``chi`` (k, 1, h, w); ``last``: the
-        iteration's last batch (the probe is then set the full way)."""
+        iteration's last batch (the probe is then set the full way); ``next_batch``: the frames
+        of the next batch (None: not known, every bin kept current)."""
         m, st, bs = self.model, run.state, self.sums
         m.accumulate(chi, st.obj, run.probes, batch, c_phi=-1.0, do_probe=do_probe,
                      out=(bs.obj_num, bs.obj_den, bs.probe_num, bs.probe_den), den_max=bs.den_max)
         lam = np.float32(reg * bs.spans(batch) + 1e-30)
-        d_probe = shifted = None
+        d_probe = shifted = next_bins = None
+        # the probe is set the full way after this batch (and the stale bins brought up to date)
+        full = last or run.probe_window is not None or (self.stale and next_batch is None)
         if do_probe:  # ΔP = Σ O*χ / (Σ|O|² + δ_P) from the batch's bins
-            num, den = bs.probe_sums(np.unique(m.kb[batch]))
+            bins = np.unique(m.kb[batch])
+            num, den = bs.probe_sums(bins)
             d_probe = (num / (den + np.float32(reg * float(den.max()) + 1e-30))).astype(np.complex64)
-            shifted = m.shifted_probes(d_probe)
+            if not full and next_batch is not None:
+                next_bins = np.unique(m.kb[next_batch])
+                if not (self.stale or self.narrow(bins, next_bins)):  # stale bins: no linear step on them
+                    next_bins = None
+            if full or next_bins is not None:  # ΔP·O is read in the batch's bins only
+                shifted = self.shifted
+                m.shift_probes_into(shifted, d_probe, bins)
+            else:
+                shifted = m.shifted_probes(d_probe)
         sums = np.empty((len(batch), 5), np.float64)
         K.lsqml_step_sums(float_view(chi[:, 0]), float_view(st.obj), float_view(run.probes[:, 0]),
                           float_view(bs.obj_num), bs.obj_den, lam,
@@ -334,8 +362,12 @@ class _FusedUpdate:
         if do_probe:
             c = np.float32(probe_beta * beta * float(np.mean(alpha_p)))
             probe = st.probe + c * d_probe
-            if last or run.probe_window is not None:
+            if full:
                 run.set_probe(probe)
+                self.stale = False
+            elif next_bins is not None:  # the next batch's bins from the probe; the others stale
+                run.set_probe(probe, bins=next_bins)
+                self.stale = True
             else:  # Run.set_probe's result for one mode without a window, by linearity
                 st.probe = probe
                 run.mode_mixing = np.ones((1, 1), np.complex64)
@@ -384,7 +416,9 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = STEP_
             if steps is not None:
                 steps += model.position_steps(chi, st.obj, run.probes, batch)
             if fused is not None:
-                fused(run, chi, batch, do_probe, reg, beta, damping, probe_beta, last=b == len(batches) - 1, cap=cap)
+                last = b == len(batches) - 1
+                fused(run, chi, batch, do_probe, reg, beta, damping, probe_beta, last=last, cap=cap,
+                      next_batch=None if last else batches[b + 1])
             else:
                 _update_numpy(run, chi, batch, do_probe, reg, beta, damping, probe_beta, dop, dpo, cap)
         if not run.finish_sweep(ratio_sum, n, steps, err, tot):
