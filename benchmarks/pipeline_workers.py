@@ -7,6 +7,10 @@ Two parts, on the demo dataset (``chemtomo simulate --preset demo``: 62 scans of
   no FRC, each on one core as the pipeline's tasks run them, ``core.fft.one_core``): one after
   the other in one thread, in two threads, in two processes (spawned, warmed up first). The
   ratio of the one-thread time to each: what two workers give on scans of this size.
+- ``many``: ``ptycho.reconstruct_many`` on the same scans (``--many`` of them, read into memory
+  first), ``processes=False`` (Dask's threaded scheduler) against ``processes=True`` (a process
+  per core, each scan on one core of it), each call timed whole: the processes' start, which
+  every call pays, included.
 - ``run``: ``chemtomo run MANIFEST --no-report`` with ``compute.processes = "off"`` (one
   in-process worker with a thread per core, the local cluster until session 26) and ``"on"``
   (a worker process per core), whole processes, alternated ``--rounds`` times (the order
@@ -15,7 +19,8 @@ Two parts, on the demo dataset (``chemtomo simulate --preset demo``: 62 scans of
 
 Not a test; never in CI::
 
-    .venv/bin/python benchmarks/pipeline_workers.py [--parts scans run] [--rounds 1] [--out /tmp/workers]
+    .venv/bin/python benchmarks/pipeline_workers.py [--parts scans many run] [--rounds 1] [--out /tmp/workers]
+    .venv/bin/python benchmarks/pipeline_workers.py --parts many --many 6 24
     .venv/bin/python benchmarks/pipeline_workers.py --parts scans --data benchmarks/out/paper/data  # paper-sized scans
 """
 
@@ -75,6 +80,29 @@ def part_scans(paths: list[str]) -> str:
         f"| two processes | {procs:.2f} | {one / procs:.2f} |"])
 
 
+def part_many(paths: list[str], counts: list[int], rounds: int) -> str:
+    from chemtomo.io import read_scan
+    from chemtomo.ptycho import reconstruct_many
+
+    warnings.simplefilter("ignore")
+    scans = [read_scan(p) for p in paths]
+    reconstruct_many(scans[:2], frc=False)  # numba's cache, this process
+    lines = [(f"`ptycho.reconstruct_many` (the default chain, no FRC), whole calls, alternated; minimum of {rounds} "
+              "round(s):"), "", "| scans | processes=False (s) | processes=True (s) | False ÷ True |",
+             "|---:|---:|---:|---:|"]
+    for n in counts:
+        chosen = (scans * (n // len(scans) + 1))[:n]
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for k in range(rounds):
+            for processes in ((False, True) if k % 2 == 0 else (True, False)):
+                t = time.perf_counter()
+                reconstruct_many(chosen, frc=False, processes=processes)
+                times[processes].append(time.perf_counter() - t)
+        a, b = min(times[False]), min(times[True])
+        lines.append(f"| {n} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
+    return "\n".join(lines)
+
+
 def part_run(manifest: Path, out: Path, rounds: int) -> str:
     from chemtomo.io.store import RunStore
 
@@ -109,7 +137,9 @@ def part_run(manifest: Path, out: Path, rounds: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["scans", "run"], choices=["scans", "run"])
+    ap.add_argument("--parts", nargs="+", default=["scans", "run"], choices=["scans", "many", "run"])
+    ap.add_argument("--many", nargs="+", type=int, default=[6, 24], help="scans per reconstruct_many call (--parts many; "
+                                                                      "the six scans repeated)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", default="/tmp/chemtomo_workers")
     ap.add_argument("--data", default=None, help="a simulated dataset's folder (e.g. the paper preset's, as "
@@ -132,6 +162,9 @@ def main() -> None:
     if "scans" in args.parts:
         paths = sorted(str(p) for p in (data / "scans").glob("*.cxi"))[:: 10][:6]
         print(part_scans(paths) + "\n", flush=True)
+    if "many" in args.parts:
+        paths = sorted(str(p) for p in (data / "scans").glob("*.cxi"))[:: 10][:6]
+        print(part_many(paths, args.many, args.rounds) + "\n", flush=True)
     if "run" in args.parts:
         print(part_run((data / "manifest.csv").resolve(), out, args.rounds), flush=True)
 

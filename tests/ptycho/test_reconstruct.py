@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from chemtomo.core import InputError, Projection
+from chemtomo.core.fft import one_core
 from chemtomo.ptycho import (
     DEFAULT_ALGORITHM,
     MID_DOSE_ALGORITHM,
@@ -459,6 +460,19 @@ def test_initial_probe_comes_from_the_file_or_the_zone_plate(truth):
     assert fit is not None and fit["guess_similarity"] is None and fit["misfit"] <= fit["misfit_in_focus"]
     named = reconstruct(truth.scan, "RAAR:5", probe="diffraction", frc=False)
     assert named.info["initial_probe"] == "diffraction" and named.info["probe_from_data"] is None
+
+
+def test_reconstruct_many_on_processes_is_the_same_bits_as_one_core_runs(truth):
+    # each scan in a worker process on one core of it: the same kernels, transforms and order of
+    # sums as reconstruct under one_core here, so the same bits (not merely close)
+    other = make_scan(seed=3)
+    kwargs = {"frc": False, "object_shape": (80, 80)}
+    many = reconstruct_many([truth.scan, other.scan], "LSQML:4,ePIE:4", processes=True, **kwargs)
+    with one_core():
+        singles = [reconstruct(s, "LSQML:4,ePIE:4", **kwargs) for s in (truth.scan, other.scan)]
+    for a, b in zip(many, singles, strict=True):
+        np.testing.assert_array_equal(np.asarray(a.transmission), np.asarray(b.transmission))
+        np.testing.assert_array_equal(np.asarray(a.probe), np.asarray(b.probe))
 
 
 def test_reconstruct_many_runs_on_a_distributed_client(truth):

@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -38,7 +39,7 @@ import numpy as np
 from ..core import energy_to_wavelength
 from ..core.containers import Projection, Scan
 from ..core.errors import InputError
-from ..core.fft import fft2
+from ..core.fft import fft2, one_core
 from .algorithms import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -54,7 +55,13 @@ from .noise import dim_background, dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
 from .postprocess import air_reference, air_region, frc_weighted, split_half_frc
-from .probe import fit_probe_defocus, match_probe_scale, probe_from_diffraction, propagate_probe, zone_plate_probe
+from .probe import (
+    fit_probe_defocus,
+    match_probe_scale,
+    probe_from_diffraction,
+    propagate_probe,
+    zone_plate_probe,
+)
 
 __all__ = ["reconstruct", "reconstruct_many"]
 
@@ -1002,7 +1009,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
 
 
 def reconstruct_many(scans: Sequence[Scan], algorithm: str = DEFAULT_ALGORITHM, *, client=None,
-                     **kwargs) -> list[Projection]:
+                     processes: bool = False, **kwargs) -> list[Projection]:
     """Reconstruct several scans as independent Dask tasks, in the order given.
 
     Parameters
@@ -1015,6 +1022,15 @@ def reconstruct_many(scans: Sequence[Scan], algorithm: str = DEFAULT_ALGORITHM, 
         Run on this Dask cluster; None uses Dask's local threaded scheduler (the kernels and
         FFTs release the GIL; numba's OpenMP/TBB thread pools accept calls from several
         threads), or local processes when numba runs on its workqueue layer, which does not.
+    processes : bool
+        Without a client: a process per core, each scan on one core of its process (as
+        ``chemtomo run``'s local workers). Small scans (tens of frames of 64²) spend much of their
+        time in Python between the kernels, where threads of one process take turns: six of the
+        demo's scans took 1.86× less time on two processes than on one thread, two threads 0.98×
+        (docs/results/ptychography_speed.md, session 26). The results are the same bits as
+        :func:`reconstruct` under ``core.fft.one_core``. Python starts each process by importing
+        the calling script afresh, so a script must call this under
+        ``if __name__ == "__main__":``. False (the default): threads.
     **kwargs
         Passed to :func:`reconstruct` (``object_shape`` fixes one grid for every scan).
 
@@ -1033,10 +1049,19 @@ def reconstruct_many(scans: Sequence[Scan], algorithm: str = DEFAULT_ALGORITHM, 
     if "progress" in kwargs:
         raise InputError("reconstruct_many: progress callbacks cannot cross Dask task boundaries; "
                          "use the Dask dashboard or a distributed progress bar instead")
+    if processes and client is None:
+        tasks = [dask.delayed(_reconstruct_on_one_core, pure=True)(scan, algorithm, kwargs) for scan in scans]
+        return list(dask.compute(*tasks, scheduler="processes", num_workers=max(1, os.cpu_count() or 1)))
     tasks = [dask.delayed(reconstruct, pure=True)(scan, algorithm, **kwargs) for scan in scans]
     if client is not None:
         return list(client.gather(client.compute(tasks)))
     return list(dask.compute(*tasks, scheduler=_local_scheduler()))
+
+
+def _reconstruct_on_one_core(scan: Scan, algorithm: str, kwargs: dict) -> Projection:
+    """:func:`reconstruct` on one core of a worker process (``reconstruct_many(processes=True)``)."""
+    with one_core():
+        return reconstruct(scan, algorithm, **kwargs)
 
 
 def _local_scheduler() -> str:
