@@ -7,8 +7,8 @@ Two parts, on the demo dataset (``chemtomo simulate --preset demo``: 62 scans of
   no FRC, each on one core as the pipeline's tasks run them, ``core.fft.one_core``): one after
   the other in one thread, in two threads, in two processes (spawned, warmed up first). The
   ratio of the one-thread time to each: what two workers give on scans of this size.
-- ``many``: ``ptycho.reconstruct_many`` on the same scans (``--many`` of them, read into memory
-  first), ``processes=False`` (Dask's threaded scheduler) against ``processes=True`` (a process
+- ``many``: ``ptycho.reconstruct_many`` on ``--many`` distinct scans of the dataset (read into
+  memory first), ``processes=False`` (Dask's threaded scheduler) against ``processes=True`` (a process
   per core, each scan on one core of it), each call timed whole: the processes' start, which
   every call pays, included.
 - ``run``: ``chemtomo run MANIFEST --no-report`` with ``compute.processes = "off"`` (one
@@ -85,13 +85,13 @@ def part_many(paths: list[str], counts: list[int], rounds: int) -> str:
     from chemtomo.ptycho import reconstruct_many
 
     warnings.simplefilter("ignore")
-    scans = [read_scan(p) for p in paths]
+    scans = [read_scan(p) for p in paths[:max(counts)]]  # distinct scans: Dask would run a repeated one once
     reconstruct_many(scans[:2], frc=False)  # numba's cache, this process
     lines = [(f"`ptycho.reconstruct_many` (the default chain, no FRC), whole calls, alternated; minimum of {rounds} "
               "round(s):"), "", "| scans | processes=False (s) | processes=True (s) | False ÷ True |",
              "|---:|---:|---:|---:|"]
     for n in counts:
-        chosen = (scans * (n // len(scans) + 1))[:n]
+        chosen = scans[:n]
         times: dict[bool, list[float]] = {False: [], True: []}
         for k in range(rounds):
             for processes in ((False, True) if k % 2 == 0 else (True, False)):
@@ -139,7 +139,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", nargs="+", default=["scans", "run"], choices=["scans", "many", "run"])
     ap.add_argument("--many", nargs="+", type=int, default=[6, 24], help="scans per reconstruct_many call (--parts many; "
-                                                                      "the six scans repeated)")
+                                                                      "distinct scans of the dataset)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--out", default="/tmp/chemtomo_workers")
     ap.add_argument("--data", default=None, help="a simulated dataset's folder (e.g. the paper preset's, as "
@@ -163,7 +163,8 @@ def main() -> None:
         paths = sorted(str(p) for p in (data / "scans").glob("*.cxi"))[:: 10][:6]
         print(part_scans(paths) + "\n", flush=True)
     if "many" in args.parts:
-        paths = sorted(str(p) for p in (data / "scans").glob("*.cxi"))[:: 10][:6]
+        paths = sorted(str(p) for p in (data / "scans").glob("*.cxi"))
+        paths = paths[::max(1, len(paths) // max(args.many))]  # spread over angles and energies
         print(part_many(paths, args.many, args.rounds) + "\n", flush=True)
     if "run" in args.parts:
         print(part_run((data / "manifest.csv").resolve(), out, args.rounds), flush=True)
