@@ -82,3 +82,48 @@ def test_small_transforms_run_on_one_fft_worker():
             assert fft_workers(516 * 128 * 128) == 1
     finally:
         use_threads(*before)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+@pytest.mark.parametrize("norm", ["backward", "ortho"])
+def test_stack_fft2_gives_scipy_ffts_values(monkeypatch, inverse, norm):
+    """``stack_fft2`` calls pocketfft's transform without scipy.fft's dispatch for C-contiguous
+    complex64 stacks: the values must be scipy.fft's to the bit (the solvers' results must not
+    depend on which path ran), in place when asked, and other arrays (complex128, a strided
+    view) or a SciPy whose transform failed the import-time check go through scipy.fft."""
+    from chemtomo.core import fft as F
+
+    assert F._C2C is not None  # this SciPy passed the check (a failed one would only cost speed)
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((5, 48, 40)) + 1j * rng.standard_normal((5, 48, 40))).astype(np.complex64)
+    ref = (sfft.ifft2 if inverse else sfft.fft2)(a, norm=norm, workers=1)
+    got = F.stack_fft2(a.copy(), inverse=inverse, norm=norm, workers=1)
+    assert got.dtype == np.complex64 and np.array_equal(got, ref)
+    buf = a.copy()
+    out = F.stack_fft2(buf, inverse=inverse, norm=norm, overwrite_x=True, workers=1)
+    assert np.shares_memory(out, buf) and np.array_equal(out, ref)
+    strided = a[:, ::2]  # not C-contiguous: scipy.fft's own path
+    want = (sfft.ifft2 if inverse else sfft.fft2)(strided, norm=norm, workers=1)
+    assert np.array_equal(F.stack_fft2(strided, inverse=inverse, norm=norm, workers=1), want)
+    wide = a.astype(np.complex128)
+    assert F.stack_fft2(wide, inverse=inverse, norm=norm).dtype == np.complex128
+    monkeypatch.setattr(F, "_C2C", None)  # the public API alone: the same values
+    assert np.array_equal(F.stack_fft2(a.copy(), inverse=inverse, norm=norm, workers=1), ref)
+
+
+def test_a_pocketfft_transform_unlike_scipy_ffts_is_not_trusted(monkeypatch):
+    # a future SciPy whose private transform takes other arguments or means another thing must
+    # fall back to scipy.fft, not give other values. The stand-in module is what the check
+    # imports; scipy.fft keeps its own reference to the real one.
+    import sys
+    import types
+
+    from chemtomo.core import fft as F
+
+    name = "scipy.fft._pocketfft.pypocketfft"
+    for c2c in (lambda a, axes, forward, inorm, out, nthreads: np.conj(a),  # other values
+                lambda a, axes, forward, inorm: a):  # another signature
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(c2c=c2c))
+        assert F._pocketfft_c2c() is None
+    monkeypatch.undo()
+    assert F._pocketfft_c2c() is not None

@@ -27,9 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sfft
 
-from ..core.fft import fft_workers
+from ..core.fft import stack_fft2
 from . import _kernels as K
 
 __all__ = ["FarFieldModel", "State", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
@@ -204,9 +203,9 @@ class FarFieldModel:
             out[used[0]] = probe
             return out
         out = None if len(used) == self.n_bins else np.zeros((self.n_bins,) + probe.shape, np.complex64)
-        spectrum = sfft.fft2(probe, workers=fft_workers(probe.size))
+        spectrum = stack_fft2(probe)
         ramps = self.ramps[:, None] if len(used) == self.n_bins else self.ramps[used, None]
-        shifted = sfft.ifft2(spectrum[None] * ramps, workers=fft_workers(probe.size * len(ramps)), overwrite_x=True)
+        shifted = stack_fft2(spectrum[None] * ramps, inverse=True, overwrite_x=True)
         if len(used) == self.n_bins:  # every bin in use (np.unique: in order): no copy into zeros
             return shifted.astype(np.complex64, copy=False)
         out[used] = shifted
@@ -224,11 +223,11 @@ class FarFieldModel:
         if self.single_unshifted_bin():
             out[self.used_bins[0]] = probe
             return
-        spectrum = sfft.fft2(probe, workers=fft_workers(probe.size))
+        spectrum = stack_fft2(probe)
         work = np.empty((len(bins),) + probe.shape, np.complex64)
         for i, k in enumerate(bins):  # each bin's ramp read in place: no gathered copy of the ramps
             np.multiply(spectrum, self.ramps[k], out=work[i])
-        out[bins] = sfft.ifft2(work, workers=fft_workers(work.size), overwrite_x=True)
+        out[bins] = stack_fft2(work, inverse=True, overwrite_x=True)
 
     def single_unshifted_bin(self) -> bool:
         """True when every frame sits on whole pixels (one shift bin, no shift: no transforms)."""
@@ -237,13 +236,13 @@ class FarFieldModel:
     def unshift_gathered(self, work: np.ndarray, bins: np.ndarray) -> np.ndarray:
         """``unshift_sum`` of per-bin arrays already gathered into ``work`` (len(bins), n_modes,
         h, w) complex64 (overwritten): the same bits, the ramp products summed in one kernel pass."""
-        spectrum = sfft.fft2(work, workers=fft_workers(work.size), overwrite_x=True)
+        spectrum = stack_fft2(work, overwrite_x=True)
         acc = np.empty(work.shape[1:], np.complex64)
         n = len(bins)
         K.unshift_products_sum(float_view(spectrum).reshape(n, work.shape[1], -1),
                                float_view(self.ramps_conj).reshape(self.n_bins, -1), np.asarray(bins, np.int64),
                                float_view(acc).reshape(work.shape[1], -1))
-        return sfft.ifft2(acc, workers=fft_workers(acc.size)).astype(np.complex64, copy=False)
+        return stack_fft2(acc, inverse=True).astype(np.complex64, copy=False)
 
     def unshift_sum(self, per_bin: np.ndarray, weights: np.ndarray | None = None,
                     bins: np.ndarray | None = None) -> np.ndarray:
@@ -257,21 +256,21 @@ class FarFieldModel:
             out = per_bin[used[0]] * (1 if w is None else w[0])
             return np.ascontiguousarray(out, dtype=np.complex64)
         # per_bin[used] is a fresh copy: transformed in place; each bin's ramp read in place
-        spectrum = sfft.fft2(per_bin[used], workers=fft_workers(per_bin[0].size * len(used)), overwrite_x=True)
+        spectrum = stack_fft2(per_bin[used], overwrite_x=True)
         for i, k in enumerate(used):
             spectrum[i] *= self.ramps_conj[k]
         if w is not None:
             spectrum *= w[:, None, None, None]
-        return sfft.ifft2(spectrum.sum(axis=0), workers=fft_workers(spectrum[0].size)).astype(np.complex64, copy=False)
+        return stack_fft2(spectrum.sum(axis=0), inverse=True).astype(np.complex64, copy=False)
 
     # --------------------------------------------------------------------------------------- FFT
     @staticmethod
     def fft_inplace(a: np.ndarray) -> np.ndarray:
-        return sfft.fft2(a, axes=(-2, -1), norm="ortho", workers=fft_workers(a.size), overwrite_x=True)
+        return stack_fft2(a, norm="ortho", overwrite_x=True)
 
     @staticmethod
     def ifft_inplace(a: np.ndarray) -> np.ndarray:
-        return sfft.ifft2(a, axes=(-2, -1), norm="ortho", workers=fft_workers(a.size), overwrite_x=True)
+        return stack_fft2(a, inverse=True, norm="ortho", overwrite_x=True)
 
     # ---------------------------------------------------------------------------------- passes
     def exit_waves(self, out, obj, probes, frames):
