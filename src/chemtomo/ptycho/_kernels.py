@@ -26,6 +26,7 @@ are written without branches where possible so they vectorise.
 
 from __future__ import annotations
 
+import functools
 import os
 
 # OpenMP worker threads (numba's "omp" threading layer) spin after every parallel kernel by
@@ -75,9 +76,15 @@ N_CHUNKS = 16
 
 def thread_chunks(frames: np.ndarray) -> np.ndarray:
     """Split a list of frame indices into ``N_CHUNKS`` contiguous chunks (fewer for fewer frames):
-    (n_chunks + 1,) bounds, independent of the number of threads."""
-    n_chunks = max(1, min(N_CHUNKS, len(frames)))
-    return np.linspace(0, len(frames), n_chunks + 1).astype(np.int64)
+    (n_chunks + 1,) bounds, independent of the number of threads. One array per length, made
+    once (every batch of every iteration asks; the kernels only read it)."""
+    return _chunk_bounds(len(frames))
+
+
+@functools.lru_cache(maxsize=1024)
+def _chunk_bounds(n: int) -> np.ndarray:
+    n_chunks = max(1, min(N_CHUNKS, n))
+    return np.linspace(0, n, n_chunks + 1).astype(np.int64)
 
 
 @njit(parallel=True, nogil=True, cache=True, fastmath=True)
