@@ -388,7 +388,9 @@ class Run:
             self.object_average = obj.copy()
             return
         weight = np.complex64(2.0 / (self.options.convergence.window + 1))
-        self.object_average += weight * (obj - self.object_average)
+        step = np.subtract(obj, self.object_average)  # avg += w·(obj − avg), the same bits, one temporary
+        step *= weight
+        self.object_average += step
 
     def use_average(self) -> None:
         """Replace the object by the stage's moving average where that stage stopped converged
