@@ -1,6 +1,7 @@
 """The local cluster's workers as processes or threads (``compute.processes``): the same run
 either way, and a worker process's log records reach the command's console."""
 
+import logging
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ from runcli import run_cli
 
 from chemtomo.io.store import RunStore
 from chemtomo.pipeline.config import ComputeConfig
-from chemtomo.pipeline.context import local_processes
+from chemtomo.pipeline.context import close_client, local_processes, make_client
 
 TWO_CORES = (os.cpu_count() or 1) >= 2
 
@@ -57,3 +58,21 @@ def test_worker_process_logs_reach_the_console(tiny_dataset, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     # logged inside a worker process by ptycho.reconstruct, forwarded to this command's handler
     assert "chemtomo.ptycho.reconstruct: ptycho RAAR:30: stopped after" in r.stderr
+
+
+def test_close_client_quiets_worker_processes_before_the_scheduler_goes(monkeypatch):
+    # a heartbeat in flight when the scheduler closes is logged by distributed with a traceback
+    # (seen once on a run's stderr): the workers' distributed loggers are at CRITICAL before the
+    # client and the cluster close
+    client = make_client(workers=2, processes=True)
+    levels = {}
+    close = client.close
+
+    def spy_close(*args, **kwargs):
+        levels.update(client.run(lambda: logging.getLogger("distributed.worker").getEffectiveLevel()))
+        return close(*args, **kwargs)
+
+    monkeypatch.setattr(client, "close", spy_close)
+    close_client(client)
+    assert len(levels) == 2 and set(levels.values()) == {logging.CRITICAL}
+    assert logging.getLogger("distributed.worker").getEffectiveLevel() < logging.CRITICAL  # this process's untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,7 +18,7 @@ from ..io.store import RunStore
 from .config import RunConfig, config_to_dict
 
 __all__ = ["RunContext", "Progress", "StageSkipped", "stable_hash", "file_fingerprint", "local_processes", "make_client",
-           "resolve_inputs"]
+           "close_client", "resolve_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,30 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
         client.register_plugin(_worker_log_plugin(level), name="chemtomo-worker-logs")
         client.forward_logging("chemtomo", level=level)
     return client
+
+
+def close_client(client) -> None:
+    """Close a client that :func:`make_client` made, and its local cluster.
+
+    Worker processes first turn distributed's own logging down to critical messages. As the
+    scheduler goes, a worker's heartbeat that is already on its way fails, and distributed logs
+    that with a traceback ("Failed to communicate with scheduler during heartbeat") that says
+    nothing about the run. A fresh clone's test of a run's stderr met it once, in session 27.
+    Worker threads share this process's loggers, so they are left alone."""
+    cluster = getattr(client, "cluster", None)
+    if cluster is not None and getattr(cluster, "processes", False):
+        with contextlib.suppress(Exception):  # a worker already gone: nothing of it left to quiet
+            client.run(_quiet_distributed_logs)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _quiet_distributed_logs() -> None:
+    """In a worker process that is about to be closed: distributed's loggers at CRITICAL."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for name in ("distributed.worker", "distributed.core", "distributed.comm", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def local_processes(compute, kind: str, stages, can_spawn: bool = False) -> bool:

@@ -26,6 +26,7 @@ from .config import RunConfig, config_from_dict, config_to_dict
 from .context import (
     RunContext,
     StageSkipped,
+    close_client,
     file_fingerprint,
     local_processes,
     make_client,
@@ -296,8 +297,5 @@ def _run_locked(config, out, writer, *, only, restart, force, progress, say, cli
     finally:
         profiling.close()
         if own_client and client is not None:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(client)
     return store
