@@ -136,7 +136,7 @@ def fft2(a, *, norm: str = "ortho"):
     """2D FFT over the last two axes, zero frequency at index 0 (no shifts)."""
     xp = get_array_module(a)
     if xp is np:
-        return sfft.fft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(a.size), overwrite_x=False)
+        return stack_fft2(a, norm=norm)
     return xp.fft.fft2(a, axes=(-2, -1), norm=norm)
 
 
@@ -144,7 +144,7 @@ def ifft2(a, *, norm: str = "ortho"):
     """Inverse of :func:`fft2`."""
     xp = get_array_module(a)
     if xp is np:
-        return sfft.ifft2(a, axes=(-2, -1), norm=norm, workers=fft_workers(a.size), overwrite_x=False)
+        return stack_fft2(a, inverse=True, norm=norm)
     return xp.fft.ifft2(a, axes=(-2, -1), norm=norm)
 
 
