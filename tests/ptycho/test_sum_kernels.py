@@ -117,6 +117,36 @@ def test_the_sweep_finds_the_illumination_maximum_of_a_batch():
     assert row_max.max() == run.den_max
 
 
+def test_the_maximum_is_the_largest_value_written_whatever_the_sums_held():
+    # the sweep takes the maximum on the sums' bit patterns as integers (vectorised); for the
+    # non-negative Σ|P|² that is the float maximum of every value it wrote: here the touched
+    # pixels' final values, over sums that held earlier batches' values
+    obj, probes, buf, cy, cx, kb, frames, start = problem(3)
+    touched = np.zeros(start[1].shape, bool)
+    h, w = probes.shape[1], probes.shape[2]
+    for j in frames:
+        touched[cy[j]:cy[j] + h, cx[j]:cx[j] + w] = True
+    start[1][np.argwhere(~touched)[0][0], np.argwhere(~touched)[0][1]] = 1e6  # not written: not counted
+    sums = run(K.accumulate_1_fused, obj, probes, buf, cy, cx, kb, frames, start, -1.0)
+    den = sums[1].view(np.float32)
+    assert run.den_max == den[touched].max() < den.max() == 1e6
+
+
+def test_a_nan_in_the_sums_leaves_the_maximum_to_the_caller():
+    # a NaN's bits exceed every finite float's: the sweep reports NaN ("not found on the way"),
+    # and PIE's spans then measure the maximum with float comparisons, which skip the NaN
+    obj, probes, buf, cy, cx, kb, frames, start = problem(4)
+    probes[kb[frames[0]], 3, 5] = np.nan
+    zero = [np.zeros_like(a) for a in start]
+    sums = run(K.accumulate_1_fused, obj, probes, buf, cy, cx, kb, frames, zero, -1.0)
+    assert np.isnan(run.den_max)
+    den = sums[1].view(np.float32)
+    lo, hi = np.zeros(den.shape[0], np.int64), np.zeros(den.shape[0], np.int64)
+    row_max = np.zeros(den.shape[0], np.float32)
+    K.pie_row_spans(den, cy, cx, frames, probes.shape[1], probes.shape[2], lo, hi, row_max, True)
+    assert row_max.max() == np.nanmax(den) > 0
+
+
 @pytest.mark.parametrize("n_modes", [1, 2])
 def test_probe_step_kernels_are_bitwise_numpy(n_modes):
     # PIE's probe step: gather (and zero) the batch's per-bin sums, then sum the ramp products

@@ -724,10 +724,18 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
 
     ``den_max`` (1,) float32: raised to the largest value written into ``obj_den`` (when
     ``do_object``). The sums only grow, so for sums that start at zero (a PIE batch's) that is
-    ``obj_den.max()`` exactly, and PIE's step needs no pass of its own to find it."""
+    ``obj_den.max()`` exactly, and PIE's step needs no pass of its own to find it. The maximum is
+    taken on the values' bit patterns as int32 (``_den_bits_max``), which order as the floats
+    do for the sums of squares here (≥ 0), and which the compiler vectorises: a float
+    comparison per pixel chained through one register took longer than the sums themselves
+    (2.3 against 1.0 ns per pixel for the object sums of 45 frames of 64², one thread). A NaN
+    written into the sums sets ``den_max`` to NaN ("not found on the way": the caller then
+    measures it, ``_BatchSums.spans``)."""
     h, w = probes.shape[1], probes.shape[2] // 2
     c = np.float32(c_phi)
     m = den_max[0]
+    top = np.int32(0)  # the bits of +0.0
+    den_bits = obj_den.view(np.int32)
     for i in range(frames.shape[0]):
         j = frames[i]
         y0, x0, k = cy[j], cx[j], kb[j]
@@ -748,9 +756,7 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
                     nn[2 * x] += pr * vr + pi * vi
                     nn[2 * x + 1] += pr * vi - pi * vr
                     dd[x] += pr * pr + pi * pi
-                for x in range(w):
-                    if dd[x] > m:
-                        m = dd[x]
+                top = _den_bits_max(den_bits[y0 + y, x0:x0 + w], top)
             if do_probe:
                 nn = probe_num[k, y]
                 dd = probe_den[k, y]
@@ -764,7 +770,28 @@ def accumulate_1_fused(buf, obj, probes, cy, cx, kb, frames, c_phi, obj_num, obj
                     nn[2 * x] += o_r * vr + o_i * vi
                     nn[2 * x + 1] += o_r * vi - o_i * vr
                     dd[x] += o_r * o_r + o_i * o_i
-    den_max[0] = m
+    _set_den_max(den_max, m, top)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _den_bits_max(bits, top):  # pragma: no cover - compiled
+    """``max(top, bits[:])`` of int32 bit patterns (an integer max: vectorised)."""
+    for x in range(bits.shape[0]):
+        top = max(top, bits[x])
+    return top
+
+
+@njit(nogil=True, cache=True)
+def _set_den_max(den_max, m, top):  # pragma: no cover - compiled
+    """``den_max[0] = max(m, the float32 whose bits are top)`` for non-negative sums, written
+    through an int32 view of ``den_max`` (no allocation); NaN where ``top`` is a NaN's pattern
+    (above +inf's, 0x7f800000)."""
+    if top > np.int32(0x7F800000):
+        den_max[0] = np.float32(np.nan)
+        return
+    den_max.view(np.int32)[0] = top
+    if m > den_max[0]:
+        den_max[0] = m
 
 
 @njit(nogil=True, cache=True, fastmath=True)
