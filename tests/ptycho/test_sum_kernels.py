@@ -126,7 +126,7 @@ def test_the_maximum_is_the_largest_value_written_whatever_the_sums_held():
     h, w = probes.shape[1], probes.shape[2]
     for j in frames:
         touched[cy[j]:cy[j] + h, cx[j]:cx[j] + w] = True
-    start[1][np.argwhere(~touched)[0][0], np.argwhere(~touched)[0][1]] = 1e6  # not written: not counted
+    start[1][tuple(np.argwhere(~touched)[0])] = 1e6  # a pixel no frame writes: not counted
     sums = run(K.accumulate_1_fused, obj, probes, buf, cy, cx, kb, frames, start, -1.0)
     den = sums[1].view(np.float32)
     assert run.den_max == den[touched].max() < den.max() == 1e6
