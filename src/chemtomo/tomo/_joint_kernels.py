@@ -71,7 +71,7 @@ def project_capped_simplex(x, cap, nonneg):
 
 @njit(parallel=True, cache=True)
 def joint_os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, mix, unmix, x,
-                   relaxation, cap, nonneg, n_chunks):
+                   relaxation, cap, nonneg, starts, groups):
     """One sweep of ordered-subset updates of the stacked component volumes.
 
     For each subset S of angles (``order[sub_ptr[s]:sub_ptr[s + 1]]``), in turn, and every slice:
@@ -87,86 +87,85 @@ def joint_os_sweep(rowptr, pix, wt, order, sub_ptr, b, valid, rowinv, colinv, mi
     nu = rowptr.shape[1] - 1
     n_e, n_k = mix.shape
     npix = x.shape[1]
-    ny = x.shape[2]
-    chunk = (ny + n_chunks - 1) // n_chunks
     biggest = 0
     for s in range(n_sub):
         biggest = max(biggest, sub_ptr[s + 1] - sub_ptr[s])
     coupled = nonneg and cap > 0.0
-    for ic in prange(n_chunks):
-        y0 = ic * chunk
-        y1 = min(ny, y0 + chunk)
-        m = y1 - y0
-        if m <= 0:
-            continue
-        acc = np.empty((n_k, m), np.float32)
-        re = np.empty((n_e, m), np.float32)
-        res = np.empty((biggest, nu, n_k, m), np.float32)
-        upd = np.empty((n_k, npix, m), np.float32)
-        c = np.empty(n_k, np.float32)
-        srt = np.empty(n_k, np.float32)
-        for s in range(n_sub):
-            k0 = sub_ptr[s]
-            k1 = sub_ptr[s + 1]
-            for kk in range(k0, k1):
-                i = order[kk]
-                for j in range(nu):
-                    for q in range(n_k):
-                        for t in range(m):
-                            acc[q, t] = 0.0
-                    for e in range(rowptr[i, j], rowptr[i, j + 1]):
-                        w = wt[i, e]
-                        p = pix[i, e]
+    for g in prange(groups.size - 1):  # one group of slice ranges per thread
+        for c in range(groups[g], groups[g + 1]):
+            y0 = starts[c]
+            y1 = starts[c + 1]
+            m = y1 - y0
+            if m <= 0:
+                continue
+            acc = np.empty((n_k, m), np.float32)
+            re = np.empty((n_e, m), np.float32)
+            res = np.empty((biggest, nu, n_k, m), np.float32)
+            upd = np.empty((n_k, npix, m), np.float32)
+            c = np.empty(n_k, np.float32)
+            srt = np.empty(n_k, np.float32)
+            for s in range(n_sub):
+                k0 = sub_ptr[s]
+                k1 = sub_ptr[s + 1]
+                for kk in range(k0, k1):
+                    i = order[kk]
+                    for j in range(nu):
+                        for q in range(n_k):
+                            for t in range(m):
+                                acc[q, t] = 0.0
+                        for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                            w = wt[i, e]
+                            p = pix[i, e]
+                            for q in range(n_k):
+                                xr = x[q, p, y0:y1]
+                                ar = acc[q]
+                                for t in range(m):
+                                    ar[t] += w * xr[t]
+                        sc = rowinv[i, j]
+                        for en in range(n_e):
+                            for t in range(m):
+                                pred = np.float32(0.0)
+                                for q in range(n_k):
+                                    pred += mix[en, q] * acc[q, t]
+                                re[en, t] = sc * valid[en, i, j, y0 + t] * (b[en, i, j, y0 + t] - pred)
+                        for q in range(n_k):
+                            for t in range(m):
+                                res[kk - k0, j, q, t] = 0.0
+                            for en in range(n_e):
+                                u = unmix[q, en]
+                                for t in range(m):
+                                    res[kk - k0, j, q, t] += u * re[en, t]
+                upd[:, :, :] = 0.0
+                for kk in range(k0, k1):
+                    i = order[kk]
+                    for j in range(nu):
+                        for e in range(rowptr[i, j], rowptr[i, j + 1]):
+                            w = wt[i, e]
+                            p = pix[i, e]
+                            for q in range(n_k):
+                                ur = upd[q, p]
+                                rr = res[kk - k0, j, q]
+                                for t in range(m):
+                                    ur[t] += w * rr[t]
+                for p in range(npix):
+                    cp = np.float32(relaxation * colinv[s, p])
+                    if cp == 0.0:
+                        continue
+                    if not coupled:  # separable constraint: clip each component on its own
                         for q in range(n_k):
                             xr = x[q, p, y0:y1]
-                            ar = acc[q]
-                            for t in range(m):
-                                ar[t] += w * xr[t]
-                    sc = rowinv[i, j]
-                    for en in range(n_e):
-                        for t in range(m):
-                            pred = np.float32(0.0)
-                            for q in range(n_k):
-                                pred += mix[en, q] * acc[q, t]
-                            re[en, t] = sc * valid[en, i, j, y0 + t] * (b[en, i, j, y0 + t] - pred)
-                    for q in range(n_k):
-                        for t in range(m):
-                            res[kk - k0, j, q, t] = 0.0
-                        for en in range(n_e):
-                            u = unmix[q, en]
-                            for t in range(m):
-                                res[kk - k0, j, q, t] += u * re[en, t]
-            upd[:, :, :] = 0.0
-            for kk in range(k0, k1):
-                i = order[kk]
-                for j in range(nu):
-                    for e in range(rowptr[i, j], rowptr[i, j + 1]):
-                        w = wt[i, e]
-                        p = pix[i, e]
-                        for q in range(n_k):
                             ur = upd[q, p]
-                            rr = res[kk - k0, j, q]
-                            for t in range(m):
-                                ur[t] += w * rr[t]
-            for p in range(npix):
-                cp = np.float32(relaxation * colinv[s, p])
-                if cp == 0.0:
-                    continue
-                if not coupled:  # separable constraint: clip each component on its own
-                    for q in range(n_k):
-                        xr = x[q, p, y0:y1]
-                        ur = upd[q, p]
-                        if nonneg:
-                            for t in range(m):
-                                v = xr[t] + cp * ur[t]
-                                xr[t] = v if v > 0.0 else np.float32(0.0)
-                        else:
-                            for t in range(m):
-                                xr[t] += cp * ur[t]
-                    continue
-                for t in range(m):
-                    for q in range(n_k):
-                        c[q] = x[q, p, y0 + t] + cp * upd[q, p, t]
-                    _project_voxel(c, cap, nonneg, srt)
-                    for q in range(n_k):
-                        x[q, p, y0 + t] = c[q]
+                            if nonneg:
+                                for t in range(m):
+                                    v = xr[t] + cp * ur[t]
+                                    xr[t] = v if v > 0.0 else np.float32(0.0)
+                            else:
+                                for t in range(m):
+                                    xr[t] += cp * ur[t]
+                        continue
+                    for t in range(m):
+                        for q in range(n_k):
+                            c[q] = x[q, p, y0 + t] + cp * upd[q, p, t]
+                        _project_voxel(c, cap, nonneg, srt)
+                        for q in range(n_k):
+                            x[q, p, y0 + t] = c[q]

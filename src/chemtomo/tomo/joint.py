@@ -61,6 +61,7 @@ from .operator import (
     block_bytes,
     check_memory,
     operator_for,
+    slice_plan,
     stack_to_volume,
     tilt_to_stack,
     volume_to_stack,
@@ -332,10 +333,11 @@ def joint_reconstruct(tilts, angles_deg, mixing, *, iterations: int = 20, relaxa
     rowptr, pix, wt, _, _ = op._cached
     duals = [np.zeros((3, nz, nx, ny), np.float32) for _ in range(n_k)] if tv > 0 else None
 
+    plan = slice_plan(x.shape[2])
     done = 0
     for it in range(iterations):
         J.joint_os_sweep(rowptr, pix, wt, sub_order, sub_ptr, b, valid, row_inv, col_inv, mix32, unmix32, x,
-                         np.float32(lam), np.float32(cap), bool(nonneg), op.n_chunks)
+                         np.float32(lam), np.float32(cap), bool(nonneg), *plan)
         if duals is not None:
             for k in range(n_k):
                 _tv_prox(x[k].reshape(nz, nx, ny), float(tv), duals[k], tv_iterations)
