@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep (resume) the existing run store")
+    ap.add_argument("--force", action="store_true", help="redo the --stages even where the store has them up to date")
     ap.add_argument("--processes", default="auto", choices=["auto", "on", "off"],
                     help="compute.processes: the local cluster's workers as processes or threads")
     ap.add_argument("--algorithm", default=None, help="ptycho.algorithm for this run (default: the pipeline's)")
@@ -184,7 +185,7 @@ def main() -> None:
         for name in names:
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
-                store = run_pipeline(cfg, store_path, only=(name,), client=client)
+                store = run_pipeline(cfg, store_path, only=(name,), client=client, force=args.force)
                 dt = time.perf_counter() - t0
             rec = store.stage_record(name) or {}
             rows.append((name, dt, mem.peak, rec.get("summary", {})))

@@ -40,7 +40,9 @@ iteration happened to have).
 Load balance: a Levenberg-Marquardt registration's cost varies with its iteration count, so
 angles are cut into ``REGISTER_TASKS_PER_THREAD`` tasks per worker thread (many small tasks
 fill the gaps that two large ones per thread leave); the slice blocks' cost is even (ART/SIRT
-cost does not depend on the content), two per thread.
+cost does not depend on the content), one per thread, as wide as the ray kernels sweep at once
+(``tomo.operator.slice_blocks``: every range of slices a kernel sweeps streams the whole system
+matrix once, so a few wide blocks cost less than many narrow ones).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import operator
 import numpy as np
 
 from .. import tomo
+from ..tomo.operator import slice_blocks
 from ._kernels import affine_warp
 from .register import SimilarityFit, register_similarity
 
@@ -112,16 +115,15 @@ class ClusterLevel:
     client : distributed.Client
     tilt : (n_angles, ny, nx) float32, the raw projections of this level (scattered once)
     window : (ny, nx) float, the registration's edge window (scattered once, to every worker)
-    block_slices : slices per reconstruction task; None: two tasks per worker thread
+    block_slices : slices per reconstruction task; None: ``tomo.operator.slice_blocks`` (blocks of
+        up to 96 slices in whole lanes, one per worker thread at least)
     """
 
     def __init__(self, client, tilt: np.ndarray, window: np.ndarray, block_slices: int | None = None):
         self.client = client
         n, ny, _ = tilt.shape
         threads = _threads(client)
-        if block_slices is None:
-            block_slices = max(1, -(-ny // (2 * threads)))
-        self.slice_blocks = [(y0, min(ny, y0 + block_slices)) for y0 in range(0, ny, block_slices)]
+        self.slice_blocks = slice_blocks(ny, 1, threads, block_slices or 0)
         size = max(1, -(-n // (REGISTER_TASKS_PER_THREAD * threads)))
         self.angle_blocks = [(i0, min(n, i0 + size)) for i0 in range(0, n, size)]
         # on every worker (broadcast), so that no registration task is tied to one worker: the

@@ -451,8 +451,9 @@ def reprojection_align(tilt, angles_deg, *, init: Alignment | None = None,
         Called after every outer iteration.
     client : distributed.Client, optional
         Run each outer iteration's reconstruction and reprojection as Dask tasks over blocks of
-        slices (``block_slices`` each; default two blocks per worker thread) and the
-        registrations as tasks over blocks of angles, on whatever cluster the client is connected
+        slices (``block_slices`` each; default ``tomo.operator.slice_blocks``: up to 96, at least
+        one per worker thread) and the registrations as tasks over blocks of angles, on whatever
+        cluster the client is connected
         to (a ``LocalCluster`` or a scheduler address). Same results as without a client, up to
         float32 rounding. Not with ``options.split``.
 

@@ -117,7 +117,7 @@ class TomoConfig:
     algorithm: str = _f("art", "art (the paper), sart, sirt, cgls, fbp or tv.", choices=("art", "sart", "sirt", "cgls", "fbp", "tv"))
     iterations: int = _f(20, "Full sweeps (ART/SART) or updates (SIRT/CGLS/TV); the paper: ART, 20.", low=1, high=10000)
     nonneg: bool = _f(True, "Clip negative OD after each update (OD cannot be negative).")
-    block_slices: int = _f(16, "Slices (rows along the rotation axis) per Dask task.", low=1)
+    block_slices: int = _f(0, "Slices (rows along the rotation axis) per Dask task; 0: as wide as the ray kernels sweep at once (96 slices, chemtomo.tomo._kernels.SLICE_RANGE), narrower in whole lanes of 32 where that leaves a worker thread idle (chemtomo.tomo.operator.slice_blocks).", low=0)
 
 
 @dataclass(frozen=True)

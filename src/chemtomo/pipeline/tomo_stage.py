@@ -180,16 +180,18 @@ def _recon_block(block: np.ndarray, angles: np.ndarray, options: dict) -> np.nda
 def run_recon(ctx: RunContext) -> dict:
     from distributed import as_completed
 
+    from ..align.cluster import _threads
+    from ..tomo.operator import slice_blocks
     from .cluster import collect_unit, submit_unit
 
     cfg = ctx.config.tomo
     tilts, angles, pixel = aligned_tilts(ctx)
     options = {"algorithm": cfg.algorithm, "iterations": cfg.iterations, "nonneg": cfg.nonneg}
     jobs = []
+    threads = _threads(ctx.client)
     for e, t in tilts.items():
         ny = t.shape[1]
-        for y0 in range(0, ny, cfg.block_slices):
-            y1 = min(ny, y0 + cfg.block_slices)
+        for y0, y1 in slice_blocks(ny, len(tilts), threads, cfg.block_slices):
             block = t[:, y0:y1]
             key = stable_hash(energy_key(e), y0, y1, options, float(block.sum()), float((block ** 2).sum()),
                               angles.tolist())
