@@ -75,13 +75,18 @@ def _recon_project_block(rows, angle_blocks, params, keep, angles_use, angles_ta
     (NaN outside the raw field, as ``transform.warp``: the same bits as the client's warp),
     reconstruct them (warm-started from ``previous``, the block's ``(volume, reprojection)`` of
     the last outer iteration, when given) and reproject at ``angles_target``. Returns
-    ``(volume, reprojection)``; a Dask task."""
+    ``(volume, reprojection)``; a Dask task, on one core (``core.fft.one_core``: the tasks are the
+    parallel unit, one per worker thread; the same bits on any number of threads)."""
+    from ..core.fft import one_core
+
     shifts, rot, scale = params
-    block = np.concatenate([affine_warp(t, shifts[i0:i1], rot[i0:i1], scale[i0:i1], np.nan, rows=rows)
-                            for (i0, i1), t in zip(angle_blocks, tilt)])[keep]
-    extra = {"x0": previous[0]} if previous is not None else {}
-    volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True, **extra)
-    return volume, tomo.project(volume, angles_target, nu=nx)
+    with one_core():
+        block = np.concatenate([affine_warp(t, shifts[i0:i1], rot[i0:i1], scale[i0:i1], np.nan, rows=rows)
+                                for (i0, i1), t in zip(angle_blocks, tilt)])[keep]
+        extra = {"x0": previous[0]} if previous is not None else {}
+        volume = tomo.reconstruct(block, angles_use, algorithm=algorithm, iterations=iterations, nonneg=True,
+                                  **extra)
+        return volume, tomo.project(volume, angles_target, nu=nx)
 
 
 def _register_block(i0, i1, tilt, window, init, similarity, max_iter, *parts):
@@ -94,12 +99,15 @@ def _register_block(i0, i1, tilt, window, init, similarity, max_iter, *parts):
     projections of the paper preset in one process (two passes each, a loaded machine): 1.2 s
     in chunks of 4 against 1.8–1.9 s in chunks of 14 and 1.6–2.6 s in chunks of 28.
     """
+    from ..core.fft import one_core
+
     reproj = np.concatenate([np.asarray(p[i0:i1]) for p in parts], axis=1).astype(np.float32, copy=False)
     n = i1 - i0
-    fits = [register_similarity(reproj[a:a + REGISTER_CHUNK], tilt[a:a + REGISTER_CHUNK],
-                                init=tuple(np.asarray(p[a:a + REGISTER_CHUNK]) for p in init), weight=window,
-                                similarity=similarity, max_iter=max_iter)
-            for a in range(0, n, REGISTER_CHUNK)]
+    with one_core():  # one core per task, as _recon_project_block
+        fits = [register_similarity(reproj[a:a + REGISTER_CHUNK], tilt[a:a + REGISTER_CHUNK],
+                                    init=tuple(np.asarray(p[a:a + REGISTER_CHUNK]) for p in init), weight=window,
+                                    similarity=similarity, max_iter=max_iter)
+                for a in range(0, n, REGISTER_CHUNK)]
     if len(fits) == 1:
         return fits[0]
     cat = {name: np.concatenate([getattr(f, name) for f in fits])

@@ -171,10 +171,14 @@ def aligned_tilts(ctx: RunContext) -> tuple[dict[float, np.ndarray], np.ndarray,
 
 
 def _recon_block(block: np.ndarray, angles: np.ndarray, options: dict) -> np.ndarray:
-    """One Dask task: reconstruct a block of slices."""
+    """One Dask task: reconstruct a block of slices, on one core (``core.fft.one_core``: the tasks
+    are the parallel unit, one per worker thread; a task whose kernels also asked for every core
+    would share each with the other tasks' threads). The same bits on any number of threads."""
+    from ..core.fft import one_core
     from ..tomo import reconstruct
 
-    return np.asarray(reconstruct(block, angles, **options), np.float32)
+    with one_core():
+        return np.asarray(reconstruct(block, angles, **options), np.float32)
 
 
 def run_recon(ctx: RunContext) -> dict:
