@@ -249,6 +249,12 @@ def art_sweep(rowptr, pix, wt, rownorm, idx, b, valid, x, relaxation, nonneg, st
             if m <= 0:
                 continue
             acc = np.empty(m, np.float32)
+            # a range narrower than the stack is swept in a contiguous copy of its own: in place,
+            # each pixel's slices would lie one stack row apart, each row's cache lines shared with
+            # the neighbouring ranges (79 angles of 170 slices of 274²: 0.55 s a sweep on two
+            # threads, one 0.79-0.90)
+            part = m < x.shape[1]
+            xs = x[:, y0:y1].copy() if part else x
             for k in range(n):
                 i = idx[k]
                 for j in range(nu1 - 1):
@@ -261,7 +267,7 @@ def art_sweep(rowptr, pix, wt, rownorm, idx, b, valid, x, relaxation, nonneg, st
                     acc[:] = 0.0
                     for e in range(e0, e1):
                         w = wt[i, e]
-                        xr = x[pix[i, e], y0:y1]
+                        xr = xs[pix[i, e]]
                         for t in range(m):
                             acc[t] += w * xr[t]
                     brow = b[i, j, y0:y1]
@@ -271,16 +277,18 @@ def art_sweep(rowptr, pix, wt, rownorm, idx, b, valid, x, relaxation, nonneg, st
                     if nonneg:
                         for e in range(e0, e1):
                             w = wt[i, e]
-                            xr = x[pix[i, e], y0:y1]
+                            xr = xs[pix[i, e]]
                             for t in range(m):
                                 v = xr[t] + w * acc[t]
                                 xr[t] = v if v > 0.0 else np.float32(0.0)
                     else:
                         for e in range(e0, e1):
                             w = wt[i, e]
-                            xr = x[pix[i, e], y0:y1]
+                            xr = xs[pix[i, e]]
                             for t in range(m):
                                 xr[t] += w * acc[t]
+            if part:
+                x[:, y0:y1] = xs
 
 
 @njit(cache=True)
