@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["bilinear_warp", "affine_warp", "affine_warp3"]
+__all__ = ["affine_warp", "affine_warp3", "bilinear_warp", "gain_offset_fit", "normal_equations"]
 
 
 @njit(inline="always", cache=True)
@@ -163,3 +163,128 @@ def bilinear_warp(images: np.ndarray, q: np.ndarray, fill: float = 0.0) -> np.nd
     out = np.empty(qy.shape, np.float32)
     _warp(imgs, qy, qx, np.float32(fill), out)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The similarity registration's sums over pixels (``register.register_similarity``), one image per
+# thread, each image's sums in pixel order (float64): the same values whatever the thread count.
+# They replace NumPy passes over (images, pixels) arrays, and, for the normal equations, the
+# (images, 6, pixels) float64 Jacobian (353 MB at the paper's 158 × 170 × 274) and its batched
+# products: the 6 × 6 sums are accumulated pixel by pixel without the Jacobian in memory.
+# ------------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def gain_offset_fit(m, rw, idx, w, inside, ww, r, a, b, cost):  # pragma: no cover - compiled
+    """For image ``j`` (reference ``rw[idx[j]]``): ``ww = w · inside``; the weighted linear fit
+    ``a · m + b ≈ rw`` (a = cov/var, 1 where var ≤ 1e-30); ``r = a · m + b − rw`` and
+    ``cost = Σ ww · r²``. m, ww, r (k, ny, nx) float64; inside bool; w (ny, nx)."""
+    k, ny, nx = m.shape
+    for j in prange(k):
+        i = idx[j]
+        sw = 0.0
+        sm = 0.0
+        sr = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                v = w[y, x] if inside[j, y, x] else 0.0
+                ww[j, y, x] = v
+                sw += v
+                sm += v * m[j, y, x]
+                sr += v * rw[i, y, x]
+        sw += 1e-30
+        mm = sm / sw
+        rm = sr / sw
+        cov = 0.0
+        var = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                v = ww[j, y, x]
+                dm = m[j, y, x] - mm
+                cov += v * dm * (rw[i, y, x] - rm)
+                var += v * dm * dm
+        aj = cov / max(var, 1e-30) if var > 1e-30 else 1.0
+        bj = rm - aj * mm
+        c = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                rr = aj * m[j, y, x] + bj - rw[i, y, x]
+                r[j, y, x] = rr
+                c += ww[j, y, x] * rr * rr
+        a[j] = aj
+        b[j] = bj
+        cost[j] = c
+
+
+@njit(parallel=True, cache=True)
+def normal_equations(m, my, mx, ww, r, a, rows, phi, s, vy, vx, cols, jtj, jtr):  # pragma: no cover
+    """Levenberg–Marquardt's normal equations of the images ``rows`` (q-th output for image
+    ``rows[q]``): ``jtj[q] = Σ_p w Jᵀ J`` and ``jtr[q] = Σ_p w Jᵀ r``, J's six columns
+    ``(a ∂M/∂y, a ∂M/∂x, ∂/∂φ, ∂/∂s, M, 1)`` at every pixel (``register_similarity``'s Notes), of
+    which ``cols`` are kept (all six, or 0, 1, 4, 5 for the translation); ``phi``, ``s`` per
+    output row; jtj (q, k, k), jtr (q, k) float64, k = len(cols)."""
+    ny, nx = vy.shape
+    k = cols.size
+    for q in prange(rows.size):
+        i = rows[q]
+        ai = a[i]
+        cs = math.cos(phi[q])
+        sn = math.sin(phi[q])
+        sc = s[q]
+        s00 = s01 = s02 = s03 = s04 = s05 = 0.0
+        s11 = s12 = s13 = s14 = s15 = 0.0
+        s22 = s23 = s24 = s25 = 0.0
+        s33 = s34 = s35 = 0.0
+        s44 = s45 = s55 = 0.0
+        t0 = t1 = t2 = t3 = t4 = t5 = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                v = ww[i, y, x]
+                j0 = ai * my[i, y, x]
+                j1 = ai * mx[i, y, x]
+                gy = vy[y, x]
+                gx = vx[y, x]
+                j2 = j0 * (sc * (-sn * gy - cs * gx)) + j1 * (sc * (cs * gy - sn * gx))
+                j3 = j0 * (cs * gy - sn * gx) + j1 * (sn * gy + cs * gx)
+                j4 = m[i, y, x]
+                vr = v * r[i, y, x]
+                v0 = v * j0
+                v1 = v * j1
+                v2 = v * j2
+                v3 = v * j3
+                v4 = v * j4
+                s00 += v0 * j0
+                s01 += v0 * j1
+                s02 += v0 * j2
+                s03 += v0 * j3
+                s04 += v0 * j4
+                s05 += v0
+                s11 += v1 * j1
+                s12 += v1 * j2
+                s13 += v1 * j3
+                s14 += v1 * j4
+                s15 += v1
+                s22 += v2 * j2
+                s23 += v2 * j3
+                s24 += v2 * j4
+                s25 += v2
+                s33 += v3 * j3
+                s34 += v3 * j4
+                s35 += v3
+                s44 += v4 * j4
+                s45 += v4
+                s55 += v
+                t0 += vr * j0
+                t1 += vr * j1
+                t2 += vr * j2
+                t3 += vr * j3
+                t4 += vr * j4
+                t5 += vr
+        full = np.array([[s00, s01, s02, s03, s04, s05], [s01, s11, s12, s13, s14, s15],
+                         [s02, s12, s22, s23, s24, s25], [s03, s13, s23, s33, s34, s35],
+                         [s04, s14, s24, s34, s44, s45], [s05, s15, s25, s35, s45, s55]])
+        rhs = np.array([t0, t1, t2, t3, t4, t5])
+        for u in range(k):
+            for t in range(k):
+                jtj[q, u, t] = full[cols[u], cols[t]]
+            jtr[q, u] = rhs[cols[u]]

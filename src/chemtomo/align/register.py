@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.fft import fft2, ifft2
-from ._kernels import affine_warp3
+from ._kernels import affine_warp3, gain_offset_fit, normal_equations
 from .transform import grid, raw_coordinates, warp_stack
 
 __all__ = ["register_translation", "register_common_translation", "register_similarity", "SimilarityFit",
@@ -297,31 +297,25 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
 
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    all_rows = np.arange(n)
+
     def evaluate(p, idx):
         """Warped moving image and its gradients, weights, gain/offset, residual and cost of the
         images ``idx`` under the parameters ``p`` (one row per index)."""
         # one compiled pass: the coordinates in the loop, three pulls, the in-field mask (the same
         # values as raw_coordinates + three warp_stack calls, without their (2, k, ny, nx) arrays)
         m, my, mx, inside = affine_warp3(mov32, gy, gx, idx, p[:, :2], p[:, 2], p[:, 3])
-        ww = w[None] * inside
-        rws = rw[idx]
-        # closed-form gain/offset for the current geometry (weighted linear fit)
-        sw = ww.sum(axis=(1, 2)) + 1e-30
-        mm = (ww * m).sum(axis=(1, 2)) / sw
-        rm = (ww * rws).sum(axis=(1, 2)) / sw
-        cov = (ww * (m - mm[:, None, None]) * (rws - rm[:, None, None])).sum(axis=(1, 2))
-        var = (ww * (m - mm[:, None, None]) ** 2).sum(axis=(1, 2))
-        a = np.where(var > 1e-30, cov / np.maximum(var, 1e-30), 1.0)
-        b = rm - a * mm
-        r = a[:, None, None] * m + b[:, None, None] - rws
-        cost = (ww * r ** 2).sum(axis=(1, 2))
+        # closed-form gain/offset for the current geometry (weighted linear fit), compiled
+        ww, r = np.empty_like(m), np.empty_like(m)
+        a, b, cost = (np.empty(m.shape[0]) for _ in range(3))
+        gain_offset_fit(m, rw, np.ascontiguousarray(all_rows[idx]), w, inside, ww, r, a, b, cost)
         return m, my, mx, ww, a, b, r, cost
 
     lam = np.full(n, 1e-3)
     m, my, mx, ww, a, b, r, cost = evaluate(params, np.arange(n))
-    npix = ny * nx
     k = n_free + 2  # the geometry, then gain and offset
-    jac_buf = np.empty(n * k * npix)
+    cols = np.array([0, 1, 2, 3, 4, 5] if similarity else [0, 1, 4, 5], np.int64)
     converged = np.zeros(n, bool)
     done = np.zeros(n, bool)
     it = 0
@@ -335,26 +329,11 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         active = np.arange(n)[idx]
         pa = params[idx]
         n_act = active.size
-        phi, s = pa[:, 2][:, None, None], pa[:, 3][:, None, None]
-        cos, sin = np.cos(phi), np.sin(phi)
-        ma, wa = m[idx], ww[idx]
-        # the Jacobian's columns written into one reused buffer (a fresh (n, k, pixels) array
-        # every iteration cost more in page faults than the products themselves)
-        jac = jac_buf[:n_act * k * npix].reshape(n_act, k, ny, nx)
-        np.multiply(a[idx, None, None], my[idx], out=jac[:, 0])
-        np.multiply(a[idx, None, None], mx[idx], out=jac[:, 1])
-        ag_y, ag_x = jac[:, 0], jac[:, 1]
-        if similarity:
-            jac[:, 2] = ag_y * (s * (-sin * vy - cos * vx)) + ag_x * (s * (cos * vy - sin * vx))
-            jac[:, 3] = ag_y * (cos * vy - sin * vx) + ag_x * (sin * vy + cos * vx)
-        jac[:, k - 2] = ma
-        jac[:, k - 1] = 1.0
-        jac = jac.reshape(n_act, k, npix)
-        sw = np.sqrt(wa.reshape(n_act, 1, npix))
-        jac *= sw  # √w J: JᵀWJ = (√w J)(√w J)ᵀ, in place
-        jtj = np.matmul(jac, jac.transpose(0, 2, 1))  # batched BLAS, (n_active, k, k)
-        jtr = np.matmul(jac, (sw[:, 0] * r[idx].reshape(n_act, npix))[..., None])[..., 0]
-        del jac, sw
+        # JᵀWJ and JᵀWr summed pixel by pixel in one compiled pass, the Jacobian never in memory
+        # (as an (images, k, pixels) float64 array it was 353 MB at the paper's size)
+        jtj, jtr = np.empty((n_act, k, k)), np.empty((n_act, k))
+        normal_equations(m, my, mx, ww, r, a, active, np.ascontiguousarray(pa[:, 2]),
+                         np.ascontiguousarray(pa[:, 3]), vy, vx, cols, jtj, jtr)
         diag = np.einsum("nkk->nk", jtj)
         la = lam[idx]
         damped = jtj + (la[:, None] * (diag + 1e-12 * diag.max(axis=1, keepdims=True)))[:, :, None] * np.eye(k)
