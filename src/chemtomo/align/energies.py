@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from .register import _cross_power, register_common_translation, register_translation
+from .register import _cross_power, _spectrum, register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
@@ -350,12 +350,36 @@ def _fine_peak(xpow: np.ndarray, up: int) -> np.ndarray:
     return peak
 
 
-def _common_translation(ref, mov, upsample: int, f0: float) -> np.ndarray:
+class _ReferenceSpectra:
+    """The conjugate spectra ``R̄`` of a reference stack's whole field and of each of its patches
+    (``register._spectrum``, windowed), each computed on first use and kept: the Newton
+    iteration and the jackknife correlate one reference with a dozen warped moving stacks.
+    ``rows``: the angles of the stacks handed in (None: all)."""
+
+    def __init__(self, ref: np.ndarray, rows: np.ndarray | None = None, store: dict | None = None):
+        self.ref, self.rows = ref, rows
+        self._store = {} if store is None else store
+
+    def subset(self, rows: np.ndarray) -> _ReferenceSpectra:
+        """The same spectra for the angles ``rows`` only (shared, not recomputed)."""
+        return _ReferenceSpectra(self.ref, rows, self._store)
+
+    def conj(self, sl=None) -> np.ndarray:
+        key = None if sl is None else (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
+        if key not in self._store:
+            part = self.ref if sl is None else self.ref[(slice(None),) + sl]
+            self._store[key] = np.conj(_spectrum(np.asarray(part, np.float32), True))
+        out = self._store[key]
+        return out if self.rows is None else out[self.rows]
+
+
+def _common_translation(ref, mov, upsample: int, f0: float, ref_conj=None) -> np.ndarray:
     """Joint phase correlation over all angles, its pooled cross-power weighted by
     exp(−f²/2f0²) when f0 > 0 (the translation taking ``mov`` onto ``ref``, as
-    :func:`.register.register_common_translation`)."""
+    :func:`.register.register_common_translation`); ``ref_conj``: ``ref``'s conjugate windowed
+    spectra, computed once (``_ReferenceSpectra``)."""
     xp = _cross_power(np.asarray(ref, np.float32), np.asarray(mov, np.float32), upsample, True,
-                      "phase").sum(axis=0)
+                      "phase", ref_conj).sum(axis=0)
     if f0:
         ny, nx = ref.shape[-2:]
         f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2
@@ -363,7 +387,7 @@ def _common_translation(ref, mov, upsample: int, f0: float) -> np.ndarray:
     return _fine_peak(xp, int(upsample))
 
 
-def _fit_similarity(ref, mov, weight, upsample, scale: bool):
+def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _ReferenceSpectra | None = None):
     """Residual (δs, δt) taking ``mov`` onto ``ref``: δt from the whole field, δs from patches.
 
     Each patch's common translation over all angles (joint phase correlation) is its local
@@ -373,7 +397,7 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool):
     estimate's Cramér–Rao variance is inversely proportional to it); patches without sample
     support (``weight``) are skipped.
     """
-    dt = _common_translation(ref, mov, upsample, 0.0)
+    dt = _common_translation(ref, mov, upsample, 0.0, None if spectra is None else spectra.conj())
     if not scale:
         return 0.0, dt
     ny, nx = ref.shape[-2:]
@@ -386,7 +410,8 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool):
         wj = float(gweight[(slice(None),) + sl].sum())
         if wj <= 0:
             continue
-        dj = _common_translation(ref[(slice(None),) + sl], mov[(slice(None),) + sl], upsample, _PATCH["f0"])
+        dj = _common_translation(ref[(slice(None),) + sl], mov[(slice(None),) + sl], upsample, _PATCH["f0"],
+                                 None if spectra is None else spectra.conj(sl))
         for ax in range(2):
             row = np.zeros(3)
             row[ax] = 1.0
@@ -401,7 +426,8 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool):
     return float(sol[2]), dt
 
 
-def _residual(ref, mov, support, weight, p, *, scale: bool, upsample: int) -> np.ndarray:
+def _residual(ref, mov, support, weight, p, *, scale: bool, upsample: int,
+              spectra: _ReferenceSpectra | None = None) -> np.ndarray:
     """The measured residual (δs, δty, δtx) of ``mov`` warped by p = (s, ty, tx) against ``ref``.
 
     ``support`` (the reference's soft sample support, (n, ny, nx) or None) multiplies the warped
@@ -411,7 +437,7 @@ def _residual(ref, mov, support, weight, p, *, scale: bool, upsample: int) -> np
     warped = _warp_similarity(mov, p[0], p[1:])
     if support is not None:
         warped = warped * support
-    ds, dt = _fit_similarity(ref, warped, weight, upsample, scale)
+    ds, dt = _fit_similarity(ref, warped, weight, upsample, scale, spectra)
     return np.array([ds, dt[0], dt[1]]) if scale else np.asarray(dt, np.float64)
 
 
@@ -421,7 +447,7 @@ _FD_STEP = (0.004, 0.25)
 
 
 def _estimate_pair(ref, mov, support, weight, *, scale: bool, upsample: int, iterations: int,
-                   tol_px: float = 1e-3):
+                   tol_px: float = 1e-3, spectra: _ReferenceSpectra | None = None):
     """(p, J): ``mov(c + s (x − c) + t)`` ≈ ``ref(x)`` with p = (s, ty, tx) (or (ty, tx)).
 
     The phase-correlation measurement of the residual (:func:`_residual`) is the fixed-point
@@ -432,18 +458,20 @@ def _estimate_pair(ref, mov, support, weight, *, scale: bool, upsample: int, ite
     change 0.002–0.006 short). So the Jacobian J = ∂F/∂p is measured once by finite differences
     and Newton steps p ← p − J⁻¹F(p) are taken until the step moves the field by less than
     ``tol_px`` (at most ``iterations`` steps). J is returned for the linearised jackknife.
+    ``spectra``: ``ref``'s spectra, kept between calls (``_ReferenceSpectra``; None: made here).
     """
+    spectra = _ReferenceSpectra(ref) if spectra is None else spectra
     ny, nx = ref.shape[-2:]
     radius = 0.5 * float(np.hypot(ny, nx))
     # one plain step first (from the identity) to be within the linear range
     p = np.array([1.0, 0.0, 0.0])
-    f = _residual(ref, mov, support, weight, p, scale=scale, upsample=upsample)
+    f = _residual(ref, mov, support, weight, p, scale=scale, upsample=upsample, spectra=spectra)
     p = np.array([1.0 + f[0], f[1], f[2]]) if scale else np.array([1.0, f[0], f[1]])
     free = [0, 1, 2] if scale else [1, 2]
     steps = np.array([_FD_STEP[0], _FD_STEP[1], _FD_STEP[1]])
 
     def F(q):
-        return _residual(ref, mov, support, weight, q, scale=scale, upsample=upsample)
+        return _residual(ref, mov, support, weight, q, scale=scale, upsample=upsample, spectra=spectra)
 
     f = F(p)
     jac = np.empty((len(free), len(free)))
@@ -538,13 +566,14 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     offsets, ratios, s_off, s_rat = {ref_e: np.zeros(2)}, {ref_e: 1.0}, {ref_e: np.zeros(2)}, {ref_e: 0.0}
     groups = [np.arange(idx.size)[g::int(n_groups)] for g in range(int(n_groups))] if n_groups else []
     free = [0, 1, 2] if estimate_scale else [1, 2]
+    spectra = _ReferenceSpectra(ref)  # the reference's spectra, computed once for every energy
     for e in energies:
         if e == ref_e:
             continue
         mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), nominal[e],
                                     order=3)[idx]
         p, jac = _estimate_pair(ref, mov, support, weight, scale=estimate_scale, upsample=upsample,
-                                iterations=int(iterations))
+                                iterations=int(iterations), spectra=spectra)
         s, t = float(p[0]), p[1:]
         jack = []
         for g in groups:
@@ -552,7 +581,7 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
             # Jacobian, on the angles outside group g
             keep = np.setdiff1d(np.arange(idx.size), g)
             f = _residual(ref[keep], mov[keep], None if support is None else support[keep], weight[keep], p,
-                          scale=estimate_scale, upsample=upsample)
+                          scale=estimate_scale, upsample=upsample, spectra=spectra.subset(keep))
             pg = p.copy()
             pg[free] -= np.linalg.solve(jac, f)
             jack.append((float(pg[0]), pg[1:]))

@@ -167,20 +167,30 @@ def register_common_translation(reference, moving, *, upsample: int = 100, windo
     return _correlation_peak(xpow.sum(axis=0, keepdims=True), int(upsample))[0]
 
 
-def _cross_power(ref, mov, upsample, window, normalization):
-    """Cross-power spectra ``M·R̄`` of the pairs (n, ny, nx), windowed and normalised as asked."""
+def _cross_power(ref, mov, upsample, window, normalization, ref_conj=None):
+    """Cross-power spectra ``M·R̄`` of the pairs (n, ny, nx), windowed and normalised as asked;
+    ``ref_conj``: ``R̄`` already computed (``_spectrum(ref, window).conj()``, for a reference
+    correlated with many moving stacks), the same values."""
     if int(upsample) < 1:
         raise InputError(f"upsample must be a positive integer, got {upsample!r}")
     if normalization not in ("phase", None):
         raise InputError(f"normalization must be 'phase' or None, got {normalization!r}")
-    if window:
-        w = edge_window(ref.shape)
-        ref = (ref - _weighted_mean(ref, w)) * w
-        mov = (mov - _weighted_mean(mov, w)) * w
-    xpow = fft2(mov) * np.conj(fft2(ref))
+    if ref_conj is None:
+        ref_conj = np.conj(_spectrum(ref, window))
+    xpow = _spectrum(mov, window) * ref_conj
     if normalization == "phase":
-        xpow = xpow / np.maximum(np.abs(xpow), 1e-12 * np.abs(xpow).max(axis=(-2, -1), keepdims=True) + 1e-30)
+        mag = np.abs(xpow)
+        xpow = xpow / np.maximum(mag, 1e-12 * mag.max(axis=(-2, -1), keepdims=True) + 1e-30)
     return xpow
+
+
+def _spectrum(img, window):
+    """The 2D spectra of the images (n, ny, nx), each first made zero-mean and faded to its edges
+    by ``edge_window`` when ``window``."""
+    if window:
+        w = edge_window(img.shape)
+        img = (img - _weighted_mean(img, w)) * w
+    return fft2(img)
 
 
 def _correlation_peak(xpow, up: int) -> np.ndarray:
