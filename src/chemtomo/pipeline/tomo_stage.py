@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..io.store import energy_key
@@ -48,14 +50,25 @@ def run_tiltseries(ctx: RunContext) -> dict:
     given_od = ctx.store.group_attrs("projections").get("quantity") == "od"
     bar = ctx.progress("optical density")
     ods, phases = {}, {}
-    for k, e in enumerate(energies):
+
+    def convert(e):
         stack = ctx.store.read(f"projections/{energy_key(e)}")
         if given_od:
-            ods[e], phases[e] = np.asarray(stack, np.float32), None
-        else:
-            od, phase = optical_density(stack, return_phase=True)
-            ods[e], phases[e] = np.asarray(od, np.float32), np.asarray(phase, np.float32)
-        bar(k + 1, len(energies))
+            return e, np.asarray(stack, np.float32), None
+        od, phase = optical_density(stack, return_phase=True)
+        return e, np.asarray(od, np.float32), np.asarray(phase, np.float32)
+
+    # energies side by side on this machine's cores: NumPy's array operations release the GIL, and
+    # each energy's result does not depend on the others (paper preset, two energies: 8.7 s of
+    # optical density one after the other)
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, min(len(energies), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else (os.cpu_count() or 1)))
+    with ThreadPoolExecutor(threads, thread_name_prefix="chemtomo-od") as pool:
+        for k, (e, od, phase) in enumerate(pool.map(convert, energies)):
+            ods[e], phases[e] = od, phase
+            bar(k + 1, len(energies))
     ref_e = _reference_energy(ctx, {e: float(np.nanmean(od)) for e, od in ods.items()})
     ref_pixel = attrs[ref_e]["pixel_m"]
     # the common field: the smallest lit half-extent over all energies, in metres
