@@ -250,6 +250,22 @@ def run_recon(ctx: RunContext) -> dict:
             "iterations": cfg.iterations, "blocks": len(jobs), "resumed": len(done)}
 
 
+def _blocks_on_workers(ctx: RunContext, algorithm: str):
+    """A reconstruction for ``split_half_fsc`` that runs as the recon stage does: blocks of slices
+    (``tomo.operator.slice_blocks``), one Dask task each on one core, the same values as one
+    call (slices are independent problems). So the FSC's half volumes are made on the workers,
+    not in the client, and scale with them."""
+    from ..align.cluster import _threads
+    from ..tomo.operator import slice_blocks
+
+    def reconstruct(half: np.ndarray, angles: np.ndarray, **options) -> np.ndarray:
+        options = {"algorithm": algorithm, **options}
+        futures = [ctx.client.submit(_recon_block, np.ascontiguousarray(half[:, y0:y1]), angles, options, pure=False)
+                   for y0, y1 in slice_blocks(half.shape[1], 1, _threads(ctx.client))]
+        return np.concatenate([f.result() for f in futures], axis=0)
+    return reconstruct
+
+
 def run_fsc(ctx: RunContext) -> dict:
     from ..resolution import split_half_fsc
 
@@ -261,7 +277,8 @@ def run_fsc(ctx: RunContext) -> dict:
     if min(tilts[ref_e].shape[1:]) < 4:  # e.g. a 2-row full-field stack: no 3D correlation curve
         raise StageSkipped(f"the tilt series has {tilts[ref_e].shape[1]} rows × {tilts[ref_e].shape[2]} columns; "
                            "a split-half FSC needs at least 4 of each")
-    curve, _, _ = split_half_fsc(tilts[ref_e], angles, pixel, reconstruct=cfg.tomo.algorithm,
+    reconstruct = cfg.tomo.algorithm if ctx.client is None else _blocks_on_workers(ctx, cfg.tomo.algorithm)
+    curve, _, _ = split_half_fsc(tilts[ref_e], angles, pixel, reconstruct=reconstruct,
                                  options={"iterations": cfg.tomo.iterations, "nonneg": cfg.tomo.nonneg},
                                  threshold=cfg.resolution.threshold)
     ctx.store.write_group("resolution/fsc", {
