@@ -404,7 +404,7 @@ def _common_translation(ref, mov, upsample: int, f0: float, ref_conj=None) -> np
     return _fine_peak(xp, int(upsample))
 
 
-def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _ReferenceSpectra | None = None):
+def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _ReferenceSpectra):
     """Residual (δs, δt) taking ``mov`` onto ``ref``: δt from the whole field, δs from patches.
 
     Each patch's common translation over all angles (joint phase correlation) is its local
@@ -412,9 +412,9 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _Reference
     the weighted least-squares slope (the intercept is not used: δt is the whole field's joint
     phase correlation). Patches are weighted by their gradient energy Σ|∇ref|² (a translation
     estimate's Cramér–Rao variance is inversely proportional to it); patches without sample
-    support (``weight``) are skipped.
+    support (``weight``) are skipped. ``spectra``: ``ref``'s windowed spectra (``_ReferenceSpectra``).
     """
-    dt = _common_translation(ref, mov, upsample, 0.0, None if spectra is None else spectra.conj())
+    dt = _common_translation(ref, mov, upsample, 0.0, spectra.conj())
     if not scale:
         return 0.0, dt
     ny, nx = ref.shape[-2:]
@@ -428,7 +428,7 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _Reference
         if wj <= 0:
             continue
         dj = _common_translation(ref[(slice(None),) + sl], mov[(slice(None),) + sl], upsample, _PATCH["f0"],
-                                 None if spectra is None else spectra.conj(sl))
+                                 spectra.conj(sl))
         for ax in range(2):
             row = np.zeros(3)
             row[ax] = 1.0
@@ -444,12 +444,12 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _Reference
 
 
 def _residual(ref, mov, support, weight, p, *, scale: bool, upsample: int,
-              spectra: _ReferenceSpectra | None = None) -> np.ndarray:
+              spectra: _ReferenceSpectra) -> np.ndarray:
     """The measured residual (δs, δty, δtx) of ``mov`` warped by p = (s, ty, tx) against ``ref``.
 
     ``support`` (the reference's soft sample support, (n, ny, nx) or None) multiplies the warped
     moving images, so both sides carry the same weighting at the same place; ``ref`` is already
-    weighted by it.
+    weighted by it. ``spectra``: ``ref``'s windowed spectra, kept between calls.
     """
     warped = _warp_similarity(mov, p[0], p[1:])
     if support is not None:

@@ -286,7 +286,7 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         raise InputError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not (tol_px > 0):
         raise InputError(f"tol_px must be positive, got {tol_px!r}")
-    w = edge_window(ref.shape) if weight is None else np.asarray(weight, dtype=np.float64)
+    w = np.ascontiguousarray(edge_window(ref.shape) if weight is None else weight, dtype=np.float64)
     if w.shape != (ny, nx):
         raise InputError(f"weight must have the image shape {(ny, nx)}, got {w.shape}")
     if init is None:
@@ -307,7 +307,6 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
     rw = ref.astype(np.float64)
     n_free = 4 if similarity else 2
 
-    w = np.ascontiguousarray(w, dtype=np.float64)
     all_rows = np.arange(n)
 
     def evaluate(p, idx):
@@ -323,7 +322,7 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         return m, my, mx, ww, a, b, r, cost
 
     lam = np.full(n, 1e-3)
-    m, my, mx, ww, a, b, r, cost = evaluate(params, np.arange(n))
+    m, my, mx, ww, a, b, r, cost = evaluate(params, all_rows)
     k = n_free + 2  # the geometry, then gain and offset
     cols = np.array([0, 1, 2, 3, 4, 5] if similarity else [0, 1, 4, 5], np.int64)
     converged = np.zeros(n, bool)
@@ -336,7 +335,7 @@ def register_similarity(reference, moving, *, init=None, weight=None, similarity
         idx = np.flatnonzero(~done)
         if idx.size == n:
             idx = slice(None)  # all still moving: views, not copies
-        active = np.arange(n)[idx]
+        active = all_rows[idx]
         pa = params[idx]
         n_act = active.size
         # JᵀWJ and JᵀWr summed pixel by pixel in one compiled pass, the Jacobian never in memory

@@ -69,7 +69,7 @@ def run_tiltseries(ctx: RunContext) -> dict:
     # 2.1 GiB against 1.3 GiB one energy at a time).
     from concurrent.futures import ThreadPoolExecutor
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = ctx.config.compute.workers or os.cpu_count() or 1  # as the local cluster counts them
     threads = max(1, min(len(energies), cores, OD_THREADS))
     with ThreadPoolExecutor(threads, thread_name_prefix="chemtomo-od") as pool:
         for k, (e, od, phase) in enumerate(pool.map(convert, energies)):
