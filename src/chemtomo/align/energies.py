@@ -379,8 +379,9 @@ def _fine_peak(xpow: np.ndarray, up: int) -> np.ndarray:
 class _ReferenceSpectra:
     """The conjugate spectra ``R̄`` of a reference stack's whole field and of each of its patches
     (``register._spectrum``, windowed), each computed on first use and kept: the Newton
-    iteration and the jackknife correlate one reference with a dozen warped moving stacks.
-    ``rows``: the angles of the stacks handed in (None: all)."""
+    iteration and the jackknife correlate one reference with a dozen warped moving stacks. Its
+    gradient energy (``gradient_energy``) likewise. ``rows``: the angles of the stacks handed in
+    (None: all)."""
 
     def __init__(self, ref: np.ndarray, rows: np.ndarray | None = None, store: dict | None = None):
         self.ref, self.rows = ref, rows
@@ -396,6 +397,15 @@ class _ReferenceSpectra:
             part = self.ref if sl is None else self.ref[(slice(None),) + sl]
             self._store[key] = np.conj(_spectrum(np.asarray(part, np.float32), True))
         out = self._store[key]
+        return out if self.rows is None else out[self.rows]
+
+    def gradient_energy(self) -> np.ndarray:
+        """|∇ref|² of every image (n, ny, nx) (the patches' weights in :func:`_fit_similarity`),
+        computed once: within each image, so the rows of a subset are the subset's own."""
+        if "gradient" not in self._store:
+            gy, gx = np.gradient(self.ref, axis=(1, 2))
+            self._store["gradient"] = gy * gy + gx * gx
+        out = self._store["gradient"]
         return out if self.rows is None else out[self.rows]
 
 
@@ -427,8 +437,7 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _Reference
     if not scale:
         return 0.0, dt
     ny, nx = ref.shape[-2:]
-    gy, gx = np.gradient(ref, axis=(1, 2))
-    gweight = gy * gy + gx * gx
+    gweight = spectra.gradient_energy()
     rows, d, w = [], [], []
     for sl, p in _patch_grid(ny, nx):
         if float(weight[(slice(None),) + sl].sum()) <= 0:
