@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["affine_warp", "affine_warp3", "bilinear_warp", "cubic_coefficients", "cubic_taps", "gain_offset_fit",
-           "normal_equations", "separable_cubic"]
+           "normal_equations", "pooled_phase_correlation", "separable_cubic"]
 
 
 @njit(inline="always", cache=True)
@@ -358,3 +358,42 @@ def separable_cubic(coef, iy, wy, in_y, ix, wx, in_x, out):  # pragma: no cover 
             for x in range(mx):
                 v = a0 * rows[r0, x] + a1 * rows[r1, x] + a2 * rows[r2, x] + a3 * rows[r3, x]
                 out[i, y, x] = v if in_x[x] else 0.0
+
+
+@njit(parallel=True, cache=True)
+def pooled_phase_correlation(spec, ref_conj, out):  # pragma: no cover - compiled
+    """out (ny, nx) complex64 = Σ_i X_i / max(|X_i|, 10⁻¹² max|X_i| + 10⁻³⁰), X_i = spec[i]·ref_conj[i]:
+    the pooled phase-normalised cross-power spectrum of n pairs (``register._cross_power(...,
+    "phase").sum(axis=0)``), the images' terms added in image order in float32, in one read of
+    the spectra instead of the (n, ny, nx) intermediates NumPy makes (product, modulus,
+    quotient, sum). |X| is √(re² + im²) in float32 (NumPy's is ``hypotf``: an ulp apart at
+    most). spec, ref_conj (n, ny, nx) complex64."""
+    n, ny, nx = spec.shape
+    tiny = np.empty(n, np.float32)
+    for i in prange(n):
+        top = np.float32(0.0)
+        for y in range(ny):
+            s = spec[i, y]
+            r = ref_conj[i, y]
+            for x in range(nx):
+                a, b = s[x], r[x]
+                pr = a.real * b.real - a.imag * b.imag
+                pi = a.real * b.imag + a.imag * b.real
+                top = max(top, pr * pr + pi * pi)
+        tiny[i] = np.float32(1e-12) * np.sqrt(top) + np.float32(1e-30)
+    for y in prange(ny):
+        re = np.zeros(nx, np.float32)
+        im = np.zeros(nx, np.float32)
+        for i in range(n):
+            t = tiny[i]
+            s = spec[i, y]
+            r = ref_conj[i, y]
+            for x in range(nx):
+                a, b = s[x], r[x]
+                pr = a.real * b.real - a.imag * b.imag
+                pi = a.real * b.imag + a.imag * b.real
+                d = max(np.sqrt(pr * pr + pi * pi), t)
+                re[x] += pr / d
+                im[x] += pi / d
+        for x in range(nx):
+            out[y, x] = re[x] + 1j * im[x]

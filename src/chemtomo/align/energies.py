@@ -38,8 +38,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from ._kernels import cubic_coefficients, cubic_taps, separable_cubic
-from .register import _cross_power, _spectrum, register_common_translation, register_translation
+from ._kernels import cubic_coefficients, cubic_taps, pooled_phase_correlation, separable_cubic
+from .register import _spectrum, register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
@@ -414,8 +414,12 @@ def _common_translation(ref, mov, upsample: int, f0: float, ref_conj=None) -> np
     exp(−f²/2f0²) when f0 > 0 (the translation taking ``mov`` onto ``ref``, as
     :func:`.register.register_common_translation`); ``ref_conj``: ``ref``'s conjugate windowed
     spectra, computed once (``_ReferenceSpectra``)."""
-    xp = _cross_power(np.asarray(ref, np.float32), np.asarray(mov, np.float32), upsample, True,
-                      "phase", ref_conj).sum(axis=0)
+    if ref_conj is None:
+        ref_conj = np.conj(_spectrum(np.asarray(ref, np.float32), True))
+    spec = _spectrum(np.asarray(mov, np.float32), True)
+    xp = np.empty(spec.shape[-2:], np.complex64)
+    # Σ over angles of _cross_power(ref, mov, upsample, True, "phase", ref_conj), in one pass
+    pooled_phase_correlation(spec, np.ascontiguousarray(ref_conj), xp)
     if f0:
         ny, nx = ref.shape[-2:]
         f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2
