@@ -361,20 +361,21 @@ def separable_cubic(coef, iy, wy, in_y, ix, wx, in_x, out):  # pragma: no cover 
 
 
 @njit(parallel=True, cache=True)
-def pooled_phase_correlation(spec, ref_conj, out):  # pragma: no cover - compiled
-    """out (ny, nx) complex64 = Σ_i X_i / max(|X_i|, 10⁻¹² max|X_i| + 10⁻³⁰), X_i = spec[i]·ref_conj[i]:
+def pooled_phase_correlation(spec, ref_conj, rows, out):  # pragma: no cover - compiled
+    """out (ny, nx) complex64 = Σ_i X_i / max(|X_i|, 10⁻¹² max|X_i| + 10⁻³⁰), X_i = spec[i]·ref_conj[rows[i]]:
     the pooled phase-normalised cross-power spectrum of n pairs (``register._cross_power(...,
     "phase").sum(axis=0)``), the images' terms added in image order in float32, in one read of
     the spectra instead of the (n, ny, nx) intermediates NumPy makes (product, modulus,
     quotient, sum). |X| is √(re² + im²) in float32 (NumPy's is ``hypotf``: an ulp apart at
-    most). spec, ref_conj (n, ny, nx) complex64."""
+    most). spec (n, ny, nx), ref_conj (m, ny, nx) complex64; rows (n,) int64, the reference's
+    image paired with each of ``spec``'s (a subset read in place)."""
     n, ny, nx = spec.shape
     tiny = np.empty(n, np.float32)
     for i in prange(n):
         top = np.float32(0.0)
         for y in range(ny):
             s = spec[i, y]
-            r = ref_conj[i, y]
+            r = ref_conj[rows[i], y]
             for x in range(nx):
                 a, b = s[x], r[x]
                 pr = a.real * b.real - a.imag * b.imag
@@ -387,7 +388,7 @@ def pooled_phase_correlation(spec, ref_conj, out):  # pragma: no cover - compile
         for i in range(n):
             t = tiny[i]
             s = spec[i, y]
-            r = ref_conj[i, y]
+            r = ref_conj[rows[i], y]
             for x in range(nx):
                 a, b = s[x], r[x]
                 pr = a.real * b.real - a.imag * b.imag

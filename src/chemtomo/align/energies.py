@@ -391,13 +391,16 @@ class _ReferenceSpectra:
         """The same spectra for the angles ``rows`` only (shared, not recomputed)."""
         return _ReferenceSpectra(self.ref, rows, self._store)
 
-    def conj(self, sl=None) -> np.ndarray:
+    def conj(self, sl=None) -> tuple[np.ndarray, np.ndarray]:
+        """``R̄`` of the whole field (or of the patch ``sl``) of every angle, and the rows (int64)
+        of the angles handed in: the subset is read in place, not copied."""
         key = None if sl is None else (sl[0].start, sl[0].stop, sl[1].start, sl[1].stop)
         if key not in self._store:
             part = self.ref if sl is None else self.ref[(slice(None),) + sl]
             self._store[key] = np.conj(_spectrum(np.asarray(part, np.float32), True))
         out = self._store[key]
-        return out if self.rows is None else out[self.rows]
+        rows = np.arange(out.shape[0]) if self.rows is None else np.asarray(self.rows)
+        return out, rows.astype(np.int64, copy=False)
 
     def gradient_energy(self) -> np.ndarray:
         """|∇ref|² of every image (n, ny, nx) (the patches' weights in :func:`_fit_similarity`),
@@ -413,13 +416,15 @@ def _common_translation(ref, mov, upsample: int, f0: float, ref_conj=None) -> np
     """Joint phase correlation over all angles, its pooled cross-power weighted by
     exp(−f²/2f0²) when f0 > 0 (the translation taking ``mov`` onto ``ref``, as
     :func:`.register.register_common_translation`); ``ref_conj``: ``ref``'s conjugate windowed
-    spectra, computed once (``_ReferenceSpectra``)."""
+    spectra and the rows of them that ``mov``'s angles are (``_ReferenceSpectra.conj``),
+    computed once."""
     if ref_conj is None:
-        ref_conj = np.conj(_spectrum(np.asarray(ref, np.float32), True))
+        ref_conj = (np.conj(_spectrum(np.asarray(ref, np.float32), True)), np.arange(len(ref)))
+    spectra, rows = ref_conj
     spec = _spectrum(np.asarray(mov, np.float32), True)
     xp = np.empty(spec.shape[-2:], np.complex64)
-    # Σ over angles of _cross_power(ref, mov, upsample, True, "phase", ref_conj), in one pass
-    pooled_phase_correlation(spec, np.ascontiguousarray(ref_conj), xp)
+    # Σ over angles of _cross_power(ref, mov, upsample, True, "phase", spectra[rows]), in one pass
+    pooled_phase_correlation(spec, np.ascontiguousarray(spectra), np.asarray(rows, np.int64), xp)
     if f0:
         ny, nx = ref.shape[-2:]
         f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2
