@@ -27,13 +27,8 @@ are written without branches where possible so they vectorise.
 from __future__ import annotations
 
 import functools
-import os
 
-# OpenMP worker threads (numba's "omp" threading layer) spin after every parallel kernel by
-# default, taking CPU from the FFT threads that run next: on the 2-core development machine the
-# CPU cost of a RAAR iteration drops from 2.0x to 1.6x the FFT floor with passive waiting. Only a
-# default: an explicit OMP_WAIT_POLICY is kept, and it acts only if OpenMP is not loaded yet.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY defaults to PASSIVE for every chemtomo kernel: see chemtomo/__init__.py
 
 import numpy as np
 from llvmlite import ir
