@@ -360,6 +360,12 @@ def separable_cubic(coef, iy, wy, in_y, ix, wx, in_x, out):  # pragma: no cover 
                 out[i, y, x] = v if in_x[x] else 0.0
 
 
+@njit(inline="always", cache=True)
+def _product(a, b):  # pragma: no cover - compiled
+    """(re, im) of the complex64 product a·b in float32."""
+    return a.real * b.real - a.imag * b.imag, a.real * b.imag + a.imag * b.real
+
+
 @njit(parallel=True, cache=True)
 def pooled_phase_correlation(spec, ref_conj, rows, out):  # pragma: no cover - compiled
     """out (ny, nx) complex64 = Σ_i X_i / max(|X_i|, 10⁻¹² max|X_i| + 10⁻³⁰), X_i = spec[i]·ref_conj[rows[i]]:
@@ -377,9 +383,7 @@ def pooled_phase_correlation(spec, ref_conj, rows, out):  # pragma: no cover - c
             s = spec[i, y]
             r = ref_conj[rows[i], y]
             for x in range(nx):
-                a, b = s[x], r[x]
-                pr = a.real * b.real - a.imag * b.imag
-                pi = a.real * b.imag + a.imag * b.real
+                pr, pi = _product(s[x], r[x])
                 top = max(top, pr * pr + pi * pi)
         tiny[i] = np.float32(1e-12) * np.sqrt(top) + np.float32(1e-30)
     for y in prange(ny):
@@ -390,9 +394,7 @@ def pooled_phase_correlation(spec, ref_conj, rows, out):  # pragma: no cover - c
             s = spec[i, y]
             r = ref_conj[rows[i], y]
             for x in range(nx):
-                a, b = s[x], r[x]
-                pr = a.real * b.real - a.imag * b.imag
-                pi = a.real * b.imag + a.imag * b.real
+                pr, pi = _product(s[x], r[x])
                 d = max(np.sqrt(pr * pr + pi * pi), t)
                 re[x] += pr / d
                 im[x] += pi / d
