@@ -333,18 +333,20 @@ def cubic_taps(coord: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @njit(parallel=True, cache=True)
-def separable_cubic(coef, iy, wy, in_y, ix, wx, in_x, out):  # pragma: no cover - compiled
-    """out[i, y, x] = Σ_a wy[y, a] Σ_b wx[x, b] coef[i, iy[y, a], ix[x, b]] where both
+def separable_cubic(coef, images, iy, wy, in_y, ix, wx, in_x, out):  # pragma: no cover - compiled
+    """out[i, y, x] = Σ_a wy[y, a] Σ_b wx[x, b] coef[images[i], iy[y, a], ix[x, b]] where both
     ``in_y[y]`` and ``in_x[x]``, else 0: the cubic spline at a grid of sample positions that is
     separable (each output row samples one input row position, each column one column
     position), in two 1D passes (8 taps a pixel instead of 16), parallel over the images.
-    coef (n, ny, nx) float64; iy, wy (my, 4); ix, wx (mx, 4); out (n, my, mx) float32."""
-    n, ny = coef.shape[0], coef.shape[1]
+    coef (m, ny, nx) float64; images (n,) int64, the coefficients' image of each output image (a
+    subset read in place); iy, wy (my, 4); ix, wx (mx, 4); out (n, my, mx) float32."""
+    n, ny = images.shape[0], coef.shape[1]
     my, mx = out.shape[1], out.shape[2]
     for i in prange(n):
+        k = images[i]
         rows = np.empty((ny, mx))
         for r in range(ny):
-            c = coef[i, r]
+            c = coef[k, r]
             for x in range(mx):
                 rows[r, x] = (wx[x, 0] * c[ix[x, 0]] + wx[x, 1] * c[ix[x, 1]]
                               + wx[x, 2] * c[ix[x, 2]] + wx[x, 3] * c[ix[x, 3]])

@@ -308,24 +308,40 @@ class EnergyRegistration:
         return {"reference_energy_eV": self.reference_energy, "energies": out, "notes": list(self.notes)}
 
 
-def _warp_similarity(coef: np.ndarray, s: float, t) -> np.ndarray:
-    """``stack(c + s (x − c) + t)`` for every image, cubic spline, 0 outside (n, ny, nx) float32,
-    from the stack's spline coefficients ``coef`` (``_kernels.cubic_coefficients``, computed once
-    per moving stack: the Newton steps and the jackknife warp it about 13 times).
+@dataclass(frozen=True)
+class _SplineStack:
+    """A moving stack's cubic spline coefficients (``_kernels.cubic_coefficients``, float64,
+    computed once: the Newton steps and the jackknife warp it about 13 times) and the images of it
+    in use (``rows``, int64): a subset of the angles is read in place, not copied."""
+
+    coef: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, stack: np.ndarray) -> _SplineStack:
+        return cls(cubic_coefficients(stack), np.arange(len(stack), dtype=np.int64))
+
+    def subset(self, keep: np.ndarray) -> _SplineStack:
+        return _SplineStack(self.coef, self.rows[keep])
+
+
+def _warp_similarity(moving: _SplineStack, s: float, t) -> np.ndarray:
+    """``stack(c + s (x − c) + t)`` for every image in use, cubic spline, 0 outside (n, ny, nx)
+    float32, from the stack's spline coefficients (:class:`_SplineStack`).
 
     The same values as ``ndimage.map_coordinates(image, (yy, xx), order=3, mode="constant")`` on
     each image (tests/align/test_cubic_warp.py), in two 1D passes: the sample positions of a scale
     and shift form a separable grid (``_kernels.separable_cubic``). At the paper's size (158 × 170
     × 274) a warp took 0.6 s through ``map_coordinates`` and takes 0.02–0.06 s here.
     """
-    ny, nx = coef.shape[1:]
-    c = centre(coef.shape)
+    ny, nx = moving.coef.shape[1:]
+    c = centre(moving.coef.shape)
     yy = c[0] + s * (np.arange(ny) - c[0]) + t[0]
     xx = c[1] + s * (np.arange(nx) - c[1]) + t[1]
     iy, wy, in_y = cubic_taps(yy, ny)
     ix, wx, in_x = cubic_taps(xx, nx)
-    out = np.empty(coef.shape, np.float32)
-    separable_cubic(coef, iy, wy, in_y, ix, wx, in_x, out)
+    out = np.empty((len(moving.rows), ny, nx), np.float32)
+    separable_cubic(moving.coef, moving.rows, iy, wy, in_y, ix, wx, in_x, out)
     return out
 
 
@@ -470,16 +486,16 @@ def _fit_similarity(ref, mov, weight, upsample, scale: bool, spectra: _Reference
     return float(sol[2]), dt
 
 
-def _residual(ref, mov_coef, support, weight, p, *, scale: bool, upsample: int,
+def _residual(ref, moving: _SplineStack, support, weight, p, *, scale: bool, upsample: int,
               spectra: _ReferenceSpectra) -> np.ndarray:
-    """The measured residual (δs, δty, δtx) of the moving stack (its spline coefficients
-    ``mov_coef``, ``_kernels.cubic_coefficients``) warped by p = (s, ty, tx) against ``ref``.
+    """The measured residual (δs, δty, δtx) of the moving stack (:class:`_SplineStack`) warped
+    by p = (s, ty, tx) against ``ref``.
 
     ``support`` (the reference's soft sample support, (n, ny, nx) or None) multiplies the warped
     moving images, so both sides carry the same weighting at the same place; ``ref`` is already
     weighted by it. ``spectra``: ``ref``'s windowed spectra, kept between calls.
     """
-    warped = _warp_similarity(mov_coef, p[0], p[1:])
+    warped = _warp_similarity(moving, p[0], p[1:])
     if support is not None:
         warped = warped * support
     ds, dt = _fit_similarity(ref, warped, weight, upsample, scale, spectra)
@@ -491,10 +507,10 @@ def _residual(ref, mov_coef, support, weight, p, *, scale: bool, upsample: int,
 _FD_STEP = (0.004, 0.25)
 
 
-def _estimate_pair(ref, mov_coef, support, weight, *, scale: bool, upsample: int, iterations: int,
+def _estimate_pair(ref, moving: _SplineStack, support, weight, *, scale: bool, upsample: int, iterations: int,
                    tol_px: float = 1e-3, spectra: _ReferenceSpectra | None = None):
     """(p, J): ``mov(c + s (x − c) + t)`` ≈ ``ref(x)`` with p = (s, ty, tx) (or (ty, tx)), the
-    moving stack given by its spline coefficients ``mov_coef`` (``_kernels.cubic_coefficients``).
+    moving stack given by its spline coefficients (:class:`_SplineStack`).
 
     The phase-correlation measurement of the residual (:func:`_residual`) is the fixed-point
     function F(p), zero at the estimate. Its gain is below 1 (0.5 for the scale measured on the
@@ -511,13 +527,13 @@ def _estimate_pair(ref, mov_coef, support, weight, *, scale: bool, upsample: int
     radius = 0.5 * float(np.hypot(ny, nx))
     # one plain step first (from the identity) to be within the linear range
     p = np.array([1.0, 0.0, 0.0])
-    f = _residual(ref, mov_coef, support, weight, p, scale=scale, upsample=upsample, spectra=spectra)
+    f = _residual(ref, moving, support, weight, p, scale=scale, upsample=upsample, spectra=spectra)
     p = np.array([1.0 + f[0], f[1], f[2]]) if scale else np.array([1.0, f[0], f[1]])
     free = [0, 1, 2] if scale else [1, 2]
     steps = np.array([_FD_STEP[0], _FD_STEP[1], _FD_STEP[1]])
 
     def F(q):
-        return _residual(ref, mov_coef, support, weight, q, scale=scale, upsample=upsample, spectra=spectra)
+        return _residual(ref, moving, support, weight, q, scale=scale, upsample=upsample, spectra=spectra)
 
     f = F(p)
     jac = np.empty((len(free), len(free)))
@@ -619,8 +635,9 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
         mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), nominal[e],
                                     order=3)[idx]
         # its spline coefficients once: the Newton steps and the jackknife warp it a dozen times
-        mov_coef = cubic_coefficients(mov)
-        p, jac = _estimate_pair(ref, mov_coef, support, weight, scale=estimate_scale, upsample=upsample,
+        moving = _SplineStack.of(mov)
+        del mov  # only its coefficients are read from here on
+        p, jac = _estimate_pair(ref, moving, support, weight, scale=estimate_scale, upsample=upsample,
                                 iterations=int(iterations), spectra=spectra)
         s, t = float(p[0]), p[1:]
         jack = []
@@ -628,7 +645,7 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
             # linearised jackknife: one Newton step from the full estimate with the full data's
             # Jacobian, on the angles outside group g
             keep = np.setdiff1d(np.arange(idx.size), g)
-            f = _residual(ref[keep], mov_coef[keep], None if support is None else support[keep], weight[keep], p,
+            f = _residual(ref[keep], moving.subset(keep), None if support is None else support[keep], weight[keep], p,
                           scale=estimate_scale, upsample=upsample, spectra=spectra.subset(keep))
             pg = p.copy()
             pg[free] -= np.linalg.solve(jac, f)
