@@ -24,7 +24,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.fft import fft2, ifft2
 from ._kernels import affine_warp3, gain_offset_fit, normal_equations
-from .transform import grid, raw_coordinates, warp_stack
+from .transform import grid
 
 __all__ = ["register_translation", "register_common_translation", "register_similarity", "SimilarityFit",
            "edge_window"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 
 from ..core.errors import InputError, StoreError
 from ._h5 import atomic_path

@@ -18,7 +18,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..core.errors import InputError
 from . import _kernels as K
 from ._memory import check_memory, memory_limit_bytes  # re-exported: the callers import them from here
 from .geometry import TiltGeometry
