@@ -135,3 +135,20 @@ def test_report_shows_the_energy_registration_table():
     k, sk = r.pixel_ratio[708.2], r.pixel_ratio_sigma[708.2]
     assert f"{k:.5f} ± {sk:.5f}" in html and "708.2" in html and "estimated" in html
     assert energy_registration_table(None) == ""
+
+
+def test_energies_as_dask_tasks_give_the_same_registration():
+    # every energy is registered to the reference on its own (one task each, on one core): the
+    # same operations on the same arrays, so the same numbers to the bit
+    distributed = pytest.importorskip("distributed")
+    tilts, angles, truth = _series()
+    assert len(tilts) >= 3  # two energies or more besides the reference: the tasks are used
+    local = register_energies_similarity(tilts, angles, n_groups=4)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        tasks = register_energies_similarity(tilts, angles, n_groups=4, client=client)
+    for e in tilts:
+        np.testing.assert_array_equal(tasks.offsets_px[e], local.offsets_px[e])
+        assert tasks.pixel_ratio[e] == local.pixel_ratio[e]
+        np.testing.assert_array_equal(tasks.offsets_sigma_px[e], local.offsets_sigma_px[e])
+        np.testing.assert_array_equal(tasks.pixel_ratio_sigma[e], local.pixel_ratio_sigma[e])

@@ -111,7 +111,8 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
     client : distributed.Client, optional
         Run the reconstructions and registrations of the reprojection alignment as Dask tasks
         (over blocks of slices and of angles) on the client's cluster; see
-        :func:`~.reprojection.reprojection_align`.
+        :func:`~.reprojection.reprojection_align`. The energy registration with the scale
+        estimated runs one task per energy (:func:`~.energies.register_energies_similarity`).
 
     Returns
     -------
@@ -151,7 +152,7 @@ def align(tilts, angles_deg, *, pixel_m=None, reference_energy=None, method: str
     if len(energies) > 1 and estimate_energy_scale:
         try:
             reg = register_energies_similarity(tilts, angles, reference_energy=ref_e, pixel_m=pixel_m,
-                                               exclude=excluded.keys(), n_groups=min(6, usable))
+                                               exclude=excluded.keys(), n_groups=min(6, usable), client=client)
             if estimate_energy_scale == "auto":
                 reg = keep_significant_scale(reg, tilts, angles, pixel_m=pixel_m, exclude=excluded.keys(),
                                              n_groups=min(6, usable))

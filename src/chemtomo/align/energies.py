@@ -555,10 +555,53 @@ def _estimate_pair(ref, moving: _SplineStack, support, weight, *, scale: bool, u
     return p, jac
 
 
+def _register_energy(ref, support, weight, raw, nominal: float, *, idx, estimate_scale: bool, upsample: int,
+                     iterations: int, n_groups: int, spectra: _ReferenceSpectra | None = None):
+    """One energy's (offset (2,), pixel ratio, offset σ (2,), ratio σ) against the reference
+    ``ref`` (already weighted by ``support``), from its raw tilt series ``raw`` at the nominal
+    pixel ratio ``nominal`` (the body of :func:`register_energies_similarity`, which documents
+    the method); ``spectra``: the reference's, shared between energies (None: made here)."""
+    spectra = _ReferenceSpectra(ref) if spectra is None else spectra
+    mov = resample_to_reference(np.nan_to_num(np.asarray(raw, np.float32)), nominal, order=3)[idx]
+    # its spline coefficients once: the Newton steps and the jackknife warp it a dozen times
+    moving = _SplineStack.of(mov)
+    del mov  # only its coefficients are read from here on
+    p, jac = _estimate_pair(ref, moving, support, weight, scale=estimate_scale, upsample=upsample,
+                            iterations=iterations, spectra=spectra)
+    s, t = float(p[0]), p[1:]
+    free = [0, 1, 2] if estimate_scale else [1, 2]
+    jack = []
+    for g in ([np.arange(idx.size)[g::n_groups] for g in range(n_groups)] if n_groups else []):
+        # linearised jackknife: one Newton step from the full estimate with the full data's
+        # Jacobian, on the angles outside group g
+        keep = np.setdiff1d(np.arange(idx.size), g)
+        f = _residual(ref[keep], moving.subset(keep), None if support is None else support[keep], weight[keep], p,
+                      scale=estimate_scale, upsample=upsample, spectra=spectra.subset(keep))
+        pg = p.copy()
+        pg[free] -= np.linalg.solve(jac, f)
+        jack.append((float(pg[0]), pg[1:]))
+    # Alignment convention: raw_E(c + k0 (s (x − c) + t)) = raw_E(c + k0 s (x − c + t / s))
+    if not jack:
+        return t / s, nominal * s, np.full(2, np.nan), float("nan")
+    g = len(jack)
+    o_j = np.array([tj / sj for sj, tj in jack])
+    k_j = np.array([nominal * sj for sj, _ in jack])
+    return (t / s, nominal * s, np.sqrt((g - 1) / g * ((o_j - o_j.mean(axis=0)) ** 2).sum(axis=0)),
+            float(np.sqrt((g - 1) / g * ((k_j - k_j.mean()) ** 2).sum())))
+
+
+def _register_energy_task(ref, support, weight, raw, nominal: float, settings: dict):
+    """:func:`_register_energy` as a Dask task, on one core (``core.fft.one_core``)."""
+    from ..core.fft import one_core
+
+    with one_core():
+        return _register_energy(ref, support, weight, raw, nominal, **settings)
+
+
 def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pixel_m=None,
                                  exclude=None, estimate_scale: bool = True, air_weight: bool = True,
                                  upsample: int = 100, iterations: int = 6,
-                                 n_groups: int = 6) -> EnergyRegistration:
+                                 n_groups: int = 6, client=None) -> EnergyRegistration:
     """Offset AND pixel-size ratio of every energy's tilt series from the reference's, with errors.
 
     The zone plate's focal length scales with energy, so the magnification (pixel size) of a
@@ -597,6 +640,12 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
         Newton steps at most (≥ 1; they stop when a step moves the field by < 0.001 px).
     n_groups : int
         Jackknife groups (≥ 2; 0 skips the standard errors, reported as NaN).
+    client : distributed.Client, optional
+        With two energies or more besides the reference, register each as a Dask task on the
+        client's cluster, on one core (the reference's arrays sent to every worker once). Each
+        energy is registered to the reference on its own, so the result is the same either way
+        (tests/align/test_energy_scale.py); at 20 energies that is about 165 s of the client's
+        time spread over the workers (benchmarks/scaling_model.py).
 
     Returns
     -------
@@ -626,41 +675,22 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     ref = ref_raw * support if air_weight else ref_raw
     weight = np.clip(ref if air_weight else np.abs(ref), 0.0, None)
     offsets, ratios, s_off, s_rat = {ref_e: np.zeros(2)}, {ref_e: 1.0}, {ref_e: np.zeros(2)}, {ref_e: 0.0}
-    groups = [np.arange(idx.size)[g::int(n_groups)] for g in range(int(n_groups))] if n_groups else []
-    free = [0, 1, 2] if estimate_scale else [1, 2]
-    spectra = _ReferenceSpectra(ref)  # the reference's spectra, computed once for every energy
-    for e in energies:
-        if e == ref_e:
-            continue
-        mov = resample_to_reference(np.nan_to_num(np.asarray(tilts[e], np.float32)), nominal[e],
-                                    order=3)[idx]
-        # its spline coefficients once: the Newton steps and the jackknife warp it a dozen times
-        moving = _SplineStack.of(mov)
-        del mov  # only its coefficients are read from here on
-        p, jac = _estimate_pair(ref, moving, support, weight, scale=estimate_scale, upsample=upsample,
-                                iterations=int(iterations), spectra=spectra)
-        s, t = float(p[0]), p[1:]
-        jack = []
-        for g in groups:
-            # linearised jackknife: one Newton step from the full estimate with the full data's
-            # Jacobian, on the angles outside group g
-            keep = np.setdiff1d(np.arange(idx.size), g)
-            f = _residual(ref[keep], moving.subset(keep), None if support is None else support[keep], weight[keep], p,
-                          scale=estimate_scale, upsample=upsample, spectra=spectra.subset(keep))
-            pg = p.copy()
-            pg[free] -= np.linalg.solve(jac, f)
-            jack.append((float(pg[0]), pg[1:]))
-        # Alignment convention: raw_E(c + k0 (s (x − c) + t)) = raw_E(c + k0 s (x − c + t / s))
-        offsets[e] = t / s
-        ratios[e] = nominal[e] * s
-        if jack:
-            g = len(jack)
-            o_j = np.array([tj / sj for sj, tj in jack])
-            k_j = np.array([nominal[e] * sj for sj, _ in jack])
-            s_off[e] = np.sqrt((g - 1) / g * ((o_j - o_j.mean(axis=0)) ** 2).sum(axis=0))
-            s_rat[e] = float(np.sqrt((g - 1) / g * ((k_j - k_j.mean()) ** 2).sum()))
-        else:
-            s_off[e], s_rat[e] = np.full(2, np.nan), float("nan")
+    others = [e for e in energies if e != ref_e]
+    settings = {"idx": idx, "estimate_scale": bool(estimate_scale), "upsample": int(upsample),
+                "iterations": int(iterations), "n_groups": int(n_groups)}
+    if client is not None and len(others) > 1:
+        # one Dask task per energy, each on one core; the reference's arrays go to every worker once
+        shared = [client.scatter(a, broadcast=True) if a is not None else None for a in (ref, support, weight)]
+        raws = client.scatter([np.asarray(tilts[e], np.float32) for e in others])
+        futures = [client.submit(_register_energy_task, *shared, raw, nominal[e], settings, pure=False)
+                   for e, raw in zip(others, raws)]
+        found = dict(zip(others, client.gather(futures)))
+    else:
+        spectra = _ReferenceSpectra(ref)  # the reference's spectra, computed once for every energy
+        found = {e: _register_energy(ref, support, weight, tilts[e], nominal[e], spectra=spectra, **settings)
+                 for e in others}
+    for e, (offset, ratio, offset_sigma, ratio_sigma) in found.items():
+        offsets[e], ratios[e], s_off[e], s_rat[e] = offset, ratio, offset_sigma, ratio_sigma
     return EnergyRegistration(reference_energy=float(ref_e), offsets_px=offsets, pixel_ratio=ratios,
                               offsets_sigma_px=s_off, pixel_ratio_sigma=s_rat,
                               scale_estimated=bool(estimate_scale))
