@@ -65,7 +65,10 @@ from chemtomo.tomo.operator import slice_blocks
 #      Not measured again since session 29 made ART's slice ranges and the registration's sums
 #      faster (the in-process alignment went from 68.7 to 45.3 s): read the align column as an
 #      upper bound.
-TASK_S = {"ptycho": 3.5, "recon-slice": 0.151, "fsc-slice": 0.081, "align-recon": 1.84, "align-register": 0.68}
+#    align-energy: one energy's registration on one core, as a Dask task: five paper-size energies
+#      took 27.7 s on two worker processes (two waves of two), 13 s a task.
+TASK_S = {"ptycho": 3.5, "recon-slice": 0.151, "fsc-slice": 0.081, "align-recon": 1.84, "align-register": 0.68,
+          "align-energy": 13.0}
 #: ART's cost per slice against a 96-slice range, by block width (one core, ms per slice in
 #: ranges of 16, 32, 64 and 96 slices: 14.1, 9.5, 7.45, 6.25; session 29)
 WIDTH_COST = ((16, 2.26), (32, 1.52), (64, 1.19), (96, 1.0))
@@ -133,7 +136,13 @@ def predict(workers: int, energies: int, task_s: dict, shared_storage: bool = Tr
     per_slice = task_s["align-recon"] / TASK_SHAPE["align-recon"]
     per_angle = task_s["align-register"] / TASK_SHAPE["align-register"]
     proj_bytes = N_ANGLES * NY * NX * 4
-    align = CLIENT_S["align-serial"] + CLIENT_S["align-energy"] * (energies - 1)
+    # the energy registration: in the client for one energy beyond the reference (or one worker),
+    # else one task per energy on one core each (session 30)
+    if energies - 1 > 1 and workers > 1:
+        align = CLIENT_S["align-serial"] + farm(energies - 1, task_s["align-energy"], workers,
+                                                 (energies - 1 + 3) * proj_bytes)  # each series, the reference's 3 arrays
+    else:
+        align = CLIENT_S["align-serial"] + CLIENT_S["align-energy"] * (energies - 1)
     for k, (n_it, recon_f, pix_f) in enumerate(((BINNED, 1 / 8, 1 / 4), (FULL, 1.0, 1.0))):
         ny = NY // 2 if k == 0 else NY
         slices = max(MIN_SLICES, math.ceil(ny / (2 * workers)))
@@ -176,8 +185,9 @@ def main() -> None:
         print("|---:|" + "---:|" * (len(stages) + 1))
         for w in args.workers:
             p = predict(w, energies, task_s)
+            on_client = energies - 1 <= 1 or w == 1  # the energy registration (see predict)
             serial = (p["tiltseries"] + CLIENT_S["fsc-client"] + p["chem"] + p["particles+report"]
-                      + CLIENT_S["align-serial"] + CLIENT_S["align-energy"] * (energies - 1))
+                      + CLIENT_S["align-serial"] + (CLIENT_S["align-energy"] * (energies - 1) if on_client else 0.0))
             print(f"| {w} | " + " | ".join(f"{p[s]:.0f}" for s in stages) + f" | {serial / p['total']:.0%} |")
             if energies == 2 and w in MEASURED:
                 meas = MEASURED[w]

@@ -642,7 +642,7 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
         Jackknife groups (≥ 2; 0 skips the standard errors, reported as NaN).
     client : distributed.Client, optional
         With two energies or more besides the reference, register each as a Dask task on the
-        client's cluster, on one core (the reference's arrays sent to every worker once). Each
+        client's cluster, on one core (the reference's arrays leave the client once). Each
         energy is registered to the reference on its own, so the result is the same either way
         (tests/align/test_energy_scale.py); at 20 energies that is about 165 s of the client's
         time spread over the workers (benchmarks/scaling_model.py).
@@ -679,8 +679,9 @@ def register_energies_similarity(tilts, angles_deg, *, reference_energy=None, pi
     settings = {"idx": idx, "estimate_scale": bool(estimate_scale), "upsample": int(upsample),
                 "iterations": int(iterations), "n_groups": int(n_groups)}
     if client is not None and len(others) > 1:
-        # one Dask task per energy, each on one core; the reference's arrays go to every worker once
-        shared = [client.scatter(a, broadcast=True) if a is not None else None for a in (ref, support, weight)]
+        # one Dask task per energy, each on one core; the reference's arrays leave the client once
+        # (the workers that need them fetch them from each other)
+        shared = [client.scatter(a) if a is not None else None for a in (ref, support, weight)]
         raws = client.scatter([np.asarray(tilts[e], np.float32) for e in others])
         futures = [client.submit(_register_energy_task, *shared, raw, nominal[e], settings, pure=False)
                    for e, raw in zip(others, raws)]
