@@ -38,8 +38,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import InputError
-from ._kernels import cubic_coefficients, cubic_taps, pooled_phase_correlation, separable_cubic
-from .register import _spectrum, register_common_translation, register_translation
+from ._kernels import cubic_coefficients, cubic_taps, separable_cubic
+from .register import _pooled_phase_power, _spectrum, register_common_translation, register_translation
 from .transform import centre
 
 __all__ = ["register_energies", "register_energies_similarity", "EnergyRegistration",
@@ -435,12 +435,8 @@ def _common_translation(ref, mov, upsample: int, f0: float, ref_conj=None) -> np
     spectra and the rows of them that ``mov``'s angles are (``_ReferenceSpectra.conj``),
     computed once."""
     if ref_conj is None:
-        ref_conj = (np.conj(_spectrum(np.asarray(ref, np.float32), True)), np.arange(len(ref)))
-    spectra, rows = ref_conj
-    spec = _spectrum(np.asarray(mov, np.float32), True)
-    xp = np.empty(spec.shape[-2:], np.complex64)
-    # Σ over angles of _cross_power(ref, mov, upsample, True, "phase", spectra[rows]), in one pass
-    pooled_phase_correlation(spec, np.ascontiguousarray(spectra), np.asarray(rows, np.int64), xp)
+        ref_conj = (np.conj(_spectrum(np.asarray(ref, np.float32), True)), None)
+    xp = _pooled_phase_power(mov, True, *ref_conj)
     if f0:
         ny, nx = ref.shape[-2:]
         f2 = np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.fft import fft2, ifft2
-from ._kernels import affine_warp3, gain_offset_fit, normal_equations
+from ._kernels import affine_warp3, gain_offset_fit, normal_equations, pooled_phase_correlation
 from .transform import grid
 
 __all__ = ["register_translation", "register_common_translation", "register_similarity", "SimilarityFit",
@@ -163,25 +163,37 @@ def register_common_translation(reference, moving, *, upsample: int = 100, windo
     shift : (2,) float64 (dy, dx), ``moving(p + shift)`` ≈ ``reference(p)`` for every pair.
     """
     ref, mov, _ = _check_pair(reference, moving)
-    xpow = _cross_power(ref, mov, upsample, window, "phase")
-    return _correlation_peak(xpow.sum(axis=0, keepdims=True), int(upsample))[0]
+    if int(upsample) < 1:
+        raise InputError(f"upsample must be a positive integer, got {upsample!r}")
+    xpow = _pooled_phase_power(mov, window, np.conj(_spectrum(ref, window)))
+    return _correlation_peak(xpow[None], int(upsample))[0]
 
 
-def _cross_power(ref, mov, upsample, window, normalization, ref_conj=None):
-    """Cross-power spectra ``M·R̄`` of the pairs (n, ny, nx), windowed and normalised as asked;
-    ``ref_conj``: ``R̄`` already computed (``_spectrum(ref, window).conj()``, for a reference
-    correlated with many moving stacks), the same values."""
+def _cross_power(ref, mov, upsample, window, normalization):
+    """Cross-power spectra ``M·R̄`` of the pairs (n, ny, nx), windowed and normalised as asked."""
     if int(upsample) < 1:
         raise InputError(f"upsample must be a positive integer, got {upsample!r}")
     if normalization not in ("phase", None):
         raise InputError(f"normalization must be 'phase' or None, got {normalization!r}")
-    if ref_conj is None:
-        ref_conj = np.conj(_spectrum(ref, window))
-    xpow = _spectrum(mov, window) * ref_conj
+    xpow = _spectrum(mov, window) * np.conj(_spectrum(ref, window))
     if normalization == "phase":
         mag = np.abs(xpow)
         xpow = xpow / np.maximum(mag, 1e-12 * mag.max(axis=(-2, -1), keepdims=True) + 1e-30)
     return xpow
+
+
+def _pooled_phase_power(mov, window, ref_conj, rows=None) -> np.ndarray:
+    """Σ over the pairs of the phase-normalised cross-power spectra (ny, nx) complex64: the sum
+    over axis 0 of ``_cross_power(ref, mov, ..., "phase")``, in one compiled pass
+    (``_kernels.pooled_phase_correlation``) from the reference's conjugate spectra ``ref_conj``
+    (``np.conj(_spectrum(ref, window))``, kept by a caller that correlates one reference with many
+    moving stacks); ``rows``: the reference's image paired with each moving one (None: the same
+    index), a subset read in place."""
+    spec = _spectrum(np.asarray(mov, np.float32), window)
+    rows = np.arange(len(spec)) if rows is None else rows
+    out = np.empty(spec.shape[-2:], np.complex64)
+    pooled_phase_correlation(spec, np.ascontiguousarray(ref_conj), np.asarray(rows, np.int64), out)
+    return out
 
 
 def _spectrum(img, window):
