@@ -1,6 +1,7 @@
 """Optical density from complex transmissions: air detection, normalisation, phase ramps."""
 
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -123,3 +124,69 @@ def test_simulated_plate_projections_round_trip():
     assert np.nanmax(np.abs(od - od_true)) < 5 * 0.004 + 1e-3
     assert np.nanmax(np.abs(phase - phi_true)) < 5 * 0.002 + 1e-3
     assert info.n_nonfinite == 0 and info.n_negative == 0
+
+
+def _by_blocks(t, monkeypatch, pixels, **kw):
+    """``optical_density`` taking ``pixels`` of images at a time (its module's ``CHUNK_PIXELS``;
+    ``chemtomo.chem.optical_density`` names the function, hence ``sys.modules``)."""
+    monkeypatch.setattr(sys.modules[optical_density.__module__], "CHUNK_PIXELS", pixels)
+    return optical_density(t, return_phase=True, return_info=True, **kw)
+
+
+def test_blocks_of_images_give_the_same_bits_as_the_whole_stack(monkeypatch):
+    """Every step works image by image, so the images taken one at a time, three at a time (a
+    last block of one) or all at once give the same OD, phase, air and masks to the bit; a few
+    non-finite and zero pixels take the masked branches too."""
+    t, *_ = _transmissions(n=7, noise=0.01, seed=3)
+    t[2, 5, 7] = np.nan
+    t[4, 40:42, 10] = 0
+    runs = [_by_blocks(t, monkeypatch, px) for px in (1, 3 * 64 * 64, 1 << 30)]
+    for od, phase, info in runs[1:]:
+        np.testing.assert_array_equal(od, runs[0][0])
+        np.testing.assert_array_equal(phase, runs[0][1])
+        np.testing.assert_array_equal(info.air_mask, runs[0][2].air_mask)
+        np.testing.assert_array_equal(info.invalid, runs[0][2].invalid)
+        np.testing.assert_array_equal(info.noise_sigma, runs[0][2].noise_sigma)
+        np.testing.assert_array_equal(info.phase_plane, runs[0][2].phase_plane)
+        assert (info.n_nonfinite, info.n_negative) == (runs[0][2].n_nonfinite, runs[0][2].n_negative) == (3, 0)
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning", "ignore:Mean of empty slice:RuntimeWarning")
+def test_too_little_air_names_the_images_of_the_whole_stack(monkeypatch):
+    """The air check sees every block before it fails: images 1 and 5 of 6, taken two at a time,
+    are named by their index in the stack, as when the stack is taken at once. (The empty images'
+    medians warn where they share a block with others, as they always did.)"""
+    t, *_ = _transmissions(n=6, noise=0.0)
+    t[[1, 5]] = 0  # nothing usable at all in these two
+    for px in (2 * 64 * 64, 1 << 30):
+        with pytest.raises(InputError, match=r"images \[1, 5\] have fewer than 16 usable air pixels"):
+            _by_blocks(t, monkeypatch, px)
+    with pytest.raises(InputError, match="no finite, non-zero pixel"):
+        _by_blocks(np.zeros((4, 16, 16), np.complex64), monkeypatch, 2 * 16 * 16)
+
+
+def test_separable_phase_plane_matches_the_direct_fit():
+    """The plane fit from row and column moments and the separable phase factor equal, to
+    double-precision round-off, the direct least squares over every pixel and the direct
+    exponential of the plane."""
+    module = sys.modules[optical_density.__module__]
+    rng = np.random.default_rng(1)
+    n, ny, nx = 4, 23, 31
+    values = rng.normal(size=(n, ny, nx))
+    weights = rng.random((n, ny, nx)) > 0.3
+    yv, xv = np.arange(ny) - (ny - 1) / 2, np.arange(nx) - (nx - 1) / 2
+    yy, xx = np.meshgrid(yv, xv, indexing="ij")
+    basis = np.stack([np.ones_like(yy), yy, xx])
+    w = weights.astype(np.float64)
+    m = np.einsum("nyx,iyx,jyx->nij", w, basis, basis)
+    rhs = np.einsum("nyx,iyx->ni", w * np.where(weights, values, 0), basis)
+    direct = np.linalg.solve(m, rhs[..., None])[..., 0]
+    np.testing.assert_allclose(module._plane_fit(values, weights, yv, xv), direct, rtol=1e-12, atol=1e-14)
+    mean_only = module._plane_fit(values, weights, yv, xv, ramp=False)
+    np.testing.assert_allclose(mean_only[:, 0], (w * values).sum(axis=(1, 2)) / w.sum(axis=(1, 2)), rtol=1e-12)
+    assert not mean_only[:, 1:].any()
+    c = rng.normal(size=(3, n))
+    factor = module._phase_factor(c[0], c[1], c[2], yv, xv)
+    want = np.exp(-1j * (c[0, :, None, None] + c[1, :, None, None] * yy + c[2, :, None, None] * xx))
+    # one rounding to complex64 of values equal to ~1e-15: within a float32 ulp (6e-8)
+    assert factor.dtype == np.complex64 and np.max(np.abs(factor - want)) < 1.2e-7

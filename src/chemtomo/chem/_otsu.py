@@ -28,15 +28,25 @@ def otsu_thresholds(values: np.ndarray, nbins: int = 256) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     n = x.shape[0]
     finite = np.isfinite(x)
-    lo = np.min(np.where(finite, x, np.inf), axis=1)
-    hi = np.max(np.where(finite, x, -np.inf), axis=1)
+    dense = bool(finite.all())  # the usual case: no masking copies (the same histogram)
+    if dense:
+        lo, hi = np.min(x, axis=1), np.max(x, axis=1)
+    else:
+        lo = np.min(np.where(finite, x, np.inf), axis=1)
+        hi = np.max(np.where(finite, x, -np.inf), axis=1)
     empty = ~np.isfinite(lo)
     lo = np.where(empty, 0.0, lo)
     hi = np.where(empty, 0.0, hi)
     span = np.where(hi > lo, hi - lo, 1.0)
-    idx = np.clip(((np.where(finite, x, lo[:, None]) - lo[:, None]) / span[:, None] * nbins).astype(np.int64),
-                  0, nbins - 1)
-    flat = (idx + np.arange(n)[:, None] * nbins)[finite]
+    # each value's bin, formed in place: (x − lo) / span · nbins, truncated and clipped
+    u = x - lo[:, None] if dense else np.where(finite, x, lo[:, None]) - lo[:, None]
+    u /= span[:, None]
+    u *= nbins
+    idx = u.astype(np.int64)
+    del u
+    np.clip(idx, 0, nbins - 1, out=idx)
+    idx += np.arange(n, dtype=np.int64)[:, None] * nbins
+    flat = idx.ravel() if dense else idx[finite]
     hist = np.bincount(flat, minlength=n * nbins).reshape(n, nbins).astype(np.float64)
     centres = lo[:, None] + (np.arange(nbins) + 0.5)[None, :] * (span[:, None] / nbins)
     w0 = np.cumsum(hist, axis=1)

@@ -63,10 +63,11 @@ def run_tiltseries(ctx: RunContext) -> dict:
         return e, np.asarray(od, np.float32), np.asarray(phase, np.float32)
 
     # energies side by side on this machine's cores: NumPy's array operations release the GIL, and
-    # each energy's result does not depend on the others (paper preset, two energies: 8.7 s of
-    # optical density one after the other, 5.7 s side by side). At most OD_THREADS at once: each
-    # holds about ten temporaries the size of its complex stack (the paper preset's stage peaked at
-    # 2.1 GiB against 1.3 GiB one energy at a time).
+    # each energy's result does not depend on the others (paper preset, two energies: 3.8–4.1 s of
+    # optical density one after the other, 2.1–2.3 s side by side). At most OD_THREADS at once.
+    # ``optical_density`` works on a few images at a time, so a thread's temporaries are small:
+    # the paper preset's stage peaks at 0.8 GiB (2.1 GiB when each held ten temporaries the size
+    # of its stack), most of it the stacks and their results.
     from concurrent.futures import ThreadPoolExecutor
 
     cores = ctx.config.compute.workers or os.cpu_count() or 1  # as the local cluster counts them
