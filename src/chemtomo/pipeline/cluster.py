@@ -19,6 +19,8 @@ import concurrent.futures
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ..core.errors import ChemtomoError, ConfigError
 
 __all__ = ["ClusterError", "cluster_error", "quiet_lost_scheduler_logs", "Profile", "saved_on_worker", "submit_unit",
@@ -102,10 +104,23 @@ def submit_unit(ctx, stage: str, key: str, func, *args):
     without it the task returns the arrays to the client, which saves them. Collect with
     :func:`collect_unit`.
     """
+    args = scattered(ctx.client, args)
     if ctx.config.compute.shared_storage:
         return ctx.client.submit(saved_on_worker, func, str(ctx.store.partial_dir(stage)), key, *args,
                                  key=f"{stage}-{key}", pure=False)
     return ctx.client.submit(func, *args, key=f"{stage}-{key}", pure=False)
+
+
+#: Bytes from which a task's array argument is sent to the workers on its own (``scattered``).
+SCATTER_BYTES = 1 << 20
+
+
+def scattered(client, args: tuple) -> tuple:
+    """``args`` with every NumPy array of ``SCATTER_BYTES`` or more replaced by its future from
+    ``client.scatter``: sent straight to a worker instead of inside the task graph (where Dask
+    warns "Sending large graph" from 10 MiB, as a slice block of the paper preset's tilt series
+    is); the task receives the same array."""
+    return tuple(client.scatter(a) if isinstance(a, np.ndarray) and a.nbytes >= SCATTER_BYTES else a for a in args)
 
 
 def collect_unit(ctx, stage: str, key: str, future) -> dict:

@@ -258,10 +258,12 @@ def _blocks_on_workers(ctx: RunContext, algorithm: str):
     not in the client, and scale with them."""
     from ..align.cluster import _threads
     from ..tomo.operator import slice_blocks
+    from .cluster import scattered
 
     def reconstruct(half: np.ndarray, angles: np.ndarray, **options) -> np.ndarray:
         options = {"algorithm": algorithm, **options}
-        futures = [ctx.client.submit(_recon_block, np.ascontiguousarray(half[:, y0:y1]), angles, options, pure=False)
+        futures = [ctx.client.submit(_recon_block, *scattered(ctx.client, (np.ascontiguousarray(half[:, y0:y1]),)),
+                                     angles, options, pure=False)
                    for y0, y1 in slice_blocks(half.shape[1], 1, _threads(ctx.client))]
         return np.concatenate([f.result() for f in futures], axis=0)
     return reconstruct
