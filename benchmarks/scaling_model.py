@@ -74,11 +74,12 @@ TASK_S = {"ptycho": 3.5, "recon-slice": 0.151, "fsc-slice": 0.081, "align-recon"
 WIDTH_COST = ((16, 2.26), (32, 1.52), (64, 1.19), (96, 1.0))
 #: measured wall seconds, paper preset: W=1 alignment (issue 15, align-paper, one worker process,
 #: quiet); W=2 the whole run: ptycho session 26 (two worker processes), the later stages
-#: session 30 (the means of two runs of this tree; in-process alignment), the report session 26;
+#: session 30 (the means of two runs of this tree; in-process alignment; the tilt series and the
+#: chemistry as in CLIENT_S, session 31), the report session 26;
 #: the alignment alone on the paper preset's series (session 4, 16 alternating runs):
 #: ALIGN_MEASURED below
-MEASURED = {1: {"align": 69.9}, 2: {"ptycho": 628.9, "tiltseries": 10.5, "align": 34.2, "recon": 30.5,
-                                    "fsc": 18.3, "chem": 6.0, "particles+report": 12.8, "total": 741.2}}
+MEASURED = {1: {"align": 69.9}, 2: {"ptycho": 628.9, "tiltseries": 6.4, "align": 34.2, "recon": 30.5,
+                                    "fsc": 18.3, "chem": 5.6, "particles+report": 12.8, "total": 736.7}}
 ALIGN_MEASURED = {1: 69.9, 2: 40.1}  # pipeline_scaling.py --parts align-paper --paper-sim, means of 8
 TASK_SHAPE = {"align-recon": 43, "align-register": 14}  # slices / angles per measured task
 FRC_ANGLES = 3  # ptycho.frc_angles: scans per energy reconstructed three times (the split-half FRC)
@@ -92,10 +93,13 @@ REGISTER_PER_WORKER = 6
 BINNED, FULL = 3, 4     # outer iterations: the paper run stopped after 3 binned + 3-4 full ones
 
 # -- client serial seconds, paper preset (session 30 unless said): the tilt series of 2 energies
-# (two threads), the alignment's own steps (session 4) and its energy registration per energy
-# beyond the reference, the FSC's correlation and bookkeeping around its tasks, the chemistry of
-# 2 energies, the particles and the report (session 26)
-CLIENT_S = {"tiltseries": 10.5, "align-serial": 1.0, "align-energy": 8.7, "fsc-client": 4.0, "chem": 6.0,
+# (two threads; session 31, optical density a few images at a time: 6.3-6.5 s where session 30's
+# code took 10.9-11.0 s in the same run), the alignment's own steps (session 4) and its energy
+# registration per energy beyond the reference, the FSC's correlation and bookkeeping around its
+# tasks, the chemistry of 2 energies (session 30's 6.0 s times session 31's ratio, 6.7-6.8 s
+# against 7.1-7.4 s in one run: Otsu's threshold in blocks), the particles and the report
+# (session 26)
+CLIENT_S = {"tiltseries": 6.4, "align-serial": 1.0, "align-energy": 8.7, "fsc-client": 4.0, "chem": 5.6,
             "particles": 3.1, "report": 9.7}
 
 BANDWIDTH = 1.1e9      # bytes/s of the client's link (10 GbE)
