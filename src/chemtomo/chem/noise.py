@@ -77,14 +77,17 @@ def estimate_noise(volume, mask=None, *, other_half=None) -> float:
     values = values[np.isfinite(values)].astype(np.float64)
     if values.size < 2:
         raise InputError("estimate_noise: the air mask holds fewer than 2 finite voxels")
-    centre = np.median(values)
+    # the medians reorder ``values`` in place (a median depends on the values, not their order):
+    # no copy of a volume's worth of doubles for each
+    centre = np.median(values, overwrite_input=True)
     if auto:
         # thinly filled voxels below the threshold add a one-sided (positive) tail to the air:
         # measure the spread on the lower side of the median only
         below = centre - values[values < centre]
         if below.size >= 2:
-            return float(_MAD_TO_SIGMA * np.median(below))
-    return float(_MAD_TO_SIGMA * np.median(np.abs(values - centre)))
+            return float(_MAD_TO_SIGMA * np.median(below, overwrite_input=True))
+    values -= centre
+    return float(_MAD_TO_SIGMA * np.median(np.abs(values, out=values), overwrite_input=True))
 
 
 def uncertainty(ods_sigma, references, concentrations, *, pre_edge=None, voxel_m: float | None = None):
