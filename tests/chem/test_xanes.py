@@ -203,3 +203,29 @@ def test_noise_estimate_leaves_out_clipped_voxels():
     mask = np.zeros(2000, bool)
     mask[:500] = True
     assert chem.normalise_xanes(y, TXM_E, noise_mask=mask).noise == pytest.approx(0.002, rel=0.1)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_blocks_of_voxels_give_the_same_bits(monkeypatch, order):
+    """The normalisation, edge and white-line maps work on a block of voxels at a time
+    (``BLOCK_VOXELS``): blocks of 7 of 300 voxels (a ragged last one) give what one block of all
+    gives, to the bit, with non-finite and clipped (0) voxels among them and the noise estimated
+    from all voxels' residuals. Each voxel's fit sums its energies in NumPy, not BLAS, so its
+    bits do not depend on the voxels beside it."""
+    from chemtomo.chem import xanes
+
+    rng = np.random.default_rng(5)
+    mu = spectra(TXM_E, _params(300, rng)) + rng.normal(0.0, 5e-4, (TXM_E.size, 300))
+    mu[3, 10] = np.nan
+    mu[:, 20] = 0.0
+    runs = []
+    for block in (7, 1 << 20):
+        monkeypatch.setattr(xanes, "BLOCK_VOXELS", block)
+        nrm = chem.normalise_xanes(mu, TXM_E, pre_edge_order=order, post_edge_order=order)
+        runs.append((nrm, chem.edge_position(mu, TXM_E, normalisation=nrm),
+                     chem.white_line_energy(mu, TXM_E, normalisation=nrm, refine="gaussian")))
+    (a, ea, wa), (b, eb, wb) = runs
+    assert a.noise == b.noise and np.isfinite(a.noise)
+    for x, y in ((a.normalised, b.normalised), (a.edge_step, b.edge_step), (a.valid, b.valid), (ea, eb), (wa, wb)):
+        np.testing.assert_array_equal(x, y)
+    assert not a.valid[10] and not a.valid[20] and a.valid.sum() > 250

@@ -134,12 +134,14 @@ def _xanes_maps(chem, mus, energies, mask, refs, phases) -> tuple[dict, dict]:
     energies do not allow the normalisation (e.g. no energy below the edge) is recorded in the
     attributes as ``skipped`` with the reason, and the maps are left out.
     """
-    order = np.argsort(energies)
+    order = np.argsort(energies, kind="stable")
     e = np.asarray(energies, np.float64)[order]
+    # in increasing energy; the stack itself where it already is (no copy of every volume)
+    stack = mus if np.array_equal(order, np.arange(len(order))) else mus[order]
     try:
-        nrm = chem.normalise_xanes(mus[order], e, noise_mask=mask)
-        edge = chem.edge_position(mus[order], e, normalisation=nrm)
-        white = chem.white_line_energy(mus[order], e, normalisation=nrm)
+        nrm = chem.normalise_xanes(stack, e, noise_mask=mask)
+        edge = chem.edge_position(stack, e, normalisation=nrm)
+        white = chem.white_line_energy(stack, e, normalisation=nrm)
         ref_edge = chem.edge_position(refs[order], e, noise_sigma=0.0)
         ref_white = chem.white_line_energy(refs[order], e, noise_sigma=0.0)
     except InputError as exc:
