@@ -4,16 +4,17 @@ Full-field TXM XANES tomography (tens of energies across a K-edge) is usually su
 maps besides the phase fractions: the **edge position** (where the normalised absorption crosses
 half the edge step; it moves up by a few eV from Fe²⁺ to Fe³⁺) and the **white-line energy** (the
 energy of the absorption maximum just above the edge). Both are computed here for every voxel or
-pixel at once (NumPy over a flattened ``(n_energies, n_voxels)`` array; no loop over voxels).
+pixel at once (NumPy over a flattened ``(n_energies, n_voxels)`` array, a block of voxels at a
+time, ``BLOCK_VOXELS``; no loop over single voxels).
 
 Normalisation (as in Athena; Ravel & Newville, J. Synchrotron Rad. 12, 537 (2005)):
 
     n(E) = (μ(E) − pre(E)) / (post(e0) − pre(e0)),
 
 with ``pre`` and ``post`` constants (or straight lines) fitted by least squares to the energies
-of the pre- and post-edge ranges and ``e0`` the energy where the step is measured. The fits are
-one matrix product for all voxels. The step's standard error follows from the fits' design and
-the noise σ: ``σ_step² = σ² (g_preᵀ (A_preᵀA_pre)⁻¹ g_pre + g_postᵀ (A_postᵀA_post)⁻¹ g_post)``,
+of the pre- and post-edge ranges and ``e0`` the energy where the step is measured. Each fit is
+a weighted sum over the energies, the same weights for every voxel. The step's standard error
+follows from the fits' design and the noise σ: ``σ_step² = σ² (g_preᵀ (A_preᵀA_pre)⁻¹ g_pre + g_postᵀ (A_postᵀA_post)⁻¹ g_post)``,
 ``g = (1, e0 − ē)`` for a line, ``g = 1`` for a constant. σ is given, or estimated from the
 residuals of both fits pooled over voxels (median of the per-voxel estimates, divided by the
 median of sqrt(χ²_ν/ν) so that it is unbiased for Gaussian noise; voxels clipped to 0 by a
