@@ -24,7 +24,7 @@ import numpy as np
 from ..core.errors import ChemtomoError, ConfigError
 
 __all__ = ["ClusterError", "cluster_error", "quiet_lost_scheduler_logs", "Profile", "saved_on_worker", "submit_unit",
-           "collect_unit"]
+           "collect_unit", "scattered", "SCATTER_BYTES"]
 
 
 class ClusterError(ChemtomoError):
