@@ -140,24 +140,24 @@ def _phase_factor(c0: np.ndarray, cy: np.ndarray, cx: np.ndarray, yv: np.ndarray
 CHUNK_PIXELS = 1 << 18
 
 
-def _raw_od(t: np.ndarray, od: bool = True):
-    """(−ln|T|² as float32 with NaN where T is zero or not finite, or None without ``od``; and
-    the valid pixels) of images t (k, ny, nx) complex64."""
+def _amplitude(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|T| of images t (k, ny, nx) complex64, and their valid pixels (T finite and not zero)."""
     amp = np.abs(t)
-    valid = np.isfinite(t) & (amp > 0)
-    if not od:
-        return None, valid
+    return amp, np.isfinite(t) & (amp > 0)
+
+
+def _raw_od(amp: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """−ln|T|² as float32, NaN where the pixel is not valid."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(valid, -2.0 * np.log(np.where(valid, amp, 1.0)), np.nan).astype(np.float32)
-    return raw, valid
+        return np.where(valid, -2.0 * np.log(np.where(valid, amp, 1.0)), np.nan).astype(np.float32)
 
 
-def _correct(t: np.ndarray, od_raw: np.ndarray, valid: np.ndarray, air: np.ndarray, ramp: bool,
+def _correct(t: np.ndarray, amp: np.ndarray, od_raw: np.ndarray, valid: np.ndarray, air: np.ndarray, ramp: bool,
              negative_sigmas: float) -> dict:
-    """The air corrections of images t (k, ny, nx) (module docstring): the OD scaled to |T| = 1 in
-    air, the phase less its offset and ramp in air, the masked pixels, and the fitted numbers."""
+    """The air corrections of images t (k, ny, nx) with |T| ``amp`` (module docstring): the OD
+    scaled to |T| = 1 in air, the phase less its offset and ramp in air, the masked pixels, and
+    the fitted numbers."""
     k, ny, nx = t.shape
-    amp = np.abs(t)
     # amplitude: |T| = 1 in air
     air_amp = np.nanmedian(np.where(air, amp, np.nan).reshape(k, -1), axis=1)
     od = od_raw + (2.0 * np.log(air_amp)).astype(np.float32)[:, None, None]
@@ -252,7 +252,8 @@ def optical_density(transmission, *, air_mask=None, return_phase: bool = False, 
     # fails before any further work
     any_valid = False
     for i, j in blocks:
-        od_raw, valid = _raw_od(t[i:j])
+        amp, valid = _amplitude(t[i:j])
+        od_raw = _raw_od(amp, valid)
         od[i:j] = od_raw
         if not valid.any():  # the air is part of the valid pixels: none here
             air[i:j] = False
@@ -272,8 +273,8 @@ def optical_density(transmission, *, air_mask=None, return_phase: bool = False, 
     air_amp, sigma, plane = np.empty(n), np.empty(n), np.zeros((n, 3))
     n_nonfinite = n_negative = 0
     for i, j in blocks:
-        _, valid = _raw_od(t[i:j], od=False)
-        fit = _correct(t[i:j], od[i:j], valid, air[i:j], ramp, negative_sigmas)
+        amp, valid = _amplitude(t[i:j])
+        fit = _correct(t[i:j], amp, od[i:j], valid, air[i:j], ramp, negative_sigmas)
         air_amp[i:j], sigma[i:j], plane[i:j] = fit["air_amp"], fit["sigma"], fit["plane"]
         invalid[i:j] = fit["invalid"]
         od[i:j] = np.where(fit["invalid"], np.float32(fill), fit["od"])

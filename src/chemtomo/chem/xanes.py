@@ -202,14 +202,15 @@ def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None
     # (``BLOCK_VOXELS``), the same values as over all at once without stack-sized temporaries
     blocks = _voxel_blocks(m)
     finite = np.empty(m, bool)
-    nonzero = np.empty(m, bool)
+    nonzero = np.empty(m, bool) if noise_sigma is None and noise_mask is None else None  # for the noise
     ssr = np.empty(m)
     pre_coef, step = None, None
     for i, j in blocks:
         fb = flat[:, i:j]
         finite[i:j] = np.all(np.isfinite(fb), axis=0)
         fb = np.where(finite[i:j][None], fb, np.float32(0.0))
-        nonzero[i:j] = np.all(fb != 0, axis=0)
+        if nonzero is not None:
+            nonzero[i:j] = np.all(fb != 0, axis=0)
         c_pre, m_pre, ssr_pre, dof_pre, v_pre = _line_fit(e[in_pre], fb[in_pre], e0, pre_edge_order)
         c_post, m_post, ssr_post, dof_post, v_post = _line_fit(e[in_post], fb[in_post], e0, post_edge_order)
         if pre_coef is None:  # the fits' dtypes: float32 lines, float64 constants (as over all voxels)
