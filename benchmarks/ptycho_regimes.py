@@ -17,7 +17,12 @@ shifts the phase, with an area of air. Cells vary
   and position errors (the file's positions off by 1 px rms). The raster has random offsets of up
   to ±0.15 step (whole pixels), as real stages give;
 * two cells are the pipeline's own scans (``simulate_dataset("demo")``: LiFePO4/FePO4 plates,
-  zone plate, its dose, background, dead pixels, recorded positions off the actual ones).
+  zone plate, its dose, background, dead pixels, recorded positions off the actual ones);
+* cells 24–31 (session 32) put the probe at true positions off the pixel grid, as a stage
+  records them (the simulator's exact Fourier shift of the probe by each position's
+  remainder); the textbook ePIE and the anchors round them to whole pixels. Cells 0–23 have
+  whole-pixel true positions, so they cannot show what rounding positions to sub-pixel bins
+  costs (``PtychoOptions.subpixel``).
 
 Each axis value appears in at least two cells (not the Cartesian product); 256² frames once.
 
@@ -46,7 +51,7 @@ last columns give the default's ratio to it (goal ≤ 1.05).
 
     PYTHONPATH=src .venv/bin/python benchmarks/ptycho_regimes.py [--cells 0 3 5] [--algos default RAAR:200] [--seed 1]
 
-Not a test; not run in CI. All 24 cells and 12 codes take over an hour on a busy 2-core machine:
+Not a test; not run in CI. All 32 cells and 12 codes take about two hours on a busy 2-core machine:
 give ``--cells`` and ``--algos`` (docs/results/ptychography.md has the command used).
 """
 
@@ -86,6 +91,7 @@ class Cell:
     background: float = 0.0  # photons per pixel
     position_error_px: float = 0.0
     side: int = 7  # raster points per axis
+    continuous: bool = False  # true positions off the pixel grid (as a stage records them)
 
     @property
     def name(self) -> str:
@@ -96,6 +102,8 @@ class Cell:
             extra.append(f"bg {self.background:g}")
         if self.position_error_px:
             extra.append(f"pos err {self.position_error_px:g} px")
+        if self.continuous:
+            extra.append("off-grid")
         return (f"{self.probe}, {self.guess}, {self.dose:.0e}, {self.n}², {self.step:g}"
                 + ("".join(f", {e}" for e in extra)))
 
@@ -126,6 +134,16 @@ CELLS = [
     Cell("zone plate", "broad", 1e4, 64, 0.35),
     Cell("demo", "file", 1e6, 64, 0.0, side=3),  # side = scan index: 0°, 710.2 eV
     Cell("demo", "file", 1e6, 64, 0.0, side=4),  # 50°, 708.2 eV
+    # true positions off the pixel grid (session 32): the probe at a continuous position, as a
+    # stage records it (the simulator's exact Fourier shift); the textbook ePIE rounds them
+    Cell("zone plate", "defocus", 1e6, 64, 0.35, continuous=True),
+    Cell("zone plate", "defocus", 1e9, 128, 0.35, side=6, continuous=True),
+    Cell("gaussian", "defocus", 1e6, 64, 0.35, continuous=True),
+    Cell("pinhole", "disc", 1e9, 64, 0.35, continuous=True),
+    Cell("star", "exact", 1e6, 64, 0.35, continuous=True),
+    Cell("zone plate", "defocus", 1e5, 64, 0.35, position_error_px=1.0, continuous=True),
+    Cell("zone plate", "exact", 1e4, 64, 0.3, continuous=True),
+    Cell("gaussian", "broad", 1e7, 64, 0.35, continuous=True),
 ]
 
 DEFAULT_ALGOS = ["default", "rPIE:300,ePIE:200", "LSQML:300", "ePIE:100", "rPIE:100", "mPIE:50", "RAAR:200", "DM:200",
@@ -276,8 +294,11 @@ def simulate(cell: Cell, seed: int = 0):
     raster = np.stack(np.meshgrid(k, k, indexing="ij"), -1).reshape(-1, 2)
     rng = np.random.default_rng(seed + 2)
     # ±0.15 step of random offsets breaks the raster's periodicity (the raster-grid pathology
-    # of an exact grid with a refined probe); whole pixels, so the textbook ePIE is exact too
-    pos = np.rint(raster + rng.uniform(-0.15, 0.15, raster.shape) * step)
+    # of an exact grid with a refined probe); whole pixels, so the textbook ePIE is exact too,
+    # except in the off-grid cells
+    pos = raster + rng.uniform(-0.15, 0.15, raster.shape) * step
+    if not cell.continuous:
+        pos = np.rint(pos)
     extent = int(np.ceil(np.abs(pos).max())) + n // 2 + 6
     shape = (2 * extent + 1, 2 * extent + 1)
     obj = make_object(shape, seed)
@@ -290,7 +311,7 @@ def simulate(cell: Cell, seed: int = 0):
                 distance_m=distance, detector_pixel_m=DETECTOR_PIXEL_M, probe=guess[None])
     power = np.abs(probe) ** 2
     lit = np.zeros(shape)
-    for y, x in pos.astype(int) + extent - n // 2:
+    for y, x in np.rint(pos).astype(int) + extent - n // 2:
         lit[y:y + n, x:x + n] += power
     return scan, obj, lit, d
 
