@@ -78,7 +78,7 @@ def _guess(probe, kind):
     return (g / np.linalg.norm(g)).astype(np.complex64)
 
 
-def _scan(probe_kind, guess_kind, dose, seed=0, n=N, side=6):
+def _scan(probe_kind, guess_kind, dose, seed=0, n=N, side=6, off_grid=False):
     probe = _probe(probe_kind, n)
     intensity = np.abs(probe) ** 2
     y, x = np.indices(intensity.shape)
@@ -86,13 +86,15 @@ def _scan(probe_kind, guess_kind, dose, seed=0, n=N, side=6):
     rng = np.random.default_rng(seed)
     k = (np.arange(side) - (side - 1) / 2) * 0.35 * d
     raster = np.stack(np.meshgrid(k, k, indexing="ij"), -1).reshape(-1, 2)
-    pos = np.rint(raster + rng.uniform(-0.15, 0.15, raster.shape) * 0.35 * d)
+    pos = raster + rng.uniform(-0.15, 0.15, raster.shape) * 0.35 * d
+    if not off_grid:  # whole pixels; off the grid, the probe sits where the stage put it
+        pos = np.rint(pos)
     obj = blob_object(object_shape(pos, (n, n), 6), seed + 1)
     frames = diffraction_frames(obj, probe.astype(np.complex64), pos, dose_photons=dose, seed=seed + 2)
     scan = Scan(frames=frames, positions_m=pos * PIXEL_M, energy_ev=ENERGY_EV, distance_m=DISTANCE_M,
                 detector_pixel_m=WAVELENGTH_M * DISTANCE_M / (n * PIXEL_M), probe=_guess(probe, guess_kind)[None])
     photons = np.zeros(obj.shape)  # photons through each object pixel, all frames
-    for cy, cx in pos.astype(int) + np.array(obj.shape) // 2 - n // 2:
+    for cy, cx in np.rint(pos).astype(int) + np.array(obj.shape) // 2 - n // 2:
         photons[cy:cy + n, cx:cx + n] += dose * intensity
     return scan, obj, photons
 
@@ -430,3 +432,58 @@ def test_the_dose_rule_picks_what_it_should():
     p_bg = reconstruct(bg, frc=False)
     assert p_bg.info["algorithm"] == BACKGROUND_ALGORITHM and not p_bg.info["diverged"]
     assert p_bg.info["stop_reason"] == "converged"
+
+
+
+def _model_misfit(subpixel, dose):
+    """RMS of |F[P·O]| over the frames of an off-grid 32² scan, chemtomo's model with the true
+    object and probe and positions binned to 1/subpixel px, minus the exact expected amplitude
+    √E[I] (the simulator shifts the probe by each position's exact remainder)."""
+    from chemtomo.ptycho.operators import FarFieldModel
+
+    n = N
+    # a Gaussian beam: nothing at the frame's edge, so the shifts' periodic wrap adds nothing
+    # (the 32² zone plate has 2 % of its power in a 3-px border, whose wrap is a misfit of its own)
+    probe = _probe("gaussian", n).astype(np.complex64)
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(-6, 6, (40, 2))  # off the pixel grid
+    obj = blob_object(object_shape(pos, (n, n), 6), 4)
+    expected = diffraction_frames(obj, probe, pos, dose_photons=dose, noise=False)
+    amplitude = np.sqrt(np.fft.ifftshift(expected, axes=(1, 2))).astype(np.float32)
+    model = FarFieldModel(None, np.ones((n, n), bool), obj.shape, subpixel=subpixel, amplitude=amplitude)
+    model.set_positions(pos)
+    probes = model.shifted_probes((probe * np.float32(np.sqrt(dose)))[None])
+    waves = np.empty((len(pos), 1, n, n), np.complex64)
+    model.exit_waves(waves, obj, probes, model.all_frames)
+    far = np.abs(model.fft_inplace(waves))[:, 0]
+    return float(np.sqrt(np.mean((far - amplitude) ** 2)))
+
+
+def test_sub_pixel_bins_are_a_model_error_that_only_bright_scans_see():
+    # The premise of PtychoOptions.subpixel = 0: rounding a position to 1/s px is an error of the
+    # model whose amplitude misfit shrinks as 1/s (a shift's first-order change: measured 5.5,
+    # 3.3, 1.7 for s = 4, 8, 16), while the photon noise of an amplitude √I is 1/2 whatever the
+    # dose. So at 10⁹ photons per frame on 32² frames (~10⁶ counts per pixel) 1/4-px bins leave
+    # a misfit far above the noise (> 5σ asked) and 1/16-px bins about 4× less (< 0.4× asked:
+    # the second-order terms); at 10⁴ photons (~10 counts per pixel) it is far below the noise.
+    bright4, bright16 = _model_misfit(4, 1e9), _model_misfit(16, 1e9)
+    assert bright4 > 5 * 0.5
+    assert bright16 < 0.4 * bright4
+    assert _model_misfit(4, 1e4) < 0.1 * 0.5
+
+
+def test_the_sub_pixel_bins_follow_the_counts_and_are_recorded():
+    # PtychoOptions.subpixel = 0 (the default) picks the bins from the signal's counts per pixel
+    # (reconstruct.subpixel_for_counts); a number given is used as it is
+    from chemtomo.ptycho.reconstruct import SUBPIXEL_COUNTS, SUBPIXEL_LOW, subpixel_for_counts
+
+    assert subpixel_for_counts(SUBPIXEL_COUNTS[0][0] - 1) == SUBPIXEL_LOW
+    assert [subpixel_for_counts(c) for c, _ in SUBPIXEL_COUNTS] == [s for _, s in SUBPIXEL_COUNTS]
+    for dose, bins in ((1e5, SUBPIXEL_LOW), (3e6, 8), (1e9, 16)):  # ~100, ~3,000, ~10⁶ counts per pixel
+        scan, _, _ = _scan("zone plate", "exact", dose, off_grid=True)
+        info = reconstruct(scan, "LSQML:1", frc=False).info
+        assert info["subpixel"] == bins and f"1/{bins} px bins" in info["subpixel_rule"]
+    given = reconstruct(scan, "LSQML:1", frc=False, options=PtychoOptions(subpixel=2)).info
+    assert given["subpixel"] == 2 and given["subpixel_rule"] is None
+    with pytest.raises(InputError, match="subpixel"):
+        reconstruct(scan, "LSQML:1", frc=False, options=PtychoOptions(subpixel=17))

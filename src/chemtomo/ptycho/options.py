@@ -430,7 +430,16 @@ class PtychoOptions:
     object_reg : relative regularisation λ/max(Σ|P|²) of the overlap projection's object update
                  (``(Σ P* ψ + λ O) / (Σ |P|² + λ)``); the probe update uses the same form.
     subpixel   : sub-pixel positions are honoured to 1/subpixel pixel (exact Fourier shifts of
-                 the probe, subpixel² of them).
+                 the probe, subpixel² of them); 1..16, or 0 (default): from the data's signal
+                 counts per valid detector pixel (``reconstruct.subpixel_for_counts``: 4 below
+                 2,000, 8 up to 10⁴, 16 from there). A position rounded to its bin is a model
+                 error that grows with the counts while the photon noise shrinks: on the regime
+                 matrix's cells whose true positions are off the pixel grid (cells 24–31;
+                 docs/results/ptychography.md, "Session 32") ¼-px bins left the OD error at
+                 0.035–0.055 at 10⁹ photons per frame where 1/16 px gives 0.009–0.018, and 0.087
+                 at 10⁷ photons on 64² where ⅛ px gives 0.057. Below 2,000 counts per pixel finer
+                 bins gained 0–10 % for 1.2× the time (a frame in a bin of its own costs two more
+                 probe transforms per iteration), so ¼ px stays there.
     likelihood : the detector-plane update of PIE and LSQML (RAAR, DM and ML keep their own).
                  ``"amplitude"`` (default): the waves take the measured modulus, ``f = √(I/μ)``
                  (μ the model intensity), the Gaussian likelihood of √I. ``"poisson"``: the
@@ -475,7 +484,7 @@ class PtychoOptions:
     convergence: ConvergenceOptions = field(default_factory=ConvergenceOptions)
     zone_plate: ZonePlateOptions = field(default_factory=ZonePlateOptions)
     object_reg: float = 1e-3
-    subpixel: int = 4
+    subpixel: int = 0
     likelihood: str = "amplitude"
     frc_weighting: str = "auto"
 
@@ -550,4 +559,5 @@ def validate_options(options: PtychoOptions) -> None:
            "convergence.later_min_iterations", "None or non-negative", o.convergence.later_min_iterations)
     _check(o.frc_weighting in ("auto", "on", "off"), "frc_weighting", "'auto', 'on' or 'off'", o.frc_weighting)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
-    _check(1 <= o.subpixel <= 16, "subpixel", "an integer in 1..16", o.subpixel)
+    _check(0 <= o.subpixel <= 16 and int(o.subpixel) == o.subpixel, "subpixel",
+           "an integer in 1..16, or 0 (from the data's counts)", o.subpixel)

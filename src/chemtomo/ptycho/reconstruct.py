@@ -84,6 +84,39 @@ def _weighs(option: str, low_dose_default: bool) -> bool:
     return option == "on" or (option == "auto" and low_dose_default)
 
 
+#: ``PtychoOptions.subpixel = 0`` (``subpixel_for_counts``): (signal counts per valid detector
+#: pixel from which, sub-pixel bins per pixel), in rising order.
+SUBPIXEL_COUNTS = ((2e3, 8), (1e4, 16))
+#: Bins per pixel below ``SUBPIXEL_COUNTS[0][0]`` counts per pixel.
+SUBPIXEL_LOW = 4
+
+
+def subpixel_for_counts(signal_counts: float) -> int:
+    """Sub-pixel bins per pixel (``PtychoOptions.subpixel``) for a scan with ``signal_counts``
+    photons per valid detector pixel and frame above its background.
+
+    A position rounded to the nearest of 1/s-pixel bins is off by up to 1/(2s) px: a model
+    error that the photon noise hides at few counts and that dominates at many. Measured on the
+    regime matrix's cells with true positions off the pixel grid (cells 24–31, seeds 0–5,
+    docs/results/ptychography.md, "Session 32"): at 10⁹ photons per frame the OD error is
+    0.035–0.055 with s = 4, 0.017–0.027 with 8 and 0.009–0.018 with 16; at 10⁷ photons on 64²
+    (2,440 counts per pixel) 8 takes it from 0.087 to 0.057 on three seeds' mean (16: 0.052); at
+    10⁶ (216–244 counts per pixel) 8 gains 1–15 % per seed (2–10 % on three cells' means) and on
+    the demo's scans (1,200 counts per pixel, recorded positions off by more than a bin) at most
+    4 %, but
+    a frame in a bin of its own costs two more probe transforms per iteration: 1.23× the time
+    on the paper's scans. Hence 8 only from 2,000 counts per pixel, and 16 from 10⁴.
+
+    >>> subpixel_for_counts(6.0), subpixel_for_counts(1200.0), subpixel_for_counts(2440.0), subpixel_for_counts(2.4e5)
+    (4, 4, 8, 16)
+    """
+    bins = SUBPIXEL_LOW
+    for counts, s in SUBPIXEL_COUNTS:
+        if signal_counts >= counts:
+            bins = s
+    return bins
+
+
 def _initial_probe(scan: Scan, probe, options: PtychoOptions, frames_used: np.ndarray,
                    pixel_m: float, background: float = 0.0) -> tuple[np.ndarray, str]:
     """Initial probe (n_modes_given, h, w) complex64, not yet scaled, and where it came from;
@@ -678,7 +711,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         its trial objects started from; None where the guess was used), ``background_projection``
         ("subtract", "share" or None without background retrieval; ``BackgroundOptions``) with
         ``background_rule`` (why, where "auto" chose) and ``background_evidence``
-        (``noise.dim_background``), ``likelihood`` (``PtychoOptions.likelihood``), ``frc_shift_px``,
+        (``noise.dim_background``), ``likelihood`` (``PtychoOptions.likelihood``), ``subpixel``
+        (the sub-pixel bins per pixel used) and ``subpixel_rule`` (why, where
+        ``PtychoOptions.subpixel = 0`` chose them), ``frc_shift_px``,
         ``frc_weighting`` (None, or the option and the rule that weighted the object by its
         split-half FRC), ``frc_resolution_m`` and ``frc_core_handover`` (with ``frc``: [(the run that took a core
         freed by the other thread, after which of its iterations)], empty when the runs shared no
@@ -763,12 +798,19 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     np.maximum(amplitude, 0, out=amplitude)
     counts = np.einsum("jyx,yx->j", amplitude, valid.astype(np.float32))  # photons per frame
     np.sqrt(amplitude, out=amplitude)
-    if is_default(algorithm):  # the default picks its chain from the measured counts (default_chain)
+    if is_default(algorithm) or options.subpixel == 0:
         mean_counts, background_share = dose_summary(amplitude, valid)
+    if is_default(algorithm):  # the default picks its chain from the measured counts (default_chain)
         algorithm, default_rule = default_chain(mean_counts, background_share,
                                                 photons_per_frame=float(counts.mean()))
         stages = parse_algorithm(algorithm)
         log.info("ptycho: the default runs %s", default_rule)
+    subpixel_rule = None
+    if options.subpixel == 0:  # sub-pixel bins from the signal's counts (subpixel_for_counts)
+        signal = mean_counts * (1.0 - background_share)
+        options = dataclasses.replace(options, subpixel=subpixel_for_counts(signal))
+        subpixel_rule = f"{signal:.3g} signal counts per detector pixel: 1/{options.subpixel} px bins"
+        log.info("ptycho: positions in %s", subpixel_rule)
     options, background_rule, background_evidence = _background_projection(options, amplitude, valid)
     model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel, amplitude=amplitude)
@@ -979,6 +1021,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "background_projection": options.background.projection if options.background.retrieve else None,
         "background_rule": background_rule, "background_evidence": background_evidence,
         "likelihood": options.likelihood,
+        "subpixel": options.subpixel, "subpixel_rule": subpixel_rule,
     }
     curve = None
     if frc:
