@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import time
@@ -262,6 +263,24 @@ _stage_command("chem", "Rerun the chemical-state mapping on an existing run stor
 _stage_command("particles", "Rerun particle segmentation and statistics on an existing run store.")
 
 
+def _frc_phrase(proj) -> str:
+    """The summary line's words for a projection's split-half FRC: the ½-bit resolution; where
+    the halves' correlation stays above the threshold in every ring, that the resolution is the
+    pixel's (the halves agree up to the Nyquist frequency); otherwise that there is none."""
+    import numpy as np
+
+    curve = proj.frc
+    if curve is None:
+        return "no split-half FRC"
+    if math.isfinite(curve.resolution_m):
+        return f"FRC resolution {curve.resolution_m * 1e9:.1f} nm (½-bit)"
+    c, t = np.asarray(curve.correlation, float), np.asarray(curve.threshold, float)
+    if c.size and np.isfinite(c).all() and (c >= t).all():
+        return (f"FRC resolution ≤ {proj.pixel_m * 1e9:.1f} nm, the pixel (the halves agree above the ½-bit "
+                f"threshold up to the Nyquist frequency)")
+    return "FRC resolution not measured (the halves' correlation is undefined)"
+
+
 @app.command()
 @guarded
 def ptycho(
@@ -338,7 +357,7 @@ def ptycho(
         say(f"{scan}: detector: {det.summary()}")
     write_projection(out, proj)
     err = float(proj.errors[-1]) if proj.errors is not None and len(proj.errors) else float("nan")
-    res = proj.frc.resolution_m * 1e9 if proj.frc is not None else float("nan")
+    resolution = _frc_phrase(proj)
     moves = proj.info.get("position_changes")
     moved = (f"; positions refined by {moves['rms_px']:.2f} px RMS ({moves['non_affine_rms_px']:.2f} px without a "
              f"common affine change), largest {moves['max_px']:.2f} px" if moves else "")
@@ -358,7 +377,7 @@ def ptycho(
                   f"of {unlike:.2f} to theirs)" if unlike is not None else "; the file holds no probe guess")
                  + f": the probe was estimated from the mean diffraction pattern, "
                    f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" if data_probe else "")
-    console.print(f"{out}: error {err:.4g}, FRC resolution {res:.1f} nm (½-bit), pixel {proj.pixel_m * 1e9:.2f} nm; "
+    console.print(f"{out}: error {err:.4g}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
                   f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{shared}",
                   highlight=False)

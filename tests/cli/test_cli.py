@@ -146,3 +146,24 @@ def test_ptycho_runs_the_default_chain_and_refuses_iterations_without_a_name(tmp
     bg = write_scan(tmp_path / "bg.cxi", make_scan(background_counts=0.5).scan)
     r = runner.invoke(app, ["ptycho", str(bg), "--algorithm", "ePIE:3", "--no-frc", "-o", str(tmp_path / "b.cxi")])
     assert r.exit_code == 0 and "the background takes its share of the counts" in " ".join(r.output.split())
+
+
+def test_the_summary_line_says_what_an_frc_without_a_crossing_means():
+    # a bright scan's halves can agree above the ½-bit threshold in every ring: the resolution is
+    # then the pixel (the Nyquist limit), which the line says instead of "nan nm"; an undefined
+    # correlation (no signal) or no halves at all are said as such
+    from types import SimpleNamespace
+
+    from chemtomo.cli import _frc_phrase
+    from chemtomo.resolution.frc import Curve
+
+    def proj(correlation, resolution_m):
+        c = np.asarray(correlation, float)
+        curve = Curve(frequency_per_m=np.arange(1, len(c) + 1) * 1e6, correlation=c, threshold=np.full(len(c), 0.2),
+                      resolution_m=resolution_m, n_per_shell=np.full(len(c), 50), threshold_name="half-bit")
+        return SimpleNamespace(frc=curve, pixel_m=20e-9)
+
+    assert _frc_phrase(proj([0.9, 0.5, 0.1], 30e-9)) == "FRC resolution 30.0 nm (½-bit)"
+    assert _frc_phrase(proj([0.99, 0.9, 0.6], float("nan"))).startswith("FRC resolution ≤ 20.0 nm, the pixel")
+    assert "not measured" in _frc_phrase(proj([np.nan, np.nan, np.nan], float("nan")))
+    assert _frc_phrase(SimpleNamespace(frc=None, pixel_m=20e-9)) == "no split-half FRC"
