@@ -103,9 +103,8 @@ def subpixel_for_counts(signal_counts: float) -> int:
     (2,440 counts per pixel) 8 takes it from 0.087 to 0.057 on three seeds' mean (16: 0.052); at
     10⁶ (216–244 counts per pixel) 8 gains 1–15 % per seed (2–10 % on three cells' means) and on
     the demo's scans (1,200 counts per pixel, recorded positions off by more than a bin) at most
-    4 %, but
-    a frame in a bin of its own costs two more probe transforms per iteration: 1.23× the time
-    on the paper's scans. Hence 8 only from 2,000 counts per pixel, and 16 from 10⁴.
+    4 %, but a frame in a bin of its own costs two more probe transforms per iteration: 1.23×
+    the time on the paper's scans. Hence 8 only from 2,000 counts per pixel, and 16 from 10⁴.
 
     >>> subpixel_for_counts(6.0), subpixel_for_counts(1200.0), subpixel_for_counts(2440.0), subpixel_for_counts(2.4e5)
     (4, 4, 8, 16)
