@@ -167,3 +167,18 @@ def test_the_summary_line_says_what_an_frc_without_a_crossing_means():
     assert _frc_phrase(proj([0.99, 0.9, 0.6], float("nan"))).startswith("FRC resolution ≤ 20.0 nm, the pixel")
     assert "not measured" in _frc_phrase(proj([np.nan, np.nan, np.nan], float("nan")))
     assert _frc_phrase(SimpleNamespace(frc=None, pixel_m=20e-9)) == "no split-half FRC"
+
+
+def test_ptycho_says_when_a_bright_scan_takes_finer_sub_pixel_bins(tmp_path):
+    # ~3,000 signal counts per pixel with positions off the grid: 1/8-px bins (reconstruct.
+    # subpixel_for_counts), which the summary line names with the counts that chose them
+    from tests.ptycho.test_default import _scan
+
+    bright, _, _ = _scan("zone plate", "exact", 3e6, off_grid=True)
+    dim, _, _ = _scan("zone plate", "exact", 1e5, off_grid=True)
+    for scan, said in ((bright, True), (dim, False)):
+        path = write_scan(tmp_path / "s.cxi", scan)
+        r = runner.invoke(app, ["ptycho", str(path), "--algorithm", "LSQML:2", "--no-frc", "-o", str(tmp_path / "p.cxi")])
+        assert r.exit_code == 0, r.output
+        line = " ".join(r.output.split())
+        assert ("positions honoured to 1/8 px (" in line) is said, line
