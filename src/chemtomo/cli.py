@@ -377,9 +377,10 @@ def ptycho(
                   f"of {unlike:.2f} to theirs)" if unlike is not None else "; the file holds no probe guess")
                  + f": the probe was estimated from the mean diffraction pattern, "
                    f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" if data_probe else "")
-    bins = proj.info.get("subpixel")
-    binned = (f"; positions honoured to 1/{bins} px ({proj.info['subpixel_rule'].split(':')[0]}: finer bins than the "
-              f"1/4 px of dimmer scans)" if proj.info.get("subpixel_rule") and bins and bins > 4 else "")
+    from .ptycho.reconstruct import SUBPIXEL_LOW
+
+    rule = proj.info.get("subpixel_rule")  # said where the counts chose bins finer than dimmer scans'
+    binned = f"; positions to {rule}" if rule and proj.info["subpixel"] > SUBPIXEL_LOW else ""
     console.print(f"{out}: error {err:.4g}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
                   f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{binned}{shared}",

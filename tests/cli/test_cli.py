@@ -181,4 +181,4 @@ def test_ptycho_says_when_a_bright_scan_takes_finer_sub_pixel_bins(tmp_path):
         r = runner.invoke(app, ["ptycho", str(path), "--algorithm", "LSQML:2", "--no-frc", "-o", str(tmp_path / "p.cxi")])
         assert r.exit_code == 0, r.output
         line = " ".join(r.output.split())
-        assert ("positions honoured to 1/8 px (" in line) is said, line
+        assert ("positions to 1/8 px bins (" in line and "signal counts per detector pixel)" in line) is said, line

@@ -434,7 +434,6 @@ def test_the_dose_rule_picks_what_it_should():
     assert p_bg.info["stop_reason"] == "converged"
 
 
-
 def _model_misfit(subpixel, dose):
     """RMS of |F[P·O]| over the frames of an off-grid 32² scan, chemtomo's model with the true
     object and probe and positions binned to 1/subpixel px, minus the exact expected amplitude

@@ -808,8 +808,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     if options.subpixel == 0:  # sub-pixel bins from the signal's counts (subpixel_for_counts)
         signal = mean_counts * (1.0 - background_share)
         options = dataclasses.replace(options, subpixel=subpixel_for_counts(signal))
-        subpixel_rule = f"{signal:.3g} signal counts per detector pixel: 1/{options.subpixel} px bins"
-        log.info("ptycho: positions in %s", subpixel_rule)
+        subpixel_rule = f"1/{options.subpixel} px bins ({signal:.3g} signal counts per detector pixel)"
+        log.info("ptycho: positions to %s", subpixel_rule)
     options, background_rule, background_evidence = _background_projection(options, amplitude, valid)
     model = FarFieldModel(None, valid, object_shape, n_modes=options.probe.n_modes,
                           subpixel=options.subpixel, amplitude=amplitude)
