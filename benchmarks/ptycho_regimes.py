@@ -20,9 +20,16 @@ shifts the phase, with an area of air. Cells vary
   zone plate, its dose, background, dead pixels, recorded positions off the actual ones);
 * cells 24–31 (session 32) put the probe at true positions off the pixel grid, as a stage
   records them (the simulator's exact Fourier shift of the probe by each position's
-  remainder); the textbook ePIE and the anchors round them to whole pixels. Cells 0–23 have
+  remainder); the textbook ePIE rounds them to whole pixels. Cells 0–23 have
   whole-pixel true positions, so they cannot show what rounding positions to sub-pixel bins
-  costs (``PtychoOptions.subpixel``).
+  costs (``PtychoOptions.subpixel``);
+* cells 32–35 (session 33) are twins of 24–27 made with another simulator's forward model
+  (``object_shift_frames``, pty-chi's patch extraction): the probe on the pixel grid and the
+  object patch Fourier-shifted by the remainder. The same continuous wave sampled on a grid
+  offset by the remainder; at high dose the difference in aliasing is a model error that no
+  chemtomo code shares with that simulator; cells 36–39 are the same four made without
+  aliasing (``alias_free_frames``: the exit wave on a grid twice as fine, the far field
+  cropped to the detector, as the physics gives it).
 
 Each axis value appears in at least two cells (not the Cartesian product); 256² frames once.
 
@@ -36,7 +43,10 @@ one core, ``frc=False``. Codes:
 * ``textbook``: plain ePIE (Maiden & Rodenburg, Ultramicroscopy 109, 1256 (2009)) written below,
   60 iterations, one frame at a time in a random order, object and probe updated from the start;
 * ``PtyLab mPIE`` and ``pty-chi LSQML`` (where installed): the drivers of ``_anchors_ptycho.py``,
-  50 iterations from the same guess scaled to the counts, whole-pixel positions.
+  50 iterations from the same guess scaled to the counts, the positions as the file records them
+  (pty-chi shifts its object patches by their sub-pixel remainder, PtyLab rounds them itself;
+  before session 33 both were handed whole pixels, ``--anchor-positions rounded``, which cost
+  pty-chi up to 3.5× its error in the off-grid cells).
 
 Two tables: the error at the end (chemtomo codes stop by themselves), and the error of the
 object at the end of the first iteration past a fixed time (2 s per 49 frames of 64², scaled by
@@ -92,6 +102,7 @@ class Cell:
     position_error_px: float = 0.0
     side: int = 7  # raster points per axis
     continuous: bool = False  # true positions off the pixel grid (as a stage records them)
+    simulator: str = "chemtomo"  # forward model of the data: "chemtomo", "object shift" or "alias-free"
 
     @property
     def name(self) -> str:
@@ -104,6 +115,8 @@ class Cell:
             extra.append(f"pos err {self.position_error_px:g} px")
         if self.continuous:
             extra.append("off-grid")
+        if self.simulator != "chemtomo":
+            extra.append(self.simulator)
         return (f"{self.probe}, {self.guess}, {self.dose:.0e}, {self.n}², {self.step:g}"
                 + ("".join(f", {e}" for e in extra)))
 
@@ -144,6 +157,18 @@ CELLS = [
     Cell("zone plate", "defocus", 1e5, 64, 0.35, position_error_px=1.0, continuous=True),
     Cell("zone plate", "exact", 1e4, 64, 0.3, continuous=True),
     Cell("gaussian", "broad", 1e7, 64, 0.35, continuous=True),
+    # session 33: another simulator's forward model (pty-chi's patch extraction): the probe on the
+    # pixel grid, the object patch Fourier-shifted by each position's remainder; twins of 24-27
+    Cell("zone plate", "defocus", 1e6, 64, 0.35, continuous=True, simulator="object shift"),
+    Cell("zone plate", "defocus", 1e9, 128, 0.35, side=6, continuous=True, simulator="object shift"),
+    Cell("gaussian", "defocus", 1e6, 64, 0.35, continuous=True, simulator="object shift"),
+    Cell("pinhole", "disc", 1e9, 64, 0.35, continuous=True, simulator="object shift"),
+    # the same four made without aliasing (the physics a detector sees): exit wave on a grid twice
+    # as fine, far field cropped to the detector
+    Cell("zone plate", "defocus", 1e6, 64, 0.35, continuous=True, simulator="alias-free"),
+    Cell("zone plate", "defocus", 1e9, 128, 0.35, side=6, continuous=True, simulator="alias-free"),
+    Cell("gaussian", "defocus", 1e6, 64, 0.35, continuous=True, simulator="alias-free"),
+    Cell("pinhole", "disc", 1e9, 64, 0.35, continuous=True, simulator="alias-free"),
 ]
 
 DEFAULT_ALGOS = ["default", "rPIE:300,ePIE:200", "LSQML:300", "ePIE:100", "rPIE:100", "mPIE:50", "RAAR:200", "DM:200",
@@ -303,7 +328,9 @@ def simulate(cell: Cell, seed: int = 0):
     shape = (2 * extent + 1, 2 * extent + 1)
     obj = make_object(shape, seed)
     bg = detector_background((n, n), cell.background) if cell.background else None
-    frames = diffraction_frames(obj, probe, pos, dose_photons=cell.dose, background=bg, seed=seed + 1)
+    simulator = {"chemtomo": diffraction_frames, "object shift": object_shift_frames,
+                 "alias-free": alias_free_frames}[cell.simulator]
+    frames = simulator(obj, probe, pos, dose_photons=cell.dose, background=bg, seed=seed + 1)
     file_pos = pos + rng.standard_normal(pos.shape) * cell.position_error_px
     distance = PIXEL_M * n * DETECTOR_PIXEL_M / WAVELENGTH_M
     guess = guess_probe(cell.guess, probe)
@@ -314,6 +341,75 @@ def simulate(cell: Cell, seed: int = 0):
     for y, x in np.rint(pos).astype(int) + extent - n // 2:
         lit[y:y + n, x:x + n] += power
     return scan, obj, lit, d
+
+
+def object_shift_frames(obj: np.ndarray, probe: np.ndarray, positions_px: np.ndarray, *, dose_photons: float,
+                        background: np.ndarray | None = None, seed: int = 0, margin: int = 2) -> np.ndarray:
+    """Frames as pty-chi's forward model makes them (``extract_patches_fourier_shift``): the probe
+    stays on the pixel grid and each object patch, cut with a ``margin`` around the rounded
+    position, is Fourier-shifted by the position's remainder f, so the exit wave is
+    ``P(k)·O(c + k + f)`` where chemtomo's simulator makes ``P(k − f)·O(c + k)``. The two are the
+    same continuous wave sampled on grids offset by f; they differ by how the part of its
+    spectrum beyond the detector aliases. Conventions (centres, scaling, noise) as
+    ``chemtomo.simulate.ptychography.diffraction_frames``, which this equals on whole pixels."""
+    from chemtomo.core.fft import fft2, fft2c, ifft2
+
+    h, w = probe.shape
+    pos = np.asarray(positions_px, np.float64)
+    k = np.rint(pos).astype(np.int64)
+    f = pos - k
+    corner = k + np.array([obj.shape[0] // 2 - h // 2, obj.shape[1] // 2 - w // 2]) - margin
+    hm, wm = h + 2 * margin, w + 2 * margin
+    iy = corner[:, 0, None, None] + np.arange(hm)[None, :, None]
+    ix = corner[:, 1, None, None] + np.arange(wm)[None, None, :]
+    qy = np.fft.fftfreq(hm)[None, :, None]
+    qx = np.fft.fftfreq(wm)[None, None, :]
+    ramp = np.exp(2j * np.pi * (qy * f[:, 0, None, None] + qx * f[:, 1, None, None])).astype(np.complex64)
+    patches = ifft2(fft2(obj[iy, ix].astype(np.complex64)) * ramp)[:, margin:margin + h, margin:margin + w]
+    expected = dose_photons * np.abs(fft2c(probe.astype(np.complex64)[None] * patches)) ** 2
+    if background is not None:
+        expected = expected + background[None]
+    return np.random.default_rng(seed).poisson(expected).astype(np.float32)
+
+
+def _upsampled(a: np.ndarray, m: int) -> np.ndarray:
+    """``a`` interpolated onto a grid m times finer by zero-padding its spectrum (band-limited:
+    every m-th sample of the result is ``a``'s)."""
+    ny, nx = a.shape
+    padded = np.zeros((m * ny, m * nx), np.complex128)
+    y0, x0 = (m * ny) // 2 - ny // 2, (m * nx) // 2 - nx // 2
+    padded[y0:y0 + ny, x0:x0 + nx] = np.fft.fftshift(np.fft.fft2(a))
+    return np.fft.ifft2(np.fft.ifftshift(padded)) * (m * m)
+
+
+def alias_free_frames(obj: np.ndarray, probe: np.ndarray, positions_px: np.ndarray, *, dose_photons: float,
+                      background: np.ndarray | None = None, seed: int = 0, m: int = 2) -> np.ndarray:
+    """Frames without the aliasing every one-grid model has: the object and the probe (each
+    band-limited to the frame's Nyquist frequency) interpolated onto a grid ``m`` times finer,
+    the probe Fourier-shifted there by the position's remainder, the exit wave transformed on
+    that grid (its spectrum, up to twice the detector's, has room) and cropped to the detector's
+    n × n, as a detector sees the far field. Conventions as ``diffraction_frames``, which it
+    equals (to 5·10⁻⁵ of the peak) on an empty object."""
+    n = probe.shape[0]
+    big = m * n
+    fine_obj = _upsampled(obj.astype(np.complex128), m)
+    spectrum = np.fft.fft2(_upsampled(probe.astype(np.complex128), m))
+    q = np.fft.fftfreq(big)
+    centre = np.array(obj.shape) // 2 - n // 2
+    lo = big // 2 - n // 2
+    rng = np.random.default_rng(seed)
+    frames = np.empty((len(positions_px), n, n), np.float32)
+    for j, p in enumerate(np.asarray(positions_px, np.float64)):
+        k = np.rint(p).astype(np.int64)
+        f = (p - k) * m  # the remainder in fine pixels
+        shifted = np.fft.ifft2(spectrum * np.exp(-2j * np.pi * (q[:, None] * f[0] + q[None, :] * f[1])))
+        y, x = (k + centre) * m
+        far = np.fft.fftshift(np.fft.fft2(shifted * fine_obj[y:y + big, x:x + big], norm="ortho"))
+        expected = dose_photons * np.abs(far[lo:lo + n, lo:lo + n]) ** 2 / (m * m)
+        if background is not None:
+            expected = expected + background
+        frames[j] = rng.poisson(expected)
+    return frames
 
 
 # ----------------------------------------------------------------------------- textbook ePIE
@@ -382,9 +478,11 @@ def _square(a: np.ndarray) -> tuple[np.ndarray, int]:
     return out, (y0, x0)
 
 
-def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float):
-    """The cell as ``_anchors_ptycho.BenchScan`` (square object, whole-pixel positions, the file's
-    probe guess scaled to the frames' photon count: the anchors start where chemtomo starts)."""
+def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float, recorded: bool = False):
+    """The cell as ``_anchors_ptycho.BenchScan`` (square object, the file's probe guess scaled to
+    the frames' photon count: the anchors start where chemtomo starts). Positions are rounded to
+    whole pixels, or with ``recorded`` handed over as the file records them (pty-chi shifts its
+    object patches by the remainder; PtyLab rounds them itself)."""
     import _anchors_ptycho as A
 
     frames = np.asarray(scan.frames, np.float32)
@@ -395,7 +493,8 @@ def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float):
     guess = guess * np.float32(np.sqrt(np.percentile(frames.sum(axis=(1, 2)), 90) / np.sum(np.abs(guess) ** 2)))
     sq, _ = _square(truth)
     m, _ = _square((lit >= 0.25 * lit.max()).astype(bool))
-    return A.BenchScan(frames=frames, positions_px=np.rint(scan.positions_m / pixel).astype(int), probe=guess,
+    positions = scan.positions_m / pixel
+    return A.BenchScan(frames=frames, positions_px=positions if recorded else np.rint(positions).astype(int), probe=guess,
                        truth=sq, mask=m, pixel_m=pixel, energy_ev=float(scan.energy_ev), distance_m=scan.distance_m,
                        detector_pixel_m=scan.detector_pixel_m, photons_per_frame=float(frames.sum(axis=(1, 2)).mean()),
                        step_px=1, beam_px=d)
@@ -404,13 +503,13 @@ def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float):
 ANCHORS = {"PtyLab mPIE": ("PtyLab", "mPIE", 50), "pty-chi LSQML": ("ptychi", "LSQML", 50)}
 
 
-def run_anchor(algo: str, scan, truth, lit, d, fixed_s: float):
+def run_anchor(algo: str, scan, truth, lit, d, fixed_s: float, recorded: bool = False):
     """PtyLab mPIE / pty-chi LSQML, 50 iterations one at a time; the object after the first
     iteration that ends past ``fixed_s`` seconds is the fixed-time snapshot."""
     import _anchors_ptycho as A
 
     package, engine, iterations = ANCHORS[algo]
-    bench = anchor_scan(scan, truth, lit, d)
+    bench = anchor_scan(scan, truth, lit, d, recorded)
     runner = A.PtylabRunner(bench, engine) if package == "PtyLab" else A.PtychiRunner(bench, engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -500,6 +599,10 @@ def main() -> None:
                     help="other PtychoOptions fields for every chemtomo run, e.g. lsqml.momentum=0.5 or subpixel=2")
     ap.add_argument("--frc", action="store_true",
                     help="reconstruct the split halves too (chemtomo ptycho's default; the resolution rule)")
+    ap.add_argument("--anchor-positions", choices=("rounded", "recorded"), default="recorded",
+                    help="positions handed to PtyLab and pty-chi: as the file records them (default since "
+                         "session 33; pty-chi shifts its object patches by the remainder, PtyLab rounds "
+                         "them itself) or rounded to whole pixels (the tables before session 33)")
     args = ap.parse_args()
     FRC[0] = args.frc
     from chemtomo.ptycho import DEFAULT_ALGORITHM, PtychoOptions
@@ -535,7 +638,8 @@ def main() -> None:
         for algo in algos:
             t0 = time.perf_counter()
             if algo in ANCHORS:
-                rec, rec_t, info = run_anchor(algo, scan, truth, lit, d, fixed_s)
+                rec, rec_t, info = run_anchor(algo, scan, truth, lit, d, fixed_s,
+                                              args.anchor_positions == "recorded")
             else:
                 rec, rec_t, info = run_code(algo, scan, truth.shape, fixed_s)
             dt = time.perf_counter() - t0
