@@ -432,14 +432,16 @@ class PtychoOptions:
     subpixel   : sub-pixel positions are honoured to 1/subpixel pixel (exact Fourier shifts of
                  the probe, subpixel² of them); 1..16, or 0 (default): from the data's signal
                  counts per valid detector pixel (``reconstruct.subpixel_for_counts``: 4 below
-                 2,000, 8 up to 10⁴, 16 from there). A position rounded to its bin is a model
+                 100, 8 up to 10⁴, 16 from there). A position rounded to its bin is a model
                  error that grows with the counts while the photon noise shrinks: on the regime
                  matrix's cells whose true positions are off the pixel grid (cells 24–31;
                  docs/results/ptychography.md, "Session 32") ¼-px bins left the OD error at
                  0.035–0.055 at 10⁹ photons per frame where 1/16 px gives 0.009–0.018, and 0.087
-                 at 10⁷ photons on 64² where ⅛ px gives 0.057. Below 2,000 counts per pixel finer
-                 bins gained 0–10 % for 1.2× the time (a frame in a bin of its own costs two more
-                 probe transforms per iteration), so ¼ px stays there.
+                 at 10⁷ photons on 64² where ⅛ px gives 0.057; at 10⁶ photons (about 230 counts
+                 per pixel) ⅛ px is 3–7 % better, which is what kept the default within 5 % of
+                 pty-chi given exact positions (session 33). Below 100 counts per pixel finer
+                 bins gained at most 2 % for 1.2× the time (a frame in a bin of its own costs
+                 two more probe transforms per iteration), so ¼ px stays there.
     likelihood : the detector-plane update of PIE and LSQML (RAAR, DM and ML keep their own).
                  ``"amplitude"`` (default): the waves take the measured modulus, ``f = √(I/μ)``
                  (μ the model intensity), the Gaussian likelihood of √I. ``"poisson"``: the

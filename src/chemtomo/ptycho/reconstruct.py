@@ -86,7 +86,7 @@ def _weighs(option: str, low_dose_default: bool) -> bool:
 
 #: ``PtychoOptions.subpixel = 0`` (``subpixel_for_counts``): (signal counts per valid detector
 #: pixel from which, sub-pixel bins per pixel), in rising order.
-SUBPIXEL_COUNTS = ((2e3, 8), (1e4, 16))
+SUBPIXEL_COUNTS = ((100.0, 8), (1e4, 16))
 #: Bins per pixel below ``SUBPIXEL_COUNTS[0][0]`` counts per pixel.
 SUBPIXEL_LOW = 4
 
@@ -100,14 +100,18 @@ def subpixel_for_counts(signal_counts: float) -> int:
     regime matrix's cells with true positions off the pixel grid (cells 24–31, seeds 0–5,
     docs/results/ptychography.md, "Session 32"): at 10⁹ photons per frame the OD error is
     0.035–0.055 with s = 4, 0.017–0.027 with 8 and 0.009–0.018 with 16; at 10⁷ photons on 64²
-    (2,440 counts per pixel) 8 takes it from 0.087 to 0.057 on three seeds' mean (16: 0.052); at
-    10⁶ (216–244 counts per pixel) 8 gains 1–15 % per seed (2–10 % on three cells' means) and on
-    the demo's scans (1,200 counts per pixel, recorded positions off by more than a bin) at most
-    4 %, but a frame in a bin of its own costs two more probe transforms per iteration: 1.23×
-    the time on the paper's scans. Hence 8 only from 2,000 counts per pixel, and 16 from 10⁴.
+    (2,440 counts per pixel) 8 takes it from 0.087 to 0.057 on three seeds' mean (16: 0.052).
+    At 10⁶ photons on 64² (216–244 counts per pixel) 8 lowers the twenty seeds' mean by 3–7 %
+    on the three off-grid cells there, and pty-chi, handed the positions as recorded, shifts
+    every frame exactly and ended 9 % below the ¼-px default on the star probe's cell (session
+    33); on the whole-pixel cells and the demo's scans 8 changes the error by −1 to +0.7 %. A frame in
+    a bin of its own costs two more probe transforms per iteration (about 1.2× the time on the
+    paper's scans, 1,200 counts per pixel). Below 100 counts per pixel (at 10⁴ photons 8 did
+    worse, at 10⁵ it gained 2 %) ¼ px stays; 16 from 10⁴, where its 1 % over 8 at 10⁶ photons
+    would not pay for 1.8× the time.
 
-    >>> subpixel_for_counts(6.0), subpixel_for_counts(1200.0), subpixel_for_counts(2440.0), subpixel_for_counts(2.4e5)
-    (4, 4, 8, 16)
+    >>> subpixel_for_counts(28.0), subpixel_for_counts(1200.0), subpixel_for_counts(2440.0), subpixel_for_counts(2.4e5)
+    (4, 8, 8, 16)
     """
     bins = SUBPIXEL_LOW
     for counts, s in SUBPIXEL_COUNTS:
