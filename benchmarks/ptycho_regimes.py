@@ -46,7 +46,7 @@ one core, ``frc=False``. Codes:
   50 iterations from the same guess scaled to the counts, the positions as the file records them
   (pty-chi shifts its object patches by their sub-pixel remainder, PtyLab rounds them itself;
   before session 33 both were handed whole pixels, ``--anchor-positions rounded``, which cost
-  pty-chi up to 3.5× its error in the off-grid cells).
+  pty-chi up to 3.3× its error in the off-grid cells).
 
 Two tables: the error at the end (chemtomo codes stop by themselves), and the error of the
 object at the end of the first iteration past a fixed time (2 s per 49 frames of 64², scaled by
@@ -478,11 +478,11 @@ def _square(a: np.ndarray) -> tuple[np.ndarray, int]:
     return out, (y0, x0)
 
 
-def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float, recorded: bool = False):
+def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float, recorded: bool = True):
     """The cell as ``_anchors_ptycho.BenchScan`` (square object, the file's probe guess scaled to
-    the frames' photon count: the anchors start where chemtomo starts). Positions are rounded to
-    whole pixels, or with ``recorded`` handed over as the file records them (pty-chi shifts its
-    object patches by the remainder; PtyLab rounds them itself)."""
+    the frames' photon count: the anchors start where chemtomo starts). Positions as the file
+    records them (``recorded``: pty-chi shifts its object patches by the remainder, PtyLab rounds
+    them itself), or rounded to whole pixels (the tables before session 33)."""
     import _anchors_ptycho as A
 
     frames = np.asarray(scan.frames, np.float32)
@@ -503,7 +503,7 @@ def anchor_scan(scan, truth: np.ndarray, lit: np.ndarray, d: float, recorded: bo
 ANCHORS = {"PtyLab mPIE": ("PtyLab", "mPIE", 50), "pty-chi LSQML": ("ptychi", "LSQML", 50)}
 
 
-def run_anchor(algo: str, scan, truth, lit, d, fixed_s: float, recorded: bool = False):
+def run_anchor(algo: str, scan, truth, lit, d, fixed_s: float, recorded: bool = True):
     """PtyLab mPIE / pty-chi LSQML, 50 iterations one at a time; the object after the first
     iteration that ends past ``fixed_s`` seconds is the fixed-time snapshot."""
     import _anchors_ptycho as A

@@ -478,7 +478,7 @@ def test_the_sub_pixel_bins_follow_the_counts_and_are_recorded():
 
     assert subpixel_for_counts(SUBPIXEL_COUNTS[0][0] - 1) == SUBPIXEL_LOW
     assert [subpixel_for_counts(c) for c, _ in SUBPIXEL_COUNTS] == [s for _, s in SUBPIXEL_COUNTS]
-    for dose, bins in ((1e5, SUBPIXEL_LOW), (3e6, 8), (1e9, 16)):  # ~100, ~3,000, ~10⁶ counts per pixel
+    for dose, bins in ((1e4, SUBPIXEL_LOW), (1e6, 8), (1e9, 16)):  # ~10, ~1,000, ~10⁶ counts per pixel
         scan, _, _ = _scan("zone plate", "exact", dose, off_grid=True)
         info = reconstruct(scan, "LSQML:1", frc=False).info
         assert info["subpixel"] == bins and f"1/{bins} px bins" in info["subpixel_rule"]

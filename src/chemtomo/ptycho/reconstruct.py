@@ -104,8 +104,8 @@ def subpixel_for_counts(signal_counts: float) -> int:
     At 10⁶ photons on 64² (216–244 counts per pixel) 8 lowers the twenty seeds' mean by 3–7 %
     on the three off-grid cells there, and pty-chi, handed the positions as recorded, shifts
     every frame exactly and ended 9 % below the ¼-px default on the star probe's cell (session
-    33); on the whole-pixel cells and the demo's scans 8 changes the error by −1 to +0.7 %. A frame in
-    a bin of its own costs two more probe transforms per iteration (about 1.2× the time on the
+    33); on the whole-pixel cells and the demo's scans 8 changes the error by −0.6 to +0.6 %. A
+    frame in a bin of its own costs two more probe transforms per iteration (about 1.2× the time on the
     paper's scans, 1,200 counts per pixel). Below 100 counts per pixel (at 10⁴ photons 8 did
     worse, at 10⁵ it gained 2 %) ¼ px stays; 16 from 10⁴, where its 1 % over 8 at 10⁶ photons
     would not pay for 1.8× the time.
