@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(BIN)/chemtomo demo $(DEMO)
 
 # Two test processes (pytest-xdist), each test file whole in one of them so that a file's
-# module-scoped fixtures (the demo run) are made once: 19:26 -> 15:41 on a slow hour of this
-# 2-core machine (session 34). `pytest tests/...` alone stays one process.
+# module-scoped fixtures (the demo run) are made once; times in benchmarks/RESULTS.md, session 34.
+# `pytest tests/...` typed alone stays one process.
 PYTEST_N := -n 2 --dist loadfile
 
 test: $(STAMP)

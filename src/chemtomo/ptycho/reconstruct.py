@@ -105,10 +105,10 @@ def subpixel_for_counts(signal_counts: float) -> int:
     on the three off-grid cells there, and pty-chi, handed the positions as recorded, shifts
     every frame exactly and ended 9 % below the ¼-px default on the star probe's cell (session
     33); on the whole-pixel cells and the demo's scans 8 changes the error by −0.6 to +0.6 %. A
-    frame in a bin of its own costs two more probe transforms per iteration (about 1.2× the time on the
-    paper's scans, 1,200 counts per pixel). Below 100 counts per pixel (at 10⁴ photons 8 did
-    worse, at 10⁵ it gained 2 %) ¼ px stays; 16 from 10⁴, where its 1 % over 8 at 10⁶ photons
-    would not pay for 1.8× the time.
+    frame in a bin of its own costs two more probe transforms per iteration (about 1.2× the time
+    on the paper's scans, 1,200 counts per pixel, and on the demo). Below 100 counts per pixel
+    (at 10⁴ photons 8 did worse, at 10⁵ it gained 2 %) ¼ px stays; 16 from 10⁴, where its 1 %
+    over 8 at 10⁶ photons would not pay for 1.8× the time.
 
     >>> subpixel_for_counts(28.0), subpixel_for_counts(1200.0), subpixel_for_counts(2440.0), subpixel_for_counts(2.4e5)
     (4, 8, 8, 16)
