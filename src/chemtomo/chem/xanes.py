@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from chemtomo.core import InputError, to_numpy
 
@@ -239,7 +239,8 @@ def normalise_xanes(spectra, energies_ev, *, pre_edge_ev=None, post_edge_ev=None
         if per_voxel.size == 0:
             raise InputError("no voxel to estimate the noise from: none has finite values at every energy "
                              "(inside noise_mask, when given)")
-        sigma = float(np.median(per_voxel, overwrite_input=True) / np.sqrt(stats.chi2.ppf(0.5, dof) / dof))
+        # chdtri(dof, 0.5) is the χ² median, scipy.stats.chi2.ppf(0.5, dof), without scipy.stats' 0.3 s import
+        sigma = float(np.median(per_voxel, overwrite_input=True) / np.sqrt(special.chdtri(dof, 0.5) / dof))
     else:
         sigma = float(noise_sigma)
         if not (np.isfinite(sigma) and sigma >= 0):

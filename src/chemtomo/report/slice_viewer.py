@@ -44,8 +44,11 @@ def quantise(volume: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def _pack(codes: np.ndarray) -> str:
-    """base64 of the zlib stream (RFC 1950, what DecompressionStream('deflate') reads) of the codes."""
-    return base64.b64encode(zlib.compress(np.ascontiguousarray(codes, np.uint8).tobytes(), 9)).decode()
+    """base64 of the zlib stream (RFC 1950, what DecompressionStream('deflate') reads) of the codes.
+
+    zlib's level 6: on a simulated TXM volume of 80 × 64 × 80 it took 0.024 s and 113 kB where
+    level 9 took 0.33 s for 107 kB; with sixteen energies that was 5 s of the report's time."""
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(codes, np.uint8).tobytes(), 6)).decode()
 
 
 def _shrink(volume: np.ndarray, max_side: int, labels: bool) -> tuple[np.ndarray, int]:
