@@ -37,7 +37,7 @@ def cluster_dataset(tiny_dataset, tmp_path_factory):
     text = CLUSTER_CONFIG.replace('manifest = "manifest.csv"', f'manifest = "{tiny_dataset / "manifest.csv"}"')
     (d / "run.toml").write_text(text)
     # the workers read the scans and write their own results into the store (one file system here)
-    (d / "shared.toml").write_text(text + "[compute]\nshared_storage = true\n")
+    (d / "shared.toml").write_text(text.replace("[compute]\n", "[compute]\nshared_storage = true\n"))
     return d
 
 
