@@ -68,3 +68,14 @@ def test_negative_od_is_split_into_air_and_sample(tmp_path):
     # air: zero-mean noise, so half negative within the binomial spread of ~500 pixels (±0.1 at 4.5σ);
     # sample: OD ≥ 0.1 against noise 0.01 (10σ), so none negative
     assert air == pytest.approx(0.5, abs=0.1) and sample == 0.0
+
+
+def test_orthoslices_of_many_energies_are_the_ends_and_the_energies_the_run_uses(tmp_path):
+    # a XANES run of 16 energies: four orthoslice figures, not sixteen (the viewer has them all)
+    s = RunStore(tmp_path / "r.zarr")
+    energies = [7090.0 + 5 * k for k in range(16)]
+    assert H._orthoslice_energies(s, energies[:4]) == energies[:4]  # few energies: every one
+    s.write_group("tiltseries", {}, attrs={"reference_energy_eV": 7125.0})
+    assert H._orthoslice_energies(s, energies) == [7090.0, 7125.0, 7165.0]
+    s.write_group("chem", {}, attrs={"polar_energies_eV": [7110.0, 7140.0]})
+    assert H._orthoslice_energies(s, energies) == [7090.0, 7110.0, 7125.0, 7140.0]  # at most four, in order

@@ -230,6 +230,31 @@ def _negative_od_text(store: RunStore) -> str:
             "a normalisation or phase-retrieval problem, and should be rare.</p>")
 
 
+#: Orthoslice figures in the report at most: a TXM XANES run of sixty energies would otherwise draw
+#: sixty near-identical figures (0.5 s each); the slice viewer holds every energy.
+MAX_ORTHOSLICE_ENERGIES = 4
+
+
+def _orthoslice_energies(store: RunStore, energies) -> list:
+    """The energies whose volumes get orthoslice figures, in order: all of them up to
+    MAX_ORTHOSLICE_ENERGIES, else the alignment's reference energy, the chemistry's pair, then the
+    first and the last energy, as many as fit."""
+    energies = [float(e) for e in energies]
+    if len(energies) <= MAX_ORTHOSLICE_ENERGIES:
+        return energies
+    wanted = []
+    if store.has("tiltseries"):
+        wanted.append(store.group_attrs("tiltseries").get("reference_energy_eV"))
+    if store.has("chem"):
+        wanted += store.group_attrs("chem").get("polar_energies_eV", [])
+    shown = []
+    for w in [*wanted, energies[0], energies[-1]]:
+        e = next((e for e in energies if w is not None and abs(e - float(w)) < 1e-3), None)
+        if e is not None and e not in shown and len(shown) < MAX_ORTHOSLICE_ENERGIES:
+            shown.append(e)
+    return sorted(shown)
+
+
 def _section_volumes(store: RunStore) -> str:
     if not store.has("volumes"):
         return _missing("Volumes")
@@ -238,7 +263,11 @@ def _section_volumes(store: RunStore) -> str:
     a = store.group_attrs("volumes")
     out = [f"<p>{a['algorithm'].upper()}, {a['iterations']} iterations, non-negativity {a['nonneg']}, "
            f"{a['n_angles']} angles; voxel {a['voxel_m'] * 1e9:.2f} nm (paper: ART, 20 iterations, 6.7 nm).</p>"]
-    for e in a["energies_eV"]:
+    shown = _orthoslice_energies(store, a["energies_eV"])
+    if len(shown) < len(a["energies_eV"]):
+        out.append(f"<p>Orthoslices at {len(shown)} of the {len(a['energies_eV'])} energies (those the alignment and the "
+                   "chemistry use, then the first and the last); the slice viewer below shows every energy.</p>")
+    for e in shown:
         out.append(_png(F.plot_orthoslices(store.read(f"volumes/{energy_key(e)}"), a["voxel_m"],
                                            title=f"linear absorption μ at {e:g} eV")))
     if store.has("resolution/fsc"):
