@@ -244,7 +244,8 @@ def _spearman(x, y, boot) -> dict:
     ok = np.isfinite(y)
     if ok.sum() < 3 or np.all(y[ok] == y[ok][0]) or np.all(x[ok] == x[ok][0]):
         return {"rho": np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-    from scipy import stats  # here, not at the top: importing scipy.stats takes 0.3 s of every run's start
+    # imported here, not at the top: importing scipy.stats takes 0.3 s of every run's start
+    from scipy import stats
 
     res = stats.spearmanr(x[ok], y[ok])
     rx = stats.rankdata(x[boot], axis=1)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels as K
-from .noise import NoiseFloor, amplitude_floor
+from .noise import NoiseFloor
 from .operators import FarFieldModel, State, orthogonalize_modes, regularized_ratio
 from .options import PtychoOptions
 from .probe import fit_probe_defocus, propagate_probe
@@ -143,7 +143,7 @@ class Run:
         self.probes = model.shifted_probes(state.probe)
         #: Poisson floor of the error metric (None: the data are not photon counts). A property of
         #: the data: the defocus check needs it whatever the stopping rule.
-        self.floor: NoiseFloor | None = amplitude_floor(model.amplitude, model.validf)
+        self.floor: NoiseFloor | None = model.noise_floor
         #: Expected fall of the metric below the floor from fitting the noise, (p / n)·floor.
         self.noise_fit_level = 0.0
         #: The error the rule waits for: the floor less what fitting the noise takes off, or the

@@ -24,12 +24,14 @@ the geometry and the FFTs, and is what the solvers (``raar.py``, ``dm.py``, ``pi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..core.fft import stack_fft2
 from . import _kernels as K
+from .noise import NoiseFloor, amplitude_floor
 
 __all__ = ["FarFieldModel", "State", "object_shape_for", "orthogonalize_modes", "regularized_ratio"]
 
@@ -163,6 +165,13 @@ class FarFieldModel:
         if self._psi is None:
             self._psi = np.empty((self.n_frames, self.n_modes, self.h, self.w), np.complex64)
         return self._psi
+
+    @functools.cached_property
+    def noise_floor(self) -> NoiseFloor | None:
+        """The Poisson floor of the error metric for these data (``noise.amplitude_floor``), made
+        once: the data do not change, and the focus search builds two runs on one model for each
+        of its ~20 trials (0.2 s of a 1.4 s reconstruction of 49 frames of 32²)."""
+        return amplitude_floor(self.amplitude, self.validf)
 
     def release(self) -> None:
         """Drop the large buffers (the next use allocates them again)."""
