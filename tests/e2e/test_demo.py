@@ -1,7 +1,8 @@
 """End to end at demo size: `chemtomo demo` from simulated scans to report, checked against truth.
 
 One run of the whole flow (simulation, ptychography of 62 scans, alignment, two ART volumes,
-split-half FSC, chemistry, particles, report), then:
+split-half FSC, chemistry, particles, report), then (``slow``: `make test-all` runs it; it takes
+2.5 minutes of the two cores, a fifth of `make test`'s CPU, session 35):
 
 - the average state of charge within 3 % (absolute) of the truth's: the unmixing is linear and
   unbiased, so what remains is noise (±0.5 % from the propagated σ) and partial-volume rims;
@@ -10,7 +11,11 @@ split-half FSC, chemistry, particles, report), then:
   is the FSC of the pipeline's volume against the true volume at the 0.5 threshold (Rosenthal &
   Henderson 2003: a map against a perfect reference crossing 0.5 matches half maps crossing
   0.143, the criterion the ½-bit curve approaches for large shells);
-- the exports and the report exist, and the report renders in headless Chromium when present.
+- the report has every section and none failed.
+
+The report and the exports are checked in `make test` on the tiny simulated experiment's run
+(tests/pipeline/tiny.py: 18 scans of 32², the same energies and pixel): every section, the CSV,
+TIFF and OME-Zarr exports, and the page in headless Chromium when present.
 """
 
 import shutil
@@ -27,12 +32,31 @@ from chemtomo.io.store import RunStore
 from chemtomo.resolution import fsc
 
 from runcli import run_cli  # tests/pipeline/runcli.py
+from tiny import TINY, TINY_CONFIG  # tests/pipeline/tiny.py
+
+REPORT_SECTIONS = ("Ptychographic projections", "Tilt-series alignment", "Volumes and 3D resolution",
+                   "Chemical state", "Particles", "2D XAS validation")
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     r = run_cli(["demo", str(out)])
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out, r.stdout
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The tiny experiment run to its report by `chemtomo run`, laid out as `chemtomo demo` lays
+    out its folder (data/, run.zarr, run_report.html); returns the folder and the command's stdout."""
+    from chemtomo.io.simulated import write_dataset
+    from chemtomo.simulate import simulate_dataset
+
+    out = tmp_path_factory.mktemp("finished")
+    write_dataset(out / "data", simulate_dataset("demo", seed=3, **TINY))
+    (out / "data" / "run.toml").write_text(TINY_CONFIG)
+    r = run_cli(["run", str(out / "data" / "run.toml"), "--out", str(out / "run.zarr")])
     assert r.returncode == 0, r.stderr[-4000:]
     return out, r.stdout
 
@@ -76,8 +100,11 @@ def truth_resolution_m(volume: np.ndarray, truth: np.ndarray, voxel_m: float) ->
     return 1 / (2 * f)
 
 
+@pytest.mark.slow
 def test_demo_recovers_the_truth(demo):
     out, stdout = demo
+    html = (out / "run_report.html").read_text()
+    assert all(section in html for section in REPORT_SECTIONS) and "could not be drawn" not in html
     truth = read_truth(out / "data")
     store = RunStore(out / "run.zarr", create=False)
     chem = store.group_attrs("chem")
@@ -117,13 +144,12 @@ def test_demo_recovers_the_truth(demo):
     assert limit / 1.5 <= res <= 1.5 * limit, (res, limit)
 
 
-def test_demo_writes_report_and_exports(demo, tmp_path):
-    out, stdout = demo
+def test_run_writes_report_and_exports(finished, tmp_path):
+    out, stdout = finished
     report = out / "run_report.html"
     assert report.exists() and "report:" in stdout
     html = report.read_text()
-    for section in ("Ptychographic projections", "Tilt-series alignment", "Volumes and 3D resolution",
-                    "Chemical state", "Particles", "2D XAS validation"):
+    for section in REPORT_SECTIONS:
         assert section in html
     assert "could not be drawn" not in html
     r = run_cli(["export", str(out / "run.zarr"), "--format", "csv", "-o", str(tmp_path)])
@@ -143,8 +169,8 @@ def store_shape(out: Path):
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_report_renders_in_headless_chromium(demo, tmp_path):
-    out, _ = demo
+def test_report_renders_in_headless_chromium(finished, tmp_path):
+    out, _ = finished
     png = tmp_path / "report.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -159,13 +185,13 @@ def test_report_renders_in_headless_chromium(demo, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_report_slice_viewer_follows_the_slider_in_headless_chromium(demo, tmp_path):
+def test_report_slice_viewer_follows_the_slider_in_headless_chromium(finished, tmp_path):
     import re
 
-    out, _ = demo
+    out, _ = finished
     page = (out / "run_report.html").resolve().as_uri()
     seen = {}
-    for k in (10, 60):  # two z slices of the demo's 84: the plates cross some, not others
+    for k in (5, 22):  # two z slices of the tiny run's 44: the plates cross some, not others
         r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
                             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
@@ -176,20 +202,20 @@ def test_report_slice_viewer_follows_the_slider_in_headless_chromium(demo, tmp_p
         # the inline script ran, moved the slider to k and drew that slice
         assert attrs["slice"] == str(k)
         seen[k] = attrs["checksum"]
-    assert seen[10] != seen[60]
+    assert seen[5] != seen[22]
 
 
-def test_demo_ome_zarr_export_validates(demo, tmp_path):
+def test_ome_zarr_export_validates(finished, tmp_path):
     import ngff_zarr
 
-    out, _ = demo
+    out, _ = finished
     r = run_cli(["export", str(out / "run.zarr"), "--format", "ome-zarr", "-o", str(tmp_path / "ome")])
     assert r.returncode == 0, r.stderr[-2000:]
     shape = store_shape(out)  # (ny, nz, nx) in the store; (nz, ny, nx) in NGFF
     for name in ("mu_708.2eV", "mu_710.2eV", "fraction", "density", "polar", "tiltseries_708.2eV",
                  "tiltseries_710.2eV"):
         ms = ngff_zarr.from_ngff_zarr(str(tmp_path / "ome" / f"{name}.ome.zarr"), validate=True)
-        assert ms.images[0].scale["x"] == pytest.approx(6.7)  # the demo's voxel, in nm
+        assert ms.images[0].scale["x"] == pytest.approx(6.7)  # the simulated voxel, in nm
         if not name.startswith("tiltseries"):
             assert ms.images[0].data.shape == (shape[1], shape[0], shape[2])
     labels = ngff_zarr.from_ngff_zarr(str(tmp_path / "ome" / "density.ome.zarr" / "labels" / "particles"),
