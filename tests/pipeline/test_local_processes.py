@@ -29,24 +29,25 @@ def test_auto_uses_processes_for_scans_on_two_workers_or_more_from_the_command()
     assert local_processes(ComputeConfig(workers=1, processes="on"), "od", ("recon",))
 
 
-def processes_config(tiny_dataset, tmp_path):
-    """The tiny run's configuration with worker processes (the command's default on two cores;
-    the tiny configuration asks for threads, tests/pipeline/tiny.py)."""
-    config = tmp_path / "processes.toml"
+@pytest.fixture(scope="module")
+def processes_run(tiny_dataset, tmp_path_factory):
+    """The tiny run with worker processes, the command's default on two cores (the tiny
+    configuration asks for threads, tests/pipeline/tiny.py), logged with -v: (store, stderr)."""
+    d = tmp_path_factory.mktemp("processes")
+    config = d / "processes.toml"
     config.write_text((tiny_dataset / "run.toml").read_text().replace(
         'manifest = "manifest.csv"', f'manifest = "{(tiny_dataset / "manifest.csv").as_posix()}"')
         .replace('processes = "off"', 'processes = "auto"'))
-    return config
-
-
-def test_threads_give_the_run_that_worker_processes_give(tiny_dataset, reference_run, tmp_path):
-    # reference_run: worker threads (tests/pipeline/tiny.py); this run: the command's default,
-    # worker processes on two cores or more (threads on one)
-    assert reference_run.attrs["config"]["compute"]["processes"] == "off"
-    out = tmp_path / "processes.zarr"
-    r = run_cli(["run", str(processes_config(tiny_dataset, tmp_path)), "--out", str(out), "--no-report"])
+    r = run_cli(["-v", "run", str(config), "--out", str(d / "run.zarr"), "--no-report"])
     assert r.returncode == 0, r.stderr[-3000:]
-    s = RunStore(out, create=False)
+    return RunStore(d / "run.zarr", create=False), r.stderr
+
+
+def test_threads_give_the_run_that_worker_processes_give(reference_run, processes_run):
+    # reference_run: worker threads (tests/pipeline/tiny.py); processes_run: the command's
+    # default, worker processes on two cores or more (threads on one)
+    assert reference_run.attrs["config"]["compute"]["processes"] == "off"
+    s, _ = processes_run
     assert s.attrs["config"]["compute"]["processes"] == "auto"
     # every scan runs on one core in either (core.fft.one_core), with its own seed: the same
     # projections to the bit; the volumes are sums over blocks whose numba kernels may run on
@@ -61,12 +62,9 @@ def test_threads_give_the_run_that_worker_processes_give(tiny_dataset, reference
 
 
 @pytest.mark.skipif(not TWO_CORES, reason="worker processes are the default on two cores or more")
-def test_worker_process_logs_reach_the_console(tiny_dataset, tmp_path):
-    config = processes_config(tiny_dataset, tmp_path)
-    r = run_cli(["-v", "run", str(config), "--out", str(tmp_path / "run.zarr"), "--no-report"])
-    assert r.returncode == 0, r.stderr[-3000:]
+def test_worker_process_logs_reach_the_console(processes_run):
     # logged inside a worker process by ptycho.reconstruct, forwarded to this command's handler
-    assert "chemtomo.ptycho.reconstruct: ptycho RAAR:30: stopped after" in r.stderr
+    assert "chemtomo.ptycho.reconstruct: ptycho RAAR:30: stopped after" in processes_run[1]
 
 
 def test_close_client_quiets_worker_processes_before_the_scheduler_goes(monkeypatch):
