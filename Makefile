@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/chemtomo demo $(DEMO)
 
 # Two test processes (pytest-xdist), each test file whole in one of them so that a file's
-# module-scoped fixtures (the demo run) are made once; times in benchmarks/RESULTS.md, session 34.
+# module-scoped fixtures are made once; times in benchmarks/RESULTS.md, sessions 34 and 35.
 # `pytest tests/...` typed alone stays one process.
 PYTEST_N := -n 2 --dist loadfile
 
