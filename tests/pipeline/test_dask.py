@@ -27,3 +27,5 @@ def test_unreachable_scheduler_is_a_clear_error(tiny_dataset, tmp_path):
                  "--scheduler", "tcp://127.0.0.1:9"])
     assert r.returncode == 1
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in r.stderr
+    # nothing listens there: refused at once, not after distributed's 5 s of retries
+    assert "connection refused" in " ".join(r.stderr.split())

@@ -189,6 +189,7 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
         from .cluster import quiet_lost_scheduler_logs
 
         quiet_lost_scheduler_logs()  # a lost scheduler is one ClusterError line, not a reconnect traceback
+        _refused_at_once(scheduler)
         try:
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
@@ -203,6 +204,36 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
         client.register_plugin(_worker_log_plugin(level), name="chemtomo-worker-logs")
         client.forward_logging("chemtomo", level=level)
     return client
+
+
+def _refused_at_once(address: str) -> None:
+    """Raise InputError when a tcp:// scheduler address refuses a connection outright (nothing
+    listens on that port: a mistyped port, a scheduler not started). Distributed itself retries
+    such an address until its 5 s timeout; anything else (no answer, a name to resolve, another
+    protocol) is left to it.
+
+    >>> _refused_at_once("tls://example.org:8786")  # not tcp://: left to distributed
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address.startswith("tcp://"):
+        return
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return
+    if not host or port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            pass
+    except ConnectionRefusedError as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {address}: connection refused (is a scheduler "
+                         "listening on that port?)") from exc
+    except OSError:
+        return  # no answer in 1 s, or a name that does not resolve: distributed tries and says so
 
 
 def close_client(client) -> None:
