@@ -32,7 +32,6 @@ from chemtomo.io.store import RunStore
 from chemtomo.resolution import fsc
 
 from runcli import run_cli  # tests/pipeline/runcli.py
-from tiny import TINY, TINY_CONFIG  # tests/pipeline/tiny.py
 
 REPORT_SECTIONS = ("Ptychographic projections", "Tilt-series alignment", "Volumes and 3D resolution",
                    "Chemical state", "Particles", "2D XAS validation")
@@ -47,16 +46,11 @@ def demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """The tiny experiment run to its report by `chemtomo run`, laid out as `chemtomo demo` lays
-    out its folder (data/, run.zarr, run_report.html); returns the folder and the command's stdout."""
-    from chemtomo.io.simulated import write_dataset
-    from chemtomo.simulate import simulate_dataset
-
+def finished(tiny_dataset, tmp_path_factory):
+    """The tiny experiment (tests/conftest.py) run to its report by `chemtomo run`: the folder
+    holding run.zarr and run_report.html, and the command's stdout."""
     out = tmp_path_factory.mktemp("finished")
-    write_dataset(out / "data", simulate_dataset("demo", seed=3, **TINY))
-    (out / "data" / "run.toml").write_text(TINY_CONFIG)
-    r = run_cli(["run", str(out / "data" / "run.toml"), "--out", str(out / "run.zarr")])
+    r = run_cli(["run", str(tiny_dataset / "run.toml"), "--out", str(out / "run.zarr")])
     assert r.returncode == 0, r.stderr[-4000:]
     return out, r.stdout
 

@@ -250,9 +250,9 @@ def _orthoslice_energies(store: RunStore, energies) -> list:
     shown = []
     for w in [*wanted, energies[0], energies[-1]]:
         e = next((e for e in energies if w is not None and abs(e - float(w)) < 1e-3), None)
-        if e is not None and e not in shown and len(shown) < MAX_ORTHOSLICE_ENERGIES:
+        if e is not None and e not in shown:
             shown.append(e)
-    return sorted(shown)
+    return sorted(shown[:MAX_ORTHOSLICE_ENERGIES])
 
 
 def _section_volumes(store: RunStore) -> str:
