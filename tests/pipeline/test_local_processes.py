@@ -83,3 +83,16 @@ def test_close_client_quiets_worker_processes_before_the_scheduler_goes(monkeypa
     close_client(client)
     assert len(levels) == 2 and set(levels.values()) == {logging.CRITICAL}
     assert logging.getLogger("distributed.worker").getEffectiveLevel() < logging.CRITICAL  # this process's untouched
+
+
+def test_two_local_clusters_at_once_ask_for_no_fixed_port(recwarn):
+    # two runs on one machine (or two test processes): each local cluster's HTTP servers take a
+    # free port on 127.0.0.1, not distributed's default 8787 ("Port 8787 is already in use")
+    clients = [make_client(workers=1), make_client(workers=1)]
+    try:
+        hosts = {c.cluster.scheduler.http_server.address for c in clients}
+    finally:
+        for c in clients:
+            close_client(c)
+    assert hosts == {"127.0.0.1"}
+    assert not [w for w in recwarn if "already in use" in str(w.message)]

@@ -196,8 +196,11 @@ def make_client(scheduler: str = "", workers: int = 0, processes: bool = False):
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = workers or os.cpu_count() or 1
     quiet = logging.WARNING if log.getEffectiveLevel() > logging.DEBUG else False
+    # the scheduler's and the workers' HTTP servers on this machine only, on free ports: with
+    # distributed's defaults a second run on the machine warned "Port 8787 is already in use"
     cluster = LocalCluster(n_workers=n if processes else 1, threads_per_worker=1 if processes else n,
-                           processes=processes, dashboard_address=None, silence_logs=quiet)
+                           processes=processes, dashboard_address="127.0.0.1:0",
+                           worker_dashboard_address="127.0.0.1:0", silence_logs=quiet)
     client = Client(cluster)
     if processes:
         level = logging.getLogger("chemtomo").getEffectiveLevel()
