@@ -92,7 +92,9 @@ def test_two_local_clusters_at_once_ask_for_no_fixed_port(recwarn):
     try:
         hosts = {c.cluster.scheduler.http_server.address for c in clients}
     finally:
-        for c in clients:
+        # last made, first closed: each client restores the dask config it found (scheduler
+        # "dask.distributed" left set would send a later test's dask arrays to no client)
+        for c in reversed(clients):
             close_client(c)
     assert hosts == {"127.0.0.1"}
     assert not [w for w in recwarn if "already in use" in str(w.message)]
