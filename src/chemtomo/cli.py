@@ -302,6 +302,10 @@ def ptycho(
         "auto", help="Weight the object ring by ring by its split-half FRC, √(2 FRC / (1 + FRC)): auto (where the "
                      "default runs its low-dose chain, below 50 counts per pixel, the halves reconstructed even "
                      "with --no-frc), on (any chain), off (ptycho.PtychoOptions.frc_weighting)."),
+    oversample: int = typer.Option(
+        1, min=1, max=4, help="The model's grid in object pixels per detector-grid pixel: 1 (the one-grid model of "
+                              "every far-field code) or 2-4 (no aliasing of the exit wave; m² the time; for very bright "
+                              "data, ptycho.PtychoOptions.oversample). The image comes back on the detector's grid."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",
         help="Instead of reconstructing: try the 8 position conventions (swap_xy, flip_x, flip_y) on the "
@@ -350,7 +354,7 @@ def ptycho(
         proj = reconstruct(s, algorithm=algorithm, n_modes=modes, background=background,
                            refine_positions=refine_positions, background_projection=background_projection,
                            frc=frc, progress=bars(f"ptycho {algorithm}"),
-                           options=PtychoOptions(frc_weighting=frc_weighting.strip().lower()),
+                           options=PtychoOptions(frc_weighting=frc_weighting.strip().lower(), oversample=oversample),
                            saturation=saturation or None, warn_detector=False)
     det = DetectorReport.from_dict(proj.info["detector"])
     if not det.clean:
@@ -381,9 +385,12 @@ def ptycho(
 
     rule = proj.info.get("subpixel_rule")  # said where the counts chose bins finer than dimmer scans'
     binned = f"; positions to {rule}" if rule and proj.info["subpixel"] > SUBPIXEL_LOW else ""
+    m = proj.info.get("oversample", 1)
+    finer = f"; the model on a grid {m}× finer than the detector's (object band-limited)" if m > 1 else ""
     console.print(f"{out}: error {err:.4g}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
-                  f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{binned}{shared}",
+                  f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{binned}{shared}"
+                  f"{finer}",
                   highlight=False)
 
 

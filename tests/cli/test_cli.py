@@ -1,6 +1,7 @@
 """The command line: version, info, config, exit codes (1 for bad input, with one line, no traceback)."""
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from chemtomo import __version__
@@ -183,3 +184,20 @@ def test_ptycho_says_when_a_bright_scan_takes_finer_sub_pixel_bins(tmp_path):
         assert r.exit_code == 0, r.output
         line = " ".join(r.output.split())
         assert ("positions to 1/8 px bins (" in line and "signal counts per detector pixel)" in line) is said, line
+
+
+def test_ptycho_oversample_runs_on_a_finer_grid_and_says_so(tmp_path):
+    from tests.ptycho.test_finegrid import alias_free_scan
+
+    scan, obj = alias_free_scan(1e7, seed=0)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--algorithm", "ePIE:3", "--no-frc", "--oversample", "2",
+                            "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    assert "the model on a grid 2× finer than the detector's" in " ".join(r.output.split())
+    from chemtomo.io import read_projection
+
+    proj = read_projection(tmp_path / "p.cxi")
+    assert proj.pixel_m == pytest.approx(scan.pixel_yx_m[0], rel=1e-9)  # the detector's grid
+    r = runner.invoke(app, ["ptycho", str(path), "--oversample", "5", "-o", str(tmp_path / "q.cxi")])
+    assert r.exit_code != 0 and "oversample" in r.output.lower()

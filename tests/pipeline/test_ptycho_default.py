@@ -40,3 +40,21 @@ def test_the_frc_weighting_is_a_config_key_that_reaches_each_scan(tmp_path):
     off = reconstruct_scan_file(path, {}, {**opts, "frc_weighting": "off"})
     assert auto["meta"]["frc_weighted"] and not off["meta"]["frc_weighted"]
     assert auto["frc_correlation"].size and not off["frc_correlation"].size  # the halves ran for the weight
+
+
+def test_oversample_is_a_config_key_that_reaches_each_scan(tmp_path):
+    assert PtychoConfig().oversample == 1
+    with pytest.raises(ConfigError, match="ptycho.oversample"):
+        config_from_dict({"ptycho": {"oversample": 5}})
+    from chemtomo.io import write_scan
+    from chemtomo.pipeline.ptycho_stage import reconstruct_scan_file
+    from tests.ptycho.test_finegrid import alias_free_scan
+
+    scan, obj = alias_free_scan(1e7, seed=0)
+    path = str(write_scan(tmp_path / "s.cxi", scan))
+    opts = {"algorithm": "ePIE:3", "object_shape": obj.shape, "frc": False, "seed": 0}
+    fine = reconstruct_scan_file(path, {}, {**opts, "oversample": 2})
+    one = reconstruct_scan_file(path, {}, opts)
+    assert fine["meta"]["oversample"] == 2 and one["meta"]["oversample"] == 1
+    assert fine["transmission"].shape == one["transmission"].shape == obj.shape
+    assert fine["meta"]["pixel_m"] == pytest.approx(one["meta"]["pixel_m"], rel=1e-12)

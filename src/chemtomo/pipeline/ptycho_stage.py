@@ -62,7 +62,8 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
     from ..ptycho import PtychoOptions, reconstruct
 
     recon_options = dict(recon_options)
-    options = PtychoOptions(frc_weighting=recon_options.pop("frc_weighting", "auto"))
+    options = PtychoOptions(frc_weighting=recon_options.pop("frc_weighting", "auto"),
+                            oversample=recon_options.pop("oversample", 1))
     read_options = dict(read_options)
     mask_file = read_options.pop("mask_file", None)
     read_options.pop("mask_fingerprint", None)
@@ -95,7 +96,9 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
                  # weighted ring by ring by its split-half FRC (ptycho.PtychoOptions.frc_weighting)
                  "frc_weighted": bool(proj.info.get("frc_weighting")),
                  # "share" where the data show a detector background (ptycho.BackgroundOptions)
-                 "background_projection": proj.info.get("background_projection")},
+                 "background_projection": proj.info.get("background_projection"),
+                 # the model's grid (ptycho.PtychoOptions.oversample; the results on the detector's)
+                 "oversample": int(proj.info.get("oversample", 1))},
     }
 
 
@@ -282,6 +285,8 @@ def run_ptycho(ctx: RunContext) -> dict:
                 "refine_positions": cfg.refine_positions, "background_projection": cfg.background_projection,
                 "object_shape": plan[energy]["object_shape"],
                 "frc": frc, "seed": 0, "saturation": cfg.saturation or None, "frc_weighting": cfg.frc_weighting}
+        if cfg.oversample != 1:  # only then in the key: stores made before the option keep their finished scans
+            opts["oversample"] = cfg.oversample
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
     with_frc = {energy: frc_indices(len(refs), cfg.frc_angles) for energy, refs in groups.items()}

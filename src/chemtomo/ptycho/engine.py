@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels as K
+from .finegrid import band_limit
 from .noise import NoiseFloor
 from .operators import FarFieldModel, State, orthogonalize_modes, regularized_ratio
 from .options import PtychoOptions
@@ -267,6 +268,8 @@ class Run:
         error = float(err / total) if total > 0 else math.nan
         self.errors.append(error)
         self.iteration += 1
+        if self.options.oversample > 1:  # the model on a finer grid: the object in the detector's band
+            band_limit(self.state.obj, self.options.oversample)
         if self.average_stage and self.options.convergence.average:
             self._average_object()
         if self.progress is not None:

@@ -472,6 +472,17 @@ class PtychoOptions:
                  them (steps of 0.6 of the probe, 10⁹ photons), the halves' FRC understates the
                  full scan's and the weight cost up to 5×: hence the low-dose chain only. Costs
                  the two halves' reconstructions there (1.5–3.4× the time).
+    oversample : the model's grid, in object pixels per detector-grid pixel. 1 (default): the
+                 detector's own grid, as in every far-field code; there the exit wave P·O, whose
+                 spectrum is twice the detector's band, aliases back into the detector. m = 2–4:
+                 the frames padded with unmeasured pixels to an m times finer grid, the object
+                 band-limited to the detector's band, the results returned on the detector's grid
+                 (``finegrid.py``). Measured on the regime cells whose frames are made without
+                 aliasing (36–39, seed 0, the default chain; docs/results/ptychography.md,
+                 "Session 36"): at 10⁹ photons per frame the OD error falls 2.5–4× (zone plate
+                 0.147 → 0.059, pinhole 0.097 → 0.023); at 10⁶ it changes nothing. Costs m² the
+                 transforms and the frames' memory; on frames made with the one grid's aliasing
+                 (chemtomo's simulator) it is the wrong model. Hence not the default.
     """
 
     raar: RAAROptions = field(default_factory=RAAROptions)
@@ -489,6 +500,7 @@ class PtychoOptions:
     subpixel: int = 0
     likelihood: str = "amplitude"
     frc_weighting: str = "auto"
+    oversample: int = 1
 
 
 def _check(cond: bool, name: str, expected: str, value) -> None:
@@ -561,5 +573,7 @@ def validate_options(options: PtychoOptions) -> None:
            "convergence.later_min_iterations", "None or non-negative", o.convergence.later_min_iterations)
     _check(o.frc_weighting in ("auto", "on", "off"), "frc_weighting", "'auto', 'on' or 'off'", o.frc_weighting)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
+    _check(isinstance(o.oversample, int) and not isinstance(o.oversample, bool) and 1 <= o.oversample <= 4,
+           "oversample", "an integer in 1..4 (1: the detector's grid)", o.oversample)
     _check(0 <= o.subpixel <= 16 and int(o.subpixel) == o.subpixel, "subpixel",
            "an integer in 1..16, or 0 (from the data's counts)", o.subpixel)

@@ -51,6 +51,7 @@ from .algorithms import (
 )
 from .detector import clean_scan
 from .engine import Run, affine_free_steps
+from .finegrid import detector_window, fine_shape, finer_scan, to_detector_grid, upsampled
 from .noise import dim_background, dose_summary
 from .operators import FarFieldModel, State, object_shape_for
 from .options import PtychoOptions, validate_options
@@ -703,7 +704,11 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         run, ``diverged``, ``stop_reason`` ("converged", "diverged" or "max_iterations": why the
         last solver stage ended; iterations are a maximum), ``positions_m`` (refined, one row per frame used) and
         ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
-        ``phase_ramp_rad_per_px`` removed, ``n_modes``, ``initial_probe`` (its source), ``probe_guess_scale`` (the size factor applied to a guess
+        ``phase_ramp_rad_per_px`` removed, ``oversample`` (``PtychoOptions.oversample``: above 1
+        the solvers ran on a grid that many times finer, and ``positions_m``, ``object_shape``,
+        the image, probe and background are on the detector's grid all the same; the iteration
+        history's pixels, ``position_step_rms_px`` and ``lambda_z_px2``, are the fine grid's),
+        ``n_modes``, ``initial_probe`` (its source), ``probe_guess_scale`` (the size factor applied to a guess
         that disagreed with the mean diffraction pattern, 1.0 when left alone),
         ``position_step_rms_px`` per refinement, ``position_changes``, ``probe_defocus`` (the
         defocus check, ``engine.Run.defocus_check``: ``iteration``, ``lambda_z_px2`` and ``z_m``
@@ -785,6 +790,18 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         if len(object_shape) != 2 or min(object_shape) < 1:
             raise InputError(f"object_shape must be (oy, ox) positive, got {object_shape!r}")
         object_shape = (int(object_shape[0]), int(object_shape[1]))
+    # the results' grid (the detector's); with options.oversample = m the problem is solved on a
+    # grid m times finer (finegrid.py) and brought back to this one
+    m = options.oversample
+    out_shape, out_pixel = object_shape, pixel_yx
+    if m > 1:
+        scan = finer_scan(scan, m)
+        if isinstance(probe, (np.ndarray, list, tuple)):  # a guess on the detector's grid
+            probe = upsampled(np.asarray(probe), m)
+        pixel_yx = np.asarray(scan.pixel_yx_m, dtype=np.float64)
+        positions_px = scan.positions_m[used] / pixel_yx
+        h, w = scan.frame_shape
+        object_shape = fine_shape(object_shape, m)
 
     mask = np.ones((h, w), bool) if scan.mask is None else np.asarray(scan.mask, bool)
     if not mask.any():
@@ -909,7 +926,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
             if rule is not None:
                 rule.finished(k, half, half_model)
         half_model.release()
-        return _air_referenced(half.state.obj, half_illum), half_illum
+        half_obj = _air_referenced(half.state.obj, half_illum)
+        if m > 1:
+            return to_detector_grid(half_obj, m), np.ascontiguousarray(half_illum[::m, ::m])
+        return half_obj, half_illum
 
     def solve_halves(progress_) -> list:
         return [solve_half(k, progress_) for k in (0, 1)]
@@ -993,7 +1013,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s; %s)", algorithm, run.iteration, n_iter,
              run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "",
              ", ".join(f"{name} {n}" for name, n in run.stage_iterations))
-    moves = position_changes(positions_px, state.positions_px)
+    moves = position_changes(positions_px / m, state.positions_px / m)  # in pixels of the results' grid
     if moves is not None:
         log.info("ptycho positions refined: RMS change %.3f px (without a common affine change %.3f px), "
                  "largest %.3f px", moves["rms_px"], moves["non_affine_rms_px"], moves["max_px"])
@@ -1002,6 +1022,14 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     transmission, factor, ramp = air_reference(state.obj, air)
     probe_out = (state.probe * factor).astype(np.complex64)
     model.release()
+    bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
+    if m > 1:  # back on the detector's grid: probe × object reproduces the data in the one-grid model
+        transmission = to_detector_grid(transmission, m)
+        illumination = np.ascontiguousarray(illumination[::m, ::m])
+        probe_out = to_detector_grid(probe_out, m) * np.float32(m)
+        ramp = tuple(float(r) * m for r in ramp)
+        if bg_out is not None:
+            bg_out = np.ascontiguousarray(bg_out[detector_window(bg_out.shape, (h // m, w // m))])
     info = {
         "algorithm": algorithm, "default_rule": default_rule, "stages": stages,
         "stage_iterations": list(run.stage_iterations), "iterations": run.iteration, "diverged": run.diverged,
@@ -1013,7 +1041,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
         "initial_positions_m": scan.positions_m[used].astype(np.float64),
         "excluded_frames": sorted(detector.dropped_frames),  # indices as read (clean_scan)
-        "object_shape": object_shape, "pixel_yx_m": tuple(float(p) for p in pixel_yx),
+        "object_shape": out_shape, "pixel_yx_m": tuple(float(p) for p in out_pixel), "oversample": m,
         "phase_ramp_rad_per_px": ramp, "n_modes": options.probe.n_modes, "initial_probe": probe_source,
         "probe_guess_scale": probe_scale,
         "position_step_rms_px": run.position_history,
@@ -1032,7 +1060,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
             with on_cores():
                 halves = solve_halves(progress)
         common = np.minimum(halves[0][1], halves[1][1])
-        curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(pixel_yx))
+        curve, shift = split_half_frc(halves[0][0], halves[1][0], common, tuple(out_pixel))
         info["frc_shift_px"] = shift.tolist()
         info["frc_resolution_m"] = curve.resolution_m
         info["frc_core_handover"] = handed_over  # [(the run that took a freed core, its iteration)]
@@ -1040,7 +1068,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
             info["resolution_checks"] = info_rule
     info["frc_weighting"] = None
     if weigh:
-        transmission = frc_weighted(transmission, curve, tuple(pixel_yx), illumination)
+        transmission = frc_weighted(transmission, curve, tuple(out_pixel), illumination)
         info["frc_weighting"] = {"option": options.frc_weighting,
                                  "rule": ("the default's low-dose chain: photon noise limits the image"
                                           if options.frc_weighting == "auto" else "asked for")}
@@ -1048,8 +1076,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
                  info["frc_weighting"]["rule"])
     info["detector"] = detector.as_dict()
     info["seconds"] = time.perf_counter() - t0
-    bg_out = np.fft.fftshift(state.background).astype(np.float32) if options.background.retrieve else None
-    return Projection(transmission=transmission, pixel_m=float(pixel_yx[0]), energy_ev=float(scan.energy_ev),
+    return Projection(transmission=transmission, pixel_m=float(out_pixel[0]), energy_ev=float(scan.energy_ev),
                       angle_deg=float(scan.angle_deg), probe=probe_out, background=bg_out, frc=curve,
                       errors=np.asarray(run.errors, np.float32), info=info)
 
