@@ -558,6 +558,10 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
         warnings.simplefilter("ignore")
         p = reconstruct(scan, chain, object_shape=shape, frc=FRC[0], seed=0, progress=progress, options=OPTIONS[0])
     final = np.asarray(p.transmission)
+    if snap and snap[0].shape != final.shape:  # PtychoOptions.oversample: the run's grid is finer
+        from chemtomo.ptycho.finegrid import to_detector_grid
+
+        snap[0] = to_detector_grid(snap[0], p.info["oversample"])
     return final, (snap[0] if snap else final), p.info
 
 

@@ -477,12 +477,13 @@ class PtychoOptions:
                  spectrum is twice the detector's band, aliases back into the detector. m = 2–4:
                  the frames padded with unmeasured pixels to an m times finer grid, the object
                  band-limited to the detector's band, the results returned on the detector's grid
-                 (``finegrid.py``). Measured on the regime cells whose frames are made without
-                 aliasing (36–39, seed 0, the default chain; docs/results/ptychography.md,
-                 "Session 36"): at 10⁹ photons per frame the OD error falls 2.5–4× (zone plate
-                 0.147 → 0.059, pinhole 0.097 → 0.023); at 10⁶ it changes nothing. Costs m² the
-                 transforms and the frames' memory; on frames made with the one grid's aliasing
-                 (chemtomo's simulator) it is the wrong model. Hence not the default.
+                 (``finegrid.py``). Measured with the default chain on the regime cells made by
+                 other forward models (32–39, seeds 0–2; docs/results/ptychography.md, "Session
+                 36"): at 10⁹ photons per frame the OD error falls 1.4–3.8× (frames without
+                 aliasing: zone plate 0.146 → 0.054, pinhole 0.094 → 0.024), at 10⁶ by −13 % to
+                 +8 %. Costs m² the transforms and the frames' memory (5.5–8× the time); on
+                 frames made with the one grid's aliasing (chemtomo's simulator) it is the wrong
+                 model, 11–17× the error at 10⁹. Hence not the default.
     """
 
     raar: RAAROptions = field(default_factory=RAAROptions)
