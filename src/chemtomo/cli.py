@@ -381,13 +381,18 @@ def ptycho(
                   f"of {unlike:.2f} to theirs)" if unlike is not None else "; the file holds no probe guess")
                  + f": the probe was estimated from the mean diffraction pattern, "
                    f"{abs(data_probe['z_m']) * 1e6:.3g} µm out of focus" if data_probe else "")
-    from .ptycho.reconstruct import SUBPIXEL_LOW
+    from .ptycho.reconstruct import MODEL_LIMITED_FLOORS, SUBPIXEL_LOW
 
     rule = proj.info.get("subpixel_rule")  # said where the counts chose bins finer than dimmer scans'
     binned = f"; positions to {rule}" if rule and proj.info["subpixel"] > SUBPIXEL_LOW else ""
     m = proj.info.get("oversample", 1)
     finer = f"; the model on a grid {m}× finer than the detector's (object band-limited)" if m > 1 else ""
-    console.print(f"{out}: error {err:.4g}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "
+    over = proj.info.get("error_over_floor")
+    floors = f" ({over:.3g}× its Poisson floor)" if over is not None else ""
+    if over is not None and over >= MODEL_LIMITED_FLOORS:
+        finer += ("; the model, not the photon noise, limits this scan" +
+                  ("" if m > 1 else " (very bright frames: try --oversample 2; also position errors, probe modes)"))
+    console.print(f"{out}: error {err:.4g}{floors}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "
                   f"{proj.info.get('algorithm')} stopped after {proj.info.get('iterations')} iterations "
                   f"({proj.info.get('stop_reason')}){averaged}{weighted}{estimated}{restarted}{moved}{binned}{shared}"
                   f"{finer}",

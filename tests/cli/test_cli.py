@@ -201,3 +201,17 @@ def test_ptycho_oversample_runs_on_a_finer_grid_and_says_so(tmp_path):
     assert proj.pixel_m == pytest.approx(scan.pixel_yx_m[0], rel=1e-9)  # the detector's grid
     r = runner.invoke(app, ["ptycho", str(path), "--oversample", "5", "-o", str(tmp_path / "q.cxi")])
     assert r.exit_code != 0 and "oversample" in r.output.lower()
+
+
+def test_ptycho_says_how_far_above_its_noise_floor_it_ended_and_when_the_model_limits_it(tmp_path):
+    # 10⁹ photons per frame recorded without the one grid's aliasing: the one-grid default ends
+    # ~300× above the Poisson floor (tests/ptycho/test_finegrid.py), and the line says what to try
+    from tests.ptycho.test_finegrid import alias_free_scan
+
+    scan, _ = alias_free_scan(1e9, seed=0)
+    path = write_scan(tmp_path / "s.cxi", scan)
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert "× its Poisson floor)" in line, line
+    assert "the model, not the photon noise, limits this scan (very bright frames: try --oversample 2" in line, line

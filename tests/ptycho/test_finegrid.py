@@ -18,6 +18,7 @@ from chemtomo.core import InputError, Scan, energy_to_wavelength
 from chemtomo.ptycho import PtychoOptions, reconstruct, zone_plate_probe
 from chemtomo.ptycho.finegrid import band_limit, fine_shape, finer_scan, to_detector_grid, upsampled
 from chemtomo.ptycho.options import validate_options
+from chemtomo.ptycho.reconstruct import MODEL_LIMITED_FLOORS
 from chemtomo.simulate.ptychography import object_shape, raster_positions
 
 from .conftest import DISTANCE_M, ENERGY_EV, PIXEL_M, N
@@ -148,6 +149,10 @@ def test_the_fine_model_fits_bright_frames_made_without_aliasing(bright_alias_fr
     assert runs[2].errors[-1] <= 20 * floor
     assert runs[1].errors[-1] >= 100 * floor
     assert runs[2].info["oversample"] == 2 and runs[1].info["oversample"] == 1
+    # what the run reports of it: the one grid is model-limited (MODEL_LIMITED_FLOORS), the fine one not
+    assert runs[1].info["error_over_floor"] >= MODEL_LIMITED_FLOORS
+    assert runs[2].info["error_over_floor"] == pytest.approx(runs[2].errors[-1] / floor, rel=1e-6)
+    assert runs[2].info["error_over_floor"] < MODEL_LIMITED_FLOORS
 
 
 def test_the_fine_model_returns_a_better_image_on_the_detectors_grid(bright_alias_free):

@@ -73,6 +73,13 @@ log = logging.getLogger(__name__)
 MIN_HALF_FRAMES = 4
 #: Extra object margin (pixels) when positions are refined, room for them to move.
 POSITION_MARGIN_PX = 8
+#: A run whose last error is this many times the data's Poisson floor or more is limited by its
+#: model, not by the photon noise, and says so (``info["error_over_floor"]``). The default on seed
+#: 0 of the regime matrix: 1.0–1.2 F at 10⁴–10⁶ photons per frame, 4–48 F on chemtomo's own
+#: frames at 10⁹ (48 with 1 px position errors), 330–590 F on frames made without the one grid's
+#: aliasing or from shifted object patches (cells 35, 39), where ``PtychoOptions.oversample = 2``
+#: lowers the error 2–4× (docs/results/ptychography.md, "Session 36").
+MODEL_LIMITED_FLOORS = 100.0
 
 
 def _owner(scan: Scan) -> str:
@@ -703,7 +710,9 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         None where it is off), ``stages``, ``iterations``
         run, ``diverged``, ``stop_reason`` ("converged", "diverged" or "max_iterations": why the
         last solver stage ended; iterations are a maximum), ``positions_m`` (refined, one row per frame used) and
-        ``initial_positions_m``, ``excluded_frames``, ``object_shape``, ``pixel_yx_m``,
+        ``initial_positions_m``, ``excluded_frames``, ``error_over_floor`` (the last error over the
+        noise floor; from ``MODEL_LIMITED_FLOORS`` up the model, not the noise, limits the run and
+        the log says so; None without a floor), ``object_shape``, ``pixel_yx_m``,
         ``phase_ramp_rad_per_px`` removed, ``oversample`` (``PtychoOptions.oversample``: above 1
         the solvers ran on a grid that many times finer, and ``positions_m``, ``object_shape``,
         the image, probe and background are on the detector's grid all the same; the iteration
@@ -1013,6 +1022,13 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
     log.info("ptycho %s: stopped after %d of at most %d iterations (%s%s; %s)", algorithm, run.iteration, n_iter,
              run.stop_reason, f", {run.convergence_rule}" if run.stop_reason == "converged" else "",
              ", ".join(f"{name} {n}" for name, n in run.stage_iterations))
+    over_floor = (float(run.errors[-1]) / run.floor.relative
+                  if run.floor is not None and run.floor.relative > 0 and run.errors else None)
+    if over_floor is not None and over_floor >= MODEL_LIMITED_FLOORS:
+        log.info("ptycho: %s: the error ends at %.0f× the data's Poisson floor: the model, not the photon noise, "
+                 "limits this scan (bright frames recorded without the one grid's aliasing: oversample = 2%s; "
+                 "also position errors, partial coherence: probe modes)", owner, over_floor,
+                 " is already on" if m > 1 else "")
     moves = position_changes(positions_px / m, state.positions_px / m)  # in pixels of the results' grid
     if moves is not None:
         log.info("ptycho positions refined: RMS change %.3f px (without a common affine change %.3f px), "
@@ -1036,6 +1052,7 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         "stop_reason": run.stop_reason, "convergence_rule": run.convergence_rule,
         "object_averaged": run.averaged,
         "noise_floor": run.floor.relative if run.floor is not None else None,
+        "error_over_floor": over_floor,
         "noise_fit_level": run.noise_fit_level or None,
         "floor_target": run.floor_target if run.floor_rule else None,
         "positions_m": (state.positions_px * pixel_yx).astype(np.float64),
