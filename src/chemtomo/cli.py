@@ -303,9 +303,10 @@ def ptycho(
                      "default runs its low-dose chain, below 50 counts per pixel, the halves reconstructed even "
                      "with --no-frc), on (any chain), off (ptycho.PtychoOptions.frc_weighting)."),
     oversample: int = typer.Option(
-        1, min=1, max=4, help="The model's grid in object pixels per detector-grid pixel: 1 (the one-grid model of "
-                              "every far-field code) or 2-4 (no aliasing of the exit wave; m² the time; for very bright "
-                              "data, ptycho.PtychoOptions.oversample). The image comes back on the detector's grid."),
+        0, min=0, max=4, help="The model's grid in object pixels per detector-grid pixel: 1 (the one-grid model of "
+                              "every far-field code), 2-4 (no aliasing of the exit wave; m² the time; for very bright "
+                              "data) or 0, the default (1, and 2 as well where 1 ends ≥ 100× the Poisson floor, the better fit kept; "
+                              "ptycho.PtychoOptions.oversample). The image comes back on the detector's grid."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",
         help="Instead of reconstructing: try the 8 position conventions (swap_xy, flip_x, flip_y) on the "
@@ -389,7 +390,10 @@ def ptycho(
     finer = f"; the model on a grid {m}× finer than the detector's (object band-limited)" if m > 1 else ""
     over = proj.info.get("error_over_floor")
     floors = f" ({over:.3g}× its Poisson floor)" if over is not None else ""
-    if over is not None and over >= MODEL_LIMITED_FLOORS:
+    grid_rule = proj.info.get("oversample_rule") or ""
+    if "model-limited" in grid_rule:  # --oversample 0 ran the scan on both grids
+        finer += f"; {grid_rule}"
+    elif over is not None and over >= MODEL_LIMITED_FLOORS and proj.info.get("stop_reason") == "converged":
         finer += ("; the model, not the photon noise, limits this scan" +
                   ("" if m > 1 else " (very bright frames: try --oversample 2; also position errors, probe modes)"))
     console.print(f"{out}: error {err:.4g}{floors}, {resolution}, pixel {proj.pixel_m * 1e9:.2f} nm; "

@@ -210,8 +210,13 @@ def test_ptycho_says_how_far_above_its_noise_floor_it_ended_and_when_the_model_l
 
     scan, _ = alias_free_scan(1e9, seed=0)
     path = write_scan(tmp_path / "s.cxi", scan)
-    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "p.cxi")])
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "--oversample", "1", "-o", str(tmp_path / "p.cxi")])
     assert r.exit_code == 0, r.output
     line = " ".join(r.output.split())
     assert "× its Poisson floor)" in line, line
     assert "the model, not the photon noise, limits this scan (very bright frames: try --oversample 2" in line, line
+    # the default (--oversample 0) runs the finer grid as well there, and says which it kept
+    r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "q.cxi")])
+    assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert "(≥ 100×: model-limited), a grid 2× finer at" in line and "the finer grid kept" in line, line

@@ -122,7 +122,7 @@ def test_finer_scan_pads_the_detector_with_unmeasured_pixels():
     np.testing.assert_array_equal(fine.positions_m, scan.positions_m)
 
 
-@pytest.mark.parametrize("bad", [0, 5, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [-1, 5, 1.5, True, "2"])
 def test_an_impossible_oversample_is_refused_by_name(bad):
     with pytest.raises(InputError, match="oversample"):
         validate_options(PtychoOptions(oversample=bad))
@@ -198,3 +198,50 @@ def test_the_fine_grid_runs_the_split_half_frc_on_the_detectors_grid():
     nyquist = 1 / (2 * p.pixel_m)
     assert 0.9 * nyquist < p.frc.frequency_per_m.max() <= nyquist * 1.001
     assert np.isnan(p.frc.resolution_m) or p.frc.resolution_m >= p.pixel_m
+
+
+def test_oversample_zero_takes_the_finer_grid_only_where_the_detectors_is_model_limited(bright_alias_free):
+    """``oversample = 0`` runs the detector's grid and, from ``MODEL_LIMITED_FLOORS`` times the
+    Poisson floor up, the finer grid too, keeping the better fit: on the bright unaliased scan
+    (one grid ~340 F) the finer grid's result, the same bits as ``oversample = 2``; on a dim scan
+    (10⁵ photons, about 1 F: noise-limited) the one grid's alone, the same bits as ``oversample = 1``."""
+    scan, obj, runs = bright_alias_free
+    auto = reconstruct(scan, object_shape=obj.shape, frc=False, options=PtychoOptions(oversample=0))
+    assert auto.info["oversample"] == 2 and "the finer grid kept" in auto.info["oversample_rule"]
+    np.testing.assert_array_equal(auto.transmission, runs[2].transmission)
+    dim, dim_obj = alias_free_scan(1e5, seed=0)
+    one = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False)
+    auto = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False, options=PtychoOptions(oversample=0))
+    assert auto.info["oversample"] == 1 and "(< 100×)" in auto.info["oversample_rule"]
+    assert auto.info["error_over_floor"] < 3
+    np.testing.assert_array_equal(auto.transmission, one.transmission)
+
+
+@pytest.mark.parametrize("one_grid, fine, stop, kept", [(300.0, 7.0, "converged", 2), (150.0, 400.0, "converged", 1),
+                                                        (40.0, None, "converged", 1),
+                                                        (300.0, None, "max_iterations", 1)])
+def test_the_grid_from_the_fit_keeps_the_lower_misfit(one_grid, fine, stop, kept):
+    """``_grid_from_fit``'s choice alone, with the two runs' results stood in for: the finer grid
+    runs only where the detector's grid converged at 100 F or more (a run cut short is above its
+    floor for want of iterations) and is kept only where it fits better (chemtomo's own aliased
+    frames at 10⁹: the one grid 3.7 F against 25 F, cell 14, seed 0)."""
+    from types import SimpleNamespace
+
+    from chemtomo.ptycho.reconstruct import _grid_from_fit
+
+    calls, seen = [], []
+
+    def call(options, progress, warn_detector):
+        calls.append(options.oversample)
+        if progress is not None:
+            progress(5, 10)
+        ratio = one_grid if options.oversample == 1 else fine
+        return SimpleNamespace(info={"error_over_floor": ratio, "oversample": options.oversample, "seconds": 1.0,
+                                     "stop_reason": stop})
+
+    out = _grid_from_fit(call, PtychoOptions(oversample=0), lambda done, total: seen.append((done, total)), True)
+    assert out.info["oversample"] == kept
+    assert calls == ([1] if fine is None else [1, 2])
+    if fine is not None:  # one progress bar over both runs
+        assert seen == [(5, 10), (15, 20)] and out.info["seconds"] == 2.0
+        assert ("the finer grid kept" if kept == 2 else "the detector's grid kept") in out.info["oversample_rule"]

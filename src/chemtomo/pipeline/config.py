@@ -81,11 +81,13 @@ class PtychoConfig:
                                     "solver fits photon noise; the halves are then reconstructed for every such scan), on (every "
                                     "scan, any chain) or off (ptycho.PtychoOptions.frc_weighting).",
                             choices=("auto", "on", "off"))
-    oversample: int = _f(1, "The model's grid in object pixels per detector-grid pixel: 1 (every far-field code's one-grid "
+    oversample: int = _f(0, "The model's grid in object pixels per detector-grid pixel: 1 (every far-field code's one-grid "
                             "model), 2-4 (the exit wave formed on a grid that much finer, the far field beyond the detector "
                             "unmeasured, the object band-limited to the detector's band; m^2 the time; lowers the error "
                             "where very bright data show the one grid's aliasing, ptycho.PtychoOptions.oversample). "
-                            "Projections come back on the detector's grid either way.", low=1, high=4)
+                            "0 (default): 1, and 2 as well for a scan whose run on 1 ends at 100x its Poisson floor or "
+                            "more (the model, not the noise, limits it), the better fit kept. "
+                            "Projections come back on the detector's grid either way.", low=0, high=4)
     mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "
                        "any other value masked, in the files' detector orientation; combined with each scan's own mask. "
                        "Masked pixels float free in every update. Relative to the config file.")

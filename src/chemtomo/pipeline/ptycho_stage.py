@@ -63,7 +63,7 @@ def reconstruct_scan_file(path: str, read_options: dict, recon_options: dict) ->
 
     recon_options = dict(recon_options)
     options = PtychoOptions(frc_weighting=recon_options.pop("frc_weighting", "auto"),
-                            oversample=recon_options.pop("oversample", 1))
+                            oversample=recon_options.pop("oversample", 0))
     read_options = dict(read_options)
     mask_file = read_options.pop("mask_file", None)
     read_options.pop("mask_fingerprint", None)
@@ -230,7 +230,8 @@ def _submit_all(ctx: RunContext, jobs, read_opts, bar, n_done: int, n_total: int
         frc_text = (f"; FRC {meta['resolution_m'] * 1e9:.1f} nm" if meta["resolution_m"] is not None
                     and np.isfinite(meta["resolution_m"]) else "")
         averaged = (", averaged" if meta.get("object_averaged") else "") + (
-            ", FRC-weighted" if meta.get("frc_weighted") else "")
+            ", FRC-weighted" if meta.get("frc_weighted") else "") + (
+            f", on a grid {meta['oversample']}× finer" if meta.get("oversample", 1) > 1 else "")
         stop = (f"; stopped after {meta['iterations']} iterations ({meta['stop_reason']}{averaged})"
                 if meta.get("stop_reason") else "")
         det = meta.get("detector") or {}
@@ -285,7 +286,7 @@ def run_ptycho(ctx: RunContext) -> dict:
                 "refine_positions": cfg.refine_positions, "background_projection": cfg.background_projection,
                 "object_shape": plan[energy]["object_shape"],
                 "frc": frc, "seed": 0, "saturation": cfg.saturation or None, "frc_weighting": cfg.frc_weighting}
-        if cfg.oversample != 1:  # only then in the key: stores made before the option keep their finished scans
+        if cfg.oversample != 0:  # only then in the key: stores made before the option keep their finished scans
             opts["oversample"] = cfg.oversample
         return stable_hash(file_fingerprint(r.path), opts, read_opts), r, energy, opts
 
@@ -327,6 +328,9 @@ def run_ptycho(ctx: RunContext) -> dict:
                            "object_averaged": [bool(m.get("object_averaged", False)) for m in metas],
                            # the scan's object weighted by its split-half FRC (the low-dose chain)
                            "frc_weighted": [bool(m.get("frc_weighted", False)) for m in metas],
+                           # the model's grid per scan (ptycho.PtychoOptions.oversample; 2 where the
+                           # detector's was model-limited and the finer one fitted better)
+                           "oversample": [int(m.get("oversample", 1)) for m in metas],
                            # the modulus projection's background rule per scan ("subtract", "share")
                            "background_projection": [m.get("background_projection") for m in metas],
                            "probe_drift_px": (-drift).tolist()}

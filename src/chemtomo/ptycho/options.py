@@ -472,7 +472,7 @@ class PtychoOptions:
                  them (steps of 0.6 of the probe, 10⁹ photons), the halves' FRC understates the
                  full scan's and the weight cost up to 5×: hence the low-dose chain only. Costs
                  the two halves' reconstructions there (1.5–3.4× the time).
-    oversample : the model's grid, in object pixels per detector-grid pixel. 1 (default): the
+    oversample : the model's grid, in object pixels per detector-grid pixel. 1: the
                  detector's own grid, as in every far-field code; there the exit wave P·O, whose
                  spectrum is twice the detector's band, aliases back into the detector. m = 2–4:
                  the frames padded with unmeasured pixels to an m times finer grid, the object
@@ -483,7 +483,17 @@ class PtychoOptions:
                  aliasing: zone plate 0.146 → 0.054, pinhole 0.094 → 0.024), at 10⁶ by −13 % to
                  +8 %. Costs m² the transforms and the frames' memory (5.5–8× the time); on
                  frames made with the one grid's aliasing (chemtomo's simulator) it is the wrong
-                 model, 11–17× the error at 10⁹. Hence not the default.
+                 model, 11–17× the error at 10⁹. Hence never 2 by default. 0 (default): from the
+                 fit: the detector's grid, and where that run ends at
+                 ``reconstruct.MODEL_LIMITED_FLOORS`` times its Poisson floor or more (the model,
+                 not the noise, limits it) the scan again on a grid twice as fine, the better fit
+                 kept (``info["oversample_rule"]``). On the regime matrix (seeds 0–19, cells 0–31:
+                 docs/results/ptychography.md, "Session 36") only cell 20 (1 px position errors at
+                 10⁹ photons) reaches 100× the floor, on 5 seeds of 20: the finer grid was kept
+                 on 3, with OD errors 0.57 → 0.41, 0.70 → 0.59, 0.64 → 0.60, and refused on 2 (one
+                 of which it would have taken to 1.95); on cells 33, 35, 37, 39 (10⁹ photons, frames
+                 without the one grid's aliasing, 210–590× the floor) it is kept. Every other scan
+                 runs once, the same bits as 1.
     """
 
     raar: RAAROptions = field(default_factory=RAAROptions)
@@ -501,7 +511,7 @@ class PtychoOptions:
     subpixel: int = 0
     likelihood: str = "amplitude"
     frc_weighting: str = "auto"
-    oversample: int = 1
+    oversample: int = 0
 
 
 def _check(cond: bool, name: str, expected: str, value) -> None:
@@ -574,7 +584,7 @@ def validate_options(options: PtychoOptions) -> None:
            "convergence.later_min_iterations", "None or non-negative", o.convergence.later_min_iterations)
     _check(o.frc_weighting in ("auto", "on", "off"), "frc_weighting", "'auto', 'on' or 'off'", o.frc_weighting)
     _check(o.object_reg > 0, "object_reg", "positive", o.object_reg)
-    _check(isinstance(o.oversample, int) and not isinstance(o.oversample, bool) and 1 <= o.oversample <= 4,
-           "oversample", "an integer in 1..4 (1: the detector's grid)", o.oversample)
+    _check(isinstance(o.oversample, int) and not isinstance(o.oversample, bool) and 0 <= o.oversample <= 4,
+           "oversample", "an integer in 1..4 (1: the detector's grid), or 0 (from the fit)", o.oversample)
     _check(0 <= o.subpixel <= 16 and int(o.subpixel) == o.subpixel, "subpixel",
            "an integer in 1..16, or 0 (from the data's counts)", o.subpixel)

@@ -613,6 +613,40 @@ def _defocus_info(check: dict | None, pixel_yx, energy_ev: float) -> dict | None
     return {**check, "z_m": z_m}
 
 
+def _grid_from_fit(call: Callable, options: PtychoOptions, progress, warn_detector: bool) -> Projection:
+    """``PtychoOptions.oversample = 0``: the scan on the detector's grid; where that run converges at
+    ``MODEL_LIMITED_FLOORS`` times its Poisson floor or more, again on a grid twice as fine, and
+    the run that fits the data better (the lower error over the same floor) is returned, with
+    ``info["oversample_rule"]`` saying what was compared. ``call(options=, progress=,
+    warn_detector=)`` reconstructs the scan."""
+    first = call(options=dataclasses.replace(options, oversample=1), progress=progress, warn_detector=warn_detector)
+    ratio = first.info["error_over_floor"]
+    if ratio is None or ratio < MODEL_LIMITED_FLOORS or first.info["stop_reason"] != "converged":
+        # a run stopped before convergence is above its floor for want of iterations, not of a model
+        first.info["oversample_rule"] = (
+            "the data are not photon counts: the detector's grid" if ratio is None else
+            f"the detector's grid ended at {ratio:.3g}× the Poisson floor "
+            + (f"(< {MODEL_LIMITED_FLOORS:g}×)" if ratio < MODEL_LIMITED_FLOORS
+               else f"without converging ({first.info['stop_reason']})"))
+        return first
+    log.info("ptycho: the detector's grid ended at %.3g× the Poisson floor: the scan again on a grid 2× finer",
+             ratio)
+
+    def later(done: int, total: int) -> None:  # the second run after the first on one progress bar
+        progress(total + done, 2 * total)
+
+    second = call(options=dataclasses.replace(options, oversample=2), progress=later if progress else None,
+                  warn_detector=False)
+    fine = second.info["error_over_floor"]
+    keep = second if fine is not None and fine < ratio else first
+    keep.info["oversample_rule"] = (f"the detector's grid ended at {ratio:.3g}× the Poisson floor (≥ "
+                                    f"{MODEL_LIMITED_FLOORS:g}×: model-limited), a grid 2× finer at {fine:.3g}×: "
+                                    + ("the finer grid kept" if keep is second else "the detector's grid kept"))
+    keep.info["seconds"] = first.info["seconds"] + second.info["seconds"]
+    log.info("ptycho: %s", keep.info["oversample_rule"])
+    return keep
+
+
 def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n_modes: int | None = None,
                 background: bool | None = None, refine_positions: bool | None = None,
                 background_projection: str | None = None,
@@ -773,6 +807,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         options = dataclasses.replace(options, background=dataclasses.replace(
             options.background, projection=str(background_projection).strip().lower()))
     validate_options(options)
+    if options.oversample == 0:  # the model's grid from the fit (PtychoOptions.oversample)
+        return _grid_from_fit(functools.partial(
+            reconstruct, scan, algorithm, probe=probe, object_shape=object_shape, frc=frc, seed=seed,
+            device=device, saturation=saturation, detector_mask=detector_mask), options, progress, warn_detector)
     default_rule = None
     if not is_default(algorithm):
         stages = parse_algorithm(algorithm)
@@ -1024,11 +1062,10 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
              ", ".join(f"{name} {n}" for name, n in run.stage_iterations))
     over_floor = (float(run.errors[-1]) / run.floor.relative
                   if run.floor is not None and run.floor.relative > 0 and run.errors else None)
-    if over_floor is not None and over_floor >= MODEL_LIMITED_FLOORS:
+    if over_floor is not None and over_floor >= MODEL_LIMITED_FLOORS and m == 1 and run.stop_reason == "converged":
         log.info("ptycho: %s: the error ends at %.0f× the data's Poisson floor: the model, not the photon noise, "
-                 "limits this scan (bright frames recorded without the one grid's aliasing: oversample = 2%s; "
-                 "also position errors, partial coherence: probe modes)", owner, over_floor,
-                 " is already on" if m > 1 else "")
+                 "limits this scan (bright frames recorded without the one grid's aliasing: oversample = 2; "
+                 "also position errors, partial coherence: probe modes)", owner, over_floor)
     moves = position_changes(positions_px / m, state.positions_px / m)  # in pixels of the results' grid
     if moves is not None:
         log.info("ptycho positions refined: RMS change %.3f px (without a common affine change %.3f px), "
