@@ -548,7 +548,10 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
     def progress(done: int, total: int) -> None:
         if FRC[0]:  # three runs in threads: no snapshot of the full scan's object here
             return
-        run = sys._getframe(1).f_locals["self"]  # the calling Run
+        frame = sys._getframe(1)  # the calling Run (through the default's wrapper of a second grid's run)
+        while "self" not in frame.f_locals or not hasattr(frame.f_locals["self"], "model"):
+            frame = frame.f_back
+        run = frame.f_locals["self"]
         if run.model.n_frames != scan.n_frames:  # a split half (the default's FRC weighting at low dose)
             return
         if not snap and time.perf_counter() - t0 >= fixed_s:
