@@ -305,7 +305,7 @@ def ptycho(
     oversample: int = typer.Option(
         0, min=0, max=4, help="The model's grid in object pixels per detector-grid pixel: 1 (the one-grid model of "
                               "every far-field code), 2-4 (no aliasing of the exit wave; m² the time; for very bright "
-                              "data) or 0, the default (1, and 2 as well where 1 ends ≥ 100× the Poisson floor, the better fit kept; "
+                              "data) or 0, the default (1, and 2 as well where 1 converges ≥ 20× the Poisson floor, the better fit kept; "
                               "ptycho.PtychoOptions.oversample). The image comes back on the detector's grid."),
     guess_orientation: bool = typer.Option(
         False, "--guess-orientation",

@@ -212,17 +212,17 @@ def test_oversample_zero_takes_the_finer_grid_only_where_the_detectors_is_model_
     dim, dim_obj = alias_free_scan(1e5, seed=0)
     one = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False)
     auto = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False, options=PtychoOptions(oversample=0))
-    assert auto.info["oversample"] == 1 and "(< 100×)" in auto.info["oversample_rule"]
+    assert auto.info["oversample"] == 1 and f"(< {MODEL_LIMITED_FLOORS:g}×)" in auto.info["oversample_rule"]
     assert auto.info["error_over_floor"] < 3
     np.testing.assert_array_equal(auto.transmission, one.transmission)
 
 
 @pytest.mark.parametrize("one_grid, fine, stop, kept", [(300.0, 7.0, "converged", 2), (150.0, 400.0, "converged", 1),
-                                                        (40.0, None, "converged", 1),
+                                                        (10.0, None, "converged", 1),
                                                         (300.0, None, "max_iterations", 1)])
 def test_the_grid_from_the_fit_keeps_the_lower_misfit(one_grid, fine, stop, kept):
     """``_grid_from_fit``'s choice alone, with the two runs' results stood in for: the finer grid
-    runs only where the detector's grid converged at 100 F or more (a run cut short is above its
+    runs only where the detector's grid converged at 20 F or more (a run cut short is above its
     floor for want of iterations) and is kept only where it fits better (chemtomo's own aliased
     frames at 10⁹: the one grid 3.7 F against 25 F, cell 14, seed 0)."""
     from types import SimpleNamespace

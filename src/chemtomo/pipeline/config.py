@@ -85,7 +85,7 @@ class PtychoConfig:
                             "model), 2-4 (the exit wave formed on a grid that much finer, the far field beyond the detector "
                             "unmeasured, the object band-limited to the detector's band; m^2 the time; lowers the error "
                             "where very bright data show the one grid's aliasing, ptycho.PtychoOptions.oversample). "
-                            "0 (default): 1, and 2 as well for a scan whose run on 1 ends at 100x its Poisson floor or "
+                            "0 (default): 1, and 2 as well for a scan whose run on 1 converges at 20x its Poisson floor or "
                             "more (the model, not the noise, limits it), the better fit kept. "
                             "Projections come back on the detector's grid either way.", low=0, high=4)
     mask: str = _f("", "Detector mask file (TIFF, .npy, or HDF5 with a NeXus pixel_mask / CXI detector_1/mask), 0 = good pixel, "

@@ -21,11 +21,13 @@ With ``oversample = m`` the problem is solved on a grid m times finer:
   the probe band-limited and sampled at every m-th pixel (the probe ×m, so that probe × object
   reproduces the data in the one-grid model), the background cropped to the detector.
 
-Costs m² the transforms and the memory of the frames. An option, not the default: it helps
-only where the data are bright enough for the model error to show (10⁹ photons per frame on
-regime cells 32–39: 1.4–3.8× lower OD error), and on frames made *with* the one grid's
-aliasing (chemtomo's simulator) it is the wrong model (11–17× the error at 10⁹;
-docs/results/ptychography.md, "Session 36").
+Costs m² the transforms and the memory of the frames. It helps only where the data are bright
+enough for the model error to show (10⁹ photons per frame on regime cells 32–39: 1.4–3.8× lower
+OD error), and on frames made *with* the one grid's aliasing (chemtomo's simulator) it is the
+wrong model (11–17× the error at 10⁹; docs/results/ptychography.md, "Session 36"). Hence the
+default, ``oversample = 0``, lets the fit decide (``reconstruct._grid_from_fit``): the detector's
+grid, and the finer one as well only where the detector's converges far above its Poisson floor,
+the lower misfit kept.
 """
 
 from __future__ import annotations

@@ -488,12 +488,14 @@ class PtychoOptions:
                  ``reconstruct.MODEL_LIMITED_FLOORS`` times its Poisson floor or more (the model,
                  not the noise, limits it) the scan again on a grid twice as fine, the better fit
                  kept (``info["oversample_rule"]``). On the regime matrix (seeds 0–19, cells 0–31:
-                 docs/results/ptychography.md, "Session 36") only cell 20 (1 px position errors at
-                 10⁹ photons) reaches 100× the floor, on 5 seeds of 20: the finer grid was kept
-                 on 3, with OD errors 0.57 → 0.41, 0.70 → 0.59, 0.64 → 0.60, and refused on 2 (one
-                 of which it would have taken to 1.95); on cells 33, 35, 37, 39 (10⁹ photons, frames
-                 without the one grid's aliasing, 210–590× the floor) it is kept. Every other scan
-                 runs once, the same bits as 1.
+                 docs/results/ptychography.md, "Session 36") cells 20 (1 px position errors at 10⁹
+                 photons) and 27 (10⁹, off the pixel grid) reach 20× the floor on every seed: the
+                 finer grid was kept on 3 of cell 20's seeds, each with a lower OD error (0.57 →
+                 0.41, 0.70 → 0.59, 0.64 → 0.60), and refused on the other 37 runs, among them
+                 every one where its image was the worse (cell 27: 0.01 → 0.13); on the 10⁹-photon
+                 frames made without the one grid's aliasing or from shifted object patches
+                 (cells 33, 35, 37, 39; 31–590× the floor) it is kept. Every other scan runs once,
+                 the same bits as 1.
     """
 
     raar: RAAROptions = field(default_factory=RAAROptions)

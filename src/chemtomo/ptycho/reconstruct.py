@@ -73,13 +73,18 @@ log = logging.getLogger(__name__)
 MIN_HALF_FRAMES = 4
 #: Extra object margin (pixels) when positions are refined, room for them to move.
 POSITION_MARGIN_PX = 8
-#: A run whose last error is this many times the data's Poisson floor or more is limited by its
-#: model, not by the photon noise, and says so (``info["error_over_floor"]``). The default on seed
-#: 0 of the regime matrix: 1.0–1.2 F at 10⁴–10⁶ photons per frame, 4–48 F on chemtomo's own
-#: frames at 10⁹ (48 with 1 px position errors), 330–590 F on frames made without the one grid's
-#: aliasing or from shifted object patches (cells 35, 39), where ``PtychoOptions.oversample = 2``
-#: lowers the error 2–4× (docs/results/ptychography.md, "Session 36").
-MODEL_LIMITED_FLOORS = 100.0
+#: A run that converges at this many times the data's Poisson floor or more is limited by its
+#: model, not by the photon noise, and says so (``info["error_over_floor"]``); with
+#: ``PtychoOptions.oversample = 0`` (the default) it is run again on a grid twice as fine and the
+#: lower misfit kept (``_grid_from_fit``). A run limited by the noise ends at about 1 F. The
+#: default over seeds 0–19 of the regime matrix (one grid): 1.0–1.2 F at 10⁴–10⁶ photons per frame,
+#: up to 7 F on chemtomo's own frames at 10⁹ on the pixel grid, 21–57 F off it (cell 27) and
+#: 28–176 F with 1 px position errors (cell 20); on frames made without the one grid's aliasing or
+#: from shifted object patches at 10⁹, 31 F on 128² (cell 37) and 210–590 F on 64² (cells 35, 39),
+#: where the finer grid lowers the error 1.4–3.8×. 20 reaches all of those; on cells 20 and 27 the
+#: finer grid's misfit was the higher in every run where its image was the worse (docs/results/
+#: ptychography.md, "Session 36"), so the rule costs them time, not accuracy.
+MODEL_LIMITED_FLOORS = 20.0
 
 
 def _owner(scan: Scan) -> str:
@@ -747,7 +752,8 @@ def reconstruct(scan: Scan, algorithm: str = DEFAULT_ALGORITHM, *, probe=None, n
         ``initial_positions_m``, ``excluded_frames``, ``error_over_floor`` (the last error over the
         noise floor; from ``MODEL_LIMITED_FLOORS`` up the model, not the noise, limits the run and
         the log says so; None without a floor), ``object_shape``, ``pixel_yx_m``,
-        ``phase_ramp_rad_per_px`` removed, ``oversample`` (``PtychoOptions.oversample``: above 1
+        ``phase_ramp_rad_per_px`` removed, ``oversample_rule`` (with ``PtychoOptions.oversample = 0``,
+        the default: which grid was kept and why), ``oversample`` (the grid used: above 1
         the solvers ran on a grid that many times finer, and ``positions_m``, ``object_shape``,
         the image, probe and background are on the detector's grid all the same; the iteration
         history's pixels, ``position_step_rms_px`` and ``lambda_z_px2``, are the fine grid's),
