@@ -645,7 +645,8 @@ def _grid_from_fit(call: Callable, options: PtychoOptions, progress, warn_detect
     fine = second.info["error_over_floor"]
     keep = second if fine is not None and fine < ratio else first
     keep.info["oversample_rule"] = (f"the detector's grid ended at {ratio:.3g}× the Poisson floor (≥ "
-                                    f"{MODEL_LIMITED_FLOORS:g}×: model-limited), a grid 2× finer at {fine:.3g}×: "
+                                    f"{MODEL_LIMITED_FLOORS:g}×: model-limited), a grid 2× finer at "
+                                    + ("no floor" if fine is None else f"{fine:.3g}×") + ": "
                                     + ("the finer grid kept" if keep is second else "the detector's grid kept"))
     keep.info["seconds"] = first.info["seconds"] + second.info["seconds"]
     log.info("ptycho: %s", keep.info["oversample_rule"])
