@@ -549,8 +549,10 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
         if FRC[0]:  # three runs in threads: no snapshot of the full scan's object here
             return
         frame = sys._getframe(1)  # the calling Run (through the default's wrapper of a second grid's run)
-        while "self" not in frame.f_locals or not hasattr(frame.f_locals["self"], "model"):
+        while frame is not None and not hasattr(frame.f_locals.get("self"), "model"):
             frame = frame.f_back
+        if frame is None:
+            return
         run = frame.f_locals["self"]
         if run.model.n_frames != scan.n_frames:  # a split half (the default's FRC weighting at low dose)
             return

@@ -33,13 +33,14 @@ the lower misfit kept.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from ..core.containers import Scan
 from ..core.fft import stack_fft2
 
-__all__ = ["band_limit", "fine_shape", "finer_scan", "to_detector_grid", "upsampled"]
+__all__ = ["band_limit", "detector_window", "fine_shape", "finer_scan", "to_detector_grid", "upsampled"]
 
 
 def fine_shape(shape: tuple[int, int], m: int) -> tuple[int, int]:
@@ -49,18 +50,22 @@ def fine_shape(shape: tuple[int, int], m: int) -> tuple[int, int]:
     return tuple(int(m * s) if s % 2 == 0 else int(m * (s - 1) + 1) for s in shape)
 
 
+@functools.lru_cache(maxsize=8)
 def _band(shape: tuple[int, int], m: int) -> np.ndarray:
     """True at the spatial frequencies of an array of ``shape`` (fine pixels) within the
-    detector's band: |f| ≤ 1 / (2m) cycles per fine pixel along each axis."""
+    detector's band: |f| ≤ 1 / (2m) cycles per fine pixel along each axis (made once per shape:
+    ``band_limit`` runs every iteration; read-only)."""
     fy = np.abs(np.fft.fftfreq(shape[0]))[:, None]
     fx = np.abs(np.fft.fftfreq(shape[1]))[None, :]
-    return (fy <= 0.5 / m) & (fx <= 0.5 / m)
+    band = (fy <= 0.5 / m) & (fx <= 0.5 / m)
+    band.flags.writeable = False
+    return band
 
 
 def band_limit(a: np.ndarray, m: int) -> None:
     """Band-limit ``a`` (..., ny, nx) complex64 in place to the detector's band (``_band``)."""
     spectrum = stack_fft2(np.ascontiguousarray(a, np.complex64))
-    spectrum[..., ~_band(a.shape[-2:], m)] = 0
+    spectrum[..., ~_band(tuple(a.shape[-2:]), m)] = 0
     a[...] = stack_fft2(spectrum, inverse=True, overwrite_x=True)
 
 
