@@ -17,9 +17,10 @@ against the FFT floor, all measured in one run of this script.
    background refined, no FRC; RAAR once more with the probe fixed). Per iteration: the
    interval between progress callbacks, in wall time and in process CPU time, divided by the
    **FFT floor** measured right after it in the callback (outside the interval): one forward
-   and one inverse FFT of every frame (scipy.fft, complex64, in place, all cores, the
-   transforms an iteration must do). Medians over the iterations after the first two. Targets
-   (issue 22): RAAR/DM ≤ 1.5×, PIE ≤ 2.5×.
+   and one inverse FFT of every frame (``core.fft.stack_fft2``, complex64, in place, all cores,
+   the transforms an iteration must do, with the library the solvers use: FFTW where pyFFTW is
+   installed, since session 37, scipy's pocketfft before). Medians over the iterations after
+   the first two. Targets (issue 22): RAAR/DM ≤ 1.5×, PIE ≤ 2.5×.
 
 Usage::
 
@@ -27,6 +28,7 @@ Usage::
     python benchmarks/ptycho_speed.py --part startup
     python benchmarks/ptycho_speed.py --part timeline    # the start-up step by step
     python benchmarks/ptycho_speed.py --part fft-workers # one worker or all, by the stack's size
+    python benchmarks/ptycho_speed.py --part fft-backends # FFTW against pocketfft, by frame size
     python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 196  # whole runs
     python benchmarks/ptycho_speed.py --part command --baseline-src /tmp/old/src --frames 49 --n 64 --photons 1e4
     python benchmarks/ptycho_speed.py --part startup --baseline-src /tmp/old/src --launches 6  # before/after
@@ -307,24 +309,61 @@ def part_fft_workers(repeats: int = 300) -> str:
 
 # -------------------------------------------------------------------------------- iterations
 class _FloorPair:
-    """One in-place forward + inverse FFT of an array shaped like the frames (scipy.fft,
-    complex64, all cores): the transforms every iteration must do."""
+    """One in-place forward + inverse FFT of an aligned array shaped like the frames, all cores,
+    through ``core.fft.stack_fft2``: the transforms every iteration must do, with the library the
+    solvers use (FFTW where pyFFTW is installed and the frames' sides are in ``FFTW_SIDES``, else
+    scipy's pocketfft; the table's heading says which)."""
 
     def __init__(self, shape: tuple[int, ...]):
-        import scipy.fft as sfft
+        from chemtomo.core.fft import WORKERS, backend, empty_aligned, stack_fft2
 
-        from chemtomo.core.fft import WORKERS
-
-        self.sfft, self.workers = sfft, WORKERS
-        self.a = np.ones(shape, np.complex64)
+        self.stack_fft2, self.workers = stack_fft2, WORKERS
+        self.backend = backend(shape)
+        self.a = empty_aligned(shape)
+        self.a[...] = 1
         for _ in range(2):
             self()
 
     def __call__(self) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        self.a = self.sfft.fft2(self.a, axes=(-2, -1), norm="ortho", workers=self.workers, overwrite_x=True)
-        self.a = self.sfft.ifft2(self.a, axes=(-2, -1), norm="ortho", workers=self.workers, overwrite_x=True)
+        self.a = self.stack_fft2(self.a, norm="ortho", workers=self.workers, overwrite_x=True)
+        self.a = self.stack_fft2(self.a, inverse=True, norm="ortho", workers=self.workers, overwrite_x=True)
         return time.perf_counter() - t, time.process_time() - c
+
+
+def part_fft_backends(repeats: int = 100) -> str:
+    """One in-place forward transform of a stack of 16 frames, per frame: scipy's pocketfft and
+    FFTW (pyFFTW, ``FFTW_ESTIMATE`` plans, as ``core.fft`` makes them), one thread each; the
+    evidence for ``core.fft.FFTW_SIDES``."""
+    import scipy.fft as sfft
+
+    from chemtomo.core.fft import FFTW_SIDES, backend, empty_aligned
+
+    try:
+        import pyfftw
+    except ImportError:
+        return "pyFFTW is not installed (pip install 'chemtomo[fftw]'): nothing to compare"
+
+    def per_frame(f, b: int) -> float:
+        f()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            f()
+        return (time.perf_counter() - t) / repeats / b * 1e6
+
+    lines = [f"Per frame, one forward complex64 transform in place in a stack of 16, one thread, medians of 3 × "
+             f"{repeats} calls; FFTW_SIDES = {sorted(FFTW_SIDES)}.", "",
+             "| frame | pocketfft (µs) | FFTW, estimated plan (µs) | FFTW ÷ pocketfft | core.fft uses |",
+             "|---|---:|---:|---:|---|"]
+    for n in (16, 32, 48, 64, 96, 100, 128, 192, 200, 256, 512):
+        a = empty_aligned((16, n, n))
+        a[...] = 1
+        pocket = float(np.median([per_frame(lambda: sfft.fft2(a, axes=(-2, -1), workers=1, overwrite_x=True), 16)
+                                  for _ in range(3)]))
+        plan = pyfftw.FFTW(a, a, axes=(1, 2), flags=("FFTW_ESTIMATE",), threads=1)
+        fftw = float(np.median([per_frame(plan.execute, 16) for _ in range(3)]))
+        lines.append(f"| {n}² | {pocket:.1f} | {fftw:.1f} | {fftw / pocket:.2f} | {backend(a.shape)} |")
+    return "\n".join(lines)
 
 
 def part_iterations(frames: int, n: int, iterations: int, algorithms: list[str]) -> str:
@@ -368,7 +407,8 @@ def part_iterations(frames: int, n: int, iterations: int, algorithms: list[str])
                      float(np.median(w / fw)) if len(w) else float("nan"),
                      float(np.median(c)) if len(c) else float("nan"),
                      float(np.median(c / fc)) if len(c) else float("nan"), len(w), bool(proj.info["diverged"])))
-    lines = [f"Scan: {scan.n_frames} frames of {n}², 10⁶ photons per frame; {iterations} timed iterations per "
+    lines = [f"Scan: {scan.n_frames} frames of {n}², 10⁶ photons per frame, transforms by {floor.backend}; "
+             f"{iterations} timed iterations per "
              f"solver, each divided by the FFT floor pair measured right after it (floor over the run: "
              f"median {np.median(floors_wall) * 1e3:.1f} ms wall, range {np.min(floors_wall) * 1e3:.1f}–"
              f"{np.max(floors_wall) * 1e3:.1f} ms; {np.median(floors_cpu) * 1e3:.1f} ms CPU); medians over the "
@@ -480,7 +520,8 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["all", "startup", "timeline", "fft-workers", "iterations", "command"],
+    ap.add_argument("--part", choices=["all", "startup", "timeline", "fft-workers", "fft-backends", "iterations",
+                                       "command"],
                     default="all",
                     help="command (only with --baseline-src, not in all): the whole `chemtomo ptycho` run")
     ap.add_argument("--frames", type=int, default=400, help="frames of the iteration scan (a square raster)")
@@ -505,6 +546,9 @@ def main() -> None:
     if args.part in ("all", "fft-workers"):
         print("## scipy.fft workers by the size of the stack\n", flush=True)
         print(part_fft_workers() + "\n", flush=True)
+    if args.part in ("all", "fft-backends"):
+        print("## FFTW against pocketfft by frame size\n", flush=True)
+        print(part_fft_backends() + "\n", flush=True)
     if args.part == "command":
         if not args.baseline_src:
             ap.error("--part command needs --baseline-src")

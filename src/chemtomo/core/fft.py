@@ -3,6 +3,12 @@
 scipy.fft on the CPU, with all cores for large stacks and one for small ones
 (:func:`fft_workers`); cupy.fft on the GPU. Transforms act on the
 last two axes and are orthonormal, so that Parseval holds: sum |ψ|² = sum |Ψ|².
+
+Stacks of complex64 frames whose sides are in ``FFTW_SIDES`` (16–128 px, the ptychography
+solvers' frames) go to FFTW instead where pyFFTW is installed (``pip install chemtomo[fftw]``;
+``CHEMTOMO_FFT_BACKEND`` chooses): 1.9–3.7× faster than scipy's pocketfft there on one core
+(``benchmarks/ptycho_speed.py --part fft-backends``). FFTW itself is GPL-licensed, so it is an
+optional extra of this BSD-licensed package, not a requirement.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import scipy.fft as sfft
 
 from .backend import get_array_module
 
-__all__ = ["WORKERS", "fft2", "fft2c", "fft_workers", "ifft2", "ifft2c", "one_core", "stack_fft2", "use_threads"]
+__all__ = ["BACKEND", "FFTW_SIDES", "WORKERS", "backend", "empty_aligned", "fft2", "fft2c", "fft_workers", "ifft2",
+           "ifft2c", "one_core", "stack_fft2", "use_threads"]
 
 #: Threads for scipy.fft; all cores by default, ``CHEMTOMO_FFT_WORKERS`` overrides.
 WORKERS = int(os.environ.get("CHEMTOMO_FFT_WORKERS", os.cpu_count() or 1))
@@ -106,16 +113,183 @@ _C2C = _pocketfft_c2c()
 _INORM = {("backward", True): 0, ("backward", False): 2, ("ortho", True): 1, ("ortho", False): 1}
 
 
+#: Which library transforms stacks of complex64 frames: "auto" (default: FFTW where pyFFTW is
+#: installed and the frames' sides are in ``FFTW_SIDES``, else scipy.fft), "fftw" (the same, and an
+#: error where pyFFTW is missing) or "scipy"; ``CHEMTOMO_FFT_BACKEND`` overrides.
+BACKEND = os.environ.get("CHEMTOMO_FFT_BACKEND", "auto").strip().lower()
+
+#: Frame sides (px) at which FFTW, planned without measurements (``FFTW_ESTIMATE``: the same plan,
+#: hence the same values, on every run), beat scipy's pocketfft on one core of the 2-core sandbox:
+#: per 128² frame 35 against 67–76 µs, per 64² 7 against 15–19 µs, per 32² 1.9 against 7 µs. At
+#: 96² and 192² FFTW was slower (70 against 46 µs, 183 against 161 µs), at 256² and 512² five
+#: to nine times slower (its estimated plan for a stack of large frames is a poor one), so
+#: those stay with pocketfft (``benchmarks/ptycho_speed.py --part fft-backends``).
+FFTW_SIDES = frozenset({16, 32, 64, 128})
+
+#: Complex elements per FFTW call (whole frames; 8 frames of 128², 32 of 64²): a stack is cut into
+#: chunks of this many frames whatever the thread count, so a frame's transform is the same plan,
+#: hence the same bits, on one core or several; ``fft_workers`` threads share the chunks.
+FFTW_CHUNK_ELEMENTS = 1 << 17
+
+
+def _dispatch_backend(name: str) -> str:
+    if name not in ("auto", "fftw", "scipy"):
+        raise ValueError(f"CHEMTOMO_FFT_BACKEND must be 'auto', 'fftw' or 'scipy', got {name!r}")
+    return name
+
+
+class _Fftw:
+    """FFTW through pyFFTW for C-contiguous complex64 stacks: in place, one thread per plan,
+    ``FFTW_ESTIMATE`` plans (no timing in the planner: the same plan on every run), each made
+    once per (chunk shape, direction) and thread and reused on every chunk. A chunk not aligned
+    for FFTW's SIMD loads is transformed in an aligned scratch copy with the same plan (the same
+    bits; the ptychography work buffers are made aligned, ``empty_aligned``, so this is rare)."""
+
+    def __init__(self, pyfftw) -> None:
+        self.pyfftw = pyfftw
+        self.alignment = int(pyfftw.simd_alignment)
+        self.local = threading.local()
+        self.plan_lock = threading.Lock()  # FFTW's planner is not thread-safe
+        self.pool = None
+        self.pool_lock = threading.Lock()
+
+    def _plan(self, shape: tuple[int, int, int], forward: bool):
+        """(plan, its own buffer) for chunks of ``shape`` in this thread."""
+        plans = getattr(self.local, "plans", None)
+        if plans is None:
+            plans = self.local.plans = {}
+        key = (shape, forward)
+        if key not in plans:
+            with self.plan_lock:
+                # planned on an untouched buffer (FFTW_ESTIMATE reads and writes nothing): no memory
+                buf = self.pyfftw.empty_aligned(shape, np.complex64, n=self.alignment)
+                plan = self.pyfftw.FFTW(buf, buf, axes=(1, 2), direction="FFTW_FORWARD" if forward else "FFTW_BACKWARD",
+                                        flags=("FFTW_ESTIMATE",), threads=1)
+            plans[key] = (plan, buf)
+        return plans[key]
+
+    def _scratch(self, shape: tuple[int, int, int]) -> np.ndarray:
+        have = getattr(self.local, "scratch", None)
+        if have is None or have.shape != shape:
+            have = self.local.scratch = self.pyfftw.empty_aligned(shape, np.complex64, n=self.alignment)
+        return have
+
+    def _run(self, stack: np.ndarray, starts: list[int], chunk: int, forward: bool, scale: float | None) -> None:
+        """Transform ``stack[i:i + chunk]`` for every i in ``starts``, in place."""
+        for i in starts:
+            part = stack[i:i + chunk]
+            plan, own = self._plan(part.shape, forward)
+            aligned = part.ctypes.data % self.alignment == 0
+            work = part if aligned else self._scratch(part.shape)
+            if not aligned:
+                work[...] = part
+            plan.update_arrays(work, work)
+            plan.execute()
+            plan.update_arrays(own, own)  # let go of the caller's array
+            if scale is not None:
+                work *= np.float32(scale)
+            if not aligned:
+                part[...] = work
+
+    def transform(self, a: np.ndarray, forward: bool, scale: float | None, workers: int) -> None:
+        """``a`` (C-contiguous complex64, ..., h, w) transformed in place over its last two axes."""
+        h, w = a.shape[-2:]
+        stack = a.reshape(-1, h, w)
+        chunk = max(1, FFTW_CHUNK_ELEMENTS // (h * w))
+        starts = list(range(0, len(stack), chunk))
+        workers = max(1, min(int(workers), WORKERS, len(starts)))
+        if workers == 1:
+            self._run(stack, starts, chunk, forward, scale)
+            return
+        with self.pool_lock:
+            if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self.pool = ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="chemtomo-fftw")
+        share = [starts[k::workers] for k in range(workers)]  # interleaved: equal shares of a ragged end
+        pending = [self.pool.submit(self._run, stack, mine, chunk, forward, scale) for mine in share[1:]]
+        self._run(stack, share[0], chunk, forward, scale)
+        for f in pending:
+            f.result()
+
+
+_FFTW: _Fftw | None = None
+_FFTW_LOCK = threading.Lock()
+_FFTW_MISSING = False
+
+
+def _import_pyfftw():
+    """``import pyfftw``, without the Dask interface that pyFFTW's ``interfaces`` package loads
+    where Dask is installed and not yet imported (Dask takes longer to import than a small scan
+    takes to reconstruct; tests/cli/test_startup.py): during the import ``dask`` is marked missing
+    in ``sys.modules``. Where Dask is already loaded (a pipeline run), nothing is held back."""
+    import sys
+
+    hold_back = "dask" not in sys.modules
+    if hold_back:
+        sys.modules["dask"] = None  # "import dask" raises ImportError; pyFFTW then skips its Dask interface
+    try:
+        import pyfftw
+    finally:
+        if hold_back and "dask" in sys.modules and sys.modules["dask"] is None:
+            del sys.modules["dask"]
+    return pyfftw
+
+
+def _fftw() -> _Fftw | None:
+    """The FFTW backend, imported on first use (pyFFTW takes ~10 ms to import after SciPy), or
+    None where ``BACKEND`` is "scipy" or pyFFTW is not installed ("fftw": an error instead)."""
+    global _FFTW, _FFTW_MISSING
+    if _FFTW is not None or _FFTW_MISSING:
+        return _FFTW
+    with _FFTW_LOCK:
+        if _FFTW is None and not _FFTW_MISSING:
+            if _dispatch_backend(BACKEND) == "scipy":
+                _FFTW_MISSING = True
+                return None
+            try:
+                pyfftw = _import_pyfftw()
+            except ImportError:
+                if BACKEND == "fftw":
+                    raise ImportError("CHEMTOMO_FFT_BACKEND=fftw needs pyFFTW: pip install 'chemtomo[fftw]'") from None
+                _FFTW_MISSING = True
+                return None
+            _FFTW = _Fftw(pyfftw)
+    return _FFTW
+
+
+def backend(shape: tuple[int, ...], dtype=np.complex64) -> str:
+    """Which library :func:`stack_fft2` uses for a C-contiguous array of ``shape`` and ``dtype``:
+    "fftw" or "scipy" (``BACKEND``, ``FFTW_SIDES``)."""
+    if (np.dtype(dtype) == np.complex64 and len(shape) >= 2 and shape[-2] in FFTW_SIDES and shape[-1] in FFTW_SIDES
+            and _fftw() is not None):
+        return "fftw"
+    return "scipy"
+
+
+def empty_aligned(shape, dtype=np.complex64) -> np.ndarray:
+    """``np.empty`` aligned for SIMD loads (64 bytes): FFTW transforms such an array, and every
+    whole-frame slice of it, in place without a copy."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + 64, np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start:start + n].view(dtype).reshape(shape)
+
+
 def stack_fft2(a: np.ndarray, *, inverse: bool = False, norm: str = "backward", overwrite_x: bool = False,
                workers: int | None = None) -> np.ndarray:
     """``scipy.fft.fft2`` / ``ifft2`` over the last two axes of a NumPy array (``norm``
     "backward" or "ortho"), with ``workers`` (None: :func:`fft_workers` of its size).
 
-    The same transform and the same values as scipy.fft, without its per-call argument handling
-    for C-contiguous complex64 arrays, which the ptychography solvers transform thousands of
-    times per scan: about 8 µs of 20–60 µs per call on small stacks, 7 % of a demo-sized scan's
-    reconstruction on one core (docs/results/ptychography_speed.md, session 27). Other arrays,
-    or a SciPy whose transform did not pass the check at import, go through scipy.fft.
+    C-contiguous complex64 stacks, which the ptychography solvers transform thousands of times per
+    scan, skip scipy.fft's per-call argument handling (about 8 µs of 20–60 µs per call on small
+    stacks, 7 % of a demo-sized scan's reconstruction on one core; docs/results/ptychography_speed.md,
+    session 27): pocketfft's transform is called directly, with scipy.fft's values, or, for frames
+    whose sides are in ``FFTW_SIDES`` where pyFFTW is installed (``backend``), FFTW's (equal to
+    pocketfft's to float32 rounding; the same bits for any ``workers``). The result is ``a`` itself
+    with ``overwrite_x`` where the transform is in place (FFTW; pocketfft on a contiguous array).
+    Other arrays, or a SciPy whose transform did not pass the check at import, go through scipy.fft.
 
     Examples
     --------
@@ -126,10 +300,23 @@ def stack_fft2(a: np.ndarray, *, inverse: bool = False, norm: str = "backward", 
     if workers is None:
         workers = fft_workers(a.size)
     inorm = _INORM.get((norm, not inverse))
+    if (inorm is not None and a.ndim >= 2 and a.dtype == np.complex64 and a.flags.c_contiguous
+            and backend(a.shape) == "fftw"):
+        n = a.shape[-2] * a.shape[-1]
+        scale = None if inorm == 0 else (1.0 / np.sqrt(n) if inorm == 1 else 1.0 / n)
+        out = a if overwrite_x else _aligned_copy(a)
+        _FFTW.transform(out, not inverse, scale, workers)
+        return out
     if _C2C is not None and inorm is not None and a.dtype == np.complex64 and a.flags.c_contiguous and a.ndim >= 2:
         return _C2C(a, (-2, -1), not inverse, inorm, a if overwrite_x else None, workers)
     f = sfft.ifft2 if inverse else sfft.fft2
     return f(a, axes=(-2, -1), norm=norm, workers=workers, overwrite_x=overwrite_x)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    out = empty_aligned(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def fft2(a, *, norm: str = "ortho"):

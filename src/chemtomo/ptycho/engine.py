@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..core.fft import empty_aligned
 from . import _kernels as K
 from .finegrid import band_limit
 from .noise import NoiseFloor
@@ -324,7 +325,7 @@ class Run:
         """The error metric on ``frames`` with the current object and background and ``probe``
         (n_modes, h, w) in place of the current probe."""
         m = self.model
-        buf = np.empty((len(frames), m.n_modes, m.h, m.w), np.complex64)
+        buf = empty_aligned((len(frames), m.n_modes, m.h, m.w))
         m.exit_waves(buf, self.state.obj, m.shifted_probes(probe), frames)
         m.fft_inplace(buf)
         err, tot, _ = m.modulus_project(buf, frames, self.state.background, K.thread_chunks(frames))

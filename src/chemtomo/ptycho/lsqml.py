@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.fft import empty_aligned
 from . import _kernels as K
 from ._kernels import thread_chunks
 from .engine import Run
@@ -167,7 +168,7 @@ def amplitude_cost(model, obj: np.ndarray, probes: np.ndarray, frames: np.ndarra
     is not used (the background-free form the solver's direction is derived from; used by the
     gradient test).
     """
-    buf = np.empty((len(frames), model.n_modes, model.h, model.w), np.complex64)
+    buf = empty_aligned((len(frames), model.n_modes, model.h, model.w))
     model.exit_waves(buf, obj, probes, frames)
     far = model.fft_inplace(buf)
     amp = model.amplitude[frames][:, None]
@@ -310,7 +311,8 @@ class _FusedUpdate:
     def __init__(self, model) -> None:
         self.model = model
         self.sums = _BatchSums(model)  # PIE's sums kept between batches, their spans and probe sums
-        self.shifted = np.zeros((model.n_bins, 1, model.h, model.w), np.complex64)  # ΔP in the bins asked for
+        self.shifted = empty_aligned((model.n_bins, 1, model.h, model.w))
+        self.shifted[...] = 0  # ΔP in the bins asked for
         self.stale = False  # some of run.probes' bins are behind the probe (left by a narrow batch)
 
     def narrow(self, bins: np.ndarray, next_bins: np.ndarray) -> bool:
@@ -389,7 +391,7 @@ def run_lsqml(run: Run, iterations: int, *, batch_size: int, beta: float = STEP_
         reg = dose_regularisation(model)
     cap = step_cap(model) if max_step is None else float(max_step)
     rows = int(np.ceil(n / max(1, int(np.ceil(n / batch_size))))) + 1  # the largest batch, and one spare
-    work = np.empty((rows, model.n_modes, model.h, model.w), np.complex64)
+    work = empty_aligned((rows, model.n_modes, model.h, model.w))
     fused = _FusedUpdate(model) if model.n_modes == 1 else None
     if fused is None:
         dop = np.empty_like(work)

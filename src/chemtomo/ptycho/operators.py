@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.fft import stack_fft2
+from ..core.fft import empty_aligned, stack_fft2
 from . import _kernels as K
 from .noise import NoiseFloor, amplitude_floor
 
@@ -156,14 +156,14 @@ class FarFieldModel:
     def buf(self) -> np.ndarray:
         """FFT work buffer (n_frames, n_modes, h, w) complex64, allocated once."""
         if self._buf is None:
-            self._buf = np.empty((self.n_frames, self.n_modes, self.h, self.w), np.complex64)
+            self._buf = empty_aligned((self.n_frames, self.n_modes, self.h, self.w))
         return self._buf
 
     @property
     def psi(self) -> np.ndarray:
         """Exit-wave state of the projection algorithms (n_frames, n_modes, h, w) complex64."""
         if self._psi is None:
-            self._psi = np.empty((self.n_frames, self.n_modes, self.h, self.w), np.complex64)
+            self._psi = empty_aligned((self.n_frames, self.n_modes, self.h, self.w))
         return self._psi
 
     @functools.cached_property
@@ -233,7 +233,7 @@ class FarFieldModel:
             out[self.used_bins[0]] = probe
             return
         spectrum = stack_fft2(probe)
-        work = np.empty((len(bins),) + probe.shape, np.complex64)
+        work = empty_aligned((len(bins),) + probe.shape)
         for i, k in enumerate(bins):  # each bin's ramp read in place: no gathered copy of the ramps
             np.multiply(spectrum, self.ramps[k], out=work[i])
         out[bins] = stack_fft2(work, inverse=True, overwrite_x=True)

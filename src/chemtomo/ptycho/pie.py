@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._kernels import thread_chunks
+from ..core.fft import empty_aligned
 from .engine import Run
 from .operators import float_view
 
@@ -127,7 +128,7 @@ class _BatchSums:
         # the same values as unshift_sum(probe_num, bins=bins), probe_den[bins].sum(axis=0) and
         # the zeroing, in two kernel passes around the FFTs (_kernels.gather_bins,
         # _kernels.unshift_products_sum)
-        work = np.empty((len(bins),) + self.probe_num.shape[1:], np.complex64)
+        work = empty_aligned((len(bins),) + self.probe_num.shape[1:])
         den = np.empty((1, m.h, m.w), np.float32)
         K.gather_bins(float_view(self.probe_num).reshape(m.n_bins, -1), bins,
                       float_view(work).reshape(len(bins), -1), self.probe_den.reshape(m.n_bins, -1),
@@ -149,7 +150,7 @@ def run_pie(run: Run, iterations: int, *, alpha_object: float, alpha_probe: floa
     n = model.n_frames
     n_batches = max(1, int(np.ceil(n / batch_size)))
     # One batch of waves, not all frames: PIE never needs the whole stack at once.
-    work = np.empty((int(np.ceil(n / n_batches)), model.n_modes, model.h, model.w), np.complex64)
+    work = empty_aligned((int(np.ceil(n / n_batches)), model.n_modes, model.h, model.w))
     sums = _BatchSums(model)
     velocity = None
     if momentum > 0:
