@@ -81,6 +81,17 @@ def test_the_backend_rule():
     assert np.array_equal(F.stack_fft2(a.copy()), sfft.fft2(a))
 
 
+def test_the_general_helpers_keep_pocketfft():
+    # core.fft.fft2 / ifft2 (the simulator's frames, the registration) give scipy.fft's own values
+    # with or without pyFFTW: simulated data, the truth every test and benchmark compares against,
+    # do not depend on the install
+    a = _stack((6, 64, 64), seed=2)
+    assert np.array_equal(F.fft2(a), sfft.fft2(a, norm="ortho"))
+    assert np.array_equal(F.ifft2(a), sfft.ifft2(a, norm="ortho"))
+    assert np.array_equal(F.stack_fft2(a.copy(), library="scipy"), sfft.fft2(a))
+    assert not np.array_equal(F.stack_fft2(a.copy()), sfft.fft2(a))  # FFTW's rounding is its own
+
+
 def test_the_backend_can_be_chosen(monkeypatch):
     monkeypatch.setattr(F, "_FFTW", None)
     monkeypatch.setattr(F, "_FFTW_MISSING", False)

@@ -278,7 +278,7 @@ def empty_aligned(shape, dtype=np.complex64) -> np.ndarray:
 
 
 def stack_fft2(a: np.ndarray, *, inverse: bool = False, norm: str = "backward", overwrite_x: bool = False,
-               workers: int | None = None) -> np.ndarray:
+               workers: int | None = None, library: str | None = None) -> np.ndarray:
     """``scipy.fft.fft2`` / ``ifft2`` over the last two axes of a NumPy array (``norm``
     "backward" or "ortho"), with ``workers`` (None: :func:`fft_workers` of its size).
 
@@ -290,6 +290,9 @@ def stack_fft2(a: np.ndarray, *, inverse: bool = False, norm: str = "backward", 
     pocketfft's to float32 rounding; the same bits for any ``workers``). The result is ``a`` itself
     with ``overwrite_x`` where the transform is in place (FFTW; pocketfft on a contiguous array).
     Other arrays, or a SciPy whose transform did not pass the check at import, go through scipy.fft.
+    ``library="scipy"`` keeps pocketfft whatever ``backend`` says: :func:`fft2` and the other
+    general helpers do, so that what does not iterate (the simulator's frames above all: its data
+    are the truth the tests and benchmarks compare against) has the same values on every install.
 
     Examples
     --------
@@ -300,8 +303,8 @@ def stack_fft2(a: np.ndarray, *, inverse: bool = False, norm: str = "backward", 
     if workers is None:
         workers = fft_workers(a.size)
     inorm = _INORM.get((norm, not inverse))
-    if (inorm is not None and a.ndim >= 2 and a.dtype == np.complex64 and a.flags.c_contiguous
-            and backend(a.shape) == "fftw"):
+    if (library != "scipy" and inorm is not None and a.ndim >= 2 and a.dtype == np.complex64
+            and a.flags.c_contiguous and backend(a.shape) == "fftw"):
         n = a.shape[-2] * a.shape[-1]
         scale = None if inorm == 0 else (1.0 / np.sqrt(n) if inorm == 1 else 1.0 / n)
         out = a if overwrite_x else _aligned_copy(a)
@@ -320,10 +323,11 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
 
 
 def fft2(a, *, norm: str = "ortho"):
-    """2D FFT over the last two axes, zero frequency at index 0 (no shifts)."""
+    """2D FFT over the last two axes, zero frequency at index 0 (no shifts); pocketfft on the CPU
+    (``stack_fft2``'s ``library="scipy"``: the same values with or without pyFFTW)."""
     xp = get_array_module(a)
     if xp is np:
-        return stack_fft2(a, norm=norm)
+        return stack_fft2(a, norm=norm, library="scipy")
     return xp.fft.fft2(a, axes=(-2, -1), norm=norm)
 
 
@@ -331,7 +335,7 @@ def ifft2(a, *, norm: str = "ortho"):
     """Inverse of :func:`fft2`."""
     xp = get_array_module(a)
     if xp is np:
-        return stack_fft2(a, inverse=True, norm=norm)
+        return stack_fft2(a, inverse=True, norm=norm, library="scipy")
     return xp.fft.ifft2(a, axes=(-2, -1), norm=norm)
 
 
