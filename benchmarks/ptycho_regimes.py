@@ -563,10 +563,11 @@ def run_code(algo: str, scan, shape, fixed_s: float = math.inf):
         warnings.simplefilter("ignore")
         p = reconstruct(scan, chain, object_shape=shape, frc=FRC[0], seed=0, progress=progress, options=OPTIONS[0])
     final = np.asarray(p.transmission)
-    if snap and snap[0].shape != final.shape:  # PtychoOptions.oversample: the run's grid is finer
+    if snap and snap[0].shape != final.shape:  # the snapshot's run was on a finer grid (PtychoOptions.oversample;
+        # the default's second run may be refused after the snapshot: the factor is the snapshot's own)
         from chemtomo.ptycho.finegrid import to_detector_grid
 
-        snap[0] = to_detector_grid(snap[0], p.info["oversample"])
+        snap[0] = to_detector_grid(snap[0], int(round(snap[0].shape[0] / final.shape[0])))
     return final, (snap[0] if snap else final), p.info
 
 

@@ -24,6 +24,7 @@ import functools
 
 import numpy as np
 
+from ..core.fft import empty_aligned
 from . import _kernels as K
 from .engine import Run
 from .operators import float_view
@@ -106,7 +107,7 @@ def run_ml(run: Run, iterations: int, *, newton_steps: int, precond_reg: float) 
             d_probes = model.shifted_probes(d_probe)
             K.bilinear_waves(a1, d_obj, run.probes, st.obj, d_probes, model.cy, model.cx, model.kb, frames, True)
             if a2 is None:
-                a2 = np.empty_like(psi0)
+                a2 = empty_aligned(psi0.shape)
             K.bilinear_waves(a2, d_obj, d_probes, st.obj, d_probes, model.cy, model.cx, model.kb, frames, False)
             a2 = model.fft_inplace(a2)
         else:
