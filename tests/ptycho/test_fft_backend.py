@@ -105,6 +105,22 @@ def test_the_backend_can_be_chosen(monkeypatch):
         F.backend(a.shape)
 
 
+def test_a_missing_or_broken_pyfftw_falls_back_to_pocketfft(monkeypatch):
+    def broken():
+        raise OSError("libfftw3f.so: cannot open shared object file")
+
+    monkeypatch.setattr(F, "_import_pyfftw", broken)
+    monkeypatch.setattr(F, "_FFTW", None)
+    monkeypatch.setattr(F, "_FFTW_MISSING", False)
+    a = _stack((3, 64, 64))
+    assert F.backend(a.shape) == "scipy"
+    assert np.array_equal(F.stack_fft2(a.copy()), sfft.fft2(a))
+    monkeypatch.setattr(F, "_FFTW_MISSING", False)
+    monkeypatch.setattr(F, "BACKEND", "fftw")  # asked for by name: an error that says what to install
+    with pytest.raises(ImportError, match=r"CHEMTOMO_FFT_BACKEND=fftw needs pyFFTW \(pip install 'chemtomo\[fftw\]'\)"):
+        F.backend(a.shape)
+
+
 def test_empty_aligned():
     a = F.empty_aligned((3, 5, 16, 16))
     assert a.shape == (3, 5, 16, 16) and a.dtype == np.complex64 and a.flags.c_contiguous

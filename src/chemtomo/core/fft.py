@@ -249,9 +249,10 @@ def _fftw() -> _Fftw | None:
                 return None
             try:
                 pyfftw = _import_pyfftw()
-            except ImportError:
+            except (ImportError, OSError) as err:  # not installed, or its FFTW library fails to load
                 if BACKEND == "fftw":
-                    raise ImportError("CHEMTOMO_FFT_BACKEND=fftw needs pyFFTW: pip install 'chemtomo[fftw]'") from None
+                    raise ImportError(f"CHEMTOMO_FFT_BACKEND=fftw needs pyFFTW (pip install 'chemtomo[fftw]'): "
+                                      f"{err}") from None
                 _FFTW_MISSING = True
                 return None
             _FFTW = _Fftw(pyfftw)
