@@ -132,9 +132,11 @@ FFTW_SIDES = frozenset({16, 32, 64, 128})
 FFTW_CHUNK_ELEMENTS = 1 << 17
 
 
-def _dispatch_backend(name: str) -> str:
+def _checked_backend(name: str) -> str:
+    from .errors import InputError
+
     if name not in ("auto", "fftw", "scipy"):
-        raise ValueError(f"CHEMTOMO_FFT_BACKEND must be 'auto', 'fftw' or 'scipy', got {name!r}")
+        raise InputError(f"CHEMTOMO_FFT_BACKEND must be 'auto', 'fftw' or 'scipy', got {name!r}")
     return name
 
 
@@ -147,7 +149,7 @@ class _Fftw:
 
     def __init__(self, pyfftw) -> None:
         self.pyfftw = pyfftw
-        self.alignment = int(pyfftw.simd_alignment)
+        self.alignment = int(pyfftw.simd_alignment)  # 16-64 bytes: empty_aligned's 64 covers it
         self.local = threading.local()
         self.plan_lock = threading.Lock()  # FFTW's planner is not thread-safe
         self.pool = None
@@ -162,7 +164,7 @@ class _Fftw:
         if key not in plans:
             with self.plan_lock:
                 # planned on an untouched buffer (FFTW_ESTIMATE reads and writes nothing): no memory
-                buf = self.pyfftw.empty_aligned(shape, np.complex64, n=self.alignment)
+                buf = empty_aligned(shape)
                 plan = self.pyfftw.FFTW(buf, buf, axes=(1, 2), direction="FFTW_FORWARD" if forward else "FFTW_BACKWARD",
                                         flags=("FFTW_ESTIMATE",), threads=1)
             plans[key] = (plan, buf)
@@ -171,7 +173,7 @@ class _Fftw:
     def _scratch(self, shape: tuple[int, int, int]) -> np.ndarray:
         have = getattr(self.local, "scratch", None)
         if have is None or have.shape != shape:
-            have = self.local.scratch = self.pyfftw.empty_aligned(shape, np.complex64, n=self.alignment)
+            have = self.local.scratch = empty_aligned(shape)
         return have
 
     def _run(self, stack: np.ndarray, starts: list[int], chunk: int, forward: bool, scale: float | None) -> None:
@@ -244,7 +246,7 @@ def _fftw() -> _Fftw | None:
         return _FFTW
     with _FFTW_LOCK:
         if _FFTW is None and not _FFTW_MISSING:
-            if _dispatch_backend(BACKEND) == "scipy":
+            if _checked_backend(BACKEND) == "scipy":
                 _FFTW_MISSING = True
                 return None
             try:

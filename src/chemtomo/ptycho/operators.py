@@ -214,7 +214,9 @@ class FarFieldModel:
         out = None if len(used) == self.n_bins else np.zeros((self.n_bins,) + probe.shape, np.complex64)
         spectrum = stack_fft2(probe)
         ramps = self.ramps[:, None] if len(used) == self.n_bins else self.ramps[used, None]
-        shifted = stack_fft2(spectrum[None] * ramps, inverse=True, overwrite_x=True)
+        product = empty_aligned((len(ramps),) + probe.shape)  # FFTW's SIMD alignment: no copy in stack_fft2
+        np.multiply(spectrum[None], ramps, out=product)
+        shifted = stack_fft2(product, inverse=True, overwrite_x=True)
         if len(used) == self.n_bins:  # every bin in use (np.unique: in order): no copy into zeros
             return shifted.astype(np.complex64, copy=False)
         out[used] = shifted

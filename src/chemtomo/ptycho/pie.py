@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.fft import empty_aligned
 from . import _kernels as K
 from ._kernels import thread_chunks
-from ..core.fft import empty_aligned
 from .engine import Run
 from .operators import float_view
 
