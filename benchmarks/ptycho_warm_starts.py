@@ -162,12 +162,13 @@ def part_coarse_cells(cells: list[int], seeds: list[int], fine_chain: str) -> No
                   + "+".join(str(n) for _, n in full.info["stage_iterations"]) + " it) |", flush=True)
 
 
-def part_finegrid(cells: list[int], seeds: list[int], warm_chain: str, warm_object: bool = True) -> None:
+def part_finegrid(cells: list[int], seeds: list[int], warm_chain: str, warm_object: bool = True,
+                  cold_chain: str = "default") -> None:
     from chemtomo.ptycho import PtychoOptions, reconstruct
     from chemtomo.ptycho.finegrid import fine_shape, upsampled
 
     what = "probe and positions" if not warm_object else "object, probe and positions"
-    print(f"| cell, seed | detector grid | fine grid, cold (the default's rerun) | fine grid from its {what} "
+    print(f"| cell, seed | detector grid | fine grid from the guess (`{cold_chain}`) | fine grid from its {what} "
           f"(`{warm_chain}`) |")
     print("|---|---|---|---|")
     for cell in cells:
@@ -179,7 +180,7 @@ def part_finegrid(cells: list[int], seeds: list[int], warm_chain: str, warm_obje
             one = reconstruct(scan, object_shape=shape, frc=False, options=PtychoOptions(oversample=1))
             rows.append((one, time.perf_counter() - t0))
             t0 = time.perf_counter()
-            cold = reconstruct(scan, object_shape=shape, frc=False, options=PtychoOptions(oversample=2))
+            cold = reconstruct(scan, cold_chain, object_shape=shape, frc=False, options=PtychoOptions(oversample=2))
             rows.append((cold, time.perf_counter() - t0))
             fine = fine_shape(shape, 2)
             if warm_object:
@@ -205,6 +206,7 @@ def main() -> None:
     ap.add_argument("--fine-chain", default="rPIE:300,ePIE:200", help="chain after the coarse start")
     ap.add_argument("--repeats", type=int, default=2, help="alternated timings of --part coarse")
     ap.add_argument("--warm-chain", default="default", help="chain of the warm fine-grid run")
+    ap.add_argument("--cold-chain", default="default", help="chain of the fine-grid run from the guess")
     ap.add_argument("--flat-object", action="store_true",
                     help="the warm fine-grid run takes the detector grid's probe and positions only")
     ap.add_argument("--cells", type=int, nargs="+", default=[35, 39])
@@ -221,7 +223,7 @@ def main() -> None:
     elif args.part == "coarse-cells":
         part_coarse_cells(args.cells, args.seeds, args.fine_chain)
     else:
-        part_finegrid(args.cells, args.seeds, args.warm_chain, not args.flat_object)
+        part_finegrid(args.cells, args.seeds, args.warm_chain, not args.flat_object, args.cold_chain)
 
 
 if __name__ == "__main__":
