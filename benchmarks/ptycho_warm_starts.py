@@ -81,7 +81,7 @@ def _subset(scan, rows: np.ndarray):
 
 def _coarse_then_fine(scan, fine_chain: str):
     from chemtomo.ptycho import PtychoOptions, reconstruct
-    from chemtomo.ptycho.finegrid import fine_shape, upsampled
+    from chemtomo.ptycho.finegrid import band_limit, fine_shape, upsampled
 
     SEED_OBJECT.clear()
     t0 = time.perf_counter()
@@ -163,11 +163,12 @@ def part_coarse_cells(cells: list[int], seeds: list[int], fine_chain: str) -> No
 
 
 def part_finegrid(cells: list[int], seeds: list[int], warm_chain: str, warm_object: bool = True,
-                  cold_chain: str = "default") -> None:
+                  cold_chain: str = "default", lowpass: int = 0, guess_probe: bool = False) -> None:
     from chemtomo.ptycho import PtychoOptions, reconstruct
-    from chemtomo.ptycho.finegrid import fine_shape, upsampled
+    from chemtomo.ptycho.finegrid import band_limit, fine_shape, upsampled
 
-    what = "probe and positions" if not warm_object else "object, probe and positions"
+    what = ("positions" if guess_probe else "probe and positions") if not warm_object else (
+        f"object{f' (band 1/{lowpass})' if lowpass else ''}, " + ("positions" if guess_probe else "probe and positions"))
     print(f"| cell, seed | detector grid | fine grid from the guess (`{cold_chain}`) | fine grid from its {what} "
           f"(`{warm_chain}`) |")
     print("|---|---|---|---|")
@@ -184,11 +185,15 @@ def part_finegrid(cells: list[int], seeds: list[int], warm_chain: str, warm_obje
             rows.append((cold, time.perf_counter() - t0))
             fine = fine_shape(shape, 2)
             if warm_object:
-                SEED_OBJECT["obj"] = upsampled(one.transmission, 2)[: fine[0], : fine[1]]
+                start = np.ascontiguousarray(upsampled(one.transmission, 2)[: fine[0], : fine[1]])
+                if lowpass:  # only the coarse detail: |f| ≤ 1/(2·lowpass) cycles per fine pixel
+                    band_limit(start, lowpass)
+                SEED_OBJECT["obj"] = start
             moved = dataclasses.replace(scan, positions_m=np.asarray(one.info["positions_m"]))
             t0 = time.perf_counter()
             try:  # reconstruct interpolates a probe given on the detector's grid onto the fine one
-                warm = reconstruct(moved, warm_chain, probe=one.probe, object_shape=shape, frc=False,
+                warm = reconstruct(moved, warm_chain, probe=None if guess_probe else one.probe, object_shape=shape,
+                                   frc=False,
                                    options=PtychoOptions(oversample=2))
             finally:
                 SEED_OBJECT.clear()
@@ -209,6 +214,9 @@ def main() -> None:
     ap.add_argument("--cold-chain", default="default", help="chain of the fine-grid run from the guess")
     ap.add_argument("--flat-object", action="store_true",
                     help="the warm fine-grid run takes the detector grid's probe and positions only")
+    ap.add_argument("--lowpass", type=int, default=0,
+                    help="band-limit the warm object to 1/(2·N) cycles per fine pixel (2: the detector's band)")
+    ap.add_argument("--guess-probe", action="store_true", help="the warm run starts from the file's probe guess")
     ap.add_argument("--cells", type=int, nargs="+", default=[35, 39])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = ap.parse_args()
@@ -223,7 +231,8 @@ def main() -> None:
     elif args.part == "coarse-cells":
         part_coarse_cells(args.cells, args.seeds, args.fine_chain)
     else:
-        part_finegrid(args.cells, args.seeds, args.warm_chain, not args.flat_object, args.cold_chain)
+        part_finegrid(args.cells, args.seeds, args.warm_chain, not args.flat_object, args.cold_chain, args.lowpass,
+                      args.guess_probe)
 
 
 if __name__ == "__main__":

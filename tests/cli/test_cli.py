@@ -219,4 +219,4 @@ def test_ptycho_says_how_far_above_its_noise_floor_it_ended_and_when_the_model_l
     r = runner.invoke(app, ["ptycho", str(path), "--no-frc", "-o", str(tmp_path / "q.cxi")])
     assert r.exit_code == 0, r.output
     line = " ".join(r.output.split())
-    assert "×: model-limited), a grid 2× finer at" in line and "the finer grid kept" in line, line
+    assert "×: model-limited), a grid 2× finer (from its refined positions) at" in line and "the finer grid kept" in line, line

@@ -9,6 +9,8 @@ model cannot fit; the fine model can.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -203,12 +205,21 @@ def test_the_fine_grid_runs_the_split_half_frc_on_the_detectors_grid():
 def test_oversample_zero_takes_the_finer_grid_only_where_the_detectors_is_model_limited(bright_alias_free):
     """``oversample = 0`` runs the detector's grid and, from ``MODEL_LIMITED_FLOORS`` times the
     Poisson floor up, the finer grid too, keeping the better fit: on the bright unaliased scan
-    (one grid ~340 F) the finer grid's result, the same bits as ``oversample = 2``; on a dim scan
-    (10⁵ photons, about 1 F: noise-limited) the one grid's alone, the same bits as ``oversample = 1``."""
+    (one grid ~340 F) the finer grid's result; on a dim scan (10⁵ photons, about 1 F:
+    noise-limited) the one grid's alone, the same bits as ``oversample = 1``.
+
+    The finer grid's run starts from the positions the first run refined: the same bits as
+    ``oversample = 2`` on the scan with those positions (``reconstruct``'s image, probe and the
+    positions' history are those of that run; only ``initial_positions_m`` stays the file's)."""
     scan, obj, runs = bright_alias_free
     auto = reconstruct(scan, object_shape=obj.shape, frc=False, options=PtychoOptions(oversample=0))
     assert auto.info["oversample"] == 2 and "the finer grid kept" in auto.info["oversample_rule"]
-    np.testing.assert_array_equal(auto.transmission, runs[2].transmission)
+    assert "from its refined positions" in auto.info["oversample_rule"]
+    moved = dataclasses.replace(scan, positions_m=runs[1].info["positions_m"])
+    fine = reconstruct(moved, object_shape=obj.shape, frc=False, options=PtychoOptions(oversample=2))
+    np.testing.assert_array_equal(auto.transmission, fine.transmission)
+    np.testing.assert_array_equal(auto.info["positions_m"], fine.info["positions_m"])
+    np.testing.assert_array_equal(auto.info["initial_positions_m"], scan.positions_m)
     dim, dim_obj = alias_free_scan(1e5, seed=0)
     one = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False)
     auto = reconstruct(dim, "ePIE:40", object_shape=dim_obj.shape, frc=False, options=PtychoOptions(oversample=0))
@@ -230,10 +241,13 @@ def test_the_grid_from_the_fit_keeps_the_lower_misfit(one_grid, fine, stop, kept
 
     from chemtomo.ptycho.reconstruct import _grid_from_fit
 
-    calls, seen = [], []
+    calls, seen, starts = [], [], []
 
-    def call(options, progress, warn_detector):
+    def call(options, progress, warn_detector, _final=None, _start=None):
         calls.append(options.oversample)
+        starts.append(_start)
+        if _final is not None:  # the refined positions, which the finer grid's run starts from
+            _final["full"] = "the first run's positions"
         if progress is not None:
             progress(5, 10)
         ratio = one_grid if options.oversample == 1 else fine
@@ -244,6 +258,25 @@ def test_the_grid_from_the_fit_keeps_the_lower_misfit(one_grid, fine, stop, kept
     assert out.info["oversample"] == kept
     reran = one_grid >= MODEL_LIMITED_FLOORS and stop == "converged"
     assert calls == ([1, 2] if reran else [1])
+    assert starts == ([None, {"full": "the first run's positions"}] if reran else [None])
     if reran:  # one progress bar over both runs
         assert seen == [(5, 10), (15, 20)] and out.info["seconds"] == 2.0
         assert ("the finer grid kept" if kept == 2 else "the detector's grid kept") in out.info["oversample_rule"]
+
+
+def test_the_finer_grids_halves_start_from_their_own_refined_positions():
+    """``_grid_from_fit``'s plumbing with the split-half FRC: the first run hands over the refined
+    positions (metres) of the full scan and of each half, the rows each used, and a run on the
+    finer grid starts all three from them and still returns its FRC on the detector's grid."""
+    scan, obj = alias_free_scan(1e7, seed=1)
+    finals: dict = {}
+    one = reconstruct(scan, "ePIE:5", object_shape=obj.shape, frc=True, options=PtychoOptions(oversample=1),
+                      _final=finals)
+    assert set(finals) == {"full", 0, 1}
+    np.testing.assert_array_equal(finals["full"], one.info["positions_m"])
+    assert finals[0].shape == (len(range(0, scan.n_frames, 2)), 2)
+    assert finals[1].shape == (len(range(1, scan.n_frames, 2)), 2)
+    np.testing.assert_allclose(finals[1], scan.positions_m[1::2], atol=2 * one.pixel_m)
+    fine = reconstruct(scan, "ePIE:5", object_shape=obj.shape, frc=True, options=PtychoOptions(oversample=2),
+                       _start=finals)
+    assert fine.frc is not None and fine.transmission.shape == obj.shape
