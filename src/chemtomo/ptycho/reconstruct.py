@@ -628,8 +628,8 @@ def _grid_from_fit(call: Callable, options: PtychoOptions, progress, warn_detect
     The finer grid's run starts from the positions the first run refined (the full scan's, and
     each split half's its own), its object and probe from the file's guess as before. On the
     regime cells that rerun, against the scan's positions (session 38,
-    docs/results/ptychography.md): cell 20 (1 px position errors), seeds 0–9, keeps the finer grid
-    on 4 seeds instead of none, its mean OD error 0.483 → 0.441; the pinhole on 64² frames at
+    docs/results/ptychography.md): cell 20 (1 px position errors), seeds 0–19, keeps the finer
+    grid on 9 seeds instead of 3, its mean OD error 0.502 → 0.456; the pinhole on 64² frames at
     10⁹ photons 3–14 % lower; the zone plate on 128² 5–10 % higher on two seeds; the same time.
     The first run's object and probe were tried as the start too: they carry the one grid's
     aliasing bias, which the finer model keeps (its images up to 2× worse where the guess is good)."""
