@@ -630,7 +630,8 @@ def _grid_from_fit(call: Callable, options: PtychoOptions, progress, warn_detect
     regime cells that rerun, against the scan's positions (session 38,
     docs/results/ptychography.md): cell 20 (1 px position errors), seeds 0–19, keeps the finer
     grid on 9 seeds instead of 3, its mean OD error 0.502 → 0.456; the pinhole on 64² frames at
-    10⁹ photons 3–14 % lower; the zone plate on 128² 5–10 % higher on two seeds; the same time.
+    10⁹ photons 3–14 % lower; the zone plate on 128² 6 % lower (alias-free frames) and 3 % higher
+    (shifted object patches); the same time.
     The first run's object and probe were tried as the start too: they carry the one grid's
     aliasing bias, which the finer model keeps (its images up to 2× worse where the guess is good)."""
     finals: dict = {}
