@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import ptycho_regimes as PR  # noqa: E402
+import ptycho_regimes as PR
 
 SEED_OBJECT: dict[str, np.ndarray] = {}
 
@@ -68,7 +68,7 @@ def coarse_scan(scan, k: int = 2):
     sampled on the k-times coarser object grid."""
     from chemtomo.ptycho.finegrid import detector_window, to_detector_grid
 
-    n, ny, nx = scan.frames.shape
+    ny, nx = scan.frames.shape[1:]
     window = detector_window((ny, nx), (ny // k, nx // k))
     return dataclasses.replace(scan, frames=np.ascontiguousarray(scan.frames[(slice(None),) + window]),
                                mask=None if scan.mask is None else scan.mask[window],
@@ -81,7 +81,7 @@ def _subset(scan, rows: np.ndarray):
 
 def _coarse_then_fine(scan, fine_chain: str):
     from chemtomo.ptycho import PtychoOptions, reconstruct
-    from chemtomo.ptycho.finegrid import band_limit, fine_shape, upsampled
+    from chemtomo.ptycho.finegrid import fine_shape, upsampled
 
     SEED_OBJECT.clear()
     t0 = time.perf_counter()
@@ -99,16 +99,14 @@ def _coarse_then_fine(scan, fine_chain: str):
 
 
 def _illumination(p) -> np.ndarray:
-    """Σ|P|² of a result's probe at its refined positions, on its object grid (for the FRC's mask)."""
-    obj = p.transmission
-    power = (np.abs(p.probe) ** 2).sum(axis=0)
-    h, w = power.shape
+    """Σ|P|² of a result's probe (all modes) at its refined positions, on its object grid (for the
+    FRC's mask; ``ptycho_star._illumination`` at the patches' corners)."""
+    from ptycho_star import _illumination as at_corners
+
+    h, w = p.probe.shape[-2:]
     pos = np.asarray(p.info["positions_m"]) / np.asarray(p.info["pixel_yx_m"])
-    den = np.zeros(obj.shape, np.float32)
-    for y0, x0 in zip(np.floor(pos[:, 0] + obj.shape[0] // 2).astype(int) - h // 2,
-                      np.floor(pos[:, 1] + obj.shape[1] // 2).astype(int) - w // 2):
-        den[y0:y0 + h, x0:x0 + w] += power
-    return den
+    corners = np.floor(pos + np.array(p.transmission.shape) // 2).astype(int) - np.array([h // 2, w // 2])
+    return at_corners(np.sqrt((np.abs(p.probe) ** 2).sum(axis=0)), corners, p.transmission.shape)
 
 
 def part_coarse(path: str, fine_chain: str, repeats: int) -> None:
