@@ -36,12 +36,9 @@ def run(kernel, obj, probes, buf, cy, cx, kb, frames, start, c_phi, do_object=Tr
     sums = [a.copy() for a in start]
     views = (float_view(sums[0]), sums[1], float_view(sums[2]), sums[3])
     args = (float_view(buf), float_view(obj), float_view(probes), cy, cx, kb, frames)
-    if kernel is K.accumulate_1:
-        kernel(*args, c_phi, *views, do_object, do_probe)
-    else:
-        top = np.zeros(1, np.float32)
-        kernel(*args, c_phi, *views, do_object, do_probe, top)
-        run.den_max = top[0]
+    top = np.zeros(1, np.float32)
+    kernel(*args, c_phi, *views, do_object, do_probe, top)
+    run.den_max = top[0]
     return [np.ascontiguousarray(a).view(np.uint32) for a in sums]
 
 
@@ -115,6 +112,29 @@ def test_the_sweep_finds_the_illumination_maximum_of_a_batch():
     row_max = np.zeros(den.shape[0], np.float32)
     K.pie_row_spans(den, cy, cx, frames, probes.shape[1], probes.shape[2], lo, hi, row_max, True)
     assert row_max.max() == run.den_max
+
+
+def test_the_row_owned_kernel_finds_the_same_maximum_on_two_threads():
+    # On two threads PIE and LSQML take the row-owned kernel, which takes each row's maximum over
+    # the span its frames cover once they are added: for a batch's sums (zero at its start) the
+    # same float as the one-thread sweep's and as Σ|P|²'s maximum, so the step skips the spans'
+    # pass there too; a NaN written into the sums gives NaN (the caller then measures it)
+    obj, probes, buf, cy, cx, kb, frames, start = problem(2)
+    zero = [np.zeros_like(a) for a in start]
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        sums = run(K.accumulate_1, obj, probes, buf, cy, cx, kb, frames, zero, -1.0)
+        rows = run.den_max
+        run(K.accumulate_1_fused, obj, probes, buf, cy, cx, kb, frames, zero, -1.0)
+        assert rows == run.den_max == sums[1].view(np.float32).max() > 0
+        run(K.accumulate_1, obj, probes, buf, cy, cx, kb, frames, zero, -1.0, do_object=False)
+        assert run.den_max == 0  # no object sums asked for: nothing found (the caller measures)
+        probes[kb[frames[0]], 3, 5] = np.nan
+        run(K.accumulate_1, obj, probes, buf, cy, cx, kb, frames, zero, -1.0)
+        assert np.isnan(run.den_max)
+    finally:
+        numba.set_num_threads(previous)
 
 
 def test_the_maximum_is_the_largest_value_written_whatever_the_sums_held():

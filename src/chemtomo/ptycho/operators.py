@@ -349,8 +349,8 @@ class FarFieldModel:
         to instead of fresh zeroed ones (PIE keeps them between batches; the probe's may be None
         without ``do_probe``, the object's None without ``do_object``). ``den_max``: a (1,)
         float32 array set to the largest value written into the object's ``Σ |P|²`` (its maximum
-        when it started at zero) where the kernel finds it on the way (one thread, one mode,
-        ``c_phi`` ≠ 0), to NaN where it does not."""
+        when it started at zero) where the kernel finds it on the way (one mode, ``c_phi`` ≠ 0),
+        to NaN where it does not."""
         if den_max is not None:
             den_max[0] = np.nan
         obj_num, obj_den, probe_num, probe_den = out if out is not None else (None,) * 4
@@ -379,7 +379,10 @@ class FarFieldModel:
                 if den_max is not None and do_object:
                     den_max[0] = top[0]
             else:
-                K.accumulate_1(*views, float(c_phi), *sums)
+                top = np.zeros(1, np.float32)
+                K.accumulate_1(*views, float(c_phi), *sums, top)
+                if den_max is not None and do_object:
+                    den_max[0] = top[0]
         else:
             K.accumulate(buf, obj, probes, self.cy, self.cx, self.kb, frames, float(c_phi), obj_num, obj_den,
                          probe_num, probe_den, bool(do_object), bool(do_probe))
