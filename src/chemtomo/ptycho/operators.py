@@ -373,14 +373,9 @@ class FarFieldModel:
                     bool(do_probe))
             if c_phi == 0:
                 (K.accumulate_1_waves if K.one_thread() else K.accumulate_1_waves_rows)(*views, *sums)
-            elif K.one_thread():
+            else:  # either kernel finds the batch's max Σ|P|² on the way (PIE's and LSQML's step)
                 top = np.zeros(1, np.float32)
-                K.accumulate_1_fused(*views, float(c_phi), *sums, top)
-                if den_max is not None and do_object:
-                    den_max[0] = top[0]
-            else:
-                top = np.zeros(1, np.float32)
-                K.accumulate_1(*views, float(c_phi), *sums, top)
+                (K.accumulate_1_fused if K.one_thread() else K.accumulate_1)(*views, float(c_phi), *sums, top)
                 if den_max is not None and do_object:
                     den_max[0] = top[0]
         else:
